@@ -7,3 +7,6 @@ mod error;
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
 };
+
+#[doc(hidden)]
+pub mod fuzzing;
