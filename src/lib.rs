@@ -2,11 +2,23 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+mod codec;
 mod error;
+mod framing;
+mod reader;
+pub mod scan;
+mod writer;
 
+pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
 };
+pub use framing::{
+    Framing, Sequence, StartInFrame, DEFAULT_END, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_START,
+    MAX_SEQUENCE_LEN,
+};
+pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use writer::{Writer, COALESCE_LIMIT};
 
 #[doc(hidden)]
 pub mod fuzzing;

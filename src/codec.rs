@@ -1,0 +1,454 @@
+//! The sans-I/O framing state machine.
+//!
+//! A [`Decoder`] is given the bytes a caller has buffered and says what they hold: a complete
+//! frame (as a range of those bytes, so the caller can hand out a borrowed slice), junk skipped
+//! before a start sequence, an oversized frame, a partial frame discarded because a new one
+//! started inside it, or that more bytes are needed. It knows nothing about sockets, allocates
+//! nothing, and keeps a scan cursor so that no byte is scanned twice across calls.
+//!
+//! # The buffer contract
+//!
+//! Each call to [`Decoder::decode`] reports `consumed`: the number of bytes at the front of the
+//! buffer the caller must drop before the next call. The next call must be given the same bytes
+//! from `consumed` on, followed by any new bytes. [`Reader`](crate::Reader) is the reference
+//! driver; the fuzz targets check that any split of a stream gives the same events.
+//!
+//! ```
+//! use mllp::{Decoder, Event, Framing};
+//!
+//! let mut decoder = Decoder::new(Framing::default());
+//! let mut buf = b"\x0bMSH|^~\\&|A\r\x1c\r\x0bMSH|^~".to_vec();
+//! let d = decoder.decode(&buf);
+//! assert_eq!(d.event, Event::Frame(1..13));
+//! assert_eq!(&buf[1..13], b"MSH|^~\\&|A\r");
+//! buf.drain(..d.consumed);
+//! // The second frame is not complete yet.
+//! assert_eq!(decoder.decode(&buf).event, Event::NeedMore);
+//! ```
+
+use std::ops::Range;
+
+use crate::framing::{Framing, StartInFrame};
+use crate::scan;
+
+/// How many payload bytes of an oversized frame the decoder keeps, so the caller can still read
+/// the HL7 header and send a negative ACK naming the message.
+pub const OVERSIZED_HEADER_LEN: usize = 1024;
+
+/// What the decoder found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete frame; the range is its payload within the buffer given to this call.
+    Frame(Range<usize>),
+    /// Every byte given has been examined; call again with more bytes.
+    NeedMore,
+    /// `len` bytes outside any frame were dropped (junk before a start sequence).
+    Skipped(usize),
+    /// A frame larger than the maximum message size ended (or was cut short by a start
+    /// sequence). `len` is its payload length; its first bytes are in
+    /// [`Decoder::oversized_header`].
+    Oversized {
+        /// Payload bytes in the oversized frame.
+        len: usize,
+    },
+    /// A start sequence arrived inside a frame: the partial frame of `len` payload bytes was
+    /// discarded and a new frame begins (policy [`StartInFrame::Restart`]).
+    Discarded {
+        /// Payload bytes of the discarded partial frame.
+        len: usize,
+    },
+    /// The stream ended inside a frame of `len` payload bytes (from [`Decoder::finish`]).
+    Truncated {
+        /// Payload bytes received before the stream ended.
+        len: usize,
+    },
+}
+
+/// The result of one [`Decoder::decode`] call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// Bytes at the front of the buffer to drop before the next call.
+    pub consumed: usize,
+    /// What was found.
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside a frame, looking for a start sequence.
+    Hunting,
+    /// Inside a frame whose payload starts at buffer offset `start`.
+    InFrame { start: usize },
+    /// Inside an oversized frame: bytes are dropped as they are scanned; `len` counts the
+    /// payload so far.
+    Oversized { len: usize },
+}
+
+/// The sans-I/O MLLP frame decoder. See the [module docs](self) for the buffer contract.
+#[derive(Clone)]
+pub struct Decoder {
+    framing: Framing,
+    state: State,
+    /// Offset in the (next) buffer up to which bytes have been scanned.
+    scanned: usize,
+    header: [u8; OVERSIZED_HEADER_LEN],
+    header_len: usize,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("framing", &self.framing)
+            .field("state", &self.state)
+            .field("scanned", &self.scanned)
+            .finish()
+    }
+}
+
+/// How a sequence compares with the bytes at some position.
+enum SeqMatch {
+    Yes,
+    No,
+    /// The bytes available so far are a proper prefix of the sequence.
+    Partial,
+}
+
+#[inline]
+fn match_at(seq: &[u8], buf: &[u8], at: usize) -> SeqMatch {
+    let avail = &buf[at..];
+    if avail.len() >= seq.len() {
+        if avail.starts_with(seq) {
+            SeqMatch::Yes
+        } else {
+            SeqMatch::No
+        }
+    } else if seq.starts_with(avail) {
+        SeqMatch::Partial
+    } else {
+        SeqMatch::No
+    }
+}
+
+impl Decoder {
+    /// A decoder for the given framing, outside any frame.
+    pub fn new(framing: Framing) -> Decoder {
+        Decoder {
+            framing,
+            state: State::Hunting,
+            scanned: 0,
+            header: [0; OVERSIZED_HEADER_LEN],
+            header_len: 0,
+        }
+    }
+
+    /// The framing settings.
+    pub fn framing(&self) -> &Framing {
+        &self.framing
+    }
+
+    /// Whether a frame has started and not yet ended (the peer is mid-message).
+    pub fn in_frame(&self) -> bool {
+        !matches!(self.state, State::Hunting)
+    }
+
+    /// The first payload bytes (up to [`OVERSIZED_HEADER_LEN`]) of the last oversized frame.
+    pub fn oversized_header(&self) -> &[u8] {
+        &self.header[..self.header_len]
+    }
+
+    /// Forgets any partial frame, as after a new connection.
+    pub fn reset(&mut self) {
+        self.state = State::Hunting;
+        self.scanned = 0;
+    }
+
+    /// Examines `buf` and reports the next event. See the [module docs](self).
+    pub fn decode(&mut self, buf: &[u8]) -> Decoded {
+        let decoded = self.step(buf);
+        debug_assert!(decoded.consumed <= buf.len());
+        self.scanned -= decoded.consumed;
+        if let State::InFrame { start } = &mut self.state {
+            *start -= decoded.consumed;
+        }
+        decoded
+    }
+
+    fn step(&mut self, buf: &[u8]) -> Decoded {
+        loop {
+            match self.state {
+                State::Hunting => {
+                    if let Some(d) = self.hunt(buf) {
+                        return d;
+                    }
+                }
+                State::InFrame { start } => {
+                    if let Some(d) = self.frame(buf, start) {
+                        return d;
+                    }
+                }
+                State::Oversized { len } => return self.skip_oversized(buf, len),
+            }
+        }
+    }
+
+    /// Outside a frame: find the start sequence; everything before it is junk. Returns `None`
+    /// when a frame has begun at offset 0.
+    fn hunt(&mut self, buf: &[u8]) -> Option<Decoded> {
+        let start = self.framing.start();
+        let mut from = self.scanned;
+        loop {
+            let Some(i) = scan::find_byte(start[0], &buf[from..]) else {
+                // All junk: drop it.
+                self.scanned = buf.len();
+                return Some(skipped_or_need_more(buf.len()));
+            };
+            let at = from + i;
+            match match_at(start, buf, at) {
+                SeqMatch::Yes if at == 0 => {
+                    self.state = State::InFrame { start: start.len() };
+                    self.scanned = start.len();
+                    return None;
+                }
+                // Report the junk first; the start is found again at offset 0. A partial start
+                // at the end of the buffer is kept the same way.
+                SeqMatch::Yes | SeqMatch::Partial => {
+                    self.scanned = at;
+                    return Some(skipped_or_need_more(at));
+                }
+                SeqMatch::No => from = at + 1,
+            }
+        }
+    }
+
+    /// Inside a frame whose payload starts at `start`. Returns `None` to continue the loop in
+    /// `step` (state changed without an event to report).
+    fn frame(&mut self, buf: &[u8], start: usize) -> Option<Decoded> {
+        let f = self.framing;
+        let end = f.end();
+        let begin = f.start();
+        let restart = f.start_policy() == StartInFrame::Restart;
+        let mut from = self.scanned;
+        loop {
+            let hit = if restart {
+                scan::find_either(end[0], begin[0], &buf[from..])
+            } else {
+                scan::find_byte(end[0], &buf[from..])
+            };
+            let Some(i) = hit else {
+                self.scanned = buf.len();
+                let len = buf.len() - start;
+                if len > f.max_size() {
+                    return Some(self.become_oversized(buf, start, len));
+                }
+                return Some(need_more(0));
+            };
+            let at = from + i;
+            if buf[at] == end[0] {
+                match match_at(end, buf, at) {
+                    SeqMatch::Yes => return Some(self.complete(buf, start, at, at + end.len())),
+                    SeqMatch::Partial => {
+                        self.scanned = at;
+                        return Some(self.wait_in_frame(buf, start, at));
+                    }
+                    SeqMatch::No if f.is_lenient() => {
+                        return Some(self.complete(buf, start, at, at + 1))
+                    }
+                    SeqMatch::No => {}
+                }
+            }
+            if restart && buf[at] == begin[0] {
+                match match_at(begin, buf, at) {
+                    SeqMatch::Yes => {
+                        self.state = State::Hunting;
+                        self.scanned = at;
+                        let len = at - start;
+                        if len > f.max_size() {
+                            self.keep_header(&buf[start..at]);
+                            return Some(Decoded {
+                                consumed: at,
+                                event: Event::Oversized { len },
+                            });
+                        }
+                        return Some(Decoded {
+                            consumed: at,
+                            event: Event::Discarded { len },
+                        });
+                    }
+                    SeqMatch::Partial => {
+                        self.scanned = at;
+                        return Some(self.wait_in_frame(buf, start, at));
+                    }
+                    SeqMatch::No => {}
+                }
+            }
+            from = at + 1;
+        }
+    }
+
+    /// A sequence may begin at `at` but its bytes have not all arrived.
+    fn wait_in_frame(&mut self, buf: &[u8], start: usize, at: usize) -> Decoded {
+        let len = at - start;
+        if len > self.framing.max_size() {
+            return self.become_oversized(buf, start, at - start);
+        }
+        need_more(0)
+    }
+
+    /// Payload `start..payload_end`, frame bytes up to `frame_end`.
+    fn complete(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        payload_end: usize,
+        frame_end: usize,
+    ) -> Decoded {
+        self.state = State::Hunting;
+        self.scanned = frame_end;
+        let len = payload_end - start;
+        if len > self.framing.max_size() {
+            self.keep_header(&buf[start..payload_end]);
+            return Decoded {
+                consumed: frame_end,
+                event: Event::Oversized { len },
+            };
+        }
+        Decoded {
+            consumed: frame_end,
+            event: Event::Frame(start..payload_end),
+        }
+    }
+
+    fn keep_header(&mut self, payload: &[u8]) {
+        let n = payload.len().min(OVERSIZED_HEADER_LEN);
+        self.header[..n].copy_from_slice(&payload[..n]);
+        self.header_len = n;
+    }
+
+    /// The payload so far (`len` bytes from `start`, all scanned) is too large: keep its head,
+    /// drop it all up to `self.scanned`, and skip to the end sequence.
+    fn become_oversized(&mut self, buf: &[u8], start: usize, len: usize) -> Decoded {
+        self.keep_header(&buf[start..start + len]);
+        let keep_from = start + len; // a possible partial sequence starts here
+        self.state = State::Oversized { len };
+        self.scanned = keep_from;
+        log::trace!(
+            "frame exceeds {} bytes; skipping to its end",
+            self.framing.max_size()
+        );
+        need_more(keep_from)
+    }
+
+    /// Inside an oversized frame: drop bytes up to the end sequence (or a start sequence under
+    /// the restart policy), then report the frame.
+    fn skip_oversized(&mut self, buf: &[u8], len: usize) -> Decoded {
+        let f = self.framing;
+        let end = f.end();
+        let begin = f.start();
+        let restart = f.start_policy() == StartInFrame::Restart;
+        let mut from = self.scanned;
+        loop {
+            let hit = if restart {
+                scan::find_either(end[0], begin[0], &buf[from..])
+            } else {
+                scan::find_byte(end[0], &buf[from..])
+            };
+            let Some(i) = hit else {
+                self.state = State::Oversized {
+                    len: len + buf.len(),
+                };
+                self.scanned = buf.len();
+                return need_more(buf.len());
+            };
+            let at = from + i;
+            if buf[at] == end[0] {
+                match match_at(end, buf, at) {
+                    SeqMatch::Yes => return self.oversized_done(len + at, at + end.len()),
+                    SeqMatch::No if f.is_lenient() => return self.oversized_done(len + at, at + 1),
+                    SeqMatch::Partial => return self.oversized_wait(len, at),
+                    SeqMatch::No => {}
+                }
+            }
+            if restart && buf[at] == begin[0] {
+                match match_at(begin, buf, at) {
+                    SeqMatch::Yes => return self.oversized_done(len + at, at),
+                    SeqMatch::Partial => return self.oversized_wait(len, at),
+                    SeqMatch::No => {}
+                }
+            }
+            from = at + 1;
+        }
+    }
+
+    fn oversized_wait(&mut self, len: usize, at: usize) -> Decoded {
+        self.state = State::Oversized { len: len + at };
+        self.scanned = at;
+        need_more(at)
+    }
+
+    fn oversized_done(&mut self, len: usize, consumed: usize) -> Decoded {
+        self.state = State::Hunting;
+        self.scanned = consumed;
+        Decoded {
+            consumed,
+            event: Event::Oversized { len },
+        }
+    }
+
+    /// The stream has ended; `buf` holds the bytes left over from the last
+    /// [`decode`](Decoder::decode) call, which must have returned [`Event::NeedMore`]. Returns
+    /// what those bytes amount to, or `None` when the stream ended cleanly between frames.
+    ///
+    /// A frame that lacks only the rest of its end sequence counts as complete in lenient mode.
+    /// The decoder is reset afterwards.
+    pub fn finish(&mut self, buf: &[u8]) -> Option<Decoded> {
+        let state = self.state;
+        self.reset();
+        let consumed = buf.len();
+        let event = match state {
+            State::Hunting if buf.is_empty() => return None,
+            State::Hunting => Event::Skipped(buf.len()),
+            State::InFrame { start } => {
+                let end0 = self.framing.end()[0];
+                if self.framing.is_lenient() && buf.len() > start && buf[buf.len() - 1] == end0 {
+                    // Only the lenient end can be pending at the very last byte.
+                    let payload_end = buf.len() - 1;
+                    let len = payload_end - start;
+                    if len > self.framing.max_size() {
+                        self.keep_header(&buf[start..payload_end]);
+                        Event::Oversized { len }
+                    } else {
+                        Event::Frame(start..payload_end)
+                    }
+                } else {
+                    Event::Truncated {
+                        len: buf.len() - start,
+                    }
+                }
+            }
+            State::Oversized { len } => Event::Truncated {
+                len: len + buf.len(),
+            },
+        };
+        Some(Decoded { consumed, event })
+    }
+}
+
+#[inline]
+fn need_more(consumed: usize) -> Decoded {
+    Decoded {
+        consumed,
+        event: Event::NeedMore,
+    }
+}
+
+#[inline]
+fn skipped_or_need_more(n: usize) -> Decoded {
+    Decoded {
+        consumed: n,
+        event: if n == 0 {
+            Event::NeedMore
+        } else {
+            Event::Skipped(n)
+        },
+    }
+}

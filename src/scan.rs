@@ -1,0 +1,217 @@
+//! Fast byte search for the framing decoder.
+//!
+//! The decoder looks for the first byte of the end sequence (and, under
+//! [`StartInFrame::Restart`](crate::StartInFrame::Restart), of the start sequence) in every byte of
+//! every frame, so this is the hot loop of the crate. On `x86_64` it uses SSE2, which every
+//! `x86_64` CPU has, 32 bytes per iteration; elsewhere a portable SWAR loop over two `usize`
+//! words at a time (the technique of `memchr`'s fallback). Both are tested against a naive
+//! oracle at every alignment; `BENCHMARKS.md` has the figures that justify the SIMD path.
+
+/// The index of the first `a` in `hay`.
+#[inline]
+pub fn find_byte(a: u8, hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::find(a, a, hay)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        swar::find(a, a, hay)
+    }
+}
+
+/// The index of the first byte of `hay` equal to `a` or to `b`.
+#[inline]
+pub fn find_either(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::find(a, b, hay)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        swar::find(a, b, hay)
+    }
+}
+
+/// The index of the first occurrence of `needle` (non-empty) in `hay`.
+pub fn find_seq(needle: &[u8], hay: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = find_byte(first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The portable fallback: SWAR over `usize` words.
+pub mod swar {
+    const WORD: usize = std::mem::size_of::<usize>();
+    const LO: usize = usize::MAX / 255; // 0x0101…01
+    const HI: usize = LO << 7; // 0x8080…80
+
+    /// Nonzero exactly when some byte of `v` is zero; on little-endian the lowest set bit marks
+    /// the first zero byte (the borrow only produces false positives above a true zero).
+    #[inline(always)]
+    fn zero_bytes(v: usize) -> usize {
+        v.wrapping_sub(LO) & !v & HI
+    }
+
+    #[inline(always)]
+    fn load(chunk: &[u8]) -> usize {
+        let mut word = [0u8; WORD];
+        word.copy_from_slice(&chunk[..WORD]);
+        usize::from_ne_bytes(word)
+    }
+
+    #[inline(always)]
+    fn first_in_word(mask: usize, chunk: &[u8], a: u8, b: u8) -> usize {
+        if cfg!(target_endian = "little") {
+            (mask.trailing_zeros() / 8) as usize
+        } else {
+            chunk
+                .iter()
+                .position(|&x| x == a || x == b)
+                .unwrap_or(WORD - 1)
+        }
+    }
+
+    /// The index of the first byte equal to `a` or `b`.
+    pub fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+        let va = LO * a as usize;
+        let vb = LO * b as usize;
+        let mut i = 0;
+        while i + 2 * WORD <= hay.len() {
+            let w0 = load(&hay[i..]);
+            let w1 = load(&hay[i + WORD..]);
+            let m0 = zero_bytes(w0 ^ va) | zero_bytes(w0 ^ vb);
+            let m1 = zero_bytes(w1 ^ va) | zero_bytes(w1 ^ vb);
+            if m0 | m1 != 0 {
+                if m0 != 0 {
+                    return Some(i + first_in_word(m0, &hay[i..i + WORD], a, b));
+                }
+                return Some(i + WORD + first_in_word(m1, &hay[i + WORD..i + 2 * WORD], a, b));
+            }
+            i += 2 * WORD;
+        }
+        hay[i..]
+            .iter()
+            .position(|&x| x == a || x == b)
+            .map(|p| i + p)
+    }
+}
+
+/// SSE2, 32 bytes per iteration (SSE2 is part of the `x86_64` baseline).
+#[cfg(target_arch = "x86_64")]
+pub mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+
+    /// The index of the first byte equal to `a` or `b`.
+    #[inline]
+    pub fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+        let len = hay.len();
+        let ptr = hay.as_ptr();
+        let mut i = 0;
+        // SAFETY: SSE2 is enabled on every x86_64 target. Every load reads 16 bytes starting at
+        // `ptr + i` (or `ptr + i + 16`) only after checking that `i + 32 <= len` (or
+        // `i + 16 <= len`), so it stays inside `hay`; `_mm_loadu_si128` has no alignment
+        // requirement.
+        unsafe {
+            let va = _mm_set1_epi8(a as i8);
+            let vb = _mm_set1_epi8(b as i8);
+            let hits = |v: __m128i| _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb));
+            while i + 32 <= len {
+                let v0 = _mm_loadu_si128(ptr.add(i) as *const __m128i);
+                let v1 = _mm_loadu_si128(ptr.add(i + 16) as *const __m128i);
+                let m0 = _mm_movemask_epi8(hits(v0)) as u32;
+                let m1 = _mm_movemask_epi8(hits(v1)) as u32;
+                let m = m0 | (m1 << 16);
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+                i += 32;
+            }
+            if i + 16 <= len {
+                let v = _mm_loadu_si128(ptr.add(i) as *const __m128i);
+                let m = _mm_movemask_epi8(hits(v)) as u32;
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+        }
+        hay[i..]
+            .iter()
+            .position(|&x| x == a || x == b)
+            .map(|p| i + p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+        hay.iter().position(|&x| x == a || x == b)
+    }
+
+    /// Every length up to 80, every alignment of a 64-byte window, a match at every position
+    /// (or none), with decoys of neighbouring byte values around it.
+    #[test]
+    fn matches_oracle_at_every_alignment() {
+        let backing: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8 | 0x40).collect();
+        for (a, b) in [
+            (0x1C, 0x0B),
+            (0x1C, 0x1C),
+            (0x03, 0x02),
+            (0x00, 0xFF),
+            (0x80, 0x7F),
+        ] {
+            for align in 0..64 {
+                for len in 0..80 {
+                    let mut buf = backing[align..align + len].to_vec();
+                    for x in buf.iter_mut() {
+                        if *x == a || *x == b {
+                            *x = 0x41;
+                        }
+                    }
+                    let check = |hay: &[u8]| {
+                        let want = naive(a, b, hay);
+                        assert_eq!(swar::find(a, b, hay), want, "swar a={a} b={b} {hay:?}");
+                        assert_eq!(find_either(a, b, hay), want, "simd a={a} b={b} {hay:?}");
+                        assert_eq!(find_byte(a, hay), naive(a, a, hay));
+                    };
+                    check(&buf);
+                    for pos in 0..len {
+                        let saved = buf[pos];
+                        for needle in [a, b] {
+                            buf[pos] = needle;
+                            check(&buf);
+                            // A second match later must not win.
+                            if pos + 3 < len {
+                                let later = buf[pos + 3];
+                                buf[pos + 3] = a;
+                                check(&buf);
+                                buf[pos + 3] = later;
+                            }
+                        }
+                        buf[pos] = saved;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finds_sequences() {
+        assert_eq!(find_seq(b"\x1c\r", b"abc\x1cx\x1c\r"), Some(5));
+        assert_eq!(find_seq(b"\x1c\r", b"abc\x1c"), None);
+        assert_eq!(find_seq(b"", b"abc"), None);
+        assert_eq!(find_seq(b"c", b"abc"), Some(2));
+    }
+}
