@@ -318,6 +318,14 @@ impl Decoder {
         }
     }
 
+    /// Adds the head of `more` (the next payload bytes of an oversized frame) to the kept
+    /// header, if it is not full yet.
+    fn extend_header(&mut self, more: &[u8]) {
+        let n = more.len().min(OVERSIZED_HEADER_LEN - self.header_len);
+        self.header[self.header_len..self.header_len + n].copy_from_slice(&more[..n]);
+        self.header_len += n;
+    }
+
     fn keep_header(&mut self, payload: &[u8]) {
         let n = payload.len().min(OVERSIZED_HEADER_LEN);
         self.header[..n].copy_from_slice(&payload[..n]);
@@ -353,6 +361,7 @@ impl Decoder {
                 scan::find_byte(end[0], &buf[from..])
             };
             let Some(i) = hit else {
+                self.extend_header(buf);
                 self.state = State::Oversized {
                     len: len + buf.len(),
                 };
@@ -360,22 +369,32 @@ impl Decoder {
                 return need_more(buf.len());
             };
             let at = from + i;
-            if buf[at] == end[0] {
+            // The payload ends at `at` with `consumed` bytes dropped, or goes on.
+            let done = if buf[at] == end[0] {
                 match match_at(end, buf, at) {
-                    SeqMatch::Yes => return self.oversized_done(len + at, at + end.len()),
-                    SeqMatch::No if f.is_lenient() => return self.oversized_done(len + at, at + 1),
-                    SeqMatch::Partial => return self.oversized_wait(len, at),
-                    SeqMatch::No => {}
+                    SeqMatch::Yes => Some(Some(at + end.len())),
+                    SeqMatch::No if f.is_lenient() => Some(Some(at + 1)),
+                    SeqMatch::Partial => Some(None),
+                    SeqMatch::No => None,
                 }
-            }
-            if restart && buf[at] == begin[0] {
+            } else {
                 match match_at(begin, buf, at) {
-                    SeqMatch::Yes => return self.oversized_done(len + at, at),
-                    SeqMatch::Partial => return self.oversized_wait(len, at),
-                    SeqMatch::No => {}
+                    SeqMatch::Yes => Some(Some(at)),
+                    SeqMatch::Partial => Some(None),
+                    SeqMatch::No => None,
                 }
+            };
+            match done {
+                Some(Some(consumed)) => {
+                    self.extend_header(&buf[..at]);
+                    return self.oversized_done(len + at, consumed);
+                }
+                Some(None) => {
+                    self.extend_header(&buf[..at]);
+                    return self.oversized_wait(len, at);
+                }
+                None => from = at + 1,
             }
-            from = at + 1;
         }
     }
 
@@ -398,38 +417,39 @@ impl Decoder {
     /// [`decode`](Decoder::decode) call, which must have returned [`Event::NeedMore`]. Returns
     /// what those bytes amount to, or `None` when the stream ended cleanly between frames.
     ///
-    /// A frame that lacks only the rest of its end sequence counts as complete in lenient mode.
-    /// The decoder is reset afterwards.
+    /// In lenient mode a frame whose end sequence was cut short by the end of the stream counts
+    /// as complete. The decoder is reset afterwards.
     pub fn finish(&mut self, buf: &[u8]) -> Option<Decoded> {
-        let state = self.state;
+        let (state, scanned) = (self.state, self.scanned.min(buf.len()));
         self.reset();
-        let consumed = buf.len();
+        // Inside a frame every byte before `scanned` is payload; from `scanned` on the buffer
+        // holds at most a partial start or end sequence.
+        let lenient_end =
+            self.framing.is_lenient() && buf.get(scanned) == Some(&self.framing.end()[0]);
         let event = match state {
             State::Hunting if buf.is_empty() => return None,
             State::Hunting => Event::Skipped(buf.len()),
-            State::InFrame { start } => {
-                let end0 = self.framing.end()[0];
-                if self.framing.is_lenient() && buf.len() > start && buf[buf.len() - 1] == end0 {
-                    // Only the lenient end can be pending at the very last byte.
-                    let payload_end = buf.len() - 1;
-                    let len = payload_end - start;
-                    if len > self.framing.max_size() {
-                        self.keep_header(&buf[start..payload_end]);
-                        Event::Oversized { len }
-                    } else {
-                        Event::Frame(start..payload_end)
-                    }
+            State::InFrame { start } if lenient_end => {
+                let len = scanned - start;
+                if len > self.framing.max_size() {
+                    self.keep_header(&buf[start..scanned]);
+                    Event::Oversized { len }
                 } else {
-                    Event::Truncated {
-                        len: buf.len() - start,
-                    }
+                    Event::Frame(start..scanned)
                 }
             }
+            State::InFrame { start } => Event::Truncated {
+                len: buf.len() - start,
+            },
+            State::Oversized { len } if lenient_end => Event::Oversized { len: len + scanned },
             State::Oversized { len } => Event::Truncated {
                 len: len + buf.len(),
             },
         };
-        Some(Decoded { consumed, event })
+        Some(Decoded {
+            consumed: buf.len(),
+            event,
+        })
     }
 }
 

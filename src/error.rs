@@ -181,6 +181,7 @@ pub struct TlsError {
     pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+#[allow(dead_code)] // used by the TLS layer
 impl TlsError {
     /// A TLS error with a message and an optional source.
     pub(crate) fn new(

@@ -179,7 +179,9 @@ impl<R: Read> Reader<R> {
                 let f = self.decoder.framing();
                 let limit = f.max_size() + f.start().len() + f.end().len() + self.chunk;
                 let want = (self.buf.len() * 2).max(self.tail + self.chunk).min(limit);
-                self.buf.resize(want.max(self.tail + self.chunk), 0);
+                let want = want.max(self.tail + self.chunk);
+                self.buf.reserve_exact(want - self.buf.len());
+                self.buf.resize(want, 0);
             }
         }
         loop {
