@@ -316,7 +316,9 @@ fn corpus_survives_loopback_in_one_write_and_in_single_bytes() {
     let Some(dir) = corpus_dir() else { return };
     let files = corpus_files(&dir);
     assert!(files.len() > 50, "corpus looks empty: {}", files.len());
-    let framing = Framing::default();
+    // Some files carry a stray 0x0B (a start byte) inside the message: with the default
+    // restart policy that would rightly discard them, so a start inside a frame is payload here.
+    let framing = Framing::default().start_in_frame(StartInFrame::Ignore);
     // Payloads that contain the end sequence cannot be framed; the corpus has none, but check.
     let payloads: Vec<&Vec<u8>> = files
         .iter()
