@@ -1,0 +1,150 @@
+//! Decoder throughput against a `memchr`-based splitter over the same buffer.
+//!
+//! `cargo bench --bench decode` prints GB/s for each splitter and its ratio to the memchr
+//! baseline measured in the same run. Every splitter must find the same number of frames.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use mllp::{Decoder, Event, Framing, StartInFrame};
+
+const BUF_BYTES: usize = 64 << 20;
+
+/// A buffer of `BUF_BYTES` made of frames of `size` payload bytes (HL7-like text).
+fn frames(size: usize) -> (Vec<u8>, usize) {
+    let mut payload: Vec<u8> = b"MSH|^~\\&|SEND|FAC|RECV|FAC|20260101120000||ADT^A01|1|P|2.5\r"
+        .iter()
+        .copied()
+        .cycle()
+        .take(size)
+        .collect();
+    payload[size - 1] = b'\r';
+    let mut buf = Vec::with_capacity(BUF_BYTES + size);
+    let mut n = 0;
+    while buf.len() + size + 3 <= BUF_BYTES {
+        buf.push(0x0B);
+        buf.extend_from_slice(&payload);
+        buf.extend_from_slice(b"\x1c\r");
+        n += 1;
+    }
+    (buf, n)
+}
+
+fn memchr_split(buf: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(s) = memchr::memchr(0x0B, &buf[i..]) {
+        let start = i + s + 1;
+        let mut j = start;
+        loop {
+            match memchr::memchr(0x1C, &buf[j..]) {
+                Some(e) if buf.get(j + e + 1) == Some(&0x0D) => {
+                    black_box(&buf[start..j + e]);
+                    n += 1;
+                    i = j + e + 2;
+                    break;
+                }
+                Some(e) => j += e + 1,
+                None => return n,
+            }
+        }
+    }
+    n
+}
+
+fn decoder_split(buf: &[u8], framing: Framing) -> usize {
+    let mut decoder = Decoder::new(framing);
+    let mut n = 0;
+    let mut at = 0;
+    loop {
+        let d = decoder.decode(&buf[at..]);
+        match d.event {
+            Event::Frame(r) => {
+                black_box(&buf[at + r.start..at + r.end]);
+                n += 1;
+            }
+            Event::NeedMore => return n,
+            _ => {}
+        }
+        at += d.consumed;
+    }
+}
+
+/// Best of `runs` timings of `f` over the buffer, in GB/s.
+fn measure(buf: &[u8], expect: usize, runs: usize, f: impl Fn(&[u8]) -> usize) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let n = f(black_box(buf));
+        best = best.min(t.elapsed());
+        assert_eq!(n, expect, "splitter found a different number of frames");
+    }
+    buf.len() as f64 / best.as_secs_f64() / 1e9
+}
+
+fn main() {
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    println!(
+        "decoder throughput over a {} MiB buffer, best of {runs} runs",
+        BUF_BYTES >> 20
+    );
+    println!(
+        "{:<12} {:<34} {:>8} {:>8}",
+        "frames", "splitter", "GB/s", "ratio"
+    );
+    for size in [1024, 100 * 1024] {
+        let (buf, n) = frames(size);
+        let base = measure(&buf, n, runs, memchr_split);
+        let restart = measure(&buf, n, runs, |b| decoder_split(b, Framing::default()));
+        let ignore = measure(&buf, n, runs, |b| {
+            decoder_split(b, Framing::default().start_in_frame(StartInFrame::Ignore))
+        });
+        let label = format!("{} KB", size / 1024);
+        println!(
+            "{label:<12} {:<34} {base:>8.2} {:>8.2}",
+            "memchr splitter (baseline)", 1.0
+        );
+        println!(
+            "{label:<12} {:<34} {restart:>8.2} {:>8.2}",
+            "Decoder (default: restart)",
+            restart / base
+        );
+        println!(
+            "{label:<12} {:<34} {ignore:>8.2} {:>8.2}",
+            "Decoder (start in frame ignored)",
+            ignore / base
+        );
+    }
+    // The scanner alone: why SIMD on x86_64 (one needle pair over the whole buffer).
+    let hay = vec![b'x'; BUF_BYTES];
+    let scan = |f: &dyn Fn(&[u8]) -> Option<usize>| {
+        let mut best = Duration::MAX;
+        for _ in 0..runs {
+            let t = Instant::now();
+            assert_eq!(f(black_box(&hay)), None);
+            best = best.min(t.elapsed());
+        }
+        hay.len() as f64 / best.as_secs_f64() / 1e9
+    };
+    let m2 = scan(&|h| memchr::memchr2(0x1C, 0x0B, h));
+    let simd = scan(&|h| mllp::scan::find_either(0x1C, 0x0B, h));
+    let swar = scan(&|h| mllp::scan::swar::find(0x1C, 0x0B, h));
+    println!(
+        "\nscanner, two needles, {} MiB without a match",
+        BUF_BYTES >> 20
+    );
+    println!("{:<34} {m2:>8.2} {:>8.2}", "memchr2 (baseline)", 1.0);
+    println!(
+        "{:<34} {simd:>8.2} {:>8.2}",
+        "mllp::scan::find_either",
+        simd / m2
+    );
+    println!(
+        "{:<34} {swar:>8.2} {:>8.2}",
+        "mllp::scan::swar::find",
+        swar / m2
+    );
+}
