@@ -183,6 +183,7 @@ pub struct TlsError {
 
 impl TlsError {
     /// A TLS error with a message and an optional source.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn new(
         message: impl Into<String>,
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -268,7 +269,10 @@ impl fmt::Display for FrameError {
                 "the connection ended inside a frame after {len} payload bytes"
             ),
             FrameError::Oversized { max } => {
-                write!(f, "a frame exceeded the maximum message size of {max} bytes")
+                write!(
+                    f,
+                    "a frame exceeded the maximum message size of {max} bytes"
+                )
             }
             FrameError::PayloadContainsEnd { at } => write!(
                 f,
@@ -397,7 +401,11 @@ mod tests {
     #[test]
     fn error_stays_small() {
         // Errors travel through every hot-path `Result`; keep them at most four words.
-        assert!(std::mem::size_of::<Error>() <= 32, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 32,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
         assert_eq!(std::mem::size_of::<FrameError>(), 16);
     }
 

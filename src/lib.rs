@@ -3,9 +3,13 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod error;
+pub mod transport;
 
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
+};
+pub use transport::{
+    Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
 
 #[doc(hidden)]
