@@ -527,8 +527,9 @@ impl TlsClient {
     ///
     /// # Errors
     /// [`Error::Tls`] when a CA certificate or the identity cannot be read (not PEM, not PKCS#8,
-    /// wrong PKCS#12 password, key not matching the certificate); [`Error::Config`] in a build
-    /// without the `tls` feature.
+    /// wrong PKCS#12 password); [`Error::Config`] in a build without the `tls` feature.
+    /// A private key that does not match its certificate is not detected here: the handshakes
+    /// fail.
     pub fn new(config: &TlsClientConfig) -> Result<TlsClient> {
         Ok(TlsClient {
             inner: native::Client::new(config)?,
@@ -573,8 +574,9 @@ impl TlsServer {
     ///
     /// # Errors
     /// [`Error::Tls`] when the identity cannot be read (not PEM, not PKCS#8, wrong PKCS#12
-    /// password, key not matching the certificate); [`Error::Config`] in a build without the
-    /// `tls` feature.
+    /// password); [`Error::Config`] in a build without the `tls` feature. A private key that
+    /// does not match its certificate is not detected here: every handshake then fails with
+    /// "no shared cipher".
     pub fn new(config: &TlsServerConfig) -> Result<TlsServer> {
         Ok(TlsServer {
             inner: native::Server::new(config)?,

@@ -287,13 +287,9 @@ impl Client {
             builder.danger_accept_invalid_certs(true);
             builder.danger_accept_invalid_hostnames(true);
         }
-        let connector = builder.build().map_err(|e| {
-            tls_error(
-                "the TLS client settings were rejected (does the key match the certificate?)"
-                    .into(),
-                e,
-            )
-        })?;
+        let connector = builder
+            .build()
+            .map_err(|e| tls_error("the TLS client settings were rejected".into(), e))?;
         Ok(Client {
             connector,
             server_name: config.server_name.clone(),
@@ -361,13 +357,7 @@ impl Server {
         let acceptor = TlsAcceptor::builder(identity)
             .min_protocol_version(Some(MIN_PROTOCOL))
             .build()
-            .map_err(|e| {
-                tls_error(
-                    "the TLS server identity was rejected (does the key match the certificate?)"
-                        .into(),
-                    e,
-                )
-            })?;
+            .map_err(|e| tls_error("the TLS server identity was rejected".into(), e))?;
         Ok(Server { acceptor })
     }
 
@@ -386,6 +376,12 @@ impl Server {
                     || text.contains("packet length too long")
                 {
                     format!("the client at {peer} does not speak TLS")
+                } else if text.contains("no shared cipher") {
+                    // Also what a private key that does not match the certificate leads to.
+                    format!(
+                        "the TLS handshake with the client at {peer} failed: no shared cipher \
+                         (does the server key match its certificate?)"
+                    )
                 } else {
                     format!("the TLS handshake with the client at {peer} failed")
                 };
