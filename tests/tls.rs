@@ -336,3 +336,69 @@ fn mismatched_server_key_fails_the_handshake() {
     );
     server.join();
 }
+
+/// Mutual TLS from the client side: `openssl s_server -Verify` asks for a client certificate
+/// (which the native-tls acceptor cannot do) and prints the one it verified. Skipped when the
+/// `openssl` command is not installed.
+#[test]
+fn client_identity_is_presented_to_a_server_that_asks() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
+    let spawned = Command::new("openssl")
+        .current_dir(dir)
+        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"])
+        .args(["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"])
+        .args(["-cert", "server.pem", "-key", "server.key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = spawned else {
+        return; // No openssl command.
+    };
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    // Collect the server's report on another thread, so every wait below is bounded.
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+                let _ = tx.send(addr.to_string());
+            }
+            line.clear();
+        }
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        err
+    });
+    let outcome = (|| -> Result<(), String> {
+        let addr = rx.recv_timeout(TIMEOUT).map_err(|e| e.to_string())?;
+        let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        let config = trusting_test_ca().identity(pem_identity("client"));
+        let mut client = connect(&config, addr, "localhost").map_err(|e| e.to_string())?;
+        client.write_all(b"hello\n").map_err(|e| e.to_string())?;
+        client.flush().map_err(|e| e.to_string())?;
+        client.shutdown().map_err(|e| e.to_string())
+    })();
+    // Wait (bounded) for the server to finish, or end it, then read its report.
+    let start = Instant::now();
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if start.elapsed() < TIMEOUT => thread::yield_now(),
+            _ => break false,
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(stdin);
+    let report = reader.join().unwrap();
+    outcome.unwrap();
+    assert!(report.contains("CN = mllp test client"), "{report}");
+}
