@@ -19,8 +19,8 @@
 //! let mut decoder = Decoder::new(Framing::default());
 //! let mut buf = b"\x0bMSH|^~\\&|A\r\x1c\r\x0bMSH|^~".to_vec();
 //! let d = decoder.decode(&buf);
-//! assert_eq!(d.event, Event::Frame(1..13));
-//! assert_eq!(&buf[1..13], b"MSH|^~\\&|A\r");
+//! assert_eq!(d.event, Event::Frame(1..12));
+//! assert_eq!(&buf[1..12], b"MSH|^~\\&|A\r");
 //! buf.drain(..d.consumed);
 //! // The second frame is not complete yet.
 //! assert_eq!(decoder.decode(&buf).event, Event::NeedMore);

@@ -181,9 +181,9 @@ pub struct TlsError {
     pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
-#[allow(dead_code)] // used by the TLS layer
 impl TlsError {
     /// A TLS error with a message and an optional source.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn new(
         message: impl Into<String>,
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,

@@ -7,6 +7,7 @@ mod error;
 mod framing;
 mod reader;
 pub mod scan;
+pub mod transport;
 mod writer;
 
 pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};
@@ -18,6 +19,9 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use transport::{
+    Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+};
 pub use writer::{Writer, COALESCE_LIMIT};
 
 #[doc(hidden)]

@@ -1,0 +1,727 @@
+//! The sockets under the sender and the listener: TCP with deadlines, optionally TLS.
+//!
+//! * [`connect`] resolves `host:port`, tries every resolved address with a connect timeout and
+//!   returns a [`TcpStream`].
+//! * [`TlsClient`] (built once from a [`TlsClientConfig`]) and [`TlsServer`] (from a
+//!   [`TlsServerConfig`]) run a TLS handshake over such a socket, bounded by a deadline.
+//! * [`Stream`] is what both sides then read and write: plain TCP or TLS over TCP. It gives access
+//!   to the socket underneath, so another thread can hold a clone and shut it down, and it can tell
+//!   whether the peer closed an idle connection ([`Stream::peer_closed`]).
+//!
+//! TLS is provided by `native-tls` (OpenSSL on Linux, the platform libraries elsewhere) behind
+//! the default feature `tls`. No `native-tls` type appears in this module's API. Without the
+//! feature everything still compiles: [`Stream`] is TCP only, and building a [`TlsClient`] or a
+//! [`TlsServer`] returns [`Error::Config`].
+//!
+//! # Client certificates
+//! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
+//! which is what mutual TLS needs on the client side. The server side is limited by
+//! `native-tls`: its acceptor never asks the client for a certificate, so [`TlsServer`] can
+//! neither require nor verify client certificates, and [`TlsPeer::certificate_der`] is normally
+//! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
+//! certificates must be enforced.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use log::debug;
+
+use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
+
+/// The text of [`Error::Config`] when TLS is asked for in a build without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+const NO_TLS: &str = "this build has no TLS support (feature `tls`)";
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+/// Resolves `addr` (`host:port`) and connects to the first address that accepts.
+///
+/// Every resolved address is tried in order, each with its own `timeout` (so the whole call can
+/// take up to `timeout` times the number of addresses). With `nodelay`, `TCP_NODELAY` is set on
+/// the connected socket so a frame is sent at once instead of waiting for more data.
+///
+/// # Errors
+/// * [`Error::Config`] when `addr` is not a `host:port` address or `timeout` is zero;
+/// * [`Error::Io`] with [`Phase::Resolve`] when the name cannot be resolved or resolves to no
+///   address;
+/// * [`Error::Timeout`] with [`Timeout::Connect`] when the last address tried timed out;
+/// * otherwise [`Error::Io`] with [`Phase::Connect`] holding the last address's error (for
+///   example "connection refused"), or [`Phase::Configure`] if `TCP_NODELAY` cannot be set.
+pub fn connect(addr: &str, timeout: Duration, nodelay: bool) -> Result<TcpStream> {
+    let addrs = resolve(addr)?;
+    connect_any(&addrs, timeout, nodelay)
+}
+
+/// Resolves `addr` (`host:port`) into socket addresses, in the resolver's order.
+///
+/// # Errors
+/// [`Error::Config`] when `addr` is not a `host:port` address (missing or invalid port);
+/// [`Error::Io`] with [`Phase::Resolve`] when the name cannot be resolved or resolves to nothing.
+pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = match addr.to_socket_addrs() {
+        Ok(iter) => iter.collect(),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Err(Error::Config(format!(
+                "{addr:?} is not a valid host:port address ({e})"
+            )))
+        }
+        Err(e) => {
+            return Err(Error::io(
+                Phase::Resolve,
+                io::Error::new(e.kind(), format!("cannot resolve {addr:?}: {e}")),
+            ))
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Error::io(
+            Phase::Resolve,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{addr:?} resolved to no address"),
+            ),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Connects to the first of `addrs` that accepts, trying each in order with its own `timeout`.
+///
+/// This is [`connect`] without name resolution; see there for `nodelay` and the errors
+/// (an empty `addrs` is an [`Error::Config`]).
+pub fn connect_any(addrs: &[SocketAddr], timeout: Duration, nodelay: bool) -> Result<TcpStream> {
+    if timeout.is_zero() {
+        return Err(Error::Config(
+            "the connect timeout must be greater than zero".into(),
+        ));
+    }
+    let mut last = None;
+    for addr in addrs {
+        debug!("connecting to {addr}");
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(tcp) => {
+                if nodelay {
+                    tcp.set_nodelay(true)
+                        .map_err(|e| Error::io(Phase::Configure, e))?;
+                }
+                debug!("connected to {addr}");
+                return Ok(tcp);
+            }
+            Err(e) => {
+                debug!("connecting to {addr} failed: {e}");
+                last = Some((addr, e));
+            }
+        }
+    }
+    match last {
+        None => Err(Error::Config("there is no address to connect to".into())),
+        Some((_, e)) if is_timeout_kind(e.kind()) => Err(Error::Timeout(Timeout::Connect)),
+        Some((addr, e)) => Err(Error::io(
+            Phase::Connect,
+            io::Error::new(e.kind(), format!("{addr}: {e}")),
+        )),
+    }
+}
+
+/// The host part of a `host:port` address, without the brackets of an IPv6 literal.
+///
+/// This is the name a TLS client verifies the server certificate against:
+/// `host_of("example.org:2575")` is `"example.org"`, `host_of("[::1]:2575")` is `"::1"`.
+/// A string without a port is returned as it is.
+pub fn host_of(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        if let Some((host, _)) = rest.split_once(']') {
+            return host;
+        }
+    }
+    match addr.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address without a port.
+        Some((host, _)) if !host.contains(':') => host,
+        _ => addr,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream
+
+/// A connected stream: plain TCP, or TLS over TCP.
+///
+/// Reads and writes go through TLS when there is TLS. The socket options (timeouts, shutdown)
+/// always act on the TCP socket underneath.
+pub struct Stream {
+    inner: Inner,
+}
+
+enum Inner {
+    Tcp(TcpStream),
+    Tls(Box<native::Conn>),
+}
+
+impl From<TcpStream> for Stream {
+    /// A plain TCP stream.
+    fn from(tcp: TcpStream) -> Stream {
+        Stream {
+            inner: Inner::Tcp(tcp),
+        }
+    }
+}
+
+impl Stream {
+    /// The TCP socket (under TLS, the socket the TLS records travel on).
+    ///
+    /// Reading or writing it directly would corrupt a TLS session: use it for socket options
+    /// and addresses only.
+    pub fn tcp(&self) -> &TcpStream {
+        match &self.inner {
+            Inner::Tcp(tcp) => tcp,
+            Inner::Tls(conn) => conn.tcp(),
+        }
+    }
+
+    /// A second handle to the TCP socket, e.g. for another thread to
+    /// [`shutdown(Shutdown::Both)`](TcpStream::shutdown) it, which makes a blocked read on this
+    /// stream return.
+    pub fn try_clone_tcp(&self) -> io::Result<TcpStream> {
+        self.tcp().try_clone()
+    }
+
+    /// Whether this stream is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.inner, Inner::Tls(_))
+    }
+
+    /// What is known about the TLS peer, or `None` for plain TCP.
+    pub fn tls_peer(&self) -> Option<&TlsPeer> {
+        match &self.inner {
+            Inner::Tcp(_) => None,
+            Inner::Tls(conn) => Some(conn.peer()),
+        }
+    }
+
+    /// Sets the read timeout of the socket (`None`: reads block without limit).
+    ///
+    /// A read that times out fails with [`io::ErrorKind::WouldBlock`] or
+    /// [`io::ErrorKind::TimedOut`], depending on the platform. A zero duration is an error.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    /// Sets the write timeout of the socket (`None`: writes block without limit).
+    ///
+    /// A zero duration is an error.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(timeout)
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
+    /// The local address of the socket.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    /// Closes the connection in both directions.
+    ///
+    /// Under TLS a `close_notify` alert is sent first, best effort: it is skipped if it cannot be
+    /// written at once, so this never blocks. A socket that is already disconnected is not an
+    /// error.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        if let Inner::Tls(conn) = &mut self.inner {
+            conn.close_notify();
+        }
+        match self.tcp().shutdown(Shutdown::Both) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether the peer has closed this connection, judged without blocking.
+    ///
+    /// Meant for a connection that has been idle: call it before writing a new message, and
+    /// reconnect when it returns `true` rather than write into a connection the peer has left.
+    ///
+    /// It peeks at the socket without blocking (the socket is back in blocking mode afterwards):
+    /// * end of stream, or any socket error: `true`;
+    /// * nothing to read: `false`;
+    /// * plain TCP with bytes waiting: `false`. The bytes are unexpected on an idle MLLP
+    ///   connection (a late ACK, for example); they are left in place for the next read, so
+    ///   the caller sees them and decides;
+    /// * TLS with records waiting: the records are processed. TLS 1.3 servers send session
+    ///   tickets after the handshake, which are consumed silently (`false`); a `close_notify`
+    ///   or a fatal alert means `true`; application data is kept for the next
+    ///   [`read`](Read::read) (`false`, as for plain TCP).
+    pub fn peer_closed(&mut self) -> bool {
+        match &mut self.inner {
+            Inner::Tcp(tcp) => {
+                if tcp.set_nonblocking(true).is_err() {
+                    return true;
+                }
+                let peek = peek(tcp);
+                if tcp.set_nonblocking(false).is_err() {
+                    return true;
+                }
+                !matches!(peek, Peek::Idle | Peek::Data)
+            }
+            Inner::Tls(conn) => conn.peer_closed(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Tcp(tcp) => tcp.read(buf),
+            Inner::Tls(conn) => conn.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Tcp(tcp) => tcp.write(buf),
+            Inner::Tls(conn) => conn.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Tcp(tcp) => tcp.flush(),
+            Inner::Tls(conn) => conn.flush(),
+        }
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("tls", &self.is_tls())
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// What a non-blocking peek saw on a socket.
+enum Peek {
+    /// Nothing to read.
+    Idle,
+    /// Bytes are waiting.
+    Data,
+    /// End of stream or a socket error.
+    Closed,
+}
+
+/// Peeks at a socket that is already in non-blocking mode.
+fn peek(tcp: &TcpStream) -> Peek {
+    let mut byte = [0u8; 1];
+    loop {
+        return match tcp.peek(&mut byte) {
+            Ok(0) => Peek::Closed,
+            Ok(_) => Peek::Data,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Peek::Idle,
+            Err(_) => Peek::Closed,
+        };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS settings
+
+/// What is known about the TLS peer of a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPeer {
+    certificate: Option<Vec<u8>>,
+}
+
+impl TlsPeer {
+    /// The peer's certificate in DER form, if it presented one.
+    ///
+    /// A client always sees the server's certificate. A server normally sees none: the
+    /// `native-tls` acceptor does not ask clients for certificates (see the
+    /// [module documentation](self)).
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.certificate.as_deref()
+    }
+}
+
+/// A certificate and its private key, presented to the peer.
+///
+/// The server identity of a [`TlsServerConfig`], or the client identity of a
+/// [`TlsClientConfig`] for servers that ask for one. The `Debug` output never shows the key
+/// or the password.
+#[derive(Clone)]
+pub enum Identity {
+    /// PEM text: the certificate chain (leaf first, then intermediates) and the private key.
+    Pem {
+        /// The certificate chain, PEM (`-----BEGIN CERTIFICATE-----` blocks).
+        cert: Vec<u8>,
+        /// The private key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). Convert
+        /// other key formats with `openssl pkcs8 -topk8 -nocrypt -in old.key -out new.key`.
+        key: Vec<u8>,
+    },
+    /// A PKCS#12 archive (`.p12` / `.pfx`) holding the certificate, the chain and the key.
+    Pkcs12 {
+        /// The archive's bytes.
+        der: Vec<u8>,
+        /// The archive's password (may be empty).
+        password: String,
+    },
+}
+
+impl Identity {
+    /// Reads a PEM certificate chain and a PKCS#8 PEM private key from two files.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with [`Phase::File`] when a file cannot be read. The contents are checked
+    /// when a [`TlsClient`] or [`TlsServer`] is built.
+    pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Identity> {
+        Ok(Identity::Pem {
+            cert: read_file(cert.as_ref())?,
+            key: read_file(key.as_ref())?,
+        })
+    }
+
+    /// Reads a PKCS#12 archive from a file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with [`Phase::File`] when the file cannot be read. The contents and the
+    /// password are checked when a [`TlsClient`] or [`TlsServer`] is built.
+    pub fn from_pkcs12_file(
+        path: impl AsRef<Path>,
+        password: impl Into<String>,
+    ) -> Result<Identity> {
+        Ok(Identity::Pkcs12 {
+            der: read_file(path.as_ref())?,
+            password: password.into(),
+        })
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Pem { cert, .. } => f
+                .debug_struct("Pem")
+                .field("cert", &format_args!("{} bytes", cert.len()))
+                .finish_non_exhaustive(),
+            Identity::Pkcs12 { der, .. } => f
+                .debug_struct("Pkcs12")
+                .field("der", &format_args!("{} bytes", der.len()))
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Reads a whole file; the error names the file.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::io(
+            Phase::File,
+            io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+        )
+    })
+}
+
+/// TLS settings of a client (the sending side).
+///
+/// The server's certificate is verified against the system's trusted roots plus
+/// [`root_pems`](Self::root_pems), and must be valid for the host name connected to (or
+/// [`server_name`](Self::server_name)). TLS 1.2 is the oldest protocol version accepted.
+/// Build a [`TlsClient`] from it once and reuse it for every connection.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TlsClientConfig {
+    /// Extra trusted CA certificates, each a PEM text that may hold several certificates.
+    /// Default: none (only the system's roots are trusted).
+    pub root_pems: Vec<Vec<u8>>,
+    /// The name the server certificate must be valid for, instead of the host connected to.
+    /// Default: `None`.
+    pub server_name: Option<String>,
+    /// The certificate to present when the server asks for one (mutual TLS). Default: `None`.
+    pub identity: Option<Identity>,
+    /// Accept any server certificate: expired, self-signed, for another name. This removes
+    /// the protection TLS gives against someone between client and server; a warning is logged
+    /// on every connect. Default: `false`.
+    pub danger_accept_invalid_certs: bool,
+}
+
+impl TlsClientConfig {
+    /// The default settings: system roots, host name verification, no client identity.
+    pub fn new() -> TlsClientConfig {
+        TlsClientConfig::default()
+    }
+
+    /// Trusts the CA certificate(s) in `pem` in addition to the system's roots.
+    pub fn add_root_pem(mut self, pem: Vec<u8>) -> TlsClientConfig {
+        self.root_pems.push(pem);
+        self
+    }
+
+    /// Trusts the CA certificate(s) in the PEM file at `path` in addition to the system's roots.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with [`Phase::File`] when the file cannot be read. The contents are checked
+    /// when the [`TlsClient`] is built.
+    pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsClientConfig> {
+        let pem = read_file(path.as_ref())?;
+        Ok(self.add_root_pem(pem))
+    }
+
+    /// Verifies the server certificate against `name` instead of the host connected to.
+    pub fn server_name(mut self, name: impl Into<String>) -> TlsClientConfig {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Presents `identity` to servers that ask for a client certificate.
+    pub fn identity(mut self, identity: Identity) -> TlsClientConfig {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Accepts any server certificate when `dangerous` is `true`; see the field of that name.
+    pub fn danger_accept_invalid_certs(mut self, dangerous: bool) -> TlsClientConfig {
+        self.danger_accept_invalid_certs = dangerous;
+        self
+    }
+}
+
+/// TLS settings of a server (the listening side).
+///
+/// TLS 1.2 is the oldest protocol version accepted. Client certificates are not requested (see
+/// the [module documentation](self)). Build a [`TlsServer`] from it once.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsServerConfig {
+    /// The server's certificate and private key.
+    pub identity: Identity,
+}
+
+impl TlsServerConfig {
+    /// Settings presenting `identity` to clients.
+    pub fn new(identity: Identity) -> TlsServerConfig {
+        TlsServerConfig { identity }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshakes
+
+/// A TLS client, built once from a [`TlsClientConfig`]; cheap to clone and shareable between
+/// threads.
+#[derive(Clone)]
+pub struct TlsClient {
+    inner: native::Client,
+}
+
+impl TlsClient {
+    /// Checks the settings and prepares the TLS context.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when a CA certificate or the identity cannot be read (not PEM, not PKCS#8,
+    /// wrong PKCS#12 password); [`Error::Config`] in a build without the `tls` feature.
+    /// A private key that does not match its certificate is not detected here: the handshakes
+    /// fail.
+    pub fn new(config: &TlsClientConfig) -> Result<TlsClient> {
+        Ok(TlsClient {
+            inner: native::Client::new(config)?,
+        })
+    }
+
+    /// Runs the TLS handshake over `tcp` as a client, verifying the server certificate against
+    /// `domain` (the host connected to, see [`host_of`]) unless the settings name another
+    /// server name.
+    ///
+    /// The whole handshake must finish within `deadline`. The socket's read and write timeouts
+    /// are used for that and restored before the stream is returned.
+    ///
+    /// # Errors
+    /// * [`Error::Timeout`] with [`Timeout::Connect`] when the deadline passed;
+    /// * [`Error::Tls`] when the handshake failed; the message says whether the server
+    ///   certificate was not valid for the name, not signed by a trusted CA, or otherwise not
+    ///   verifiable, and the source holds the TLS library's own text.
+    pub fn connect(&self, domain: &str, tcp: TcpStream, deadline: Duration) -> Result<Stream> {
+        let conn = self.inner.connect(domain, tcp, deadline)?;
+        Ok(Stream {
+            inner: Inner::Tls(Box::new(conn)),
+        })
+    }
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient").finish_non_exhaustive()
+    }
+}
+
+/// A TLS server, built once from a [`TlsServerConfig`]; cheap to clone and shareable between
+/// threads.
+#[derive(Clone)]
+pub struct TlsServer {
+    inner: native::Server,
+}
+
+impl TlsServer {
+    /// Checks the identity and prepares the TLS context.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the identity cannot be read (not PEM, not PKCS#8, wrong PKCS#12
+    /// password); [`Error::Config`] in a build without the `tls` feature. A private key that
+    /// does not match its certificate is not detected here: every handshake then fails with
+    /// "no shared cipher".
+    pub fn new(config: &TlsServerConfig) -> Result<TlsServer> {
+        Ok(TlsServer {
+            inner: native::Server::new(config)?,
+        })
+    }
+
+    /// Runs the TLS handshake over an accepted `tcp` connection, within `deadline`.
+    ///
+    /// The socket's read and write timeouts are used for the deadline and restored before the
+    /// stream is returned.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] with [`Timeout::Connect`] when the deadline passed; [`Error::Tls`]
+    /// when the handshake failed, for example because the client speaks plain TCP. Either way
+    /// only this connection is lost: log it and go on accepting.
+    pub fn accept(&self, tcp: TcpStream, deadline: Duration) -> Result<Stream> {
+        let conn = self.inner.accept(tcp, deadline)?;
+        Ok(Stream {
+            inner: Inner::Tls(Box::new(conn)),
+        })
+    }
+}
+
+impl fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsServer").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+mod native;
+
+/// Stand-ins for a build without TLS: the types exist but cannot be built.
+#[cfg(not(feature = "tls"))]
+mod native {
+    use super::{Error, Result, TlsClientConfig, TlsPeer, TlsServerConfig, NO_TLS};
+    use std::io;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// A TLS connection, which cannot exist in this build.
+    pub(super) enum Conn {}
+
+    #[allow(clippy::unused_self)]
+    impl Conn {
+        pub(super) fn tcp(&self) -> &TcpStream {
+            match *self {}
+        }
+        pub(super) fn peer(&self) -> &TlsPeer {
+            match *self {}
+        }
+        pub(super) fn peer_closed(&mut self) -> bool {
+            match *self {}
+        }
+        pub(super) fn close_notify(&mut self) {
+            match *self {}
+        }
+        pub(super) fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            match *self {}
+        }
+        pub(super) fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            match *self {}
+        }
+        pub(super) fn flush(&mut self) -> io::Result<()> {
+            match *self {}
+        }
+    }
+
+    #[derive(Clone)]
+    pub(super) enum Client {}
+
+    impl Client {
+        pub(super) fn new(_: &TlsClientConfig) -> Result<Client> {
+            Err(Error::Config(NO_TLS.into()))
+        }
+        pub(super) fn connect(&self, _: &str, _: TcpStream, _: Duration) -> Result<Conn> {
+            match *self {}
+        }
+    }
+
+    #[derive(Clone)]
+    pub(super) enum Server {}
+
+    impl Server {
+        pub(super) fn new(_: &TlsServerConfig) -> Result<Server> {
+            Err(Error::Config(NO_TLS.into()))
+        }
+        pub(super) fn accept(&self, _: TcpStream, _: Duration) -> Result<Conn> {
+            match *self {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_strips_port_and_brackets() {
+        assert_eq!(host_of("example.org:2575"), "example.org");
+        assert_eq!(host_of("127.0.0.1:2575"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:2575"), "::1");
+        assert_eq!(host_of("example.org"), "example.org");
+        assert_eq!(host_of("::1"), "::1");
+    }
+
+    #[test]
+    fn resolve_rejects_addresses_without_port() {
+        assert!(matches!(resolve("localhost"), Err(Error::Config(_))));
+        assert!(matches!(resolve("localhost:99999"), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn zero_timeout_is_a_config_error() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(matches!(
+            connect_any(&[addr], Duration::ZERO, false),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            connect_any(&[], Duration::from_secs(1), false),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn identity_debug_hides_secrets() {
+        let id = Identity::Pkcs12 {
+            der: vec![1, 2, 3],
+            password: "secret".into(),
+        };
+        let text = format!("{id:?}");
+        assert!(!text.contains("secret"), "{text}");
+        let id = Identity::Pem {
+            cert: b"cert".to_vec(),
+            key: b"KEYDATA".to_vec(),
+        };
+        let text = format!("{:?}", TlsClientConfig::new().identity(id));
+        assert!(!text.contains("KEYDATA"), "{text}");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_is_a_config_error_without_the_feature() {
+        let e = TlsClient::new(&TlsClientConfig::new()).unwrap_err();
+        assert!(e.to_string().contains("feature `tls`"), "{e}");
+    }
+}
