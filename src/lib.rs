@@ -3,6 +3,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod codec;
+mod connection;
 mod error;
 mod framing;
 mod reader;
@@ -11,6 +12,7 @@ pub mod transport;
 mod writer;
 
 pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};
+pub use connection::Connection;
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
 };

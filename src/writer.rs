@@ -45,20 +45,7 @@ impl<W: Write> Writer<W> {
     /// [`FrameError::PayloadContainsEnd`](crate::FrameError::PayloadContainsEnd) before
     /// anything is written: the peer would split it into two messages.
     pub fn write_frame(&mut self, payload: &[u8]) -> Result<()> {
-        self.framing.check_payload(payload)?;
-        let written = if payload.len() <= COALESCE_LIMIT {
-            self.buf.clear();
-            self.framing.encode_into(payload, &mut self.buf);
-            self.inner.write_all(&self.buf)
-        } else {
-            write_all_vectored(
-                &mut self.inner,
-                &[self.framing.start(), payload, self.framing.end()],
-            )
-        };
-        written
-            .and_then(|()| self.inner.flush())
-            .map_err(|e| Error::io(Phase::Write, e))?;
+        write_frame(&mut self.inner, &self.framing, payload, &mut self.buf)?;
         self.frames += 1;
         Ok(())
     }
@@ -87,6 +74,27 @@ impl<W: Write> Writer<W> {
     pub fn into_inner(self) -> W {
         self.inner
     }
+}
+
+/// Writes one frame to `w` and flushes: the body of [`Writer::write_frame`], shared with
+/// [`Connection`](crate::Connection). `scratch` is reused between calls.
+pub(crate) fn write_frame<W: Write>(
+    w: &mut W,
+    framing: &Framing,
+    payload: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
+    framing.check_payload(payload)?;
+    let written = if payload.len() <= COALESCE_LIMIT {
+        scratch.clear();
+        framing.encode_into(payload, scratch);
+        w.write_all(scratch)
+    } else {
+        write_all_vectored(w, &[framing.start(), payload, framing.end()])
+    };
+    written
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(Phase::Write, e))
 }
 
 /// `write_all` over several buffers (`Write::write_all_vectored` is not stable).

@@ -6,6 +6,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
+use common::Rng;
 use mllp::fuzzing::{self, decode_chunks, reference, Ev};
 use mllp::{Error, FrameError, Framing, Reader, StartInFrame, Writer};
 
@@ -95,26 +98,6 @@ fn oversized_keeps_only_the_first_kib() {
     assert_eq!((*len, header.len()), (5000, 1024));
     assert_eq!(&header[..], &stream[1..1025]);
     assert_eq!(events[1], frame(b"next"));
-}
-
-/// A tiny xorshift generator: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// Up to `max - 1` random bytes.
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = self.below(max);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// A random stream of frames, junk and hostile fragments, biased towards framing bytes.
@@ -284,28 +267,9 @@ fn reader_memory_is_bounded_by_max_size_plus_a_chunk() {
     );
 }
 
-fn corpus_dir() -> Option<PathBuf> {
-    match std::env::var_os("MLLP_TEST_CORPUS") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            eprintln!("MLLP_TEST_CORPUS is not set: skipping the corpus test");
-            None
-        }
-    }
-}
-
 fn corpus_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for sub in [dir.to_path_buf(), dir.join("malformed")] {
-        for entry in std::fs::read_dir(&sub).expect("corpus directory") {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "hl7") {
-                let bytes = std::fs::read(&path).unwrap();
-                files.push((path.display().to_string(), bytes));
-            }
-        }
-    }
-    files.sort();
+    let mut files = common::hl7_files(dir);
+    files.extend(common::hl7_files(&dir.join("malformed")));
     files
 }
 
@@ -313,7 +277,9 @@ fn corpus_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// comes back byte-identical.
 #[test]
 fn corpus_survives_loopback_in_one_write_and_in_single_bytes() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     let files = corpus_files(&dir);
     assert!(files.len() > 50, "corpus looks empty: {}", files.len());
     // Some files carry a stray 0x0B (a start byte) inside the message: with the default

@@ -1,0 +1,106 @@
+//! Support shared by the integration tests: the sample corpus, the Python peer, a seeded
+//! generator and deadlines. Each test crate uses only part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The sample corpus directory from `MLLP_TEST_CORPUS`, or `None` (and a notice) when unset.
+pub fn corpus_dir() -> Option<PathBuf> {
+    match std::env::var_os("MLLP_TEST_CORPUS") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            eprintln!("MLLP_TEST_CORPUS is not set: skipping the corpus part of this test");
+            None
+        }
+    }
+}
+
+/// The `.hl7` files directly in `dir`, sorted, as (file name, bytes).
+pub fn hl7_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("corpus directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "hl7") {
+            let bytes = std::fs::read(&path).expect("corpus file");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The Python interpreter of a venv with python-hl7 installed, from `MLLP_TEST_PYTHON`, or
+/// `None` (and a notice) when unset or unusable. `.ci/run` sets it up.
+pub fn python() -> Option<PathBuf> {
+    let Some(python) = std::env::var_os("MLLP_TEST_PYTHON").map(PathBuf::from) else {
+        eprintln!("MLLP_TEST_PYTHON is not set: skipping the python-hl7 interop test");
+        return None;
+    };
+    let ok = Command::new(&python)
+        .args(["-c", "import hl7.mllp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("{} cannot import hl7.mllp: skipping", python.display());
+        return None;
+    }
+    Some(python)
+}
+
+/// A tiny xorshift generator: deterministic, no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Up to `max - 1` random bytes.
+    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = self.below(max);
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held. For conditions that
+/// have no event to wait on (a counter in another thread); the poll interval is short.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A minimal HL7 message with the given control ID.
+pub fn adt(control_id: &str) -> String {
+    format!(
+        "MSH|^~\\&|SENDER|FAC|RECEIVER|FAC|20260101120000||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A01|20260101120000\r\
+         PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+    )
+}
+
+/// Process resident memory in bytes (Linux), or `None`.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
