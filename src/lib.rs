@@ -2,9 +2,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod charset;
 mod codec;
 mod error;
 mod framing;
+pub mod hl7;
 mod reader;
 pub mod scan;
 mod writer;
@@ -19,6 +21,12 @@ pub use framing::{
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use writer::{Writer, COALESCE_LIMIT};
+
+pub use charset::{Charset, Malformed};
+pub use hl7::{
+    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
+    Header, Separators, COMMIT_ACK, COMMIT_NAK,
+};
 
 #[doc(hidden)]
 pub mod fuzzing;
