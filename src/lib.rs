@@ -2,10 +2,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod charset;
 mod codec;
 mod connection;
 mod error;
 mod framing;
+pub mod hl7;
 mod reader;
 pub mod scan;
 pub mod transport;
@@ -25,6 +27,12 @@ pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
 pub use writer::{Writer, COALESCE_LIMIT};
+
+pub use charset::{Charset, Malformed};
+pub use hl7::{
+    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
+    Header, Separators, COMMIT_ACK, COMMIT_NAK,
+};
 
 #[doc(hidden)]
 pub mod fuzzing;

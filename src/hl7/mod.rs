@@ -1,0 +1,27 @@
+//! HL7 v2 pieces MLLP needs: the header of a received message, the acknowledgement to send
+//! back, and the acknowledgement a sender receives.
+//!
+//! Everything here works on raw bytes, before character decoding: the header segment is ASCII
+//! in every character set MLLP can carry.
+//!
+//! * [`Header`] reads MSH (or BHS/FHS for a batch) without copying: separators, fields,
+//!   components, and the fields an acknowledgement needs.
+//! * [`AckBuilder`] writes the ACK of a received message into a reusable buffer, in original
+//!   mode (AA/AE/AR) or enhanced mode (CA/CE/CR, sent according to MSH-15).
+//!   [`build_nak_unparseable`] answers input whose header cannot be read.
+//! * [`Ack`] reads a reply: MSA-1/2/3, ERR texts, or an MLLP release 2 commit block
+//!   ([`COMMIT_ACK`], [`COMMIT_NAK`]). [`ack_control_id`] finds MSA-2 without copying, for
+//!   matching replies to sent messages.
+
+mod ack;
+mod escape;
+mod header;
+mod reply;
+
+pub use ack::{
+    build_nak_unparseable, code_description, next_control_id, AckBuilder, AckCode, AckMode,
+    ControlId, Disposition, COMMIT_ACK, COMMIT_NAK,
+};
+pub use escape::{escape_into, unescape};
+pub use header::{Header, Separators};
+pub use reply::{ack_control_id, Ack, AckKind};

@@ -1,0 +1,211 @@
+//! Reading acknowledgements received by a sender.
+
+use super::ack::{AckCode, COMMIT_ACK, COMMIT_NAK};
+use super::escape::unescape;
+use super::header::{component_of, first_repetition, segments, Header, Separators};
+use crate::charset::{Charset, Malformed};
+use crate::error::{Error, HeaderError};
+
+/// What kind of reply an [`Ack`] was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    /// An HL7 message with an MSA segment.
+    Hl7,
+    /// An MLLP release 2 commit block: [`COMMIT_ACK`] (reported as
+    /// [`AckCode::CommitAccept`]) or [`COMMIT_NAK`] (reported as [`AckCode::CommitReject`]).
+    Commit,
+}
+
+/// An acknowledgement received from a peer, copied out of the reply frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Whether this was an HL7 ACK or an MLLP commit block.
+    pub kind: AckKind,
+    /// MSA-1; for a commit block `CommitAccept` (0x06) or `CommitReject` (0x15).
+    pub code: AckCode,
+    /// MSA-2, the control ID of the acknowledged message, as sent (not unescaped). Empty for a
+    /// commit block.
+    pub control_id: String,
+    /// MSA-3, unescaped, when present.
+    pub text: Option<String>,
+    /// The text of each ERR segment, unescaped: ERR-8 when valued, else the text of ERR-3, else
+    /// the text (or code) in ERR-1's fourth component.
+    pub errors: Vec<String>,
+    /// The reply frame's payload as received.
+    pub raw: Vec<u8>,
+}
+
+impl Ack {
+    /// Reads an acknowledgement from a reply frame's payload.
+    ///
+    /// Accepts CR, LF or CRLF segment endings, and a last segment without a terminator. Texts
+    /// are decoded in the character set named by the reply's MSH-18, else as UTF-8, with
+    /// malformed bytes replaced.
+    ///
+    /// # Errors
+    /// [`Error::Header`] when the reply has no readable MSH, or
+    /// [`HeaderError::NotAnAck`] when it has no MSA segment with a known code.
+    pub fn parse(frame: &[u8]) -> Result<Ack, Error> {
+        let commit = |code| Ack {
+            kind: AckKind::Commit,
+            code,
+            control_id: String::new(),
+            text: None,
+            errors: Vec::new(),
+            raw: frame.to_vec(),
+        };
+        if frame == COMMIT_ACK {
+            return Ok(commit(AckCode::CommitAccept));
+        }
+        if frame == COMMIT_NAK {
+            return Ok(commit(AckCode::CommitReject));
+        }
+        let header = Header::parse(frame)?;
+        let seps = header.separators();
+        let charset = Charset::from_header(&header, Charset::UTF_8);
+        let text_of = |value: &[u8]| -> String {
+            let bytes = unescape(value, &seps);
+            match charset.decode(&bytes, Malformed::Replace) {
+                Ok(d) => d.text.into_owned(),
+                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+            }
+        };
+        let mut msa: Option<(AckCode, String, Option<String>)> = None;
+        let mut errors = Vec::new();
+        for seg in segments(frame) {
+            let Some(fields) = segment_fields(seg, b"MSA", seps.field) else {
+                if let Some(fields) = segment_fields(seg, b"ERR", seps.field) {
+                    if let Some(text) = err_text(fields, &seps) {
+                        errors.push(text_of(text));
+                    }
+                }
+                continue;
+            };
+            if msa.is_some() {
+                continue;
+            }
+            let mut fields = fields;
+            let code = fields.next().and_then(AckCode::parse);
+            let Some(code) = code else {
+                return Err(HeaderError::NotAnAck.into());
+            };
+            let control_id = String::from_utf8_lossy(fields.next().unwrap_or_default());
+            let text = fields.next().filter(|t| !t.is_empty()).map(text_of);
+            msa = Some((code, control_id.into_owned(), text));
+        }
+        let Some((code, control_id, text)) = msa else {
+            return Err(HeaderError::NotAnAck.into());
+        };
+        Ok(Ack {
+            kind: AckKind::Hl7,
+            code,
+            control_id,
+            text,
+            errors,
+            raw: frame.to_vec(),
+        })
+    }
+
+    /// Whether the peer accepted the message (AA, CA, or a commit ACK).
+    pub fn is_success(&self) -> bool {
+        self.code.is_success()
+    }
+}
+
+/// The fields after the name of `seg` when it is a `name` segment.
+fn segment_fields<'a>(
+    seg: &'a [u8],
+    name: &[u8],
+    field: u8,
+) -> Option<std::iter::Skip<std::slice::Split<'a, u8, impl FnMut(&u8) -> bool>>> {
+    let rest = seg.strip_prefix(name)?;
+    if !(rest.is_empty() || rest[0] == field) {
+        return None;
+    }
+    Some(seg.split(move |&b| b == field).skip(1))
+}
+
+/// The text of an ERR segment (fields after the name): ERR-8, else ERR-3.2, else ERR-1.4.2,
+/// else ERR-1.4.
+fn err_text<'a>(fields: impl Iterator<Item = &'a [u8]>, seps: &Separators) -> Option<&'a [u8]> {
+    let mut err1 = None;
+    let mut err3 = None;
+    let mut err8 = None;
+    for (i, value) in fields.enumerate().take(8) {
+        match i + 1 {
+            1 => err1 = Some(value),
+            3 => err3 = Some(value),
+            8 => err8 = Some(value),
+            _ => {}
+        }
+    }
+    let valued = |v: Option<&'a [u8]>| v.filter(|v| !v.is_empty());
+    if let Some(t) = valued(err8) {
+        return Some(t);
+    }
+    let cwe_text = err3
+        .map(|v| first_repetition(v, seps.repetition))
+        .and_then(|v| component_of(v, seps.component, 2));
+    if let Some(t) = valued(cwe_text) {
+        return Some(t);
+    }
+    let ce = err1
+        .map(|v| first_repetition(v, seps.repetition))
+        .and_then(|v| component_of(v, seps.component, 4));
+    let ce_text = match (ce, seps.subcomponent) {
+        (Some(ce), Some(sub)) => component_of(ce, sub, 2),
+        _ => None,
+    };
+    valued(ce_text)
+        .or_else(|| valued(ce))
+        .or_else(|| valued(err1))
+}
+
+/// MSA-2 of a reply frame, without building an [`Ack`]: the control ID of the message it
+/// acknowledges. `None` for a commit block or a reply without an MSA segment.
+pub fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
+    let header_sep = Header::parse(frame).ok().map(|h| h.separators().field);
+    segments(frame).find_map(|seg| {
+        let rest = seg.strip_prefix(b"MSA")?;
+        let sep = header_sep.unwrap_or(*rest.first()?);
+        if rest.first() != Some(&sep) {
+            return None;
+        }
+        rest[1..].split(|&b| b == sep).nth(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_commit_blocks() {
+        let a = Ack::parse(COMMIT_ACK).unwrap();
+        assert_eq!((a.kind, a.code), (AckKind::Commit, AckCode::CommitAccept));
+        assert!(a.is_success());
+        let n = Ack::parse(COMMIT_NAK).unwrap();
+        assert_eq!(n.code, AckCode::CommitReject);
+        assert!(!n.is_success());
+        assert_eq!(ack_control_id(COMMIT_ACK), None);
+    }
+
+    #[test]
+    fn err_text_fallbacks() {
+        let seps = Separators::default();
+        let pick = |seg: &'static [u8]| {
+            err_text(seg.split(|&b| b == b'|').skip(1), &seps).map(|t| t.to_vec())
+        };
+        assert_eq!(pick(b"ERR||||||||text"), Some(b"text".to_vec()));
+        assert_eq!(
+            pick(b"ERR|||207^Internal^HL70357|E"),
+            Some(b"Internal".to_vec())
+        );
+        assert_eq!(
+            pick(b"ERR|^^^207&Old style&HL70357"),
+            Some(b"Old style".to_vec())
+        );
+        assert_eq!(pick(b"ERR|^^^207"), Some(b"207".to_vec()));
+        assert_eq!(pick(b"ERR"), None);
+    }
+}
