@@ -325,3 +325,72 @@ pub fn reader_ops(data: &[u8]) {
     assert_eq!(stats.discarded_frames, discarded);
     assert_eq!(stats.bytes_read, stream.len() as u64);
 }
+
+/// Builds acknowledgements for arbitrary input and reads them back.
+///
+/// Never panics for any input (except on a broken invariant). When the input's header parses,
+/// every ACK built for it (each disposition, both modes, with a text taken from the input) parses
+/// back with MSA-2 equal to the header's control ID, the expected code, and the text intact;
+/// when it does not parse, the NAK for unparseable input parses back as AR with an empty MSA-2.
+pub fn ack_build(data: &[u8]) {
+    use crate::hl7::{ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckKind, AckMode};
+    use crate::hl7::{AckCode, Disposition};
+
+    let mut out = Vec::new();
+    let header = match crate::Header::parse(data) {
+        Ok(h) => h,
+        Err(e) => {
+            let reason = e.to_string();
+            build_nak_unparseable(&reason, &mut out);
+            let ack = Ack::parse(&out).expect("the NAK for unparseable input parses");
+            assert_eq!(ack.code, AckCode::ApplicationReject);
+            assert_eq!(ack.control_id, "");
+            assert_eq!(ack.errors, [reason]);
+            return;
+        }
+    };
+    let seps = header.separators();
+    let text = String::from_utf8_lossy(&data[..data.len().min(48)]).into_owned();
+    let expected_text = text.replace(['\r', '\n'], " ");
+    for disposition in [Disposition::Accept, Disposition::Error, Disposition::Reject] {
+        for mode in [AckMode::Auto, AckMode::Original] {
+            for with_text in [false, true] {
+                let mut b = AckBuilder::new(disposition).mode(mode);
+                if with_text {
+                    b = b.text(&text);
+                }
+                out.clear();
+                let sent = b
+                    .build(&header, &mut out)
+                    .expect("UTF-8 text always encodes");
+                assert_eq!(sent, b.should_send(&header));
+                if !sent {
+                    assert!(out.is_empty());
+                    continue;
+                }
+                let ack = Ack::parse(&out).expect("a built ACK parses");
+                assert_eq!(ack.kind, AckKind::Hl7);
+                assert_eq!(ack.code, b.code(&header));
+                let want_id = header.control_id().unwrap_or_default();
+                assert_eq!(ack_control_id(&out).unwrap_or_default(), want_id);
+                assert_eq!(
+                    ack.control_id.as_bytes(),
+                    String::from_utf8_lossy(want_id).as_bytes()
+                );
+                let reply = crate::Header::parse(&out).expect("the ACK's header parses");
+                assert_eq!(reply.separators(), seps);
+                assert_ne!(reply.control_id(), header.control_id());
+                assert_eq!(
+                    ack.errors.len(),
+                    usize::from(disposition != Disposition::Accept)
+                );
+                if with_text && seps.escape.is_some() && !expected_text.is_empty() {
+                    assert_eq!(ack.text.as_deref(), Some(&*expected_text));
+                    if seps.subcomponent.is_some() && disposition != Disposition::Accept {
+                        assert_eq!(ack.errors[0], expected_text);
+                    }
+                }
+            }
+        }
+    }
+}

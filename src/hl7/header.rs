@@ -50,7 +50,7 @@ impl Default for Separators {
 /// [`Header::control_id`] then gives the ID the acknowledgement must carry in MSA-2 (BHS-11 when
 /// the block has a BHS, else FHS-11), and [`Header::batch_message`] the header of the first
 /// message inside the batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Header<'a> {
     /// The header segment, from its name to just before its terminator.
     segment: &'a [u8],
@@ -292,6 +292,22 @@ impl<'a> Header<'a> {
     }
 }
 
+/// Shows the segment name, separators and sizes only: message bytes carry patient data and
+/// must not end up in logs by accident.
+impl std::fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field(
+                "segment_name",
+                &String::from_utf8_lossy(self.segment_name()),
+            )
+            .field("separators", &self.separators)
+            .field("segment_len", &self.segment.len())
+            .field("rest_len", &self.rest.len())
+            .finish()
+    }
+}
+
 /// `2.5.1` → `(2, 5)`.
 pub(crate) fn parse_version(v: &[u8]) -> Option<(u32, u32)> {
     let mut parts = v.split(|&b| b == b'.');
@@ -388,6 +404,13 @@ mod tests {
         assert_eq!(m.control_id(), Some(&b"M1"[..]));
         let f = Header::parse(b"FHS|^~\\&|A|B|C|D|||||F1\rMSH|^~\\&\r").unwrap();
         assert_eq!(f.control_id(), Some(&b"F1"[..]));
+    }
+
+    #[test]
+    fn debug_output_leaves_out_message_bytes() {
+        let h = Header::parse(b"MSH|^~\\&|SECRET\rPID|1||DOE^JOHN").unwrap();
+        let shown = format!("{h:?}");
+        assert!(shown.contains("MSH") && !shown.contains("SECRET") && !shown.contains("DOE"));
     }
 
     #[test]

@@ -65,6 +65,10 @@ impl Ack {
         let charset = Charset::from_header(&header, Charset::UTF_8);
         let text_of = |value: &[u8]| -> String {
             let bytes = unescape(value, &seps);
+            if charset == Charset::UTF_8 {
+                // Not `decode`: a field's text keeps a leading U+FEFF.
+                return String::from_utf8_lossy(&bytes).into_owned();
+            }
             match charset.decode(&bytes, Malformed::Replace) {
                 Ok(d) => d.text.into_owned(),
                 Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
