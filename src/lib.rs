@@ -3,7 +3,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod charset;
-mod codec;
+pub mod codec;
 mod connection;
 mod error;
 mod framing;
