@@ -10,6 +10,7 @@ mod framing;
 pub mod hl7;
 mod reader;
 pub mod scan;
+mod store;
 pub mod transport;
 mod writer;
 
@@ -23,6 +24,7 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use store::FileStore;
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
