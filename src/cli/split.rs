@@ -1,0 +1,129 @@
+//! Cutting files into messages for `mllp send`.
+
+/// Segment endings: LF and CRLF become CR (HL7's segment terminator). A UTF-8 BOM is dropped.
+pub fn normalise(bytes: &[u8]) -> Vec<u8> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                out.push(b'\r');
+                i += 2;
+                continue;
+            }
+            b'\n' => out.push(b'\r'),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The messages in a file: a new message starts at each segment beginning with `MSH`; blank
+/// segments between messages are dropped. A file starting with `FHS` or `BHS` is one block,
+/// unless `split_batch`, when its MSH messages are sent one by one (the batch envelope
+/// segments are dropped). Segment terminators are kept as they are; see [`normalise`].
+pub fn messages(bytes: &[u8], split_batch: bool) -> Vec<Vec<u8>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let segments: Vec<&[u8]> = split_segments(bytes);
+    let is_batch = segments
+        .iter()
+        .find(|s| !is_blank(s))
+        .is_some_and(|s| s.starts_with(b"FHS") || s.starts_with(b"BHS"));
+    if is_batch && !split_batch {
+        let trimmed = trim_blank_lines(bytes);
+        return if trimmed.is_empty() { Vec::new() } else { vec![trimmed.to_vec()] };
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for seg in segments {
+        if is_blank(seg) {
+            continue;
+        }
+        let envelope = [&b"FHS"[..], b"BHS", b"BTS", b"FTS"]
+            .iter()
+            .any(|h| seg.starts_with(h));
+        if envelope {
+            continue;
+        }
+        if seg.starts_with(b"MSH") || out.is_empty() {
+            out.push(Vec::new());
+        }
+        let msg = out.last_mut().expect("a message was started");
+        msg.extend_from_slice(seg);
+    }
+    out
+}
+
+/// Segments with their terminators (CR, LF or CRLF) kept.
+fn split_segments(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                out.push(&bytes[start..i + 2]);
+                i += 2;
+                start = i;
+                continue;
+            }
+            b'\r' | b'\n' => {
+                out.push(&bytes[start..i + 1]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < bytes.len() {
+        out.push(&bytes[start..]);
+    }
+    out
+}
+
+fn is_blank(seg: &[u8]) -> bool {
+    seg.iter().all(|b| b.is_ascii_whitespace())
+}
+
+fn trim_blank_lines(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    // Keep the last segment's terminator.
+    let end = match bytes.get(end) {
+        Some(b'\r') if bytes.get(end + 1) == Some(&b'\n') => end + 2,
+        Some(b'\r' | b'\n') => end + 1,
+        _ => end,
+    };
+    &bytes[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_endings() {
+        assert_eq!(normalise(b"\xEF\xBB\xBFA\r\nB\nC\rD"), b"A\rB\rC\rD");
+    }
+
+    #[test]
+    fn splits_at_msh() {
+        let file = b"\nMSH|1\nPID|1\n\nMSH|2\r\nPID|2\r\n\r\n";
+        let msgs = messages(file, false);
+        assert_eq!(msgs, [&b"MSH|1\nPID|1\n"[..], b"MSH|2\r\nPID|2\r\n"]);
+    }
+
+    #[test]
+    fn batches_are_one_block_unless_split() {
+        let file = b"FHS|^~\\&\rBHS|^~\\&\rMSH|1\rPID|1\rMSH|2\rBTS|2\rFTS|1\r\n";
+        assert_eq!(messages(file, false), [&file[..file.len() - 1]]);
+        assert_eq!(messages(file, true), [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]);
+    }
+}
