@@ -107,6 +107,11 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
 /// How long a new connection waits for a replaced idle connection to free its slot.
 const REPLACE_WAIT: Duration = Duration::from_secs(2);
+/// How long a new connection waits, in single-connection mode with replacement, for a busy
+/// connection to become idle before the overflow policy applies to it.
+const REPLACE_SETTLE: Duration = Duration::from_millis(200);
+/// How often the busy connection is checked meanwhile.
+const REPLACE_POLL: Duration = Duration::from_millis(5);
 /// How often a connection waiting for a slot re-checks whether the old one became idle.
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
 /// How long shutdown waits for connections shut down in both directions after the grace
@@ -600,14 +605,8 @@ fn take_slot(
                 return false;
             }
         }
-        if replace {
-            if let Some(old) = shared.slots.close_idle_single() {
-                bump(&shared.stats.connections_replaced);
-                info!("connection {id} from {peer} replaces idle connection {old}");
-                if shared.slots.wait_for_room(max, REPLACE_WAIT, &shared.stop) {
-                    continue;
-                }
-            }
+        if replace && replace_idle(shared, max, id, peer) {
+            continue;
         }
         match settings.overflow {
             Overflow::Refuse => {
@@ -632,6 +631,26 @@ fn take_slot(
                 };
                 shared.slots.wait_for_room(max, wait, &shared.stop);
             }
+        }
+    }
+}
+
+/// Single-connection mode: closes the connection in the only slot if it is idle, or becomes
+/// idle within [`REPLACE_SETTLE`] (a connection that is just writing its last acknowledgement),
+/// and waits for it to free the slot. Returns whether the slot may now be free.
+fn replace_idle(shared: &Shared, max: usize, id: u64, peer: SocketAddr) -> bool {
+    let settle_end = Instant::now() + REPLACE_SETTLE;
+    loop {
+        if let Some(old) = shared.slots.close_idle_single() {
+            bump(&shared.stats.connections_replaced);
+            info!("connection {id} from {peer} replaces idle connection {old}");
+            return shared.slots.wait_for_room(max, REPLACE_WAIT, &shared.stop);
+        }
+        if Instant::now() >= settle_end || shared.stopping() {
+            return false;
+        }
+        if shared.slots.wait_for_room(max, REPLACE_POLL, &shared.stop) {
+            return true;
         }
     }
 }

@@ -81,12 +81,13 @@ impl Table {
         self.freed.notify_all();
     }
 
-    /// If the table holds exactly one connection and it is idle, shuts it down in both
+    /// If the table holds exactly one connection and it is idle (nothing being handled, no
+    /// bytes since its last message, none waiting in the socket's receive buffer), shuts it down in both
     /// directions (its thread then ends and frees the slot) and returns its id.
     pub(crate) fn close_idle_single(&self) -> Option<u64> {
         let entries = self.lock();
         match entries.as_slice() {
-            [only] if only.flags.is_idle() => {
+            [only] if only.flags.is_idle() && !has_unread_bytes(&only.tcp) => {
                 let _ = only.tcp.shutdown(Shutdown::Both);
                 Some(only.id)
             }
@@ -141,4 +142,21 @@ impl Table {
             let _ = entry.tcp.shutdown(how);
         }
     }
+}
+
+/// Whether bytes are waiting in the socket's receive buffer, not yet read by the connection's
+/// thread (a frame that has just begun). When this cannot be told, the answer is `true`; at
+/// the end of the stream or on a socket error it is `false` (the connection is finished).
+///
+/// The peek is done in non-blocking mode, which the socket shares with its clone in the
+/// connection thread for an instant: a read there may fail with `WouldBlock`, which the
+/// connection loop treats as a read timeout before any deadline and simply reads again.
+fn has_unread_bytes(tcp: &TcpStream) -> bool {
+    if tcp.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let pending = matches!(tcp.peek(&mut byte), Ok(n) if n > 0);
+    let restored = tcp.set_nonblocking(false).is_ok();
+    pending || !restored
 }
