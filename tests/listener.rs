@@ -615,7 +615,9 @@ fn messages_are_decoded_to_utf8() {
 
 #[test]
 fn the_message_view() {
-    let seen: Arc<Mutex<Vec<(u64, SocketAddr, bool, Vec<u8>)>>> = Arc::default();
+    /// Connection id, peer address, TLS or not, raw bytes.
+    type Seen = Vec<(u64, SocketAddr, bool, Vec<u8>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let seen2 = Arc::clone(&seen);
     let running = builder()
         .bind()
