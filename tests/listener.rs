@@ -286,6 +286,7 @@ fn a_slow_peer_is_cut_by_the_frame_timeout_while_others_are_served() {
         cut_after >= Duration::from_millis(1500) && cut_after < Duration::from_secs(5),
         "cut after {cut_after:?}"
     );
+    eprintln!("slow peer cut after {cut_after:?}; worst of {n} normal round trips: {worst:?}");
     assert!(worst < ROUND_TRIP, "worst round trip {worst:?} over {n}");
     assert_eq!(running.stats().frame_timeouts, 1);
     stop(running);
@@ -313,6 +314,7 @@ fn silent_connections_do_not_stop_a_normal_client() {
         assert_aa(&round_trip(&mut normal, adt(&id).as_bytes()), &id);
         worst = worst.max(t.elapsed());
     }
+    eprintln!("worst of 100 round trips beside {SILENT} silent connections: {worst:?}");
     assert!(worst < ROUND_TRIP, "worst round trip {worst:?}");
     if let (Some(before), Some(after)) = (before, common::rss_bytes()) {
         let growth = after.saturating_sub(before);
@@ -684,4 +686,16 @@ fn invalid_settings_are_errors() {
     let taken = builder().bind().unwrap();
     let again = Listener::builder(taken.local_addr()).bind();
     assert!(matches!(again, Err(Error::Io { .. })), "{again:?}");
+}
+
+#[test]
+fn listens_on_ipv6_loopback() {
+    let Ok(listener) = Listener::builder("[::1]:0").bind() else {
+        eprintln!("no IPv6 loopback here: skipping");
+        return;
+    };
+    let running = listener.spawn(accept_all).unwrap();
+    let mut conn = client(running.local_addr());
+    assert_aa(&round_trip(&mut conn, adt("V6").as_bytes()), "V6");
+    stop(running);
 }
