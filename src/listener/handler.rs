@@ -33,7 +33,9 @@ where
 
 /// One received message, as the handler sees it. Everything borrows from the connection's
 /// read buffer: nothing is copied for a message that already was UTF-8.
-#[derive(Debug, Clone, Copy)]
+///
+/// Its `Debug` output shows sizes and metadata, never the message body (patient data).
+#[derive(Clone, Copy)]
 pub struct Message<'a> {
     pub(crate) raw: &'a [u8],
     pub(crate) text: &'a str,
@@ -43,6 +45,20 @@ pub struct Message<'a> {
     pub(crate) tls_peer: Option<&'a TlsPeer>,
     pub(crate) charset: Charset,
     pub(crate) replaced: usize,
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("len", &self.raw.len())
+            .field("control_id", &self.control_id())
+            .field("peer_addr", &self.peer_addr)
+            .field("connection_id", &self.connection_id)
+            .field("tls", &self.tls_peer.is_some())
+            .field("charset", &self.charset)
+            .field("replaced", &self.replaced)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Message<'a> {
