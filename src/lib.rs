@@ -8,6 +8,7 @@ mod connection;
 mod error;
 mod framing;
 pub mod hl7;
+pub mod listener;
 mod reader;
 pub mod scan;
 mod store;
@@ -22,6 +23,10 @@ pub use error::{
 pub use framing::{
     Framing, Sequence, StartInFrame, DEFAULT_END, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_START,
     MAX_SEQUENCE_LEN,
+};
+pub use listener::{
+    AckPolicy, Handler, Listener, ListenerBuilder, ListenerStats, Message, Overflow, Response,
+    RunningListener, ShutdownHandle,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use store::FileStore;

@@ -1,0 +1,138 @@
+//! Listener counters: atomics updated by the connection threads, read as a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::hl7::AckCode;
+
+/// A snapshot of a listener's counters, from [`ShutdownHandle::stats`](super::ShutdownHandle::stats)
+/// or [`RunningListener::stats`](super::RunningListener::stats).
+///
+/// Counters only grow, except `connections_open`. Each is read on its own, so a snapshot taken
+/// while connections are busy may be a few events apart between fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// Connections being served now.
+    pub connections_open: u64,
+    /// Connections served since the start (refused ones not included).
+    pub connections_total: u64,
+    /// Connections accepted and closed at once because every slot was taken
+    /// ([`Overflow::Refuse`](super::Overflow::Refuse)).
+    pub connections_refused: u64,
+    /// Idle connections closed to make room for a new one (single-connection mode with
+    /// [`replace_idle`](super::ListenerBuilder::replace_idle)).
+    pub connections_replaced: u64,
+    /// Messages handed to the handler (panicking calls included).
+    pub messages: u64,
+    /// `AA` acknowledgements sent.
+    pub acks_aa: u64,
+    /// `AE` acknowledgements sent.
+    pub acks_ae: u64,
+    /// `AR` acknowledgements sent.
+    pub acks_ar: u64,
+    /// `CA` acknowledgements sent.
+    pub acks_ca: u64,
+    /// `CE` acknowledgements sent.
+    pub acks_ce: u64,
+    /// `CR` acknowledgements sent.
+    pub acks_cr: u64,
+    /// MLLP release 2 commit acknowledgements (0x06) sent.
+    pub commit_acks: u64,
+    /// MLLP release 2 negative commit acknowledgements (0x15) sent.
+    pub commit_naks: u64,
+    /// Custom acknowledgements ([`Response::custom`](super::Response::custom)) sent.
+    pub custom_acks: u64,
+    /// Acknowledgements not sent because the message's MSH-15 asked for none (enhanced mode).
+    pub acks_suppressed: u64,
+    /// Frames whose header could not be read, answered with an `AR` NAK (counted in
+    /// `acks_ar` too) without calling the handler.
+    pub nak_unparseable: u64,
+    /// Messages not valid in their character set under
+    /// [`Malformed::Reject`](crate::Malformed::Reject), answered with an `AE` without calling the
+    /// handler.
+    pub charset_errors: u64,
+    /// Bytes received outside any frame and dropped.
+    pub skipped_bytes: u64,
+    /// Frames larger than the maximum message size (skipped and answered with a NAK).
+    pub oversized_frames: u64,
+    /// Connections closed because a started frame did not complete in time.
+    pub frame_timeouts: u64,
+    /// Connections closed because they were idle longer than the idle timeout.
+    pub idle_timeouts: u64,
+    /// Handler calls that panicked (answered with `AE`).
+    pub handler_panics: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: u64,
+}
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) connections_replaced: AtomicU64,
+    pub(crate) messages: AtomicU64,
+    pub(crate) acks: [AtomicU64; 6],
+    pub(crate) commit_acks: AtomicU64,
+    pub(crate) commit_naks: AtomicU64,
+    pub(crate) custom_acks: AtomicU64,
+    pub(crate) acks_suppressed: AtomicU64,
+    pub(crate) nak_unparseable: AtomicU64,
+    pub(crate) charset_errors: AtomicU64,
+    pub(crate) skipped_bytes: AtomicU64,
+    pub(crate) oversized_frames: AtomicU64,
+    pub(crate) frame_timeouts: AtomicU64,
+    pub(crate) idle_timeouts: AtomicU64,
+    pub(crate) handler_panics: AtomicU64,
+    pub(crate) tls_failures: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Stats {
+    /// Counts one acknowledgement with `code`.
+    pub(crate) fn ack(&self, code: AckCode) {
+        let i = match code {
+            AckCode::ApplicationAccept => 0,
+            AckCode::ApplicationError => 1,
+            AckCode::ApplicationReject => 2,
+            AckCode::CommitAccept => 3,
+            AckCode::CommitError => 4,
+            AckCode::CommitReject => 5,
+        };
+        bump(&self.acks[i]);
+    }
+
+    pub(crate) fn snapshot(&self) -> ListenerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ListenerStats {
+            connections_open: get(&self.connections_open),
+            connections_total: get(&self.connections_total),
+            connections_refused: get(&self.connections_refused),
+            connections_replaced: get(&self.connections_replaced),
+            messages: get(&self.messages),
+            acks_aa: get(&self.acks[0]),
+            acks_ae: get(&self.acks[1]),
+            acks_ar: get(&self.acks[2]),
+            acks_ca: get(&self.acks[3]),
+            acks_ce: get(&self.acks[4]),
+            acks_cr: get(&self.acks[5]),
+            commit_acks: get(&self.commit_acks),
+            commit_naks: get(&self.commit_naks),
+            custom_acks: get(&self.custom_acks),
+            acks_suppressed: get(&self.acks_suppressed),
+            nak_unparseable: get(&self.nak_unparseable),
+            charset_errors: get(&self.charset_errors),
+            skipped_bytes: get(&self.skipped_bytes),
+            oversized_frames: get(&self.oversized_frames),
+            frame_timeouts: get(&self.frame_timeouts),
+            idle_timeouts: get(&self.idle_timeouts),
+            handler_panics: get(&self.handler_panics),
+            tls_failures: get(&self.tls_failures),
+        }
+    }
+}

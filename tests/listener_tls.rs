@@ -1,0 +1,117 @@
+//! The listener over TLS, with the test certificates in `tests/certs/`.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{adt, eventually};
+use mllp::transport::{self, Identity, Stream, TlsClient, TlsClientConfig};
+use mllp::{Ack, AckCode, Connection, Framing, Listener, Message, Response, TlsServerConfig};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn cert_path(name: &str) -> String {
+    format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tls_client() -> TlsClient {
+    let ca = std::fs::read(cert_path("ca.pem")).unwrap();
+    TlsClient::new(&TlsClientConfig::new().add_root_pem(ca)).unwrap()
+}
+
+fn connect_tls(addr: SocketAddr) -> Connection<Stream> {
+    let tcp = transport::connect(&addr.to_string(), IO_TIMEOUT, true).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let stream = tls_client().connect("localhost", tcp, IO_TIMEOUT).unwrap();
+    Connection::new(stream, Framing::default())
+}
+
+fn round_trip(conn: &mut Connection<Stream>, id: &str) -> Ack {
+    conn.write_frame(adt(id).as_bytes()).unwrap();
+    Ack::parse(conn.read_frame().unwrap().expect("an acknowledgement")).unwrap()
+}
+
+/// Serves TLS with `identity`; sends one message over TLS and checks the answer and what the
+/// handler saw.
+fn serves_tls_with(identity: Identity) {
+    let tls_seen = Arc::new(Mutex::new(Vec::new()));
+    let tls_seen2 = Arc::clone(&tls_seen);
+    let running = Listener::builder("127.0.0.1:0")
+        .tls(TlsServerConfig::new(identity))
+        .handshake_timeout(Duration::from_secs(2))
+        .bind()
+        .unwrap()
+        .spawn(move |m: &Message<'_>| {
+            let peer = m.tls_peer().map(|p| p.certificate_der().is_some());
+            tls_seen2.lock().unwrap().push(peer);
+            Response::accept()
+        })
+        .unwrap();
+    let addr = running.local_addr();
+    let mut conn = connect_tls(addr);
+    for id in ["T1", "T2"] {
+        let ack = round_trip(&mut conn, id);
+        assert_eq!(
+            (ack.code, ack.control_id.as_str()),
+            (AckCode::ApplicationAccept, id)
+        );
+    }
+    // A TLS connection, and no client certificate: the acceptor never asks for one.
+    assert_eq!(*tls_seen.lock().unwrap(), [Some(false), Some(false)]);
+
+    // A plaintext MLLP client on the TLS port loses its connection, and only that.
+    let mut plain = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    plain.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    plain
+        .write_all(format!("\x0b{}\x1c\r", adt("PLAIN")).as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let got = plain.read(&mut buf);
+    // Whatever the TLS library answered (an alert, or nothing), no acknowledgement and the end.
+    match got {
+        Ok(n) => assert!(!buf[..n].contains(&0x0b), "{:?}", &buf[..n]),
+        Err(e) => assert!(!matches!(e.kind(), std::io::ErrorKind::WouldBlock)),
+    }
+    assert!(eventually(IO_TIMEOUT, || running.stats().tls_failures == 1));
+    // A silent client is cut by the handshake timeout.
+    let silent = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    let ack = round_trip(&mut conn, "T3");
+    assert_eq!(ack.control_id, "T3");
+    assert!(eventually(IO_TIMEOUT, || running.stats().tls_failures == 2));
+    drop(silent);
+    let mut again = connect_tls(addr);
+    assert_eq!(round_trip(&mut again, "T4").control_id, "T4");
+    let stats = running.stats();
+    assert_eq!(stats.messages, 4);
+    running.shutdown();
+    running.join().unwrap();
+}
+
+#[test]
+fn serves_tls_with_a_pem_identity() {
+    serves_tls_with(
+        Identity::from_pem_files(cert_path("server.pem"), cert_path("server.key")).unwrap(),
+    );
+}
+
+#[test]
+fn serves_tls_with_a_pkcs12_identity() {
+    serves_tls_with(Identity::from_pkcs12_file(cert_path("server.p12"), "test").unwrap());
+}
+
+#[test]
+fn a_bad_identity_is_an_error_at_bind() {
+    let identity = Identity::Pem {
+        cert: b"not a certificate".to_vec(),
+        key: b"not a key".to_vec(),
+    };
+    let result = Listener::builder("127.0.0.1:0")
+        .tls(TlsServerConfig::new(identity))
+        .bind();
+    assert!(matches!(result, Err(mllp::Error::Tls(_))), "{result:?}");
+}
