@@ -9,7 +9,9 @@ mod error;
 mod framing;
 pub mod hl7;
 mod reader;
+mod retry;
 pub mod scan;
+mod sender;
 pub mod transport;
 mod writer;
 
@@ -23,6 +25,11 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use retry::RetryPolicy;
+pub use sender::{
+    ReplyMode, Sender, SenderBuilder, SenderStats, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+};
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
