@@ -84,7 +84,11 @@ enum State {
     Oversized { len: usize },
 }
 
-/// The sans-I/O MLLP frame decoder. See the [module docs](self) for the buffer contract.
+/// The sans-I/O MLLP frame decoder.
+///
+/// The buffer contract: each [`decode`](Decoder::decode) reports `consumed`, the bytes at the
+/// front of the buffer to drop; the next call must be given the same bytes from `consumed` on,
+/// followed by any new bytes.
 #[derive(Clone)]
 pub struct Decoder {
     framing: Framing,
@@ -162,7 +166,7 @@ impl Decoder {
         self.scanned = 0;
     }
 
-    /// Examines `buf` and reports the next event. See the [module docs](self).
+    /// Examines `buf` and reports the next event; see the buffer contract on [`Decoder`].
     pub fn decode(&mut self, buf: &[u8]) -> Decoded {
         let decoded = self.step(buf);
         debug_assert!(decoded.consumed <= buf.len());
