@@ -424,50 +424,44 @@ impl Sender {
         let mut backoff = Backoff::start(self.retry);
         let mut written_any = false;
         loop {
-            let attempt = backoff.begin();
-            if attempt > 1 {
+            if backoff.begin() > 1 {
                 self.stats.retries += 1;
             }
-            let (outcome_error, retryable) = match self.attempt(payload, id) {
+            let error = match self.attempt(payload, id) {
+                Attempt::Reply(ack) if !self.should_resend(&ack) => {
+                    self.stats.messages += 1;
+                    return Ok(ack);
+                }
                 Attempt::Reply(ack) => {
-                    if !self.should_resend(&ack) {
+                    let Some(delay) = backoff.next_delay(&mut self.jitter) else {
+                        warn!(
+                            "message {} was answered with {} {} time(s); returning the last answer",
+                            Id(id),
+                            ack.code,
+                            backoff.attempts()
+                        );
                         self.stats.messages += 1;
                         return Ok(ack);
-                    }
-                    match backoff.next_delay(&mut self.jitter) {
-                        Some(delay) => {
-                            info!(
-                                "sending message {} to {} again in {} ms after {}",
-                                Id(id),
-                                Peer(self.peer, &self.addr),
-                                delay.as_millis(),
-                                ack.code
-                            );
-                            std::thread::sleep(delay);
-                            continue;
-                        }
-                        None => {
-                            warn!(
-                                "message {} was answered with {} {} time(s); giving up resending",
-                                Id(id),
-                                ack.code,
-                                backoff.attempts()
-                            );
-                            self.stats.messages += 1;
-                            return Ok(ack);
-                        }
-                    }
+                    };
+                    info!(
+                        "sending message {} to {} again in {} ms after {}",
+                        Id(id),
+                        Peer(self.peer, &self.addr),
+                        delay.as_millis(),
+                        ack.code
+                    );
+                    std::thread::sleep(delay);
+                    continue;
                 }
                 Attempt::Failed { error, written } => {
                     // Close first: nothing read on this connection may be taken for a reply to a
                     // later message.
                     self.drop_connection();
                     written_any |= written;
-                    let retryable = is_retryable(&error);
-                    (error, retryable)
+                    error
                 }
             };
-            let delay = if retryable {
+            let delay = if is_retryable(&error) {
                 backoff.next_delay(&mut self.jitter)
             } else {
                 None
@@ -484,13 +478,13 @@ impl Sender {
                     self.addr,
                     outcome,
                     backoff.attempts(),
-                    outcome_error
+                    error
                 );
                 self.stats.failures += 1;
                 return Err(Error::Delivery {
                     outcome,
                     attempts: backoff.attempts(),
-                    last: Box::new(outcome_error),
+                    last: Box::new(error),
                 });
             };
             warn!(
@@ -498,7 +492,7 @@ impl Sender {
                 backoff.attempts(),
                 Id(id),
                 self.addr,
-                outcome_error,
+                error,
                 delay.as_millis()
             );
             std::thread::sleep(delay);
@@ -875,6 +869,12 @@ mod tests {
             ))),
         ));
         assert!(is_retryable(&broken));
+    }
+
+    #[test]
+    fn sender_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<Sender>();
     }
 
     #[test]

@@ -724,6 +724,76 @@ fn close_then_send_connects_again() {
     assert_eq!(script.finish().connections, 2);
 }
 
+/// Every log record of this test binary, as "LEVEL message".
+static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}", record.level(), record.args());
+        LOGS.lock().unwrap().push(line);
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn logs_name_the_peer_and_control_id_but_never_the_body() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+    let script = Script::start(|n, _| match n {
+        0 => vec![Hangup],
+        _ => vec![
+            Frame(ack_with("AA", "OTHER-ID", "")),
+            Ack(Disposition::Error, Some("no")),
+        ],
+    });
+    let peer = script.addr();
+    let mut sender = sender(&peer).build().unwrap();
+    let body = common::adt("LOG1");
+    let ack = sender.send(&body).unwrap();
+    assert_eq!(ack.code, AckCode::ApplicationError);
+    drop(sender);
+    script.finish();
+
+    let logs = LOGS.lock().unwrap().clone();
+    let has = |level: &str, words: &[&str]| {
+        logs.iter()
+            .any(|l| l.starts_with(level) && words.iter().all(|w| l.contains(w)))
+    };
+    assert!(has("INFO", &["connected to", &peer]), "{logs:#?}");
+    assert!(
+        has(
+            "WARN",
+            &["closed the connection before acknowledging message LOG1"]
+        ),
+        "{logs:#?}"
+    );
+    assert!(
+        has("WARN", &["attempt 1", "LOG1", "trying again"]),
+        "{logs:#?}"
+    );
+    assert!(has("INFO", &["reconnected to", &peer]), "{logs:#?}");
+    assert!(has("WARN", &["OTHER-ID", "LOG1"]), "{logs:#?}");
+    assert!(
+        has("WARN", &[&peer, "answered message LOG1 with AE"]),
+        "{logs:#?}"
+    );
+    // No record of any test in this binary shows message contents.
+    for line in &logs {
+        assert!(
+            !line.contains("DOE^JANE") && !line.contains("PID|"),
+            "{line}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Interop with python-hl7's asyncio MLLP server
 
