@@ -285,8 +285,9 @@ fn check_addr(addr: &str) -> Result<()> {
 /// that must not process a message twice can recognise a repeat by its control ID (MSH-10),
 /// which the sender never changes.
 ///
-/// TLS failures (certificate not trusted, wrong host name) and configuration errors are not
-/// retried: trying again cannot fix them. A TLS handshake broken by an I/O error is retried.
+/// Certificate verification failures (certificate not trusted, not valid for the host name,
+/// expired) and configuration errors are not retried: trying again cannot fix them. Other TLS
+/// handshake failures, such as a connection cut during the handshake, are retried.
 ///
 /// # Negative acknowledgements
 /// AE, AR, CE and CR are results, not errors: `send` returns them as `Ok(ack)` with
@@ -731,8 +732,11 @@ fn write_error(e: Error) -> Error {
 fn is_retryable(e: &Error) -> bool {
     match e {
         Error::Io { .. } | Error::Timeout(_) | Error::Frame(_) | Error::Closed => true,
-        // A handshake broken by the network may work next time; a certificate problem will not.
-        Error::Tls(_) => caused_by_io(e),
+        // A handshake broken by the network may work next time; a certificate that failed
+        // verification will not. The TLS error has no kind, but every verification failure
+        // names the certificate (see `transport::native`), and the TLS library's own text does
+        // too ("certificate verify failed").
+        Error::Tls(_) => caused_by_io(e) || !e.to_string().contains("certificate"),
         _ => false,
     }
 }
@@ -860,8 +864,16 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused.into()
         )));
         assert!(!is_retryable(&Error::Config("x".into())));
-        let cert = Error::Tls(crate::error::TlsError::new("untrusted", None));
+        let cert = Error::Tls(crate::error::TlsError::new(
+            "the server certificate for \"x\" is not signed by a trusted CA",
+            None,
+        ));
         assert!(!is_retryable(&cert));
+        let cut = Error::Tls(crate::error::TlsError::new(
+            "the TLS handshake with \"x\" failed",
+            None,
+        ));
+        assert!(is_retryable(&cut));
         let broken = Error::Tls(crate::error::TlsError::new(
             "handshake failed",
             Some(Box::new(std::io::Error::from(

@@ -316,3 +316,33 @@ fn client_identity_is_presented_to_a_server_that_asks() {
     );
     assert!(report.contains("CN = mllp test client"), "{report}");
 }
+
+#[test]
+fn handshake_cut_by_the_network_is_retried() {
+    let tls = TlsServer::new(&TlsServerConfig::new(pem_identity("server"))).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        // The first connection is closed before the handshake; the second is served.
+        drop(listener.accept().unwrap());
+        let (tcp, _) = listener.accept().unwrap();
+        let stream = tls.accept(tcp, LIMIT).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut conn = Connection::new(stream, Framing::default());
+        let msg = conn.read_frame().unwrap().unwrap().to_vec();
+        let mut ack = Vec::new();
+        AckBuilder::new(Disposition::Accept)
+            .build(&Header::parse(&msg).unwrap(), &mut ack)
+            .unwrap();
+        conn.write_frame(&ack).unwrap();
+    });
+    let mut sender = sender(&format!("localhost:{port}"), trusting_test_ca())
+        .build()
+        .unwrap();
+    let ack = sender.send(&adt("CUT1")).unwrap();
+    assert_eq!(ack.control_id, "CUT1");
+    let stats = sender.stats();
+    assert_eq!((stats.retries, stats.connects), (1, 1));
+    drop(sender);
+    server.join().unwrap();
+}
