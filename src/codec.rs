@@ -84,7 +84,8 @@ enum State {
     Oversized { len: usize },
 }
 
-/// The sans-I/O MLLP frame decoder. See the `codec` module source for the buffer contract.
+/// The sans-I/O MLLP frame decoder. See the [module documentation](crate::codec) for the
+/// buffer contract.
 #[derive(Clone)]
 pub struct Decoder {
     framing: Framing,
@@ -162,7 +163,8 @@ impl Decoder {
         self.scanned = 0;
     }
 
-    /// Examines `buf` and reports the next event. See the `codec` module source.
+    /// Examines `buf` and reports the next event; see the
+    /// [buffer contract](crate::codec#the-buffer-contract).
     pub fn decode(&mut self, buf: &[u8]) -> Decoded {
         let decoded = self.step(buf);
         debug_assert!(decoded.consumed <= buf.len());

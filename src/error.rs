@@ -43,7 +43,7 @@ pub enum Error {
     Delivery {
         /// Whether the message may have reached the peer.
         outcome: Outcome,
-        /// How many times the message was (fully or partly) written.
+        /// How many attempts were made (each: connect if needed, write, await the ACK).
         attempts: u32,
         /// The error of the last attempt.
         last: Box<Error>,

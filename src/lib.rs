@@ -10,7 +10,9 @@ mod framing;
 pub mod hl7;
 pub mod listener;
 mod reader;
+mod retry;
 pub mod scan;
+mod sender;
 mod store;
 pub mod transport;
 mod writer;
@@ -29,6 +31,11 @@ pub use listener::{
     RunningListener, ShutdownHandle,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use retry::RetryPolicy;
+pub use sender::{
+    ReplyMode, Sender, SenderBuilder, SenderStats, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+};
 pub use store::FileStore;
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
