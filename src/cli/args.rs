@@ -93,9 +93,13 @@ impl Args {
 
 /// Parses hex bytes such as `0b`, `1c0d`, `1C 0D` or `0x1c,0x0d`.
 pub fn parse_hex(name: &str, text: &str) -> Result<Vec<u8>, UsageError> {
-    let bad = || UsageError(format!("--{name} takes hex bytes such as 1c0d, not {text:?}"));
+    let bad = || {
+        UsageError(format!(
+            "--{name} takes hex bytes such as 1c0d, not {text:?}"
+        ))
+    };
     let digits: String = text
-        .split(|c: char| c == ' ' || c == ',' || c == ':')
+        .split([' ', ',', ':'])
         .map(|part| part.trim_start_matches("0x").trim_start_matches("0X"))
         .collect();
     if digits.is_empty() || digits.len() % 2 != 0 {
@@ -117,7 +121,17 @@ mod tests {
 
     #[test]
     fn options_and_positionals_mix() {
-        let mut a = args(&["127.0.0.1:1", "--count=3", "-q", "f.hl7", "--store", "d", "-", "--", "--x"]);
+        let mut a = args(&[
+            "127.0.0.1:1",
+            "--count=3",
+            "-q",
+            "f.hl7",
+            "--store",
+            "d",
+            "-",
+            "--",
+            "--x",
+        ]);
         assert_eq!(a.next_option().as_deref(), Some("count"));
         assert_eq!(a.parsed::<u32>("count").unwrap(), 3);
         assert_eq!(a.next_option().as_deref(), Some("q"));

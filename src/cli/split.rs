@@ -33,7 +33,11 @@ pub fn messages(bytes: &[u8], split_batch: bool) -> Vec<Vec<u8>> {
         .is_some_and(|s| s.starts_with(b"FHS") || s.starts_with(b"BHS"));
     if is_batch && !split_batch {
         let trimmed = trim_blank_lines(bytes);
-        return if trimmed.is_empty() { Vec::new() } else { vec![trimmed.to_vec()] };
+        return if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            vec![trimmed.to_vec()]
+        };
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     for seg in segments {
