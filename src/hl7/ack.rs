@@ -371,7 +371,7 @@ fn write_err(
 ) -> Result<(), Error> {
     let f = seps.field;
     let c = seps.component;
-    let modern = parse_version(version).map_or(true, |v| v >= (2, 5));
+    let modern = parse_version(version).is_none_or(|v| v >= (2, 5));
     let mut code_buf = [0u8; 5];
     let code_digits = u16_digits(code, &mut code_buf);
     out.extend_from_slice(b"ERR");
