@@ -492,11 +492,9 @@ mod tests {
         assert_eq!(dec.next().0, MLLP_NEED_MORE);
         let (code, bytes) = dec.finish();
         let (p, n) = bytes.unwrap();
-        // SAFETY: valid until the next call on `dec`.
-        assert_eq!(
-            (code, unsafe { std::slice::from_raw_parts(p, n) }),
-            (MLLP_OK, &b"MSH|x"[..])
-        );
+        // SAFETY: the decoder hands out `n` bytes at `p`, valid until its next call.
+        let frame = unsafe { std::slice::from_raw_parts(p, n) };
+        assert_eq!((code, frame), (MLLP_OK, &b"MSH|x"[..]));
         assert_eq!(dec.feed(b"\x0bA\x1c\r"), MLLP_OK);
         assert_eq!(dec.next().0, MLLP_OK);
     }
