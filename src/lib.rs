@@ -6,6 +6,7 @@ pub mod charset;
 pub mod codec;
 mod connection;
 mod error;
+mod ffi;
 mod framing;
 pub mod hl7;
 pub mod listener;

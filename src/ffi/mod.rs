@@ -1,0 +1,68 @@
+//! The C ABI: the functions, types and constants of `mllp.h`.
+//!
+//! This module is the one place in the crate where `unsafe` meets foreign callers. The header
+//! `src/mllp.h` is generated from it by a pinned `cbindgen` (configuration in
+//! `src/ffi/cbindgen.toml`, check script `.ci/header-check`); the `///` comments here are the
+//! header's documentation, so they are written for C programmers.
+//!
+//! # Conventions (after rustls-ffi)
+//!
+//! * Every exported function runs its body under [`panic::guard`]: a panic never unwinds into
+//!   C, it becomes [`result::MLLP_PANIC`].
+//! * Every pointer argument is checked for NULL ([`result::MLLP_NULL_ARGUMENT`]). An output
+//!   buffer may be NULL only together with a capacity of 0 (a size query).
+//! * Every buffer comes with its length or capacity; nothing is read past a length nor written
+//!   past a capacity. Strings passed in are NUL-terminated UTF-8; strings passed out are
+//!   NUL-terminated and either static or copied into a caller buffer.
+//! * Result codes ([`result::mllp_result`]) are numbers fixed forever; codes below 100 are not
+//!   errors. [`result::mllp_result_str`] names every code.
+//! * Handles are opaque, created by `_new`, destroyed by `_free`; `_free(NULL)` does nothing.
+//!   Each handle keeps the detailed text of its last error ([`last_error::LastError`]),
+//!   copied out by `_last_error`.
+//! * No Rust type appears in the header: integers, byte pointers, `#[repr(C)]` structs of
+//!   those, and opaque handles. Flags and enumerations cross as integers and are validated, so
+//!   no bit pattern sent by C is undefined behaviour in Rust.
+//!
+//! The helpers shared by every handle (guard, argument checks, output buffers, last error) are
+//! `pub(crate)` so the sender and listener handles use the same ones.
+#![allow(non_camel_case_types)]
+// The exported functions are `unsafe extern "C"`: their safety contract is the pointer rule
+// above, stated once here and in the header, not repeated on every function.
+#![allow(clippy::missing_safety_doc)]
+
+pub(crate) mod ack;
+pub(crate) mod args;
+pub(crate) mod decoder;
+pub(crate) mod framing;
+pub(crate) mod last_error;
+pub(crate) mod log;
+pub(crate) mod panic;
+pub(crate) mod result;
+
+use std::ffi::c_char;
+
+/// The library's name and version as a static NUL-terminated string, e.g. `"mllp/0.1.0"`.
+///
+/// Never NULL; do not free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mllp_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}
+
+const VERSION: &str = concat!("mllp/", env!("CARGO_PKG_VERSION"), "\0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn version_is_a_c_string() {
+        // SAFETY: `mllp_version` returns a pointer to a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(mllp_version()) };
+        assert_eq!(
+            v.to_str().unwrap(),
+            concat!("mllp/", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}

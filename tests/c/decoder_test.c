@@ -1,0 +1,310 @@
+/* The C decoder: table cases, then every corpus file framed and fed in 1-byte (and larger)
+ * chunks, each frame compared with the file it came from. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+
+#include "check.h"
+
+typedef struct {
+    char name[512];
+    unsigned char *data;
+    size_t len;
+} sample;
+
+/* Everything the decoder hands out, in order: result code and bytes. */
+typedef struct {
+    mllp_result rc[64];
+    char bytes[64][64];
+    size_t n;
+} events;
+
+/* Feeds `len` bytes in `chunk`-byte pieces, recording every non-NEED_MORE result. */
+static void feed_all(mllp_decoder *dec, const void *data, size_t len, size_t chunk, events *ev) {
+    const unsigned char *p = (const unsigned char *)data;
+    for (size_t at = 0; at < len; at += chunk) {
+        size_t n = len - at < chunk ? len - at : chunk;
+        CHECK_RC(mllp_decoder_feed(dec, p + at, n), MLLP_OK);
+        for (;;) {
+            const uint8_t *frame = (const uint8_t *)"x";
+            size_t flen = 99;
+            mllp_result rc = mllp_decoder_next(dec, &frame, &flen);
+            if (rc == MLLP_NEED_MORE) {
+                CHECK(frame == NULL && flen == 0);
+                break;
+            }
+            CHECK(ev->n < 64);
+            CHECK(flen < 64);
+            ev->rc[ev->n] = rc;
+            if (flen) memcpy(ev->bytes[ev->n], frame, flen);
+            ev->bytes[ev->n][flen] = 0;
+            ev->n++;
+        }
+    }
+}
+
+static void table_cases(void) {
+    static const size_t chunks[] = {1, 2, 3, 1000};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        size_t chunk = chunks[c];
+        mllp_decoder *dec = NULL;
+        mllp_framing f;
+        CHECK_RC(mllp_framing_init(&f), MLLP_OK);
+        f.max_message_size = 8;
+        CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+        CHECK(dec != NULL);
+
+        /* Junk, two frames, a partial frame restarted, an oversized frame, a frame, and a
+         * truncated one. */
+        static const char input[] = "junk\x0b" "A\x1c\r\x0b" "BB\x1c\r\r\n\x0b" "CC\x0b" "D\x1c\r"
+                                    "\x0b" "0123456789abc\x1c\r\x0b" "E\x1c\r\x0b" "FFF";
+        events ev = {0};
+        feed_all(dec, input, sizeof input - 1, chunk, &ev);
+        CHECK(ev.n == 5);
+        CHECK(ev.rc[0] == MLLP_OK && strcmp(ev.bytes[0], "A") == 0);
+        CHECK(ev.rc[1] == MLLP_OK && strcmp(ev.bytes[1], "BB") == 0);
+        CHECK(ev.rc[2] == MLLP_OK && strcmp(ev.bytes[2], "D") == 0);
+        /* The oversized frame shows its first bytes, for a NAK. */
+        CHECK(ev.rc[3] == MLLP_FRAME_OVERSIZED && strcmp(ev.bytes[3], "0123456789abc") == 0);
+        CHECK(ev.rc[4] == MLLP_OK && strcmp(ev.bytes[4], "E") == 0);
+
+        char text[256];
+        size_t needed = 0;
+        CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
+        CHECK(needed == strlen(text) + 1);
+        CHECK(strstr(text, "maximum message size of 8 bytes") != NULL);
+
+        const uint8_t *frame = NULL;
+        size_t flen = 0;
+        CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_FRAME_TRUNCATED);
+        CHECK(frame == NULL && flen == 0);
+        CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
+        CHECK(strstr(text, "ended inside a frame after 3 payload bytes") != NULL);
+        /* Finished: the decoder is empty and ready for a new stream. */
+        CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_OK);
+        CHECK(frame == NULL);
+
+        mllp_decoder_stats st;
+        CHECK_RC(mllp_decoder_get_stats(dec, &st), MLLP_OK);
+        CHECK(st.frames == 4);
+        CHECK(st.skipped_bytes == 6); /* "junk" and "\r\n" */
+        CHECK(st.discarded_frames == 1);
+        CHECK(st.oversized_frames == 1);
+        CHECK(st.truncated_frames == 1);
+        mllp_decoder_free(dec);
+    }
+}
+
+static void borrowed_frames(void) {
+    mllp_decoder *dec = NULL;
+    CHECK_RC(mllp_decoder_new(NULL, &dec), MLLP_OK);
+    static const char two[] = "\x0bMSH|first\x1c\r\x0bMSH|second\x1c\r";
+    CHECK_RC(mllp_decoder_feed(dec, (const uint8_t *)two, sizeof two - 1), MLLP_OK);
+    const uint8_t *f1 = NULL, *f2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_OK);
+    CHECK(l1 == 9 && memcmp(f1, "MSH|first", 9) == 0);
+    CHECK_RC(mllp_decoder_next(dec, &f2, &l2), MLLP_OK);
+    CHECK(l2 == 10 && memcmp(f2, "MSH|second", 10) == 0);
+    CHECK_RC(mllp_decoder_next(dec, &f2, &l2), MLLP_NEED_MORE);
+    /* finish before the frames are taken is refused, and says why. */
+    CHECK_RC(mllp_decoder_feed(dec, (const uint8_t *)two, sizeof two - 1), MLLP_OK);
+    CHECK_RC(mllp_decoder_finish(dec, &f1, &l1), MLLP_INVALID_STATE);
+    char text[256];
+    size_t needed;
+    CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
+    CHECK(strstr(text, "MLLP_NEED_MORE") != NULL);
+    CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_OK);
+    CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_OK);
+    CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_NEED_MORE);
+    CHECK_RC(mllp_decoder_finish(dec, &f1, &l1), MLLP_OK);
+    mllp_decoder_free(dec);
+}
+
+static void custom_framing(void) {
+    /* STX ... ETX, lenient end, start bytes inside a frame ignored. */
+    mllp_framing f;
+    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
+    CHECK(f.start_len == 1 && f.start[0] == 0x0b);
+    CHECK(f.end_len == 2 && f.end[0] == 0x1c && f.end[1] == 0x0d);
+    CHECK(f.max_message_size == 16u << 20);
+    CHECK(f.lenient == 0 && f.start_in_frame == MLLP_START_IN_FRAME_RESTART);
+    f.start[0] = 0x02;
+    f.end[0] = 0x03;
+    f.end[1] = 0x0a;
+    f.lenient = 1;
+    f.start_in_frame = MLLP_START_IN_FRAME_IGNORE;
+    mllp_decoder *dec = NULL;
+    CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+    static const char in[] = "\x02" "A\x02" "B\x03\n\x02" "C\x03" "x\x02" "D\x03";
+    events ev = {0};
+    feed_all(dec, in, sizeof in - 1, 1, &ev);
+    CHECK(ev.n == 2);
+    CHECK(strcmp(ev.bytes[0], "A\x02" "B") == 0);
+    CHECK(strcmp(ev.bytes[1], "C") == 0); /* lenient: ETX without LF ends the frame */
+    const uint8_t *frame = NULL;
+    size_t flen = 0;
+    /* Lenient: an end sequence cut short by the end of the stream still ends the frame. */
+    CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_OK);
+    CHECK(flen == 1 && frame != NULL && frame[0] == 'D');
+
+    /* The same bytes, encoded by mllp_encode_frame, decode back. */
+    uint8_t out[16];
+    size_t olen = 0;
+    CHECK_RC(mllp_encode_frame(&f, (const uint8_t *)"HL7", 3, out, sizeof out, &olen), MLLP_OK);
+    CHECK(olen == 6 && memcmp(out, "\x02HL7\x03\n", 6) == 0);
+    CHECK_RC(mllp_decoder_feed(dec, out, olen), MLLP_OK);
+    CHECK_RC(mllp_decoder_next(dec, &frame, &flen), MLLP_OK);
+    CHECK(flen == 3 && memcmp(frame, "HL7", 3) == 0);
+    mllp_decoder_free(dec);
+}
+
+static void bounded_buffer(void) {
+    mllp_framing f;
+    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
+    f.max_message_size = 10;
+    mllp_decoder *dec = NULL;
+    CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+    /* Frames fed without being taken: the decoder stops accepting at its bound. */
+    static const uint8_t frame[] = "\x0bMSH|x\x1c\r";
+    size_t fed = 0;
+    mllp_result rc;
+    while ((rc = mllp_decoder_feed(dec, frame, sizeof frame - 1)) == MLLP_OK) {
+        fed++;
+        CHECK(fed < 100000);
+    }
+    CHECK_RC(rc, MLLP_DECODER_FULL);
+    CHECK(fed * (sizeof frame - 1) <= 10 + 16 + MLLP_DECODER_FEED_MAX);
+    CHECK(fed * (sizeof frame - 1) + (sizeof frame - 1) > 10 + 16 + MLLP_DECODER_FEED_MAX);
+    /* Taking every frame makes room again; nothing was lost or duplicated. */
+    const uint8_t *p;
+    size_t n, taken = 0;
+    while ((rc = mllp_decoder_next(dec, &p, &n)) == MLLP_OK) {
+        CHECK(n == 5 && memcmp(p, "MSH|x", 5) == 0);
+        taken++;
+    }
+    CHECK_RC(rc, MLLP_NEED_MORE);
+    CHECK(taken == fed);
+    static uint8_t big[MLLP_DECODER_FEED_MAX];
+    memset(big, 'j', sizeof big);
+    CHECK_RC(mllp_decoder_feed(dec, big, sizeof big), MLLP_OK);
+    mllp_decoder_free(dec);
+}
+
+static int load(const char *dir, sample *out, size_t cap, size_t *n) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".hl7") != 0) continue;
+        CHECK(*n < cap);
+        sample *s = &out[*n];
+        snprintf(s->name, sizeof s->name, "%s/%s", dir, e->d_name);
+        FILE *fp = fopen(s->name, "rb");
+        CHECK(fp != NULL);
+        CHECK(fseek(fp, 0, SEEK_END) == 0);
+        long size = ftell(fp);
+        CHECK(size >= 0);
+        CHECK(fseek(fp, 0, SEEK_SET) == 0);
+        s->len = (size_t)size;
+        s->data = malloc(s->len + 1);
+        CHECK(s->data != NULL);
+        CHECK(fread(s->data, 1, s->len, fp) == s->len);
+        fclose(fp);
+        (*n)++;
+    }
+    closedir(d);
+    return 1;
+}
+
+static void corpus(void) {
+    const char *dir = getenv("MLLP_TEST_CORPUS");
+    if (!dir || !*dir) {
+        printf("MLLP_TEST_CORPUS is not set: skipping the corpus part\n");
+        return;
+    }
+    static sample files[512];
+    size_t n = 0;
+    CHECK(load(dir, files, 512, &n));
+    char malformed[600];
+    snprintf(malformed, sizeof malformed, "%s/malformed", dir);
+    size_t before = n;
+    load(malformed, files, 512, &n);
+    printf("corpus: %zu files (%zu malformed)\n", n, n - before);
+    CHECK(n > 0);
+
+    /* Some samples contain a stray 0x0B: treat start bytes inside a frame as payload. */
+    mllp_framing f;
+    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
+    f.start_in_frame = MLLP_START_IN_FRAME_IGNORE;
+
+    /* One stream: every file framed, with a line of junk after every third frame. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += files[i].len + 3 + 2;
+    uint8_t *stream = malloc(total);
+    CHECK(stream != NULL);
+    size_t len = 0, junk = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = 0;
+        CHECK_RC(mllp_encode_frame(&f, files[i].data, files[i].len, NULL, 0, &flen),
+                 MLLP_BUFFER_TOO_SMALL);
+        CHECK(flen == files[i].len + 3);
+        CHECK_RC(mllp_encode_frame(&f, files[i].data, files[i].len, stream + len, total - len,
+                                   &flen),
+                 MLLP_OK);
+        len += flen;
+        if (i % 3 == 2) {
+            memcpy(stream + len, "\r\n", 2);
+            len += 2;
+            junk += 2;
+        }
+    }
+
+    static const size_t chunks[] = {1, 7, 4093, MLLP_DECODER_FEED_MAX};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        size_t chunk = chunks[c];
+        mllp_decoder *dec = NULL;
+        CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+        size_t next = 0;
+        for (size_t at = 0; at < len; at += chunk) {
+            size_t k = len - at < chunk ? len - at : chunk;
+            CHECK_RC(mllp_decoder_feed(dec, stream + at, k), MLLP_OK);
+            const uint8_t *frame;
+            size_t flen;
+            mllp_result rc;
+            while ((rc = mllp_decoder_next(dec, &frame, &flen)) == MLLP_OK) {
+                CHECK(next < n);
+                if (flen != files[next].len || memcmp(frame, files[next].data, flen) != 0) {
+                    fprintf(stderr, "chunk %zu: frame %zu differs from %s (%zu vs %zu bytes)\n",
+                            chunk, next, files[next].name, flen, files[next].len);
+                    exit(1);
+                }
+                next++;
+            }
+            CHECK_RC(rc, MLLP_NEED_MORE);
+        }
+        CHECK(next == n);
+        const uint8_t *frame;
+        size_t flen;
+        CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_OK);
+        CHECK(frame == NULL && flen == 0);
+        mllp_decoder_stats st;
+        CHECK_RC(mllp_decoder_get_stats(dec, &st), MLLP_OK);
+        CHECK(st.frames == n && st.skipped_bytes == junk);
+        CHECK(st.discarded_frames == 0 && st.oversized_frames == 0 && st.truncated_frames == 0);
+        mllp_decoder_free(dec);
+    }
+    printf("corpus: %zu frames decoded from a %zu-byte stream at 4 chunk sizes\n", n, len);
+    free(stream);
+    for (size_t i = 0; i < n; i++) free(files[i].data);
+}
+
+int main(void) {
+    table_cases();
+    borrowed_frames();
+    custom_framing();
+    bounded_buffer();
+    corpus();
+    printf("decoder_test: ok\n");
+    return 0;
+}
