@@ -1,4 +1,55 @@
-//! Blocking MLLP for HL7 v2.
+//! Blocking MLLP for HL7 v2: send and receive HL7 messages over the Minimal Lower Layer
+//! Protocol, the TCP framing hospital systems use.
+//!
+//! * A [`Sender`] connects lazily, sends one message at a time, waits for the ACK whose MSA-2
+//!   matches the message's MSH-10, reconnects with backoff, and never reports success for a
+//!   message that was not acknowledged: a failure says whether the message was certainly not
+//!   delivered or is unconfirmed ([`Outcome`]).
+//! * A [`Listener`] serves one or many connections, hands each message to a [`Handler`] as
+//!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with
+//!   [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
+//!   down.
+//! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
+//!   slice of the read buffer), driven by the blocking [`Reader`], [`Writer`] and
+//!   [`Connection`] over any `Read + Write`.
+//! * [`hl7`] reads headers from raw bytes and builds correct ACKs and NAKs (original and
+//!   enhanced mode, MLLP release 2 commit blocks); [`charset`] converts between the site's
+//!   character set and UTF-8.
+//!
+//! # Example
+//!
+//! A listener on a free loopback port and a sender talking to it:
+//!
+//! ```
+//! use mllp::{Listener, Message, Response, Sender};
+//!
+//! let listener = Listener::builder("127.0.0.1:0").bind()?;
+//! let running = listener.spawn(|msg: &Message<'_>| {
+//!     // Store the message here; the ACK is written when this returns.
+//!     assert!(msg.text().starts_with("MSH|"));
+//!     Response::accept()
+//! })?;
+//!
+//! let mut sender = Sender::builder(running.local_addr().to_string()).build()?;
+//! let ack = sender.send(
+//!     "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ORU^R01|MSG0001|P|2.5.1\r\
+//!      PID|1||12345^^^HOSP^MR||DOE^JANE\r",
+//! )?;
+//! assert!(ack.is_success());
+//! assert_eq!(ack.control_id, "MSG0001");
+//!
+//! running.shutdown();
+//! running.join()?;
+//! # Ok::<(), mllp::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! * `tls` (default): TLS through `native-tls` for the sender ([`TlsClientConfig`]) and the
+//!   listener ([`TlsServerConfig`]). Without it the crate is plain TCP only.
+//!
+//! The crate also builds as a C library (`libmllp.a`, `libmllp.so`, header `src/mllp.h`); see
+//! the README.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
