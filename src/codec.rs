@@ -106,6 +106,18 @@ impl std::fmt::Debug for Decoder {
     }
 }
 
+/// Where the payload of the current frame ends, as found by `Decoder::find_boundary`.
+enum Boundary {
+    /// Nothing in the bytes scanned.
+    None,
+    /// The end sequence at `at`; the frame's bytes end before `next`.
+    End { at: usize, next: usize },
+    /// A start sequence at `at` (restart policy).
+    Start { at: usize },
+    /// The bytes from `at` may begin a sequence that has not fully arrived.
+    Partial { at: usize },
+}
+
 /// How a sequence compares with the bytes at some position.
 enum SeqMatch {
     Yes,
@@ -183,12 +195,43 @@ impl Decoder {
                         return d;
                     }
                 }
-                State::InFrame { start } => {
-                    if let Some(d) = self.frame(buf, start) {
-                        return d;
+                State::InFrame { start } => return self.frame(buf, start),
+                State::Oversized { len } => return self.skip_oversized(buf, len),
+            }
+        }
+    }
+
+    /// Scans from `from` for the next place a frame's payload ends: the end sequence (or, in
+    /// lenient mode, its first byte), or a start sequence under [`StartInFrame::Restart`].
+    fn find_boundary(&self, buf: &[u8], mut from: usize) -> Boundary {
+        let f = &self.framing;
+        let (end, begin) = (f.end(), f.start());
+        let restart = f.start_policy() == StartInFrame::Restart;
+        loop {
+            let hit = if restart {
+                scan::find_either(end[0], begin[0], &buf[from..])
+            } else {
+                scan::find_byte(end[0], &buf[from..])
+            };
+            let Some(i) = hit else {
+                return Boundary::None;
+            };
+            let at = from + i;
+            // The two first bytes differ (checked by `Framing::new`), so the byte says which.
+            let seq = if buf[at] == end[0] { end } else { begin };
+            match match_at(seq, buf, at) {
+                SeqMatch::Yes if seq == end => {
+                    return Boundary::End {
+                        at,
+                        next: at + end.len(),
                     }
                 }
-                State::Oversized { len } => return self.skip_oversized(buf, len),
+                SeqMatch::Yes => return Boundary::Start { at },
+                SeqMatch::Partial => return Boundary::Partial { at },
+                SeqMatch::No if seq == end && f.is_lenient() => {
+                    return Boundary::End { at, next: at + 1 }
+                }
+                SeqMatch::No => from = at + 1,
             }
         }
     }
@@ -222,68 +265,38 @@ impl Decoder {
         }
     }
 
-    /// Inside a frame whose payload starts at `start`. Returns `None` to continue the loop in
-    /// `step` (state changed without an event to report).
-    fn frame(&mut self, buf: &[u8], start: usize) -> Option<Decoded> {
-        let f = self.framing;
-        let end = f.end();
-        let begin = f.start();
-        let restart = f.start_policy() == StartInFrame::Restart;
-        let mut from = self.scanned;
-        loop {
-            let hit = if restart {
-                scan::find_either(end[0], begin[0], &buf[from..])
-            } else {
-                scan::find_byte(end[0], &buf[from..])
-            };
-            let Some(i) = hit else {
+    /// Inside a frame whose payload starts at `start`.
+    fn frame(&mut self, buf: &[u8], start: usize) -> Decoded {
+        let max = self.framing.max_size();
+        match self.find_boundary(buf, self.scanned) {
+            Boundary::None => {
                 self.scanned = buf.len();
                 let len = buf.len() - start;
-                if len > f.max_size() {
-                    return Some(self.become_oversized(buf, start, len));
+                if len > max {
+                    return self.become_oversized(buf, start, len);
                 }
-                return Some(need_more(0));
-            };
-            let at = from + i;
-            if buf[at] == end[0] {
-                match match_at(end, buf, at) {
-                    SeqMatch::Yes => return Some(self.complete(buf, start, at, at + end.len())),
-                    SeqMatch::Partial => {
-                        self.scanned = at;
-                        return Some(self.wait_in_frame(buf, start, at));
-                    }
-                    SeqMatch::No if f.is_lenient() => {
-                        return Some(self.complete(buf, start, at, at + 1))
-                    }
-                    SeqMatch::No => {}
+                need_more(0)
+            }
+            Boundary::End { at, next } => self.complete(buf, start, at, next),
+            Boundary::Partial { at } => {
+                self.scanned = at;
+                self.wait_in_frame(buf, start, at)
+            }
+            Boundary::Start { at } => {
+                self.state = State::Hunting;
+                self.scanned = at;
+                let len = at - start;
+                let event = if len > max {
+                    self.keep_header(&buf[start..at]);
+                    Event::Oversized { len }
+                } else {
+                    Event::Discarded { len }
+                };
+                Decoded {
+                    consumed: at,
+                    event,
                 }
             }
-            if restart && buf[at] == begin[0] {
-                match match_at(begin, buf, at) {
-                    SeqMatch::Yes => {
-                        self.state = State::Hunting;
-                        self.scanned = at;
-                        let len = at - start;
-                        if len > f.max_size() {
-                            self.keep_header(&buf[start..at]);
-                            return Some(Decoded {
-                                consumed: at,
-                                event: Event::Oversized { len },
-                            });
-                        }
-                        return Some(Decoded {
-                            consumed: at,
-                            event: Event::Discarded { len },
-                        });
-                    }
-                    SeqMatch::Partial => {
-                        self.scanned = at;
-                        return Some(self.wait_in_frame(buf, start, at));
-                    }
-                    SeqMatch::No => {}
-                }
-            }
-            from = at + 1;
         }
     }
 
@@ -351,52 +364,22 @@ impl Decoder {
     /// Inside an oversized frame: drop bytes up to the end sequence (or a start sequence under
     /// the restart policy), then report the frame.
     fn skip_oversized(&mut self, buf: &[u8], len: usize) -> Decoded {
-        let f = self.framing;
-        let end = f.end();
-        let begin = f.start();
-        let restart = f.start_policy() == StartInFrame::Restart;
-        let mut from = self.scanned;
-        loop {
-            let hit = if restart {
-                scan::find_either(end[0], begin[0], &buf[from..])
-            } else {
-                scan::find_byte(end[0], &buf[from..])
-            };
-            let Some(i) = hit else {
-                self.extend_header(buf);
-                self.state = State::Oversized {
-                    len: len + buf.len(),
-                };
-                self.scanned = buf.len();
-                return need_more(buf.len());
-            };
-            let at = from + i;
-            // The payload ends at `at` with `consumed` bytes dropped, or goes on.
-            let done = if buf[at] == end[0] {
-                match match_at(end, buf, at) {
-                    SeqMatch::Yes => Some(Some(at + end.len())),
-                    SeqMatch::No if f.is_lenient() => Some(Some(at + 1)),
-                    SeqMatch::Partial => Some(None),
-                    SeqMatch::No => None,
-                }
-            } else {
-                match match_at(begin, buf, at) {
-                    SeqMatch::Yes => Some(Some(at)),
-                    SeqMatch::Partial => Some(None),
-                    SeqMatch::No => None,
-                }
-            };
-            match done {
-                Some(Some(consumed)) => {
-                    self.extend_header(&buf[..at]);
-                    return self.oversized_done(len + at, consumed);
-                }
-                Some(None) => {
-                    self.extend_header(&buf[..at]);
-                    return self.oversized_wait(len, at);
-                }
-                None => from = at + 1,
+        let boundary = self.find_boundary(buf, self.scanned);
+        let at = match boundary {
+            Boundary::None => buf.len(),
+            Boundary::End { at, .. } | Boundary::Start { at } | Boundary::Partial { at } => at,
+        };
+        // Everything before `at` is payload of the oversized frame.
+        self.extend_header(&buf[..at]);
+        match boundary {
+            Boundary::None => {
+                self.state = State::Oversized { len: len + at };
+                self.scanned = at;
+                need_more(at)
             }
+            Boundary::End { next, .. } => self.oversized_done(len + at, next),
+            Boundary::Start { .. } => self.oversized_done(len + at, at),
+            Boundary::Partial { .. } => self.oversized_wait(len, at),
         }
     }
 
