@@ -1,14 +1,13 @@
 //! The sender against scripted listeners on loopback: correlation, reconnects, retries, delivery
-//! outcomes, negative ACKs, MLLP release 2, and python-hl7's asyncio MLLP server.
+//! outcomes, negative ACKs and MLLP release 2. Interop with python-hl7 is in `tests/interop.rs`.
 //!
 //! Every socket has read and write timeouts, every thread is joined, and the only timed wait is
 //! the one that keeps a listener down for a second.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -792,126 +791,4 @@ fn logs_name_the_peer_and_control_id_but_never_the_body() {
             "{line}"
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Interop with python-hl7's asyncio MLLP server
-
-/// The python-hl7 server: acknowledges every message with `create_ack()`, prints its port, and
-/// exits when its standard input closes (so it never outlives the test).
-const PY_SERVER: &str = r#"
-import asyncio, os, sys, threading
-import hl7
-from hl7.mllp import start_hl7_server
-
-async def handle(reader, writer):
-    try:
-        while not writer.is_closing():
-            message = await reader.readmessage()
-            writer.writemessage(message.create_ack())
-            await writer.drain()
-    except asyncio.IncompleteReadError:
-        pass
-    finally:
-        writer.close()
-
-async def main():
-    server = await start_hl7_server(handle, "127.0.0.1", 0, encoding="utf-8", encoding_errors="replace")
-    print(server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
-
-threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-asyncio.run(main())
-"#;
-
-/// Kills the child process when dropped, whatever happened.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn python_hl7_server_acknowledges_our_messages() {
-    let Some(python) = common::python() else {
-        return;
-    };
-    let mut child = Reap(
-        Command::new(python)
-            .args(["-c", PY_SERVER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python starts"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(LIMIT * 2)
-        .expect("the server prints its port");
-    reader.join().unwrap();
-    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
-
-    let mut messages: Vec<(String, Vec<u8>)> = Vec::new();
-    if let Some(dir) = common::corpus_dir() {
-        for (name, bytes) in common::hl7_files(&dir) {
-            let normalized = normalize(&bytes);
-            // Single messages with a control ID; python-hl7's create_ack needs one MSH.
-            let Ok(header) = Header::parse(&normalized) else {
-                continue;
-            };
-            let msh_count = normalized
-                .split(|&b| b == b'\r')
-                .filter(|s| s.starts_with(b"MSH"))
-                .count();
-            if header.is_batch() || msh_count != 1 || header.control_id().is_none() {
-                continue;
-            }
-            messages.push((name, normalized));
-            if messages.len() == 8 {
-                break;
-            }
-        }
-        assert!(!messages.is_empty(), "no usable corpus message");
-    }
-    for id in ["PY1", "PY2"] {
-        messages.push((id.into(), common::adt(id).into_bytes()));
-    }
-
-    let mut sender = sender(&format!("127.0.0.1:{port}")).build().unwrap();
-    for (name, msg) in &messages {
-        let expected = id_of(msg);
-        let ack = sender
-            .send_bytes(msg)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(ack.code, AckCode::ApplicationAccept, "{name}");
-        assert_eq!(ack.control_id, expected, "{name}");
-    }
-    let stats = sender.stats();
-    assert_eq!(stats.messages, messages.len() as u64);
-    assert_eq!((stats.connects, stats.retries), (1, 0));
-}
-
-/// CR, LF and CRLF segment endings become CR; blank lines (python-hl7 cannot parse them) are
-/// dropped.
-fn normalize(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    for segment in bytes.split(|&b| b == b'\r' || b == b'\n') {
-        if segment.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        out.extend_from_slice(segment);
-        out.push(b'\r');
-    }
-    out
 }

@@ -28,6 +28,9 @@ pub(crate) const OVERSIZED_ERROR_CODE: u16 = 207;
 /// The text of the `AE` sent when the handler panics.
 const PANIC_TEXT: &str = "application internal error";
 
+/// The text of the `AR` sent when the acknowledgement would contain the frame end sequence.
+const UNFRAMEABLE_TEXT: &str = "the message header holds bytes of the frame end sequence";
+
 /// A connection's identity, fixed when it is accepted.
 pub(crate) struct Peer {
     pub(crate) id: u64,
@@ -421,7 +424,23 @@ impl Session<'_> {
             None => builder.build(header, &mut self.ack),
         };
         match built {
-            Ok(true) => Sent::Code(code),
+            Ok(true) => {
+                // Fields echoed from the message (MSA-2, the swapped MSH fields) may end with the
+                // first byte of the end sequence, which the segment's CR then completes. Such an
+                // ACK cannot be framed; answer with a NAK that echoes nothing, so the connection
+                // stays in step instead of failing on the write.
+                if let Err(e) = self.settings.framing.check_payload(&self.ack) {
+                    warn!(
+                        "connection {} from {}: the acknowledgement would contain the frame end \
+                         sequence ({e}); rejecting the message without naming it",
+                        self.peer.id, self.peer.addr
+                    );
+                    self.ack.clear();
+                    build_nak_unparseable(UNFRAMEABLE_TEXT, &mut self.ack);
+                    return Sent::Code(AckCode::ApplicationReject);
+                }
+                Sent::Code(code)
+            }
             Ok(false) => Sent::Suppressed,
             Err(e) => {
                 // Without a text nothing needs encoding; this cannot happen, but answer anyway.

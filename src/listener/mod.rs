@@ -50,6 +50,10 @@
 //!
 //! In [`AckPolicy::Mllp2`] mode all of these are a negative commit block (0x15).
 //!
+//! An acknowledgement that would contain the frame end sequence (a header field echoed into it,
+//! such as the control ID, ends with the first byte of that sequence) cannot be framed: it is
+//! replaced by an `AR` that names no control ID, and the connection goes on.
+//!
 //! # Shutdown
 //! [`ShutdownHandle::shutdown`] (or [`RunningListener::shutdown`]) stops the accept loop, which
 //! is woken by one loopback connection to the listener's own address. Every connection's socket
