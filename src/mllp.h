@@ -16,6 +16,7 @@
  * - Handles are opaque: created by a _new function, released by the matching _free function;
  *   _free(NULL) does nothing. Each handle documents its thread-safety and keeps the text of its
  *   last error (its _last_error function).
+ *   A _new call that failed has no handle: mllp_new_error gives its text (per thread).
  * - A Rust panic never crosses into C: it becomes MLLP_PANIC. Free the handle involved.
  */
 
