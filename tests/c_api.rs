@@ -7,16 +7,49 @@
 //! libraries, and reads the system libraries the static one needs from cargo's build-script
 //! output and `rustc --print native-static-libs`.
 //!
+//! Some programs talk to Rust over the network (see [`Peer`]): the C sender to a Rust
+//! listener started here, the C listener to a Rust sender driven from here, the gateway example
+//! to a Rust listener. Every wait is bounded and child processes are killed when a check fails.
+//!
 //! Environment: `CC` picks the compiler (default `cc`; without one the test is skipped with a
 //! notice). `MLLP_TEST_CORPUS` is passed on to the programs. `MLLP_C_TESTS_VALGRIND=1` builds
 //! without sanitizers and runs every program under valgrind instead (`.ci/valgrind-c`).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use mllp::{
+    AckPolicy, Framing, Listener, Message, Response, RunningListener, Sender, StartInFrame,
+};
+
+/// What a C program runs against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Peer {
+    /// Nothing: the program checks the library on its own.
+    Alone,
+    /// A Rust listener on 127.0.0.1 ([`rust_listener`]), its port in `MLLP_TEST_PORT`, and a
+    /// port where nothing listens in `MLLP_TEST_DEAD_PORT`.
+    RustListener,
+    /// The program is a listener: it prints `PORT <n>`, [`drive_c_listener`] sends to it with
+    /// Rust senders, then writes `stop` to its stdin and checks the `STATS` line it prints.
+    RustSender,
+    /// The gateway example of the README, run against a Rust listener with two files.
+    Gateway,
+}
+
 /// The C programs in `tests/c/`, each a `main` that exits 0 when every check passes.
-const PROGRAMS: &[&str] = &["decoder_test", "errors_test", "ack_test", "log_test"];
+const PROGRAMS: &[(&str, Peer)] = &[
+    ("decoder_test", Peer::Alone),
+    ("errors_test", Peer::Alone),
+    ("ack_test", Peer::Alone),
+    ("log_test", Peer::Alone),
+    ("sender_test", Peer::RustListener),
+    ("listener_test", Peer::RustSender),
+    ("gateway_example", Peer::Gateway),
+];
 
 const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
 const SANITIZERS: &[&str] = &[
@@ -65,14 +98,19 @@ fn c_programs() {
     let failures: Vec<String> = std::thread::scope(|s| {
         let jobs: Vec<_> = PROGRAMS
             .iter()
-            .map(|program| {
+            .map(|&(program, peer)| {
                 let (cc, lib, out) = (&cc, &lib, &out);
                 s.spawn(move || {
                     let mut failures = Vec::new();
                     for shared in [false, true] {
-                        if let Err(e) =
-                            build_and_run(cc, lib, out, program, shared, sanitize, valgrind)
-                        {
+                        let run = Run {
+                            program,
+                            peer,
+                            shared,
+                            sanitize,
+                            valgrind,
+                        };
+                        if let Err(e) = build_and_run(cc, lib, out, run) {
                             failures.push(e);
                         }
                     }
@@ -97,15 +135,24 @@ fn c_programs() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn build_and_run(
-    cc: &str,
-    lib: &Library,
-    out: &Path,
-    program: &str,
+/// One program, one link, one way of running.
+#[derive(Clone, Copy)]
+struct Run {
+    program: &'static str,
+    peer: Peer,
     shared: bool,
     sanitize: bool,
     valgrind: bool,
-) -> Result<(), String> {
+}
+
+fn build_and_run(cc: &str, lib: &Library, out: &Path, run: Run) -> Result<(), String> {
+    let Run {
+        program,
+        peer,
+        shared,
+        sanitize,
+        valgrind,
+    } = run;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let link = if shared { "shared" } else { "static" };
     let suffix = if valgrind { "-plain" } else { "" };
@@ -136,7 +183,7 @@ fn build_and_run(
         ));
     }
 
-    let mut run = if valgrind {
+    let mut cmd = if valgrind {
         let mut v = Command::new("valgrind");
         v.args([
             "--error-exitcode=99",
@@ -149,9 +196,42 @@ fn build_and_run(
     } else {
         Command::new(&exe)
     };
-    run.env("UBSAN_OPTIONS", "print_stacktrace=1");
+    cmd.env("UBSAN_OPTIONS", "print_stacktrace=1");
     let limit = Duration::from_secs(if valgrind { 600 } else { 60 });
-    let (ok, text) = run_with_timeout(run, &out.join(format!("{program}-{link}.log")), limit)?;
+    let log = out.join(format!("{program}-{link}.log"));
+    let (ok, text) = match peer {
+        Peer::Alone => run_with_timeout(cmd, &log, limit)?,
+        Peer::RustListener => {
+            let listener = rust_listener();
+            cmd.env("MLLP_TEST_PORT", listener.local_addr().port().to_string())
+                .env("MLLP_TEST_DEAD_PORT", dead_port().to_string());
+            run_with_timeout(cmd, &log, limit)?
+        }
+        Peer::Gateway => {
+            let listener = rust_listener();
+            cmd.arg(listener.local_addr().to_string());
+            for i in 1..=2 {
+                let file = out.join(format!("{program}-{link}-{i}.hl7"));
+                let msg = format!(
+                    "MSH|^~\\&|GW|HOSP|EHR|HOSP|20260101||ORU^R01|GW{i}|P|2.5.1\rOBX|1|ST|X||{i}\r"
+                );
+                std::fs::write(&file, msg).map_err(|e| e.to_string())?;
+                cmd.arg(file);
+            }
+            let (ok, text) = run_with_timeout(cmd, &log, limit)?;
+            let messages = listener.stats().messages;
+            let aa = text.matches(": AA").count();
+            if ok && (messages, aa) != (2, 2) {
+                (
+                    false,
+                    format!("{text}\n(listener got {messages} messages, {aa} AA lines)"),
+                )
+            } else {
+                (ok, text)
+            }
+        }
+        Peer::RustSender => drive_c_listener(cmd, &log, limit, valgrind),
+    };
     eprintln!(
         "{program} ({link}): {}",
         text.trim_end().replace('\n', " | ")
@@ -201,6 +281,246 @@ fn run_with_timeout(
             Ok((false, text))
         }
     }
+}
+
+/// The Rust listener the C sender talks to. It answers by control ID prefix: `REJ` → AR
+/// "rejected by test", `ERR` → AE "error by test", `SLOW` → AA after 800 ms, else AA; always in
+/// original mode, and start bytes inside a frame are payload (some corpus files hold one).
+fn rust_listener() -> RunningListener {
+    Listener::builder("127.0.0.1:0")
+        .framing(Framing::default().start_in_frame(StartInFrame::Ignore))
+        .ack_policy(AckPolicy::Original)
+        .shutdown_grace(Duration::from_secs(2))
+        .bind()
+        .expect("a Rust listener on 127.0.0.1")
+        .spawn(|m: &Message<'_>| {
+            let id = m.control_id().unwrap_or("");
+            if id.starts_with("REJ") {
+                Response::reject("rejected by test")
+            } else if id.starts_with("ERR") {
+                Response::error("error by test")
+            } else if id.starts_with("SLOW") {
+                std::thread::sleep(Duration::from_millis(800));
+                Response::accept()
+            } else {
+                Response::accept()
+            }
+        })
+        .expect("the Rust listener's thread")
+}
+
+/// A local port where nothing listens: bound, then freed.
+fn dead_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    socket.local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) when dropped, so no check can leave one behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the C listener program (`listener_test`), sends to it from Rust, stops it and checks
+/// what it reports. Returns (success, the program's output and the checks' findings).
+fn drive_c_listener(
+    mut cmd: Command,
+    log: &Path,
+    limit: Duration,
+    valgrind: bool,
+) -> (bool, String) {
+    let stderr = match std::fs::File::create(log) {
+        Ok(f) => f,
+        Err(e) => return (false, format!("{}: {e}", log.display())),
+    };
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => Killed(c),
+        Err(e) => return (false, format!("{cmd:?}: {e}")),
+    };
+    let stdin = child.0.stdin.take();
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut output = Vec::new();
+    let result = talk(&lines, &mut output, stdin, deadline, valgrind);
+    // Wait for the exit (bounded), then collect what it printed and logged.
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    drop(child);
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        output.push(line);
+    }
+    let mut text = output.join("\n");
+    text.push('\n');
+    text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+    let ok = match (&result, status) {
+        (Err(e), _) => {
+            text.push_str(&format!("\n(check failed: {e})"));
+            false
+        }
+        (Ok(stats), Some(s)) if s.success() => match check_stats(stats) {
+            Ok(()) => true,
+            Err(e) => {
+                text.push_str(&format!("\n(check failed: {e})"));
+                false
+            }
+        },
+        (Ok(_), Some(s)) => {
+            text.push_str(&format!("\n({s})"));
+            false
+        }
+        (Ok(_), None) => {
+            text.push_str(&format!("\n(killed after {limit:?})"));
+            false
+        }
+    };
+    (ok, text)
+}
+
+/// The Rust side of the C listener test: waits for the port, sends, tells the program to stop,
+/// and returns its `STATS` line.
+fn talk(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+    valgrind: bool,
+) -> Result<String, String> {
+    let next_line = |output: &mut Vec<String>| -> Result<String, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .map_err(|_| "the program printed nothing more".to_string())?;
+        output.push(line.clone());
+        Ok(line)
+    };
+    let port = loop {
+        let line = next_line(output)?;
+        if let Some(port) = line.strip_prefix("PORT ") {
+            break port.trim().parse::<u16>().map_err(|e| e.to_string())?;
+        }
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let ack_timeout = Duration::from_secs(if valgrind { 60 } else { 10 });
+    let sender = || {
+        Sender::builder(addr.clone())
+            .ack_timeout(ack_timeout)
+            .retry(mllp::RetryPolicy::none())
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let msg = |id: &str| format!("MSH|^~\\&|RS|HOSP|CL|HOSP|20260101||ADT^A01|{id}|P|2.5\rPID|1\r");
+
+    let mut s = sender()?;
+    let cases = [
+        ("ACC1", "AA", Some("stored ACC1")),
+        ("ERR1", "AE", Some("cannot store")),
+        ("REJ1", "AR", Some("unsupported")),
+        ("BAD1", "AE", Some("application internal error")),
+        ("M1", "AA", None),
+    ];
+    for (id, code, text) in cases {
+        let ack = s.send(&msg(id)).map_err(|e| format!("{id}: {e}"))?;
+        if ack.code.as_str() != code || ack.control_id != id || ack.text.as_deref() != text {
+            return Err(format!("{id}: unexpected ACK {ack:?}"));
+        }
+    }
+
+    // A slow callback on one connection does not hold up another connection.
+    let slow = std::thread::spawn({
+        let mut a = sender()?;
+        let m = msg("SLOW1");
+        move || {
+            let sent = Instant::now();
+            let ack = a.send(&m);
+            (ack.map(|a| a.code.as_str()), sent.elapsed(), Instant::now())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let mut b = sender()?;
+    for id in ["ACC2", "ACC3"] {
+        let ack = b.send(&msg(id)).map_err(|e| format!("{id}: {e}"))?;
+        if ack.code.as_str() != "AA" {
+            return Err(format!("{id}: unexpected ACK {ack:?}"));
+        }
+    }
+    let b_done = Instant::now();
+    let (code, took, a_done) = slow.join().map_err(|_| "the slow sender panicked")?;
+    let code = code.map_err(|e| format!("SLOW1: {e}"))?;
+    if code != "AA" || took < Duration::from_millis(300) {
+        return Err(format!("SLOW1: {code} after {took:?}"));
+    }
+    if !valgrind && b_done > a_done {
+        return Err("the second connection waited for the slow callback".into());
+    }
+    output.push(format!(
+        "(rust) slow callback took {took:?}; the other connection finished {:?} earlier",
+        a_done.saturating_duration_since(b_done)
+    ));
+
+    let mut stdin = stdin.ok_or("no stdin")?;
+    stdin
+        .write_all(b"stop\n")
+        .and_then(|()| stdin.flush())
+        .map_err(|e| format!("writing stop: {e}"))?;
+    drop(stdin);
+    loop {
+        let line = next_line(output)?;
+        if let Some(stats) = line.strip_prefix("STATS ") {
+            return Ok(stats.to_owned());
+        }
+    }
+}
+
+/// Checks the C listener's `STATS key=value ...` line against what [`talk`] sent.
+fn check_stats(stats: &str) -> Result<(), String> {
+    let get = |key: &str| -> Result<u64, String> {
+        stats
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {key} in STATS {stats}"))
+    };
+    let want = [
+        ("calls", 8),
+        ("messages", 8),
+        ("aa", 5),
+        ("ae", 2),
+        ("ar", 1),
+        ("connections", 3),
+        ("bad_info", 0),
+    ];
+    for (key, n) in want {
+        if get(key)? != n {
+            return Err(format!("{key} should be {n}: STATS {stats}"));
+        }
+    }
+    if get("max_in_flight")? < 2 {
+        return Err(format!("callbacks never overlapped: STATS {stats}"));
+    }
+    Ok(())
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {

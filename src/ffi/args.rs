@@ -58,7 +58,6 @@ pub(crate) unsafe fn opt_str<'a>(s: *const c_char) -> Result<Option<&'a str>, ml
 ///
 /// # Safety
 /// As [`opt_str`].
-#[allow(dead_code)] // for the sender and listener handles (addresses, file names)
 pub(crate) unsafe fn req_str<'a>(s: *const c_char) -> Result<&'a str, mllp_result> {
     // SAFETY: forwarded contract.
     unsafe { opt_str(s) }?.ok_or(MLLP_NULL_ARGUMENT)

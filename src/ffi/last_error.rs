@@ -38,7 +38,6 @@ impl LastError {
     }
 
     /// Records `error` and returns its code.
-    #[allow(dead_code)] // for the sender and listener handles
     pub(crate) fn error(&self, error: &Error) -> mllp_result {
         self.set(code_of(error), error)
     }
@@ -70,6 +69,44 @@ impl LastError {
         // SAFETY: forwarded contract.
         unsafe { out.write_str(&text, needed) }
     }
+}
+
+thread_local! {
+    /// The text of the last `_new` call that failed on this thread: there is no handle to keep
+    /// it in.
+    static NEW_ERROR: LastError = LastError::default();
+}
+
+/// Records why a `_new` call failed, for `mllp_new_error`, and returns `code`.
+pub(crate) fn new_failed(code: mllp_result, text: impl Display) -> mllp_result {
+    ::log::debug!("{text}");
+    NEW_ERROR.with(|e| e.set(code, text))
+}
+
+/// Records the error of a failed `_new` call and returns its code.
+pub(crate) fn new_error(error: &Error) -> mllp_result {
+    new_failed(code_of(error), error)
+}
+
+/// The text recorded by the last failed `_new` call on this thread.
+#[cfg(test)]
+pub(crate) fn new_error_text() -> String {
+    NEW_ERROR.with(LastError::get)
+}
+
+/// Copies the text of the last `_new` call (`mllp_sender_new`, `mllp_listener_new`) that
+/// failed on the calling thread into `buf`, NUL-terminated: a failed `_new` has no handle to
+/// ask. Same buffer rules as `mllp_decoder_last_error`. Thread-safe (the text is per thread).
+#[no_mangle]
+pub unsafe extern "C" fn mllp_new_error(
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> mllp_result {
+    super::panic::guard(|| {
+        // SAFETY: the caller passes `cap` writable bytes (or NULL with 0) and a writable size.
+        Ok(NEW_ERROR.with(|e| unsafe { e.copy_out(buf, cap, needed) }))
+    })
 }
 
 #[cfg(test)]

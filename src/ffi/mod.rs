@@ -35,9 +35,11 @@ pub(crate) mod args;
 pub(crate) mod decoder;
 pub(crate) mod framing;
 pub(crate) mod last_error;
+pub(crate) mod listener;
 pub(crate) mod log;
 pub(crate) mod panic;
 pub(crate) mod result;
+pub(crate) mod sender;
 
 use std::ffi::c_char;
 
