@@ -35,6 +35,8 @@ Options:
   --frame-timeout SECS    a started frame must complete within this (default 60)
   --idle-timeout SECS     close connections idle this long (default: never)
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
+  --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
+                          when MSH-15/16 are valued, sent as MSH-15 asks
   --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
   --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
   --max-message-bytes N   larger messages are refused with a NAK (default 16 MiB)
@@ -50,6 +52,7 @@ struct Config {
     addr: String,
     store: PathBuf,
     msh18: bool,
+    ack_policy: AckPolicy,
     count: Option<u64>,
     max_connections: Option<usize>,
     single: bool,
@@ -63,6 +66,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut store = None;
     let mut msh18 = false;
+    let mut ack_policy = AckPolicy::Original;
     let mut count = None;
     let mut max_connections = None;
     let mut single = false;
@@ -77,6 +81,17 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         match name.as_str() {
             "store" => store = Some(PathBuf::from(args.value(&name)?)),
             "msh18" => msh18 = true,
+            "ack-mode" => {
+                ack_policy = match args.value(&name)?.as_str() {
+                    "original" => AckPolicy::Original,
+                    "auto" => AckPolicy::Auto,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--ack-mode is original or auto, not {other:?}"
+                        )))
+                    }
+                }
+            }
             "count" => {
                 let n: u64 = args.parsed(&name)?;
                 if n == 0 {
@@ -125,6 +140,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         addr,
         store: store.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
         msh18,
+        ack_policy,
         count,
         max_connections,
         single,
@@ -236,10 +252,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let mut builder = Listener::builder(config.addr.as_str())
         .framing(framing)
         .charset(charset)
-        .detect_msh18(config.msh18);
-    if config.common.mllp2 {
-        builder = builder.ack_policy(AckPolicy::Mllp2);
-    }
+        .detect_msh18(config.msh18)
+        .ack_policy(if config.common.mllp2 {
+            AckPolicy::Mllp2
+        } else {
+            config.ack_policy
+        });
     if config.single {
         builder = builder.max_connections(1).replace_idle(true);
     } else if let Some(n) = config.max_connections {

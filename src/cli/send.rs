@@ -230,6 +230,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     // The tool reports every outcome itself; the library's retry warnings come with -v.
     logger::init(config.common.log_level(log::LevelFilter::Error));
     let charset = config.common.charset()?;
+    let framing = config.common.framing()?;
     let messages = load(&config)?;
     let mut sender = build_sender(&config, charset)?;
     let mut progress = Progress {
@@ -249,6 +250,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                     .map(|id| String::from_utf8_lossy(id).into_owned())
             })
             .unwrap_or_else(|| "-".into());
+        if let Some(at) = find(&msg.bytes, framing.start()) {
+            unsendable += 1;
+            eprintln!(
+                "mllp: {} cannot be sent: it contains the frame start sequence at byte {at}, \
+                 where the listener would cut it",
+                msg.origin
+            );
+            continue;
+        }
         let result = match config.file_encoding.filter(|cs| *cs != charset) {
             Some(file_cs) => match file_cs.decode(&msg.bytes, Malformed::Reject) {
                 Ok(text) => sender.send(&text.text),
@@ -294,10 +304,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                     "{} (MSH-10 {id}) to {}: {e}{}",
                     msg.origin,
                     config.addr,
-                    if left > 1 {
-                        format!("; {} messages were not sent", left - 1)
-                    } else {
-                        String::new()
+                    match left - 1 {
+                        0 => String::new(),
+                        1 => "; 1 more message was not sent".to_owned(),
+                        n => format!("; {n} more messages were not sent"),
                     }
                 )));
             }
@@ -319,6 +329,14 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         )));
     }
     Ok(0)
+}
+
+/// The offset of the first `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
