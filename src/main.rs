@@ -23,6 +23,9 @@ Options of every command: --start-bytes HEX, --end-bytes HEX, --encoding LABEL, 
 --max-message-bytes N, -q/--quiet, -v/--verbose, --help, --version.
 `mllp COMMAND --help` describes a command.";
 
+/// A subcommand: parses its arguments and runs; `Ok` holds the exit code.
+type Command = fn(Args) -> Result<u8, Failure>;
+
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let command = if args.is_empty() {
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
         Some(args.remove(0))
     };
     let command = command.as_ref().map(|c| c.to_string_lossy().into_owned());
-    let (help, run): (&str, fn(Args) -> Result<u8, Failure>) = match command.as_deref() {
+    let (help, run): (&str, Command) = match command.as_deref() {
         Some("demo") => (cli::demo::HELP, cli::demo::run),
         Some("listen") => (cli::listen::HELP, cli::listen::run),
         Some("send") => (cli::send::HELP, cli::send::run),

@@ -58,6 +58,11 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
             "mllp bench takes one address, but {extra:?} was given as well"
         )));
     }
+    if config.addr.is_some() && (config.tls || config.baseline) {
+        return Err(UsageError(
+            "--tls and --baseline need the benchmark's own listener: leave out ADDR".into(),
+        ));
+    }
     config.framing = common.framing()?;
     config.charset = common.charset()?;
     config.mllp2 = common.mllp2;
@@ -114,5 +119,6 @@ mod tests {
         );
         assert!(parse_v(&["--messages", "0"]).is_err());
         assert!(parse_v(&["a:1", "b:1"]).is_err());
+        assert!(parse_v(&["a:1", "--baseline"]).is_err());
     }
 }
