@@ -494,6 +494,60 @@ fn sigterm_stops_the_listener_with_a_summary() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn cert(name: &str) -> String {
+    format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_on_both_sides() {
+    let dir = scratch("tls");
+    let store = dir.join("inbox");
+    let (server_cert, server_key) = (cert("server.pem"), cert("server.key"));
+    let (listener, addr) = listen(
+        &store,
+        &[
+            "--tls-cert",
+            &server_cert,
+            "--tls-key",
+            &server_key,
+            "--count",
+            "1",
+        ],
+    );
+    // Not trusted: the test CA is not among the system's roots. Certificate failures are
+    // final, so this ends at once.
+    let sent = Proc::spawn(&["send", &addr, "--tls"], Some(adt("T0").into_bytes())).wait();
+    assert_eq!(sent.code, 2, "{sent:?}");
+    assert_one_line_reason(&sent.stderr);
+    let ca = cert("ca.pem");
+    let sent = Proc::spawn(
+        &["send", &addr, "--tls-ca", &ca, "--tls-domain", "localhost"],
+        Some(adt("T1").into_bytes()),
+    )
+    .wait();
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(sent.stdout, ["T1 AA"]);
+    assert_eq!(listener.wait().code, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_options_are_refused_without_tls_support() {
+    let (c, k) = (cert("server.pem"), cert("server.key"));
+    for args in [
+        &["send", "127.0.0.1:1", "--tls"][..],
+        &["listen", "--tls-cert", &c, "--tls-key", &k],
+        &["bench", "--tls"],
+    ] {
+        let ended = mllp(args);
+        assert_eq!(ended.code, 2, "{args:?}: {ended:?}");
+        assert_one_line_reason(&ended.stderr);
+        assert!(ended.stderr.contains("without"), "{}", ended.stderr);
+    }
+}
+
 #[test]
 fn demo_runs_and_shows_stored_files_and_a_bench_line() {
     let tmp = scratch("demo");

@@ -103,20 +103,11 @@ mod tests {
             (c.addr, c.messages, c.connections, c.size),
             (None, 20_000, 1, 1024)
         );
-        let (_, c) = parse_v(&[
-            "h:1",
-            "--messages=5",
-            "--connections",
-            "2",
-            "--baseline",
-            "--mllp2",
-        ])
-        .unwrap();
+        let (_, c) = parse_v(&["h:1", "--messages=5", "--connections", "2", "--mllp2"]).unwrap();
         assert_eq!(c.addr.as_deref(), Some("h:1"));
-        assert_eq!(
-            (c.messages, c.connections, c.baseline, c.mllp2),
-            (5, 2, true, true)
-        );
+        assert_eq!((c.messages, c.connections, c.mllp2), (5, 2, true));
+        let (_, c) = parse_v(&["--baseline", "--size", "100"]).unwrap();
+        assert_eq!((c.addr, c.baseline, c.size), (None, true, 100));
         assert!(parse_v(&["--messages", "0"]).is_err());
         assert!(parse_v(&["a:1", "b:1"]).is_err());
         assert!(parse_v(&["a:1", "--baseline"]).is_err());

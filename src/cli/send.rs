@@ -134,6 +134,12 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
     let mut out = Vec::new();
     for file in &config.files {
         let (name, bytes) = if file == "-" {
+            if std::io::stdin().is_terminal() {
+                warn(
+                    config,
+                    "reading messages from the terminal; end with Ctrl-D",
+                );
+            }
             let mut bytes = Vec::new();
             std::io::stdin()
                 .lock()
@@ -147,7 +153,7 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
         };
         let messages = split::messages(&bytes, config.split_batch);
         if messages.is_empty() {
-            log::warn!("{name} holds no messages");
+            warn(config, &format!("{name} holds no messages"));
         }
         for (i, msg) in messages.into_iter().enumerate() {
             let bytes = if config.raw {
@@ -165,6 +171,14 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
         return Err(Failure::fatal("found no HL7 messages in the input"));
     }
     Ok(out)
+}
+
+/// A warning of the tool's own on standard error, unless `-q`. (The library's warnings about
+/// retries and skipped replies are logged with `-v`: the tool reports every outcome itself.)
+fn warn(config: &Config, text: &str) {
+    if !config.common.quiet {
+        eprintln!("mllp: warning: {text}");
+    }
 }
 
 fn build_sender(config: &Config, charset: Charset) -> Result<Sender, Failure> {
@@ -266,9 +280,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             },
             None => {
                 if charset.decode(&msg.bytes, Malformed::Reject).is_err() {
-                    log::warn!(
-                        "{} is not valid {charset}; it is sent unchanged (see --encoding)",
-                        msg.origin
+                    warn(
+                        &config,
+                        &format!(
+                            "{} is not valid {charset}; it is sent unchanged (see --encoding)",
+                            msg.origin
+                        ),
                     );
                 }
                 sender.send_bytes(&msg.bytes)
