@@ -1,4 +1,5 @@
 //! The `mllp` command-line tool: demo, listen, send, bench.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
             )))
         }
         None => {
-            eprintln!("{HELP}");
+            cli::options::stderr_line(HELP);
             return ExitCode::from(2);
         }
     };
@@ -78,16 +79,16 @@ fn main() -> ExitCode {
 }
 
 fn print_help(text: &str) -> ExitCode {
-    println!("{text}");
+    cli::listen::print_line(text);
     ExitCode::SUCCESS
 }
 
 fn print_version() -> ExitCode {
-    println!("mllp {}", env!("CARGO_PKG_VERSION"));
+    cli::listen::print_line(&format!("mllp {}", env!("CARGO_PKG_VERSION")));
     ExitCode::SUCCESS
 }
 
 fn fail(failure: &Failure) -> ExitCode {
-    eprintln!("mllp: {}", failure.reason);
+    cli::options::stderr_line(&format!("mllp: {}", failure.reason));
     ExitCode::from(failure.code)
 }

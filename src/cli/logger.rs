@@ -14,7 +14,7 @@ impl Log for Stderr {
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
             let level = record.level().as_str().to_ascii_lowercase();
-            eprintln!("mllp: {level}: {}", record.args());
+            super::options::stderr_line(&format!("mllp: {level}: {}", record.args()));
         }
     }
 

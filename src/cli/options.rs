@@ -118,6 +118,12 @@ impl Common {
     }
 }
 
+/// Writes a line to standard error; a closed standard error is not worth a panic.
+pub fn stderr_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// The character set named by `label` for option `--name`.
 pub fn label_charset(name: &str, label: &str) -> Result<Charset, UsageError> {
     Charset::from_label(label).map_err(|e| UsageError(format!("--{name}: {e}")))

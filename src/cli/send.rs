@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mllp::{Charset, Header, Malformed, RetryPolicy, Sender};
 
 use super::args::{Args, UsageError};
-use super::options::{label_charset, unknown, Common, Failure};
+use super::options::{label_charset, stderr_line, unknown, Common, Failure};
 use super::{logger, split};
 
 /// `mllp send --help`.
@@ -177,7 +177,7 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
 /// retries and skipped replies are logged with `-v`: the tool reports every outcome itself.)
 fn warn(config: &Config, text: &str) {
     if !config.common.quiet {
-        eprintln!("mllp: warning: {text}");
+        stderr_line(&format!("mllp: warning: {text}"));
     }
 }
 
@@ -266,11 +266,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             .unwrap_or_else(|| "-".into());
         if let Some(at) = find(&msg.bytes, framing.start()) {
             unsendable += 1;
-            eprintln!(
+            stderr_line(&format!(
                 "mllp: {} cannot be sent: it contains the frame start sequence at byte {at}, \
                  where the listener would cut it",
                 msg.origin
-            );
+            ));
             continue;
         }
         let result = match config.file_encoding.filter(|cs| *cs != charset) {
@@ -312,7 +312,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             Err(e @ (mllp::Error::Header(_) | mllp::Error::Frame(_) | mllp::Error::Charset(_))) => {
                 // Something about this message; the next ones may be fine.
                 unsendable += 1;
-                eprintln!("mllp: {} cannot be sent: {e}", msg.origin);
+                stderr_line(&format!("mllp: {} cannot be sent: {e}", msg.origin));
             }
             Err(e) => {
                 progress.update(done, total, true);
