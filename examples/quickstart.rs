@@ -3,6 +3,8 @@
 
 use mllp::{FileStore, Listener, Message, Response, Sender};
 
+const MSG: &str = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ORU^R01|MSG0001|P|2.5.1\rPID|1\r";
+
 fn main() -> Result<(), mllp::Error> {
     let store = FileStore::open(std::env::temp_dir().join("mllp-quickstart"))?;
     let listener = Listener::builder("127.0.0.1:0").bind()?;
@@ -16,8 +18,8 @@ fn main() -> Result<(), mllp::Error> {
     })?;
 
     let mut sender = Sender::builder(addr).build()?;
-    let ack = sender.send("MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ORU^R01|MSG0001|P|2.5.1\rPID|1\r")?;
-    println!("{} {} {}", ack.control_id, ack.code, ack.text.unwrap_or_default());
+    let ack = sender.send(MSG)?;
+    println!("{} {}", ack.code, ack.text.unwrap_or_default());
     running.shutdown();
     running.join()
 }
