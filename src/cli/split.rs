@@ -24,6 +24,10 @@ pub fn normalise(bytes: &[u8]) -> Vec<u8> {
 /// segments between messages are dropped. A file starting with `FHS` or `BHS` is one block,
 /// unless `split_batch`, when its MSH messages are sent one by one (the batch envelope
 /// segments are dropped). Segment terminators are kept as they are; see [`normalise`].
+///
+/// MLLP framing bytes saved with captured traffic (0x0B before a segment, 0x1C after the last
+/// one) are dropped: they cannot be part of a message, and a listener would cut the message
+/// at a 0x0B.
 pub fn messages(bytes: &[u8], split_batch: bool) -> Vec<Vec<u8>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let segments: Vec<&[u8]> = split_segments(bytes);
@@ -41,6 +45,7 @@ pub fn messages(bytes: &[u8], split_batch: bool) -> Vec<Vec<u8>> {
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     for seg in segments {
+        let seg = strip_framing(seg);
         if is_blank(seg) {
             continue;
         }
@@ -86,8 +91,21 @@ fn split_segments(bytes: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Whether a segment holds nothing but whitespace and MLLP framing bytes.
 fn is_blank(seg: &[u8]) -> bool {
-    seg.iter().all(|b| b.is_ascii_whitespace())
+    seg.iter()
+        .all(|&b| b.is_ascii_whitespace() || is_framing_byte(b))
+}
+
+/// The default MLLP framing bytes: start block 0x0B, end block 0x1C.
+fn is_framing_byte(b: u8) -> bool {
+    matches!(b, 0x0B | 0x1C)
+}
+
+/// A segment without the framing bytes in front of it.
+fn strip_framing(seg: &[u8]) -> &[u8] {
+    let skip = seg.iter().take_while(|&&b| is_framing_byte(b)).count();
+    &seg[skip..]
 }
 
 fn trim_blank_lines(bytes: &[u8]) -> &[u8] {
@@ -122,6 +140,12 @@ mod tests {
         let file = b"\nMSH|1\nPID|1\n\nMSH|2\r\nPID|2\r\n\r\n";
         let msgs = messages(file, false);
         assert_eq!(msgs, [&b"MSH|1\nPID|1\n"[..], b"MSH|2\r\nPID|2\r\n"]);
+    }
+
+    #[test]
+    fn framing_bytes_saved_with_the_messages_are_dropped() {
+        let file = b"\x0bMSH|1\rPID|1\r\x1c\r\x0bMSH|2\r\x0b\r\r\n";
+        assert_eq!(messages(file, false), [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]);
     }
 
     #[test]

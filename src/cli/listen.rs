@@ -1,0 +1,405 @@
+//! `mllp listen`: receive messages, store each in a file, then acknowledge it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mllp::{AckPolicy, FileStore, Listener, ListenerStats, Message, Response, ShutdownHandle};
+
+use super::args::{Args, UsageError};
+use super::options::{unknown, Common, Failure};
+use super::{logger, signal};
+
+/// The address listened on when none is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
+/// The store directory when `--store` is not given.
+pub const DEFAULT_STORE: &str = "./inbox";
+
+/// `mllp listen --help`.
+pub const HELP: &str = "\
+Usage: mllp listen [ADDR] [OPTIONS]
+
+Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
+each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
+disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
+(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+
+Options:
+  --store DIR             where messages are stored (default ./inbox)
+  --encoding LABEL        character set of incoming messages (default UTF-8)
+  --msh18                 use the character set named in MSH-18 when there is one
+  --count N               exit 0 once N messages have been stored and acknowledged
+  --max-connections N     connections served at once (default 10)
+  --single                one connection; a new one replaces an idle old one
+  --frame-timeout SECS    a started frame must complete within this (default 60)
+  --idle-timeout SECS     close connections idle this long (default: never)
+  --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
+  --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
+                          when MSH-15/16 are valued, sent as MSH-15 asks
+  --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
+  --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
+  --max-message-bytes N   larger messages are refused with a NAK (default 16 MiB)
+  -q, --quiet             print only the `listening on` line; -v, -vv: more logging
+
+Exit status: 0 when stopped (or --count reached), 1 when stopped before --count was reached,
+2 for usage errors and startup failures.";
+
+/// The settings of `mllp listen`.
+#[derive(Debug)]
+struct Config {
+    common: Common,
+    addr: String,
+    store: PathBuf,
+    msh18: bool,
+    ack_policy: AckPolicy,
+    count: Option<u64>,
+    max_connections: Option<usize>,
+    single: bool,
+    frame_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+fn parse(mut args: Args) -> Result<Config, UsageError> {
+    let mut common = Common::default();
+    let mut store = None;
+    let mut msh18 = false;
+    let mut ack_policy = AckPolicy::Original;
+    let mut count = None;
+    let mut max_connections = None;
+    let mut single = false;
+    let mut frame_timeout = None;
+    let mut idle_timeout = None;
+    let mut tls_cert = None;
+    let mut tls_key = None;
+    while let Some(name) = args.next_option() {
+        if common.take(&name, &mut args)? {
+            continue;
+        }
+        match name.as_str() {
+            "store" => store = Some(PathBuf::from(args.value(&name)?)),
+            "msh18" => msh18 = true,
+            "ack-mode" => {
+                ack_policy = match args.value(&name)?.as_str() {
+                    "original" => AckPolicy::Original,
+                    "auto" => AckPolicy::Auto,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--ack-mode is original or auto, not {other:?}"
+                        )))
+                    }
+                }
+            }
+            "count" => {
+                let n: u64 = args.parsed(&name)?;
+                if n == 0 {
+                    return Err(UsageError("--count must be at least 1".into()));
+                }
+                count = Some(n);
+            }
+            "max-connections" => {
+                let n: usize = args.parsed(&name)?;
+                if n == 0 {
+                    return Err(UsageError("--max-connections must be at least 1".into()));
+                }
+                max_connections = Some(n);
+            }
+            "single" => single = true,
+            "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
+            "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
+            "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
+            "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            _ => return Err(unknown("listen", &name)),
+        }
+    }
+    let mut positionals = args.positionals().into_iter();
+    let addr = positionals.next().unwrap_or_else(|| DEFAULT_ADDR.into());
+    if let Some(extra) = positionals.next() {
+        return Err(UsageError(format!(
+            "mllp listen takes one address, but {extra:?} was given as well"
+        )));
+    }
+    if single && max_connections.is_some_and(|n| n != 1) {
+        return Err(UsageError(
+            "--single and --max-connections cannot be used together".into(),
+        ));
+    }
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(UsageError(
+            "--tls-cert and --tls-key must be given together".into(),
+        ));
+    }
+    #[cfg(not(feature = "tls"))]
+    if tls_cert.is_some() {
+        return Err(super::options::no_tls("tls-cert"));
+    }
+    Ok(Config {
+        common,
+        addr,
+        store: store.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
+        msh18,
+        ack_policy,
+        count,
+        max_connections,
+        single,
+        frame_timeout,
+        idle_timeout,
+        tls_cert,
+        tls_key,
+    })
+}
+
+/// Stores a received message as UTF-8 and says how to acknowledge it: AA once it is on disk,
+/// AE when it cannot be stored.
+pub fn store_message(store: &FileStore, message: &Message<'_>) -> Result<PathBuf, Response> {
+    if message.replaced() > 0 {
+        log::warn!(
+            "message {} from {}: {} byte sequence(s) not valid in {} were replaced with U+FFFD",
+            message.control_id().unwrap_or("(no MSH-10)"),
+            message.peer_addr(),
+            message.replaced(),
+            message.charset()
+        );
+    }
+    store
+        .save(message.header().control_id(), message.text())
+        .map_err(|e| {
+            log::error!(
+                "message {} from {} could not be stored: {e}",
+                message.control_id().unwrap_or("(no MSH-10)"),
+                message.peer_addr()
+            );
+            Response::error(format!("message could not be stored: {}", error_source(&e)))
+        })
+}
+
+/// The innermost cause of an error, for an ACK text (no file paths or phases).
+fn error_source(e: &mllp::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    source.to_string()
+}
+
+/// The handler of `mllp listen`.
+struct StoreHandler {
+    store: FileStore,
+    quiet: bool,
+    count: Option<u64>,
+    stored: AtomicU64,
+    handle: ShutdownHandle,
+}
+
+impl mllp::Handler for StoreHandler {
+    fn handle(&self, message: &Message<'_>) -> Response {
+        let path = match store_message(&self.store, message) {
+            Ok(path) => path,
+            Err(nak) => return nak,
+        };
+        if !self.quiet {
+            let header = message.header();
+            let field = |v: Option<&[u8]>| match v {
+                Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
+                _ => "-".to_owned(),
+            };
+            let segment = String::from_utf8_lossy(header.segment_name()).into_owned();
+            let kind = if header.is_batch() {
+                segment
+            } else {
+                field(header.message_type())
+            };
+            print_line(&format!(
+                "{} {} {} {}",
+                path.display(),
+                field(header.control_id()),
+                kind,
+                message.peer_addr()
+            ));
+        }
+        let stored = self.stored.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.count == Some(stored) {
+            // The listener lets this message's ACK be written before it stops.
+            log::info!("{stored} messages stored: stopping");
+            self.handle.shutdown();
+        }
+        Response::accept()
+    }
+}
+
+/// Writes a line to standard output; a closed output is not an error worth stopping for.
+pub fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs `mllp listen`.
+pub fn run(args: Args) -> Result<u8, Failure> {
+    let config = parse(args)?;
+    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    let framing = config.common.framing()?;
+    let charset = config.common.charset()?;
+    let store = FileStore::open(&config.store).map_err(|e| {
+        Failure::fatal(format!(
+            "cannot use {} as the store directory: {}",
+            config.store.display(),
+            error_source(&e)
+        ))
+    })?;
+    let mut builder = Listener::builder(config.addr.as_str())
+        .framing(framing)
+        .charset(charset)
+        .detect_msh18(config.msh18)
+        .ack_policy(if config.common.mllp2 {
+            AckPolicy::Mllp2
+        } else {
+            config.ack_policy
+        });
+    if config.single {
+        builder = builder.max_connections(1).replace_idle(true);
+    } else if let Some(n) = config.max_connections {
+        builder = builder.max_connections(n);
+    }
+    if let Some(t) = config.frame_timeout {
+        builder = builder.frame_timeout(Some(t));
+    }
+    if config.idle_timeout.is_some() {
+        builder = builder.idle_timeout(config.idle_timeout);
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let identity = mllp::Identity::from_pem_files(cert, key)?;
+        builder = builder.tls(mllp::TlsServerConfig::new(identity));
+    }
+    let listener = builder
+        .bind()
+        .map_err(|e| Failure::fatal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let handle = listener.shutdown_handle();
+    let signal_handle = handle.clone();
+    signal::install(move || signal_handle.shutdown());
+    print_line(&format!(
+        "listening on {}{} (storing in {})",
+        listener.local_addr(),
+        if config.tls_cert.is_some() {
+            " with TLS"
+        } else {
+            ""
+        },
+        display_dir(store.dir())
+    ));
+    let handler = StoreHandler {
+        store,
+        quiet: config.common.quiet,
+        count: config.count,
+        stored: AtomicU64::new(0),
+        handle: handle.clone(),
+    };
+    listener.run(handler)?;
+    let stats = handle.stats();
+    if !config.common.quiet {
+        print_line(&summary(&stats));
+    }
+    match config.count {
+        Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
+            Err(Failure::negative(format!(
+                "stopped before {n} messages were stored ({} were)",
+                stats.acks_aa + stats.acks_ca + stats.commit_acks
+            )))
+        }
+        _ => Ok(0),
+    }
+}
+
+fn display_dir(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+/// One line: messages, connections, acknowledgements by code.
+pub fn summary(s: &ListenerStats) -> String {
+    let mut line = format!(
+        "stopped: {} message{} on {} connection{}",
+        s.messages,
+        plural(s.messages),
+        s.connections_total,
+        plural(s.connections_total)
+    );
+    let codes = [
+        ("AA", s.acks_aa),
+        ("AE", s.acks_ae),
+        ("AR", s.acks_ar),
+        ("CA", s.acks_ca),
+        ("CE", s.acks_ce),
+        ("CR", s.acks_cr),
+        ("commit ACK", s.commit_acks),
+        ("commit NAK", s.commit_naks),
+        ("unreadable", s.nak_unparseable),
+        ("oversized", s.oversized_frames),
+        ("refused connections", s.connections_refused),
+        ("replaced connections", s.connections_replaced),
+    ];
+    let parts: Vec<String> = codes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if !parts.is_empty() {
+        line.push_str("; ");
+        line.push_str(&parts.join(", "));
+    }
+    line
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn parse_v(v: &[&str]) -> Result<Config, UsageError> {
+        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+    }
+
+    #[test]
+    fn defaults_and_conflicts() {
+        let c = parse_v(&[]).unwrap();
+        assert_eq!(c.addr, DEFAULT_ADDR);
+        assert_eq!(c.store, PathBuf::from(DEFAULT_STORE));
+        let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
+        assert_eq!(
+            (c.addr.as_str(), c.count, c.single),
+            ("0.0.0.0:1", Some(3), true)
+        );
+        for bad in [
+            &["a:1", "b:2"][..],
+            &["--single", "--max-connections", "2"],
+            &["--tls-cert", "c.pem"],
+            &["--count", "0"],
+            &["--frame-timeout", "-1"],
+            &["--nope"],
+        ] {
+            assert!(parse_v(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn summary_names_only_what_happened() {
+        let mut s = ListenerStats::default();
+        s.messages = 3;
+        s.connections_total = 1;
+        s.acks_aa = 2;
+        s.acks_ae = 1;
+        assert_eq!(
+            summary(&s),
+            "stopped: 3 messages on 1 connection; AA 2, AE 1"
+        );
+    }
+}
