@@ -14,7 +14,7 @@
 #[path = "../src/cli/bench.rs"]
 mod bench;
 
-use bench::{BenchConfig, Pin, Side};
+use bench::{BenchConfig, Pin};
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -123,6 +123,5 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        let _ = Side::Raw;
     }
 }
