@@ -200,6 +200,7 @@ impl SenderBuilder {
             conn: None,
             peer: None,
             lost: false,
+            armed: None,
             jitter: Jitter::new(),
             stats: SenderStats::default(),
         })
@@ -316,9 +317,15 @@ pub struct Sender {
     peer: Option<SocketAddr>,
     /// A connection was lost since the last one was made: the next connect is a reconnect.
     lost: bool,
+    /// The read timeout currently set on the connection's socket.
+    armed: Option<Duration>,
     jitter: Jitter,
     stats: SenderStats,
 }
+
+/// How far the socket's read timeout may differ from the time left before the ACK deadline
+/// before it is set again (see `Sender::await_reply`).
+const ARM_SLACK: Duration = Duration::from_millis(1);
 
 /// What one attempt ended with.
 enum Attempt {
@@ -581,6 +588,7 @@ impl Sender {
         }
         self.peer = peer;
         self.conn = Some(Connection::new(stream, self.framing));
+        self.armed = None;
         Ok(())
     }
 
@@ -596,6 +604,7 @@ impl Sender {
     /// Reads reply frames until the one for `id` arrives or the ACK timeout passes.
     fn await_reply(&mut self, id: &[u8]) -> Result<Ack> {
         let deadline = Instant::now().checked_add(self.ack_timeout);
+        let slack = ARM_SLACK.min(self.ack_timeout / 16);
         let reply = self.reply;
         let peer = Peer(self.peer, &self.addr);
         let Some(conn) = self.conn.as_mut() else {
@@ -610,9 +619,15 @@ impl Sender {
             if left.is_zero() {
                 return Err(self.ack_timed_out(id));
             }
-            conn.get_ref()
-                .set_read_timeout(Some(left))
-                .map_err(|e| Error::io(Phase::Configure, e))?;
+            // Setting the socket's timeout is a system call: skip it while the one already set
+            // is within `slack` of the time left. A read that times out early is repeated
+            // below; one that times out late overshoots the deadline by `slack` at most.
+            if self.armed.is_none_or(|armed| armed.abs_diff(left) > slack) {
+                conn.get_ref()
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| Error::io(Phase::Configure, e))?;
+                self.armed = Some(left);
+            }
             let frame = match conn.read_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
@@ -627,7 +642,14 @@ impl Sender {
                     self.stats.skipped_frames += 1;
                     continue;
                 }
-                Err(e) if e.is_timeout() => return Err(self.ack_timed_out(id)),
+                Err(e) if e.is_timeout() => {
+                    if deadline.is_some_and(|d| Instant::now() < d) {
+                        // The timeout set was a little shorter than the time left.
+                        self.armed = None;
+                        continue;
+                    }
+                    return Err(self.ack_timed_out(id));
+                }
                 Err(e) => return Err(e),
             };
             match classify(frame, id, reply) {

@@ -290,6 +290,18 @@ impl Write for Stream {
         }
     }
 
+    /// One `writev` on plain TCP: a large frame's start, payload and end leave in one system
+    /// call instead of three (and, with `TCP_NODELAY`, without a one-byte segment first).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Tcp(tcp) => tcp.write_vectored(bufs),
+            Inner::Tls(conn) => {
+                let buf = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+                conn.write(buf)
+            }
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Tcp(tcp) => tcp.flush(),

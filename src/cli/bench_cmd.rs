@@ -1,7 +1,7 @@
 //! `mllp bench`: the arguments of the benchmark; the measuring is in [`super::bench`].
 
 use super::args::{Args, UsageError};
-use super::bench::{self, BenchConfig};
+use super::bench::{self, BenchConfig, Pin};
 use super::logger;
 use super::options::{unknown, Common, Failure};
 
@@ -18,8 +18,15 @@ Options:
   --messages N            messages in all (default 20000)
   --connections C         concurrent connections, each with its own sender (default 1)
   --size BYTES            approximate message size (default 1024)
-  --tls                   use TLS (own listener only)
+  --tls                   use TLS between sender and listener (own listener only; a test
+                          certificate built into the binary; the baseline stays plain TCP)
   --baseline              also time a raw TCP ping-pong with the same frames, and the ratio
+  --sides                 also time our sender against a raw listener and a raw sender
+                          against our listener (implies --baseline)
+  --pin CPU[,CPU]         run listener and sender as processes pinned with taskset: both on
+                          one CPU, or the listener on the first and the sender on the second
+  --rounds N              measure each pairing N times, alternating; report the best (1)
+  --warmup N              messages per connection before the clock starts (default 1000)
   --encoding LABEL        character set of the messages (default UTF-8)
   --mllp2                 MLLP release 2 commit blocks instead of HL7 ACKs
   --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
@@ -48,6 +55,10 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
                 }
             }
             "baseline" => config.baseline = true,
+            "sides" => config.sides = true,
+            "pin" => config.pin = parse_pin(&args.value(&name)?)?,
+            "rounds" => config.rounds = at_least_one(&name, args.parsed(&name)?)?,
+            "warmup" => config.warmup = args.parsed(&name)?,
             _ => return Err(unknown("bench", &name)),
         }
     }
@@ -58,15 +69,30 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
             "mllp bench takes one address, but {extra:?} was given as well"
         )));
     }
-    if config.addr.is_some() && (config.tls || config.baseline) {
+    let own_listener_only =
+        config.tls || config.baseline || config.sides || config.pin != Pin::None;
+    if config.addr.is_some() && own_listener_only {
         return Err(UsageError(
-            "--tls and --baseline need the benchmark's own listener: leave out ADDR".into(),
+            "--tls, --baseline, --sides and --pin need the benchmark's own listener: leave out ADDR"
+                .into(),
         ));
     }
     config.framing = common.framing()?;
     config.charset = common.charset()?;
     config.mllp2 = common.mllp2;
     Ok((common, config))
+}
+
+/// `--pin 0` (both sides on CPU 0) or `--pin 0,1` (listener on 0, sender on 1).
+fn parse_pin(text: &str) -> Result<Pin, UsageError> {
+    let cpus: Option<Vec<usize>> = text.split(',').map(|c| c.trim().parse().ok()).collect();
+    match cpus.as_deref() {
+        Some([cpu]) => Ok(Pin::One(*cpu)),
+        Some([listener, sender]) => Ok(Pin::Two(*listener, *sender)),
+        _ => Err(UsageError(format!(
+            "--pin takes one CPU number or two separated by a comma, not {text:?}"
+        ))),
+    }
 }
 
 fn at_least_one(name: &str, n: usize) -> Result<usize, UsageError> {
@@ -111,5 +137,10 @@ mod tests {
         assert!(parse_v(&["--messages", "0"]).is_err());
         assert!(parse_v(&["a:1", "b:1"]).is_err());
         assert!(parse_v(&["a:1", "--baseline"]).is_err());
+        let (_, c) = parse_v(&["--pin", "0,1", "--sides", "--rounds", "3"]).unwrap();
+        assert_eq!((c.pin, c.sides, c.rounds), (Pin::Two(0, 1), true, 3));
+        assert_eq!(parse_v(&["--pin=1"]).unwrap().1.pin, Pin::One(1));
+        assert!(parse_v(&["--pin", "x"]).is_err());
+        assert!(parse_v(&["a:1", "--pin", "0"]).is_err());
     }
 }

@@ -593,10 +593,21 @@ pub fn next_control_id() -> ControlId {
         buf: [b'0'; 20],
         len: 20,
     };
-    base36(process_start_ms(), &mut id.buf[..8]);
-    base36(u64::from(std::process::id()), &mut id.buf[8..13]);
+    id.buf[..13].copy_from_slice(process_prefix());
     base36(n, &mut id.buf[13..]);
     id
+}
+
+/// The first 13 characters of every control ID: the process start time and the process ID,
+/// read once (`std::process::id` is a system call, too slow to make for every ACK).
+fn process_prefix() -> &'static [u8; 13] {
+    static PREFIX: OnceLock<[u8; 13]> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let mut prefix = [b'0'; 13];
+        base36(process_start_ms(), &mut prefix[..8]);
+        base36(u64::from(std::process::id()), &mut prefix[8..]);
+        prefix
+    })
 }
 
 /// Writes the low digits of `v` in base 36 into `out`, right-aligned, zero-padded.

@@ -538,6 +538,10 @@ impl Write for Watched {
         self.stream.write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.stream.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.stream.flush()
     }

@@ -1,0 +1,83 @@
+//! 1,000 open idle connections cost the listener at most 64 MiB of resident memory.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use mllp::{Listener, Response};
+
+const CONNECTIONS: usize = 1_000;
+const BUDGET: u64 = 64 << 20;
+
+/// The soft limit on open files, from `/proc/self/limits` (std cannot read rlimits).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line.split_whitespace().nth(3)?;
+    Some(if soft == "unlimited" {
+        u64::MAX
+    } else {
+        soft.parse().ok()?
+    })
+}
+
+#[test]
+fn a_thousand_idle_connections_fit_in_64_mib() {
+    let Some(before) = common::rss_bytes() else {
+        eprintln!("resident memory is not readable here (not Linux?): skipping");
+        return;
+    };
+    // Both ends of every connection live in this process, plus a margin for the test harness.
+    let needed = 2 * CONNECTIONS as u64 + 100;
+    match open_files_limit() {
+        Some(limit) if limit >= needed => {}
+        limit => {
+            eprintln!(
+                "the open-files limit ({limit:?}) is below the {needed} this test needs \
+                 (`ulimit -n {needed}`): skipping"
+            );
+            return;
+        }
+    }
+    let running = Listener::builder("127.0.0.1:0")
+        .max_connections(CONNECTIONS + 100)
+        .bind()
+        .unwrap()
+        .spawn(|_: &mllp::Message<'_>| Response::accept())
+        .unwrap();
+    let addr = running.local_addr();
+    // In batches smaller than the listen backlog: overflowing it makes the kernel drop SYNs,
+    // which clients retry only a second later.
+    let mut clients: Vec<TcpStream> = Vec::with_capacity(CONNECTIONS);
+    while clients.len() < CONNECTIONS {
+        let batch = (CONNECTIONS - clients.len()).min(64);
+        for _ in 0..batch {
+            clients.push(TcpStream::connect(addr).expect("connect"));
+        }
+        assert!(
+            common::eventually(Duration::from_secs(20), || {
+                running.stats().connections_open as usize == clients.len()
+            }),
+            "only {} of {} connections are served",
+            running.stats().connections_open,
+            clients.len()
+        );
+    }
+    // Let every connection's thread reach its first (blocking) read.
+    std::thread::sleep(Duration::from_millis(300));
+    let after = common::rss_bytes().unwrap();
+    let growth = after.saturating_sub(before);
+    println!(
+        "{CONNECTIONS} idle connections: resident memory grew by {:.1} MiB ({:.1} KiB each)",
+        growth as f64 / (1 << 20) as f64,
+        growth as f64 / 1024.0 / CONNECTIONS as f64
+    );
+    drop(clients);
+    running.shutdown();
+    running.join().unwrap();
+    assert!(
+        growth <= BUDGET,
+        "{CONNECTIONS} idle connections take {growth} bytes of resident memory, more than {BUDGET}"
+    );
+}
