@@ -567,9 +567,26 @@ fn bench_reports_throughput_and_latency() {
     let ended = mllp(&["bench", "--messages", "300", "--size", "200"]);
     assert_eq!(ended.code, 0, "{ended:?}");
     let out = ended.stdout.join("\n");
-    for what in ["300 messages", "msg/s", "MB/s", "p50", "p99", "max"] {
+    for what in ["300 msgs", "msg/s", "MB/s", "p50", "p99", "max"] {
         assert!(out.contains(what), "{what}: {out}");
     }
+}
+
+#[test]
+fn bench_baseline_and_sides_print_ratios() {
+    let ended = mllp(&["bench", "--messages", "200", "--warmup", "10", "--sides"]);
+    assert_eq!(ended.code, 0, "{ended:?}");
+    let out = ended.stdout.join("\n");
+    for what in [
+        "raw ↔ raw (baseline)",
+        "mllp ↔ mllp",
+        "mllp sender ↔ raw listener",
+        "raw sender ↔ mllp listener",
+    ] {
+        assert!(out.contains(what), "{what}: {out}");
+    }
+    // Every line but the baseline's carries a ratio.
+    assert_eq!(out.matches('×').count(), 3, "{out}");
 }
 
 #[test]

@@ -59,6 +59,8 @@ fn sender(addr: &str, tls: TlsClientConfig) -> SenderBuilder {
 struct Server {
     port: u16,
     handshakes: mpsc::Receiver<Result<(), String>>,
+    /// One message each time the server has closed a connection.
+    closes: mpsc::Receiver<()>,
     thread: JoinHandle<usize>,
 }
 
@@ -68,6 +70,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, handshakes) = mpsc::channel();
+        let (closed, closes) = mpsc::channel();
         let thread = thread::spawn(move || {
             let mut acked = 0;
             for _ in 0..n {
@@ -102,12 +105,14 @@ impl Server {
                     acked += 1;
                 }
                 let _ = conn.get_mut().shutdown();
+                let _ = closed.send(());
             }
             acked
         });
         Server {
             port,
             handshakes,
+            closes,
             thread,
         }
     }
@@ -133,6 +138,11 @@ fn verified_tls_carries_messages_and_survives_an_idle_close() {
         (AckCode::ApplicationAccept, "TLS1")
     );
     server.handshake().unwrap();
+    // Send the next message only once the server has closed the idle connection.
+    server
+        .closes
+        .recv_timeout(LIMIT)
+        .expect("the server closed");
     let ack = sender.send(&adt("TLS2")).unwrap();
     assert_eq!(ack.control_id, "TLS2");
     server.handshake().unwrap();

@@ -113,7 +113,7 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 const REPLACE_WAIT: Duration = Duration::from_secs(2);
 /// How long a new connection waits, in single-connection mode with replacement, for a busy
 /// connection to become idle before the overflow policy applies to it.
-const REPLACE_SETTLE: Duration = Duration::from_millis(200);
+const REPLACE_SETTLE: Duration = Duration::from_secs(1);
 /// How often the busy connection is checked meanwhile.
 const REPLACE_POLL: Duration = Duration::from_millis(5);
 /// How often a connection waiting for a slot re-checks whether the old one became idle.
