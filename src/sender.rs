@@ -530,7 +530,8 @@ impl Sender {
                 written: false,
             };
         };
-        if let Err(error) = conn.write_frame(payload) {
+        // `send_bytes` checked the payload before the first attempt.
+        if let Err(error) = conn.write_checked_frame(payload) {
             return Attempt::Failed {
                 error: write_error(error),
                 written: false,

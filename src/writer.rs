@@ -85,6 +85,17 @@ pub(crate) fn write_frame<W: Write>(
     scratch: &mut Vec<u8>,
 ) -> Result<()> {
     framing.check_payload(payload)?;
+    write_checked_frame(w, framing, payload, scratch)
+}
+
+/// [`write_frame`] for a payload the caller has already passed through
+/// [`Framing::check_payload`], so a large message is not scanned twice.
+pub(crate) fn write_checked_frame<W: Write>(
+    w: &mut W,
+    framing: &Framing,
+    payload: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
     let written = if payload.len() <= COALESCE_LIMIT {
         scratch.clear();
         framing.encode_into(payload, scratch);
