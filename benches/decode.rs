@@ -138,6 +138,7 @@ fn main() {
     };
     let m2 = scan(&|h| memchr::memchr2(0x1C, 0x0B, h));
     let simd = scan(&|h| mllp::scan::find_either(0x1C, 0x0B, h));
+    let sse2 = scan(&|h| mllp::scan::sse2::find(0x1C, 0x0B, h));
     let swar = scan(&|h| mllp::scan::swar::find(0x1C, 0x0B, h));
     println!(
         "\nscanner, two needles, {} MiB without a match",
@@ -148,6 +149,11 @@ fn main() {
         "{:<34} {simd:>8.2} {:>8.2}",
         "mllp::scan::find_either",
         simd / m2
+    );
+    println!(
+        "{:<34} {sse2:>8.2} {:>8.2}",
+        "mllp::scan::sse2::find",
+        sse2 / m2
     );
     println!(
         "{:<34} {swar:>8.2} {:>8.2}",

@@ -2,22 +2,16 @@
 //!
 //! The decoder looks for the first byte of the end sequence (and, under
 //! [`StartInFrame::Restart`](crate::StartInFrame::Restart), of the start sequence) in every byte of
-//! every frame, so this is the hot loop of the crate. On `x86_64` it uses SSE2, which every
-//! `x86_64` CPU has, 64 bytes per iteration; elsewhere a portable SWAR loop over two `usize`
-//! words at a time (the technique of `memchr`'s fallback). Both are tested against a naive
-//! oracle at every alignment; `BENCHMARKS.md` has the figures that justify the SIMD path.
+//! every frame, so this is the hot loop of the crate. On `x86_64` it uses AVX2 when the CPU has
+//! it (detected at run time) and SSE2, which every `x86_64` CPU has, otherwise, 64 bytes per
+//! iteration; elsewhere a portable SWAR loop over two `usize` words at a time (the technique of
+//! `memchr`'s fallback). All are tested against a naive oracle at every alignment;
+//! `BENCHMARKS.md` has the figures that justify the SIMD paths.
 
 /// The index of the first `a` in `hay`.
 #[inline]
 pub fn find_byte(a: u8, hay: &[u8]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        sse2::find(a, a, hay)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        swar::find(a, a, hay)
-    }
+    find_either(a, a, hay)
 }
 
 /// The index of the first byte of `hay` equal to `a` or to `b`.
@@ -25,6 +19,10 @@ pub fn find_byte(a: u8, hay: &[u8]) -> Option<usize> {
 pub fn find_either(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
+        if hay.len() >= 64 && avx2::available() {
+            // SAFETY: `available` has checked that this CPU supports AVX2.
+            return unsafe { avx2::find(a, b, hay) };
+        }
         sse2::find(a, b, hay)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -156,6 +154,52 @@ pub mod sse2 {
     }
 }
 
+/// AVX2, 64 bytes per iteration, for CPUs that have it.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+
+    /// Whether this CPU supports AVX2 (detected once; later calls read a cached flag).
+    #[inline]
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("avx2")
+    }
+
+    /// The index of the first byte equal to `a` or `b`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 ([`available`]).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+        let len = hay.len();
+        let ptr = hay.as_ptr();
+        let va = _mm256_set1_epi8(a as i8);
+        let vb = _mm256_set1_epi8(b as i8);
+        let hits = |v: __m256i| _mm256_or_si256(_mm256_cmpeq_epi8(v, va), _mm256_cmpeq_epi8(v, vb));
+        let mut i = 0;
+        while i + 64 <= len {
+            // SAFETY: both loads read 32 bytes at `ptr + i` and `ptr + i + 32`, inside `hay`
+            // because `i + 64 <= len`; `_mm256_loadu_si256` has no alignment requirement.
+            let (v0, v1) = unsafe {
+                let p = ptr.add(i) as *const __m256i;
+                (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+            };
+            let m0 = _mm256_movemask_epi8(hits(v0)) as u32 as u64;
+            let m1 = _mm256_movemask_epi8(hits(v1)) as u32 as u64;
+            let m = m0 | (m1 << 32);
+            if m != 0 {
+                return Some(i + m.trailing_zeros() as usize);
+            }
+            i += 64;
+        }
+        super::sse2::find(a, b, &hay[i..]).map(|p| i + p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +237,15 @@ mod tests {
                         let want = naive(a, b, hay);
                         assert_eq!(swar::find(a, b, hay), want, "swar a={a} b={b} {hay:?}");
                         assert_eq!(find_either(a, b, hay), want, "simd a={a} b={b} {hay:?}");
+                        #[cfg(target_arch = "x86_64")]
+                        {
+                            assert_eq!(sse2::find(a, b, hay), want, "sse2 {hay:?}");
+                            if avx2::available() {
+                                // SAFETY: AVX2 support was just checked.
+                                let got = unsafe { avx2::find(a, b, hay) };
+                                assert_eq!(got, want, "avx2 a={a} b={b} {hay:?}");
+                            }
+                        }
                         assert_eq!(find_byte(a, hay), naive(a, a, hay));
                     };
                     check(&buf);
