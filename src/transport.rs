@@ -258,16 +258,7 @@ impl Stream {
     ///   [`read`](Read::read) (`false`, as for plain TCP).
     pub fn peer_closed(&mut self) -> bool {
         match &mut self.inner {
-            Inner::Tcp(tcp) => {
-                if tcp.set_nonblocking(true).is_err() {
-                    return true;
-                }
-                let peek = peek(tcp);
-                if tcp.set_nonblocking(false).is_err() {
-                    return true;
-                }
-                !matches!(peek, Peek::Idle | Peek::Data)
-            }
+            Inner::Tcp(tcp) => peek_now(tcp) == Peek::Closed,
             Inner::Tls(conn) => conn.peer_closed(),
         }
     }
@@ -321,7 +312,8 @@ impl fmt::Debug for Stream {
 }
 
 /// What a non-blocking peek saw on a socket.
-enum Peek {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek {
     /// Nothing to read.
     Idle,
     /// Bytes are waiting.
@@ -330,7 +322,78 @@ enum Peek {
     Closed,
 }
 
+/// Peeks at a socket without blocking and without consuming anything, whatever the socket's
+/// blocking mode.
+///
+/// On Linux this is one `recv(MSG_PEEK | MSG_DONTWAIT)` call, which leaves the socket's mode
+/// alone (so a clone of the socket in another thread is not disturbed). std offers no such
+/// flag, and switching the socket to non-blocking mode and back costs two more system calls on
+/// every message the sender sends (see BENCHMARKS.md); elsewhere that is what is done.
+pub(crate) fn peek_now(tcp: &TcpStream) -> Peek {
+    #[cfg(target_os = "linux")]
+    {
+        sys::peek_dontwait(tcp)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if tcp.set_nonblocking(true).is_err() {
+            return Peek::Closed;
+        }
+        let peek = peek(tcp);
+        if tcp.set_nonblocking(false).is_err() {
+            return Peek::Closed;
+        }
+        peek
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use std::io;
+    use std::net::TcpStream;
+    use std::os::fd::AsRawFd;
+    use std::os::raw::{c_int, c_void};
+
+    use super::Peek;
+
+    const MSG_PEEK: c_int = 0x02;
+    const MSG_DONTWAIT: c_int = 0x40;
+
+    extern "C" {
+        /// `recv(2)` from the C library std already links.
+        fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;
+    }
+
+    pub(super) fn peek_dontwait(tcp: &TcpStream) -> Peek {
+        let mut byte = 0u8;
+        loop {
+            // SAFETY: the descriptor belongs to `tcp`, which is borrowed for the whole call, so
+            // it stays open; the buffer is one writable byte and `len` is 1. MSG_PEEK leaves
+            // the data in the socket and MSG_DONTWAIT makes this call alone non-blocking, so
+            // neither the stream's contents nor its mode change.
+            let n = unsafe {
+                recv(
+                    tcp.as_raw_fd(),
+                    (&mut byte as *mut u8).cast::<c_void>(),
+                    1,
+                    MSG_PEEK | MSG_DONTWAIT,
+                )
+            };
+            return match n {
+                0 => Peek::Closed,
+                n if n > 0 => Peek::Data,
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => Peek::Idle,
+                    _ => Peek::Closed,
+                },
+            };
+        }
+    }
+}
+
 /// Peeks at a socket that is already in non-blocking mode.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn peek(tcp: &TcpStream) -> Peek {
     let mut byte = [0u8; 1];
     loop {

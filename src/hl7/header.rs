@@ -59,7 +59,15 @@ pub struct Header<'a> {
     separators: Separators,
     /// Number of encoding characters in MSH-2 (2 to 5).
     encoding_len: usize,
+    /// Offsets in `segment` of the field separators that open fields 3, 4, …, so that field
+    /// access does not rescan the segment; `indexed` of them were found.
+    starts: [u32; INDEXED_FIELDS],
+    indexed: u8,
 }
+
+/// How many field openings [`Header::parse`] indexes: fields 3 to 26, which covers every field
+/// of MSH the crate reads. Later fields are found by scanning.
+const INDEXED_FIELDS: usize = 24;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -127,11 +135,29 @@ impl<'a> Header<'a> {
             subcomponent: encoding.get(3).copied(),
             truncation: encoding.get(4).copied(),
         };
+        let mut starts = [0u32; INDEXED_FIELDS];
+        let mut indexed = 0;
+        let body = 4 + n;
+        for (i, &b) in segment[body..].iter().enumerate() {
+            if b == field {
+                // Offsets past u32::MAX (a hostile 4 GiB header) are simply not indexed.
+                let Ok(at) = u32::try_from(body + i) else {
+                    break;
+                };
+                starts[indexed] = at;
+                indexed += 1;
+                if indexed == INDEXED_FIELDS {
+                    break;
+                }
+            }
+        }
         Ok(Header {
             segment,
             rest,
             separators,
             encoding_len: n,
+            starts,
+            indexed: indexed as u8,
         })
     }
 
@@ -164,10 +190,28 @@ impl<'a> Header<'a> {
             1 => Some(&self.segment[3..4]),
             2 => Some(&self.segment[4..4 + self.encoding_len]),
             _ => {
-                let body = &self.segment[4 + self.encoding_len..];
-                // `body` is empty or starts with the field separator.
-                let body = body.get(1..)?;
-                body.split(|&b| b == self.separators.field).nth(n - 3)
+                let k = n - 3;
+                let indexed = self.indexed as usize;
+                if k < indexed {
+                    let start = self.starts[k] as usize + 1;
+                    let end = match self.starts.get(k + 1) {
+                        Some(&next) if k + 1 < indexed => next as usize,
+                        // The last indexed field runs to the next separator or the end.
+                        _ => self.segment[start..]
+                            .iter()
+                            .position(|&b| b == self.separators.field)
+                            .map_or(self.segment.len(), |p| start + p),
+                    };
+                    return Some(&self.segment[start..end]);
+                }
+                if indexed < INDEXED_FIELDS {
+                    // Every separator was indexed: the segment has no field `n`.
+                    return None;
+                }
+                let last = self.starts[INDEXED_FIELDS - 1] as usize + 1;
+                self.segment[last..]
+                    .split(|&b| b == self.separators.field)
+                    .nth(k - (INDEXED_FIELDS - 1))
             }
         }
     }
@@ -347,6 +391,31 @@ pub(crate) fn component_of(value: &[u8], sep: u8, comp: usize) -> Option<&[u8]> 
 
 #[cfg(test)]
 mod tests {
+
+    /// Field access through the index agrees with a plain split, for segments with fewer,
+    /// exactly as many, and more fields than are indexed.
+    #[test]
+    fn indexed_fields_match_a_plain_split() {
+        for count in [3, 10, 25, 26, 27, 40] {
+            let mut msh = String::from("MSH|^~\\&");
+            for f in 3..=count {
+                msh.push('|');
+                if f % 4 != 0 {
+                    msh.push_str(&format!("F{f}^x"));
+                }
+            }
+            let msg = format!("{msh}\rPID|1\r");
+            let header = Header::parse(msg.as_bytes()).unwrap();
+            let naive: Vec<&[u8]> = msh.as_bytes()[8..].split(|&b| b == b'|').skip(1).collect();
+            for n in 3..60 {
+                assert_eq!(
+                    header.field(n),
+                    naive.get(n - 3).copied(),
+                    "{count} fields, MSH-{n}"
+                );
+            }
+        }
+    }
     use super::*;
 
     #[test]

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::transport::{peek_now, Peek};
+
 /// What a connection is doing, for single-connection replacement: a connection may be replaced
 /// only when both flags are clear.
 #[derive(Debug, Default)]
@@ -148,15 +150,9 @@ impl Table {
 /// thread (a frame that has just begun). When this cannot be told, the answer is `true`; at
 /// the end of the stream or on a socket error it is `false` (the connection is finished).
 ///
-/// The peek is done in non-blocking mode, which the socket shares with its clone in the
-/// connection thread for an instant: a read there may fail with `WouldBlock`, which the
+/// See [`peek_now`]: on Linux the socket's mode is left alone; elsewhere it is non-blocking for
+/// an instant, and a read in the connection thread may then fail with `WouldBlock`, which the
 /// connection loop treats as a read timeout before any deadline and simply reads again.
 fn has_unread_bytes(tcp: &TcpStream) -> bool {
-    if tcp.set_nonblocking(true).is_err() {
-        return true;
-    }
-    let mut byte = [0u8; 1];
-    let pending = matches!(tcp.peek(&mut byte), Ok(n) if n > 0);
-    let restored = tcp.set_nonblocking(false).is_ok();
-    pending || !restored
+    peek_now(tcp) == Peek::Data
 }

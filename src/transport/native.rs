@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream};
 
-use super::{peek, Identity, Peek, TlsClientConfig, TlsPeer, TlsServerConfig};
+use super::{peek_now, Identity, Peek, TlsClientConfig, TlsPeer, TlsServerConfig};
 use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError};
 
 /// The oldest protocol version either side accepts.
@@ -124,17 +124,17 @@ impl Conn {
         if !self.unread.is_empty() || matches!(self.tls.buffered_read_size(), Ok(n) if n > 0) {
             return false;
         }
-        if self.tcp().set_nonblocking(true).is_err() {
-            return true;
-        }
-        let closed = match peek(self.tcp()) {
+        match peek_now(self.tcp()) {
             Peek::Idle => false,
             Peek::Closed => true,
-            // Records are waiting: let TLS process them. Session tickets are consumed and the
-            // read would block; an alert or close_notify ends the session.
+            // Records are waiting: let TLS process them (without blocking). Session tickets
+            // are consumed and the read would block; an alert or close_notify ends the session.
             Peek::Data => {
+                if self.tcp().set_nonblocking(true).is_err() {
+                    return true;
+                }
                 let mut buf = [0u8; 4096];
-                loop {
+                let closed = loop {
                     match self.tls.read(&mut buf) {
                         Ok(0) => break true,
                         Ok(n) => {
@@ -145,11 +145,11 @@ impl Conn {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                         Err(_) => break true,
                     }
-                }
+                };
+                let restored = self.tcp().set_nonblocking(false).is_ok();
+                closed || !restored
             }
-        };
-        let restored = self.tcp().set_nonblocking(false).is_ok();
-        closed || !restored
+        }
     }
 }
 
