@@ -1,14 +1,14 @@
-//! Steady state allocates nothing per message: the listener's receive path (read, header,
-//! UTF-8 decode, handler call, ACK build and write) and the sender's send path, apart from the
-//! returned `Ack`'s own fields. Its own test binary, because it counts allocations with a
-//! global allocator, per thread.
+//! Steady state allocates nothing per message: header parse, UTF-8 decode and ACK build on
+//! their own; the listener's receive path (read, header, UTF-8 decode, handler call, ACK build
+//! and write); and the sender's send path, apart from the returned `Ack`'s own fields. Its own
+//! test binary, because it counts allocations with a global allocator, per thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use mllp::{Listener, Response, Sender};
+use mllp::{AckBuilder, Charset, Disposition, Header, Listener, Malformed, Response, Sender};
 
 struct Counting;
 
@@ -131,4 +131,39 @@ fn steady_state_send_and_receive_do_not_allocate_per_message() {
         sender_allocations <= 2 * MEASURED as usize,
         "the sender allocated {sender_allocations} times in {MEASURED} messages"
     );
+}
+
+#[test]
+fn header_decode_and_ack_do_not_allocate() {
+    let msg = "\u{FEFF}MSH|^~\\&|LAB|HOSP|EHR|CLINIC|20240101||ORU^R01^ORU_R01|CTRL-1|P|2.5.1|||AL|NE||UNICODE UTF-8\rPID|1||||Grüße\r";
+    let probe = allocations();
+    drop(std::hint::black_box(Box::new(1u8)));
+    assert_eq!(allocations(), probe + 1, "the counter sees allocations");
+
+    let mut out = Vec::with_capacity(1024);
+    // Warm up once-initialised state (process start time for control IDs).
+    let h = Header::parse(msg.as_bytes()).unwrap();
+    AckBuilder::new(Disposition::Accept)
+        .build(&h, &mut out)
+        .unwrap();
+
+    for disposition in [Disposition::Accept, Disposition::Error, Disposition::Reject] {
+        out.clear();
+        let before = allocations();
+        let h = Header::parse(msg.as_bytes()).unwrap();
+        let cs = Charset::from_header(&h, Charset::UTF_8);
+        let text = cs.decode(msg.as_bytes(), Malformed::Reject).unwrap();
+        let sent = AckBuilder::new(disposition)
+            .text("could not store | retry")
+            .build(&h, &mut out)
+            .unwrap();
+        let after = allocations();
+        assert!(sent);
+        assert!(text.text.starts_with("MSH|"));
+        assert_eq!(
+            after - before,
+            0,
+            "{disposition:?}: allocations on the hot path"
+        );
+    }
 }

@@ -291,24 +291,8 @@ pub unsafe extern "C" fn mllp_decoder_next(
     frame: *mut *const u8,
     len: *mut usize,
 ) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes writable pointers or NULL (checked).
-        unsafe {
-            args::put(frame, std::ptr::null())?;
-            args::put(len, 0)?;
-        }
-        // SAFETY: the caller passes a live handle, used by one thread at a time, or NULL.
-        let decoder = unsafe { borrow_mut(decoder) }?;
-        let (code, bytes) = decoder.next();
-        if let Some((ptr, n)) = bytes {
-            // SAFETY: checked not NULL above.
-            unsafe {
-                args::put(frame, ptr)?;
-                args::put(len, n)?;
-            }
-        }
-        Ok(code)
-    })
+    // SAFETY: the caller's pointers are passed on under the same contract.
+    unsafe { hand_out(decoder, frame, len, mllp_decoder::next) }
 }
 
 /// Tells the decoder the stream has ended, and reports what the bytes left over amount to.
@@ -328,6 +312,23 @@ pub unsafe extern "C" fn mllp_decoder_finish(
     frame: *mut *const u8,
     len: *mut usize,
 ) -> mllp_result {
+    // SAFETY: the caller's pointers are passed on under the same contract.
+    unsafe { hand_out(decoder, frame, len, mllp_decoder::finish) }
+}
+
+/// The body of `mllp_decoder_next` and `mllp_decoder_finish`: clears the outputs, runs `step`
+/// on the decoder and hands out the frame it returns, if any.
+///
+/// # Safety
+///
+/// `decoder` is a live handle used by one thread at a time, or NULL; `frame` and `len` are
+/// writable or NULL.
+unsafe fn hand_out(
+    decoder: *mut mllp_decoder,
+    frame: *mut *const u8,
+    len: *mut usize,
+    step: impl FnOnce(&mut mllp_decoder) -> (mllp_result, Option<(*const u8, usize)>),
+) -> mllp_result {
     guard(|| {
         // SAFETY: the caller passes writable pointers or NULL (checked).
         unsafe {
@@ -336,7 +337,7 @@ pub unsafe extern "C" fn mllp_decoder_finish(
         }
         // SAFETY: the caller passes a live handle, used by one thread at a time, or NULL.
         let decoder = unsafe { borrow_mut(decoder) }?;
-        let (code, bytes) = decoder.finish();
+        let (code, bytes) = step(decoder);
         if let Some((ptr, n)) = bytes {
             // SAFETY: checked not NULL above.
             unsafe {
