@@ -494,16 +494,15 @@ fn sigterm_stops_the_listener_with_a_summary() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn cert(name: &str) -> String {
-    format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 #[cfg(feature = "tls")]
 #[test]
 fn tls_on_both_sides() {
     let dir = scratch("tls");
     let store = dir.join("inbox");
-    let (server_cert, server_key) = (cert("server.pem"), cert("server.key"));
+    let (server_cert, server_key) = (
+        common::cert_path("server.pem"),
+        common::cert_path("server.key"),
+    );
     let (listener, addr) = listen(
         &store,
         &[
@@ -520,7 +519,7 @@ fn tls_on_both_sides() {
     let sent = Proc::spawn(&["send", &addr, "--tls"], Some(adt("T0").into_bytes())).wait();
     assert_eq!(sent.code, 2, "{sent:?}");
     assert_one_line_reason(&sent.stderr);
-    let ca = cert("ca.pem");
+    let ca = common::cert_path("ca.pem");
     let sent = Proc::spawn(
         &["send", &addr, "--tls-ca", &ca, "--tls-domain", "localhost"],
         Some(adt("T1").into_bytes()),
@@ -535,7 +534,10 @@ fn tls_on_both_sides() {
 #[cfg(not(feature = "tls"))]
 #[test]
 fn tls_options_are_refused_without_tls_support() {
-    let (c, k) = (cert("server.pem"), cert("server.key"));
+    let (c, k) = (
+        common::cert_path("server.pem"),
+        common::cert_path("server.key"),
+    );
     for args in [
         &["send", "127.0.0.1:1", "--tls"][..],
         &["listen", "--tls-cert", &c, "--tls-key", &k],

@@ -539,8 +539,11 @@ fn plaintext_and_garbage_on_a_tls_port() {
     use mllp::transport::{self, Identity, TlsClient, TlsClientConfig};
     use mllp::TlsServerConfig;
     count_listener_panics();
-    let cert = |name: &str| format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"));
-    let identity = Identity::from_pem_files(cert("server.pem"), cert("server.key")).unwrap();
+    let identity = Identity::from_pem_files(
+        common::cert_path("server.pem"),
+        common::cert_path("server.key"),
+    )
+    .unwrap();
     let running = Listener::builder("127.0.0.1:0")
         .tls(TlsServerConfig::new(identity))
         .handshake_timeout(Duration::from_millis(500))
@@ -549,7 +552,7 @@ fn plaintext_and_garbage_on_a_tls_port() {
         .spawn(|_: &Message<'_>| Response::accept())
         .unwrap();
     let addr = running.local_addr();
-    let ca = std::fs::read(cert("ca.pem")).unwrap();
+    let ca = std::fs::read(common::cert_path("ca.pem")).unwrap();
     let tls = TlsClient::new(&TlsClientConfig::new().add_root_pem(ca)).unwrap();
     let connect = || {
         let tcp = transport::connect(&addr.to_string(), IO_TIMEOUT, true).unwrap();

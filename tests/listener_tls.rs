@@ -8,15 +8,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{adt, eventually};
+use common::{adt, cert_path, eventually};
 use mllp::transport::{self, Identity, Stream, TlsClient, TlsClientConfig};
 use mllp::{Ack, AckCode, Connection, Framing, Listener, Message, Response, TlsServerConfig};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn cert_path(name: &str) -> String {
-    format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn tls_client() -> TlsClient {
     let ca = std::fs::read(cert_path("ca.pem")).unwrap();

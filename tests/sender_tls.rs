@@ -1,6 +1,8 @@
 //! The sender over TLS, with the test certificates in `tests/certs/` (see `generate.sh` there).
 #![cfg(feature = "tls")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -8,6 +10,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use common::{adt, cert, pem_identity, trusting_test_ca};
 use mllp::transport::{Identity, TlsClientConfig, TlsServer};
 use mllp::{
     AckBuilder, AckCode, Connection, Disposition, Error, Framing, Header, Outcome, RetryPolicy,
@@ -16,29 +19,6 @@ use mllp::{
 
 /// The bound on every blocking operation of the tests.
 const LIMIT: Duration = Duration::from_secs(5);
-
-fn cert(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn pem_identity(name: &str) -> Identity {
-    Identity::Pem {
-        cert: cert(&format!("{name}.pem")),
-        key: cert(&format!("{name}.key")),
-    }
-}
-
-fn trusting_test_ca() -> TlsClientConfig {
-    TlsClientConfig::new().add_root_pem(cert("ca.pem"))
-}
-
-fn adt(control_id: &str) -> String {
-    format!(
-        "MSH|^~\\&|SENDER|FAC|RECEIVER|FAC|20260101120000||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r\
-         PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
-    )
-}
 
 fn sender(addr: &str, tls: TlsClientConfig) -> SenderBuilder {
     Sender::builder(addr)

@@ -1,32 +1,19 @@
 //! TLS over loopback with the test certificates in `tests/certs/` (see `generate.sh` there).
 #![cfg(feature = "tls")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::{cert, pem_identity, trusting_test_ca};
 use mllp::transport::{self, Identity, Stream, TlsClient, TlsClientConfig, TlsServer};
 use mllp::{Error, Timeout, TlsServerConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-fn cert(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn pem_identity(name: &str) -> Identity {
-    Identity::Pem {
-        cert: cert(&format!("{name}.pem")),
-        key: cert(&format!("{name}.key")),
-    }
-}
-
-fn trusting_test_ca() -> TlsClientConfig {
-    TlsClientConfig::new().add_root_pem(cert("ca.pem"))
-}
 
 /// A TLS server on 127.0.0.1 that accepts `n` connections and hands each handshake's outcome
 /// over the channel.

@@ -104,3 +104,29 @@ pub fn rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The path of a file in `tests/certs/` (test certificates; see `generate.sh` there).
+pub fn cert_path(name: &str) -> String {
+    format!("{}/tests/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bytes of a file in `tests/certs/`.
+pub fn cert(name: &str) -> Vec<u8> {
+    let path = cert_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The identity `<name>.pem` + `<name>.key` from `tests/certs/`.
+#[cfg(feature = "tls")]
+pub fn pem_identity(name: &str) -> mllp::Identity {
+    mllp::Identity::Pem {
+        cert: cert(&format!("{name}.pem")),
+        key: cert(&format!("{name}.key")),
+    }
+}
+
+/// Client TLS settings that trust the test CA.
+#[cfg(feature = "tls")]
+pub fn trusting_test_ca() -> mllp::TlsClientConfig {
+    mllp::TlsClientConfig::new().add_root_pem(cert("ca.pem"))
+}
