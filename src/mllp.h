@@ -257,6 +257,17 @@ typedef struct mllp_listener_options {
    * Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`.
    */
   size_t stack_size;
+  /**
+   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the server certificate, its chain
+   * and its key: serve TLS. Instead of `tls_cert_file`/`tls_key_file`: naming both kinds is
+   * a configuration error.
+   */
+  const char *tls_pkcs12_file;
+  /**
+   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+   * `tls_pkcs12_file`.
+   */
+  const char *tls_pkcs12_password;
 } mllp_listener_options;
 
 /**
@@ -533,6 +544,17 @@ typedef struct mllp_sender_options {
    * removes TLS's protection against interception; for tests only. Default 0.
    */
   int32_t tls_danger_accept_invalid_certs;
+  /**
+   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the client certificate, its chain
+   * and its key, presented when the server asks for a client certificate. Instead of
+   * `tls_cert_file`/`tls_key_file`: naming both kinds is a configuration error.
+   */
+  const char *tls_pkcs12_file;
+  /**
+   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+   * `tls_pkcs12_file`.
+   */
+  const char *tls_pkcs12_password;
 } mllp_sender_options;
 
 /**
@@ -1026,8 +1048,9 @@ mllp_result mllp_response_set_error_code(struct mllp_response *response,
  * returns. Nothing is served until `mllp_listener_start` or `mllp_listener_run`. On success
  * `*out` receives the handle; on failure `*out` is NULL and `mllp_new_error` gives the reason.
  *
- * Errors: `MLLP_CONFIG` (bad address or options), `MLLP_IO` (the address cannot be bound, a
- * TLS file cannot be read), `MLLP_TLS` (the certificate or key cannot be used),
+ * Errors: `MLLP_CONFIG` (bad address or options, both PEM files and a PKCS#12 file),
+ * `MLLP_IO` (the address cannot be bound, a TLS file cannot be read), `MLLP_TLS` (the
+ * certificate or key cannot be used, a wrong PKCS#12 password),
  * `MLLP_CHARSET` (unknown character set), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
  * Thread-safe.
  */
@@ -1149,8 +1172,9 @@ mllp_result mllp_sender_options_init(struct mllp_sender_options *opts);
  * and `mllp_new_error` gives the reason.
  *
  * Errors: `MLLP_CONFIG` (address without host or port, a zero timeout, bad retry settings,
- * unknown character set, TLS fields without `tls`), `MLLP_IO` (a TLS file cannot be read),
- * `MLLP_TLS` (a certificate or key cannot be used), `MLLP_INVALID_ARGUMENT` (address not
+ * unknown character set, TLS fields without `tls`, both PEM files and a PKCS#12 file),
+ * `MLLP_IO` (a TLS file cannot be read), `MLLP_TLS` (a certificate or key cannot be used, a
+ * wrong PKCS#12 password), `MLLP_INVALID_ARGUMENT` (address not
  * UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
 mllp_result mllp_sender_new(const char *address,

@@ -11,9 +11,14 @@
 //! listener started here, the C listener to a Rust sender driven from here, the gateway example
 //! to a Rust listener. Every wait is bounded and child processes are killed when a check fails.
 //!
+//! The TLS program talks to both: the C sender to a Rust TLS listener, Rust TLS senders to C
+//! TLS listeners, with the certificates of `tests/certs/`.
+//!
 //! Environment: `CC` picks the compiler (default `cc`; without one the test is skipped with a
 //! notice). `MLLP_TEST_CORPUS` is passed on to the programs. `MLLP_C_TESTS_VALGRIND=1` builds
 //! without sanitizers and runs every program under valgrind instead (`.ci/valgrind-c`).
+
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +43,11 @@ enum Peer {
     RustSender,
     /// The gateway example of the README, run against a Rust listener with two files.
     Gateway,
+    /// TLS (`tls_test`): a Rust TLS listener ([`rust_listener`] serving `server.pem`), its port
+    /// in `MLLP_TEST_TLS_PORT` and the certificate directory in `MLLP_TEST_CERTS`; then the
+    /// program's own TLS listeners, driven by [`talk_tls`]. In a build without the `tls`
+    /// feature the program only checks configuration errors and says it skips the rest.
+    Tls,
 }
 
 /// The C programs in `tests/c/`, each a `main` that exits 0 when every check passes.
@@ -49,6 +59,7 @@ const PROGRAMS: &[(&str, Peer)] = &[
     ("sender_test", Peer::RustListener),
     ("listener_test", Peer::RustSender),
     ("gateway_example", Peer::Gateway),
+    ("tls_test", Peer::Tls),
 ];
 
 const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
@@ -202,13 +213,13 @@ fn build_and_run(cc: &str, lib: &Library, out: &Path, run: Run) -> Result<(), St
     let (ok, text) = match peer {
         Peer::Alone => run_with_timeout(cmd, &log, limit)?,
         Peer::RustListener => {
-            let listener = rust_listener();
+            let listener = rust_listener(None);
             cmd.env("MLLP_TEST_PORT", listener.local_addr().port().to_string())
                 .env("MLLP_TEST_DEAD_PORT", dead_port().to_string());
             run_with_timeout(cmd, &log, limit)?
         }
         Peer::Gateway => {
-            let listener = rust_listener();
+            let listener = rust_listener(None);
             cmd.arg(listener.local_addr().to_string());
             for i in 1..=2 {
                 let file = out.join(format!("{program}-{link}-{i}.hl7"));
@@ -230,7 +241,8 @@ fn build_and_run(cc: &str, lib: &Library, out: &Path, run: Run) -> Result<(), St
                 (ok, text)
             }
         }
-        Peer::RustSender => drive_c_listener(cmd, &log, limit, valgrind),
+        Peer::RustSender => drive_c_listener(cmd, &log, limit, valgrind, talk, check_stats),
+        Peer::Tls => run_tls(cmd, &log, limit, valgrind)?,
     };
     eprintln!(
         "{program} ({link}): {}",
@@ -283,14 +295,19 @@ fn run_with_timeout(
     }
 }
 
-/// The Rust listener the C sender talks to. It answers by control ID prefix: `REJ` → AR
-/// "rejected by test", `ERR` → AE "error by test", `SLOW` → AA after 800 ms, else AA; always in
-/// original mode, and start bytes inside a frame are payload (some corpus files hold one).
-fn rust_listener() -> RunningListener {
-    Listener::builder("127.0.0.1:0")
+/// The Rust listener the C sender talks to, over TLS when `tls` is given. It answers by
+/// control ID prefix: `REJ` → AR "rejected by test", `ERR` → AE "error by test", `SLOW` → AA
+/// after 800 ms, else AA; always in original mode, and start bytes inside a frame are payload
+/// (some corpus files hold one).
+fn rust_listener(tls: Option<mllp::TlsServerConfig>) -> RunningListener {
+    let mut builder = Listener::builder("127.0.0.1:0")
         .framing(Framing::default().start_in_frame(StartInFrame::Ignore))
         .ack_policy(AckPolicy::Original)
-        .shutdown_grace(Duration::from_secs(2))
+        .shutdown_grace(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    builder
         .bind()
         .expect("a Rust listener on 127.0.0.1")
         .spawn(|m: &Message<'_>| {
@@ -325,13 +342,26 @@ impl Drop for Killed {
     }
 }
 
-/// Runs the C listener program (`listener_test`), sends to it from Rust, stops it and checks
-/// what it reports. Returns (success, the program's output and the checks' findings).
+/// The Rust side of a conversation with a C listener program: given the program's output lines,
+/// the list the lines it read go to, its stdin, the deadline and whether it runs under
+/// valgrind, it sends, tells the program to stop and returns its `STATS` line.
+type Talk = fn(
+    &mpsc::Receiver<String>,
+    &mut Vec<String>,
+    Option<ChildStdin>,
+    Instant,
+    bool,
+) -> Result<String, String>;
+
+/// Runs a C listener program, sends to it from Rust (`talk`), stops it and checks the `STATS`
+/// line it reports (`check`). Returns (success, the program's output and the checks' findings).
 fn drive_c_listener(
     mut cmd: Command,
     log: &Path,
     limit: Duration,
     valgrind: bool,
+    talk: Talk,
+    check: fn(&str) -> Result<(), String>,
 ) -> (bool, String) {
     let stderr = match std::fs::File::create(log) {
         Ok(f) => f,
@@ -380,7 +410,7 @@ fn drive_c_listener(
             text.push_str(&format!("\n(check failed: {e})"));
             false
         }
-        (Ok(stats), Some(s)) if s.success() => match check_stats(stats) {
+        (Ok(stats), Some(s)) if s.success() => match check(stats) {
             Ok(()) => true,
             Err(e) => {
                 text.push_str(&format!("\n(check failed: {e})"));
@@ -408,20 +438,8 @@ fn talk(
     deadline: Instant,
     valgrind: bool,
 ) -> Result<String, String> {
-    let next_line = |output: &mut Vec<String>| -> Result<String, String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .map_err(|_| "the program printed nothing more".to_string())?;
-        output.push(line.clone());
-        Ok(line)
-    };
-    let port = loop {
-        let line = next_line(output)?;
-        if let Some(port) = line.strip_prefix("PORT ") {
-            break port.trim().parse::<u16>().map_err(|e| e.to_string())?;
-        }
-    };
+    let port = wait_for(lines, output, deadline, "PORT ")?;
+    let port = port.trim().parse::<u16>().map_err(|e| e.to_string())?;
     let addr = format!("127.0.0.1:{port}");
     let ack_timeout = Duration::from_secs(if valgrind { 60 } else { 10 });
     let sender = || {
@@ -480,29 +498,159 @@ fn talk(
         a_done.saturating_duration_since(b_done)
     ));
 
+    stop(lines, output, stdin, deadline)
+}
+
+/// Reads the program's lines (into `output`) until one starts with `prefix`; returns the rest
+/// of that line.
+fn wait_for(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    deadline: Instant,
+    prefix: &str,
+) -> Result<String, String> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .map_err(|_| format!("the program printed no {prefix:?} line"))?;
+        output.push(line.clone());
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return Ok(rest.to_owned());
+        }
+    }
+}
+
+/// Writes `stop` to the program's stdin, closes it, and returns the program's `STATS` line.
+fn stop(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+) -> Result<String, String> {
     let mut stdin = stdin.ok_or("no stdin")?;
     stdin
         .write_all(b"stop\n")
         .and_then(|()| stdin.flush())
         .map_err(|e| format!("writing stop: {e}"))?;
     drop(stdin);
-    loop {
-        let line = next_line(output)?;
-        if let Some(stats) = line.strip_prefix("STATS ") {
-            return Ok(stats.to_owned());
+    wait_for(lines, output, deadline, "STATS ")
+}
+
+/// Runs `tls_test`: with the `tls` feature against a Rust TLS listener and then as TLS
+/// listeners for [`talk_tls`]; without it, on its own, expecting its notice that it skips the
+/// TLS exchanges.
+fn run_tls(
+    mut cmd: Command,
+    log: &Path,
+    limit: Duration,
+    valgrind: bool,
+) -> Result<(bool, String), String> {
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    cmd.env("MLLP_TEST_CERTS", &certs);
+    #[cfg(feature = "tls")]
+    {
+        let config = mllp::TlsServerConfig::new(common::pem_identity("server"));
+        let listener = rust_listener(Some(config));
+        cmd.env(
+            "MLLP_TEST_TLS_PORT",
+            listener.local_addr().port().to_string(),
+        );
+        let (ok, text) = drive_c_listener(cmd, log, limit, valgrind, talk_tls, check_tls_stats);
+        let messages = listener.stats().messages;
+        // Six sends are acknowledged; the three that fail never get past the handshake.
+        if ok && messages != 6 {
+            return Ok((
+                false,
+                format!("{text}\n(the Rust TLS listener got {messages} messages, not 6)"),
+            ));
+        }
+        Ok((ok, text))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = valgrind;
+        let (ok, text) = run_with_timeout(cmd, log, limit)?;
+        if ok && !text.contains("no TLS support") {
+            return Ok((false, format!("{text}\n(no notice that TLS is skipped)")));
+        }
+        Ok((ok, text))
+    }
+}
+
+/// The Rust side of `tls_test`'s listeners: a TLS sender trusting the test CA sends to the
+/// PEM-configured and to the PKCS#12-configured C listener, expecting AA with the callback's
+/// text; then `stop`.
+#[cfg(feature = "tls")]
+fn talk_tls(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+    valgrind: bool,
+) -> Result<String, String> {
+    let ports = wait_for(lines, output, deadline, "TLS_PORTS ")?;
+    let ports: Vec<u16> = ports
+        .split_whitespace()
+        .map(|p| p.parse::<u16>().map_err(|e| format!("{ports:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let [pem, p12] = ports[..] else {
+        return Err(format!("expected two ports: {ports:?}"));
+    };
+    let timeout = Duration::from_secs(if valgrind { 60 } else { 10 });
+    for (name, port) in [("PEM", pem), ("P12", p12)] {
+        let mut sender = Sender::builder(format!("127.0.0.1:{port}"))
+            .tls(common::trusting_test_ca())
+            .connect_timeout(timeout)
+            .ack_timeout(timeout)
+            .retry(mllp::RetryPolicy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        for i in 1..=2 {
+            let id = format!("{name}{i}");
+            let ack = sender
+                .send(&common::adt(&id))
+                .map_err(|e| format!("{id}: {e}"))?;
+            let text = format!("tls {id}");
+            if ack.code.as_str() != "AA" || ack.control_id != id || ack.text != Some(text) {
+                return Err(format!("{id}: unexpected ACK {ack:?}"));
+            }
+        }
+        output.push(format!("(rust) TLS sender to the {name} listener: 2 x AA"));
+    }
+    stop(lines, output, stdin, deadline)
+}
+
+/// Checks `tls_test`'s `STATS key=value ...` line against what [`talk_tls`] sent.
+#[cfg(feature = "tls")]
+fn check_tls_stats(stats: &str) -> Result<(), String> {
+    let want = [
+        ("pem", 2),
+        ("p12", 2),
+        ("calls", 4),
+        ("tls_failures", 0),
+        ("bad_info", 0),
+    ];
+    for (key, n) in want {
+        if stat(stats, key)? != n {
+            return Err(format!("{key} should be {n}: STATS {stats}"));
         }
     }
+    Ok(())
+}
+
+/// The value of `key` in a `key=value ...` line.
+fn stat(stats: &str, key: &str) -> Result<u64, String> {
+    stats
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {key} in STATS {stats}"))
 }
 
 /// Checks the C listener's `STATS key=value ...` line against what [`talk`] sent.
 fn check_stats(stats: &str) -> Result<(), String> {
-    let get = |key: &str| -> Result<u64, String> {
-        stats
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no {key} in STATS {stats}"))
-    };
+    let get = |key: &str| stat(stats, key);
     let want = [
         ("calls", 8),
         ("messages", 8),

@@ -13,7 +13,7 @@ use super::framing::mllp_framing;
 use super::last_error::{self, LastError};
 use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
-use super::sender::{millis, str_option};
+use super::sender::{millis, str_option, IdentityFields};
 use crate::charset::{Charset, Malformed};
 use crate::error::{Error, Result};
 use crate::framing::Framing;
@@ -22,7 +22,7 @@ use crate::listener::{
     ShutdownHandle, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
-use crate::transport::{Identity, TlsServerConfig};
+use crate::transport::TlsServerConfig;
 
 /// How received messages are acknowledged.
 pub type mllp_ack_policy = u32;
@@ -90,6 +90,13 @@ pub struct mllp_listener_options {
     /// The stack size of the threads that call the callback, in bytes (at least 65536).
     /// Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`.
     pub stack_size: usize,
+    /// NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the server certificate, its chain
+    /// and its key: serve TLS. Instead of `tls_cert_file`/`tls_key_file`: naming both kinds is
+    /// a configuration error.
+    pub tls_pkcs12_file: *const c_char,
+    /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+    /// `tls_pkcs12_file`.
+    pub tls_pkcs12_password: *const c_char,
 }
 
 impl Default for mllp_listener_options {
@@ -111,6 +118,8 @@ impl Default for mllp_listener_options {
             tls_cert_file: std::ptr::null(),
             tls_key_file: std::ptr::null(),
             stack_size: MLLP_LISTENER_DEFAULT_STACK_SIZE,
+            tls_pkcs12_file: std::ptr::null(),
+            tls_pkcs12_password: std::ptr::null(),
         }
     }
 }
@@ -165,23 +174,16 @@ impl mllp_listener_options {
             .ack_policy(ack_policy)
             .stack_size(self.stack_size);
         // SAFETY: as above.
-        let (cert, key) = unsafe {
-            (
-                str_option(self.tls_cert_file, "tls_cert_file")?,
-                str_option(self.tls_key_file, "tls_key_file")?,
+        let identity = unsafe {
+            IdentityFields::new(
+                self.tls_cert_file,
+                self.tls_key_file,
+                self.tls_pkcs12_file,
+                self.tls_pkcs12_password,
             )
-        };
-        match (cert, key) {
-            (Some(cert), Some(key)) => {
-                let identity = Identity::from_pem_files(cert, key)?;
-                builder = builder.tls(TlsServerConfig::new(identity));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::Config(
-                    "tls_cert_file and tls_key_file must be given together".into(),
-                ))
-            }
+        }?;
+        if let Some(identity) = identity.load()? {
+            builder = builder.tls(TlsServerConfig::new(identity));
         }
         builder.bind()
     }
@@ -554,8 +556,9 @@ impl mllp_listener {
 /// returns. Nothing is served until `mllp_listener_start` or `mllp_listener_run`. On success
 /// `*out` receives the handle; on failure `*out` is NULL and `mllp_new_error` gives the reason.
 ///
-/// Errors: `MLLP_CONFIG` (bad address or options), `MLLP_IO` (the address cannot be bound, a
-/// TLS file cannot be read), `MLLP_TLS` (the certificate or key cannot be used),
+/// Errors: `MLLP_CONFIG` (bad address or options, both PEM files and a PKCS#12 file),
+/// `MLLP_IO` (the address cannot be bound, a TLS file cannot be read), `MLLP_TLS` (the
+/// certificate or key cannot be used, a wrong PKCS#12 password),
 /// `MLLP_CHARSET` (unknown character set), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
 /// Thread-safe.
 #[no_mangle]

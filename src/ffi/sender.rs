@@ -133,6 +133,13 @@ pub struct mllp_sender_options {
     /// Non-zero: accept any server certificate (expired, self-signed, other name). This
     /// removes TLS's protection against interception; for tests only. Default 0.
     pub tls_danger_accept_invalid_certs: i32,
+    /// NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the client certificate, its chain
+    /// and its key, presented when the server asks for a client certificate. Instead of
+    /// `tls_cert_file`/`tls_key_file`: naming both kinds is a configuration error.
+    pub tls_pkcs12_file: *const c_char,
+    /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+    /// `tls_pkcs12_file`.
+    pub tls_pkcs12_password: *const c_char,
 }
 
 impl Default for mllp_sender_options {
@@ -155,6 +162,8 @@ impl Default for mllp_sender_options {
             tls_key_file: std::ptr::null(),
             tls_server_name: std::ptr::null(),
             tls_danger_accept_invalid_certs: 0,
+            tls_pkcs12_file: std::ptr::null(),
+            tls_pkcs12_password: std::ptr::null(),
         }
     }
 }
@@ -170,6 +179,74 @@ pub(crate) fn millis(d: Duration) -> u32 {
 pub(crate) unsafe fn str_option<'a>(s: *const c_char, name: &str) -> Result<Option<&'a str>> {
     // SAFETY: forwarded contract.
     unsafe { args::opt_str(s) }.map_err(|_| Error::Config(format!("{name} is not valid UTF-8")))
+}
+
+/// The identity fields of an options struct (client or server): PEM files or a PKCS#12
+/// archive, never both.
+pub(crate) struct IdentityFields<'a> {
+    cert: Option<&'a str>,
+    key: Option<&'a str>,
+    pkcs12: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
+impl<'a> IdentityFields<'a> {
+    /// Reads the four string fields; not UTF-8 is a configuration error.
+    ///
+    /// # Safety
+    /// Each pointer must be NULL or a NUL-terminated string valid for `'a`.
+    pub(crate) unsafe fn new(
+        cert: *const c_char,
+        key: *const c_char,
+        pkcs12: *const c_char,
+        password: *const c_char,
+    ) -> Result<IdentityFields<'a>> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            Ok(IdentityFields {
+                cert: str_option(cert, "tls_cert_file")?,
+                key: str_option(key, "tls_key_file")?,
+                pkcs12: str_option(pkcs12, "tls_pkcs12_file")?,
+                password: str_option(password, "tls_pkcs12_password")?,
+            })
+        }
+    }
+
+    /// Whether any of the fields is set.
+    pub(crate) fn any(&self) -> bool {
+        self.cert.is_some()
+            || self.key.is_some()
+            || self.pkcs12.is_some()
+            || self.password.is_some()
+    }
+
+    /// Checks the combination and reads the files: `None` when no identity is named.
+    pub(crate) fn load(&self) -> Result<Option<Identity>> {
+        let pem = self.cert.is_some() || self.key.is_some();
+        if pem && self.pkcs12.is_some() {
+            return Err(Error::Config(
+                "tls_pkcs12_file cannot be combined with tls_cert_file/tls_key_file: name the \
+                 identity either as PEM files or as a PKCS#12 file"
+                    .into(),
+            ));
+        }
+        if self.password.is_some() && self.pkcs12.is_none() {
+            return Err(Error::Config(
+                "tls_pkcs12_password is set but tls_pkcs12_file is not".into(),
+            ));
+        }
+        match (self.cert, self.key, self.pkcs12) {
+            (Some(cert), Some(key), None) => Ok(Some(Identity::from_pem_files(cert, key)?)),
+            (None, None, Some(file)) => Ok(Some(Identity::from_pkcs12_file(
+                file,
+                self.password.unwrap_or(""),
+            )?)),
+            (None, None, None) => Ok(None),
+            _ => Err(Error::Config(
+                "tls_cert_file and tls_key_file must be given together".into(),
+            )),
+        }
+    }
 }
 
 impl mllp_sender_options {
@@ -198,18 +275,21 @@ impl mllp_sender_options {
             builder = builder.charset(charset);
         }
         // SAFETY: as above.
-        let (ca, cert, key, name) = unsafe {
+        let (ca, identity, name) = unsafe {
             (
                 str_option(self.tls_ca_file, "tls_ca_file")?,
-                str_option(self.tls_cert_file, "tls_cert_file")?,
-                str_option(self.tls_key_file, "tls_key_file")?,
+                IdentityFields::new(
+                    self.tls_cert_file,
+                    self.tls_key_file,
+                    self.tls_pkcs12_file,
+                    self.tls_pkcs12_password,
+                )?,
                 str_option(self.tls_server_name, "tls_server_name")?,
             )
         };
         if self.tls == 0 {
             if ca.is_some()
-                || cert.is_some()
-                || key.is_some()
+                || identity.any()
                 || name.is_some()
                 || self.tls_danger_accept_invalid_certs != 0
             {
@@ -223,16 +303,8 @@ impl mllp_sender_options {
             if let Some(ca) = ca {
                 config = config.add_root_pem_file(ca)?;
             }
-            match (cert, key) {
-                (Some(cert), Some(key)) => {
-                    config = config.identity(Identity::from_pem_files(cert, key)?);
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(Error::Config(
-                        "tls_cert_file and tls_key_file must be given together".into(),
-                    ))
-                }
+            if let Some(identity) = identity.load()? {
+                config = config.identity(identity);
             }
             if let Some(name) = name {
                 config = config.server_name(name);
@@ -342,8 +414,9 @@ impl mllp_sender {
 /// and `mllp_new_error` gives the reason.
 ///
 /// Errors: `MLLP_CONFIG` (address without host or port, a zero timeout, bad retry settings,
-/// unknown character set, TLS fields without `tls`), `MLLP_IO` (a TLS file cannot be read),
-/// `MLLP_TLS` (a certificate or key cannot be used), `MLLP_INVALID_ARGUMENT` (address not
+/// unknown character set, TLS fields without `tls`, both PEM files and a PKCS#12 file),
+/// `MLLP_IO` (a TLS file cannot be read), `MLLP_TLS` (a certificate or key cannot be used, a
+/// wrong PKCS#12 password), `MLLP_INVALID_ARGUMENT` (address not
 /// UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_sender_new(
@@ -612,6 +685,46 @@ mod tests {
         // SAFETY: valid strings.
         let result = unsafe { opts.build("h:1") };
         assert!(matches!(result, Err(Error::Charset(_))));
+    }
+
+    #[test]
+    fn identity_fields_are_pem_or_pkcs12() {
+        let file = CString::new("no-such-file").unwrap();
+        let pw = CString::new("pw").unwrap();
+        let null = std::ptr::null();
+        let (f, p) = (file.as_ptr(), pw.as_ptr());
+        // (cert, key, pkcs12, password, expected text of the configuration error)
+        let cases = [
+            (f, null, f, null, "cannot be combined"),
+            (null, f, f, p, "cannot be combined"),
+            (null, null, null, p, "tls_pkcs12_file is not"),
+            (f, null, null, null, "together"),
+        ];
+        for (cert, key, p12, password, want) in cases {
+            // SAFETY: NULL or valid strings.
+            let fields = unsafe { IdentityFields::new(cert, key, p12, password) }.unwrap();
+            assert!(fields.any());
+            match fields.load() {
+                Err(Error::Config(text)) => assert!(text.contains(want), "{text}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // SAFETY: NULL strings.
+        let none = unsafe { IdentityFields::new(null, null, null, null) }.unwrap();
+        assert!(!none.any());
+        assert!(none.load().unwrap().is_none());
+        // A PKCS#12 file alone is read (here: it does not exist).
+        // SAFETY: valid strings.
+        let p12 = unsafe { IdentityFields::new(null, null, f, p) }.unwrap();
+        assert!(matches!(p12.load(), Err(Error::Io { .. })));
+        // PKCS#12 settings without `tls` are refused like the other TLS fields.
+        let opts = mllp_sender_options {
+            tls_pkcs12_file: f,
+            ..Default::default()
+        };
+        // SAFETY: valid strings.
+        let e = unsafe { opts.build("h:1") }.err().unwrap();
+        assert!(matches!(e, Error::Config(_)), "{e}");
     }
 
     #[test]
