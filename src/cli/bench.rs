@@ -936,6 +936,23 @@ mod tests {
         let report = run(&config).unwrap();
         assert_eq!(report.messages, 40);
         assert_eq!(report.baseline.as_ref().map(|b| b.messages), Some(40));
+
+        // The listener really speaks TLS: a plain sender gets no answer, a TLS one does.
+        let params = Params::of(&config);
+        let served = serve(Side::Mllp, params, config.framing, config.charset).unwrap();
+        let msg = adt_message(200, "T1");
+        let mut plain = Sender::builder(served.addr.as_str())
+            .retry(mllp::RetryPolicy::none())
+            .ack_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        assert!(plain.send(&msg).is_err());
+        let mut tls = Sender::builder(served.addr.as_str())
+            .tls(tls::client().unwrap())
+            .build()
+            .unwrap();
+        assert!(tls.send(&msg).unwrap().is_success());
+        served.stop();
     }
 
     #[test]
