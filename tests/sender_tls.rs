@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -228,18 +228,7 @@ enum Seen {
 /// command is not installed.
 #[test]
 fn client_identity_is_presented_to_a_server_that_asks() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
-    let spawned = Command::new("openssl")
-        .current_dir(dir)
-        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"])
-        .args(["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"])
-        .args(["-cert", "server.pem", "-key", "server.key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(child) = spawned else {
-        eprintln!("no openssl command: skipping the client identity test");
+    let Some(child) = common::openssl_verifying_server() else {
         return;
     };
     let mut child = Reap(child);

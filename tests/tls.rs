@@ -330,20 +330,9 @@ fn mismatched_server_key_fails_the_handshake() {
 #[test]
 fn client_identity_is_presented_to_a_server_that_asks() {
     use std::io::BufRead;
-    use std::process::{Command, Stdio};
 
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
-    let spawned = Command::new("openssl")
-        .current_dir(dir)
-        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"])
-        .args(["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"])
-        .args(["-cert", "server.pem", "-key", "server.key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = spawned else {
-        return; // No openssl command.
+    let Some(mut child) = common::openssl_verifying_server() else {
+        return;
     };
     let stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());

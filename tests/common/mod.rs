@@ -130,3 +130,28 @@ pub fn pem_identity(name: &str) -> mllp::Identity {
 pub fn trusting_test_ca() -> mllp::TlsClientConfig {
     mllp::TlsClientConfig::new().add_root_pem(cert("ca.pem"))
 }
+
+/// Starts `openssl s_server` on 127.0.0.1 (an OS-chosen port) with the test server identity,
+/// demanding and verifying a client certificate from the test CA, which the native-tls
+/// acceptor cannot do. Its standard streams are piped; it prints its port on stdout. `None`
+/// (and a notice) when the `openssl` command is not installed.
+#[cfg(feature = "tls")]
+pub fn openssl_verifying_server() -> Option<std::process::Child> {
+    use std::process::Stdio;
+    let spawned = Command::new("openssl")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs"))
+        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"])
+        .args(["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"])
+        .args(["-cert", "server.pem", "-key", "server.key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(child) => Some(child),
+        Err(_) => {
+            eprintln!("no openssl command: skipping the client identity test");
+            None
+        }
+    }
+}
