@@ -2,9 +2,7 @@
  * and an ACK framed, decoded and compared. With MLLP_TEST_CORPUS set, an ACK for every
  * corpus file. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
-
-#include "check.h"
+#include "corpus.h"
 
 static const char MSG[] =
     "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|CTRL42|P|2.5.1\r"
@@ -132,51 +130,42 @@ static void framed_round_trip(void) {
     free(ack);
 }
 
+typedef struct {
+    size_t acks, naks;
+} ack_counts;
+
+static void ack_one(const char *path, uint8_t *data, size_t len, void *ctx) {
+    ack_counts *counts = ctx;
+    uint8_t *ack;
+    size_t alen;
+    mllp_result rc =
+        build((const char *)data, len, MLLP_DISPOSITION_ERROR, "test é", &ack, &alen);
+    if (rc != MLLP_OK && rc != MLLP_NAK_UNPARSEABLE && rc != MLLP_NO_ACK && rc != MLLP_CHARSET) {
+        fprintf(stderr, "%s: %s\n", path, mllp_result_str(rc));
+        exit(1);
+    }
+    if (rc == MLLP_OK) {
+        counts->acks++;
+        CHECK(alen > 10 && memcmp(ack, "MSH", 3) == 0);
+        /* The ACK uses the message's own field separator. */
+        char ae[16], ce[16];
+        snprintf(ae, sizeof ae, "\rMSA%cAE%c", ack[3], ack[3]);
+        snprintf(ce, sizeof ce, "\rMSA%cCE%c", ack[3], ack[3]);
+        CHECK(contains(ack, alen, ae) || contains(ack, alen, ce));
+    }
+    if (rc == MLLP_NAK_UNPARSEABLE) counts->naks++;
+    free(ack);
+    free(data);
+}
+
 static void corpus(void) {
-    const char *dir = getenv("MLLP_TEST_CORPUS");
-    if (!dir || !*dir) {
-        printf("MLLP_TEST_CORPUS is not set: skipping the corpus part\n");
-        return;
-    }
-    DIR *d = opendir(dir);
-    CHECK(d != NULL);
-    struct dirent *e;
-    size_t files = 0, acks = 0, naks = 0;
-    static uint8_t data[1 << 20];
-    while ((e = readdir(d)) != NULL) {
-        size_t nl = strlen(e->d_name);
-        if (nl < 4 || strcmp(e->d_name + nl - 4, ".hl7") != 0) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *fp = fopen(path, "rb");
-        CHECK(fp != NULL);
-        size_t len = fread(data, 1, sizeof data, fp);
-        fclose(fp);
-        uint8_t *ack;
-        size_t alen;
-        mllp_result rc = build((const char *)data, len, MLLP_DISPOSITION_ERROR, "test é", &ack,
-                               &alen);
-        if (rc != MLLP_OK && rc != MLLP_NAK_UNPARSEABLE && rc != MLLP_NO_ACK &&
-            rc != MLLP_CHARSET) {
-            fprintf(stderr, "%s: %s\n", path, mllp_result_str(rc));
-            exit(1);
-        }
-        if (rc == MLLP_OK) {
-            acks++;
-            CHECK(alen > 10 && memcmp(ack, "MSH", 3) == 0);
-            /* The ACK uses the message's own field separator. */
-            char ae[16], ce[16];
-            snprintf(ae, sizeof ae, "\rMSA%cAE%c", ack[3], ack[3]);
-            snprintf(ce, sizeof ce, "\rMSA%cCE%c", ack[3], ack[3]);
-            CHECK(contains(ack, alen, ae) || contains(ack, alen, ce));
-        }
-        if (rc == MLLP_NAK_UNPARSEABLE) naks++;
-        free(ack);
-        files++;
-    }
-    closedir(d);
-    printf("corpus: %zu files, %zu ACKs, %zu NAKs for unparseable headers\n", files, acks, naks);
-    CHECK(files > 0 && acks > files / 2);
+    const char *dir = corpus_dir();
+    if (!dir) return;
+    ack_counts counts = {0, 0};
+    long files = for_each_hl7(dir, ack_one, &counts);
+    printf("corpus: %ld files, %zu ACKs, %zu NAKs for unparseable headers\n", files, counts.acks,
+           counts.naks);
+    CHECK(files > 0 && counts.acks > (size_t)files / 2);
 }
 
 int main(void) {

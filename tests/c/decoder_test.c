@@ -1,9 +1,7 @@
 /* The C decoder: table cases, then every corpus file framed and fed in 1-byte (and larger)
  * chunks, each frame compared with the file it came from. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
-
-#include "check.h"
+#include "corpus.h"
 
 typedef struct {
     char name[512];
@@ -190,46 +188,31 @@ static void bounded_buffer(void) {
     mllp_decoder_free(dec);
 }
 
-static int load(const char *dir, sample *out, size_t cap, size_t *n) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 4, ".hl7") != 0) continue;
-        CHECK(*n < cap);
-        sample *s = &out[*n];
-        snprintf(s->name, sizeof s->name, "%s/%s", dir, e->d_name);
-        FILE *fp = fopen(s->name, "rb");
-        CHECK(fp != NULL);
-        CHECK(fseek(fp, 0, SEEK_END) == 0);
-        long size = ftell(fp);
-        CHECK(size >= 0);
-        CHECK(fseek(fp, 0, SEEK_SET) == 0);
-        s->len = (size_t)size;
-        s->data = malloc(s->len + 1);
-        CHECK(s->data != NULL);
-        CHECK(fread(s->data, 1, s->len, fp) == s->len);
-        fclose(fp);
-        (*n)++;
-    }
-    closedir(d);
-    return 1;
+typedef struct {
+    sample *out;
+    size_t cap, n;
+} samples;
+
+static void keep(const char *path, uint8_t *data, size_t len, void *ctx) {
+    samples *all = ctx;
+    CHECK(all->n < all->cap);
+    sample *s = &all->out[all->n++];
+    snprintf(s->name, sizeof s->name, "%s", path);
+    s->data = data;
+    s->len = len;
 }
 
 static void corpus(void) {
-    const char *dir = getenv("MLLP_TEST_CORPUS");
-    if (!dir || !*dir) {
-        printf("MLLP_TEST_CORPUS is not set: skipping the corpus part\n");
-        return;
-    }
+    const char *dir = corpus_dir();
+    if (!dir) return;
     static sample files[512];
-    size_t n = 0;
-    CHECK(load(dir, files, 512, &n));
+    samples all = {files, 512, 0};
+    CHECK(for_each_hl7(dir, keep, &all) > 0);
     char malformed[600];
     snprintf(malformed, sizeof malformed, "%s/malformed", dir);
-    size_t before = n;
-    load(malformed, files, 512, &n);
+    size_t before = all.n;
+    for_each_hl7(malformed, keep, &all);
+    size_t n = all.n;
     printf("corpus: %zu files (%zu malformed)\n", n, n - before);
     CHECK(n > 0);
 

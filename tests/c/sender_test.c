@@ -4,10 +4,9 @@
  * (MLLP_TEST_DEAD_PORT), every NULL argument. The listener answers by control ID prefix:
  * REJ -> AR "rejected by test", ERR -> AE "error by test", SLOW -> AA after 800 ms, else AA. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <pthread.h>
 
-#include "check.h"
+#include "corpus.h"
 
 static char address[64];
 
@@ -251,68 +250,55 @@ static void slow_and_busy(void) {
     printf("slow ACK unconfirmed; busy handle refused a second thread\n");
 }
 
-/* Corpus files: CR segment ends, each sent as one message. */
-static void corpus(void) {
-    const char *dir = getenv("MLLP_TEST_CORPUS");
-    if (!dir || !*dir) {
-        printf("MLLP_TEST_CORPUS is not set: skipping the corpus part\n");
-        return;
-    }
-    DIR *d = opendir(dir);
-    CHECK(d != NULL);
-    mllp_sender *s = new_sender(10000, 2);
-    size_t files = 0, acked = 0, refused = 0;
-    size_t cap = 1 << 16;
-    uint8_t *ack = malloc(cap);
-    CHECK(ack != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t nlen = strlen(e->d_name);
-        if (nlen < 4 || strcmp(e->d_name + nlen - 4, ".hl7") != 0) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *fp = fopen(path, "rb");
-        CHECK(fp != NULL);
-        CHECK(fseek(fp, 0, SEEK_END) == 0);
-        long size = ftell(fp);
-        CHECK(size >= 0 && fseek(fp, 0, SEEK_SET) == 0);
-        uint8_t *data = malloc((size_t)size + 1);
-        CHECK(data != NULL);
-        CHECK(fread(data, 1, (size_t)size, fp) == (size_t)size);
-        fclose(fp);
-        size_t n = 0;
-        for (long i = 0; i < size; i++) {
-            if (data[i] == '\n') {
-                if (n > 0 && data[n - 1] == '\r') continue;
-                data[n++] = '\r';
-            } else {
-                data[n++] = data[i];
-            }
-        }
-        size_t ack_len = 0;
-        mllp_ack_code code = 99;
-        mllp_result rc = mllp_sender_send(s, data, n, ack, cap, &ack_len, &code);
-        files++;
-        if (rc == MLLP_OK) {
-            if (code != MLLP_ACK_AA) {
-                fprintf(stderr, "%s: %s\n", e->d_name, mllp_ack_code_str(code));
-                exit(1);
-            }
-            acked++;
-        } else if (rc == MLLP_HEADER || rc == MLLP_FRAME_PAYLOAD_CONTAINS_END) {
-            refused++;
+typedef struct {
+    mllp_sender *sender;
+    uint8_t *ack;
+    size_t cap, acked, refused;
+} send_counts;
+
+static void send_one(const char *path, uint8_t *data, size_t size, void *ctx) {
+    send_counts *c = ctx;
+    /* CR segment ends: LF and CRLF become CR, in place. */
+    size_t n = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] == '\n') {
+            if (n > 0 && data[n - 1] == '\r') continue;
+            data[n++] = '\r';
         } else {
-            fprintf(stderr, "%s: %s\n", e->d_name, mllp_result_str(rc));
+            data[n++] = data[i];
+        }
+    }
+    size_t ack_len = 0;
+    mllp_ack_code code = 99;
+    mllp_result rc = mllp_sender_send(c->sender, data, n, c->ack, c->cap, &ack_len, &code);
+    if (rc == MLLP_OK) {
+        if (code != MLLP_ACK_AA) {
+            fprintf(stderr, "%s: %s\n", path, mllp_ack_code_str(code));
             exit(1);
         }
-        free(data);
+        c->acked++;
+    } else if (rc == MLLP_HEADER || rc == MLLP_FRAME_PAYLOAD_CONTAINS_END) {
+        c->refused++;
+    } else {
+        fprintf(stderr, "%s: %s\n", path, mllp_result_str(rc));
+        exit(1);
     }
-    closedir(d);
-    free(ack);
-    mllp_sender_free(s);
-    printf("corpus: %zu files, %zu acknowledged AA, %zu refused before sending\n", files, acked,
-           refused);
-    CHECK(files > 0 && acked * 2 > files);
+    free(data);
+}
+
+/* Corpus files: CR segment ends, each sent as one message. */
+static void corpus(void) {
+    const char *dir = corpus_dir();
+    if (!dir) return;
+    send_counts c = {new_sender(10000, 2), NULL, 1 << 16, 0, 0};
+    c.ack = malloc(c.cap);
+    CHECK(c.ack != NULL);
+    long files = for_each_hl7(dir, send_one, &c);
+    free(c.ack);
+    mllp_sender_free(c.sender);
+    printf("corpus: %ld files, %zu acknowledged AA, %zu refused before sending\n", files, c.acked,
+           c.refused);
+    CHECK(files > 0 && c.acked * 2 > (size_t)files);
 }
 
 static void null_arguments(void) {
