@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+mod common;
+
 use mllp::charset::Decoded;
 use mllp::{Charset, CharsetError, Header, Malformed};
 
@@ -236,11 +238,9 @@ fn detection_from_msh18() {
 
 #[test]
 fn corpus_decodes_in_its_declared_charset() {
-    let Some(dir) = std::env::var_os("MLLP_TEST_CORPUS") else {
-        eprintln!("MLLP_TEST_CORPUS is not set: skipping the corpus test");
+    let Some(dir) = common::corpus_dir() else {
         return;
     };
-    let dir = std::path::PathBuf::from(dir);
     let mut utf8_files = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -2,7 +2,9 @@
 //! written here, independent of the crate's own header code.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+
+mod common;
+use common::corpus_dir;
 
 use mllp::{
     ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Charset,
@@ -40,16 +42,6 @@ fn get(f: &[Vec<u8>], n: usize) -> &[u8] {
 
 fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    match std::env::var_os("MLLP_TEST_CORPUS") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            eprintln!("MLLP_TEST_CORPUS is not set: skipping the corpus test");
-            None
-        }
-    }
 }
 
 /// (name, bytes, is in malformed/) for every corpus file.

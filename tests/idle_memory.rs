@@ -25,7 +25,7 @@ fn open_files_limit() -> Option<u64> {
 #[test]
 fn a_thousand_idle_connections_fit_in_64_mib() {
     let Some(before) = common::rss_bytes() else {
-        eprintln!("resident memory is not readable here (not Linux?): skipping");
+        common::skip("resident memory is not readable here (not Linux?)");
         return;
     };
     // Both ends of every connection live in this process, plus a margin for the test harness.
@@ -33,10 +33,10 @@ fn a_thousand_idle_connections_fit_in_64_mib() {
     match open_files_limit() {
         Some(limit) if limit >= needed => {}
         limit => {
-            eprintln!(
+            common::skip(format!(
                 "the open-files limit ({limit:?}) is below the {needed} this test needs \
-                 (`ulimit -n {needed}`): skipping"
-            );
+                 (`ulimit -n {needed}`)"
+            ));
             return;
         }
     }

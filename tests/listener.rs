@@ -693,7 +693,7 @@ fn invalid_settings_are_errors() {
 #[test]
 fn listens_on_ipv6_loopback() {
     let Ok(listener) = Listener::builder("[::1]:0").bind() else {
-        eprintln!("no IPv6 loopback here: skipping");
+        common::skip("no IPv6 loopback here");
         return;
     };
     let running = listener.spawn(accept_all).unwrap();

@@ -8,10 +8,16 @@
 
 #include "check.h"
 
-/* MLLP_TEST_CORPUS, or NULL after printing that the corpus part is skipped. */
+/* MLLP_TEST_CORPUS, or NULL after printing that the corpus part is skipped. With
+ * MLLP_REQUIRE_ALL=1 (set by CI) a missing corpus fails the program instead. */
 static inline const char *corpus_dir(void) {
     const char *dir = getenv("MLLP_TEST_CORPUS");
     if (!dir || !*dir) {
+        const char *all = getenv("MLLP_REQUIRE_ALL");
+        if (all && strcmp(all, "1") == 0) {
+            fprintf(stderr, "MLLP_TEST_CORPUS is not set and MLLP_REQUIRE_ALL=1: failing\n");
+            exit(1);
+        }
         printf("MLLP_TEST_CORPUS is not set: skipping the corpus part\n");
         return NULL;
     }

@@ -6,12 +6,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Whether `MLLP_REQUIRE_ALL=1` is set (`.ci/run` sets it): then nothing may be skipped.
+pub fn require_all() -> bool {
+    std::env::var_os("MLLP_REQUIRE_ALL").is_some_and(|v| v == "1")
+}
+
+/// Says that a test, or a part of one, cannot run here, and why. Under `MLLP_REQUIRE_ALL=1`
+/// that fails the test instead, so a CI run never passes by skipping what it could not run.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) {
+    if require_all() {
+        panic!("{reason}: this cannot be skipped, because MLLP_REQUIRE_ALL=1");
+    }
+    eprintln!("{reason}: skipping (set MLLP_REQUIRE_ALL=1 to make this a failure)");
+}
+
 /// The sample corpus directory from `MLLP_TEST_CORPUS`, or `None` (and a notice) when unset.
+#[track_caller]
 pub fn corpus_dir() -> Option<PathBuf> {
     match std::env::var_os("MLLP_TEST_CORPUS") {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
-            eprintln!("MLLP_TEST_CORPUS is not set: skipping the corpus part of this test");
+            skip("MLLP_TEST_CORPUS is not set (the corpus part of this test)");
             None
         }
     }
@@ -34,9 +50,10 @@ pub fn hl7_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// The Python interpreter of a venv with python-hl7 installed, from `MLLP_TEST_PYTHON`, or
 /// `None` (and a notice) when unset or unusable. `.ci/run` sets it up.
+#[track_caller]
 pub fn python() -> Option<PathBuf> {
     let Some(python) = std::env::var_os("MLLP_TEST_PYTHON").map(PathBuf::from) else {
-        eprintln!("MLLP_TEST_PYTHON is not set: skipping the python-hl7 interop test");
+        skip("MLLP_TEST_PYTHON is not set (the python-hl7 interop test)");
         return None;
     };
     let ok = Command::new(&python)
@@ -44,7 +61,7 @@ pub fn python() -> Option<PathBuf> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("{} cannot import hl7.mllp: skipping", python.display());
+        skip(format!("{} cannot import hl7.mllp", python.display()));
         return None;
     }
     Some(python)
@@ -150,7 +167,7 @@ pub fn openssl_verifying_server() -> Option<std::process::Child> {
     match spawned {
         Ok(child) => Some(child),
         Err(_) => {
-            eprintln!("no openssl command: skipping the client identity test");
+            skip("no openssl command (the client identity test)");
             None
         }
     }
