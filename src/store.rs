@@ -2,25 +2,59 @@
 //!
 //! A listener that saves each message with [`FileStore::save`] before returning its response
 //! acknowledges only what is safely on disk (store-then-ACK): the file is written under a
-//! temporary name, flushed to the device with `fsync`, renamed into place, and the directory is
-//! synced, so after a crash a message is either completely there or not there at all (and then
-//! it was not acknowledged either).
+//! temporary name, flushed to the device with `fsync`, published under its final name with a
+//! hard link (which never replaces an existing file), and the directory is synced, so after a
+//! crash a message is either completely there or not there at all (and then it was not
+//! acknowledged either).
+//!
+//! Several stores — in one process, in several processes, or on several hosts sharing a volume
+//! — may use one directory: temporary names carry their owner (host, process id and a
+//! per-process tag), and a final name that another store took first is never replaced; the
+//! message is published under the next free sequence number instead.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Phase, Result};
 
 /// The longest part of a file name taken from a control ID.
 const MAX_ID_CHARS: usize = 64;
 
+/// Sequence numbers above this in a file name are not ours (ours would take centuries to get
+/// there): such names are ignored when the next sequence is chosen, so a foreign file cannot
+/// make the sequence overflow.
+const MAX_SEQUENCE: u64 = 999_999_999_999_999_999;
+
+/// How often [`FileStore::save`] picks a new name after a collision before it gives up.
+const MAX_ATTEMPTS: u32 = 10_000;
+
+/// A temporary file whose owner cannot be checked (another host, or an unknown naming) is
+/// removed on open only when it has not been modified for this long.
+const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
+
+/// Separates the final name from the owner in a temporary name; never in a final name.
+const OWNER_SEP: char = '~';
+
 /// Saves messages into a directory, one file each.
 ///
 /// File names are `<sequence>-<control id>.hl7`: a 10-digit arrival sequence (continuing after
-/// the highest one already in the directory, so a restart never reuses a name) and MSH-10 with
-/// every character other than ASCII letters, digits, `-`, `_` and `.` replaced by `_`.
+/// the highest one already in the directory, temporary files included, so a restart never
+/// reuses a name) and MSH-10 with every character other than ASCII letters, digits, `-`, `_`
+/// and `.` replaced by `_`. Names with sequences of more than 18 digits are not counted.
+///
+/// A message is first written to `.<final name>~<pid>~<tag>~<host>.tmp`, then published with a
+/// hard link that fails rather than replace an existing file; when another store sharing the
+/// directory has taken that name, the next sequence number is tried. So stores in several
+/// processes (or hosts, on a shared volume) can share one directory without losing a message.
+///
+/// [`FileStore::open`] checks that the directory can be written and hard-linked in, and removes
+/// temporary files that crashed writers left behind (never acknowledged): those of processes
+/// on this host that no longer exist, and any not modified for an hour.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("mllp-store-doc-{}", std::process::id()));
@@ -39,17 +73,44 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens (creating if needed) the directory `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with [`Phase::File`] when the directory cannot be created or read, or when
+    /// a file cannot be created, hard-linked and removed in it (a read-only or full file
+    /// system, missing permissions, a file system without hard links): a store that could
+    /// not save a message fails here rather than on every message.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileStore> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| Error::io(Phase::File, e))?;
+        let file_err = |what: &str, e: io::Error| {
+            Error::io(
+                Phase::File,
+                io::Error::new(e.kind(), format!("{what} {}: {e}", dir.display())),
+            )
+        };
+        fs::create_dir_all(&dir).map_err(|e| file_err("cannot create the directory", e))?;
+        probe(&dir).map_err(|e| file_err("cannot write in the store directory", e))?;
         let mut last = 0;
-        for entry in fs::read_dir(&dir).map_err(|e| Error::io(Phase::File, e))? {
-            let name = entry.map_err(|e| Error::io(Phase::File, e))?.file_name();
-            let seq = name
-                .to_str()
-                .and_then(|n| n.split('-').next())
-                .and_then(|n| n.parse::<u64>().ok());
-            last = last.max(seq.unwrap_or(0));
+        for entry in fs::read_dir(&dir).map_err(|e| file_err("cannot read the directory", e))? {
+            let entry = entry.map_err(|e| file_err("cannot read the directory", e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(tmp) = TempName::parse(name) {
+                if tmp.is_abandoned(|| entry.metadata().ok().and_then(|m| m.modified().ok())) {
+                    log::warn!(
+                        "removing {name} from {}: left by a writer that stopped before \
+                         storing it (never acknowledged)",
+                        dir.display()
+                    );
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => log::warn!("cannot remove {name}: {e}"),
+                    }
+                }
+            }
+            if let Some(seq) = sequence_of(name) {
+                last = last.max(seq);
+            }
         }
         Ok(FileStore {
             dir,
@@ -64,24 +125,204 @@ impl FileStore {
 
     /// Writes `text` to a new file named for the next sequence number and `control_id`, and
     /// returns its path. The file is complete and durable when this returns `Ok`.
+    ///
+    /// A name already taken (by another store sharing the directory, or by a file left there)
+    /// is never replaced: the next sequence number is tried.
     pub fn save(&self, control_id: Option<&[u8]>, text: &str) -> Result<PathBuf> {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut name = format!("{seq:010}-");
+        let mut id = String::new();
         match control_id.filter(|id| !id.is_empty()) {
-            Some(id) => name.extend(id.iter().take(MAX_ID_CHARS).map(|&b| safe_char(b))),
-            None => name.push_str("no-id"),
+            Some(cid) => id.extend(cid.iter().take(MAX_ID_CHARS).map(|&b| safe_char(b))),
+            None => id.push_str("no-id"),
         }
-        name.push_str(".hl7");
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let written = write_durably(&tmp, text.as_bytes())
-            .and_then(|()| fs::rename(&tmp, &path))
-            .and_then(|()| sync_dir(&self.dir));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(Phase::File, e));
+        let mut last_err = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let seq = self.next.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{seq:010}-{id}.hl7");
+            let path = self.dir.join(&name);
+            let tmp = self.dir.join(TempName::ours(&name));
+            match publish(&self.dir, &tmp, &path, text.as_bytes()) {
+                Ok(()) => return Ok(path),
+                // The name is taken, or the temporary file was removed under us (by another
+                // process's recovery that misjudged it): try again under the next number.
+                Err(Retry::Again(e)) => last_err = Some(e),
+                Err(Retry::Fail(e)) => return Err(Error::io(Phase::File, e)),
+            }
         }
-        Ok(path)
+        let e = last_err.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into());
+        Err(Error::io(
+            Phase::File,
+            io::Error::new(
+                e.kind(),
+                format!("no free file name after {MAX_ATTEMPTS} attempts: {e}"),
+            ),
+        ))
+    }
+}
+
+enum Retry {
+    Again(io::Error),
+    Fail(io::Error),
+}
+
+/// Writes `bytes` durably to `tmp`, links it to `path` (never replacing a file), removes `tmp`
+/// and syncs the directory.
+fn publish(dir: &Path, tmp: &Path, path: &Path, bytes: &[u8]) -> std::result::Result<(), Retry> {
+    let written = write_durably(tmp, bytes);
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(match e.kind() {
+            io::ErrorKind::AlreadyExists => Retry::Again(e),
+            _ => Retry::Fail(e),
+        });
+    }
+    if let Err(e) = fs::hard_link(tmp, path) {
+        let _ = fs::remove_file(tmp);
+        return Err(match e.kind() {
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound => Retry::Again(e),
+            _ => Retry::Fail(e),
+        });
+    }
+    // A crash before this leaves a harmless temporary file (removed by the next open).
+    let _ = fs::remove_file(tmp);
+    sync_dir(dir).map_err(Retry::Fail)
+}
+
+/// Creates, hard-links and removes a file in `dir`, so that an unusable directory is reported
+/// when the store is opened.
+fn probe(dir: &Path) -> io::Result<()> {
+    let tmp = dir.join(TempName::ours("probe"));
+    let link = dir.join(TempName::ours("probe-link"));
+    let result = write_durably(&tmp, b"probe")
+        .and_then(|()| fs::hard_link(&tmp, &link))
+        .and_then(|()| fs::remove_file(&link))
+        .and_then(|()| fs::remove_file(&tmp));
+    if result.is_err() {
+        let _ = fs::remove_file(&link);
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The sequence number a (final or temporary) file name starts with, if it has one that this
+/// store could have made.
+fn sequence_of(name: &str) -> Option<u64> {
+    let name = name.strip_prefix('.').unwrap_or(name);
+    let digits = name.find(|c: char| !c.is_ascii_digit())?;
+    if digits == 0 || !name[digits..].starts_with('-') {
+        return None;
+    }
+    name[..digits]
+        .parse::<u64>()
+        .ok()
+        .filter(|&seq| seq <= MAX_SEQUENCE)
+}
+
+/// Who this process is, as written into temporary names.
+struct Owner {
+    pid: u32,
+    /// Random per process: tells this process from an earlier one with the same pid.
+    tag: String,
+    host: String,
+}
+
+fn owner() -> &'static Owner {
+    static OWNER: OnceLock<Owner> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        Owner {
+            pid: std::process::id(),
+            tag: format!("{:08x}", h.finish() as u32),
+            host: host_name(),
+        }
+    })
+}
+
+/// This host's name, made safe for a file name, or `localhost`.
+fn host_name() -> String {
+    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .bytes()
+        .take(MAX_ID_CHARS)
+        .map(|b| match b {
+            b'.' | OWNER_SEP_BYTE => '_',
+            b => safe_char(b),
+        })
+        .collect();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+const OWNER_SEP_BYTE: u8 = OWNER_SEP as u8;
+
+/// A parsed temporary name: `.<final>~<pid>~<tag>~<host>.tmp`, or the older `.<final>.tmp`
+/// (no owner).
+#[derive(Debug, PartialEq, Eq)]
+struct TempName<'a> {
+    owner: Option<(u32, &'a str, &'a str)>,
+}
+
+impl<'a> TempName<'a> {
+    /// The temporary name for `final_name` in this process.
+    fn ours(final_name: &str) -> String {
+        let o = owner();
+        format!(
+            ".{final_name}{OWNER_SEP}{}{OWNER_SEP}{}{OWNER_SEP}{}.tmp",
+            o.pid, o.tag, o.host
+        )
+    }
+
+    fn parse(name: &'a str) -> Option<TempName<'a>> {
+        let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let Some((_, owner)) = stem.split_once(OWNER_SEP) else {
+            return Some(TempName { owner: None });
+        };
+        let mut parts = owner.splitn(3, OWNER_SEP);
+        let owner = match (parts.next(), parts.next(), parts.next()) {
+            (Some(pid), Some(tag), Some(host)) => pid.parse().ok().map(|pid| (pid, tag, host)),
+            _ => None,
+        };
+        Some(TempName { owner })
+    }
+
+    /// Whether the writer of this file is certainly gone (or the file is stale), so that the
+    /// file can be removed. `modified` is asked only when the owner cannot be checked.
+    fn is_abandoned(&self, modified: impl FnOnce() -> Option<SystemTime>) -> bool {
+        let me = owner();
+        if let Some((pid, tag, host)) = self.owner {
+            if host == me.host {
+                if pid == me.pid {
+                    // This process, or an earlier one that had the same pid.
+                    return tag != me.tag;
+                }
+                if let Some(alive) = process_exists(pid) {
+                    return !alive;
+                }
+            }
+        }
+        modified()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER)
+    }
+}
+
+/// Whether a process with this id exists on this host, when that can be told.
+fn process_exists(pid: u32) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        Some(Path::new("/proc").join(pid.to_string()).exists())
+    } else {
+        None
     }
 }
 
@@ -137,6 +378,175 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn leftover_temporary_files_never_make_a_save_fail() {
+        let dir = temp_dir("leftover");
+        fs::create_dir_all(&dir).unwrap();
+        let me = owner();
+        // A crash in the middle of a save, by an older version (no owner in the name).
+        fs::write(dir.join(".0000000001-ID1.hl7.tmp"), "partial").unwrap();
+        // A writer on this host that no longer exists (no process has this id).
+        let dead = format!(".0000000002-ID2.hl7~4294967295~0badc0de~{}.tmp", me.host);
+        fs::write(dir.join(&dead), "partial").unwrap();
+        // An earlier process with this process's id (a restarted container, say).
+        let earlier = format!(".0000000003-ID3.hl7~{}~00000000~{}.tmp", me.pid, me.host);
+        fs::write(dir.join(&earlier), "partial").unwrap();
+        // A writer in this process, and one on another host: both may still be writing.
+        let live = TempName::ours("0000000004-ID4.hl7");
+        fs::write(dir.join(&live), "partial").unwrap();
+        let other_host = ".0000000005-ID5.hl7~1~12345678~other_host.tmp";
+        fs::write(dir.join(other_host), "partial").unwrap();
+
+        let store = FileStore::open(&dir).unwrap();
+        let names_after_open = names(&dir);
+        assert!(!names_after_open.contains(&dead), "{names_after_open:?}");
+        assert!(!names_after_open.contains(&earlier), "{names_after_open:?}");
+        assert!(names_after_open.contains(&live), "{names_after_open:?}");
+        assert!(names_after_open.iter().any(|n| n == other_host));
+        // The resend of the message whose save crashed is stored, after every leftover.
+        let a = store.save(Some(b"ID1"), "A").unwrap();
+        assert_eq!(a.file_name().unwrap(), "0000000006-ID1.hl7");
+        assert_eq!(fs::read_to_string(&a).unwrap(), "A");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn foreign_names_do_not_move_or_wrap_the_sequence() {
+        let dir = temp_dir("foreign");
+        fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "18446744073709551615-x.hl7",
+            "99999999999999999999999999-y.hl7",
+            "1000000000000000000-z.hl7",
+            "0000000003-kept.hl7",
+            "abc.hl7",
+            "-7-x.hl7",
+            "42",
+            "42.hl7",
+            ".tmp",
+            "..tmp",
+            ".~~~.tmp",
+            ".x~notapid~t~h.tmp",
+        ] {
+            fs::write(dir.join(name), "x").unwrap();
+        }
+        let store = FileStore::open(&dir).unwrap();
+        let a = store.save(Some(b"A"), "A").unwrap();
+        assert_eq!(a.file_name().unwrap(), "0000000004-A.hl7");
+        assert_eq!(sequence_of("999999999999999999-a.hl7"), Some(MAX_SEQUENCE));
+        assert_eq!(sequence_of(".0000000009-a.hl7~1~t~h.tmp"), Some(9));
+        assert_eq!(sequence_of("0000000009.hl7"), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_taken_name_is_never_replaced() {
+        let dir = temp_dir("taken");
+        let store = FileStore::open(&dir).unwrap();
+        // Another process sharing the directory takes the next two names first.
+        fs::write(dir.join("0000000001-A.hl7"), "theirs 1").unwrap();
+        fs::write(dir.join("0000000002-A.hl7"), "theirs 2").unwrap();
+        let mine = store.save(Some(b"A"), "mine").unwrap();
+        assert_eq!(mine.file_name().unwrap(), "0000000003-A.hl7");
+        assert_eq!(fs::read_to_string(&mine).unwrap(), "mine");
+        assert_eq!(
+            fs::read_to_string(dir.join("0000000001-A.hl7")).unwrap(),
+            "theirs 1"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("0000000002-A.hl7")).unwrap(),
+            "theirs 2"
+        );
+        assert_eq!(names(&dir).len(), 3, "{:?}", names(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stores_sharing_a_directory_lose_nothing() {
+        let dir = temp_dir("shared");
+        let stores = [
+            FileStore::open(&dir).unwrap(),
+            FileStore::open(&dir).unwrap(),
+        ];
+        std::thread::scope(|s| {
+            for (k, store) in stores.iter().enumerate() {
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let text = format!("{k}-{i}");
+                        let path = store.save(Some(text.as_bytes()), &text).unwrap();
+                        assert_eq!(fs::read_to_string(path).unwrap(), text);
+                    }
+                });
+            }
+        });
+        let names = names(&dir);
+        assert_eq!(names.len(), 200, "{names:?}");
+        for k in 0..2 {
+            for i in 0..100 {
+                let suffix = format!("-{k}-{i}.hl7");
+                let found: Vec<_> = names.iter().filter(|n| n.ends_with(&suffix)).collect();
+                assert_eq!(found.len(), 1, "{suffix}: {found:?}");
+                let text = fs::read_to_string(dir.join(found[0])).unwrap();
+                assert_eq!(text, format!("{k}-{i}"));
+            }
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_fails_at_open() {
+        let dir = temp_dir("not-a-dir");
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("file");
+        fs::write(&file, "x").unwrap();
+        // The parent is a regular file: fails for root too.
+        let err = FileStore::open(file.join("store")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    phase: Phase::File,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("cannot create the directory"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        // A directory no file can be created in, whoever asks: reported when opening, not
+        // only when the first message is saved.
+        if cfg!(target_os = "linux") {
+            let err = FileStore::open("/proc/self").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Io {
+                        phase: Phase::File,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("cannot write in the store directory"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

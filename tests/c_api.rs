@@ -60,6 +60,7 @@ const PROGRAMS: &[(&str, Peer)] = &[
     ("listener_test", Peer::RustSender),
     ("gateway_example", Peer::Gateway),
     ("tls_test", Peer::Tls),
+    ("sigpipe_test", Peer::Alone),
 ];
 
 const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];

@@ -462,15 +462,14 @@ pub unsafe extern "C" fn mllp_sender_new(
 /// On return `*code_out` is the acknowledgement's code (`MLLP_ACK_*`, `MLLP_ACK_NONE` when none
 /// arrived) and `*ack_len` the acknowledgement's length in bytes (0 when none arrived).
 /// `ack_out` (capacity `ack_cap`) receives the acknowledgement's bytes (the reply frame's
-/// payload, not NUL-terminated) when they fit. `ack_out` may be NULL with `ack_cap` 0 when only
-/// the code is wanted.
+/// payload, not NUL-terminated) when they fit, that is when `*ack_len <= ack_cap`; otherwise
+/// nothing is written there and `mllp_sender_last_ack` copies them afterwards, into a buffer of
+/// any size. `ack_out` may be NULL with `ack_cap` 0 when only the code is wanted.
 ///
 /// Returns:
-/// * `MLLP_OK`: an acknowledgement arrived: positive or negative, see `*code_out` (AE/AR are
-///   answers, not errors). Its bytes are in `ack_out` unless `ack_out` is NULL.
-/// * `MLLP_BUFFER_TOO_SMALL`: an acknowledgement arrived, so the message WAS delivered, and
-///   `*code_out` is valid; only its bytes did not fit in `ack_out` (nothing written there).
-///   `*ack_len` is the size needed; `mllp_sender_last_ack` copies them. Do not send again.
+/// * `MLLP_OK`: an acknowledgement arrived, so the message was delivered: positive or
+///   negative, see `*code_out` (AE/AR are answers, not errors). Never send it again because
+///   of this call. Its bytes are in `ack_out` when `*ack_len <= ack_cap`.
 /// * `MLLP_NOT_DELIVERED`: no acknowledgement within the retry policy, and the message was
 ///   never completely written: sending it again cannot create a duplicate.
 /// * `MLLP_UNCONFIRMED`: no acknowledgement within the retry policy, but the message was
@@ -524,33 +523,21 @@ pub unsafe extern "C" fn mllp_sender_send(
         // SAFETY: checked not NULL above.
         unsafe { args::put(code_out, ack_code(&ack)) }?;
         inner.last_ack = ack.raw;
-        if ack_out.is_null() {
-            // A code-only call.
-            // SAFETY: checked not NULL above.
-            unsafe { args::put(ack_len, inner.last_ack.len()) }?;
-            return Ok(MLLP_OK);
-        }
+        // Stores the length; copies the bytes only when they fit (else `MLLP_BUFFER_TOO_SMALL`,
+        // which is not this call's result: the message was delivered).
         // SAFETY: `ack_len` was checked not NULL above.
-        match unsafe { out.write(&inner.last_ack, ack_len) } {
-            MLLP_OK => Ok(MLLP_OK),
-            code => {
-                let needed = inner.last_ack.len();
-                Err(handle.last_error.set(
-                    code,
-                    format_args!(
-                        "the acknowledgement ({needed} bytes) does not fit in the buffer \
-                         ({ack_cap} bytes); the message was delivered"
-                    ),
-                ))
-            }
-        }
+        let _ = unsafe { out.write(&inner.last_ack, ack_len) };
+        // Delivered: success whatever the buffer, so that a caller that retries on errors
+        // never sends the message twice. `*ack_len > ack_cap` says the bytes did not fit.
+        Ok(MLLP_OK)
     })
 }
 
 /// Copies the last acknowledgement this sender received into `buf` (capacity `cap`, NULL only
 /// with 0) and stores its length in `*len` (0 when none was received yet).
 ///
-/// For after `mllp_sender_send` returned `MLLP_BUFFER_TOO_SMALL`. Returns `MLLP_OK`,
+/// For after `mllp_sender_send` reported an acknowledgement longer than its buffer
+/// (`*ack_len > ack_cap`). Returns `MLLP_OK`,
 /// `MLLP_BUFFER_TOO_SMALL` (nothing written, `*len` is the size needed), `MLLP_INVALID_STATE`,
 /// `MLLP_NULL_ARGUMENT`.
 #[no_mangle]

@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
         fclose(f);
         mllp_ack_code code;
         mllp_result rc = mllp_sender_send(s, msg, len, ack, sizeof ack, &ack_len, &code);
-        if (rc == MLLP_OK || rc == MLLP_BUFFER_TOO_SMALL) {  /* delivered either way */
+        if (rc == MLLP_OK) {  /* delivered: never send it again */
             printf("%s: %s\n", argv[i], mllp_ack_code_str(code));
             failed |= code != MLLP_ACK_AA && code != MLLP_ACK_CA;
         } else {

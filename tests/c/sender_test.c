@@ -84,16 +84,17 @@ static void small_buffers(void) {
     uint8_t small[10];
     memset(small, 0xAA, sizeof small);
     mllp_ack_code code = 99;
-    /* Too small: the message was delivered; the code is valid, the size needed reported. */
+    /* Too small: the message was delivered, so the call succeeds (a caller that retries on
+     * errors must not send it twice); the code is valid, the size needed reported, nothing
+     * written into the buffer. */
     CHECK_RC(mllp_sender_send(s, (const uint8_t *)msg, len, small, sizeof small, &ack_len, &code),
-             MLLP_BUFFER_TOO_SMALL);
+             MLLP_OK);
     CHECK(code == MLLP_ACK_AA);
     CHECK(ack_len > sizeof small);
     for (size_t i = 0; i < sizeof small; i++) CHECK(small[i] == 0xAA);
-    char text[256];
-    size_t needed = 0;
-    CHECK_RC(mllp_sender_last_error(s, text, sizeof text, &needed), MLLP_OK);
-    CHECK(strstr(text, "delivered") != NULL);
+    mllp_sender_stats st;
+    CHECK_RC(mllp_sender_get_stats(s, &st), MLLP_OK);
+    CHECK(st.frames_written == 1 && st.acks == 1 && st.failures == 0);
     /* ... and the ACK can be fetched again. */
     size_t need = ack_len, got = 0;
     uint8_t *ack = malloc(need);
@@ -353,7 +354,7 @@ static void null_arguments(void) {
     CHECK_RC(mllp_sender_last_error(s, NULL, sizeof text, &len), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_sender_last_error(s, text, sizeof text, NULL), MLLP_NULL_ARGUMENT);
     /* The handle still works after all that. */
-    CHECK_RC(mllp_sender_send(s, msg, n, buf, sizeof buf, &len, &code), MLLP_BUFFER_TOO_SMALL);
+    CHECK_RC(mllp_sender_send(s, msg, n, buf, sizeof buf, &len, &code), MLLP_OK);
     CHECK(code == MLLP_ACK_AA && len > sizeof buf);
     CHECK_RC(mllp_sender_close(s), MLLP_OK);
     mllp_sender_free(s);
