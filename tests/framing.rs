@@ -146,7 +146,12 @@ fn random_stream(rng: &mut Rng, f: &Framing) -> Vec<u8> {
                 s.extend_from_slice(f.end());
             }
             3 => s.extend(rng.bytes(10)),
-            4 => s.extend_from_slice(f.start()),
+            4 => {
+                // A start sequence, often with (the beginning of) an HL7 header or a near miss.
+                s.extend_from_slice(f.start());
+                let after: [&[u8]; 6] = [b"MSH", b"BHS", b"FHS", b"MS", b"XYZ", b""];
+                s.extend_from_slice(after[rng.below(after.len())]);
+            }
             5 => {
                 let n = 1 + rng.below(f.end().len());
                 s.extend_from_slice(&f.end()[..n])
