@@ -2,8 +2,16 @@
 //! carry stray `0x0B` bytes and must arrive whole. A start byte followed by `MSH`, `BHS` or
 //! `FHS` still abandons a partial frame for a new one.
 
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use mllp::fuzzing::{decode_chunks, reference, Ev};
-use mllp::{Error, FrameError, Framing, Reader, StartInFrame};
+use mllp::{
+    Ack, AckCode, AckPolicy, Connection, Error, FrameError, Framing, Header, Listener, Message,
+    Reader, Response, StartInFrame,
+};
 
 mod common;
 
@@ -163,4 +171,62 @@ fn a_start_waiting_for_its_header_keeps_the_frame_in_place() {
     let d = decoder.decode(&buf);
     assert_eq!(d.event, mllp::Event::Frame(1..buf.len() - 2));
     assert_eq!(d.consumed, buf.len());
+}
+
+/// Over loopback, a listener with the default framing hands each corpus message with a stray
+/// start byte to its handler whole and accepts it under its own control ID, whether the
+/// frame arrives in one write or one byte per write.
+#[test]
+fn the_listener_accepts_corpus_messages_with_a_stray_start_byte() {
+    let Some(files) = files_with_a_stray_start() else {
+        return;
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    // Original mode: some of these headers ask for no acknowledgement (MSH-15 NE).
+    let running = Listener::builder("127.0.0.1:0")
+        .ack_policy(AckPolicy::Original)
+        .bind()
+        .unwrap()
+        .spawn(move |m: &Message<'_>| {
+            let _ = tx.send(m.raw().to_vec());
+            Response::accept()
+        })
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let tcp = TcpStream::connect_timeout(&running.local_addr(), timeout).unwrap();
+    tcp.set_read_timeout(Some(timeout)).unwrap();
+    tcp.set_write_timeout(Some(timeout)).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut conn = Connection::new(tcp, Framing::default());
+    for (name, bytes) in &files {
+        let id = Header::parse(bytes).unwrap().control_id().unwrap().to_vec();
+        let id = String::from_utf8(id).unwrap();
+        let mut wire = Vec::new();
+        Framing::default().encode_into(bytes, &mut wire);
+        for one_byte_writes in [false, true] {
+            if one_byte_writes {
+                for b in wire.chunks(1) {
+                    conn.get_mut().write_all(b).unwrap();
+                }
+            } else {
+                conn.get_mut().write_all(&wire).unwrap();
+            }
+            let ack = Ack::parse(conn.read_frame().unwrap().expect("an ACK")).unwrap();
+            assert_eq!(ack.code, AckCode::ApplicationAccept, "{name}: {ack:?}");
+            assert_eq!(ack.control_id, id, "{name}");
+            let got = rx
+                .recv_timeout(timeout)
+                .expect("the handler got the message");
+            assert!(
+                got == *bytes,
+                "{name}: the handler got {} bytes, not {}",
+                got.len(),
+                bytes.len()
+            );
+        }
+    }
+    let stats = running.stats();
+    assert_eq!(stats.nak_unparseable, 0);
+    running.shutdown();
+    running.join().unwrap();
 }
