@@ -44,15 +44,16 @@ pub enum Event {
     NeedMore,
     /// `len` bytes outside any frame were dropped (junk before a start sequence).
     Skipped(usize),
-    /// A frame larger than the maximum message size ended (or was cut short by a start
-    /// sequence). `len` is its payload length; its first bytes are in
+    /// A frame larger than the maximum message size ended (or was cut short by a new frame,
+    /// policy [`StartInFrame::Restart`]). `len` is its payload length; its first bytes are in
     /// [`Decoder::oversized_header`].
     Oversized {
         /// Payload bytes in the oversized frame.
         len: usize,
     },
-    /// A start sequence arrived inside a frame: the partial frame of `len` payload bytes was
-    /// discarded and a new frame begins (policy [`StartInFrame::Restart`]).
+    /// A start sequence followed by `MSH`, `BHS` or `FHS` arrived inside a frame: the partial
+    /// frame of `len` payload bytes was discarded and a new frame begins there (policy
+    /// [`StartInFrame::Restart`]).
     Discarded {
         /// Payload bytes of the discarded partial frame.
         len: usize,
@@ -112,9 +113,11 @@ enum Boundary {
     None,
     /// The end sequence at `at`; the frame's bytes end before `next`.
     End { at: usize, next: usize },
-    /// A start sequence at `at` (restart policy).
+    /// A start sequence at `at` followed by an HL7 header (restart policy).
     Start { at: usize },
-    /// The bytes from `at` may begin a sequence that has not fully arrived.
+    /// The bytes from `at` may begin a sequence that has not fully arrived, or are a start
+    /// sequence (restart policy) whose following bytes have not all arrived to say whether an
+    /// HL7 header follows.
     Partial { at: usize },
 }
 
@@ -140,6 +143,29 @@ fn match_at(seq: &[u8], buf: &[u8], at: usize) -> SeqMatch {
     } else {
         SeqMatch::No
     }
+}
+
+/// The segment names that open an HL7 message, batch or file. Under [`StartInFrame::Restart`]
+/// a start sequence inside a frame begins a new frame only when one of them follows it.
+const HEADERS: [&[u8; HEADER_LOOKAHEAD]; 3] = [b"MSH", b"BHS", b"FHS"];
+
+/// How many bytes after a start sequence inside a frame the decoder must see to decide whether
+/// it begins a new frame.
+pub(crate) const HEADER_LOOKAHEAD: usize = 3;
+
+/// Whether the bytes of `buf` from `at` begin an HL7 header ([`HEADERS`]): `Partial` when the
+/// bytes available so far could still begin one.
+#[inline]
+fn header_at(buf: &[u8], at: usize) -> SeqMatch {
+    let mut found = SeqMatch::No;
+    for header in HEADERS {
+        match match_at(header, buf, at) {
+            SeqMatch::Yes => return SeqMatch::Yes,
+            SeqMatch::Partial => found = SeqMatch::Partial,
+            SeqMatch::No => {}
+        }
+    }
+    found
 }
 
 impl Decoder {
@@ -202,7 +228,8 @@ impl Decoder {
     }
 
     /// Scans from `from` for the next place a frame's payload ends: the end sequence (or, in
-    /// lenient mode, its first byte), or a start sequence under [`StartInFrame::Restart`].
+    /// lenient mode, its first byte), or, under [`StartInFrame::Restart`], a start sequence
+    /// followed by an HL7 header. Any other start sequence is payload.
     fn find_boundary(&self, buf: &[u8], mut from: usize) -> Boundary {
         let f = &self.framing;
         let (end, begin) = (f.end(), f.start());
@@ -226,7 +253,13 @@ impl Decoder {
                         next: at + end.len(),
                     }
                 }
-                SeqMatch::Yes => return Boundary::Start { at },
+                // A start sequence restarts only when an HL7 header follows it; otherwise it
+                // is payload. Until the header's bytes have arrived, wait at `at`.
+                SeqMatch::Yes => match header_at(buf, at + begin.len()) {
+                    SeqMatch::Yes => return Boundary::Start { at },
+                    SeqMatch::Partial => return Boundary::Partial { at },
+                    SeqMatch::No => from = at + 1,
+                },
                 SeqMatch::Partial => return Boundary::Partial { at },
                 SeqMatch::No if seq == end && f.is_lenient() => {
                     return Boundary::End { at, next: at + 1 }
@@ -361,8 +394,8 @@ impl Decoder {
         need_more(keep_from)
     }
 
-    /// Inside an oversized frame: drop bytes up to the end sequence (or a start sequence under
-    /// the restart policy), then report the frame.
+    /// Inside an oversized frame: drop bytes up to the end sequence (or a new frame under the
+    /// restart policy), then report the frame.
     fn skip_oversized(&mut self, buf: &[u8], len: usize) -> Decoded {
         let boundary = self.find_boundary(buf, self.scanned);
         let at = match boundary {
@@ -408,7 +441,8 @@ impl Decoder {
         let (state, scanned) = (self.state, self.scanned.min(buf.len()));
         self.reset();
         // Inside a frame every byte before `scanned` is payload; from `scanned` on the buffer
-        // holds at most a partial start or end sequence.
+        // holds at most a partial start or end sequence, or a start sequence whose header had
+        // not arrived: payload too, of a truncated frame.
         let lenient_end =
             self.framing.is_lenient() && buf.get(scanned) == Some(&self.framing.end()[0]);
         let event = match state {

@@ -75,9 +75,15 @@ impl std::fmt::Debug for Sequence {
 /// What the decoder does with a start sequence that arrives inside a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartInFrame {
-    /// The partial frame is discarded (and reported), and a new frame starts at the start
-    /// sequence. This recovers from a peer that gave up on a frame and began the next one. The
-    /// default.
+    /// When the start sequence is followed by `MSH`, `BHS` or `FHS` (the segments that open an
+    /// HL7 message, batch or file), the partial frame is discarded (and reported), and a new
+    /// frame starts at the start sequence. This recovers from a peer that gave up on a frame
+    /// and began the next one. A start sequence followed by anything else is payload: real
+    /// messages carry stray start bytes, and cutting them would lose the message.
+    ///
+    /// The decoder waits for the three bytes after a start sequence before deciding, without
+    /// rescanning the frame; if the stream ends first, the start sequence is payload of the
+    /// truncated frame. The default.
     #[default]
     Restart,
     /// The start sequence is ordinary payload data.

@@ -79,7 +79,14 @@ pub fn reference(f: &Framing, stream: &[u8]) -> Vec<Ev> {
                 };
                 continue 'hunt;
             }
-            if restart && rest.starts_with(start) {
+            // Restart: a start sequence followed by an HL7 header begins a new frame (a header
+            // cut by the end of the stream does not follow); any other is payload.
+            let header = |at: usize| {
+                [b"MSH", b"BHS", b"FHS"]
+                    .iter()
+                    .any(|h| stream[at..].starts_with(*h))
+            };
+            if restart && rest.starts_with(start) && header(j + start.len()) {
                 let len = j - p;
                 if len > f.max_size() {
                     push(&mut out, Ev::Oversized(len, header_of(&stream[p..j])));
@@ -125,8 +132,10 @@ pub fn decode_chunks<'a>(f: &Framing, chunks: impl IntoIterator<Item = &'a [u8]>
                 break;
             }
         }
-        // Memory stays bounded: at most a frame in progress and a partial sequence.
-        assert!(buf.len() <= f.max_size() + f.start().len() + f.end().len());
+        // Memory stays bounded: at most a frame in progress and a partial sequence, or a start
+        // sequence and the first bytes of the header that would follow it.
+        let tail = f.end().len().max(f.start().len() + 3);
+        assert!(buf.len() <= f.start().len() + f.max_size() + tail);
     }
     if let Some(d) = decoder.finish(&buf) {
         assert_eq!(d.consumed, buf.len());

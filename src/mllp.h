@@ -33,8 +33,8 @@
 #define MLLP_DECODER_FEED_MAX 65536
 
 /**
- * A start sequence inside a frame discards the partial frame and starts a new one (the
- * default).
+ * A start sequence inside a frame followed by `MSH`, `BHS` or `FHS` discards the partial
+ * frame and starts a new one; any other start sequence is payload (the default).
  */
 #define MLLP_START_IN_FRAME_RESTART 0
 

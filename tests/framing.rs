@@ -59,8 +59,34 @@ table! {
     lone_end_byte_at_eof_strict: default(), b"\x0bA\x1c" => [Ev::Truncated(2)];
     lone_end_then_next_frame_lenient: default().lenient_end(true), b"\x0bA\x1c\x0bB\x1c\r" =>
         [frame(b"A"), frame(b"B")];
-    start_inside_frame_restarts: default(), b"\x0bAB\x0bC\x1c\r" =>
-        [Ev::Discarded(2), frame(b"C")];
+    start_inside_frame_restarts: default(), b"\x0bAB\x0bMSH|C\x1c\r" =>
+        [Ev::Discarded(2), frame(b"MSH|C")];
+    start_then_bhs_restarts: default(), b"\x0bAB\x0bBHS|C\x1c\r" =>
+        [Ev::Discarded(2), frame(b"BHS|C")];
+    start_then_fhs_restarts: default(), b"\x0bAB\x0bFHS|C\x1c\r" =>
+        [Ev::Discarded(2), frame(b"FHS|C")];
+    start_then_header_at_the_end_restarts: default(), b"\x0bAB\x0bMSH" =>
+        [Ev::Discarded(2), Ev::Truncated(3)];
+    start_then_other_is_payload: default(), b"\x0bAB\x0bC\x1c\r" => [frame(b"AB\x0bC")];
+    start_then_xyz_is_payload: default(), b"\x0bMSH|\x0bXYZ\r\x1c\r" =>
+        [frame(b"MSH|\x0bXYZ\r")];
+    start_then_near_headers_is_payload: default(),
+        b"\x0bA\x0bMSX\x0bMS\r\x0bM\x0bBH|\x0bFH\x0bmsh\x0bB\x1c\r" =>
+        [frame(b"A\x0bMSX\x0bMS\r\x0bM\x0bBH|\x0bFH\x0bmsh\x0bB")];
+    start_then_start_then_header: default(), b"\x0bA\x0b\x0bMSH\x1c\r" =>
+        [Ev::Discarded(2), frame(b"MSH")];
+    start_then_end_is_payload_and_end: default(), b"\x0bA\x0b\x1c\r" => [frame(b"A\x0b")];
+    start_then_partial_header_at_the_end_is_truncated: default(), b"\x0bA\x0bMS" =>
+        [Ev::Truncated(4)];
+    start_then_partial_header_at_the_end_lenient: default().lenient_end(true), b"\x0bA\x0bMS" =>
+        [Ev::Truncated(4)];
+    start_then_other_lenient_end: default().lenient_end(true), b"\x0bA\x0bM\x1c" =>
+        [frame(b"A\x0bM")];
+    multi_byte_start_then_header: Framing::new(b"<<", b">>").unwrap(),
+        b"<<A<<<MSH>><<B<<MS>><<C<<" =>
+        [Ev::Discarded(2), frame(b"MSH"), frame(b"B<<MS"), Ev::Truncated(3)];
+    start_then_header_ignored: default().start_in_frame(StartInFrame::Ignore),
+        b"\x0bAB\x0bMSH\x1c\r" => [frame(b"AB\x0bMSH")];
     start_inside_frame_ignored: default().start_in_frame(StartInFrame::Ignore),
         b"\x0bAB\x0bC\x1c\r" => [frame(b"AB\x0bC")];
     eof_mid_frame: default(), b"\x0bMSH|" => [Ev::Truncated(4)];
@@ -76,8 +102,15 @@ table! {
         b"\x0b0123456789\x1c\r\x0bok\x1c\r" =>
         [Ev::Oversized(10, b"0123456789".to_vec()), frame(b"ok")];
     oversized_cut_by_start: default().max_message_size(4).unwrap(),
-        b"\x0b0123456789\x0bok\x1c\r" =>
-        [Ev::Oversized(10, b"0123456789".to_vec()), frame(b"ok")];
+        b"\x0b0123456789\x0bMSH\x1c\r" =>
+        [Ev::Oversized(10, b"0123456789".to_vec()), frame(b"MSH")];
+    oversized_with_stray_start: default().max_message_size(4).unwrap(),
+        b"\x0b01234\x0bMS6789\x1c\r\x0bok\x1c\r" =>
+        [Ev::Oversized(12, b"01234\x0bMS6789".to_vec()), frame(b"ok")];
+    max_size_then_stray_start_is_oversized: default().max_message_size(4).unwrap(),
+        b"\x0b0123\x0bMS\x1c\r" => [Ev::Oversized(7, b"0123\x0bMS".to_vec())];
+    max_size_then_restart_is_discarded: default().max_message_size(4).unwrap(),
+        b"\x0b0123\x0bMSH\x1c\r" => [Ev::Discarded(4), frame(b"MSH")];
     exactly_max_is_fine: default().max_message_size(4).unwrap(), b"\x0b0123\x1c\r" =>
         [frame(b"0123")];
     oversized_truncated: default().max_message_size(4).unwrap(), b"\x0b0123456789" =>
@@ -113,7 +146,12 @@ fn random_stream(rng: &mut Rng, f: &Framing) -> Vec<u8> {
                 s.extend_from_slice(f.end());
             }
             3 => s.extend(rng.bytes(10)),
-            4 => s.extend_from_slice(f.start()),
+            4 => {
+                // A start sequence, often with (the beginning of) an HL7 header or a near miss.
+                s.extend_from_slice(f.start());
+                let after: [&[u8]; 6] = [b"MSH", b"BHS", b"FHS", b"MS", b"XYZ", b""];
+                s.extend_from_slice(after[rng.below(after.len())]);
+            }
             5 => {
                 let n = 1 + rng.below(f.end().len());
                 s.extend_from_slice(&f.end()[..n])
@@ -282,9 +320,9 @@ fn corpus_survives_loopback_in_one_write_and_in_single_bytes() {
     };
     let files = corpus_files(&dir);
     assert!(files.len() > 50, "corpus looks empty: {}", files.len());
-    // Some files carry a stray 0x0B (a start byte) inside the message: with the default
-    // restart policy that would rightly discard them, so a start inside a frame is payload here.
-    let framing = Framing::default().start_in_frame(StartInFrame::Ignore);
+    // Some files carry a stray 0x0B (a start byte) inside the message: the default framing
+    // restarts only at a start byte followed by an HL7 header, so they arrive whole too.
+    let framing = Framing::default();
     // Payloads that contain the end sequence cannot be framed; the corpus has none, but check.
     let payloads: Vec<&Vec<u8>> = files
         .iter()

@@ -14,7 +14,7 @@ use super::result::{
     mllp_result, MLLP_DECODER_FULL, MLLP_FRAME_OVERSIZED, MLLP_FRAME_TRUNCATED, MLLP_INVALID_STATE,
     MLLP_NEED_MORE, MLLP_OK,
 };
-use crate::codec::{Decoder, Event};
+use crate::codec::{Decoder, Event, HEADER_LOOKAHEAD};
 use crate::error::FrameError;
 use crate::framing::MAX_SEQUENCE_LEN;
 
@@ -66,11 +66,12 @@ pub struct mllp_decoder_stats {
 impl mllp_decoder {
     fn new(decoder: Decoder) -> mllp_decoder {
         // After `next` returned NEED_MORE the buffer holds at most one partial frame:
-        // start sequence + at most `max` payload bytes + a partial end or start sequence.
+        // start sequence + at most `max` payload bytes + a partial end or start sequence, or a
+        // start sequence waiting for the header bytes that would follow it.
         let limit = decoder
             .framing()
             .max_size()
-            .saturating_add(2 * MAX_SEQUENCE_LEN)
+            .saturating_add(2 * MAX_SEQUENCE_LEN + HEADER_LOOKAHEAD)
             .saturating_add(MLLP_DECODER_FEED_MAX);
         mllp_decoder {
             decoder,
@@ -423,7 +424,7 @@ mod tests {
 
     #[test]
     fn frames_come_out_whatever_the_chunking() {
-        let input = b"junk\x0bA\x1c\r\x0bBB\x0bC\x1c\r\x0b0123456789\x1c\r\x0bDD\x1c\r\x0bE";
+        let input = b"junk\x0bA\x1c\r\x0bBB\x0bMSH\x1c\r\x0b0123456789\x1c\r\x0bDD\x1c\r\x0bE";
         let framing = Framing::default().max_message_size(5).unwrap();
         for chunk in 1..=input.len() {
             let mut dec = mllp_decoder::new(Decoder::new(framing));
@@ -432,7 +433,7 @@ mod tests {
                 got,
                 vec![
                     (MLLP_OK, b"A".to_vec()),
-                    (MLLP_OK, b"C".to_vec()),
+                    (MLLP_OK, b"MSH".to_vec()),
                     (MLLP_FRAME_OVERSIZED, b"0123456789".to_vec()),
                     (MLLP_OK, b"DD".to_vec()),
                 ],
@@ -498,5 +499,26 @@ mod tests {
         assert_eq!((code, frame), (MLLP_OK, &b"MSH|x"[..]));
         assert_eq!(dec.feed(b"\x0bA\x1c\r"), MLLP_OK);
         assert_eq!(dec.next().0, MLLP_OK);
+    }
+
+    #[test]
+    fn a_start_waiting_for_its_header_at_the_maximum_leaves_room_to_feed() {
+        // The longest start sequence, a payload of exactly the maximum, then a start sequence
+        // and two bytes of a header: the decoder must wait, and a full feed must still fit.
+        let framing = Framing::new(&[0x0B; MAX_SEQUENCE_LEN], &[0x1C])
+            .and_then(|f| f.max_message_size(10))
+            .unwrap();
+        let mut dec = mllp_decoder::new(Decoder::new(framing));
+        let mut input = vec![0x0B; MAX_SEQUENCE_LEN];
+        input.extend_from_slice(b"0123456789");
+        input.extend_from_slice(&[0x0B; MAX_SEQUENCE_LEN]);
+        input.extend_from_slice(b"MS");
+        assert_eq!(dec.feed(&input), MLLP_OK);
+        assert_eq!(dec.next().0, MLLP_NEED_MORE);
+        let mut rest = vec![b'H'];
+        rest.extend_from_slice(&[0x1C]);
+        rest.resize(MLLP_DECODER_FEED_MAX, b'x');
+        assert_eq!(dec.feed(&rest), MLLP_OK, "{}", dec.last_error.get());
+        assert_eq!(dec.next().0, MLLP_OK); // the partial frame is discarded, "MSH" follows
     }
 }

@@ -10,8 +10,8 @@ use super::result::{
 use crate::error::{Error, Result};
 use crate::framing::{Framing, StartInFrame, MAX_SEQUENCE_LEN};
 
-/// A start sequence inside a frame discards the partial frame and starts a new one (the
-/// default).
+/// A start sequence inside a frame followed by `MSH`, `BHS` or `FHS` discards the partial
+/// frame and starts a new one; any other start sequence is payload (the default).
 pub const MLLP_START_IN_FRAME_RESTART: u32 = 0;
 /// A start sequence inside a frame is ordinary payload.
 pub const MLLP_START_IN_FRAME_IGNORE: u32 = 1;
