@@ -190,6 +190,12 @@ impl Decoder {
         !matches!(self.state, State::Hunting)
     }
 
+    /// Whether the frame in progress has already passed the maximum message size (it is being
+    /// skipped to its end).
+    pub(crate) fn in_oversized_frame(&self) -> bool {
+        matches!(self.state, State::Oversized { .. })
+    }
+
     /// The first payload bytes (up to [`OVERSIZED_HEADER_LEN`]) of the last oversized frame.
     pub fn oversized_header(&self) -> &[u8] {
         &self.header[..self.header_len]

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use crate::error::{
 use crate::framing::Framing;
 use crate::hl7::{ack_control_id, Ack, AckCode, AckKind, Header, COMMIT_ACK, COMMIT_NAK};
 use crate::retry::{Backoff, Jitter, RetryPolicy};
-use crate::transport::{self, Stream, TlsClient, TlsClientConfig};
+use crate::transport::{self, peek_now, Peek, Stream, TlsClient, TlsClientConfig};
 
 /// The default connect timeout (TCP connect plus TLS handshake): 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,8 +63,9 @@ pub struct SenderStats {
     pub reconnects: u64,
     /// ACK timeouts.
     pub ack_timeouts: u64,
-    /// Reply frames skipped while waiting for an acknowledgement: ACKs for other control IDs,
-    /// frames that are not ACKs, oversized frames.
+    /// Reply frames skipped while waiting for an acknowledgement (ACKs for other control IDs,
+    /// frames that are not ACKs), and frames found waiting before a message was written, which
+    /// answer no message in flight (late or doubled ACKs) and are discarded.
     pub skipped_frames: u64,
 }
 
@@ -106,12 +108,18 @@ impl SenderBuilder {
     }
 
     /// How long to wait for the acknowledgement after the message was written (default 30 s).
+    ///
+    /// This is wall time for the whole wait, however the reply's bytes arrive: a peer that
+    /// sends one byte at a time, or junk, or a frame that never ends, cannot stretch it.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
         self
     }
 
-    /// How long one write call may make no progress before the attempt fails (default 10 s).
+    /// How long writing one message may take, from its first byte to its last (default 10 s).
+    ///
+    /// This is wall time for the whole write: a peer that reads slowly, a little at a time,
+    /// cannot stretch it.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
@@ -200,7 +208,6 @@ impl SenderBuilder {
             conn: None,
             peer: None,
             lost: false,
-            armed: None,
             jitter: Jitter::new(),
             stats: SenderStats::default(),
         })
@@ -265,10 +272,22 @@ fn check_addr(addr: &str) -> Result<()> {
 /// and, if so, connects again first (this is not a failed attempt).
 ///
 /// # Correlation
+/// Before writing a message, the sender discards every frame the peer has already sent (read
+/// without waiting): it answers no message in flight, such as a late or doubled ACK of the
+/// previous message, and must not be taken for the reply to this one even when both messages
+/// carry the same control ID. Part of a frame waiting there makes the sender connect again.
+///
 /// After writing a message, the sender reads reply frames until one carries the message's
 /// control ID (MSH-10; for a batch, BHS-11 or FHS-11) in MSA-2. Acknowledgements for other
 /// control IDs — late replies to earlier messages — and frames that are not acknowledgements are
-/// logged and skipped.
+/// logged and skipped. A reply larger than the framing's maximum message size fails the attempt
+/// as soon as it passes the limit.
+///
+/// # Deadlines
+/// Each attempt's phases end within their timeouts measured as wall time: connecting within
+/// the connect timeout, writing the whole message within the write timeout, and the reply
+/// within the ACK timeout after the write, however the peer's bytes arrive. (Under TLS, one
+/// TLS record read or written may overshoot a deadline while the peer trickles its bytes.)
 ///
 /// # Failures, retries and duplicates
 /// After any I/O error, framing error, end of stream or timeout, the sender closes the
@@ -313,19 +332,174 @@ pub struct Sender {
     retry: RetryPolicy,
     reply: ReplyMode,
     resend_on_reject: bool,
-    conn: Option<Connection<Stream>>,
+    conn: Option<Connection<Timed>>,
     peer: Option<SocketAddr>,
     /// A connection was lost since the last one was made: the next connect is a reconnect.
     lost: bool,
-    /// The read timeout currently set on the connection's socket.
-    armed: Option<Duration>,
     jitter: Jitter,
     stats: SenderStats,
 }
 
-/// How far the socket's read timeout may differ from the time left before the ACK deadline
-/// before it is set again (see `Sender::await_reply`).
+/// How far the socket's timeout may differ from the time left before the deadline before it
+/// is set again (see [`Timed`]).
 const ARM_SLACK: Duration = Duration::from_millis(1);
+
+/// The most frames discarded before one write; a peer that sends more is left.
+const MAX_STALE_FRAMES: usize = 64;
+
+/// How the reads of a [`Timed`] stream behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reads wait until the deadline, and each read that returns bytes is followed by one
+    /// `WouldBlock`, so that the caller looks at the deadline and the frame in progress between
+    /// two reads.
+    Wait,
+    /// Reads never wait: `WouldBlock` as soon as nothing more can be read at once.
+    Drain,
+}
+
+/// The sender's stream: a [`Stream`] whose reads and writes end at the deadline of the phase
+/// they belong to (writing a message, awaiting its reply), not merely after a time without
+/// progress. Before each system call the socket's timeout is set to the time left (skipped
+/// while the one set is within [`ARM_SLACK`] of it); once the deadline has passed, reads and
+/// writes fail with `TimedOut` without touching the socket.
+#[derive(Debug)]
+struct Timed {
+    stream: Stream,
+    mode: Mode,
+    /// The end of the current phase; `None` when the phase's timeout is too long to represent.
+    deadline: Option<Instant>,
+    /// The current phase's timeout, the time left when there is no deadline.
+    timeout: Duration,
+    slack: Duration,
+    /// A read returned bytes: the next one returns `WouldBlock` (in [`Mode::Wait`]).
+    yield_next: bool,
+    read_armed: Option<Duration>,
+    write_armed: Option<Duration>,
+}
+
+impl Timed {
+    fn new(stream: Stream, write_timeout: Duration) -> Timed {
+        Timed {
+            stream,
+            mode: Mode::Wait,
+            deadline: None,
+            timeout: write_timeout,
+            slack: ARM_SLACK,
+            yield_next: false,
+            read_armed: None,
+            write_armed: Some(write_timeout),
+        }
+    }
+
+    /// Starts a phase that must end within `timeout` from now.
+    fn begin(&mut self, mode: Mode, timeout: Duration) {
+        self.mode = mode;
+        self.deadline = Instant::now().checked_add(timeout);
+        self.timeout = timeout;
+        self.slack = ARM_SLACK.min(timeout / 16);
+        self.yield_next = false;
+    }
+
+    /// Whether the current phase's deadline has passed.
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The time left in the current phase, or `TimedOut` when there is none.
+    fn left(&self) -> io::Result<Duration> {
+        let left = match self.deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => self.timeout,
+        };
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the deadline has passed",
+            ));
+        }
+        Ok(left)
+    }
+
+    /// What is waiting on the socket, judged without blocking. Under TLS, records waiting are
+    /// processed first (session tickets are consumed, application data is kept for the next
+    /// read, an alert or `close_notify` means closed).
+    fn waiting(&mut self) -> Peek {
+        let peek = peek_now(self.stream.tcp());
+        if peek == Peek::Data && self.stream.is_tls() && self.stream.peer_closed() {
+            return Peek::Closed;
+        }
+        peek
+    }
+
+    /// One read without waiting.
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.stream.is_tls() {
+            // Bytes or the end of the stream are there: the read returns at once.
+            return match peek_now(self.stream.tcp()) {
+                Peek::Idle => Err(io::ErrorKind::WouldBlock.into()),
+                Peek::Data | Peek::Closed => self.stream.read(buf),
+            };
+        }
+        self.stream.tcp().set_nonblocking(true)?;
+        let result = self.stream.read(buf);
+        self.stream.tcp().set_nonblocking(false)?;
+        result
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.mode == Mode::Drain {
+            return self.read_now(buf);
+        }
+        if std::mem::take(&mut self.yield_next) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let left = self.left()?;
+        if self
+            .read_armed
+            .is_none_or(|armed| armed.abs_diff(left) > self.slack)
+        {
+            self.stream.set_read_timeout(Some(left))?;
+            self.read_armed = Some(left);
+        }
+        let n = self.stream.read(buf)?;
+        self.yield_next = n > 0;
+        Ok(n)
+    }
+}
+
+impl Timed {
+    /// Sets the write timeout to the time left, when it is not close to that already.
+    fn arm_write(&mut self) -> io::Result<()> {
+        let left = self.left()?;
+        if self
+            .write_armed
+            .is_none_or(|armed| armed.abs_diff(left) > self.slack)
+        {
+            self.stream.set_write_timeout(Some(left))?;
+            self.write_armed = Some(left);
+        }
+        Ok(())
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm_write()?;
+        self.stream.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.arm_write()?;
+        self.stream.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
 
 /// What one attempt ended with.
 enum Attempt {
@@ -422,7 +596,7 @@ impl Sender {
     pub fn close(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             debug!("closing the connection to {}", Peer(self.peer, &self.addr));
-            let _ = conn.get_mut().shutdown();
+            let _ = conn.get_mut().stream.shutdown();
         }
         self.peer = None;
     }
@@ -531,6 +705,7 @@ impl Sender {
             };
         };
         // `send_bytes` checked the payload before the first attempt.
+        conn.get_mut().begin(Mode::Wait, self.write_timeout);
         if let Err(error) = conn.write_checked_frame(payload) {
             return Attempt::Failed {
                 error: write_error(error),
@@ -547,19 +722,78 @@ impl Sender {
         }
     }
 
-    /// Makes sure there is a connection the peer has not closed.
+    /// Makes sure there is a connection the peer has not closed, with nothing waiting on it.
     fn ensure_connected(&mut self) -> Result<()> {
-        if let Some(conn) = self.conn.as_mut() {
-            if !conn.get_mut().peer_closed() {
+        if self.conn.is_some() {
+            if self.discard_stale() {
                 return Ok(());
             }
-            info!(
-                "{} closed the idle connection; connecting again",
-                Peer(self.peer, &self.addr)
-            );
             self.drop_connection();
         }
         self.connect()
+    }
+
+    /// Discards, without waiting, every frame the peer sent since the last reply: none of them
+    /// answers the message about to be written. Returns `false` when the connection must be
+    /// replaced: the peer closed it, or left part of a frame, or sent too much.
+    fn discard_stale(&mut self) -> bool {
+        let peer = Peer(self.peer, &self.addr);
+        let write_timeout = self.write_timeout;
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        match conn.get_mut().waiting() {
+            Peek::Closed => {
+                info!("{peer} closed the idle connection; connecting again");
+                return false;
+            }
+            Peek::Idle if !conn.in_frame() => return true,
+            Peek::Idle | Peek::Data => {}
+        }
+        conn.get_mut().begin(Mode::Drain, write_timeout);
+        for _ in 0..MAX_STALE_FRAMES {
+            match conn.read_frame() {
+                Ok(Some(frame)) => {
+                    self.stats.skipped_frames += 1;
+                    match ack_control_id(frame) {
+                        Some(id) => warn!(
+                            "discarded an ACK from {peer} for message {} that arrived after its \
+                             reply: it answers no message in flight",
+                            Id(id)
+                        ),
+                        None => warn!(
+                            "discarded a {}-byte frame from {peer} that answers no message in \
+                             flight",
+                            frame.len()
+                        ),
+                    }
+                }
+                Ok(None) => {
+                    info!("{peer} closed the idle connection; connecting again");
+                    return false;
+                }
+                Err(e) if e.is_timeout() => {
+                    if conn.in_frame() {
+                        warn!(
+                            "{peer} sent part of a frame that answers no message in flight; \
+                             connecting again"
+                        );
+                        return false;
+                    }
+                    return true;
+                }
+                Err(Error::Frame(FrameError::Oversized { max })) => {
+                    self.stats.skipped_frames += 1;
+                    warn!("discarded a frame from {peer} larger than {max} bytes");
+                }
+                Err(e) => {
+                    warn!("reading what {peer} sent on the idle connection failed ({e}); connecting again");
+                    return false;
+                }
+            }
+        }
+        warn!("{peer} keeps sending frames that answer no message; connecting again");
+        false
     }
 
     /// Connects to the target address, with TLS when configured.
@@ -588,8 +822,10 @@ impl Sender {
             info!("connected to {} ({})", Peer(peer, &self.addr), self.addr);
         }
         self.peer = peer;
-        self.conn = Some(Connection::new(stream, self.framing));
-        self.armed = None;
+        self.conn = Some(Connection::new(
+            Timed::new(stream, self.write_timeout),
+            self.framing,
+        ));
         Ok(())
     }
 
@@ -604,31 +840,13 @@ impl Sender {
 
     /// Reads reply frames until the one for `id` arrives or the ACK timeout passes.
     fn await_reply(&mut self, id: &[u8]) -> Result<Ack> {
-        let deadline = Instant::now().checked_add(self.ack_timeout);
-        let slack = ARM_SLACK.min(self.ack_timeout / 16);
         let reply = self.reply;
         let peer = Peer(self.peer, &self.addr);
         let Some(conn) = self.conn.as_mut() else {
             return Err(Error::Closed);
         };
+        conn.get_mut().begin(Mode::Wait, self.ack_timeout);
         loop {
-            // The read timeout is the time left before the deadline, recomputed for every read.
-            let left = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => self.ack_timeout,
-            };
-            if left.is_zero() {
-                return Err(self.ack_timed_out(id));
-            }
-            // Setting the socket's timeout is a system call: skip it while the one already set
-            // is within `slack` of the time left. A read that times out early is repeated
-            // below; one that times out late overshoots the deadline by `slack` at most.
-            if self.armed.is_none_or(|armed| armed.abs_diff(left) > slack) {
-                conn.get_ref()
-                    .set_read_timeout(Some(left))
-                    .map_err(|e| Error::io(Phase::Configure, e))?;
-                self.armed = Some(left);
-            }
             let frame = match conn.read_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
@@ -639,17 +857,26 @@ impl Sender {
                     return Err(Error::Closed);
                 }
                 Err(Error::Frame(FrameError::Oversized { max })) => {
-                    warn!("skipped a reply from {peer} larger than {max} bytes");
-                    self.stats.skipped_frames += 1;
-                    continue;
+                    warn!(
+                        "a reply from {peer} to message {} is larger than {max} bytes",
+                        Id(id)
+                    );
+                    return Err(FrameError::Oversized { max }.into());
                 }
                 Err(e) if e.is_timeout() => {
-                    if deadline.is_some_and(|d| Instant::now() < d) {
-                        // The timeout set was a little shorter than the time left.
-                        self.armed = None;
-                        continue;
+                    // Between two reads: the reply may already be too large, or too late.
+                    if conn.reader().in_oversized_frame() {
+                        let max = self.framing.max_size();
+                        warn!(
+                            "a reply from {peer} to message {} is larger than {max} bytes",
+                            Id(id)
+                        );
+                        return Err(FrameError::Oversized { max }.into());
                     }
-                    return Err(self.ack_timed_out(id));
+                    if conn.get_ref().expired() {
+                        return Err(self.ack_timed_out(id));
+                    }
+                    continue;
                 }
                 Err(e) => return Err(e),
             };

@@ -279,7 +279,15 @@ fn a_latin1_file_sent_with_its_encoding_is_stored_as_utf8() {
     let file = write(&dir, "latin1.hl7", &latin1);
     let store = dir.join("inbox");
     let (listener, addr) = listen(&store, &["--encoding", "8859/1", "--count", "1"]);
-    let sent = mllp(&["send", &addr, &file, "--encoding", "8859/1"]);
+    let sent = mllp(&[
+        "send",
+        &addr,
+        &file,
+        "--file-encoding",
+        "8859/1",
+        "--encoding",
+        "8859/1",
+    ]);
     assert_eq!(sent.code, 0, "{sent:?}");
     assert_eq!(sent.stdout, ["L1 AA"]);
     assert_eq!(listener.wait().code, 0);

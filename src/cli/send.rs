@@ -1,14 +1,17 @@
 //! `mllp send`: send the messages of files (or standard input) and report their ACKs.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mllp::{Charset, Header, Malformed, RetryPolicy, Sender};
+use mllp::{Charset, CharsetError, Header, Malformed, RetryPolicy, Sender};
 
 use super::args::{Args, UsageError};
 use super::options::{label_charset, stderr_line, unknown, Common, Failure};
 use super::{logger, split};
+
+mod resume;
 
 /// `mllp send --help`.
 pub const HELP: &str = "\
@@ -17,15 +20,20 @@ Usage: mllp send ADDR [FILE...] [OPTIONS]
 Sends the HL7 messages in each FILE (`-` or none: standard input) to the listener at ADDR,
 one at a time, each after the previous one was acknowledged, and prints each message's MSH-10
 and ACK code (and the ACK's MSA-3 text). A new message starts at each segment beginning with
-MSH; a file starting with FHS or BHS is sent as one block. LF and CRLF become CR.
+MSH; a file starting with FHS or BHS is sent as one block. LF and CRLF become CR. Files are
+read as UTF-8 (a byte order mark is dropped) and encoded into --encoding for the wire; a file
+not valid in its character set stops the run before anything is sent.
 
 Options:
-  --encoding LABEL        character set of the files and on the wire (default UTF-8);
-                          the bytes are sent as they are
-  --file-encoding LABEL   the files are in LABEL: convert them to --encoding for sending
+  --encoding LABEL        character set on the wire (default UTF-8)
+  --file-encoding LABEL   the files are in LABEL instead of UTF-8
+  --raw                   send the files' bytes as they are (no conversion, endings kept)
   --split-batch           send the messages of an FHS/BHS batch one by one
-  --raw                   keep segment endings as they are in the file
+  --resume STATE          append each acknowledged message to the file STATE and skip those
+                          it already holds, so a rerun sends only the rest (a message is
+                          known by FILE as given, its position in FILE and its MSH-10)
   --connect-timeout SECS  (default 10)   --ack-timeout SECS (default 30)
+  --write-timeout SECS    how long writing one message may take (default 10)
   --retries N             attempts after the first for each message (default 4)
   --tls, --tls-ca PEM, --tls-domain NAME, --tls-cert PEM --tls-key PEM (client identity)
   --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
@@ -47,7 +55,9 @@ struct Config {
     raw: bool,
     connect_timeout: Option<Duration>,
     ack_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     retries: Option<u32>,
+    resume: Option<PathBuf>,
     tls: Tls,
 }
 
@@ -67,7 +77,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut raw = false;
     let mut connect_timeout = None;
     let mut ack_timeout = None;
+    let mut write_timeout = None;
     let mut retries = None;
+    let mut resume = None;
     let mut tls = Tls::default();
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? {
@@ -79,7 +91,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "raw" => raw = true,
             "connect-timeout" => connect_timeout = Some(args.seconds(&name)?),
             "ack-timeout" => ack_timeout = Some(args.seconds(&name)?),
+            "write-timeout" => write_timeout = Some(args.seconds(&name)?),
             "retries" => retries = Some(args.parsed(&name)?),
+            "resume" => resume = Some(PathBuf::from(args.value(&name)?)),
             "tls" => tls.on = true,
             "tls-ca" => tls.ca = Some(PathBuf::from(args.value(&name)?)),
             "tls-domain" => tls.domain = Some(args.value(&name)?),
@@ -97,6 +111,13 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut files: Vec<String> = positionals.collect();
     if files.is_empty() {
         files.push("-".into());
+    }
+    if raw && file_encoding.is_some() {
+        return Err(UsageError(
+            "--raw sends the bytes of the files as they are, so --file-encoding cannot be used \
+             with it"
+                .into(),
+        ));
     }
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(UsageError(
@@ -117,7 +138,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         raw,
         connect_timeout,
         ack_timeout,
+        write_timeout,
         retries,
+        resume,
         tls,
     })
 }
@@ -126,7 +149,29 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
 struct Outgoing {
     /// `FILE message N`, for error messages.
     origin: String,
-    bytes: Vec<u8>,
+    /// The file as given (`-`: standard input) and the message's position in it (from 1).
+    file: String,
+    index: usize,
+    /// MSH-10 (or BHS-11/FHS-11), `-` when there is none.
+    id: String,
+    body: Body,
+}
+
+/// What is sent for one message.
+enum Body {
+    /// Text, encoded into `--encoding` by the sender.
+    Text(String),
+    /// Bytes sent as they are (`--raw`).
+    Raw(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Text(text) => text.as_bytes(),
+            Body::Raw(bytes) => bytes,
+        }
+    }
 }
 
 /// Reads every input and cuts it into messages.
@@ -151,26 +196,129 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
                 .map_err(|e| Failure::fatal(format!("cannot read {file}: {e}")))?;
             (file.clone(), bytes)
         };
-        let messages = split::messages(&bytes, config.split_batch);
+        let messages: Vec<Body> = if config.raw {
+            split::messages(&bytes, config.split_batch)
+                .into_iter()
+                .map(Body::Raw)
+                .collect()
+        } else {
+            let file_cs = config.file_encoding.unwrap_or(Charset::UTF_8);
+            let text = decode_file(config, &name, &bytes, file_cs)?;
+            let mut bodies = Vec::new();
+            for msg in split::messages(text.as_bytes(), config.split_batch) {
+                // Cut at ASCII bytes only, so each message is still UTF-8.
+                let text = String::from_utf8(split::normalise(&msg)).map_err(|_| {
+                    Failure::fatal(format!("{name} could not be cut into UTF-8 messages"))
+                })?;
+                bodies.push(Body::Text(text));
+            }
+            bodies
+        };
         if messages.is_empty() {
             warn(config, &format!("{name} holds no messages"));
         }
-        for (i, msg) in messages.into_iter().enumerate() {
-            let bytes = if config.raw {
-                msg
-            } else {
-                split::normalise(&msg)
-            };
+        for (i, body) in messages.into_iter().enumerate() {
+            let id = Header::parse(body.bytes())
+                .ok()
+                .and_then(|h| {
+                    h.control_id()
+                        .map(|id| String::from_utf8_lossy(id).into_owned())
+                })
+                .unwrap_or_else(|| "-".into());
             out.push(Outgoing {
                 origin: format!("{name} message {}", i + 1),
-                bytes,
+                file: file.clone(),
+                index: i + 1,
+                id,
+                body,
             });
         }
     }
     if out.is_empty() {
         return Err(Failure::fatal("found no HL7 messages in the input"));
     }
+    warn_reused_ids(config, &out);
     Ok(out)
+}
+
+/// The text of a file in character set `cs`. A UTF-8 byte order mark means UTF-8; a UTF-16
+/// one, or bytes not valid in the character set, are an error naming the message and the
+/// byte offset.
+fn decode_file(config: &Config, name: &str, bytes: &[u8], cs: Charset) -> Result<String, Failure> {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(Failure::fatal(format!(
+            "{name} starts with a UTF-16 byte order mark; MLLP cannot carry UTF-16 text: \
+             convert the file to UTF-8"
+        )));
+    }
+    let (cs, skip) = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        if cs != Charset::UTF_8 {
+            warn(
+                config,
+                &format!(
+                    "{name} starts with a UTF-8 byte order mark: it is read as UTF-8, not {cs}"
+                ),
+            );
+        }
+        (Charset::UTF_8, 3)
+    } else {
+        (cs, 0)
+    };
+    let body = &bytes[skip..];
+    match cs.decode(body, Malformed::Reject) {
+        Ok(decoded) => Ok(decoded.text.into_owned()),
+        Err(CharsetError::Malformed { at }) => {
+            let message = split::messages(&body[..at.min(body.len())], config.split_batch)
+                .len()
+                .max(1);
+            let hint = if config.file_encoding.is_some() {
+                "check --file-encoding, or send the bytes as they are with --raw"
+            } else {
+                "name the files' character set with --file-encoding, or send the bytes as they \
+                 are with --raw"
+            };
+            Err(Failure::fatal(format!(
+                "{name} is not valid {cs}: message {message}, byte {} of the file; nothing was \
+                 sent ({hint})",
+                at + skip
+            )))
+        }
+        Err(e) => Err(Failure::fatal(format!("{name}: {e}"))),
+    }
+}
+
+/// Warns about messages that reuse an MSH-10 of an earlier message of the run: a late or
+/// doubled ACK of one cannot be told from an ACK of the other.
+fn warn_reused_ids(config: &Config, messages: &[Outgoing]) {
+    const SHOWN: usize = 5;
+    let mut first: HashMap<&str, &str> = HashMap::new();
+    let mut reused = 0;
+    for msg in messages.iter().filter(|m| m.id != "-") {
+        match first.get(msg.id.as_str()) {
+            None => {
+                first.insert(&msg.id, &msg.origin);
+            }
+            Some(earlier) => {
+                reused += 1;
+                if reused <= SHOWN {
+                    warn(
+                        config,
+                        &format!(
+                            "{} reuses MSH-10 {} of {earlier}: the listener's ACKs for the two \
+                             cannot be told apart",
+                            msg.origin, msg.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if reused > SHOWN {
+        warn(
+            config,
+            &format!("{reused} messages in all reuse the MSH-10 of an earlier message of this run"),
+        );
+    }
 }
 
 /// A warning of the tool's own on standard error, unless `-q`. (The library's warnings about
@@ -191,6 +339,9 @@ fn build_sender(config: &Config, charset: Charset) -> Result<Sender, Failure> {
     }
     if let Some(t) = config.ack_timeout {
         builder = builder.ack_timeout(t);
+    }
+    if let Some(t) = config.write_timeout {
+        builder = builder.write_timeout(t);
     }
     if let Some(n) = config.retries {
         builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
@@ -245,7 +396,27 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     logger::init(config.common.log_level(log::LevelFilter::Error));
     let charset = config.common.charset()?;
     let framing = config.common.framing()?;
-    let messages = load(&config)?;
+    let mut messages = load(&config)?;
+    let mut state = match &config.resume {
+        Some(path) => Some(resume::State::open(path)?),
+        None => None,
+    };
+    if let Some(state) = &state {
+        let before = messages.len();
+        messages.retain(|m| !state.contains(&m.file, m.index, &m.id));
+        let skipped = before - messages.len();
+        if skipped > 0 && !config.common.quiet {
+            stderr_line(&format!(
+                "mllp: info: {skipped} of {before} messages were acknowledged in an earlier run \
+                 ({}); sending the other {}",
+                state.path().display(),
+                messages.len()
+            ));
+        }
+        if messages.is_empty() {
+            return Ok(0);
+        }
+    }
     let mut sender = build_sender(&config, charset)?;
     let mut progress = Progress {
         on: config.common.quiet && std::io::stderr().is_terminal(),
@@ -257,43 +428,38 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     for (done, msg) in messages.iter().enumerate() {
         progress.update(done, total, false);
-        let id = Header::parse(&msg.bytes)
-            .ok()
-            .and_then(|h| {
-                h.control_id()
-                    .map(|id| String::from_utf8_lossy(id).into_owned())
-            })
-            .unwrap_or_else(|| "-".into());
-        if let Some(at) = find(&msg.bytes, framing.start()) {
+        let id = &msg.id;
+        if let Some(at) = find(msg.body.bytes(), framing.start()) {
             unsendable += 1;
             stderr_line(&format!(
-                "mllp: {} cannot be sent: it contains the frame start sequence at byte {at}, \
-                 where the listener would cut it",
+                "mllp: error: {} cannot be sent: it contains the frame start sequence at byte \
+                 {at}, where the listener would cut it",
                 msg.origin
             ));
             continue;
         }
-        let result = match config.file_encoding.filter(|cs| *cs != charset) {
-            Some(file_cs) => match file_cs.decode(&msg.bytes, Malformed::Reject) {
-                Ok(text) => sender.send(&text.text),
-                Err(e) => Err(mllp::Error::Charset(e)),
-            },
-            None => {
-                if charset.decode(&msg.bytes, Malformed::Reject).is_err() {
+        let result = match &msg.body {
+            Body::Text(text) => sender.send(text),
+            Body::Raw(bytes) => {
+                if charset.decode(bytes, Malformed::Reject).is_err() {
                     warn(
                         &config,
                         &format!(
-                            "{} is not valid {charset}; it is sent unchanged (see --encoding)",
+                            "{} is not valid {charset}; it is sent unchanged (--raw)",
                             msg.origin
                         ),
                     );
                 }
-                sender.send_bytes(&msg.bytes)
+                sender.send_bytes(bytes)
             }
         };
         match result {
             Ok(ack) => {
-                if !ack.is_success() {
+                if ack.is_success() {
+                    if let Some(state) = &mut state {
+                        state.record(&msg.file, msg.index, id)?;
+                    }
+                } else {
                     negative += 1;
                 }
                 if !config.common.quiet {
@@ -312,11 +478,14 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             Err(e @ (mllp::Error::Header(_) | mllp::Error::Frame(_) | mllp::Error::Charset(_))) => {
                 // Something about this message; the next ones may be fine.
                 unsendable += 1;
-                stderr_line(&format!("mllp: {} cannot be sent: {e}", msg.origin));
+                stderr_line(&format!("mllp: error: {} cannot be sent: {e}", msg.origin));
             }
             Err(e) => {
                 progress.update(done, total, true);
                 let left = total - done;
+                if let Some(state) = &mut state {
+                    state.sync();
+                }
                 return Err(Failure::fatal(format!(
                     "{} (MSH-10 {id}) to {}: {e}{}",
                     msg.origin,
@@ -329,6 +498,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                 )));
             }
         }
+    }
+    if let Some(state) = &mut state {
+        state.sync();
     }
     progress.update(total, total, true);
     log::info!(
@@ -378,6 +550,10 @@ mod tests {
         assert!(parse_v(&[]).is_err());
         assert!(parse_v(&["h:1", "--tls-cert", "c"]).is_err());
         assert!(parse_v(&["h:1", "--file-encoding", "nope"]).is_err());
+        assert!(parse_v(&["h:1", "--raw", "--file-encoding", "latin1"]).is_err());
+        let c = parse_v(&["h:1", "--resume", "st", "--write-timeout", "2.5"]).unwrap();
+        assert_eq!(c.resume, Some(PathBuf::from("st")));
+        assert_eq!(c.write_timeout, Some(Duration::from_millis(2500)));
         #[cfg(feature = "tls")]
         assert!(parse_v(&["h:1", "--tls-ca", "ca.pem"]).unwrap().tls.on);
         #[cfg(not(feature = "tls"))]

@@ -1,0 +1,366 @@
+//! `mllp send` as a process: character sets of files and of the wire, `--resume`, reused
+//! MSH-10s, and the ACK deadline against a peer that trickles bytes.
+//!
+//! Every child is killed when its guard drops, every wait is bounded, and every peer thread
+//! stops by itself.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The longest any process or line is waited for.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A running `mllp` process; killed when dropped.
+struct Proc {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// How a process ended.
+#[derive(Debug)]
+struct Ended {
+    code: i32,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mllp"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the mllp binary starts");
+        let out = child.stdout.take().expect("stdout pipe");
+        let (tx, stdout) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().expect("stderr pipe");
+        let stderr = Some(thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        }));
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn line(&self) -> String {
+        match self.stdout.recv_timeout(LIMIT) {
+            Ok(line) => line,
+            Err(e) => panic!("no line from mllp within {LIMIT:?}: {e}"),
+        }
+    }
+
+    fn wait(mut self) -> Ended {
+        let end = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < end, "mllp did not exit within {LIMIT:?}");
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = Vec::new();
+        loop {
+            match self.stdout.recv_timeout(LIMIT) {
+                Ok(line) => stdout.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("standard output did not close"),
+            }
+        }
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        Ended {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mllp(args: &[&str]) -> Ended {
+    Proc::spawn(args).wait()
+}
+
+/// Starts `mllp listen 127.0.0.1:0 --store DIR EXTRA...` and returns it with its address.
+fn listen(store: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["listen", "127.0.0.1:0", "--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn(&args);
+    let first = proc.line();
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (proc, addr)
+}
+
+/// A fresh, empty directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mllp-cli-send-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The stored messages of `dir`, sorted by file name, as text.
+fn stored(dir: &Path) -> Vec<String> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = String::from_utf8(std::fs::read(&path).unwrap())
+                .unwrap_or_else(|_| panic!("{name} is not UTF-8"));
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, text)| text).collect()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn control_id(message: &str) -> String {
+    let header = mllp::Header::parse(message.as_bytes()).unwrap();
+    String::from_utf8(header.control_id().unwrap().to_vec()).unwrap()
+}
+
+const MULLER: &str =
+    "MSH|^~\\&|A|B|C|D|20260101||ADT^A08|U1|P|2.5.1\rPID|1||7||Müller^José||||||Königstraße 5\r";
+
+#[test]
+fn a_utf8_file_sent_as_latin1_arrives_as_written() {
+    let dir = scratch("utf8");
+    // With a byte order mark, as some editors save UTF-8.
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(MULLER.as_bytes());
+    let file = write(&dir, "utf8.hl7", &bytes);
+    let store = dir.join("inbox");
+    let (listener, addr) = listen(&store, &["--encoding", "latin1", "--count", "1"]);
+    let sent = mllp(&["send", &addr, &file, "--encoding", "latin1"]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(sent.stdout, ["U1 AA"]);
+    assert_eq!(listener.wait().code, 0);
+    assert_eq!(stored(&store), [MULLER]);
+
+    // --raw keeps sending the bytes as they are: the listener reads UTF-8 bytes as Latin-1.
+    let store = dir.join("raw");
+    let (listener, addr) = listen(&store, &["--encoding", "latin1", "--count", "1"]);
+    let sent = mllp(&["send", &addr, &file, "--encoding", "latin1", "--raw"]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(listener.wait().code, 0);
+    let raw = stored(&store);
+    assert!(raw[0].contains("MÃ¼ller"), "{raw:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_latin1_file_named_with_file_encoding_is_sent_as_utf8() {
+    let dir = scratch("latin1");
+    let latin1: Vec<u8> = MULLER.chars().map(|c| u8::try_from(c).unwrap()).collect();
+    let file = write(&dir, "latin1.hl7", &latin1);
+    let store = dir.join("inbox");
+    let (listener, addr) = listen(&store, &["--count", "1"]);
+    let sent = mllp(&["send", &addr, &file, "--file-encoding", "latin1"]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(listener.wait().code, 0);
+    assert_eq!(stored(&store), [MULLER]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_not_valid_in_its_charset_is_an_error_and_nothing_is_sent() {
+    let dir = scratch("invalid");
+    let first = common::adt("OK1");
+    let mut bytes = first.clone().into_bytes();
+    bytes.extend_from_slice(b"MSH|^~\\&|A|B|C|D|20260101||ADT^A08|BAD|P|2.5.1\rPID|1||M\xFCller\r");
+    let at = bytes.iter().position(|&b| b == 0xFC).unwrap();
+    let file = write(&dir, "latin1.hl7", &bytes);
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = peer.local_addr().unwrap().to_string();
+    let sent = mllp(&["send", &addr, &file]);
+    assert_eq!(sent.code, 2, "{sent:?}");
+    assert!(sent.stdout.is_empty(), "{sent:?}");
+    let lines: Vec<&str> = sent.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{sent:?}");
+    for part in [
+        "mllp: ",
+        file.as_str(),
+        "not valid UTF-8",
+        "message 2",
+        &format!("byte {at}"),
+    ] {
+        assert!(lines[0].contains(part), "{part:?} in {lines:?}");
+    }
+    // Nothing connected: the file was checked before sending.
+    peer.set_nonblocking(true).unwrap();
+    assert!(peer.accept().is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_that_reuses_an_msh10_is_warned_about() {
+    let dir = scratch("reuse");
+    let input = format!(
+        "{}{}{}",
+        common::adt("DUP"),
+        common::adt("UNIQUE"),
+        common::adt("DUP")
+    );
+    let file = write(&dir, "dup.hl7", input.as_bytes());
+    let store = dir.join("inbox");
+    let (listener, addr) = listen(&store, &["--count", "3"]);
+    let sent = mllp(&["send", &addr, &file]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(sent.stdout, ["DUP AA", "UNIQUE AA", "DUP AA"]);
+    let warnings: Vec<&str> = sent.stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{sent:?}");
+    assert!(
+        warnings[0].starts_with("mllp: warning: ")
+            && warnings[0].contains("message 3 reuses MSH-10 DUP of")
+            && warnings[0].contains("message 1"),
+        "{warnings:?}"
+    );
+    assert_eq!(listener.wait().code, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_skips_what_an_interrupted_run_got_acknowledged() {
+    let dir = scratch("resume");
+    let ids = ["R1", "R2", "R3", "R4", "R5"];
+    let input: String = ids.iter().map(|id| common::adt(id)).collect();
+    let file = write(&dir, "five.hl7", input.as_bytes());
+    let state = dir.join("state").to_str().unwrap().to_owned();
+
+    // A listener that stops after two messages: the run fails on the third.
+    let first_store = dir.join("first");
+    let (listener, addr) = listen(&first_store, &["--count", "2"]);
+    let sent = mllp(&["send", &addr, &file, "--resume", &state, "--retries", "0"]);
+    assert_eq!(sent.code, 2, "{sent:?}");
+    assert_eq!(sent.stdout, ["R1 AA", "R2 AA"]);
+    assert_eq!(listener.wait().code, 0);
+
+    // The rerun sends only the other three.
+    let second_store = dir.join("second");
+    let (listener, addr) = listen(&second_store, &["--count", "3"]);
+    let sent = mllp(&["send", &addr, &file, "--resume", &state]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(sent.stdout, ["R3 AA", "R4 AA", "R5 AA"]);
+    assert!(
+        sent.stderr
+            .contains("2 of 5 messages were acknowledged in an earlier run"),
+        "{sent:?}"
+    );
+    assert_eq!(listener.wait().code, 0);
+
+    // Every message stored once.
+    let mut got: Vec<String> = stored(&first_store)
+        .iter()
+        .chain(&stored(&second_store))
+        .map(|m| control_id(m))
+        .collect();
+    got.sort();
+    assert_eq!(got, ids);
+
+    // A third run has nothing left to send and connects to nothing.
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = peer.local_addr().unwrap().to_string();
+    let sent = mllp(&["send", &addr, &file, "--resume", &state]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert!(sent.stdout.is_empty(), "{sent:?}");
+    peer.set_nonblocking(true).unwrap();
+    assert!(peer.accept().is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reads one frame (up to the end sequence); `None` at end of stream or on error.
+fn read_message(tcp: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut msg = Vec::new();
+    let mut byte = [0u8; 1];
+    while !msg.ends_with(b"\x1c\r") {
+        match tcp.read(&mut byte) {
+            Ok(1) => msg.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(msg)
+}
+
+#[test]
+fn ack_timeout_holds_against_a_peer_that_trickles_bytes() {
+    const PEER_LIFE: Duration = Duration::from_secs(12);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Two connections at most (--retries 1), one after the other: read the message, then send
+    // a start byte and one byte every 200 ms until the sender leaves or the peer's life ends.
+    let peer = thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            tcp.set_read_timeout(Some(PEER_LIFE)).unwrap();
+            tcp.set_write_timeout(Some(PEER_LIFE)).unwrap();
+            if read_message(&mut tcp).is_none() {
+                continue;
+            }
+            let started = Instant::now();
+            let mut bytes = b"\x0bMSH|^~\\&|"
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(b'A'));
+            while started.elapsed() < PEER_LIFE {
+                if tcp.write_all(&[bytes.next().unwrap()]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let dir = scratch("trickle");
+    let file = write(&dir, "one.hl7", common::adt("SLOW").as_bytes());
+    let started = Instant::now();
+    let sent = mllp(&["send", &addr, &file, "--ack-timeout", "1", "--retries", "1"]);
+    let took = started.elapsed();
+    eprintln!("mllp send ended after {took:?}");
+    assert_eq!(sent.code, 2, "{sent:?}");
+    assert!(sent.stderr.contains("ACK"), "{sent:?}");
+    // Two attempts of 1 s each and one backoff of at most 250 ms, plus the process.
+    assert!(took < Duration::from_secs(5), "mllp send took {took:?}");
+    // If the peer still waits for a second connection, this one ends it.
+    drop(TcpStream::connect(&addr));
+    peer.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
