@@ -477,12 +477,14 @@ typedef struct mllp_sender_options {
    */
   uint32_t connect_timeout_ms;
   /**
-   * How long to wait for the acknowledgement once the message is written, in milliseconds
-   * (at least 1). Default 30000.
+   * How long the acknowledgement may take once the message is written, in milliseconds
+   * (at least 1): wall time for the whole reply, however slowly its bytes arrive. Default
+   * 30000.
    */
   uint32_t ack_timeout_ms;
   /**
-   * How long one write may make no progress, in milliseconds (at least 1). Default 10000.
+   * How long writing the whole message may take, in milliseconds (at least 1): wall time,
+   * however slowly the peer reads. Default 10000.
    */
   uint32_t write_timeout_ms;
   /**

@@ -476,10 +476,13 @@ fn proxy_relays_cleanly_without_faults() {
         assert_eq!(sender.send(&adt(&id)).unwrap().control_id, id);
     }
     let stats = sender.stats();
-    // The duplicated ACK was read as a stale reply and skipped; nothing was resent.
-    assert_eq!(
-        (stats.connects, stats.retries, stats.skipped_frames),
-        (1, 0, 1)
+    // The duplicated ACK was read as a stale reply and skipped, or (when only part of it had
+    // arrived, one byte at a time, by the next write) the connection was replaced before that
+    // write so its rest cannot be taken for the next reply. Either way nothing was resent.
+    let seen_stats = (stats.connects, stats.retries, stats.skipped_frames);
+    assert!(
+        matches!(seen_stats, (1, 0, 1) | (2, 0, 0)),
+        "(connects, retries, skipped frames) = {seen_stats:?}"
     );
     assert_eq!(proxy.counts().duplicated_replies, 1);
     drop(sender);

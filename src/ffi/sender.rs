@@ -93,10 +93,12 @@ pub struct mllp_sender_options {
     /// How long connecting may take, TLS handshake included, in milliseconds (at least 1).
     /// Default 10000.
     pub connect_timeout_ms: u32,
-    /// How long to wait for the acknowledgement once the message is written, in milliseconds
-    /// (at least 1). Default 30000.
+    /// How long the acknowledgement may take once the message is written, in milliseconds
+    /// (at least 1): wall time for the whole reply, however slowly its bytes arrive. Default
+    /// 30000.
     pub ack_timeout_ms: u32,
-    /// How long one write may make no progress, in milliseconds (at least 1). Default 10000.
+    /// How long writing the whole message may take, in milliseconds (at least 1): wall time,
+    /// however slowly the peer reads. Default 10000.
     pub write_timeout_ms: u32,
     /// The most attempts per message, the first included; 1 means no retry, 0 means no limit.
     /// Default 5.
