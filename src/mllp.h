@@ -197,8 +197,9 @@ typedef struct mllp_listener_options {
    */
   int32_t detect_msh18;
   /**
-   * Non-zero: a message with bytes not valid in its character set is answered with AE
-   * without calling the callback. 0 (the default): such bytes reach the callback as U+FFFD.
+   * Non-zero (the default): a message with bytes not valid in its character set is
+   * answered with AE, naming the byte offset, without calling the callback. 0: such bytes
+   * reach the callback as U+FFFD.
    */
   int32_t reject_malformed;
   /**

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mllp::{AckPolicy, FileStore, Listener, ListenerStats, Message, Response, ShutdownHandle};
+use mllp::{
+    AckPolicy, FileStore, Listener, ListenerStats, Malformed, Message, Response, ShutdownHandle,
+};
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
@@ -28,7 +30,10 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 Options:
   --store DIR             where messages are stored (default ./inbox)
   --encoding LABEL        character set of incoming messages (default UTF-8)
-  --msh18                 use the character set named in MSH-18 when there is one
+  --no-msh18              ignore MSH-18: decode every message in --encoding (by default a
+                          known character set named in MSH-18 wins; --msh18 says so)
+  --malformed POLICY      a message not valid in its character set: reject (default), answered
+                          AE naming the byte offset and not stored; replace: stored with U+FFFD
   --count N               exit 0 once N messages have been stored and acknowledged
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
@@ -52,6 +57,7 @@ struct Config {
     addr: String,
     store: PathBuf,
     msh18: bool,
+    malformed: Malformed,
     ack_policy: AckPolicy,
     count: Option<u64>,
     max_connections: Option<usize>,
@@ -65,7 +71,8 @@ struct Config {
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut store = None;
-    let mut msh18 = false;
+    let mut msh18 = true;
+    let mut malformed = Malformed::Reject;
     let mut ack_policy = AckPolicy::Original;
     let mut count = None;
     let mut max_connections = None;
@@ -81,6 +88,18 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         match name.as_str() {
             "store" => store = Some(PathBuf::from(args.value(&name)?)),
             "msh18" => msh18 = true,
+            "no-msh18" => msh18 = false,
+            "malformed" => {
+                malformed = match args.value(&name)?.as_str() {
+                    "reject" => Malformed::Reject,
+                    "replace" => Malformed::Replace,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--malformed is reject or replace, not {other:?}"
+                        )))
+                    }
+                }
+            }
             "ack-mode" => {
                 ack_policy = match args.value(&name)?.as_str() {
                     "original" => AckPolicy::Original,
@@ -140,6 +159,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         addr,
         store: store.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
         msh18,
+        malformed,
         ack_policy,
         count,
         max_connections,
@@ -253,6 +273,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         .framing(framing)
         .charset(charset)
         .detect_msh18(config.msh18)
+        .malformed(config.malformed)
         .ack_policy(if config.common.mllp2 {
             AckPolicy::Mllp2
         } else {

@@ -55,8 +55,9 @@ pub struct mllp_listener_options {
     /// Non-zero (the default): decode each message in the character set its MSH-18 names,
     /// when it names a known one.
     pub detect_msh18: i32,
-    /// Non-zero: a message with bytes not valid in its character set is answered with AE
-    /// without calling the callback. 0 (the default): such bytes reach the callback as U+FFFD.
+    /// Non-zero (the default): a message with bytes not valid in its character set is
+    /// answered with AE, naming the byte offset, without calling the callback. 0: such bytes
+    /// reach the callback as U+FFFD.
     pub reject_malformed: i32,
     /// The most connections served at once (at least 1). Default 10.
     pub max_connections: u32,
@@ -105,7 +106,7 @@ impl Default for mllp_listener_options {
             framing: Framing::default().into(),
             charset: std::ptr::null(),
             detect_msh18: 1,
-            reject_malformed: 0,
+            reject_malformed: 1,
             max_connections: u32::try_from(DEFAULT_MAX_CONNECTIONS).unwrap_or(u32::MAX),
             backlog_overflow: 0,
             replace_idle: 0,
@@ -817,6 +818,14 @@ mod tests {
         }
         assert_eq!((stats.messages, stats.acks_aa, stats.acks_ar), (3, 1, 1));
         assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn defaults_match_the_rust_builder() {
+        let opts = mllp_listener_options::default();
+        // Malformed text is rejected and MSH-18 is read, as in Rust and the CLI.
+        assert_ne!(opts.reject_malformed, 0);
+        assert_ne!(opts.detect_msh18, 0);
     }
 
     #[test]

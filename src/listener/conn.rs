@@ -291,7 +291,7 @@ impl Session<'_> {
                 );
                 let text = match e {
                     CharsetError::Malformed { at } => {
-                        format!("the message is not valid {charset} (byte {at})")
+                        format!("the message is not valid {charset} (byte offset {at})")
                     }
                     other => other.to_string(),
                 };

@@ -46,7 +46,10 @@
 //! * a frame larger than the maximum message size: it is skipped, and answered with `AR`
 //!   (`CR` in enhanced mode) "message exceeds N bytes", error code 207, naming its control ID
 //!   when its header was readable; the connection stays up;
-//! * a message not valid in its character set under [`Malformed::Reject`]: `AE` (`CE`).
+//! * a message not valid in its character set (MSH-18's, when it names a known one, else the
+//!   configured one), under [`Malformed::Reject`], the default: `AE` (`CE`) whose text and ERR
+//!   segment name the byte offset of the first invalid sequence. Nothing is handed on, so
+//!   nothing is stored with replacement characters; [`Malformed::Replace`] opts into U+FFFD.
 //!
 //! In [`AckPolicy::Mllp2`] mode all of these are a negative commit block (0x15).
 //!
@@ -210,9 +213,10 @@ impl ListenerBuilder {
         self
     }
 
-    /// What to do with bytes not valid in the character set: [`Malformed::Replace`] (the
-    /// default) hands the message to the handler with U+FFFD in their place;
-    /// [`Malformed::Reject`] answers `AE` without calling the handler.
+    /// What to do with a message holding bytes not valid in its character set:
+    /// [`Malformed::Reject`] (the default) answers `AE` (`CE`), whose text and ERR segment name
+    /// the byte offset of the first such sequence, without calling the handler;
+    /// [`Malformed::Replace`] hands the message to the handler with U+FFFD in their place.
     pub fn malformed(mut self, policy: Malformed) -> Self {
         self.settings.malformed = policy;
         self
@@ -429,7 +433,7 @@ impl Listener {
                 framing: Framing::default(),
                 charset: Charset::UTF_8,
                 detect_msh18: true,
-                malformed: Malformed::Replace,
+                malformed: Malformed::Reject,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 overflow: Overflow::Refuse,
                 replace_idle: false,
