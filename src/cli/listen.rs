@@ -294,9 +294,14 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
-    let listener = builder
-        .bind()
-        .map_err(|e| Failure::fatal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let listener = builder.bind().map_err(|e| match e {
+        // The error names the address already.
+        mllp::Error::Io {
+            phase: mllp::Phase::Bind,
+            ..
+        } => Failure::fatal(format!("cannot listen: {e}")),
+        e => Failure::fatal(format!("cannot listen on {}: {e}", config.addr)),
+    })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
     signal::install(move || signal_handle.shutdown());

@@ -303,8 +303,8 @@ impl ListenerBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for an invalid setting or address; [`Error::Tls`] when the TLS
-    /// identity cannot be read; [`Error::Io`] with [`Phase::Accept`] when the address cannot
-    /// be bound (in use, not local, no permission).
+    /// identity cannot be read; [`Error::Io`] with [`Phase::Bind`] when the address cannot
+    /// be bound (in use, not local, no permission); its text names the address once.
     pub fn bind(self) -> Result<Listener> {
         let mut settings = self.settings;
         let addrs = self
@@ -346,9 +346,10 @@ impl ListenerBuilder {
             None => None,
         };
         let socket = TcpListener::bind(&addrs[..]).map_err(|e| {
+            let names: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             Error::io(
-                Phase::Accept,
-                io::Error::new(e.kind(), format!("cannot listen on {addrs:?}: {e}")),
+                Phase::Bind,
+                io::Error::new(e.kind(), format!("{}: {e}", names.join(", "))),
             )
         })?;
         let local_addr = socket
