@@ -30,13 +30,13 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 Options:
   --store DIR             where messages are stored (default ./inbox)
   --encoding LABEL        character set of incoming messages (default UTF-8)
-  --no-msh18              ignore MSH-18: decode every message in --encoding (by default a
-                          known character set named in MSH-18 wins; --msh18 says so)
-  --malformed POLICY      a message not valid in its character set: reject (default), answered
-                          AE naming the byte offset and not stored; replace: stored with U+FFFD
+  --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
+  --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
+  --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
+                          (default 5; 0: never, refuse the newcomer)
   --frame-timeout SECS    a started frame must complete within this (default 60)
   --idle-timeout SECS     close connections idle this long (default: never)
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
@@ -62,6 +62,8 @@ struct Config {
     count: Option<u64>,
     max_connections: Option<usize>,
     single: bool,
+    /// `None`: the library's default; `Some(None)`: eviction off.
+    evict_after: Option<Option<Duration>>,
     frame_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
@@ -77,6 +79,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut count = None;
     let mut max_connections = None;
     let mut single = false;
+    let mut evict_after = None;
     let mut frame_timeout = None;
     let mut idle_timeout = None;
     let mut tls_cert = None;
@@ -126,6 +129,15 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 max_connections = Some(n);
             }
             "single" => single = true,
+            "evict-after" => {
+                let secs: f64 = args.parsed(&name)?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err(UsageError(
+                        "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
+                    ));
+                }
+                evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+            }
             "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
@@ -164,6 +176,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         count,
         max_connections,
         single,
+        evict_after,
         frame_timeout,
         idle_timeout,
         tls_cert,
@@ -284,6 +297,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     } else if let Some(n) = config.max_connections {
         builder = builder.max_connections(n);
     }
+    if let Some(after) = config.evict_after {
+        builder = builder.evict_after(after);
+    }
     if let Some(t) = config.frame_timeout {
         builder = builder.frame_timeout(Some(t));
     }
@@ -364,6 +380,7 @@ pub fn summary(s: &ListenerStats) -> String {
         ("oversized", s.oversized_frames),
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
+        ("evicted connections", s.connections_evicted),
     ];
     let parts: Vec<String> = codes
         .iter()

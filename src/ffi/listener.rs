@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::listener::{
     AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
-    ShutdownHandle, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
+    ShutdownHandle, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
 use crate::transport::TlsServerConfig;
 
@@ -98,6 +98,11 @@ pub struct mllp_listener_options {
     /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
     /// `tls_pkcs12_file`.
     pub tls_pkcs12_password: *const c_char,
+    /// When every slot is taken, a new connection takes the slot of the connection that has
+    /// gone longest without completing a frame, once that is at least this long, in
+    /// milliseconds; a connection whose message is in the callback is never chosen. 0: never
+    /// (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
+    pub evict_after_ms: u32,
 }
 
 impl Default for mllp_listener_options {
@@ -121,6 +126,7 @@ impl Default for mllp_listener_options {
             stack_size: MLLP_LISTENER_DEFAULT_STACK_SIZE,
             tls_pkcs12_file: std::ptr::null(),
             tls_pkcs12_password: std::ptr::null(),
+            evict_after_ms: millis(DEFAULT_EVICT_AFTER),
         }
     }
 }
@@ -167,6 +173,7 @@ impl mllp_listener_options {
                 Overflow::Refuse
             })
             .replace_idle(self.replace_idle != 0)
+            .evict_after(optional_ms(self.evict_after_ms))
             .frame_timeout(optional_ms(self.frame_timeout_ms))
             .idle_timeout(optional_ms(self.idle_timeout_ms))
             .write_timeout(optional_ms(self.write_timeout_ms))
@@ -439,6 +446,9 @@ pub struct mllp_listener_stats {
     pub idle_timeouts: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_failures: u64,
+    /// Connections closed to make room for a new one because they had gone longest without
+    /// completing a frame (`evict_after_ms`).
+    pub connections_evicted: u64,
 }
 
 impl From<ListenerStats> for mllp_listener_stats {
@@ -465,6 +475,7 @@ impl From<ListenerStats> for mllp_listener_stats {
             frame_timeouts: s.frame_timeouts,
             idle_timeouts: s.idle_timeouts,
             tls_failures: s.tls_failures,
+            connections_evicted: s.connections_evicted,
         }
     }
 }
@@ -826,6 +837,7 @@ mod tests {
         // Malformed text is rejected and MSH-18 is read, as in Rust and the CLI.
         assert_ne!(opts.reject_malformed, 0);
         assert_ne!(opts.detect_msh18, 0);
+        assert_eq!(opts.evict_after_ms, 5000);
     }
 
     #[test]
