@@ -1,9 +1,12 @@
 //! `mllp listen`: receive messages, store each in a file, then acknowledge it.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mllp::{
     AckPolicy, FileStore, Listener, ListenerStats, Malformed, Message, Response, ShutdownHandle,
@@ -217,22 +220,119 @@ fn error_source(e: &mllp::Error) -> String {
     source.to_string()
 }
 
+/// How many lines may wait for standard output; beyond that, lines are dropped (and counted).
+const PRINT_QUEUE: usize = 1024;
+/// How long stopping waits for waiting lines and the summary to be printed.
+const PRINT_DRAIN: Duration = Duration::from_secs(2);
+
+/// Per-message lines, printed by a thread of their own so that a standard output nobody reads
+/// never blocks a connection (and with it the ACKs and the shutdown). When the queue is full
+/// the line is dropped and counted.
+struct Printer {
+    tx: Option<SyncSender<String>>,
+    state: Arc<PrintState>,
+}
+
+#[derive(Default)]
+struct PrintState {
+    /// Lines queued and not yet written.
+    waiting: AtomicU64,
+    /// Lines dropped: the queue was full, or standard output failed.
+    dropped: AtomicU64,
+}
+
+impl Printer {
+    fn start() -> Printer {
+        let (tx, rx) = mpsc::sync_channel::<String>(PRINT_QUEUE);
+        let state = Arc::new(PrintState::default());
+        let state2 = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("mllp-stdout".into())
+            .spawn(move || {
+                for line in rx {
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        state2.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    state2.waiting.fetch_sub(1, Ordering::Release);
+                }
+            });
+        match thread {
+            Ok(_) => Printer {
+                tx: Some(tx),
+                state,
+            },
+            Err(e) => {
+                log::warn!("cannot start the output thread ({e}): message lines are not printed");
+                Printer { tx: None, state }
+            }
+        }
+    }
+
+    /// Queues a line; never blocks.
+    fn line(&self, line: String) {
+        let Some(tx) = &self.tx else {
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.state.waiting.fetch_add(1, Ordering::AcqRel);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
+            self.state.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits, at most until `end`, for the waiting lines to be written; returns whether they
+    /// were.
+    fn drain(&self, end: Instant) -> bool {
+        while self.state.waiting.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Lines queued and not yet written.
+    fn waiting(&self) -> u64 {
+        self.state.waiting.load(Ordering::Acquire)
+    }
+}
+
+thread_local! {
+    /// The line of the message being acknowledged on this connection thread, printed once its
+    /// ACK is written.
+    static PENDING: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
 /// The handler of `mllp listen`.
 struct StoreHandler {
     store: FileStore,
-    quiet: bool,
+    printer: Option<Arc<Printer>>,
     count: Option<u64>,
     stored: AtomicU64,
     handle: ShutdownHandle,
 }
 
 impl mllp::Handler for StoreHandler {
+    fn acknowledged(&self, _connection_id: u64, written: bool) {
+        let line = PENDING.with(|p| p.borrow_mut().take());
+        if let (Some(printer), Some(line), true) = (&self.printer, line, written) {
+            printer.line(line);
+        }
+    }
+
     fn handle(&self, message: &Message<'_>) -> Response {
         let path = match store_message(&self.store, message) {
             Ok(path) => path,
             Err(nak) => return nak,
         };
-        if !self.quiet {
+        if self.printer.is_some() {
             let header = message.header();
             let field = |v: Option<&[u8]>| match v {
                 Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
@@ -244,13 +344,14 @@ impl mllp::Handler for StoreHandler {
             } else {
                 field(header.message_type())
             };
-            print_line(&format!(
+            let line = format!(
                 "{} {} {} {}",
                 path.display(),
                 field(header.control_id()),
                 kind,
                 message.peer_addr()
-            ));
+            );
+            PENDING.with(|p| *p.borrow_mut() = Some(line));
         }
         let stored = self.stored.fetch_add(1, Ordering::SeqCst) + 1;
         if self.count == Some(stored) {
@@ -331,17 +432,31 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         },
         display_dir(store.dir())
     ));
+    let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = StoreHandler {
         store,
-        quiet: config.common.quiet,
+        printer: printer.clone(),
         count: config.count,
         stored: AtomicU64::new(0),
         handle: handle.clone(),
     };
     listener.run(handler)?;
     let stats = handle.stats();
-    if !config.common.quiet {
-        print_line(&summary(&stats));
+    if let Some(printer) = printer {
+        // Bounded: a standard output nobody reads must not keep the process from exiting.
+        let end = Instant::now() + PRINT_DRAIN;
+        let drained = printer.drain(end);
+        let lost = printer.dropped() + printer.waiting();
+        let summary = summary(&stats, lost);
+        if drained {
+            printer.line(summary.clone());
+        }
+        if !(drained && printer.drain(end)) || lost > 0 {
+            log::warn!(
+                "standard output did not keep up: {lost} message line{} not printed; {summary}",
+                plural(lost)
+            );
+        }
     }
     match config.count {
         Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
@@ -358,8 +473,9 @@ fn display_dir(dir: &Path) -> String {
     dir.display().to_string()
 }
 
-/// One line: messages, connections, acknowledgements by code.
-pub fn summary(s: &ListenerStats) -> String {
+/// One line: messages, connections, acknowledgements by code, and how many message lines were
+/// not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -381,6 +497,7 @@ pub fn summary(s: &ListenerStats) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
         .iter()
@@ -441,7 +558,7 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s),
+            summary(&s, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
         );
     }

@@ -102,6 +102,7 @@ pub(crate) fn serve(
         tls_peer: tls_peer.as_ref(),
         ack: Vec::with_capacity(512),
         seen: ReaderStats::default(),
+        handled: false,
     };
     let reason = session.run(&mut conn);
     debug!("connection {} from {} closed: {reason}", peer.id, peer.addr);
@@ -121,6 +122,8 @@ struct Session<'a> {
     ack: Vec<u8>,
     /// The reader's counters as last added to the listener's.
     seen: ReaderStats,
+    /// Whether the handler answered the message being acknowledged.
+    handled: bool,
 }
 
 /// What the connection does after a read.
@@ -149,6 +152,7 @@ impl Session<'_> {
                 return "the listener is shutting down".into();
             }
             self.ack.clear();
+            self.handled = false;
             let flags = Arc::clone(&self.peer.flags);
             let step = match conn.read_frame() {
                 Ok(Some(_)) | Err(Error::Frame(FrameError::Oversized { .. }))
@@ -168,7 +172,11 @@ impl Session<'_> {
             self.sync_stats(conn.stats());
             match step {
                 Step::Reply(sent) => {
-                    if let Err(e) = self.reply(conn, sent) {
+                    let result = self.reply(conn, sent);
+                    if self.handled {
+                        self.acknowledged(result.is_ok());
+                    }
+                    if let Err(e) = result {
                         return format!("writing the acknowledgement failed: {e}");
                     }
                 }
@@ -187,6 +195,18 @@ impl Session<'_> {
     fn begin(flags: &Flags) -> bool {
         flags.frame_completed();
         flags.begin_handling()
+    }
+
+    /// Tells the handler its message's acknowledgement was written (or failed).
+    fn acknowledged(&self, written: bool) {
+        let (handler, id) = (self.handler, self.peer.id);
+        if catch_unwind(AssertUnwindSafe(|| handler.acknowledged(id, written))).is_err() {
+            bump(&self.shared.stats.handler_panics);
+            error!(
+                "connection {} from {}: the handler panicked after an acknowledgement",
+                self.peer.id, self.peer.addr
+            );
+        }
     }
 
     /// Adds the reader's new skipped bytes to the listener's counters.
@@ -338,6 +358,7 @@ impl Session<'_> {
             replaced: decoded.replaced,
         };
         bump(&self.shared.stats.messages);
+        self.handled = true;
         let handler = self.handler;
         let response = match catch_unwind(AssertUnwindSafe(|| handler.handle(&message))) {
             Ok(response) => response,
