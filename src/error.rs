@@ -299,7 +299,8 @@ impl fmt::Display for HeaderError {
             ),
             // Field 11 is required only of a batch header: its control ID.
             HeaderError::MissingField { field: 11 } => f.write_str(
-                "the batch control ID (FHS-11, or BHS-11 when the batch has a BHS) is empty",
+                "the batch control ID (FHS-11, or BHS-11 when the batch has a BHS) is empty; \
+                 give the batch one, or send its messages one at a time",
             ),
             HeaderError::MissingField { field } => write!(f, "MSH-{field} is empty"),
             HeaderError::NotAnAck => {
