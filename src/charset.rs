@@ -33,11 +33,11 @@ use crate::hl7::Header;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Malformed {
     /// Replace each malformed sequence with U+FFFD, count the replacements and log a warning.
-    /// The default.
-    #[default]
+    /// An explicit choice: the replaced bytes are lost.
     Replace,
     /// Fail with [`CharsetError::Malformed`]; a listener answers such a message with an
-    /// application error (AE).
+    /// application error (AE) naming the byte offset, without handing it on. The default.
+    #[default]
     Reject,
 }
 

@@ -66,8 +66,10 @@ pub enum Phase {
     Read,
     /// Writing to the stream.
     Write,
-    /// Binding or accepting on a listening socket.
+    /// Accepting a connection on a listening socket (or starting the listener's thread).
     Accept,
+    /// Binding the listening socket to its address.
+    Bind,
     /// Configuring a socket (timeouts, options).
     Configure,
     /// Reading or writing a file.
@@ -140,7 +142,8 @@ pub enum HeaderError {
     BadEncodingCharacters,
     /// A required field is empty (MSH-10 when sending, for example).
     MissingField {
-        /// The field number, e.g. 10 for MSH-10.
+        /// The field number, e.g. 10 for MSH-10; 11 is the batch control ID (FHS-11/BHS-11),
+        /// the one field 11 required.
         field: u8,
     },
     /// The reply is not an HL7 ACK (no MSA segment) nor an MLLP commit block.
@@ -233,6 +236,7 @@ impl fmt::Display for Phase {
             Phase::Read => "reading",
             Phase::Write => "writing",
             Phase::Accept => "accepting a connection",
+            Phase::Bind => "binding the listening address",
             Phase::Configure => "configuring the socket",
             Phase::File => "accessing a file",
         })
@@ -292,6 +296,11 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::BadEncodingCharacters => f.write_str(
                 "the header's encoding characters (MSH-2) are missing, repeated or invalid",
+            ),
+            // Field 11 is required only of a batch header: its control ID.
+            HeaderError::MissingField { field: 11 } => f.write_str(
+                "the batch control ID (FHS-11, or BHS-11 when the batch has a BHS) is empty; \
+                 give the batch one, or send its messages one at a time",
             ),
             HeaderError::MissingField { field } => write!(f, "MSH-{field} is empty"),
             HeaderError::NotAnAck => {

@@ -89,6 +89,6 @@ fn print_version() -> ExitCode {
 }
 
 fn fail(failure: &Failure) -> ExitCode {
-    cli::options::stderr_line(&format!("mllp: {}", failure.reason));
+    cli::options::stderr_line(&format!("mllp: error: {}", failure.reason));
     ExitCode::from(failure.code)
 }

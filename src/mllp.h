@@ -197,8 +197,9 @@ typedef struct mllp_listener_options {
    */
   int32_t detect_msh18;
   /**
-   * Non-zero: a message with bytes not valid in its character set is answered with AE
-   * without calling the callback. 0 (the default): such bytes reach the callback as U+FFFD.
+   * Non-zero (the default): a message with bytes not valid in its character set is
+   * answered with AE, naming the byte offset, without calling the callback. 0: such bytes
+   * reach the callback as U+FFFD.
    */
   int32_t reject_malformed;
   /**
@@ -268,6 +269,13 @@ typedef struct mllp_listener_options {
    * `tls_pkcs12_file`.
    */
   const char *tls_pkcs12_password;
+  /**
+   * When every slot is taken, a new connection takes the slot of the connection that has
+   * gone longest without completing a frame, once that is at least this long, in
+   * milliseconds; a connection whose message is in the callback is never chosen. 0: never
+   * (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
+   */
+  uint32_t evict_after_ms;
 } mllp_listener_options;
 
 /**
@@ -431,6 +439,11 @@ typedef struct mllp_listener_stats {
    * TLS handshakes that failed or timed out.
    */
   uint64_t tls_failures;
+  /**
+   * Connections closed to make room for a new one because they had gone longest without
+   * completing a frame (`evict_after_ms`).
+   */
+  uint64_t connections_evicted;
 } mllp_listener_stats;
 
 /**

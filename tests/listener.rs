@@ -571,6 +571,7 @@ fn messages_are_decoded_to_utf8() {
     let seen: Arc<Mutex<Vec<(String, String, usize)>>> = Arc::default();
     let seen2 = Arc::clone(&seen);
     let running = builder()
+        .malformed(Malformed::Replace)
         .bind()
         .unwrap()
         .spawn(move |m: &Message<'_>| {
@@ -590,7 +591,7 @@ fn messages_are_decoded_to_utf8() {
     let ack = round_trip(&mut conn, &latin1);
     assert_aa(&ack, "L1");
     assert!(ack.raw.ends_with(b"MSA|AA|L1\r"));
-    // Malformed UTF-8 is replaced by default.
+    // Malformed UTF-8 is replaced when Malformed::Replace is chosen (the default rejects).
     latin1 = b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|U1|P|2.5\rPID|1||||M\xfcller\r".to_vec();
     assert_aa(&round_trip(&mut conn, &latin1), "U1");
     let seen_now = seen.lock().unwrap().clone();

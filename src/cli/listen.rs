@@ -1,11 +1,16 @@
 //! `mllp listen`: receive messages, store each in a file, then acknowledge it.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use mllp::{AckPolicy, FileStore, Listener, ListenerStats, Message, Response, ShutdownHandle};
+use mllp::{
+    AckPolicy, FileStore, Listener, ListenerStats, Malformed, Message, Response, ShutdownHandle,
+};
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
@@ -28,10 +33,13 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 Options:
   --store DIR             where messages are stored (default ./inbox)
   --encoding LABEL        character set of incoming messages (default UTF-8)
-  --msh18                 use the character set named in MSH-18 when there is one
+  --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
+  --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
+  --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
+                          (default 5; 0: never, refuse the newcomer)
   --frame-timeout SECS    a started frame must complete within this (default 60)
   --idle-timeout SECS     close connections idle this long (default: never)
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
@@ -52,10 +60,13 @@ struct Config {
     addr: String,
     store: PathBuf,
     msh18: bool,
+    malformed: Malformed,
     ack_policy: AckPolicy,
     count: Option<u64>,
     max_connections: Option<usize>,
     single: bool,
+    /// `None`: the library's default; `Some(None)`: eviction off.
+    evict_after: Option<Option<Duration>>,
     frame_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
@@ -65,11 +76,13 @@ struct Config {
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut store = None;
-    let mut msh18 = false;
+    let mut msh18 = true;
+    let mut malformed = Malformed::Reject;
     let mut ack_policy = AckPolicy::Original;
     let mut count = None;
     let mut max_connections = None;
     let mut single = false;
+    let mut evict_after = None;
     let mut frame_timeout = None;
     let mut idle_timeout = None;
     let mut tls_cert = None;
@@ -81,6 +94,18 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         match name.as_str() {
             "store" => store = Some(PathBuf::from(args.value(&name)?)),
             "msh18" => msh18 = true,
+            "no-msh18" => msh18 = false,
+            "malformed" => {
+                malformed = match args.value(&name)?.as_str() {
+                    "reject" => Malformed::Reject,
+                    "replace" => Malformed::Replace,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--malformed is reject or replace, not {other:?}"
+                        )))
+                    }
+                }
+            }
             "ack-mode" => {
                 ack_policy = match args.value(&name)?.as_str() {
                     "original" => AckPolicy::Original,
@@ -107,6 +132,15 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 max_connections = Some(n);
             }
             "single" => single = true,
+            "evict-after" => {
+                let secs: f64 = args.parsed(&name)?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err(UsageError(
+                        "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
+                    ));
+                }
+                evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+            }
             "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
@@ -140,10 +174,12 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         addr,
         store: store.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
         msh18,
+        malformed,
         ack_policy,
         count,
         max_connections,
         single,
+        evict_after,
         frame_timeout,
         idle_timeout,
         tls_cert,
@@ -184,22 +220,119 @@ fn error_source(e: &mllp::Error) -> String {
     source.to_string()
 }
 
+/// How many lines may wait for standard output; beyond that, lines are dropped (and counted).
+const PRINT_QUEUE: usize = 1024;
+/// How long stopping waits for waiting lines and the summary to be printed.
+const PRINT_DRAIN: Duration = Duration::from_secs(2);
+
+/// Per-message lines, printed by a thread of their own so that a standard output nobody reads
+/// never blocks a connection (and with it the ACKs and the shutdown). When the queue is full
+/// the line is dropped and counted.
+struct Printer {
+    tx: Option<SyncSender<String>>,
+    state: Arc<PrintState>,
+}
+
+#[derive(Default)]
+struct PrintState {
+    /// Lines queued and not yet written.
+    waiting: AtomicU64,
+    /// Lines dropped: the queue was full, or standard output failed.
+    dropped: AtomicU64,
+}
+
+impl Printer {
+    fn start() -> Printer {
+        let (tx, rx) = mpsc::sync_channel::<String>(PRINT_QUEUE);
+        let state = Arc::new(PrintState::default());
+        let state2 = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("mllp-stdout".into())
+            .spawn(move || {
+                for line in rx {
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        state2.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    state2.waiting.fetch_sub(1, Ordering::Release);
+                }
+            });
+        match thread {
+            Ok(_) => Printer {
+                tx: Some(tx),
+                state,
+            },
+            Err(e) => {
+                log::warn!("cannot start the output thread ({e}): message lines are not printed");
+                Printer { tx: None, state }
+            }
+        }
+    }
+
+    /// Queues a line; never blocks.
+    fn line(&self, line: String) {
+        let Some(tx) = &self.tx else {
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.state.waiting.fetch_add(1, Ordering::AcqRel);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
+            self.state.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits, at most until `end`, for the waiting lines to be written; returns whether they
+    /// were.
+    fn drain(&self, end: Instant) -> bool {
+        while self.state.waiting.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Lines queued and not yet written.
+    fn waiting(&self) -> u64 {
+        self.state.waiting.load(Ordering::Acquire)
+    }
+}
+
+thread_local! {
+    /// The line of the message being acknowledged on this connection thread, printed once its
+    /// ACK is written.
+    static PENDING: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
 /// The handler of `mllp listen`.
 struct StoreHandler {
     store: FileStore,
-    quiet: bool,
+    printer: Option<Arc<Printer>>,
     count: Option<u64>,
     stored: AtomicU64,
     handle: ShutdownHandle,
 }
 
 impl mllp::Handler for StoreHandler {
+    fn acknowledged(&self, _connection_id: u64, written: bool) {
+        let line = PENDING.with(|p| p.borrow_mut().take());
+        if let (Some(printer), Some(line), true) = (&self.printer, line, written) {
+            printer.line(line);
+        }
+    }
+
     fn handle(&self, message: &Message<'_>) -> Response {
         let path = match store_message(&self.store, message) {
             Ok(path) => path,
             Err(nak) => return nak,
         };
-        if !self.quiet {
+        if self.printer.is_some() {
             let header = message.header();
             let field = |v: Option<&[u8]>| match v {
                 Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
@@ -211,13 +344,14 @@ impl mllp::Handler for StoreHandler {
             } else {
                 field(header.message_type())
             };
-            print_line(&format!(
+            let line = format!(
                 "{} {} {} {}",
                 path.display(),
                 field(header.control_id()),
                 kind,
                 message.peer_addr()
-            ));
+            );
+            PENDING.with(|p| *p.borrow_mut() = Some(line));
         }
         let stored = self.stored.fetch_add(1, Ordering::SeqCst) + 1;
         if self.count == Some(stored) {
@@ -253,6 +387,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         .framing(framing)
         .charset(charset)
         .detect_msh18(config.msh18)
+        .malformed(config.malformed)
         .ack_policy(if config.common.mllp2 {
             AckPolicy::Mllp2
         } else {
@@ -262,6 +397,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         builder = builder.max_connections(1).replace_idle(true);
     } else if let Some(n) = config.max_connections {
         builder = builder.max_connections(n);
+    }
+    if let Some(after) = config.evict_after {
+        builder = builder.evict_after(after);
     }
     if let Some(t) = config.frame_timeout {
         builder = builder.frame_timeout(Some(t));
@@ -273,9 +411,14 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
-    let listener = builder
-        .bind()
-        .map_err(|e| Failure::fatal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let listener = builder.bind().map_err(|e| match e {
+        // The error names the address already.
+        mllp::Error::Io {
+            phase: mllp::Phase::Bind,
+            ..
+        } => Failure::fatal(format!("cannot listen: {e}")),
+        e => Failure::fatal(format!("cannot listen on {}: {e}", config.addr)),
+    })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
     signal::install(move || signal_handle.shutdown());
@@ -289,17 +432,31 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         },
         display_dir(store.dir())
     ));
+    let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = StoreHandler {
         store,
-        quiet: config.common.quiet,
+        printer: printer.clone(),
         count: config.count,
         stored: AtomicU64::new(0),
         handle: handle.clone(),
     };
     listener.run(handler)?;
     let stats = handle.stats();
-    if !config.common.quiet {
-        print_line(&summary(&stats));
+    if let Some(printer) = printer {
+        // Bounded: a standard output nobody reads must not keep the process from exiting.
+        let end = Instant::now() + PRINT_DRAIN;
+        let drained = printer.drain(end);
+        let lost = printer.dropped() + printer.waiting();
+        let summary = summary(&stats, lost);
+        if drained {
+            printer.line(summary.clone());
+        }
+        if !(drained && printer.drain(end)) || lost > 0 {
+            log::warn!(
+                "standard output did not keep up: {lost} message line{} not printed; {summary}",
+                plural(lost)
+            );
+        }
     }
     match config.count {
         Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
@@ -316,8 +473,9 @@ fn display_dir(dir: &Path) -> String {
     dir.display().to_string()
 }
 
-/// One line: messages, connections, acknowledgements by code.
-pub fn summary(s: &ListenerStats) -> String {
+/// One line: messages, connections, acknowledgements by code, and how many message lines were
+/// not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -338,6 +496,8 @@ pub fn summary(s: &ListenerStats) -> String {
         ("oversized", s.oversized_frames),
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
+        ("evicted connections", s.connections_evicted),
+        ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
         .iter()
@@ -398,7 +558,7 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s),
+            summary(&s, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
         );
     }

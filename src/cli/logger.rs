@@ -1,4 +1,5 @@
-//! A minimal `log` backend: one line per record on standard error.
+//! A minimal `log` backend: one line per record on standard error, in the one prefix style of
+//! the tool's diagnostics: `mllp: error: ...`, `mllp: warning: ...`, `mllp: info: ...`.
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -13,12 +14,26 @@ impl Log for Stderr {
 
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            let level = record.level().as_str().to_ascii_lowercase();
-            super::options::stderr_line(&format!("mllp: {level}: {}", record.args()));
+            super::options::stderr_line(&format!(
+                "mllp: {}: {}",
+                prefix(record.level()),
+                record.args()
+            ));
         }
     }
 
     fn flush(&self) {}
+}
+
+/// The word after `mllp: ` for a record of `level`.
+pub fn prefix(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warning",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
+    }
 }
 
 /// Installs the logger (once; later calls only change the level).

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::listener::{
     AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
-    ShutdownHandle, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
+    ShutdownHandle, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
 use crate::transport::TlsServerConfig;
 
@@ -55,8 +55,9 @@ pub struct mllp_listener_options {
     /// Non-zero (the default): decode each message in the character set its MSH-18 names,
     /// when it names a known one.
     pub detect_msh18: i32,
-    /// Non-zero: a message with bytes not valid in its character set is answered with AE
-    /// without calling the callback. 0 (the default): such bytes reach the callback as U+FFFD.
+    /// Non-zero (the default): a message with bytes not valid in its character set is
+    /// answered with AE, naming the byte offset, without calling the callback. 0: such bytes
+    /// reach the callback as U+FFFD.
     pub reject_malformed: i32,
     /// The most connections served at once (at least 1). Default 10.
     pub max_connections: u32,
@@ -97,6 +98,11 @@ pub struct mllp_listener_options {
     /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
     /// `tls_pkcs12_file`.
     pub tls_pkcs12_password: *const c_char,
+    /// When every slot is taken, a new connection takes the slot of the connection that has
+    /// gone longest without completing a frame, once that is at least this long, in
+    /// milliseconds; a connection whose message is in the callback is never chosen. 0: never
+    /// (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
+    pub evict_after_ms: u32,
 }
 
 impl Default for mllp_listener_options {
@@ -105,7 +111,7 @@ impl Default for mllp_listener_options {
             framing: Framing::default().into(),
             charset: std::ptr::null(),
             detect_msh18: 1,
-            reject_malformed: 0,
+            reject_malformed: 1,
             max_connections: u32::try_from(DEFAULT_MAX_CONNECTIONS).unwrap_or(u32::MAX),
             backlog_overflow: 0,
             replace_idle: 0,
@@ -120,6 +126,7 @@ impl Default for mllp_listener_options {
             stack_size: MLLP_LISTENER_DEFAULT_STACK_SIZE,
             tls_pkcs12_file: std::ptr::null(),
             tls_pkcs12_password: std::ptr::null(),
+            evict_after_ms: millis(DEFAULT_EVICT_AFTER),
         }
     }
 }
@@ -166,6 +173,7 @@ impl mllp_listener_options {
                 Overflow::Refuse
             })
             .replace_idle(self.replace_idle != 0)
+            .evict_after(optional_ms(self.evict_after_ms))
             .frame_timeout(optional_ms(self.frame_timeout_ms))
             .idle_timeout(optional_ms(self.idle_timeout_ms))
             .write_timeout(optional_ms(self.write_timeout_ms))
@@ -438,6 +446,9 @@ pub struct mllp_listener_stats {
     pub idle_timeouts: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_failures: u64,
+    /// Connections closed to make room for a new one because they had gone longest without
+    /// completing a frame (`evict_after_ms`).
+    pub connections_evicted: u64,
 }
 
 impl From<ListenerStats> for mllp_listener_stats {
@@ -464,6 +475,7 @@ impl From<ListenerStats> for mllp_listener_stats {
             frame_timeouts: s.frame_timeouts,
             idle_timeouts: s.idle_timeouts,
             tls_failures: s.tls_failures,
+            connections_evicted: s.connections_evicted,
         }
     }
 }
@@ -817,6 +829,15 @@ mod tests {
         }
         assert_eq!((stats.messages, stats.acks_aa, stats.acks_ar), (3, 1, 1));
         assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn defaults_match_the_rust_builder() {
+        let opts = mllp_listener_options::default();
+        // Malformed text is rejected and MSH-18 is read, as in Rust and the CLI.
+        assert_ne!(opts.reject_malformed, 0);
+        assert_ne!(opts.detect_msh18, 0);
+        assert_eq!(opts.evict_after_ms, 5000);
     }
 
     #[test]

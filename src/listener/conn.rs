@@ -28,6 +28,9 @@ pub(crate) const OVERSIZED_ERROR_CODE: u16 = 207;
 /// The text of the `AE` sent when the handler panics.
 const PANIC_TEXT: &str = "application internal error";
 
+/// Why a connection closed for a newcomer ends.
+const EVICTED: &str = "closed to make room for a new connection";
+
 /// The text of the `AR` sent when the acknowledgement would contain the frame end sequence.
 const UNFRAMEABLE_TEXT: &str = "the message header holds bytes of the frame end sequence";
 
@@ -99,6 +102,7 @@ pub(crate) fn serve(
         tls_peer: tls_peer.as_ref(),
         ack: Vec::with_capacity(512),
         seen: ReaderStats::default(),
+        handled: false,
     };
     let reason = session.run(&mut conn);
     debug!("connection {} from {} closed: {reason}", peer.id, peer.addr);
@@ -118,6 +122,8 @@ struct Session<'a> {
     ack: Vec<u8>,
     /// The reader's counters as last added to the listener's.
     seen: ReaderStats,
+    /// Whether the handler answered the message being acknowledged.
+    handled: bool,
 }
 
 /// What the connection does after a read.
@@ -146,7 +152,14 @@ impl Session<'_> {
                 return "the listener is shutting down".into();
             }
             self.ack.clear();
+            self.handled = false;
+            let flags = Arc::clone(&self.peer.flags);
             let step = match conn.read_frame() {
+                Ok(Some(_)) | Err(Error::Frame(FrameError::Oversized { .. }))
+                    if !Self::begin(&flags) =>
+                {
+                    Step::Close(EVICTED.into())
+                }
                 Ok(Some(frame)) => Step::Reply(self.answer(frame)),
                 Ok(None) => Step::Close("closed by the peer".into()),
                 Err(Error::Frame(FrameError::Oversized { max })) => {
@@ -159,7 +172,11 @@ impl Session<'_> {
             self.sync_stats(conn.stats());
             match step {
                 Step::Reply(sent) => {
-                    if let Err(e) = self.reply(conn, sent) {
+                    let result = self.reply(conn, sent);
+                    if self.handled {
+                        self.acknowledged(result.is_ok());
+                    }
+                    if let Err(e) = result {
                         return format!("writing the acknowledgement failed: {e}");
                     }
                 }
@@ -170,6 +187,25 @@ impl Session<'_> {
                 }
                 Step::Close(reason) => return reason,
             }
+        }
+    }
+
+    /// A frame is complete: records it, and starts handling it unless the connection has been
+    /// closed to make room for another (then the frame must not be handled).
+    fn begin(flags: &Flags) -> bool {
+        flags.frame_completed();
+        flags.begin_handling()
+    }
+
+    /// Tells the handler its message's acknowledgement was written (or failed).
+    fn acknowledged(&self, written: bool) {
+        let (handler, id) = (self.handler, self.peer.id);
+        if catch_unwind(AssertUnwindSafe(|| handler.acknowledged(id, written))).is_err() {
+            bump(&self.shared.stats.handler_panics);
+            error!(
+                "connection {} from {}: the handler panicked after an acknowledgement",
+                self.peer.id, self.peer.addr
+            );
         }
     }
 
@@ -203,7 +239,7 @@ impl Session<'_> {
             }),
         };
         let flags = &self.peer.flags;
-        flags.handling.store(false, Ordering::Release);
+        flags.end_handling();
         let in_frame = conn.in_frame();
         let watched = conn.get_mut();
         let now = Instant::now();
@@ -235,10 +271,17 @@ impl Session<'_> {
                 Some("frame timeout".into())
             }
             Some(Timeout::Frame) => {
-                // Only bytes outside any frame arrived: not a started frame. Restart the clock.
-                watched.first_byte = None;
-                self.peer.flags.receiving.store(false, Ordering::Release);
-                None
+                // Only bytes outside any frame arrived, and no frame completed within the frame
+                // timeout of the first of them. Restarting the clock here would let a peer that
+                // trickles junk hold its connection for ever.
+                bump(&self.shared.stats.frame_timeouts);
+                warn!(
+                    "connection {} from {}: bytes outside any frame and no complete frame within                      {:?}; closing",
+                    self.peer.id,
+                    self.peer.addr,
+                    self.settings.frame_timeout.unwrap_or_default()
+                );
+                Some("frame timeout (bytes outside any frame)".into())
             }
             Some(_) => {
                 bump(&self.shared.stats.idle_timeouts);
@@ -256,7 +299,6 @@ impl Session<'_> {
 
     /// Handles one frame and builds its acknowledgement into `self.ack`.
     fn answer(&mut self, frame: &[u8]) -> Sent {
-        self.peer.flags.handling.store(true, Ordering::Release);
         let header = match Header::parse(frame) {
             Ok(header) => header,
             Err(e) => {
@@ -291,7 +333,7 @@ impl Session<'_> {
                 );
                 let text = match e {
                     CharsetError::Malformed { at } => {
-                        format!("the message is not valid {charset} (byte {at})")
+                        format!("the message is not valid {charset} (byte offset {at})")
                     }
                     other => other.to_string(),
                 };
@@ -316,6 +358,7 @@ impl Session<'_> {
             replaced: decoded.replaced,
         };
         bump(&self.shared.stats.messages);
+        self.handled = true;
         let handler = self.handler;
         let response = match catch_unwind(AssertUnwindSafe(|| handler.handle(&message))) {
             Ok(response) => response,
@@ -336,7 +379,6 @@ impl Session<'_> {
 
     /// Answers a frame that exceeded the maximum message size, from its first bytes.
     fn answer_oversized(&mut self, first_bytes: &[u8], max: usize) -> Sent {
-        self.peer.flags.handling.store(true, Ordering::Release);
         bump(&self.shared.stats.oversized_frames);
         let text = format!("message exceeds {max} bytes");
         let header = Header::parse(first_bytes).ok();
@@ -516,7 +558,9 @@ impl Read for Watched {
         }
         let result = self.stream.read(buf);
         match &result {
-            Ok(n) if *n > 0 && self.first_byte.is_none() => {
+            // White space between frames (a line feed after the end sequence, padding) is not
+            // the start of a message; anything else starts the frame clock.
+            Ok(n) if *n > 0 && self.first_byte.is_none() && !is_blank(&buf[..*n]) => {
                 self.first_byte = Some(Instant::now());
                 self.flags.receiving.store(true, Ordering::Release);
             }
@@ -545,4 +589,11 @@ impl Write for Watched {
     fn flush(&mut self) -> io::Result<()> {
         self.stream.flush()
     }
+}
+
+/// Whether `bytes` are only white space or NUL, which some peers send between frames.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }

@@ -20,6 +20,16 @@ use crate::transport::TlsPeer;
 pub trait Handler: Send + Sync + 'static {
     /// Handles one message and says how to acknowledge it.
     fn handle(&self, message: &Message<'_>) -> Response;
+
+    /// Called on the same thread right after the acknowledgement of the message `handle` last
+    /// answered on connection `connection_id` was written (`written` is `true`), could not
+    /// be written (`false`: the connection then closes), or was suppressed because the
+    /// message asked for none (`true`). For work that must not delay the acknowledgement,
+    /// such as reporting the message. Does nothing by default; a panic here is logged and
+    /// ignored.
+    fn acknowledged(&self, connection_id: u64, written: bool) {
+        let _ = (connection_id, written);
+    }
 }
 
 impl<F> Handler for F

@@ -15,6 +15,18 @@
 //! ([`Overflow::Backlog`]): the listener takes that one connection but does not serve it, and
 //! stops accepting, so later ones wait in the kernel's backlog, until a slot frees.
 //!
+//! ## Evicting the quietest connection
+//! Before the overflow policy applies, a new connection takes the slot of the connection that
+//! has gone longest without completing a frame, once that is at least
+//! [`evict_after`](ListenerBuilder::evict_after) (5 s by default; `None` turns it off). Only
+//! complete frames count as activity, so peers that connect and send nothing, trickle bytes or
+//! send junk cannot hold every slot and keep real senders out, while a connection that has been
+//! idle for hours is still served for as long as nobody needs its slot. A connection whose
+//! message is being handled is never evicted, and an evicted connection hands no further
+//! message to the handler: a frame it was sending is lost without an ACK, which its sender
+//! handles as any unacknowledged message. Evictions are logged at warn with the evicted peer
+//! and counted in [`ListenerStats::connections_evicted`].
+//!
 //! ## Single-connection mode and replacing an idle connection
 //! Most HL7 interfaces have exactly one sender per port. With `max_connections(1)` and
 //! [`replace_idle(true)`](ListenerBuilder::replace_idle), a new connection that arrives while
@@ -28,8 +40,11 @@
 //! the sender handles as any unacknowledged message.
 //!
 //! # Time limits
-//! * **Frame timeout** (60 s by default): a frame must complete within this time of its first
-//!   byte, or the connection is closed. This cuts peers that trickle bytes or stall mid-frame.
+//! * **Frame timeout** (60 s by default): a frame must complete within this time of the first
+//!   byte received since the last completed frame, or the connection is closed. This cuts
+//!   peers that trickle bytes, stall mid-frame or send only junk: junk outside a frame starts
+//!   the clock and does not restart it. White space (CR, LF, space, tab, NUL) between frames
+//!   does not start it, so a sender that ends its frames with a line feed may stay idle.
 //! * **Idle timeout** (none by default: long idle connections are normal in HL7): a connection
 //!   with no message for this long is closed.
 //! * **Write timeout** (10 s): writing an acknowledgement to a peer that does not read.
@@ -46,7 +61,10 @@
 //! * a frame larger than the maximum message size: it is skipped, and answered with `AR`
 //!   (`CR` in enhanced mode) "message exceeds N bytes", error code 207, naming its control ID
 //!   when its header was readable; the connection stays up;
-//! * a message not valid in its character set under [`Malformed::Reject`]: `AE` (`CE`).
+//! * a message not valid in its character set (MSH-18's, when it names a known one, else the
+//!   configured one), under [`Malformed::Reject`], the default: `AE` (`CE`) whose text and ERR
+//!   segment name the byte offset of the first invalid sequence. Nothing is handed on, so
+//!   nothing is stored with replacement characters; [`Malformed::Replace`] opts into U+FFFD.
 //!
 //! In [`AckPolicy::Mllp2`] mode all of these are a negative commit block (0x15).
 //!
@@ -91,11 +109,13 @@ use crate::charset::{Charset, Malformed};
 use crate::error::{Error, Phase, Result};
 use crate::framing::Framing;
 use crate::transport::{TlsServer, TlsServerConfig};
-use slots::{Flags, Table};
+use slots::{Flags, Table, Why};
 use stats::{bump, Stats};
 
 /// The default maximum number of connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+/// The default eviction threshold: 5 s. See [`ListenerBuilder::evict_after`].
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
 /// The default frame timeout: 60 s.
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default TLS handshake timeout: 10 s.
@@ -109,7 +129,7 @@ pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// The smallest stack size accepted for connection threads: 64 KiB.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
-/// How long a new connection waits for a replaced idle connection to free its slot.
+/// How long a new connection waits for a replaced or evicted connection to free its slot.
 const REPLACE_WAIT: Duration = Duration::from_secs(2);
 /// How long a new connection waits, in single-connection mode with replacement, for a busy
 /// connection to become idle before the overflow policy applies to it.
@@ -160,6 +180,7 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     pub(crate) overflow: Overflow,
     pub(crate) replace_idle: bool,
+    pub(crate) evict_after: Option<Duration>,
     pub(crate) frame_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
@@ -210,9 +231,10 @@ impl ListenerBuilder {
         self
     }
 
-    /// What to do with bytes not valid in the character set: [`Malformed::Replace`] (the
-    /// default) hands the message to the handler with U+FFFD in their place;
-    /// [`Malformed::Reject`] answers `AE` without calling the handler.
+    /// What to do with a message holding bytes not valid in its character set:
+    /// [`Malformed::Reject`] (the default) answers `AE` (`CE`), whose text and ERR segment name
+    /// the byte offset of the first such sequence, without calling the handler;
+    /// [`Malformed::Replace`] hands the message to the handler with U+FFFD in their place.
     pub fn malformed(mut self, policy: Malformed) -> Self {
         self.settings.malformed = policy;
         self
@@ -235,6 +257,18 @@ impl ListenerBuilder {
     /// than one connection is allowed.
     pub fn replace_idle(mut self, replace: bool) -> Self {
         self.settings.replace_idle = replace;
+        self
+    }
+
+    /// When every slot is taken, a new connection takes the slot of the connection that has
+    /// gone longest without completing a frame, once that is at least this long (default
+    /// 5 s); `None`: never, the [overflow policy](Self::overflow) applies at once. Only
+    /// complete frames count as activity: a silent peer, one trickling bytes or sending junk
+    /// can be evicted, a connection whose message is being handled never is. The evicted
+    /// connection is logged (at warn, with its peer) and counted in
+    /// [`ListenerStats::connections_evicted`]. See the [module documentation](self).
+    pub fn evict_after(mut self, after: Option<Duration>) -> Self {
+        self.settings.evict_after = after;
         self
     }
 
@@ -299,8 +333,8 @@ impl ListenerBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for an invalid setting or address; [`Error::Tls`] when the TLS
-    /// identity cannot be read; [`Error::Io`] with [`Phase::Accept`] when the address cannot
-    /// be bound (in use, not local, no permission).
+    /// identity cannot be read; [`Error::Io`] with [`Phase::Bind`] when the address cannot
+    /// be bound (in use, not local, no permission); its text names the address once.
     pub fn bind(self) -> Result<Listener> {
         let mut settings = self.settings;
         let addrs = self
@@ -327,6 +361,7 @@ impl ListenerBuilder {
             ("idle timeout", settings.idle_timeout),
             ("write timeout", settings.write_timeout),
             ("handshake timeout", Some(settings.handshake_timeout)),
+            ("eviction threshold", settings.evict_after),
         ] {
             if value.is_some_and(|d| d.is_zero()) {
                 return Err(Error::Config(format!(
@@ -342,9 +377,10 @@ impl ListenerBuilder {
             None => None,
         };
         let socket = TcpListener::bind(&addrs[..]).map_err(|e| {
+            let names: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             Error::io(
-                Phase::Accept,
-                io::Error::new(e.kind(), format!("cannot listen on {addrs:?}: {e}")),
+                Phase::Bind,
+                io::Error::new(e.kind(), format!("{}: {e}", names.join(", "))),
             )
         })?;
         let local_addr = socket
@@ -429,10 +465,11 @@ impl Listener {
                 framing: Framing::default(),
                 charset: Charset::UTF_8,
                 detect_msh18: true,
-                malformed: Malformed::Replace,
+                malformed: Malformed::Reject,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 overflow: Overflow::Refuse,
                 replace_idle: false,
+                evict_after: Some(DEFAULT_EVICT_AFTER),
                 frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
                 idle_timeout: None,
                 write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
@@ -601,7 +638,7 @@ fn take_slot(
         if shared.stopping() {
             return false;
         }
-        match shared.slots.try_insert(max, id, tcp, flags) {
+        match shared.slots.try_insert(max, id, peer, tcp, flags) {
             Ok(true) => return true,
             Ok(false) => {}
             Err(e) => {
@@ -609,7 +646,7 @@ fn take_slot(
                 return false;
             }
         }
-        if replace && replace_idle(shared, max, id, peer) {
+        if (replace || settings.evict_after.is_some()) && make_room(shared, settings, id, peer) {
             continue;
         }
         match settings.overflow {
@@ -627,8 +664,9 @@ fn take_slot(
                     );
                     waiting_logged = true;
                 }
-                // With replacement on, re-check every poll whether the old one became idle.
-                let wait = if replace {
+                // With replacement or eviction on, re-check every poll whether a connection
+                // became idle or quiet for long enough.
+                let wait = if replace || settings.evict_after.is_some() {
                     BACKLOG_POLL
                 } else {
                     Duration::from_secs(3600)
@@ -639,15 +677,43 @@ fn take_slot(
     }
 }
 
-/// Single-connection mode: closes the connection in the only slot if it is idle, or becomes
-/// idle within [`REPLACE_SETTLE`] (a connection that is just writing its last acknowledgement),
-/// and waits for it to free the slot. Returns whether the slot may now be free.
-fn replace_idle(shared: &Shared, max: usize, id: u64, peer: SocketAddr) -> bool {
-    let settle_end = Instant::now() + REPLACE_SETTLE;
+/// Closes a connection to make room for connection `id`: in single-connection mode with
+/// replacement, the only one if it is idle or becomes idle within [`REPLACE_SETTLE`] (a
+/// connection that is just writing its last acknowledgement); with eviction, the one that has
+/// gone longest without completing a frame, past the threshold. Then waits for it to free its
+/// slot. Returns whether the slot may now be free.
+fn make_room(shared: &Shared, settings: &Settings, id: u64, peer: SocketAddr) -> bool {
+    let max = settings.max_connections;
+    let replace = settings.replace_idle && max == 1;
+    let settle_end = Instant::now()
+        + if replace {
+            REPLACE_SETTLE
+        } else {
+            Duration::ZERO
+        };
     loop {
-        if let Some(old) = shared.slots.close_idle_single() {
-            bump(&shared.stats.connections_replaced);
-            info!("connection {id} from {peer} replaces idle connection {old}");
+        if let Some(old) = shared
+            .slots
+            .close_for_newcomer(replace, settings.evict_after)
+        {
+            match old.why {
+                Why::Replaced => {
+                    bump(&shared.stats.connections_replaced);
+                    info!(
+                        "connection {id} from {peer} replaces idle connection {} from {}",
+                        old.id, old.peer
+                    );
+                }
+                Why::Evicted => {
+                    bump(&shared.stats.connections_evicted);
+                    warn!(
+                        "all {max} connection slots are taken: evicted connection {} from {},                          which completed no frame for {:.1} s, for connection {id} from {peer}",
+                        old.id,
+                        old.peer,
+                        old.quiet.as_secs_f64()
+                    );
+                }
+            }
             return shared.slots.wait_for_room(max, REPLACE_WAIT, &shared.stop);
         }
         if Instant::now() >= settle_end || shared.stopping() {

@@ -1,32 +1,112 @@
 //! The slot table: one entry per connection being served, guarded by a mutex, with a condition
 //! variable signalled whenever a slot frees.
 
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::transport::{peek_now, Peek};
 
-/// What a connection is doing, for single-connection replacement: a connection may be replaced
-/// only when both flags are clear.
-#[derive(Debug, Default)]
+/// Not handling a message: the connection may be closed for a newcomer.
+const IDLE: u8 = 0;
+/// The handler is running or the acknowledgement is being written: never closed for a
+/// newcomer.
+const HANDLING: u8 = 1;
+/// Closed to make room for a newcomer: the connection must not start handling a message.
+const CLOSED: u8 = 2;
+
+/// Milliseconds since the first call, on the monotonic clock.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a connection is doing, for making room for a new connection when every slot is taken.
+///
+/// The handling state is one atomic that the connection and the accept loop change only by
+/// compare-and-swap: either the connection starts handling a message (and can no longer be
+/// closed for a newcomer), or the accept loop closes it first (and it handles nothing more).
+#[derive(Debug)]
 pub(crate) struct Flags {
-    /// The handler is running or the acknowledgement is being written.
-    pub(crate) handling: AtomicBool,
-    /// Bytes have arrived since the last completed message (a frame may be under way).
+    /// [`IDLE`], [`HANDLING`] or [`CLOSED`].
+    state: AtomicU8,
+    /// Bytes other than white space have arrived since the last completed frame (a frame may
+    /// be under way).
     pub(crate) receiving: AtomicBool,
+    /// When the connection last completed a frame (or was accepted), from [`now_ms`].
+    last_frame: AtomicU64,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Flags {
+            state: AtomicU8::new(IDLE),
+            receiving: AtomicBool::new(false),
+            last_frame: AtomicU64::new(now_ms()),
+        }
+    }
 }
 
 impl Flags {
-    fn is_idle(&self) -> bool {
-        !self.handling.load(Ordering::Acquire) && !self.receiving.load(Ordering::Acquire)
+    /// Records that a frame has just been completed (the only activity that counts against
+    /// eviction).
+    pub(crate) fn frame_completed(&self) {
+        self.last_frame.store(now_ms(), Ordering::Release);
     }
+
+    /// Marks the start of handling a message. Returns `false` when the connection has been
+    /// closed for a newcomer: the message must then not be handled.
+    pub(crate) fn begin_handling(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, HANDLING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the end of handling a message (after its acknowledgement was written).
+    pub(crate) fn end_handling(&self) {
+        let _ = self
+            .state
+            .compare_exchange(HANDLING, IDLE, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// How long since the last completed frame.
+    fn quiet_for(&self, now: u64) -> Duration {
+        Duration::from_millis(now.saturating_sub(self.last_frame.load(Ordering::Acquire)))
+    }
+
+    /// Claims the connection for closing, unless it is handling a message.
+    fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Why a connection was closed for a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// Single-connection mode: the only connection was idle.
+    Replaced,
+    /// It had gone longest without completing a frame, at least the eviction threshold.
+    Evicted,
+}
+
+/// A connection closed for a newcomer.
+#[derive(Debug)]
+pub(crate) struct Victim {
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    /// How long it had gone without completing a frame.
+    pub(crate) quiet: Duration,
+    pub(crate) why: Why,
 }
 
 #[derive(Debug)]
 struct Entry {
     id: u64,
+    peer: SocketAddr,
     /// A second handle to the connection's socket, to shut it down from another thread.
     tcp: TcpStream,
     flags: Arc<Flags>,
@@ -55,6 +135,7 @@ impl Table {
         &self,
         max: usize,
         id: u64,
+        peer: SocketAddr,
         tcp: &TcpStream,
         flags: &Arc<Flags>,
     ) -> std::io::Result<bool> {
@@ -64,6 +145,7 @@ impl Table {
         }
         entries.push(Entry {
             id,
+            peer,
             tcp: tcp.try_clone()?,
             flags: Arc::clone(flags),
         });
@@ -83,18 +165,55 @@ impl Table {
         self.freed.notify_all();
     }
 
-    /// If the table holds exactly one connection and it is idle (nothing being handled, no
-    /// bytes since its last message, none waiting in the socket's receive buffer), shuts it down in both
-    /// directions (its thread then ends and frees the slot) and returns its id.
-    pub(crate) fn close_idle_single(&self) -> Option<u64> {
+    /// Closes one connection to make room for a newcomer, and returns it; `None` when no
+    /// connection may be closed. A connection handling a message is never chosen.
+    ///
+    /// * With `replace_single`, when the table holds exactly one connection and it is idle
+    ///   (nothing being handled, no bytes since its last frame, none waiting in the socket's
+    ///   receive buffer), that one ([`Why::Replaced`]).
+    /// * Otherwise, with `evict_after`, the connection that has gone longest without
+    ///   completing a frame, if that is at least `evict_after` ([`Why::Evicted`]). Bytes that
+    ///   do not complete a frame (a silent peer, one trickling bytes, junk) do not count.
+    ///
+    /// The connection is shut down in both directions: its thread then ends and frees the
+    /// slot.
+    pub(crate) fn close_for_newcomer(
+        &self,
+        replace_single: bool,
+        evict_after: Option<Duration>,
+    ) -> Option<Victim> {
         let entries = self.lock();
-        match entries.as_slice() {
-            [only] if only.flags.is_idle() && !has_unread_bytes(&only.tcp) => {
-                let _ = only.tcp.shutdown(Shutdown::Both);
-                Some(only.id)
+        let now = now_ms();
+        let close = |entry: &Entry, why: Why| {
+            entry.flags.claim().then(|| {
+                let _ = entry.tcp.shutdown(Shutdown::Both);
+                Victim {
+                    id: entry.id,
+                    peer: entry.peer,
+                    quiet: entry.flags.quiet_for(now),
+                    why,
+                }
+            })
+        };
+        if replace_single {
+            if let [only] = entries.as_slice() {
+                if !only.flags.receiving.load(Ordering::Acquire) && !has_unread_bytes(&only.tcp) {
+                    if let Some(victim) = close(only, Why::Replaced) {
+                        return Some(victim);
+                    }
+                }
             }
-            _ => None,
         }
+        let min = evict_after?;
+        let mut candidates: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.flags.state.load(Ordering::Acquire) == IDLE)
+            .filter(|e| e.flags.quiet_for(now) >= min)
+            .collect();
+        candidates.sort_by_key(|e| std::cmp::Reverse(e.flags.quiet_for(now)));
+        candidates
+            .into_iter()
+            .find_map(|entry| close(entry, Why::Evicted))
     }
 
     /// Waits until fewer than `max` slots are taken, `stop` holds, or `timeout` passes.

@@ -22,6 +22,9 @@ pub struct ListenerStats {
     /// Idle connections closed to make room for a new one (single-connection mode with
     /// [`replace_idle`](super::ListenerBuilder::replace_idle)).
     pub connections_replaced: u64,
+    /// Connections closed to make room for a new one because they had gone longest without
+    /// completing a frame ([`evict_after`](super::ListenerBuilder::evict_after)).
+    pub connections_evicted: u64,
     /// Messages handed to the handler (panicking calls included).
     pub messages: u64,
     /// `AA` acknowledgements sent.
@@ -72,6 +75,7 @@ pub(crate) struct Stats {
     pub(crate) connections_total: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
     pub(crate) connections_replaced: AtomicU64,
+    pub(crate) connections_evicted: AtomicU64,
     pub(crate) messages: AtomicU64,
     pub(crate) acks: [AtomicU64; 6],
     pub(crate) commit_acks: AtomicU64,
@@ -114,6 +118,7 @@ impl Stats {
             connections_total: get(&self.connections_total),
             connections_refused: get(&self.connections_refused),
             connections_replaced: get(&self.connections_replaced),
+            connections_evicted: get(&self.connections_evicted),
             messages: get(&self.messages),
             acks_aa: get(&self.acks[0]),
             acks_ae: get(&self.acks[1]),

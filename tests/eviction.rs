@@ -1,0 +1,413 @@
+//! Peers that hold connection slots without completing frames (silent, trickling, junk) cannot
+//! keep real senders out: when every slot is taken, a new connection takes the slot of the one
+//! that has gone longest without completing a frame, past `evict_after`. And junk outside a
+//! frame does not restart the frame clock.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mllp::{Connection, Framing, Listener, ListenerBuilder, Message, Response, RunningListener};
+
+/// The longest any single read, write or wait may take.
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn builder() -> ListenerBuilder {
+    Listener::builder("127.0.0.1:0").shutdown_grace(Duration::from_secs(2))
+}
+
+fn accept_all(_: &Message<'_>) -> Response {
+    Response::accept()
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    tcp.set_write_timeout(Some(LIMIT)).unwrap();
+    tcp
+}
+
+/// Sends one message on a new connection; the acknowledgement's text, or why there was none.
+fn send(addr: SocketAddr, id: &str) -> Result<String, String> {
+    let mut conn = Connection::new(tcp(addr), Framing::default());
+    send_on(&mut conn, id)
+}
+
+fn send_on(conn: &mut Connection<TcpStream>, id: &str) -> Result<String, String> {
+    conn.write_frame(common::adt(id).as_bytes())
+        .map_err(|e| e.to_string())?;
+    match conn.read_frame() {
+        Ok(Some(ack)) => Ok(String::from_utf8_lossy(ack).into_owned()),
+        Ok(None) => Err("closed without an acknowledgement".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Waits until the listener serves `n` connections.
+fn open_reach(running: &RunningListener, n: u64) {
+    assert!(
+        common::eventually(LIMIT, || running.stats().connections_open == n),
+        "{:?}",
+        running.stats()
+    );
+}
+
+/// Whether the listener has closed `tcp` (end of stream or reset) within `LIMIT`.
+fn closed_by_listener(tcp: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    let end = Instant::now() + LIMIT;
+    while Instant::now() < end {
+        match tcp.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Peers that trickle one byte at a time (a started frame) until `stop`, on their own threads.
+fn tricklers(
+    addr: SocketAddr,
+    n: usize,
+    every: Duration,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let stop = Arc::clone(stop);
+            let mut tcp = tcp(addr);
+            std::thread::spawn(move || {
+                let _ = tcp.write_all(b"\x0bMSH|");
+                let end = Instant::now() + LIMIT;
+                // Bounded: stops when told, when the listener closes it, or after LIMIT.
+                while !stop.load(Ordering::Acquire) && Instant::now() < end {
+                    if tcp.write_all(b"x").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn ten_silent_sockets_do_not_keep_a_sender_out_of_a_default_listener() {
+    let running = builder().bind().unwrap().spawn(accept_all).unwrap();
+    let addr = running.local_addr();
+    let silent: Vec<TcpStream> = (0..10).map(|_| tcp(addr)).collect();
+    open_reach(&running, 10);
+    let started = Instant::now();
+    // The default threshold is 5 s: the sender may be refused until then, and retries.
+    let ack = loop {
+        match send(addr, "S1") {
+            Ok(ack) => break ack,
+            Err(e) => assert!(started.elapsed() < LIMIT, "no AA within {LIMIT:?}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(ack.contains("MSA|AA|S1"), "{ack}");
+    let took = started.elapsed();
+    eprintln!("AA after {took:?} with 10 silent sockets holding every slot");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let stats = running.stats();
+    assert_eq!(stats.connections_evicted, 1, "{stats:?}");
+    drop(silent);
+}
+
+#[test]
+fn silent_sockets_evicted_after_a_short_threshold_in_order() {
+    let running = builder()
+        .evict_after(Some(Duration::from_secs(1)))
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    let mut silent: Vec<TcpStream> = (0..10).map(|_| tcp(addr)).collect();
+    open_reach(&running, 10);
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    // Each newcomer stays connected, so each needs a slot of its own.
+    let mut newcomers = Vec::new();
+    for i in 0..3 {
+        let mut conn = Connection::new(tcp(addr), Framing::default());
+        let ack = send_on(&mut conn, &format!("Q{i}")).expect("an acknowledgement");
+        assert!(ack.contains(&format!("MSA|AA|Q{i}")), "{ack}");
+        newcomers.push(conn);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(running.stats().connections_evicted, 3);
+    // The oldest (the first three connected) went first.
+    for tcp in &mut silent[..3] {
+        assert!(closed_by_listener(tcp));
+    }
+}
+
+#[test]
+fn ten_trickling_peers_do_not_keep_a_sender_out() {
+    let running = builder()
+        .evict_after(Some(Duration::from_secs(1)))
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = tricklers(addr, 10, Duration::from_millis(250), &stop);
+    open_reach(&running, 10);
+    let started = Instant::now();
+    let ack = loop {
+        match send(addr, "T1") {
+            Ok(ack) => break ack,
+            Err(e) => assert!(started.elapsed() < LIMIT, "no AA within {LIMIT:?}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("AA after {:?} with 10 trickling peers", started.elapsed());
+    assert!(ack.contains("MSA|AA|T1"), "{ack}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(running.stats().connections_evicted >= 1);
+    stop.store(true, Ordering::Release);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_connection_completing_frames_is_not_evicted_before_a_silent_one() {
+    let running = builder()
+        .max_connections(2)
+        .evict_after(Some(Duration::from_secs(1)))
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    // The busy connection comes first, so it is the older of the two.
+    let mut busy = Connection::new(tcp(addr), Framing::default());
+    assert!(send_on(&mut busy, "B0").unwrap().contains("MSA|AA|B0"));
+    let mut silent = tcp(addr);
+    open_reach(&running, 2);
+    let end = Instant::now() + Duration::from_millis(1500);
+    let mut n = 1;
+    while Instant::now() < end {
+        assert!(send_on(&mut busy, &format!("B{n}"))
+            .unwrap()
+            .contains("MSA|AA|"));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ack = send(addr, "NEW").expect("an acknowledgement");
+    assert!(ack.contains("MSA|AA|NEW"), "{ack}");
+    assert!(
+        closed_by_listener(&mut silent),
+        "the silent one was evicted"
+    );
+    assert!(send_on(&mut busy, "BLAST")
+        .unwrap()
+        .contains("MSA|AA|BLAST"));
+    assert_eq!(running.stats().connections_evicted, 1);
+}
+
+#[test]
+fn a_connection_whose_message_is_being_handled_is_never_evicted() {
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let entered_tx = std::sync::Mutex::new(entered_tx);
+    let running = builder()
+        .max_connections(1)
+        .evict_after(Some(Duration::from_millis(200)))
+        .bind()
+        .unwrap()
+        .spawn(move |m: &Message<'_>| {
+            if m.control_id() == Some("SLOW") {
+                let _ = entered_tx.lock().unwrap().send(());
+                let _ = release_rx.lock().unwrap().recv_timeout(LIMIT);
+            }
+            Response::accept()
+        })
+        .unwrap();
+    let addr = running.local_addr();
+    let slow = std::thread::spawn(move || send(addr, "SLOW"));
+    entered.recv_timeout(LIMIT).expect("the handler started");
+    // Well past the threshold, while the handler runs: the newcomer is refused.
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(send(addr, "LATE").is_err());
+    let stats = running.stats();
+    assert_eq!(
+        (stats.connections_evicted, stats.connections_refused),
+        (0, 1),
+        "{stats:?}"
+    );
+    release.send(()).unwrap();
+    let ack = slow
+        .join()
+        .unwrap()
+        .expect("the slow message is acknowledged");
+    assert!(ack.contains("MSA|AA|SLOW"), "{ack}");
+}
+
+#[test]
+fn evict_after_none_keeps_refusing() {
+    let running = builder()
+        .max_connections(1)
+        .evict_after(None)
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    let _silent = tcp(addr);
+    open_reach(&running, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(send(addr, "R1").is_err());
+    let stats = running.stats();
+    assert_eq!(
+        (stats.connections_evicted, stats.connections_refused),
+        (0, 1),
+        "{stats:?}"
+    );
+    assert!(builder().evict_after(Some(Duration::ZERO)).bind().is_err());
+}
+
+#[test]
+fn junk_outside_a_frame_does_not_restart_the_frame_clock() {
+    let running = builder()
+        .frame_timeout(Some(Duration::from_secs(1)))
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    let mut junk = tcp(addr);
+    junk.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    // A byte of junk (never a start byte) every 100 ms, for at most LIMIT.
+    while started.elapsed() < LIMIT {
+        if junk.write_all(b"z").is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 16];
+        match junk.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    eprintln!("junk trickler closed after {took:?}");
+    assert!(closed, "still open after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert_eq!(running.stats().frame_timeouts, 1);
+}
+
+#[test]
+fn a_line_feed_after_a_frame_does_not_start_the_frame_clock() {
+    let running = builder()
+        .frame_timeout(Some(Duration::from_millis(500)))
+        .bind()
+        .unwrap()
+        .spawn(accept_all)
+        .unwrap();
+    let addr = running.local_addr();
+    let mut conn = Connection::new(tcp(addr), Framing::default());
+    assert!(send_on(&mut conn, "L1").unwrap().contains("MSA|AA|L1"));
+    conn.get_mut().write_all(b"\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(send_on(&mut conn, "L2").unwrap().contains("MSA|AA|L2"));
+    assert_eq!(running.stats().frame_timeouts, 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_evicts_logs_the_peer_and_counts_it() {
+    let dir = common::scratch_dir("evict-cli");
+    let mut listener = common::ListenProc::start(
+        &dir.join("inbox"),
+        &["--max-connections", "1", "--evict-after", "1"],
+        true,
+    );
+    let addr: SocketAddr = listener.addr.parse().unwrap();
+    let silent = tcp(addr);
+    let silent_peer = silent.local_addr().unwrap();
+    let started = Instant::now();
+    let ack = loop {
+        match send(addr, "C1") {
+            Ok(ack) => break ack,
+            Err(e) => assert!(started.elapsed() < LIMIT, "no AA: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(ack.contains("MSA|AA|C1"), "{ack}");
+    listener.terminate();
+    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
+    let stderr = listener.stderr_text();
+    assert!(
+        stderr.contains("mllp: warning: ") && stderr.contains(&format!("from {silent_peer}")),
+        "{stderr}"
+    );
+    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
+    let summary = lines.last().cloned().unwrap_or_default();
+    assert!(summary.contains("evicted connections 1"), "{lines:?}");
+    drop(silent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_evict_after_zero_keeps_refusing() {
+    let dir = common::scratch_dir("evict-cli-off");
+    let mut listener = common::ListenProc::start(
+        &dir.join("inbox"),
+        &["--max-connections", "1", "--evict-after", "0"],
+        true,
+    );
+    let addr: SocketAddr = listener.addr.parse().unwrap();
+    let _silent = tcp(addr);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(send(addr, "Z1").is_err());
+    listener.terminate();
+    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
+    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("refused connections 1")),
+        "{lines:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
