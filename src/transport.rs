@@ -243,7 +243,7 @@ impl Stream {
     /// already set is within 1 ms (or `within / 16`, if less) of the time left. Once the
     /// deadline has passed, reads and writes fail with [`io::ErrorKind::TimedOut`] without
     /// touching the socket, and a socket timeout that ends at the deadline is reported with
-    /// that kind too; a TLS session is unusable after such an error. Reads and writes on a
+    /// that kind too; a TLS connection is unusable after such an error. Reads and writes on a
     /// socket in non-blocking mode are not affected before the deadline.
     ///
     /// So a whole exchange of several reads or writes ends at the deadline, however the peer's

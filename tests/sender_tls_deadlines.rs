@@ -194,9 +194,8 @@ fn a_tls_record_trickled_within_the_ack_timeout_is_the_reply() {
 
 #[test]
 fn a_tls_peer_reading_1k_at_a_time_too_slowly_is_a_write_timeout() {
-    // The peer reads 1 KiB of ciphertext every 300 ms: every socket write of the sender makes
-    // progress within the write timeout, but one 16 KiB TLS record takes about 5 s to drain and
-    // the 2 MB message would take ten minutes.
+    // The peer reads 1 KiB of ciphertext every 300 ms, so the 8 MB message (more than the
+    // socket buffers hold) would take about 40 minutes, and one 16 KiB TLS record about 5 s.
     let (stop_tx, stop) = mpsc::channel::<()>();
     let (addr, thread) = tls_peer(move |tls| {
         let Ok(mut tcp) = tls.get_ref().tcp.try_clone() else {
