@@ -11,9 +11,7 @@ use log::{debug, info, warn};
 
 use crate::charset::Charset;
 use crate::connection::Connection;
-use crate::error::{
-    is_timeout_kind, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout,
-};
+use crate::error::{is_timeout_kind, Error, FrameError, HeaderError, Outcome, Result, Timeout};
 use crate::framing::Framing;
 use crate::hl7::{ack_control_id, Ack, AckCode, AckKind, Header, COMMIT_ACK, COMMIT_NAK};
 use crate::retry::{Backoff, Jitter, RetryPolicy};
@@ -286,8 +284,9 @@ fn check_addr(addr: &str) -> Result<()> {
 /// # Deadlines
 /// Each attempt's phases end within their timeouts measured as wall time: connecting within
 /// the connect timeout, writing the whole message within the write timeout, and the reply
-/// within the ACK timeout after the write, however the peer's bytes arrive. (Under TLS, one
-/// TLS record read or written may overshoot a deadline while the peer trickles its bytes.)
+/// within the ACK timeout after the write, however the peer's bytes arrive. Under TLS the
+/// deadlines hold on the socket under the TLS layer, so a peer that trickles the bytes of one
+/// TLS record, or reads one slowly, is bounded the same way.
 ///
 /// # Failures, retries and duplicates
 /// After any I/O error, framing error, end of stream or timeout, the sender closes the
@@ -340,10 +339,6 @@ pub struct Sender {
     stats: SenderStats,
 }
 
-/// How far the socket's timeout may differ from the time left before the deadline before it
-/// is set again (see [`Timed`]).
-const ARM_SLACK: Duration = Duration::from_millis(1);
-
 /// The most frames discarded before one write; a peer that sends more is left.
 const MAX_STALE_FRAMES: usize = 64;
 
@@ -360,65 +355,35 @@ enum Mode {
 
 /// The sender's stream: a [`Stream`] whose reads and writes end at the deadline of the phase
 /// they belong to (writing a message, awaiting its reply), not merely after a time without
-/// progress. Before each system call the socket's timeout is set to the time left (skipped
-/// while the one set is within [`ARM_SLACK`] of it); once the deadline has passed, reads and
-/// writes fail with `TimedOut` without touching the socket.
+/// progress. The deadline is the stream's own ([`Stream::set_deadline`]), enforced on the TCP
+/// socket under TLS as well; this adds the read behaviour of each phase ([`Mode`]).
 #[derive(Debug)]
 struct Timed {
     stream: Stream,
     mode: Mode,
-    /// The end of the current phase; `None` when the phase's timeout is too long to represent.
-    deadline: Option<Instant>,
-    /// The current phase's timeout, the time left when there is no deadline.
-    timeout: Duration,
-    slack: Duration,
     /// A read returned bytes: the next one returns `WouldBlock` (in [`Mode::Wait`]).
     yield_next: bool,
-    read_armed: Option<Duration>,
-    write_armed: Option<Duration>,
 }
 
 impl Timed {
-    fn new(stream: Stream, write_timeout: Duration) -> Timed {
+    fn new(stream: Stream) -> Timed {
         Timed {
             stream,
             mode: Mode::Wait,
-            deadline: None,
-            timeout: write_timeout,
-            slack: ARM_SLACK,
             yield_next: false,
-            read_armed: None,
-            write_armed: Some(write_timeout),
         }
     }
 
     /// Starts a phase that must end within `timeout` from now.
     fn begin(&mut self, mode: Mode, timeout: Duration) {
         self.mode = mode;
-        self.deadline = Instant::now().checked_add(timeout);
-        self.timeout = timeout;
-        self.slack = ARM_SLACK.min(timeout / 16);
+        self.stream.set_deadline(Some(timeout));
         self.yield_next = false;
     }
 
     /// Whether the current phase's deadline has passed.
     fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// The time left in the current phase, or `TimedOut` when there is none.
-    fn left(&self) -> io::Result<Duration> {
-        let left = match self.deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => self.timeout,
-        };
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the deadline has passed",
-            ));
-        }
-        Ok(left)
+        self.stream.deadline_passed()
     }
 
     /// What is waiting on the socket, judged without blocking. Under TLS, records waiting are
@@ -456,43 +421,18 @@ impl Read for Timed {
         if std::mem::take(&mut self.yield_next) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let left = self.left()?;
-        if self
-            .read_armed
-            .is_none_or(|armed| armed.abs_diff(left) > self.slack)
-        {
-            self.stream.set_read_timeout(Some(left))?;
-            self.read_armed = Some(left);
-        }
         let n = self.stream.read(buf)?;
         self.yield_next = n > 0;
         Ok(n)
     }
 }
 
-impl Timed {
-    /// Sets the write timeout to the time left, when it is not close to that already.
-    fn arm_write(&mut self) -> io::Result<()> {
-        let left = self.left()?;
-        if self
-            .write_armed
-            .is_none_or(|armed| armed.abs_diff(left) > self.slack)
-        {
-            self.stream.set_write_timeout(Some(left))?;
-            self.write_armed = Some(left);
-        }
-        Ok(())
-    }
-}
-
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.arm_write()?;
         self.stream.write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.arm_write()?;
         self.stream.write_vectored(bufs)
     }
 
@@ -801,8 +741,6 @@ impl Sender {
         let started = Instant::now();
         let addrs = transport::resolve(&self.addr)?;
         let tcp = transport::connect_any(&addrs, self.connect_timeout, self.nodelay)?;
-        tcp.set_write_timeout(Some(self.write_timeout))
-            .map_err(|e| Error::io(Phase::Configure, e))?;
         let peer = tcp.peer_addr().ok();
         let stream = match &self.tls {
             None => Stream::from(tcp),
@@ -822,10 +760,7 @@ impl Sender {
             info!("connected to {} ({})", Peer(peer, &self.addr), self.addr);
         }
         self.peer = peer;
-        self.conn = Some(Connection::new(
-            Timed::new(stream, self.write_timeout),
-            self.framing,
-        ));
+        self.conn = Some(Connection::new(Timed::new(stream), self.framing));
         Ok(())
     }
 
@@ -1110,7 +1045,7 @@ mod tests {
         assert!(is_retryable(&Error::Closed));
         assert!(is_retryable(&Error::Timeout(Timeout::Ack)));
         assert!(is_retryable(&Error::io(
-            Phase::Connect,
+            crate::error::Phase::Connect,
             std::io::ErrorKind::ConnectionRefused.into()
         )));
         assert!(!is_retryable(&Error::Config("x".into())));

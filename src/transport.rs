@@ -25,7 +25,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use log::debug;
 
@@ -150,13 +151,14 @@ pub fn host_of(addr: &str) -> &str {
 /// A connected stream: plain TCP, or TLS over TCP.
 ///
 /// Reads and writes go through TLS when there is TLS. The socket options (timeouts, shutdown)
-/// always act on the TCP socket underneath.
+/// always act on the TCP socket underneath, and so does the deadline
+/// ([`Stream::set_deadline`]).
 pub struct Stream {
     inner: Inner,
 }
 
 enum Inner {
-    Tcp(TcpStream),
+    Tcp(Sock),
     Tls(Box<native::Conn>),
 }
 
@@ -164,7 +166,7 @@ impl From<TcpStream> for Stream {
     /// A plain TCP stream.
     fn from(tcp: TcpStream) -> Stream {
         Stream {
-            inner: Inner::Tcp(tcp),
+            inner: Inner::Tcp(Sock::new(tcp)),
         }
     }
 }
@@ -175,9 +177,21 @@ impl Stream {
     /// Reading or writing it directly would corrupt a TLS session: use it for socket options
     /// and addresses only.
     pub fn tcp(&self) -> &TcpStream {
+        &self.sock().tcp
+    }
+
+    /// The socket adapter under TLS, or the plain socket's.
+    fn sock(&self) -> &Sock {
         match &self.inner {
-            Inner::Tcp(tcp) => tcp,
-            Inner::Tls(conn) => conn.tcp(),
+            Inner::Tcp(sock) => sock,
+            Inner::Tls(conn) => conn.sock(),
+        }
+    }
+
+    fn sock_mut(&mut self) -> &mut Sock {
+        match &mut self.inner {
+            Inner::Tcp(sock) => sock,
+            Inner::Tls(conn) => conn.sock_mut(),
         }
     }
 
@@ -205,15 +219,45 @@ impl Stream {
     ///
     /// A read that times out fails with [`io::ErrorKind::WouldBlock`] or
     /// [`io::ErrorKind::TimedOut`], depending on the platform. A zero duration is an error.
+    /// While a deadline is set ([`Stream::set_deadline`]), the next read sets the timeout to
+    /// the time left again.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.tcp().set_read_timeout(timeout)
+        self.sock().set_timeout(Dir::Read, timeout)
     }
 
     /// Sets the write timeout of the socket (`None`: writes block without limit).
     ///
-    /// A zero duration is an error.
+    /// A zero duration is an error. While a deadline is set ([`Stream::set_deadline`]), the
+    /// next write sets the timeout to the time left again.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.tcp().set_write_timeout(timeout)
+        self.sock().set_timeout(Dir::Write, timeout)
+    }
+
+    /// Sets a deadline `within` from now for every read and write that follows, or removes
+    /// it (`None`).
+    ///
+    /// The deadline is kept on the TCP socket, under TLS: before each system call that reads
+    /// or writes the socket (under TLS, each one the TLS library makes, and one TLS read or
+    /// write may make many while the peer trickles the bytes of a record), the socket's read
+    /// or write timeout is set to the time left. That system call is saved while the timeout
+    /// already set is within 1 ms (or `within / 16`, if less) of the time left. Once the
+    /// deadline has passed, reads and writes fail with [`io::ErrorKind::TimedOut`] without
+    /// touching the socket, and a socket timeout that ends at the deadline is reported with
+    /// that kind too; a TLS connection is unusable after such an error. Reads and writes on a
+    /// socket in non-blocking mode are not affected before the deadline.
+    ///
+    /// So a whole exchange of several reads or writes ends at the deadline, however the peer's
+    /// bytes arrive, and plain TCP and TLS follow the same rule. [`Stream::peer_closed`] and
+    /// [`Stream::shutdown`] ignore the deadline. Removing it leaves the socket timeouts as they
+    /// were last set.
+    pub fn set_deadline(&mut self, within: Option<Duration>) {
+        self.sock_mut().deadline = within.map(Deadline::new);
+    }
+
+    /// Whether the deadline set with [`Stream::set_deadline`] has passed (`false` without a
+    /// deadline).
+    pub fn deadline_passed(&self) -> bool {
+        self.sock().deadline.is_some_and(|d| d.passed())
     }
 
     /// The address of the peer.
@@ -232,6 +276,7 @@ impl Stream {
     /// written at once, so this never blocks. A socket that is already disconnected is not an
     /// error.
     pub fn shutdown(&mut self) -> io::Result<()> {
+        self.set_deadline(None);
         if let Inner::Tls(conn) = &mut self.inner {
             conn.close_notify();
         }
@@ -258,7 +303,7 @@ impl Stream {
     ///   [`read`](Read::read) (`false`, as for plain TCP).
     pub fn peer_closed(&mut self) -> bool {
         match &mut self.inner {
-            Inner::Tcp(tcp) => peek_now(tcp) == Peek::Closed,
+            Inner::Tcp(sock) => peek_now(&sock.tcp) == Peek::Closed,
             Inner::Tls(conn) => conn.peer_closed(),
         }
     }
@@ -267,7 +312,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
-            Inner::Tcp(tcp) => tcp.read(buf),
+            Inner::Tcp(sock) => sock.read(buf),
             Inner::Tls(conn) => conn.read(buf),
         }
     }
@@ -276,7 +321,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
-            Inner::Tcp(tcp) => tcp.write(buf),
+            Inner::Tcp(sock) => sock.write(buf),
             Inner::Tls(conn) => conn.write(buf),
         }
     }
@@ -293,7 +338,11 @@ impl Write for Stream {
     /// system has it), and the caller's loop writes the rest.
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match &mut self.inner {
-            Inner::Tcp(tcp) => write_vectored_nosignal(tcp, bufs),
+            Inner::Tcp(sock) => {
+                sock.arm(Dir::Write)?;
+                let result = write_vectored_nosignal(&mut sock.tcp, bufs);
+                sock.check(result)
+            }
             Inner::Tls(conn) => {
                 let buf = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
                 conn.write(buf)
@@ -303,7 +352,7 @@ impl Write for Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
-            Inner::Tcp(tcp) => tcp.flush(),
+            Inner::Tcp(sock) => sock.flush(),
             Inner::Tls(conn) => conn.flush(),
         }
     }
@@ -316,6 +365,163 @@ impl fmt::Debug for Stream {
             .field("local_addr", &self.local_addr().ok())
             .field("peer_addr", &self.peer_addr().ok())
             .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The socket under the stream, with its deadline
+
+/// How far the socket's timeout may differ from the time left before the deadline before it
+/// is set again (at most; see [`Deadline::new`]).
+const ARM_SLACK: Duration = Duration::from_millis(1);
+
+/// A socket timeout not known to be set: [`Sock`]'s next read or write under a deadline sets
+/// it.
+const UNKNOWN: u64 = u64::MAX;
+
+/// A direction of the socket, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// The end of the current exchange (see [`Stream::set_deadline`]).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    /// `None` when `within` is too long to represent: then the time left is always `within`.
+    at: Option<Instant>,
+    within: Duration,
+    /// How far the socket timeout may be from the time left before it is set again.
+    slack: Duration,
+}
+
+impl Deadline {
+    fn new(within: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now().checked_add(within),
+            within,
+            slack: ARM_SLACK.min(within / 16),
+        }
+    }
+
+    /// The time left, zero once the deadline has passed.
+    fn left(&self) -> Duration {
+        match self.at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => self.within,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.left().is_zero()
+    }
+}
+
+/// The error of a read or write after the deadline.
+fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the deadline has passed")
+}
+
+/// The TCP socket under a [`Stream`] (under TLS, what the TLS library reads and writes), which
+/// enforces the stream's deadline on every system call: before each read or write the socket
+/// timeout is set to the time left, unless the one set is within the deadline's slack of it.
+pub(crate) struct Sock {
+    tcp: TcpStream,
+    deadline: Option<Deadline>,
+    /// The read timeout known to be set on the socket, in nanoseconds, or [`UNKNOWN`]. Atomic
+    /// (relaxed loads and stores) only so that [`Stream::set_read_timeout`] can take `&self`.
+    read_armed: AtomicU64,
+    /// The same for the write timeout.
+    write_armed: AtomicU64,
+}
+
+impl Sock {
+    fn new(tcp: TcpStream) -> Sock {
+        Sock {
+            tcp,
+            deadline: None,
+            read_armed: AtomicU64::new(UNKNOWN),
+            write_armed: AtomicU64::new(UNKNOWN),
+        }
+    }
+
+    fn armed(&self, dir: Dir) -> &AtomicU64 {
+        match dir {
+            Dir::Read => &self.read_armed,
+            Dir::Write => &self.write_armed,
+        }
+    }
+
+    /// Sets a socket timeout and remembers it.
+    fn set_timeout(&self, dir: Dir, timeout: Option<Duration>) -> io::Result<()> {
+        let armed = self.armed(dir);
+        // Should the call fail, what the socket holds is not known.
+        armed.store(UNKNOWN, Ordering::Relaxed);
+        match dir {
+            Dir::Read => self.tcp.set_read_timeout(timeout)?,
+            Dir::Write => self.tcp.set_write_timeout(timeout)?,
+        }
+        let nanos = timeout.map_or(UNKNOWN, |t| u64::try_from(t.as_nanos()).unwrap_or(UNKNOWN));
+        armed.store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Before a read or write: under a deadline, sets the socket timeout to the time left (when
+    /// the one set is not close to it already), or fails when no time is left.
+    fn arm(&self, dir: Dir) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline.left();
+        if left.is_zero() {
+            return Err(deadline_passed());
+        }
+        let armed = self.armed(dir).load(Ordering::Relaxed);
+        if armed == UNKNOWN || Duration::from_nanos(armed).abs_diff(left) > deadline.slack {
+            self.set_timeout(dir, Some(left))?;
+        }
+        Ok(())
+    }
+
+    /// After a read or write: a socket timeout at the deadline becomes `TimedOut`, which the
+    /// TLS library treats as fatal (a `WouldBlock` would ask to be called again).
+    fn check<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            Err(e) if is_timeout_kind(e.kind()) && self.deadline.is_some_and(|d| d.passed()) => {
+                Err(deadline_passed())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(Dir::Read)?;
+        let result = self.tcp.read(buf);
+        self.check(result)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(Dir::Write)?;
+        let result = self.tcp.write(buf);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+impl fmt::Debug for Sock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sock")
+            .field("tcp", &self.tcp)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -762,7 +968,7 @@ mod native;
 /// Stand-ins for a build without TLS: the types exist but cannot be built.
 #[cfg(not(feature = "tls"))]
 mod native {
-    use super::{Error, Result, TlsClientConfig, TlsPeer, TlsServerConfig, NO_TLS};
+    use super::{Error, Result, Sock, TlsClientConfig, TlsPeer, TlsServerConfig, NO_TLS};
     use std::io;
     use std::net::TcpStream;
     use std::time::Duration;
@@ -772,7 +978,10 @@ mod native {
 
     #[allow(clippy::unused_self)]
     impl Conn {
-        pub(super) fn tcp(&self) -> &TcpStream {
+        pub(super) fn sock(&self) -> &Sock {
+            match *self {}
+        }
+        pub(super) fn sock_mut(&mut self) -> &mut Sock {
             match *self {}
         }
         pub(super) fn peer(&self) -> &TlsPeer {
@@ -850,6 +1059,48 @@ mod tests {
             connect_any(&[], Duration::from_secs(1), false),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn stream_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<Stream>();
+    }
+
+    #[test]
+    fn a_deadline_ends_reads_and_writes_with_timed_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut stream = Stream::from(tcp);
+        let mut buf = [0u8; 8];
+        // No deadline: a byte waiting is read as usual.
+        peer.write_all(b"a").unwrap();
+        assert_eq!(stream.read(&mut buf).unwrap(), 1);
+        assert!(!stream.deadline_passed());
+
+        let started = std::time::Instant::now();
+        stream.set_deadline(Some(Duration::from_millis(100)));
+        let e = stream.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(stream.deadline_passed());
+        // After the deadline nothing reaches the socket, even with bytes waiting.
+        peer.write_all(b"b").unwrap();
+        let e = stream.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        let e = stream.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+
+        // A new deadline: the byte is there.
+        stream.set_deadline(Some(Duration::from_secs(5)));
+        assert_eq!(stream.read(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'b');
+        stream.set_deadline(None);
+        assert!(!stream.deadline_passed());
+        stream.write_all(b"c").unwrap();
+        peer.read_exact(&mut buf[..1]).unwrap();
+        assert_eq!(buf[0], b'c');
     }
 
     #[test]

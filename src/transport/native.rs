@@ -2,80 +2,18 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, warn};
 use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream};
 
-use super::{peek_now, Identity, Peek, TlsClientConfig, TlsPeer, TlsServerConfig};
+use super::{
+    peek_now, Deadline, Dir, Identity, Peek, Sock, TlsClientConfig, TlsPeer, TlsServerConfig,
+};
 use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError};
 
 /// The oldest protocol version either side accepts.
 const MIN_PROTOCOL: Protocol = Protocol::Tlsv12;
-
-/// The TCP socket under TLS. During the handshake it enforces an overall deadline by setting the
-/// socket timeout to the time left before every read and write.
-pub(super) struct Sock {
-    tcp: TcpStream,
-    deadline: Option<Instant>,
-}
-
-impl Sock {
-    /// Before an operation during the handshake: sets the timeout to the time left, or fails if
-    /// none is left.
-    fn arm(&self, read: bool) -> io::Result<()> {
-        let Some(deadline) = self.deadline else {
-            return Ok(());
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(deadline_passed());
-        }
-        if read {
-            self.tcp.set_read_timeout(Some(left))
-        } else {
-            self.tcp.set_write_timeout(Some(left))
-        }
-    }
-
-    /// After an operation during the handshake: a timeout becomes `TimedOut`, which the TLS
-    /// library treats as fatal (a `WouldBlock` would ask to be called again).
-    fn check<T>(&self, result: io::Result<T>) -> io::Result<T> {
-        match result {
-            Err(e) if self.deadline.is_some() && is_timeout_kind(e.kind()) => {
-                Err(deadline_passed())
-            }
-            other => other,
-        }
-    }
-}
-
-fn deadline_passed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "the TLS handshake did not finish in time",
-    )
-}
-
-impl Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.arm(true)?;
-        let result = self.tcp.read(buf);
-        self.check(result)
-    }
-}
-
-impl Write for Sock {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.arm(false)?;
-        let result = self.tcp.write(buf);
-        self.check(result)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
-    }
-}
 
 /// An established TLS connection.
 pub(super) struct Conn {
@@ -86,8 +24,25 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn tcp(&self) -> &TcpStream {
-        &self.tls.get_ref().tcp
+    pub(super) fn sock(&self) -> &Sock {
+        self.tls.get_ref()
+    }
+
+    pub(super) fn sock_mut(&mut self) -> &mut Sock {
+        self.tls.get_mut()
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        &self.sock().tcp
+    }
+
+    /// Runs `f` with the deadline put aside: for the non-blocking operations, which must work
+    /// whether the deadline of the last exchange has passed or not.
+    fn without_deadline<T>(&mut self, f: impl FnOnce(&mut Conn) -> T) -> T {
+        let deadline = self.sock_mut().deadline.take();
+        let result = f(self);
+        self.sock_mut().deadline = deadline;
+        result
     }
 
     pub(super) fn peer(&self) -> &TlsPeer {
@@ -114,13 +69,19 @@ impl Conn {
 
     /// Sends `close_notify` if that can be done without blocking; errors are ignored.
     pub(super) fn close_notify(&mut self) {
-        if self.tcp().set_nonblocking(true).is_ok() {
-            let _ = self.tls.shutdown();
-            let _ = self.tcp().set_nonblocking(false);
-        }
+        self.without_deadline(|conn| {
+            if conn.tcp().set_nonblocking(true).is_ok() {
+                let _ = conn.tls.shutdown();
+                let _ = conn.tcp().set_nonblocking(false);
+            }
+        });
     }
 
     pub(super) fn peer_closed(&mut self) -> bool {
+        self.without_deadline(Conn::peer_closed_now)
+    }
+
+    fn peer_closed_now(&mut self) -> bool {
         if !self.unread.is_empty() || matches!(self.tls.buffered_read_size(), Ok(n) if n > 0) {
             return false;
         }
@@ -162,11 +123,8 @@ fn handshake(
 ) -> Result<Conn> {
     let read_timeout = tcp.read_timeout().map_err(configure)?;
     let write_timeout = tcp.write_timeout().map_err(configure)?;
-    let sock = Sock {
-        tcp,
-        // A deadline too far away to represent is no deadline.
-        deadline: Instant::now().checked_add(deadline),
-    };
+    let mut sock = Sock::new(tcp);
+    sock.deadline = Some(Deadline::new(deadline));
     let mut tls = match run(sock) {
         Ok(tls) => tls,
         // Not expected with a blocking socket; if it happens, the socket timed out.
@@ -178,9 +136,9 @@ fn handshake(
     };
     let sock = tls.get_mut();
     sock.deadline = None;
-    sock.tcp.set_read_timeout(read_timeout).map_err(configure)?;
-    sock.tcp
-        .set_write_timeout(write_timeout)
+    sock.set_timeout(Dir::Read, read_timeout)
+        .map_err(configure)?;
+    sock.set_timeout(Dir::Write, write_timeout)
         .map_err(configure)?;
     let certificate = match tls.peer_certificate() {
         Ok(Some(cert)) => cert.to_der().ok(),
