@@ -6,121 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::process::{listen, mllp};
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
-
-/// The longest any process or line is waited for.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// A running `mllp` process; killed when dropped.
-struct Proc {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-/// How a process ended.
-#[derive(Debug)]
-struct Ended {
-    code: i32,
-    stdout: Vec<String>,
-    stderr: String,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mllp"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the mllp binary starts");
-        let out = child.stdout.take().expect("stdout pipe");
-        let (tx, stdout) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().expect("stderr pipe");
-        let stderr = Some(thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        }));
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn line(&self) -> String {
-        match self.stdout.recv_timeout(LIMIT) {
-            Ok(line) => line,
-            Err(e) => panic!("no line from mllp within {LIMIT:?}: {e}"),
-        }
-    }
-
-    fn wait(mut self) -> Ended {
-        let end = Instant::now() + LIMIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < end, "mllp did not exit within {LIMIT:?}");
-            thread::sleep(Duration::from_millis(10));
-        };
-        let mut stdout = Vec::new();
-        loop {
-            match self.stdout.recv_timeout(LIMIT) {
-                Ok(line) => stdout.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("standard output did not close"),
-            }
-        }
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        Ended {
-            code: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mllp(args: &[&str]) -> Ended {
-    Proc::spawn(args).wait()
-}
-
-/// Starts `mllp listen 127.0.0.1:0 --store DIR EXTRA...` and returns it with its address.
-fn listen(store: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec!["listen", "127.0.0.1:0", "--store", store.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let proc = Proc::spawn(&args);
-    let first = proc.line();
-    let addr = first
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (proc, addr)
-}
 
 /// A fresh, empty directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -363,4 +255,22 @@ fn ack_timeout_holds_against_a_peer_that_trickles_bytes() {
     drop(TcpStream::connect(&addr));
     peer.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_batch_with_an_empty_batch_control_id_names_the_batch_header_and_the_way_out() {
+    let dir = scratch("batch-id");
+    let file = write(
+        &dir,
+        "batch.hl7",
+        b"FHS|^~\\&|LAB|HOSP|HIS|HOSP|20240101||||\r\
+          BHS|^~\\&|LAB|HOSP|HIS|HOSP|20240101||||\r\
+          MSH|^~\\&|LAB|HOSP|HIS|HOSP|20240101||ADT^A01|M1|P|2.5\rBTS|1\rFTS|1\r",
+    );
+    // The header is checked before anything is sent, so no peer is needed.
+    let ended = mllp(&["send", "127.0.0.1:9", &file]);
+    assert_ne!(ended.code, 0, "{ended:?}");
+    assert!(ended.stderr.contains("FHS-11"), "{}", ended.stderr);
+    assert!(ended.stderr.contains("--split-batch"), "{}", ended.stderr);
+    assert!(!ended.stderr.contains("MSH-11"), "{}", ended.stderr);
 }

@@ -478,7 +478,16 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             Err(e @ (mllp::Error::Header(_) | mllp::Error::Frame(_) | mllp::Error::Charset(_))) => {
                 // Something about this message; the next ones may be fine.
                 unsendable += 1;
-                stderr_line(&format!("mllp: error: {} cannot be sent: {e}", msg.origin));
+                let hint = match e {
+                    mllp::Error::Header(mllp::HeaderError::MissingField { field: 11 }) => {
+                        " (--split-batch sends its messages one at a time)"
+                    }
+                    _ => "",
+                };
+                stderr_line(&format!(
+                    "mllp: error: {} cannot be sent: {e}{hint}",
+                    msg.origin
+                ));
             }
             Err(e) => {
                 progress.update(done, total, true);

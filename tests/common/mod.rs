@@ -2,6 +2,8 @@
 //! generator and deadlines. Each test crate uses only part of it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
