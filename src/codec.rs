@@ -150,8 +150,9 @@ fn match_at(seq: &[u8], buf: &[u8], at: usize) -> SeqMatch {
 const HEADERS: [&[u8; HEADER_LOOKAHEAD]; 3] = [b"MSH", b"BHS", b"FHS"];
 
 /// How many bytes after a start sequence inside a frame the decoder must see to decide whether
-/// it begins a new frame.
-pub(crate) const HEADER_LOOKAHEAD: usize = 3;
+/// it begins a new frame (`MSH`, `BHS` or `FHS`); a decoder may hold that many bytes beyond a
+/// complete frame while it waits for them.
+pub const HEADER_LOOKAHEAD: usize = 3;
 
 /// Whether the bytes of `buf` from `at` begin an HL7 header ([`HEADERS`]): `Partial` when the
 /// bytes available so far could still begin one.

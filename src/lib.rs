@@ -48,8 +48,8 @@
 //! * `tls` (default): TLS through `native-tls` for the sender ([`TlsClientConfig`]) and the
 //!   listener ([`TlsServerConfig`]). Without it the crate is plain TCP only.
 //!
-//! The crate also builds as a C library (`libmllp.a`, `libmllp.so`, header `src/mllp.h`); see
-//! the README.
+//! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate
+//! `mllp-ffi`, and the `mllp` command-line tool is `mllp-cli`; see the README.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
@@ -57,7 +57,6 @@ pub mod charset;
 pub mod codec;
 mod connection;
 mod error;
-mod ffi;
 mod framing;
 pub mod hl7;
 pub mod listener;
@@ -99,6 +98,3 @@ pub use hl7::{
     ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
     Header, Separators, COMMIT_ACK, COMMIT_NAK,
 };
-
-#[doc(hidden)]
-pub mod fuzzing;

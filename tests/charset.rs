@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-mod common;
+use mllp_testkit as common;
 
 use mllp::charset::Decoded;
 use mllp::{Charset, CharsetError, Header, Malformed};

@@ -3,7 +3,7 @@
 //! that has gone longest without completing a frame, past `evict_after`. And junk outside a
 //! frame does not restart the frame clock.
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -350,64 +350,4 @@ fn a_line_feed_after_a_frame_does_not_start_the_frame_clock() {
     std::thread::sleep(Duration::from_millis(1200));
     assert!(send_on(&mut conn, "L2").unwrap().contains("MSA|AA|L2"));
     assert_eq!(running.stats().frame_timeouts, 0);
-}
-
-#[cfg(unix)]
-#[test]
-fn cli_evicts_logs_the_peer_and_counts_it() {
-    let dir = common::scratch_dir("evict-cli");
-    let mut listener = common::ListenProc::start(
-        &dir.join("inbox"),
-        &["--max-connections", "1", "--evict-after", "1"],
-        true,
-    );
-    let addr: SocketAddr = listener.addr.parse().unwrap();
-    let silent = tcp(addr);
-    let silent_peer = silent.local_addr().unwrap();
-    let started = Instant::now();
-    let ack = loop {
-        match send(addr, "C1") {
-            Ok(ack) => break ack,
-            Err(e) => assert!(started.elapsed() < LIMIT, "no AA: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(ack.contains("MSA|AA|C1"), "{ack}");
-    listener.terminate();
-    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
-    let stderr = listener.stderr_text();
-    assert!(
-        stderr.contains("mllp: warning: ") && stderr.contains(&format!("from {silent_peer}")),
-        "{stderr}"
-    );
-    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
-    let summary = lines.last().cloned().unwrap_or_default();
-    assert!(summary.contains("evicted connections 1"), "{lines:?}");
-    drop(silent);
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[cfg(unix)]
-#[test]
-fn cli_evict_after_zero_keeps_refusing() {
-    let dir = common::scratch_dir("evict-cli-off");
-    let mut listener = common::ListenProc::start(
-        &dir.join("inbox"),
-        &["--max-connections", "1", "--evict-after", "0"],
-        true,
-    );
-    let addr: SocketAddr = listener.addr.parse().unwrap();
-    let _silent = tcp(addr);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(send(addr, "Z1").is_err());
-    listener.terminate();
-    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
-    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
-    assert!(
-        lines
-            .last()
-            .is_some_and(|l| l.contains("refused connections 1")),
-        "{lines:?}"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

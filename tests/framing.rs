@@ -6,11 +6,11 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-mod common;
+use mllp_testkit as common;
 
 use common::Rng;
-use mllp::fuzzing::{self, decode_chunks, reference, Ev};
 use mllp::{Error, FrameError, Framing, Reader, StartInFrame, Writer};
+use mllp_testkit::fuzzing::{self, decode_chunks, reference, Ev};
 
 fn frame(payload: &[u8]) -> Ev {
     Ev::Frame(payload.to_vec())

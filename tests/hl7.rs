@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-mod common;
 use common::corpus_dir;
+use mllp_testkit as common;
 
 use mllp::{
     ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Charset,
@@ -773,7 +773,7 @@ impl Rng {
 fn ack_build_replay_seeds_corpus_and_random_inputs() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ack_build");
     for entry in std::fs::read_dir(seeds).unwrap() {
-        mllp::fuzzing::ack_build(&std::fs::read(entry.unwrap().path()).unwrap());
+        mllp_testkit::fuzzing::ack_build(&std::fs::read(entry.unwrap().path()).unwrap());
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let alphabet: &[u8] = b"MSHBFA|^~\\&#%!*\r\n0123ALNEERSU.2 \xEF\xBB\xBF\xFF\x00";
@@ -787,11 +787,11 @@ fn ack_build_replay_seeds_corpus_and_random_inputs() {
         for _ in 0..rng.below(120) {
             input.push(alphabet[rng.below(alphabet.len())]);
         }
-        mllp::fuzzing::ack_build(&input);
+        mllp_testkit::fuzzing::ack_build(&input);
     }
     let Some(dir) = corpus_dir() else { return };
     for (_, bytes, _) in corpus_files(&dir) {
-        mllp::fuzzing::ack_build(&bytes);
+        mllp_testkit::fuzzing::ack_build(&bytes);
         // And a few mutations of each.
         for _ in 0..20 {
             let mut m = bytes[..bytes.len().min(400)].to_vec();
@@ -799,7 +799,7 @@ fn ack_build_replay_seeds_corpus_and_random_inputs() {
                 let i = rng.below(m.len());
                 m[i] = alphabet[rng.below(alphabet.len())];
             }
-            mllp::fuzzing::ack_build(&m);
+            mllp_testkit::fuzzing::ack_build(&m);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! [`ROUND_TRIP`], no listener thread may have panicked, and the process's resident memory
 //! must stay within [`MEMORY_BOUND`] of what it was before the first attack.
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,6 @@
 //! 1,000 open idle connections cost the listener at most 64 MiB of resident memory.
 
-mod common;
+use mllp_testkit as common;
 
 use std::net::TcpStream;
 use std::time::Duration;

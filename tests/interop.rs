@@ -7,7 +7,7 @@
 //!
 //! Skipped when `MLLP_TEST_PYTHON` or `MLLP_TEST_CORPUS` is not set (`.ci/run` sets both).
 
-mod common;
+use mllp_testkit as common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

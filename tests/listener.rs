@@ -2,7 +2,7 @@
 //! connection, slow, silent and broken peers, oversized messages, acknowledgement modes,
 //! character sets, panicking handlers and shutdown.
 
-mod common;
+use mllp_testkit as common;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};

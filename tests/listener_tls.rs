@@ -1,7 +1,7 @@
 //! The listener over TLS, with the test certificates in `tests/certs/`.
 #![cfg(feature = "tls")]
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

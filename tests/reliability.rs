@@ -6,8 +6,8 @@
 //! more than once only if the sender wrote it more than once (after a fault hit between
 //! delivery and ACK); and a failed send says truthfully whether the message may have arrived.
 
-mod common;
-mod proxy;
+use mllp_testkit as common;
+use mllp_testkit::proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-mod common;
+use mllp_testkit as common;
 
 /// Set in the child run of this test binary: the child is the test that would skip.
 const CHILD: &str = "MLLP_REQUIRE_ALL_CHILD";

@@ -4,7 +4,7 @@
 //! Every socket has read and write timeouts, every thread is joined, and the only timed wait is
 //! the one that keeps a listener down for a second.
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};

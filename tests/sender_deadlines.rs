@@ -4,7 +4,7 @@
 //!
 //! Every peer stops by itself (bounded loops, socket timeouts) and every thread is joined.
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

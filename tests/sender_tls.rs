@@ -1,7 +1,7 @@
 //! The sender over TLS, with the test certificates in `tests/certs/` (see `generate.sh` there).
 #![cfg(feature = "tls")]
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};

@@ -7,7 +7,7 @@
 //! stops by itself (bounded loops, socket timeouts) and every thread is joined.
 #![cfg(feature = "tls")]
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

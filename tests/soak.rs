@@ -5,7 +5,7 @@
 //! MLLP_SOAK=1 cargo test --release --test soak -- --nocapture
 //! ```
 
-mod common;
+use mllp_testkit as common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};

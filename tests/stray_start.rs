@@ -7,13 +7,13 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mllp::fuzzing::{decode_chunks, reference, Ev};
 use mllp::{
     Ack, AckCode, AckPolicy, Connection, Error, FrameError, Framing, Header, Listener, Message,
     Reader, Response, StartInFrame,
 };
+use mllp_testkit::fuzzing::{decode_chunks, reference, Ev};
 
-mod common;
+use mllp_testkit as common;
 
 /// The corpus files holding the default start byte, as (name, bytes).
 fn files_with_a_stray_start() -> Option<Vec<(String, Vec<u8>)>> {

@@ -1,7 +1,7 @@
 //! TLS over loopback with the test certificates in `tests/certs/` (see `generate.sh` there).
 #![cfg(feature = "tls")]
 
-mod common;
+use mllp_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -119,11 +119,7 @@ fn connecting_to_the_ip_address_checks_the_ip_in_the_certificate() {
 
 #[test]
 fn pkcs12_server_identity() {
-    let identity = Identity::from_pkcs12_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/server.p12"),
-        "test",
-    )
-    .unwrap();
+    let identity = Identity::from_pkcs12_file(common::cert_path("server.p12"), "test").unwrap();
     let server = Server::start(identity, 1);
     let mut client = connect(&trusting_test_ca(), server.addr, "localhost").unwrap();
     let mut accepted = server.next().unwrap();

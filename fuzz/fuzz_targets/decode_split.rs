@@ -1,4 +1,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mllp::fuzzing::decode_split(data));
+fuzz_target!(|data: &[u8]| mllp_testkit::fuzzing::decode_split(data));

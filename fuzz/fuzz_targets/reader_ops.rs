@@ -1,4 +1,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mllp::fuzzing::reader_ops(data));
+fuzz_target!(|data: &[u8]| mllp_testkit::fuzzing::reader_ops(data));

@@ -1,0 +1,116 @@
+//! Support for the tests of the command-line tool: the `mllp` binary as a child process
+//! ([`process`], [`ListenProc`]), on top of everything in the shared test kit.
+#![allow(dead_code)]
+
+pub mod process;
+
+#[allow(unused_imports)]
+pub use mllp_testkit::*;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A running `mllp listen 127.0.0.1:0 --store DIR ...`; killed when dropped.
+pub struct ListenProc {
+    pub child: std::process::Child,
+    /// The address from its `listening on` line.
+    pub addr: String,
+    /// Its further standard output lines, unless started with `read_stdout` false (then
+    /// nobody reads the pipe after the first line).
+    pub stdout: Option<std::sync::mpsc::Receiver<String>>,
+    /// Kept open (and unread) when nobody reads standard output.
+    pub unread_stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+    /// Its standard error, read to the end on a thread.
+    pub stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ListenProc {
+    /// Starts the listener and waits (bounded by the reading of one line) for its address.
+    pub fn start(store: &Path, extra: &[&str], read_stdout: bool) -> ListenProc {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mllp"))
+            .args(["listen", "127.0.0.1:0", "--store", store.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the mllp binary starts");
+        let mut err = child.stderr.take().expect("stderr pipe");
+        let stderr = Some(std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        }));
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout pipe"));
+        let mut first = String::new();
+        // The listener prints this line at once or exits (closing the pipe): bounded.
+        out.read_line(&mut first).expect("the first line");
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        let (stdout, unread_stdout) = if read_stdout {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in out.lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            (Some(rx), None)
+        } else {
+            (None, Some(out))
+        };
+        ListenProc {
+            child,
+            addr,
+            stdout,
+            unread_stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM (Unix).
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, or `None` if it did not.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Its standard error so far, once it has exited.
+    pub fn stderr_text(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for ListenProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

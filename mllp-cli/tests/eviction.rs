@@ -1,0 +1,93 @@
+//! `mllp listen --evict-after`: when every slot is taken, a new connection takes the slot of
+//! the one that has gone longest without completing a frame; the eviction is logged with the
+//! evicted peer and counted in the summary, and `--evict-after 0` keeps refusing.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use mllp::{Connection, Framing};
+use mllp_testkit as testkit;
+
+/// The longest any single read, write or wait may take.
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    tcp.set_write_timeout(Some(LIMIT)).unwrap();
+    tcp
+}
+
+/// Sends one message on a new connection; the acknowledgement's text, or why there was none.
+fn send(addr: SocketAddr, id: &str) -> Result<String, String> {
+    let mut conn = Connection::new(tcp(addr), Framing::default());
+    conn.write_frame(testkit::adt(id).as_bytes())
+        .map_err(|e| e.to_string())?;
+    match conn.read_frame() {
+        Ok(Some(ack)) => Ok(String::from_utf8_lossy(ack).into_owned()),
+        Ok(None) => Err("closed without an acknowledgement".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_evicts_logs_the_peer_and_counts_it() {
+    let dir = testkit::scratch_dir("evict-cli");
+    let mut listener = common::ListenProc::start(
+        &dir.join("inbox"),
+        &["--max-connections", "1", "--evict-after", "1"],
+        true,
+    );
+    let addr: SocketAddr = listener.addr.parse().unwrap();
+    let silent = tcp(addr);
+    let silent_peer = silent.local_addr().unwrap();
+    let started = Instant::now();
+    let ack = loop {
+        match send(addr, "C1") {
+            Ok(ack) => break ack,
+            Err(e) => assert!(started.elapsed() < LIMIT, "no AA: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(ack.contains("MSA|AA|C1"), "{ack}");
+    listener.terminate();
+    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
+    let stderr = listener.stderr_text();
+    assert!(
+        stderr.contains("mllp: warning: ") && stderr.contains(&format!("from {silent_peer}")),
+        "{stderr}"
+    );
+    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
+    let summary = lines.last().cloned().unwrap_or_default();
+    assert!(summary.contains("evicted connections 1"), "{lines:?}");
+    drop(silent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_evict_after_zero_keeps_refusing() {
+    let dir = testkit::scratch_dir("evict-cli-off");
+    let mut listener = common::ListenProc::start(
+        &dir.join("inbox"),
+        &["--max-connections", "1", "--evict-after", "0"],
+        true,
+    );
+    let addr: SocketAddr = listener.addr.parse().unwrap();
+    let _silent = tcp(addr);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(send(addr, "Z1").is_err());
+    listener.terminate();
+    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
+    let lines: Vec<String> = listener.stdout.take().unwrap().try_iter().collect();
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("refused connections 1")),
+        "{lines:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

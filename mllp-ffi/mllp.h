@@ -1,0 +1,1294 @@
+/*
+ * mllp.h: the C API of the mllp library (blocking MLLP for HL7 v2).
+ *
+ * Generated from mllp-ffi/src by cbindgen; do not edit. Regenerate with mllp-ffi/header-check --fix.
+ *
+ * Conventions:
+ * - Functions that can fail return an mllp_result. Codes below 100 are not errors; the
+ *   numbers never change meaning. mllp_result_str() describes any code.
+ * - Every pointer argument is checked: NULL gives MLLP_NULL_ARGUMENT. An output buffer may be
+ *   NULL only with a capacity of 0 (to ask for the size needed).
+ * - Every buffer is passed with its length or capacity. The library never reads past a length
+ *   nor writes past a capacity; when a result does not fit, MLLP_BUFFER_TOO_SMALL is returned
+ *   and the size needed is stored through the length out-pointer.
+ * - Input strings are NUL-terminated UTF-8. Returned strings are static (never freed) or
+ *   copied into caller buffers.
+ * - Handles are opaque: created by a _new function, released by the matching _free function;
+ *   _free(NULL) does nothing. Each handle documents its thread-safety and keeps the text of its
+ *   last error (its _last_error function).
+ *   A _new call that failed has no handle: mllp_new_error gives its text (per thread).
+ * - A Rust panic never crosses into C: it becomes MLLP_PANIC. Free the handle involved.
+ */
+
+#ifndef MLLP_H
+#define MLLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * The most bytes one `mllp_decoder_feed` call is guaranteed to accept, when the previous
+ * `mllp_decoder_next` returned `MLLP_NEED_MORE`.
+ */
+#define MLLP_DECODER_FEED_MAX 65536
+
+/**
+ * A start sequence inside a frame followed by `MSH`, `BHS` or `FHS` discards the partial
+ * frame and starts a new one; any other start sequence is payload (the default).
+ */
+#define MLLP_START_IN_FRAME_RESTART 0
+
+/**
+ * A start sequence inside a frame is ordinary payload.
+ */
+#define MLLP_START_IN_FRAME_IGNORE 1
+
+/**
+ * The default stack size of the threads that call the callback: 256 KiB.
+ */
+#define MLLP_LISTENER_DEFAULT_STACK_SIZE (256 * 1024)
+
+/**
+ * A frame decoder: bytes in, frames out. Create with `mllp_decoder_new`, free with
+ * `mllp_decoder_free`.
+ *
+ * Thread safety: not thread-safe. Use it from one thread at a time (it may move between
+ * threads); a frame it hands out must not be used after the next call on it.
+ */
+typedef struct mllp_decoder mllp_decoder;
+
+/**
+ * An MLLP listener bound to an address. Create with `mllp_listener_new`, serve with
+ * `mllp_listener_start` or `mllp_listener_run`, stop with `mllp_listener_stop`, free with
+ * `mllp_listener_free`.
+ *
+ * Thread safety: every function except `mllp_listener_free` may be called from any thread,
+ * concurrently (`mllp_listener_stop` in particular, also from a callback).
+ * `mllp_listener_free` must be the last call, made once, outside the callback.
+ */
+typedef struct mllp_listener mllp_listener;
+
+/**
+ * The callback's answer beyond its disposition: an optional text (MSA-3, and the ERR segment
+ * for an error or reject) and error code. Set with `mllp_response_set_text` and
+ * `mllp_response_set_error_code`, only during the callback it was passed to.
+ */
+typedef struct mllp_response mllp_response;
+
+/**
+ * A blocking MLLP sender to one address. Create with `mllp_sender_new`, free with
+ * `mllp_sender_free`.
+ *
+ * Thread safety: one call at a time. The handle may move between threads, but it must not be
+ * used by two threads at once: a call made while another is running on the same handle
+ * returns `MLLP_INVALID_STATE` at once (nothing is sent). Use one sender per thread, or lock
+ * around it. `mllp_sender_free` must not run concurrently with any other call on the handle.
+ */
+typedef struct mllp_sender mllp_sender;
+
+/**
+ * A result code returned by every function of this API that can fail.
+ *
+ * Codes below 100 are not errors; everything from 100 on is. The numbers are fixed forever:
+ * a code never changes meaning and a retired code is never reused. `mllp_result_str` names
+ * each one.
+ */
+typedef uint32_t mllp_result;
+
+/**
+ * What the receiver decided about a message (listener callbacks return one too).
+ */
+typedef uint32_t mllp_disposition;
+
+/**
+ * Framing options: which bytes open and close a frame, and the decoder's limits.
+ *
+ * Always fill it with `mllp_framing_init` first, then change the fields you need; fields may
+ * be added at the end in a later major version. A plain struct owned by the caller: the
+ * library copies it and keeps no pointer to it.
+ */
+typedef struct mllp_framing {
+  /**
+   * The start sequence; the first `start_len` bytes are used. Default `0x0B`.
+   */
+  uint8_t start[8];
+  /**
+   * Bytes in the start sequence, 1 to 8. Default 1.
+   */
+  size_t start_len;
+  /**
+   * The end sequence; the first `end_len` bytes are used. It must begin with a byte other
+   * than the start sequence's first byte. Default `0x1C 0x0D`.
+   */
+  uint8_t end[8];
+  /**
+   * Bytes in the end sequence, 1 to 8. Default 2.
+   */
+  size_t end_len;
+  /**
+   * The largest payload accepted, in bytes (at least 1). Larger frames are skipped and
+   * reported as `MLLP_FRAME_OVERSIZED`. Default 16 MiB.
+   */
+  size_t max_message_size;
+  /**
+   * Non-zero: a frame also ends at the first byte of the end sequence when the rest of the
+   * sequence does not follow (for peers that send `0x1C` without `0x0D`). Default 0.
+   */
+  int lenient;
+  /**
+   * What a start sequence inside a frame means: `MLLP_START_IN_FRAME_RESTART` (default) or
+   * `MLLP_START_IN_FRAME_IGNORE`.
+   */
+  uint32_t start_in_frame;
+} mllp_framing;
+
+/**
+ * Counters of one decoder since it was created.
+ */
+typedef struct mllp_decoder_stats {
+  /**
+   * Frames handed out.
+   */
+  uint64_t frames;
+  /**
+   * Bytes dropped outside any frame (junk before a start sequence).
+   */
+  uint64_t skipped_bytes;
+  /**
+   * Partial frames dropped because a start sequence arrived inside them.
+   */
+  uint64_t discarded_frames;
+  /**
+   * Frames larger than the maximum message size (skipped).
+   */
+  uint64_t oversized_frames;
+  /**
+   * Frames cut short by the end of the stream (`mllp_decoder_finish`).
+   */
+  uint64_t truncated_frames;
+} mllp_decoder_stats;
+
+/**
+ * How received messages are acknowledged.
+ */
+typedef uint32_t mllp_ack_policy;
+
+/**
+ * Listener settings.
+ *
+ * Always fill it with `mllp_listener_options_init` first, then change the fields you need.
+ * The library copies what it needs during `mllp_listener_new` (TLS files are read then) and
+ * keeps no pointer into it.
+ */
+typedef struct mllp_listener_options {
+  /**
+   * Framing, and the largest message accepted (`framing.max_message_size`; larger messages
+   * are skipped and answered with a negative acknowledgement).
+   */
+  struct mllp_framing framing;
+  /**
+   * NULL (the default: UTF-8), or the label of the character set messages are decoded from
+   * (`"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...).
+   */
+  const char *charset;
+  /**
+   * Non-zero (the default): decode each message in the character set its MSH-18 names,
+   * when it names a known one.
+   */
+  int32_t detect_msh18;
+  /**
+   * Non-zero (the default): a message with bytes not valid in its character set is
+   * answered with AE, naming the byte offset, without calling the callback. 0: such bytes
+   * reach the callback as U+FFFD.
+   */
+  int32_t reject_malformed;
+  /**
+   * The most connections served at once (at least 1). Default 10.
+   */
+  uint32_t max_connections;
+  /**
+   * What happens to a connection beyond the maximum: 0 (the default) closes it at once;
+   * non-zero leaves it waiting until a connection ends.
+   */
+  int32_t backlog_overflow;
+  /**
+   * Non-zero, with `max_connections` 1: a new connection replaces the current one when that
+   * one is idle (no frame under way, no message being handled). Default 0.
+   */
+  int32_t replace_idle;
+  /**
+   * How long a started frame may take to arrive completely, in milliseconds; 0: no limit.
+   * Default 60000.
+   */
+  uint32_t frame_timeout_ms;
+  /**
+   * How long a connection may go without a message before it is closed, in milliseconds;
+   * 0 (the default): no limit.
+   */
+  uint32_t idle_timeout_ms;
+  /**
+   * How long writing one acknowledgement may take, in milliseconds; 0: no limit. Default
+   * 10000.
+   */
+  uint32_t write_timeout_ms;
+  /**
+   * How long a TLS handshake may take, in milliseconds (at least 1). Default 10000.
+   */
+  uint32_t handshake_timeout_ms;
+  /**
+   * How long stopping waits for messages being handled to be acknowledged, in
+   * milliseconds. Default 10000.
+   */
+  uint32_t shutdown_grace_ms;
+  /**
+   * One of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
+   */
+  mllp_ack_policy ack_policy;
+  /**
+   * NULL, or the PEM certificate chain of the server: serve TLS. Set together with
+   * `tls_key_file`.
+   */
+  const char *tls_cert_file;
+  /**
+   * NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
+   */
+  const char *tls_key_file;
+  /**
+   * The stack size of the threads that call the callback, in bytes (at least 65536).
+   * Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`.
+   */
+  size_t stack_size;
+  /**
+   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the server certificate, its chain
+   * and its key: serve TLS. Instead of `tls_cert_file`/`tls_key_file`: naming both kinds is
+   * a configuration error.
+   */
+  const char *tls_pkcs12_file;
+  /**
+   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+   * `tls_pkcs12_file`.
+   */
+  const char *tls_pkcs12_password;
+  /**
+   * When every slot is taken, a new connection takes the slot of the connection that has
+   * gone longest without completing a frame, once that is at least this long, in
+   * milliseconds; a connection whose message is in the callback is never chosen. 0: never
+   * (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
+   */
+  uint32_t evict_after_ms;
+} mllp_listener_options;
+
+/**
+ * What the callback is told about a received message. Every pointer is valid, and every
+ * byte range unchanged, only until the callback returns; copy what you keep. Byte ranges are
+ * not NUL-terminated (an empty one has length 0 and a valid pointer).
+ */
+typedef struct mllp_message_info {
+  /**
+   * The message as UTF-8 text (decoded from its character set; a UTF-8 BOM removed).
+   */
+  const uint8_t *text;
+  /**
+   * Bytes at `text`.
+   */
+  size_t text_len;
+  /**
+   * The frame's payload exactly as received, in its own character set.
+   */
+  const uint8_t *raw;
+  /**
+   * Bytes at `raw`.
+   */
+  size_t raw_len;
+  /**
+   * The control ID the acknowledgement echoes (MSH-10, or BHS-11/FHS-11 for a batch), as
+   * received; empty when the field is empty.
+   */
+  const uint8_t *control_id;
+  /**
+   * Bytes at `control_id`.
+   */
+  size_t control_id_len;
+  /**
+   * MSH-9 whole (e.g. `ADT^A01^ADT_A01`), as received; empty for a batch header.
+   */
+  const uint8_t *message_type;
+  /**
+   * Bytes at `message_type`.
+   */
+  size_t message_type_len;
+  /**
+   * The peer's address as NUL-terminated text, `"ip:port"` (`"[ip6]:port"` for IPv6).
+   */
+  const char *peer;
+  /**
+   * The listener's number for the connection: the same for every message of one
+   * connection, never reused by this listener.
+   */
+  uint64_t connection_id;
+} mllp_message_info;
+
+/**
+ * Called for every received message whose header could be read; returns one of
+ * `MLLP_DISPOSITION_*`, which decides the acknowledgement (accept: AA/CA, error: AE/CE,
+ * reject: AR/CR; in MLLP release 2 mode a commit ACK or NAK). Any other value is answered
+ * with AE "application internal error".
+ *
+ * The acknowledgement is written after the callback returns, so storing the message before
+ * returning accept gives "store, then ACK".
+ *
+ * Threads: called on the listener's connection threads, one per connection: at most one call
+ * at a time per connection, but calls for different connections run concurrently, so the
+ * callback and `userdata` must be thread-safe. A slow callback delays only its own
+ * connection. It may call `mllp_listener_stop` (which then returns at once) and
+ * `mllp_listener_get_stats`, but not `mllp_listener_free`.
+ *
+ * `info` and `response` are valid only until the callback returns.
+ */
+typedef mllp_disposition (*mllp_message_cb)(void *userdata,
+                                            const struct mllp_message_info *info,
+                                            struct mllp_response *response);
+
+/**
+ * Counters of one listener since it was created. Each is read on its own, so a snapshot taken
+ * while connections are busy may be a few events apart between fields.
+ */
+typedef struct mllp_listener_stats {
+  /**
+   * Connections being served now.
+   */
+  uint64_t connections_open;
+  /**
+   * Connections served since the start (refused ones not included).
+   */
+  uint64_t connections_total;
+  /**
+   * Connections closed at once because every slot was taken.
+   */
+  uint64_t connections_refused;
+  /**
+   * Idle connections closed to make room for a new one (`replace_idle`).
+   */
+  uint64_t connections_replaced;
+  /**
+   * Messages handed to the callback.
+   */
+  uint64_t messages;
+  /**
+   * `AA` acknowledgements sent.
+   */
+  uint64_t acks_aa;
+  /**
+   * `AE` acknowledgements sent.
+   */
+  uint64_t acks_ae;
+  /**
+   * `AR` acknowledgements sent.
+   */
+  uint64_t acks_ar;
+  /**
+   * `CA` acknowledgements sent.
+   */
+  uint64_t acks_ca;
+  /**
+   * `CE` acknowledgements sent.
+   */
+  uint64_t acks_ce;
+  /**
+   * `CR` acknowledgements sent.
+   */
+  uint64_t acks_cr;
+  /**
+   * MLLP release 2 commit acknowledgements sent.
+   */
+  uint64_t commit_acks;
+  /**
+   * MLLP release 2 negative commit acknowledgements sent.
+   */
+  uint64_t commit_naks;
+  /**
+   * Acknowledgements not sent because MSH-15 asked for none.
+   */
+  uint64_t acks_suppressed;
+  /**
+   * Frames whose header could not be read, answered with AR without calling the callback.
+   */
+  uint64_t nak_unparseable;
+  /**
+   * Messages not valid in their character set, answered with AE without calling the
+   * callback (`reject_malformed`).
+   */
+  uint64_t charset_errors;
+  /**
+   * Bytes received outside any frame and dropped.
+   */
+  uint64_t skipped_bytes;
+  /**
+   * Frames larger than the maximum message size (skipped and answered negatively).
+   */
+  uint64_t oversized_frames;
+  /**
+   * Connections closed because a started frame did not complete in time.
+   */
+  uint64_t frame_timeouts;
+  /**
+   * Connections closed because they were idle too long.
+   */
+  uint64_t idle_timeouts;
+  /**
+   * TLS handshakes that failed or timed out.
+   */
+  uint64_t tls_failures;
+  /**
+   * Connections closed to make room for a new one because they had gone longest without
+   * completing a frame (`evict_after_ms`).
+   */
+  uint64_t connections_evicted;
+} mllp_listener_stats;
+
+/**
+ * A log level. The numbers match the `log` crate's and never change.
+ */
+typedef uint32_t mllp_log_level;
+
+/**
+ * Receives one log record.
+ *
+ * `userdata` is the pointer given to `mllp_set_log_callback`; `level` one of `MLLP_LOG_*`
+ * (never `MLLP_LOG_OFF`); `target` the module that logged (e.g. `"mllp::codec"`) and `message`
+ * the text, both NUL-terminated UTF-8 borrowed for the duration of the call only.
+ *
+ * It is called on whichever thread logs, possibly on several threads at once, so it must be
+ * thread-safe. It must not call `mllp_set_log_callback` (that call would return
+ * `MLLP_INVALID_STATE`); records logged by library functions it calls are dropped.
+ */
+typedef void (*mllp_log_callback)(void *userdata,
+                                  mllp_log_level level,
+                                  const char *target,
+                                  const char *message);
+
+/**
+ * The acknowledgement code of a reply (MSA-1), or of an MLLP release 2 commit block.
+ */
+typedef uint32_t mllp_ack_code;
+
+/**
+ * Sender settings.
+ *
+ * Always fill it with `mllp_sender_options_init` first, then change the fields you need.
+ * The library copies what it needs during `mllp_sender_new` (files named here are read then)
+ * and keeps no pointer into it.
+ */
+typedef struct mllp_sender_options {
+  /**
+   * Framing of messages and replies (see `mllp_framing_init`).
+   */
+  struct mllp_framing framing;
+  /**
+   * How long connecting may take, TLS handshake included, in milliseconds (at least 1).
+   * Default 10000.
+   */
+  uint32_t connect_timeout_ms;
+  /**
+   * How long the acknowledgement may take once the message is written, in milliseconds
+   * (at least 1): wall time for the whole reply, however slowly its bytes arrive. Default
+   * 30000.
+   */
+  uint32_t ack_timeout_ms;
+  /**
+   * How long writing the whole message may take, in milliseconds (at least 1): wall time,
+   * however slowly the peer reads. Default 10000.
+   */
+  uint32_t write_timeout_ms;
+  /**
+   * The most attempts per message, the first included; 1 means no retry, 0 means no limit.
+   * Default 5.
+   */
+  uint32_t max_attempts;
+  /**
+   * The delay before the second attempt, in milliseconds; it doubles after each attempt
+   * (with random jitter of up to half), up to `max_backoff_ms`. Default 250.
+   */
+  uint32_t initial_backoff_ms;
+  /**
+   * The longest delay between attempts, in milliseconds (not below `initial_backoff_ms`).
+   * Default 30000.
+   */
+  uint32_t max_backoff_ms;
+  /**
+   * NULL (the default): messages are sent as the bytes given. Otherwise a character set
+   * label (`"UTF-8"`, `"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...): messages must then
+   * be UTF-8 and are encoded to this character set before sending.
+   */
+  const char *charset;
+  /**
+   * Non-zero: MLLP release 2, the peer answers with commit blocks (0x06 / 0x15); a negative
+   * commit block makes the sender send again within the retry policy. Default 0.
+   */
+  int32_t mllp2;
+  /**
+   * Non-zero: an AR or CR acknowledgement makes the sender send the message again within
+   * the retry policy. Default 0 (returned at once).
+   */
+  int32_t resend_on_reject;
+  /**
+   * Non-zero: connect with TLS. The server certificate is verified against the system's
+   * trusted roots (plus `tls_ca_file`) and the host name of the address (or
+   * `tls_server_name`). Default 0. The `tls_*` fields below must stay NULL/0 when this is 0.
+   */
+  int32_t tls;
+  /**
+   * NULL, or a PEM file of extra CA certificates to trust.
+   */
+  const char *tls_ca_file;
+  /**
+   * NULL, or the PEM certificate chain presented when the server asks for a client
+   * certificate. Set together with `tls_key_file`.
+   */
+  const char *tls_cert_file;
+  /**
+   * NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
+   */
+  const char *tls_key_file;
+  /**
+   * NULL, or the name the server certificate must be valid for, instead of the host name.
+   */
+  const char *tls_server_name;
+  /**
+   * Non-zero: accept any server certificate (expired, self-signed, other name). This
+   * removes TLS's protection against interception; for tests only. Default 0.
+   */
+  int32_t tls_danger_accept_invalid_certs;
+  /**
+   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the client certificate, its chain
+   * and its key, presented when the server asks for a client certificate. Instead of
+   * `tls_cert_file`/`tls_key_file`: naming both kinds is a configuration error.
+   */
+  const char *tls_pkcs12_file;
+  /**
+   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
+   * `tls_pkcs12_file`.
+   */
+  const char *tls_pkcs12_password;
+} mllp_sender_options;
+
+/**
+ * Counters of one sender since it was created.
+ */
+typedef struct mllp_sender_stats {
+  /**
+   * Sends that returned an acknowledgement (positive or negative).
+   */
+  uint64_t messages;
+  /**
+   * Sends that failed with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED`.
+   */
+  uint64_t failures;
+  /**
+   * Frames written completely, resends included.
+   */
+  uint64_t frames_written;
+  /**
+   * Positive acknowledgements received (AA, CA, commit accept).
+   */
+  uint64_t acks;
+  /**
+   * Negative acknowledgements received, including those answered by a resend.
+   */
+  uint64_t negative_acks;
+  /**
+   * Attempts after the first, over all messages.
+   */
+  uint64_t retries;
+  /**
+   * Connections established.
+   */
+  uint64_t connects;
+  /**
+   * Connections established to replace a lost one.
+   */
+  uint64_t reconnects;
+  /**
+   * ACK timeouts.
+   */
+  uint64_t ack_timeouts;
+  /**
+   * Reply frames skipped while waiting for an acknowledgement (late ACKs for other control
+   * IDs, frames that are not ACKs).
+   */
+  uint64_t skipped_frames;
+} mllp_sender_stats;
+
+/**
+ * Accepted: the acknowledgement carries AA (original mode) or CA (enhanced mode).
+ */
+#define MLLP_DISPOSITION_ACCEPT 0
+
+/**
+ * Not processed because of an error; the sender may retry: AE or CE.
+ */
+#define MLLP_DISPOSITION_ERROR 1
+
+/**
+ * Rejected; retrying will not help: AR or CR.
+ */
+#define MLLP_DISPOSITION_REJECT 2
+
+/**
+ * HL7 acknowledgements following the message: original mode (AA/AE/AR) when MSH-15 and
+ * MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks) otherwise. The default.
+ */
+#define MLLP_ACK_POLICY_AUTO 0
+
+/**
+ * Original-mode acknowledgements (AA/AE/AR) always.
+ */
+#define MLLP_ACK_POLICY_ORIGINAL 1
+
+/**
+ * MLLP release 2 commit blocks: 0x06 when the callback accepted, 0x15 otherwise.
+ */
+#define MLLP_ACK_POLICY_MLLP2 2
+
+/**
+ * No records (as a level passed to `mllp_set_log_callback`).
+ */
+#define MLLP_LOG_OFF 0
+
+/**
+ * Errors: something failed and the library could not recover on its own.
+ */
+#define MLLP_LOG_ERROR 1
+
+/**
+ * Warnings: something unexpected the library worked around (an unknown MSH-18, a peer that
+ * closed mid-frame).
+ */
+#define MLLP_LOG_WARN 2
+
+/**
+ * Informational: connections opened and closed, listeners started and stopped.
+ */
+#define MLLP_LOG_INFO 3
+
+/**
+ * Debug: connection events, sizes, retries.
+ */
+#define MLLP_LOG_DEBUG 4
+
+/**
+ * Trace: framing decisions. Message bodies are never logged at any level.
+ */
+#define MLLP_LOG_TRACE 5
+
+/**
+ * Success.
+ */
+#define MLLP_OK 0
+
+/**
+ * Not an error: the decoder has no complete frame; feed it more bytes.
+ */
+#define MLLP_NEED_MORE 1
+
+/**
+ * Not an error: no acknowledgement is to be sent (enhanced mode, and the message's MSH-15
+ * asks for none in this case). The output is empty.
+ */
+#define MLLP_NO_ACK 2
+
+/**
+ * Not an error: the message's header could not be read, so the output holds a reject (AR)
+ * with an empty MSA-2 and the reason in MSA-3 and ERR, instead of the acknowledgement asked
+ * for.
+ */
+#define MLLP_NAK_UNPARSEABLE 3
+
+/**
+ * A pointer argument was NULL.
+ */
+#define MLLP_NULL_ARGUMENT 100
+
+/**
+ * An argument is out of range or malformed (an unknown enumeration value, a string that is
+ * not UTF-8).
+ */
+#define MLLP_INVALID_ARGUMENT 101
+
+/**
+ * The output buffer is too small. The size needed has been stored through the length
+ * out-pointer; call again with a buffer at least that large.
+ */
+#define MLLP_BUFFER_TOO_SMALL 102
+
+/**
+ * The call is not allowed in the handle's current state (the function's documentation says
+ * which order is expected).
+ */
+#define MLLP_INVALID_STATE 103
+
+/**
+ * A bug in this library: a Rust panic was caught at the API boundary. Free the handle
+ * involved and report the problem.
+ */
+#define MLLP_PANIC 104
+
+/**
+ * A setting is invalid (framing bytes, sizes, a character set label, ...). Fix the options;
+ * retrying will not help.
+ */
+#define MLLP_CONFIG 105
+
+/**
+ * The decoder holds as many unprocessed bytes as it may: take frames with
+ * `mllp_decoder_next` until it returns `MLLP_NEED_MORE` before feeding more. Nothing was
+ * copied.
+ */
+#define MLLP_DECODER_FULL 106
+
+/**
+ * The stream ended inside a frame.
+ */
+#define MLLP_FRAME_TRUNCATED 200
+
+/**
+ * A frame exceeded the maximum message size. It was skipped entirely; the stream is still in
+ * step.
+ */
+#define MLLP_FRAME_OVERSIZED 201
+
+/**
+ * A payload to be sent contains the frame's end sequence; the peer would split it.
+ */
+#define MLLP_FRAME_PAYLOAD_CONTAINS_END 202
+
+/**
+ * A start sequence arrived inside a frame and the framing treats that as an error.
+ */
+#define MLLP_FRAME_START_IN_FRAME 203
+
+/**
+ * The HL7 header (MSH, BHS or FHS) is missing or malformed, or a required field is empty.
+ */
+#define MLLP_HEADER 300
+
+/**
+ * A reply is neither an HL7 acknowledgement (no MSA segment) nor an MLLP commit block.
+ */
+#define MLLP_NOT_AN_ACK 301
+
+/**
+ * Text could not be decoded or encoded in the character set, or the character set is
+ * unknown or unusable.
+ */
+#define MLLP_CHARSET 400
+
+/**
+ * An I/O operation failed (resolving, connecting, reading, writing, accepting).
+ */
+#define MLLP_IO 500
+
+/**
+ * A deadline passed (connect, write, ACK, frame or idle timeout).
+ */
+#define MLLP_TIMEOUT 501
+
+/**
+ * The peer closed the connection, or the object was shut down.
+ */
+#define MLLP_CLOSED 502
+
+/**
+ * A TLS handshake or TLS setting failed: check certificates, keys and host names.
+ */
+#define MLLP_TLS 503
+
+/**
+ * A message could not be delivered and certainly did not reach the peer's application:
+ * sending it again cannot create a duplicate.
+ */
+#define MLLP_NOT_DELIVERED 600
+
+/**
+ * A message was written but no valid acknowledgement came back: the peer may or may not have
+ * it. Sending it again may create a duplicate.
+ */
+#define MLLP_UNCONFIRMED 601
+
+/**
+ * An error of a kind that has no code of its own in this version of the C API (the Rust
+ * library's errors can grow); the last-error text says what it is.
+ */
+#define MLLP_ERROR 900
+
+/**
+ * No acknowledgement: the call failed before one arrived.
+ */
+#define MLLP_ACK_NONE 0
+
+/**
+ * `AA`: application accept.
+ */
+#define MLLP_ACK_AA 1
+
+/**
+ * `AE`: application error.
+ */
+#define MLLP_ACK_AE 2
+
+/**
+ * `AR`: application reject.
+ */
+#define MLLP_ACK_AR 3
+
+/**
+ * `CA`: commit accept (enhanced mode).
+ */
+#define MLLP_ACK_CA 4
+
+/**
+ * `CE`: commit error (enhanced mode).
+ */
+#define MLLP_ACK_CE 5
+
+/**
+ * `CR`: commit reject (enhanced mode).
+ */
+#define MLLP_ACK_CR 6
+
+/**
+ * MLLP release 2 commit acknowledgement (a frame holding 0x06).
+ */
+#define MLLP_ACK_COMMIT_ACCEPT 7
+
+/**
+ * MLLP release 2 negative commit acknowledgement (a frame holding 0x15).
+ */
+#define MLLP_ACK_COMMIT_REJECT 8
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The library's name and version as a static NUL-terminated string, e.g. `"mllp/0.1.0"`.
+ *
+ * Never NULL; do not free it. Thread-safe.
+ */
+const char *mllp_version(void);
+
+/**
+ * Builds the acknowledgement (ACK/NAK) of a received HL7 message.
+ *
+ * `msg`/`msg_len` is the message (a frame's payload). `disposition` is one of
+ * `MLLP_DISPOSITION_*`. `text` is NULL or a NUL-terminated UTF-8 string for MSA-3 and, on an
+ * error or reject, the ERR segment; it is escaped with the message's escape character. The
+ * acknowledgement mirrors the message's separators, sender/receiver, trigger, processing ID
+ * and version, echoes its control ID in MSA-2, gets a fresh control ID of its own, and is
+ * encoded in the character set the message declares in MSH-18 (UTF-8 when none or unknown).
+ * Segments end with CR. It is not framed: use `mllp_encode_frame` to send it.
+ *
+ * `out` (capacity `out_cap`) may be NULL only when `out_cap` is 0. Returns:
+ * * `MLLP_OK`: `*out_len` bytes were written.
+ * * `MLLP_NO_ACK` (not an error): the message asks, in enhanced mode (MSH-15), for no
+ *   acknowledgement in this case; `*out_len` is 0.
+ * * `MLLP_NAK_UNPARSEABLE` (not an error): the message's header could not be read, so `out`
+ *   holds a reject (AR, empty MSA-2, the reason in MSA-3 and ERR) whatever `disposition`
+ *   and `text` said. Send it back all the same.
+ * * `MLLP_BUFFER_TOO_SMALL`: nothing written; `*out_len` is the size needed. The size does not
+ *   depend on the time or the control ID, so a second call with that capacity succeeds.
+ * * `MLLP_CHARSET`: the text cannot be represented in the message's character set.
+ * * `MLLP_INVALID_ARGUMENT` (unknown disposition, text not UTF-8), `MLLP_NULL_ARGUMENT`.
+ *
+ * Thread-safe.
+ */
+mllp_result mllp_build_ack(const uint8_t *msg,
+                           size_t msg_len,
+                           mllp_disposition disposition,
+                           const char *text,
+                           uint8_t *out,
+                           size_t out_cap,
+                           size_t *out_len);
+
+/**
+ * Creates a decoder.
+ *
+ * `framing` may be NULL for the defaults; it is copied. On success `*out` receives the new
+ * handle, to be freed with `mllp_decoder_free`; on failure `*out` is set to NULL (when `out`
+ * is not NULL).
+ *
+ * Errors: `MLLP_CONFIG` for invalid framing options, `MLLP_NULL_ARGUMENT` when `out` is NULL.
+ */
+mllp_result mllp_decoder_new(const struct mllp_framing *framing,
+                             struct mllp_decoder **out);
+
+/**
+ * Copies `len` bytes into the decoder's buffer.
+ *
+ * `data` must not be NULL (even when `len` is 0). The bytes are copied; `data` may be reused
+ * as soon as the call returns. Feeding invalidates a frame handed out earlier.
+ *
+ * The buffer is bounded by the maximum message size: after `mllp_decoder_next` has returned
+ * `MLLP_NEED_MORE`, a feed of up to `MLLP_DECODER_FEED_MAX` bytes always succeeds. Larger
+ * feeds succeed while the bound allows; beyond it the result is `MLLP_DECODER_FULL` and
+ * nothing is copied.
+ */
+mllp_result mllp_decoder_feed(struct mllp_decoder *decoder,
+                              const uint8_t *data,
+                              size_t len);
+
+/**
+ * Takes the next complete frame from the bytes fed so far.
+ *
+ * Returns:
+ * * `MLLP_OK`: `*frame` and `*len` give the frame's payload (without the framing bytes). It
+ *   is borrowed from the decoder and valid until the next call on this decoder (any call,
+ *   `mllp_decoder_free` included); copy it to keep it.
+ * * `MLLP_NEED_MORE`: no complete frame; feed more bytes. `*frame` is NULL, `*len` 0.
+ * * `MLLP_FRAME_OVERSIZED`: a frame exceeded the maximum message size and was skipped; the
+ *   decoder is still in step, call again for the next frame. `*frame`/`*len` give the first
+ *   bytes of the skipped payload (up to 1024, borrowed like a frame), enough to read the HL7
+ *   header and send a negative acknowledgement.
+ *
+ * Bytes outside any frame and partial frames cut off by a new start sequence are dropped
+ * silently (see `mllp_decoder_get_stats`).
+ */
+mllp_result mllp_decoder_next(struct mllp_decoder *decoder,
+                              const uint8_t **frame,
+                              size_t *len);
+
+/**
+ * Tells the decoder the stream has ended, and reports what the bytes left over amount to.
+ *
+ * Call it after `mllp_decoder_next` has returned `MLLP_NEED_MORE` (else
+ * `MLLP_INVALID_STATE`). Returns:
+ * * `MLLP_OK` with `*frame` NULL and `*len` 0: the stream ended cleanly between frames;
+ * * `MLLP_OK` with a frame (lenient framing only: the end sequence was cut short by the end
+ *   of the stream), borrowed as from `mllp_decoder_next`;
+ * * `MLLP_FRAME_TRUNCATED`: the stream ended inside a frame, which is dropped;
+ * * `MLLP_FRAME_OVERSIZED`: as from `mllp_decoder_next`.
+ *
+ * Afterwards the decoder is empty and ready for a new stream (a new connection).
+ */
+mllp_result mllp_decoder_finish(struct mllp_decoder *decoder,
+                                const uint8_t **frame,
+                                size_t *len);
+
+/**
+ * Copies the decoder's counters into `*stats`.
+ */
+mllp_result mllp_decoder_get_stats(const struct mllp_decoder *decoder,
+                                   struct mllp_decoder_stats *stats);
+
+/**
+ * Copies the text of the decoder's last error into `buf`, NUL-terminated.
+ *
+ * `*needed` receives the size the whole text needs, terminator included (1 when no call has
+ * failed yet). `buf` may be NULL when `cap` is 0, to ask for the size. When `cap` is too
+ * small, `buf` receives as much as fits (NUL-terminated when `cap` > 0) and the result is
+ * `MLLP_BUFFER_TOO_SMALL`. Calls that fail set the text; calls that succeed leave it as it
+ * was.
+ */
+mllp_result mllp_decoder_last_error(const struct mllp_decoder *decoder,
+                                    char *buf,
+                                    size_t cap,
+                                    size_t *needed);
+
+/**
+ * Frees a decoder. NULL is allowed and does nothing. Frames handed out by it become invalid.
+ */
+void mllp_decoder_free(struct mllp_decoder *decoder);
+
+/**
+ * Fills `*framing` with the defaults: start `0x0B`, end `0x1C 0x0D`, 16 MiB maximum, strict
+ * end, restart on a start sequence inside a frame.
+ *
+ * Returns `MLLP_OK`, or `MLLP_NULL_ARGUMENT` when `framing` is NULL. Thread-safe.
+ */
+mllp_result mllp_framing_init(struct mllp_framing *framing);
+
+/**
+ * Frames one payload: writes start sequence + payload + end sequence into `out`.
+ *
+ * `framing` may be NULL for the defaults. `payload` must not be NULL (even when
+ * `payload_len` is 0). `out` (capacity `out_cap`) may be NULL only when `out_cap` is 0, and
+ * must not overlap the payload. On `MLLP_OK`, `*out_len` is the frame's length.
+ *
+ * Errors: `MLLP_BUFFER_TOO_SMALL` with the size needed in `*out_len` (nothing written);
+ * `MLLP_FRAME_PAYLOAD_CONTAINS_END` when the payload contains the end sequence (the peer would
+ * split it); `MLLP_CONFIG` for invalid framing options; `MLLP_INVALID_ARGUMENT` when the
+ * buffers overlap; `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_encode_frame(const struct mllp_framing *framing,
+                              const uint8_t *payload,
+                              size_t payload_len,
+                              uint8_t *out,
+                              size_t out_cap,
+                              size_t *out_len);
+
+/**
+ * Copies the text of the last `_new` call (`mllp_sender_new`, `mllp_listener_new`) that
+ * failed on the calling thread into `buf`, NUL-terminated: a failed `_new` has no handle to
+ * ask. Same buffer rules as `mllp_decoder_last_error`. Thread-safe (the text is per thread).
+ */
+mllp_result mllp_new_error(char *buf,
+                           size_t cap,
+                           size_t *needed);
+
+/**
+ * Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
+ * `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_listener_options_init(struct mllp_listener_options *opts);
+
+/**
+ * Sets the response text: MSA-3 and, for an error or reject, the ERR segment's text. `text` is
+ * NUL-terminated UTF-8, copied at once (it may be freed when this returns); NULL clears it.
+ * Only valid on the `response` passed to a running callback.
+ *
+ * Errors: `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`response` NULL).
+ */
+mllp_result mllp_response_set_text(struct mllp_response *response,
+                                   const char *text);
+
+/**
+ * Sets the HL7 table 0357 error code of the ERR segment (e.g. 200 unsupported message type,
+ * 207 application internal error) for an error or reject; ignored for an accept. The
+ * defaults are 207 for an error and 200 for a reject. Only valid on the `response` passed to
+ * a running callback. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_response_set_error_code(struct mllp_response *response,
+                                         uint16_t code);
+
+/**
+ * Creates a listener and binds it to `bind_address` (`"0.0.0.0:2575"`, `"[::]:2575"`,
+ * `"127.0.0.1:0"` for any free port: see `mllp_listener_local_port`).
+ *
+ * `opts` may be NULL for the defaults. `callback` (not NULL) is called for every message once
+ * the listener serves, with `userdata`, which must stay valid until `mllp_listener_free`
+ * returns. Nothing is served until `mllp_listener_start` or `mllp_listener_run`. On success
+ * `*out` receives the handle; on failure `*out` is NULL and `mllp_new_error` gives the reason.
+ *
+ * Errors: `MLLP_CONFIG` (bad address or options, both PEM files and a PKCS#12 file),
+ * `MLLP_IO` (the address cannot be bound, a TLS file cannot be read), `MLLP_TLS` (the
+ * certificate or key cannot be used, a wrong PKCS#12 password),
+ * `MLLP_CHARSET` (unknown character set), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
+ * Thread-safe.
+ */
+mllp_result mllp_listener_new(const char *bind_address,
+                              const struct mllp_listener_options *opts,
+                              mllp_message_cb callback,
+                              void *userdata,
+                              struct mllp_listener **out);
+
+/**
+ * Stores the port the listener is bound to (the one chosen by the system when bound to port
+ * 0) in `*port`. Thread-safe.
+ */
+mllp_result mllp_listener_local_port(const struct mllp_listener *listener,
+                                     uint16_t *port);
+
+/**
+ * Starts serving on library threads and returns at once: one thread accepts connections, and
+ * each connection gets a thread of its own, which calls the callback (see `mllp_message_cb`).
+ *
+ * Errors: `MLLP_INVALID_STATE` (already serving, or stopped), `MLLP_IO` (a thread cannot be
+ * started), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_listener_start(struct mllp_listener *listener);
+
+/**
+ * Serves on the calling thread: accepts connections (each served by a thread of its own,
+ * which calls the callback) until `mllp_listener_stop` is called, from another thread or from
+ * a callback; then lets messages being handled finish (the shutdown grace period), closes
+ * the connections and returns `MLLP_OK`.
+ *
+ * Errors: `MLLP_INVALID_STATE` (already serving, or stopped), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_run(struct mllp_listener *listener);
+
+/**
+ * Stops the listener, gracefully: no new connections are accepted, messages being handled
+ * are finished and acknowledged within the shutdown grace period, then connections close.
+ *
+ * Called outside a callback on a listener started with `mllp_listener_start`, it returns once
+ * every connection thread has finished (no callback is running or will run). Called from a
+ * callback, or on a listener served by `mllp_listener_run`, it returns at once (the
+ * `mllp_listener_run` call returns when the listener has stopped). Stopping a listener that
+ * never served just closes its socket. A stopped listener cannot serve again; calling this
+ * again does nothing. Thread-safe.
+ */
+mllp_result mllp_listener_stop(struct mllp_listener *listener);
+
+/**
+ * Copies the listener's counters into `*stats`. Thread-safe, also from a callback.
+ */
+mllp_result mllp_listener_get_stats(const struct mllp_listener *listener,
+                                    struct mllp_listener_stats *stats);
+
+/**
+ * Copies the text of the listener's last error into `buf`, NUL-terminated, as
+ * `mllp_decoder_last_error` does. Thread-safe.
+ */
+mllp_result mllp_listener_last_error(const struct mllp_listener *listener,
+                                     char *buf,
+                                     size_t cap,
+                                     size_t *needed);
+
+/**
+ * Stops the listener if it is serving (as `mllp_listener_stop`, waiting for it: for a
+ * `mllp_listener_run` on another thread, until that call returns), then frees it. NULL is
+ * allowed and does nothing. After it returns the callback is not running and will not run
+ * again, so `userdata` may be freed. Must not be called from a callback (that is reported
+ * by an error log record and the handle is left alone).
+ */
+void mllp_listener_free(struct mllp_listener *listener);
+
+/**
+ * Sends the library's log records of `level` and more severe to `callback`.
+ *
+ * Without this call the library logs nothing. `callback` NULL (or `level` `MLLP_LOG_OFF`)
+ * turns logging off. A later call replaces the callback and level; when it returns, the
+ * previous callback is not running on any thread and will not be called again, so its
+ * userdata may be freed. `userdata` is passed to every call of the callback; it must be
+ * usable from any thread.
+ *
+ * Errors: `MLLP_INVALID_ARGUMENT` for an unknown level; `MLLP_INVALID_STATE` when called from
+ * inside the callback, or when the process already has another logger for the Rust `log`
+ * crate (a Rust program embedding this library that installed its own).
+ *
+ * Thread-safe. The level is process-wide.
+ */
+mllp_result mllp_set_log_callback(mllp_log_callback callback,
+                                  void *userdata,
+                                  mllp_log_level level);
+
+/**
+ * A static NUL-terminated description of a result code, e.g. `"invalid configuration"`.
+ *
+ * Never NULL, for any value (an unknown code gives `"unknown result code"`); do not free it.
+ * Thread-safe.
+ */
+const char *mllp_result_str(mllp_result code);
+
+/**
+ * A static NUL-terminated name of an acknowledgement code: `"AA"`, `"AE"`, ..., `"commit
+ * accept"`, `"commit reject"`, `"none"`; `"unknown"` for any other value. Never NULL; do not
+ * free it. Thread-safe.
+ */
+const char *mllp_ack_code_str(mllp_ack_code code);
+
+/**
+ * Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
+ * `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_sender_options_init(struct mllp_sender_options *opts);
+
+/**
+ * Creates a sender to `address` (`"host:port"`, e.g. `"10.1.2.3:2575"`, `"[::1]:2575"`).
+ *
+ * `opts` may be NULL for the defaults. Nothing is connected yet: the first send connects
+ * (and reconnects whenever needed). TLS files named in the options are read now. On success
+ * `*out` receives the handle, to be freed with `mllp_sender_free`; on failure `*out` is NULL
+ * and `mllp_new_error` gives the reason.
+ *
+ * Errors: `MLLP_CONFIG` (address without host or port, a zero timeout, bad retry settings,
+ * unknown character set, TLS fields without `tls`, both PEM files and a PKCS#12 file),
+ * `MLLP_IO` (a TLS file cannot be read), `MLLP_TLS` (a certificate or key cannot be used, a
+ * wrong PKCS#12 password), `MLLP_INVALID_ARGUMENT` (address not
+ * UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_sender_new(const char *address,
+                            const struct mllp_sender_options *opts,
+                            struct mllp_sender **out);
+
+/**
+ * Sends one HL7 message and waits for its acknowledgement.
+ *
+ * `msg`/`msg_len` is the message (segments separated by CR, without framing bytes). It is
+ * sent as it is, or, when the options name a `charset`, read as UTF-8 and encoded to it. The
+ * sender connects if needed, writes the message, and reads replies until the one whose MSA-2
+ * matches the message's control ID (MSH-10); on a lost connection or an ACK timeout it
+ * reconnects and sends again within the retry policy (so a message may arrive twice; the
+ * control ID stays the same).
+ *
+ * On return `*code_out` is the acknowledgement's code (`MLLP_ACK_*`, `MLLP_ACK_NONE` when none
+ * arrived) and `*ack_len` the acknowledgement's length in bytes (0 when none arrived).
+ * `ack_out` (capacity `ack_cap`) receives the acknowledgement's bytes (the reply frame's
+ * payload, not NUL-terminated) when they fit, that is when `*ack_len <= ack_cap`; otherwise
+ * nothing is written there and `mllp_sender_last_ack` copies them afterwards, into a buffer of
+ * any size. `ack_out` may be NULL with `ack_cap` 0 when only the code is wanted.
+ *
+ * Returns:
+ * * `MLLP_OK`: an acknowledgement arrived, so the message was delivered: positive or
+ *   negative, see `*code_out` (AE/AR are answers, not errors). Never send it again because
+ *   of this call. Its bytes are in `ack_out` when `*ack_len <= ack_cap`.
+ * * `MLLP_NOT_DELIVERED`: no acknowledgement within the retry policy, and the message was
+ *   never completely written: sending it again cannot create a duplicate.
+ * * `MLLP_UNCONFIRMED`: no acknowledgement within the retry policy, but the message was
+ *   written at least once: the peer may have it.
+ * * Before anything is sent: `MLLP_HEADER` (no readable MSH, or an empty control ID),
+ *   `MLLP_FRAME_PAYLOAD_CONTAINS_END`, `MLLP_CHARSET` (not UTF-8, or a character the
+ *   configured character set lacks), `MLLP_NULL_ARGUMENT`, `MLLP_INVALID_STATE` (the sender
+ *   is in use by another thread).
+ *
+ * Failures set the text of `mllp_sender_last_error` (for delivery failures: the number of
+ * attempts and the last attempt's error). Blocks for at most the retry policy's attempts and
+ * their timeouts and delays.
+ */
+mllp_result mllp_sender_send(struct mllp_sender *sender,
+                             const uint8_t *msg,
+                             size_t msg_len,
+                             uint8_t *ack_out,
+                             size_t ack_cap,
+                             size_t *ack_len,
+                             mllp_ack_code *code_out);
+
+/**
+ * Copies the last acknowledgement this sender received into `buf` (capacity `cap`, NULL only
+ * with 0) and stores its length in `*len` (0 when none was received yet).
+ *
+ * For after `mllp_sender_send` reported an acknowledgement longer than its buffer
+ * (`*ack_len > ack_cap`). Returns `MLLP_OK`,
+ * `MLLP_BUFFER_TOO_SMALL` (nothing written, `*len` is the size needed), `MLLP_INVALID_STATE`,
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_last_ack(struct mllp_sender *sender,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *len);
+
+/**
+ * Closes the sender's connection, if any; the next send connects again. Returns `MLLP_OK`,
+ * `MLLP_INVALID_STATE` (in use by another thread), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_close(struct mllp_sender *sender);
+
+/**
+ * Copies the sender's counters into `*stats`. Returns `MLLP_OK`, `MLLP_INVALID_STATE` (in use
+ * by another thread), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_get_stats(struct mllp_sender *sender,
+                                  struct mllp_sender_stats *stats);
+
+/**
+ * Copies the text of the sender's last error into `buf`, NUL-terminated, as
+ * `mllp_decoder_last_error` does: `*needed` gets the size the whole text needs (terminator
+ * included), `buf` may be NULL with `cap` 0, a short buffer gets a truncated text and
+ * `MLLP_BUFFER_TOO_SMALL`. May be called while another thread sends.
+ */
+mllp_result mllp_sender_last_error(const struct mllp_sender *sender,
+                                   char *buf,
+                                   size_t cap,
+                                   size_t *needed);
+
+/**
+ * Closes the connection and frees the sender. NULL is allowed and does nothing.
+ */
+void mllp_sender_free(struct mllp_sender *sender);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* MLLP_H */

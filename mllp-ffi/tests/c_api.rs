@@ -1,0 +1,694 @@
+//! The C API from C: compiles the programs in `tests/c/` against `mllp.h` with
+//! `-Wall -Wextra -Werror`, links each one against both `libmllp.a` and `libmllp.so`, and runs
+//! them (under AddressSanitizer and UBSan when the compiler supports them).
+//!
+//! The static and shared libraries come from `cargo build --lib` run by [`clib`] (same target
+//! directory, profile and features as this test).
+//!
+//! Some programs talk to Rust over the network (see [`Peer`]): the C sender to a Rust
+//! listener started here, the C listener to a Rust sender driven from here, the gateway example
+//! to a Rust listener. Every wait is bounded and child processes are killed when a check fails.
+//!
+//! The TLS program talks to both: the C sender to a Rust TLS listener, Rust TLS senders to C
+//! TLS listeners, with the test certificates of `mllp-testkit`.
+//!
+//! Environment: `CC` picks the compiler (default `cc`; without one the test is skipped with a
+//! notice). `MLLP_TEST_CORPUS` is passed on to the programs. `MLLP_C_TESTS_VALGRIND=1` builds
+//! without sanitizers and runs every program under valgrind instead (`.ci/valgrind-c`).
+
+mod clib;
+
+use mllp_testkit as common;
+
+use clib::{build_library, Library};
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mllp_core::{
+    AckPolicy, Framing, Listener, Message, Response, RunningListener, Sender, StartInFrame,
+};
+
+/// What a C program runs against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Peer {
+    /// Nothing: the program checks the library on its own.
+    Alone,
+    /// A Rust listener on 127.0.0.1 ([`rust_listener`]), its port in `MLLP_TEST_PORT`, and a
+    /// port where nothing listens in `MLLP_TEST_DEAD_PORT`.
+    RustListener,
+    /// The program is a listener: it prints `PORT <n>`, [`drive_c_listener`] sends to it with
+    /// Rust senders, then writes `stop` to its stdin and checks the `STATS` line it prints.
+    RustSender,
+    /// The gateway example of the README, run against a Rust listener with two files.
+    Gateway,
+    /// TLS (`tls_test`): a Rust TLS listener ([`rust_listener`] serving `server.pem`), its port
+    /// in `MLLP_TEST_TLS_PORT` and the certificate directory in `MLLP_TEST_CERTS`; then the
+    /// program's own TLS listeners, driven by [`talk_tls`]. In a build without the `tls`
+    /// feature the program only checks configuration errors and says it skips the rest.
+    Tls,
+}
+
+/// The C programs in `tests/c/`, each a `main` that exits 0 when every check passes.
+const PROGRAMS: &[(&str, Peer)] = &[
+    ("decoder_test", Peer::Alone),
+    ("errors_test", Peer::Alone),
+    ("ack_test", Peer::Alone),
+    ("log_test", Peer::Alone),
+    ("sender_test", Peer::RustListener),
+    ("listener_test", Peer::RustSender),
+    ("gateway_example", Peer::Gateway),
+    ("tls_test", Peer::Tls),
+    ("sigpipe_test", Peer::Alone),
+];
+
+const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
+const SANITIZERS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-g",
+];
+
+#[test]
+fn c_programs() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    if !Command::new(&cc)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        common::skip(format!("no C compiler ({cc}) for the C API tests"));
+        return;
+    }
+    let valgrind = std::env::var_os("MLLP_C_TESTS_VALGRIND").is_some_and(|v| v == "1");
+    if valgrind && !runs("valgrind", &["--version"]) {
+        common::skip("MLLP_C_TESTS_VALGRIND=1 but valgrind is not installed");
+        return;
+    }
+
+    let lib = build_library();
+    let out = lib.staticlib.parent().unwrap().join("c-tests");
+    std::fs::create_dir_all(&out).unwrap();
+    let sanitize = !valgrind && sanitizers_work(&cc, &out);
+    if !valgrind && !sanitize {
+        common::skip(format!(
+            "{cc} cannot build and run with -fsanitize=address,undefined (the sanitizer runs)"
+        ));
+    }
+
+    let started = Instant::now();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let jobs: Vec<_> = PROGRAMS
+            .iter()
+            .map(|&(program, peer)| {
+                let (cc, lib, out) = (&cc, &lib, &out);
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for shared in [false, true] {
+                        let run = Run {
+                            program,
+                            peer,
+                            shared,
+                            sanitize,
+                            valgrind,
+                        };
+                        if let Err(e) = build_and_run(cc, lib, out, run) {
+                            failures.push(e);
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    });
+    eprintln!(
+        "C API tests: {} programs x 2 links{} in {:.1?}",
+        PROGRAMS.len(),
+        if valgrind {
+            " under valgrind"
+        } else if sanitize {
+            " with ASan+UBSan"
+        } else {
+            ""
+        },
+        started.elapsed()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// One program, one link, one way of running.
+#[derive(Clone, Copy)]
+struct Run {
+    program: &'static str,
+    peer: Peer,
+    shared: bool,
+    sanitize: bool,
+    valgrind: bool,
+}
+
+fn build_and_run(cc: &str, lib: &Library, out: &Path, run: Run) -> Result<(), String> {
+    let Run {
+        program,
+        peer,
+        shared,
+        sanitize,
+        valgrind,
+    } = run;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let link = if shared { "shared" } else { "static" };
+    let suffix = if valgrind { "-plain" } else { "" };
+    let exe = out.join(format!("{program}-{link}{suffix}"));
+    let mut cmd = Command::new(cc);
+    cmd.args(WARNINGS);
+    if sanitize {
+        cmd.args(SANITIZERS);
+    }
+    cmd.arg("-I")
+        .arg(root)
+        .arg(root.join("tests/c").join(format!("{program}.c")))
+        .arg("-o")
+        .arg(&exe);
+    if shared {
+        let dir = lib.cdylib.parent().unwrap();
+        cmd.arg(&lib.cdylib)
+            .arg(format!("-Wl,-rpath,{}", dir.display()));
+    } else {
+        cmd.arg(&lib.staticlib).args(&lib.native);
+    }
+    let output = cmd.output().map_err(|e| format!("{cc}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "compiling {program} ({link}) failed: {cmd:?}\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+
+    let mut cmd = if valgrind {
+        let mut v = Command::new("valgrind");
+        v.args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(&exe);
+        v
+    } else {
+        Command::new(&exe)
+    };
+    cmd.env("UBSAN_OPTIONS", "print_stacktrace=1");
+    let limit = Duration::from_secs(if valgrind { 600 } else { 60 });
+    let log = out.join(format!("{program}-{link}.log"));
+    let (ok, text) = match peer {
+        Peer::Alone => run_with_timeout(cmd, &log, limit)?,
+        Peer::RustListener => {
+            let listener = rust_listener(None);
+            cmd.env("MLLP_TEST_PORT", listener.local_addr().port().to_string())
+                .env("MLLP_TEST_DEAD_PORT", dead_port().to_string());
+            run_with_timeout(cmd, &log, limit)?
+        }
+        Peer::Gateway => {
+            let listener = rust_listener(None);
+            cmd.arg(listener.local_addr().to_string());
+            for i in 1..=2 {
+                let file = out.join(format!("{program}-{link}-{i}.hl7"));
+                let msg = format!(
+                    "MSH|^~\\&|GW|HOSP|EHR|HOSP|20260101||ORU^R01|GW{i}|P|2.5.1\rOBX|1|ST|X||{i}\r"
+                );
+                std::fs::write(&file, msg).map_err(|e| e.to_string())?;
+                cmd.arg(file);
+            }
+            let (ok, text) = run_with_timeout(cmd, &log, limit)?;
+            let messages = listener.stats().messages;
+            let aa = text.matches(": AA").count();
+            if ok && (messages, aa) != (2, 2) {
+                (
+                    false,
+                    format!("{text}\n(listener got {messages} messages, {aa} AA lines)"),
+                )
+            } else {
+                (ok, text)
+            }
+        }
+        Peer::RustSender => drive_c_listener(cmd, &log, limit, valgrind, talk, check_stats),
+        Peer::Tls => run_tls(cmd, &log, limit, valgrind)?,
+    };
+    eprintln!(
+        "{program} ({link}): {}",
+        text.trim_end().replace('\n', " | ")
+    );
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{program} ({link}) failed:\n{text}"))
+    }
+}
+
+/// Runs `cmd` with its output in `log`, killing it after `limit`. Returns (success, output).
+fn run_with_timeout(
+    mut cmd: Command,
+    log: &Path,
+    limit: Duration,
+) -> Result<(bool, String), String> {
+    let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = std::fs::read_to_string(log).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => Ok((true, text)),
+        Some(s) => {
+            text.push_str(&format!("\n({s})"));
+            Ok((false, text))
+        }
+        None => {
+            text.push_str(&format!("\n(killed after {limit:?})"));
+            Ok((false, text))
+        }
+    }
+}
+
+/// The Rust listener the C sender talks to, over TLS when `tls` is given. It answers by
+/// control ID prefix: `REJ` → AR "rejected by test", `ERR` → AE "error by test", `SLOW` → AA
+/// after 800 ms, else AA; always in original mode, and start bytes inside a frame are payload
+/// (some corpus files hold one).
+fn rust_listener(tls: Option<mllp_core::TlsServerConfig>) -> RunningListener {
+    let mut builder = Listener::builder("127.0.0.1:0")
+        .framing(Framing::default().start_in_frame(StartInFrame::Ignore))
+        .ack_policy(AckPolicy::Original)
+        .shutdown_grace(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    builder
+        .bind()
+        .expect("a Rust listener on 127.0.0.1")
+        .spawn(|m: &Message<'_>| {
+            let id = m.control_id().unwrap_or("");
+            if id.starts_with("REJ") {
+                Response::reject("rejected by test")
+            } else if id.starts_with("ERR") {
+                Response::error("error by test")
+            } else if id.starts_with("SLOW") {
+                std::thread::sleep(Duration::from_millis(800));
+                Response::accept()
+            } else {
+                Response::accept()
+            }
+        })
+        .expect("the Rust listener's thread")
+}
+
+/// A local port where nothing listens: bound, then freed.
+fn dead_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    socket.local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) when dropped, so no check can leave one behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Rust side of a conversation with a C listener program: given the program's output lines,
+/// the list the lines it read go to, its stdin, the deadline and whether it runs under
+/// valgrind, it sends, tells the program to stop and returns its `STATS` line.
+type Talk = fn(
+    &mpsc::Receiver<String>,
+    &mut Vec<String>,
+    Option<ChildStdin>,
+    Instant,
+    bool,
+) -> Result<String, String>;
+
+/// Runs a C listener program, sends to it from Rust (`talk`), stops it and checks the `STATS`
+/// line it reports (`check`). Returns (success, the program's output and the checks' findings).
+fn drive_c_listener(
+    mut cmd: Command,
+    log: &Path,
+    limit: Duration,
+    valgrind: bool,
+    talk: Talk,
+    check: fn(&str) -> Result<(), String>,
+) -> (bool, String) {
+    let stderr = match std::fs::File::create(log) {
+        Ok(f) => f,
+        Err(e) => return (false, format!("{}: {e}", log.display())),
+    };
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => Killed(c),
+        Err(e) => return (false, format!("{cmd:?}: {e}")),
+    };
+    let stdin = child.0.stdin.take();
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut output = Vec::new();
+    let result = talk(&lines, &mut output, stdin, deadline, valgrind);
+    // Wait for the exit (bounded), then collect what it printed and logged.
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    drop(child);
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        output.push(line);
+    }
+    let mut text = output.join("\n");
+    text.push('\n');
+    text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+    let ok = match (&result, status) {
+        (Err(e), _) => {
+            text.push_str(&format!("\n(check failed: {e})"));
+            false
+        }
+        (Ok(stats), Some(s)) if s.success() => match check(stats) {
+            Ok(()) => true,
+            Err(e) => {
+                text.push_str(&format!("\n(check failed: {e})"));
+                false
+            }
+        },
+        (Ok(_), Some(s)) => {
+            text.push_str(&format!("\n({s})"));
+            false
+        }
+        (Ok(_), None) => {
+            text.push_str(&format!("\n(killed after {limit:?})"));
+            false
+        }
+    };
+    (ok, text)
+}
+
+/// The Rust side of the C listener test: waits for the port, sends, tells the program to stop,
+/// and returns its `STATS` line.
+fn talk(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+    valgrind: bool,
+) -> Result<String, String> {
+    let port = wait_for(lines, output, deadline, "PORT ")?;
+    let port = port.trim().parse::<u16>().map_err(|e| e.to_string())?;
+    let addr = format!("127.0.0.1:{port}");
+    let ack_timeout = Duration::from_secs(if valgrind { 60 } else { 10 });
+    let sender = || {
+        Sender::builder(addr.clone())
+            .ack_timeout(ack_timeout)
+            .retry(mllp_core::RetryPolicy::none())
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let msg = |id: &str| format!("MSH|^~\\&|RS|HOSP|CL|HOSP|20260101||ADT^A01|{id}|P|2.5\rPID|1\r");
+
+    let mut s = sender()?;
+    let cases = [
+        ("ACC1", "AA", Some("stored ACC1")),
+        ("ERR1", "AE", Some("cannot store")),
+        ("REJ1", "AR", Some("unsupported")),
+        ("BAD1", "AE", Some("application internal error")),
+        ("M1", "AA", None),
+    ];
+    for (id, code, text) in cases {
+        let ack = s.send(&msg(id)).map_err(|e| format!("{id}: {e}"))?;
+        if ack.code.as_str() != code || ack.control_id != id || ack.text.as_deref() != text {
+            return Err(format!("{id}: unexpected ACK {ack:?}"));
+        }
+    }
+
+    // A slow callback on one connection does not hold up another connection.
+    let slow = std::thread::spawn({
+        let mut a = sender()?;
+        let m = msg("SLOW1");
+        move || {
+            let sent = Instant::now();
+            let ack = a.send(&m);
+            (ack.map(|a| a.code.as_str()), sent.elapsed(), Instant::now())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let mut b = sender()?;
+    for id in ["ACC2", "ACC3"] {
+        let ack = b.send(&msg(id)).map_err(|e| format!("{id}: {e}"))?;
+        if ack.code.as_str() != "AA" {
+            return Err(format!("{id}: unexpected ACK {ack:?}"));
+        }
+    }
+    let b_done = Instant::now();
+    let (code, took, a_done) = slow.join().map_err(|_| "the slow sender panicked")?;
+    let code = code.map_err(|e| format!("SLOW1: {e}"))?;
+    if code != "AA" || took < Duration::from_millis(300) {
+        return Err(format!("SLOW1: {code} after {took:?}"));
+    }
+    if !valgrind && b_done > a_done {
+        return Err("the second connection waited for the slow callback".into());
+    }
+    output.push(format!(
+        "(rust) slow callback took {took:?}; the other connection finished {:?} earlier",
+        a_done.saturating_duration_since(b_done)
+    ));
+
+    stop(lines, output, stdin, deadline)
+}
+
+/// Reads the program's lines (into `output`) until one starts with `prefix`; returns the rest
+/// of that line.
+fn wait_for(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    deadline: Instant,
+    prefix: &str,
+) -> Result<String, String> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .map_err(|_| format!("the program printed no {prefix:?} line"))?;
+        output.push(line.clone());
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return Ok(rest.to_owned());
+        }
+    }
+}
+
+/// Writes `stop` to the program's stdin, closes it, and returns the program's `STATS` line.
+fn stop(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+) -> Result<String, String> {
+    let mut stdin = stdin.ok_or("no stdin")?;
+    stdin
+        .write_all(b"stop\n")
+        .and_then(|()| stdin.flush())
+        .map_err(|e| format!("writing stop: {e}"))?;
+    drop(stdin);
+    wait_for(lines, output, deadline, "STATS ")
+}
+
+/// Runs `tls_test`: with the `tls` feature against a Rust TLS listener and then as TLS
+/// listeners for [`talk_tls`]; without it, on its own, expecting its notice that it skips the
+/// TLS exchanges.
+fn run_tls(
+    mut cmd: Command,
+    log: &Path,
+    limit: Duration,
+    valgrind: bool,
+) -> Result<(bool, String), String> {
+    let certs = Path::new(common::CERTS_DIR);
+    cmd.env("MLLP_TEST_CERTS", certs);
+    #[cfg(feature = "tls")]
+    {
+        let config = mllp_core::TlsServerConfig::new(common::pem_identity("server"));
+        let listener = rust_listener(Some(config));
+        cmd.env(
+            "MLLP_TEST_TLS_PORT",
+            listener.local_addr().port().to_string(),
+        );
+        let (ok, text) = drive_c_listener(cmd, log, limit, valgrind, talk_tls, check_tls_stats);
+        let messages = listener.stats().messages;
+        // Six sends are acknowledged; the three that fail never get past the handshake.
+        if ok && messages != 6 {
+            return Ok((
+                false,
+                format!("{text}\n(the Rust TLS listener got {messages} messages, not 6)"),
+            ));
+        }
+        Ok((ok, text))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = valgrind;
+        let (ok, text) = run_with_timeout(cmd, log, limit)?;
+        if ok && !text.contains("no TLS support") {
+            return Ok((false, format!("{text}\n(no notice that TLS is skipped)")));
+        }
+        Ok((ok, text))
+    }
+}
+
+/// The Rust side of `tls_test`'s listeners: a TLS sender trusting the test CA sends to the
+/// PEM-configured and to the PKCS#12-configured C listener, expecting AA with the callback's
+/// text; then `stop`.
+#[cfg(feature = "tls")]
+fn talk_tls(
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+    valgrind: bool,
+) -> Result<String, String> {
+    let ports = wait_for(lines, output, deadline, "TLS_PORTS ")?;
+    let ports: Vec<u16> = ports
+        .split_whitespace()
+        .map(|p| p.parse::<u16>().map_err(|e| format!("{ports:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let [pem, p12] = ports[..] else {
+        return Err(format!("expected two ports: {ports:?}"));
+    };
+    let timeout = Duration::from_secs(if valgrind { 60 } else { 10 });
+    for (name, port) in [("PEM", pem), ("P12", p12)] {
+        let mut sender = Sender::builder(format!("127.0.0.1:{port}"))
+            .tls(common::trusting_test_ca())
+            .connect_timeout(timeout)
+            .ack_timeout(timeout)
+            .retry(mllp_core::RetryPolicy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        for i in 1..=2 {
+            let id = format!("{name}{i}");
+            let ack = sender
+                .send(&common::adt(&id))
+                .map_err(|e| format!("{id}: {e}"))?;
+            let text = format!("tls {id}");
+            if ack.code.as_str() != "AA" || ack.control_id != id || ack.text != Some(text) {
+                return Err(format!("{id}: unexpected ACK {ack:?}"));
+            }
+        }
+        output.push(format!("(rust) TLS sender to the {name} listener: 2 x AA"));
+    }
+    stop(lines, output, stdin, deadline)
+}
+
+/// Checks `tls_test`'s `STATS key=value ...` line against what [`talk_tls`] sent.
+#[cfg(feature = "tls")]
+fn check_tls_stats(stats: &str) -> Result<(), String> {
+    let want = [
+        ("pem", 2),
+        ("p12", 2),
+        ("calls", 4),
+        ("tls_failures", 0),
+        ("bad_info", 0),
+    ];
+    for (key, n) in want {
+        if stat(stats, key)? != n {
+            return Err(format!("{key} should be {n}: STATS {stats}"));
+        }
+    }
+    Ok(())
+}
+
+/// The value of `key` in a `key=value ...` line.
+fn stat(stats: &str, key: &str) -> Result<u64, String> {
+    stats
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {key} in STATS {stats}"))
+}
+
+/// Checks the C listener's `STATS key=value ...` line against what [`talk`] sent.
+fn check_stats(stats: &str) -> Result<(), String> {
+    let get = |key: &str| stat(stats, key);
+    let want = [
+        ("calls", 8),
+        ("messages", 8),
+        ("aa", 5),
+        ("ae", 2),
+        ("ar", 1),
+        ("connections", 3),
+        ("bad_info", 0),
+    ];
+    for (key, n) in want {
+        if get(key)? != n {
+            return Err(format!("{key} should be {n}: STATS {stats}"));
+        }
+    }
+    if get("max_in_flight")? < 2 {
+        return Err(format!("callbacks never overlapped: STATS {stats}"));
+    }
+    Ok(())
+}
+
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether a trivial program builds and runs with the sanitizers.
+fn sanitizers_work(cc: &str, out: &Path) -> bool {
+    let src = out.join("sanitizer-probe.c");
+    let exe = out.join("sanitizer-probe");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let built = Command::new(cc)
+        .args(SANITIZERS)
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    built && runs(exe.to_str().unwrap(), &[])
+}

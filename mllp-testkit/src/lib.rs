@@ -1,0 +1,213 @@
+//! Test support for the `mllp` crates, shared by the integration tests of every workspace
+//! member and by the fuzz targets (dev-only; not published):
+//!
+//! * [`fuzzing`]: the reference frame splitter, the check functions the fuzz targets run, and
+//!   [`fuzzing::ScriptedRead`];
+//! * [`proxy`]: a fault-injecting loopback TCP proxy;
+//! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
+//!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
+//! * the test certificates of `certs/` and the helpers that load them;
+//! * a seeded generator, bounded polling, and small HL7 and socket helpers.
+
+pub mod fuzzing;
+pub mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Whether `MLLP_REQUIRE_ALL=1` is set (`.ci/run` sets it): then nothing may be skipped.
+pub fn require_all() -> bool {
+    std::env::var_os("MLLP_REQUIRE_ALL").is_some_and(|v| v == "1")
+}
+
+/// Says that a test, or a part of one, cannot run here, and why. Under `MLLP_REQUIRE_ALL=1`
+/// that fails the test instead, so a CI run never passes by skipping what it could not run.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) {
+    if require_all() {
+        panic!("{reason}: this cannot be skipped, because MLLP_REQUIRE_ALL=1");
+    }
+    eprintln!("{reason}: skipping (set MLLP_REQUIRE_ALL=1 to make this a failure)");
+}
+
+/// The sample corpus directory from `MLLP_TEST_CORPUS`, or `None` (and a notice) when unset.
+#[track_caller]
+pub fn corpus_dir() -> Option<PathBuf> {
+    match std::env::var_os("MLLP_TEST_CORPUS") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            skip("MLLP_TEST_CORPUS is not set (the corpus part of this test)");
+            None
+        }
+    }
+}
+
+/// The `.hl7` files directly in `dir`, sorted, as (file name, bytes).
+pub fn hl7_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("corpus directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "hl7") {
+            let bytes = std::fs::read(&path).expect("corpus file");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The Python interpreter of a venv with python-hl7 installed, from `MLLP_TEST_PYTHON`, or
+/// `None` (and a notice) when unset or unusable. `.ci/run` sets it up.
+#[track_caller]
+pub fn python() -> Option<PathBuf> {
+    let Some(python) = std::env::var_os("MLLP_TEST_PYTHON").map(PathBuf::from) else {
+        skip("MLLP_TEST_PYTHON is not set (the python-hl7 interop test)");
+        return None;
+    };
+    let ok = Command::new(&python)
+        .args(["-c", "import hl7.mllp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip(format!("{} cannot import hl7.mllp", python.display()));
+        return None;
+    }
+    Some(python)
+}
+
+/// A tiny xorshift generator: deterministic, no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    // An endless generator, not an iterator: `next` never ends, so it has no `Option`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Up to `max - 1` random bytes.
+    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = self.below(max);
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held. For conditions that
+/// have no event to wait on (a counter in another thread); the poll interval is short.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A minimal HL7 message with the given control ID.
+pub fn adt(control_id: &str) -> String {
+    format!(
+        "MSH|^~\\&|SENDER|FAC|RECEIVER|FAC|20260101120000||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A01|20260101120000\r\
+         PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+    )
+}
+
+/// Process resident memory in bytes (Linux), or `None`.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The directory of the test certificates (see `generate.sh` there).
+pub const CERTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+
+/// The path of a file in the test certificate directory [`CERTS_DIR`].
+pub fn cert_path(name: &str) -> String {
+    format!("{CERTS_DIR}/{name}")
+}
+
+/// The bytes of a file in [`CERTS_DIR`].
+pub fn cert(name: &str) -> Vec<u8> {
+    let path = cert_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The identity `<name>.pem` + `<name>.key` from [`CERTS_DIR`].
+#[cfg(feature = "tls")]
+pub fn pem_identity(name: &str) -> mllp::Identity {
+    mllp::Identity::Pem {
+        cert: cert(&format!("{name}.pem")),
+        key: cert(&format!("{name}.key")),
+    }
+}
+
+/// Client TLS settings that trust the test CA.
+#[cfg(feature = "tls")]
+pub fn trusting_test_ca() -> mllp::TlsClientConfig {
+    mllp::TlsClientConfig::new().add_root_pem(cert("ca.pem"))
+}
+
+/// Starts `openssl s_server` on 127.0.0.1 (an OS-chosen port) with the test server identity,
+/// demanding and verifying a client certificate from the test CA, which the native-tls
+/// acceptor cannot do. Its standard streams are piped; it prints its port on stdout. `None`
+/// (and a notice) when the `openssl` command is not installed.
+#[cfg(feature = "tls")]
+pub fn openssl_verifying_server() -> Option<std::process::Child> {
+    use std::process::Stdio;
+    let spawned = Command::new("openssl")
+        .current_dir(CERTS_DIR)
+        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"])
+        .args(["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"])
+        .args(["-cert", "server.pem", "-key", "server.key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(child) => Some(child),
+        Err(_) => {
+            skip("no openssl command (the client identity test)");
+            None
+        }
+    }
+}
+
+/// A fresh, empty directory for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mllp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Sends one framed message to `addr` on a new connection and returns the acknowledgement
+/// (every read and write bounded by `limit`); the error as text.
+pub fn exchange(addr: &str, message: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    let mut conn = mllp::Connection::new(tcp, mllp::Framing::default());
+    conn.write_frame(message).map_err(|e| e.to_string())?;
+    match conn.read_frame().map_err(|e| e.to_string())? {
+        Some(ack) => Ok(ack.to_vec()),
+        None => Err("closed without an acknowledgement".into()),
+    }
+}
