@@ -46,13 +46,6 @@ impl<S: Read + Write> Connection<S> {
         writer::write_frame(self.reader.get_mut(), &framing, payload, &mut self.scratch)
     }
 
-    /// [`write_frame`](Connection::write_frame) for a payload already checked with
-    /// [`Framing::check_payload`].
-    pub(crate) fn write_checked_frame(&mut self, payload: &[u8]) -> Result<()> {
-        let framing = *self.reader.framing();
-        writer::write_checked_frame(self.reader.get_mut(), &framing, payload, &mut self.scratch)
-    }
-
     /// The reader half, for its counters and oversized-frame header.
     pub fn reader(&self) -> &Reader<S> {
         &self.reader

@@ -92,6 +92,9 @@ pub enum Timeout {
     Idle,
     /// A read timed out (no specific deadline known).
     Read,
+    /// A whole `send`, retries and backoff included, took longer than the sender's total
+    /// timeout.
+    Total,
 }
 
 /// Whether a failed message may have reached the peer.
@@ -180,6 +183,7 @@ pub enum CharsetError {
 /// A TLS failure, with the underlying error when there is one.
 #[derive(Debug)]
 pub struct TlsError {
+    pub(crate) kind: TlsErrorKind,
     pub(crate) message: String,
     pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -188,13 +192,47 @@ impl TlsError {
     /// A TLS error with a message and an optional source.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn new(
+        kind: TlsErrorKind,
         message: impl Into<String>,
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         TlsError {
+            kind,
             message: message.into(),
             source,
         }
+    }
+
+    /// What kind of failure this is: decides, for example, whether trying again may help.
+    pub fn kind(&self) -> TlsErrorKind {
+        self.kind
+    }
+}
+
+/// What kind of TLS failure a [`TlsError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// A TLS setting, certificate file, key or identity could not be used. Fix the
+    /// configuration; trying again will not help.
+    Config,
+    /// The peer's certificate failed verification: not signed by a trusted CA, not valid for
+    /// the host name, expired or not yet valid. Trying again will not help.
+    Certificate,
+    /// The handshake failed for another reason (the peer does not speak TLS, no common
+    /// protocol version or cipher, an alert). Trying again may help, against another server
+    /// or after the peer is fixed.
+    Handshake,
+    /// The network failed during the handshake (connection reset or closed). Trying again may
+    /// help.
+    Io,
+}
+
+impl TlsErrorKind {
+    /// Whether another attempt may succeed: `true` for [`Handshake`](Self::Handshake) and
+    /// [`Io`](Self::Io).
+    pub fn is_transient(self) -> bool {
+        matches!(self, TlsErrorKind::Handshake | TlsErrorKind::Io)
     }
 }
 
@@ -252,6 +290,7 @@ impl fmt::Display for Timeout {
             Timeout::Frame => "a started frame did not complete before the frame timeout",
             Timeout::Idle => "the connection was idle longer than the idle timeout",
             Timeout::Read => "reading timed out",
+            Timeout::Total => "the message was not acknowledged within the total timeout",
         })
     }
 }

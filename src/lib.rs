@@ -9,6 +9,8 @@
 //!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with
 //!   [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
 //!   down.
+//! * The sender's protocol for one message is the sans-I/O [`Exchange`]: no sockets and no
+//!   clock, so a relay or a test can drive it by hand.
 //! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
 //!   slice of the read buffer), driven by the blocking [`Reader`], [`Writer`] and
 //!   [`Connection`] over any `Read + Write`.
@@ -72,6 +74,7 @@ pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};
 pub use connection::Connection;
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
+    TlsErrorKind,
 };
 pub use framing::{
     Framing, Sequence, StartInFrame, DEFAULT_END, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_START,
@@ -84,8 +87,8 @@ pub use listener::{
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
 pub use sender::{
-    ReplyMode, Sender, SenderBuilder, SenderStats, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT,
+    Exchange, Link, ReplyMode, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts,
+    Transmit, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
 pub use store::FileStore;
 pub use transport::{

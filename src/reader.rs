@@ -208,13 +208,6 @@ impl<R: Read> Reader<R> {
         self.decoder.in_frame() || self.tail > self.head + self.pending
     }
 
-    /// Whether the frame in progress has already passed the maximum message size: the
-    /// [`FrameError::Oversized`] error will come when it ends, but the frame is known to be
-    /// too large now.
-    pub(crate) fn in_oversized_frame(&self) -> bool {
-        self.decoder.in_oversized_frame()
-    }
-
     /// The counters.
     pub fn stats(&self) -> ReaderStats {
         self.stats

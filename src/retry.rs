@@ -2,7 +2,7 @@
 //! exponential backoff with jitter it describes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 
@@ -16,23 +16,25 @@ use crate::error::{Error, Result};
 ///   [`factor`](Self::factor) after each attempt, up to [`max_backoff`](Self::max_backoff);
 /// * [`jitter`](Self::jitter) subtracts a random part of each delay, so that many senders cut
 ///   off by the same listener restart do not all come back at the same instant;
-/// * the policy is exhausted after [`max_attempts`](Self::max_attempts) attempts, or when the
-///   next attempt would start later than [`max_elapsed`](Self::max_elapsed) after the first one,
-///   whichever comes first.
+/// * the policy is exhausted after [`max_attempts`](Self::max_attempts) attempts.
 ///
-/// The defaults (250 ms doubling to 30 s, half of each delay random, 5 attempts, no time limit)
+/// The time one `send` may take in all, attempts and delays included, is bounded by the
+/// sender's total timeout ([`Timeouts::total`](crate::Timeouts::total)), not here: the sender
+/// gives up as soon as the next attempt would start after it.
+///
+/// The defaults (250 ms doubling to 30 s, half of each delay random, 5 attempts)
 /// ride out a listener restart of a few seconds (the five attempts span about 2 to 4 seconds)
 /// and then report the failure, so the application decides what happens to the message. For a
-/// sender that must keep trying for as long as it takes, set both limits to `None`.
+/// sender that must keep trying for as long as it takes, set `max_attempts` to `None` (and
+/// leave the total timeout unset).
 ///
 /// ```
 /// use std::time::Duration;
 /// use mllp::RetryPolicy;
 ///
-/// // Keep trying for up to ten minutes, waiting at most a minute between attempts.
+/// // Keep trying, waiting at most a minute between attempts.
 /// let policy = RetryPolicy::default()
 ///     .max_attempts(None)
-///     .max_elapsed(Some(Duration::from_secs(600)))
 ///     .max_backoff(Duration::from_secs(60));
 /// assert_eq!(policy.initial_backoff, Duration::from_millis(250));
 /// ```
@@ -51,14 +53,10 @@ pub struct RetryPolicy {
     /// The most attempts made for one message, the first included (at least 1), or `None` for
     /// no limit. Default: `Some(5)`.
     pub max_attempts: Option<u32>,
-    /// The longest time from the start of the first attempt to the start of the last one, or
-    /// `None` for no limit. An attempt that has started runs to its end (its connect and ACK
-    /// timeouts bound it). Default: `None`.
-    pub max_elapsed: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
-    /// 250 ms doubling to 30 s, jitter 0.5, 5 attempts, no time limit.
+    /// 250 ms doubling to 30 s, jitter 0.5, 5 attempts.
     fn default() -> Self {
         RetryPolicy {
             initial_backoff: Duration::from_millis(250),
@@ -66,7 +64,6 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(30),
             jitter: 0.5,
             max_attempts: Some(5),
-            max_elapsed: None,
         }
     }
 }
@@ -107,12 +104,6 @@ impl RetryPolicy {
     /// Sets [`max_attempts`](Self::max_attempts).
     pub fn max_attempts(mut self, attempts: Option<u32>) -> RetryPolicy {
         self.max_attempts = attempts;
-        self
-    }
-
-    /// Sets [`max_elapsed`](Self::max_elapsed).
-    pub fn max_elapsed(mut self, limit: Option<Duration>) -> RetryPolicy {
-        self.max_elapsed = limit;
         self
     }
 
@@ -162,20 +153,18 @@ impl RetryPolicy {
     }
 }
 
-/// The backoff state of one message: which attempt this is and when the first one started.
+/// The backoff state of one message: which attempt this is.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     policy: RetryPolicy,
-    started: Instant,
     attempts: u32,
 }
 
 impl Backoff {
-    /// The state before the first attempt, which starts now.
+    /// The state before the first attempt.
     pub(crate) fn start(policy: RetryPolicy) -> Backoff {
         Backoff {
             policy,
-            started: Instant::now(),
             attempts: 0,
         }
     }
@@ -201,13 +190,7 @@ impl Backoff {
             return None;
         }
         let base = self.policy.base_delay(self.attempts);
-        let delay = base.mul_f64(1.0 - self.policy.jitter.clamp(0.0, 1.0) * rng.unit());
-        if let Some(limit) = self.policy.max_elapsed {
-            if self.started.elapsed() + delay > limit {
-                return None;
-            }
-        }
-        Some(delay)
+        Some(base.mul_f64(1.0 - self.policy.jitter.clamp(0.0, 1.0) * rng.unit()))
     }
 }
 
@@ -294,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn attempts_and_elapsed_time_limit_the_retries() {
+    fn attempts_limit_the_retries() {
         let mut rng = Jitter::new();
         let mut b = Backoff::start(RetryPolicy::default());
         for _ in 0..4 {
@@ -308,16 +291,6 @@ mod tests {
         let mut once = Backoff::start(RetryPolicy::none());
         once.begin();
         assert_eq!(once.next_delay(&mut rng), None);
-
-        let p = RetryPolicy::default()
-            .max_attempts(None)
-            .max_elapsed(Some(Duration::from_millis(100)));
-        let mut b = Backoff::start(p);
-        b.begin();
-        assert_eq!(b.next_delay(&mut rng), None, "250 ms would pass the limit");
-        let mut b = Backoff::start(p.max_elapsed(Some(Duration::from_secs(60))));
-        b.begin();
-        assert!(b.next_delay(&mut rng).is_some());
     }
 
     #[test]

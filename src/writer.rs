@@ -109,7 +109,7 @@ pub(crate) fn write_checked_frame<W: Write>(
 }
 
 /// `write_all` over several buffers (`Write::write_all_vectored` is not stable).
-fn write_all_vectored<W: Write>(w: &mut W, parts: &[&[u8]; 3]) -> io::Result<()> {
+pub(crate) fn write_all_vectored<W: Write>(w: &mut W, parts: &[&[u8]; 3]) -> io::Result<()> {
     let mut part = 0;
     let mut offset = 0;
     while part < parts.len() {

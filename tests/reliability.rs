@@ -401,9 +401,9 @@ fn a_listener_restarted_mid_send_loses_nothing() {
                 RetryPolicy::default()
                     .initial_backoff(Duration::from_millis(5))
                     .max_backoff(Duration::from_millis(50))
-                    .max_attempts(None)
-                    .max_elapsed(Some(Duration::from_secs(20))),
+                    .max_attempts(None),
             )
+            .total_timeout(Some(Duration::from_secs(20)))
             .build()
             .unwrap();
         for i in 0..MESSAGES {

@@ -521,9 +521,9 @@ fn listener_down_at_first_is_reached_through_backoff() {
                     RetryPolicy::default()
                         .initial_backoff(Duration::from_millis(50))
                         .max_backoff(Duration::from_millis(400))
-                        .max_attempts(None)
-                        .max_elapsed(Some(Duration::from_secs(10))),
+                        .max_attempts(None),
                 )
+                .total_timeout(Some(Duration::from_secs(10)))
                 .build()
                 .unwrap();
             let _ = tx.send(());

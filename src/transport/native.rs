@@ -10,7 +10,7 @@ use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream}
 use super::{
     peek_now, Deadline, Dir, Identity, Peek, Sock, TlsClientConfig, TlsPeer, TlsServerConfig,
 };
-use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError};
+use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError, TlsErrorKind};
 
 /// The oldest protocol version either side accepts.
 const MIN_PROTOCOL: Protocol = Protocol::Tlsv12;
@@ -155,6 +155,19 @@ fn configure(e: io::Error) -> Error {
     Error::io(crate::error::Phase::Configure, e)
 }
 
+/// The kind of a handshake failure that is not about the certificate: [`TlsErrorKind::Io`] when
+/// an I/O error is in its chain (the connection broke), else [`TlsErrorKind::Handshake`].
+fn handshake_kind(e: &native_tls::Error) -> TlsErrorKind {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<io::Error>() {
+            return TlsErrorKind::Io;
+        }
+        source = err.source();
+    }
+    TlsErrorKind::Handshake
+}
+
 /// Whether a handshake failed because the socket timed out (an I/O error of kind `TimedOut`
 /// somewhere in the error's chain).
 fn caused_by_timeout(e: &native_tls::Error) -> bool {
@@ -170,8 +183,8 @@ fn caused_by_timeout(e: &native_tls::Error) -> bool {
     false
 }
 
-fn tls_error(message: String, source: native_tls::Error) -> Error {
-    Error::Tls(TlsError::new(message, Some(Box::new(source))))
+fn tls_error(kind: TlsErrorKind, message: String, source: native_tls::Error) -> Error {
+    Error::Tls(TlsError::new(kind, message, Some(Box::new(source))))
 }
 
 fn native_identity(identity: &Identity) -> Result<native_tls::Identity> {
@@ -179,6 +192,7 @@ fn native_identity(identity: &Identity) -> Result<native_tls::Identity> {
         Identity::Pem { cert, key } => {
             if !contains(key, b"-----BEGIN PRIVATE KEY-----") {
                 return Err(Error::Tls(TlsError::new(
+                    TlsErrorKind::Config,
                     "the private key is not unencrypted PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\"); \
                      convert it with `openssl pkcs8 -topk8 -nocrypt`",
                     None,
@@ -186,6 +200,7 @@ fn native_identity(identity: &Identity) -> Result<native_tls::Identity> {
             }
             native_tls::Identity::from_pkcs8(cert, key).map_err(|e| {
                 tls_error(
+                    TlsErrorKind::Config,
                     "the PEM certificate chain or private key cannot be read".into(),
                     e,
                 )
@@ -194,6 +209,7 @@ fn native_identity(identity: &Identity) -> Result<native_tls::Identity> {
         Identity::Pkcs12 { der, password } => native_tls::Identity::from_pkcs12(der, password)
             .map_err(|e| {
                 tls_error(
+                    TlsErrorKind::Config,
                     "the PKCS#12 identity cannot be read (invalid file or wrong password)".into(),
                     e,
                 )
@@ -220,12 +236,14 @@ impl Client {
         for (i, pem) in config.root_pems.iter().enumerate() {
             let certs = native_tls::Certificate::stack_from_pem(pem).map_err(|e| {
                 tls_error(
+                    TlsErrorKind::Config,
                     format!("extra CA certificate #{} is not valid PEM", i + 1),
                     e,
                 )
             })?;
             if certs.is_empty() {
                 return Err(Error::Tls(TlsError::new(
+                    TlsErrorKind::Config,
                     format!(
                         "extra CA certificate #{} holds no PEM certificate \
                          (\"-----BEGIN CERTIFICATE-----\")",
@@ -245,9 +263,13 @@ impl Client {
             builder.danger_accept_invalid_certs(true);
             builder.danger_accept_invalid_hostnames(true);
         }
-        let connector = builder
-            .build()
-            .map_err(|e| tls_error("the TLS client settings were rejected".into(), e))?;
+        let connector = builder.build().map_err(|e| {
+            tls_error(
+                TlsErrorKind::Config,
+                "the TLS client settings were rejected".into(),
+                e,
+            )
+        })?;
         Ok(Client {
             connector,
             server_name: config.server_name.clone(),
@@ -283,24 +305,30 @@ impl Client {
 fn describe_client_failure(name: &str, e: native_tls::Error) -> Error {
     let text = e.to_string();
     let has = |s: &str| text.contains(s);
-    let message = if has("hostname mismatch") || has("IP address mismatch") {
-        format!("the server certificate is not valid for the name {name:?}")
+    let (kind, message) = if has("hostname mismatch") || has("IP address mismatch") {
+        let m = format!("the server certificate is not valid for the name {name:?}");
+        (TlsErrorKind::Certificate, m)
     } else if has("unable to get local issuer certificate")
         || has("self-signed certificate")
         || has("self signed certificate")
         || has("unable to get issuer certificate")
     {
-        format!("the server certificate for {name:?} is not signed by a trusted CA")
+        let m = format!("the server certificate for {name:?} is not signed by a trusted CA");
+        (TlsErrorKind::Certificate, m)
     } else if has("certificate has expired") || has("certificate is not yet valid") {
-        format!("the server certificate for {name:?} has expired or is not yet valid")
+        let m = format!("the server certificate for {name:?} has expired or is not yet valid");
+        (TlsErrorKind::Certificate, m)
     } else if has("certificate verify failed") {
-        format!("the server certificate for {name:?} could not be verified")
+        let m = format!("the server certificate for {name:?} could not be verified");
+        (TlsErrorKind::Certificate, m)
     } else if has("wrong version number") || has("packet length too long") {
-        format!("the server at {name:?} does not seem to speak TLS")
+        let m = format!("the server at {name:?} does not seem to speak TLS");
+        (TlsErrorKind::Handshake, m)
     } else {
-        format!("the TLS handshake with {name:?} failed")
+        let m = format!("the TLS handshake with {name:?} failed");
+        (handshake_kind(&e), m)
     };
-    tls_error(message, e)
+    tls_error(kind, message, e)
 }
 
 /// A prepared TLS server context.
@@ -315,7 +343,13 @@ impl Server {
         let acceptor = TlsAcceptor::builder(identity)
             .min_protocol_version(Some(MIN_PROTOCOL))
             .build()
-            .map_err(|e| tls_error("the TLS server identity was rejected".into(), e))?;
+            .map_err(|e| {
+                tls_error(
+                    TlsErrorKind::Config,
+                    "the TLS server identity was rejected".into(),
+                    e,
+                )
+            })?;
         Ok(Server { acceptor })
     }
 
@@ -343,7 +377,7 @@ impl Server {
                 } else {
                     format!("the TLS handshake with the client at {peer} failed")
                 };
-                tls_error(message, e)
+                tls_error(handshake_kind(&e), message, e)
             },
         );
         match &conn {

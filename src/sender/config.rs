@@ -1,0 +1,297 @@
+//! The sender's settings: one [`SenderConfig`] value, filled directly or through
+//! [`SenderBuilder`].
+
+use std::time::Duration;
+
+use super::Sender;
+use crate::charset::Charset;
+use crate::error::{Error, Result};
+use crate::framing::Framing;
+use crate::retry::RetryPolicy;
+use crate::transport::TlsClientConfig;
+
+/// The default connect timeout (TCP connect plus TLS handshake): 10 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default ACK timeout: 30 s.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default write timeout: 10 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the peer answers a message with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// An HL7 acknowledgement message (MSA segment) whose MSA-2 echoes the message's control ID.
+    /// The default.
+    #[default]
+    Ack,
+    /// MLLP release 2: a commit block, [`COMMIT_ACK`](crate::COMMIT_ACK) or
+    /// [`COMMIT_NAK`](crate::COMMIT_NAK). A commit NAK is answered by sending the message again
+    /// within the retry policy. An HL7 acknowledgement whose MSA-2 matches is accepted as well.
+    Commit,
+}
+
+/// The deadlines of a sender, each measured as wall time however the peer's bytes arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// How long connecting may take, the TLS handshake included. Each resolved address gets
+    /// this long for its TCP connect. Default: [`DEFAULT_CONNECT_TIMEOUT`] (10 s).
+    pub connect: Duration,
+    /// How long writing one message may take, from its first byte to its last. Default:
+    /// [`DEFAULT_WRITE_TIMEOUT`] (10 s).
+    pub write: Duration,
+    /// How long to wait for the acknowledgement after the message was written. Default:
+    /// [`DEFAULT_ACK_TIMEOUT`] (30 s).
+    pub ack: Duration,
+    /// How long one `send` may take in all, every attempt and backoff delay included, or
+    /// `None` for no bound beyond the retry policy. When it passes the send fails with
+    /// [`Error::Delivery`] whose last error is
+    /// [`Timeout::Total`](crate::Timeout::Total); no attempt starts that could not begin
+    /// before it. Default: `None`.
+    pub total: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    /// Connect 10 s, write 10 s, ACK 30 s, no total bound.
+    fn default() -> Self {
+        Timeouts {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            write: DEFAULT_WRITE_TIMEOUT,
+            ack: DEFAULT_ACK_TIMEOUT,
+            total: None,
+        }
+    }
+}
+
+/// Every setting of a [`Sender`] in one value, with one [`Default`]. Fill the fields and call
+/// [`build`](Self::build) (or [`Sender::with_config`]), or use [`Sender::builder`], which
+/// fills the same value.
+///
+/// ```
+/// use std::time::Duration;
+/// use mllp::{ReplyMode, SenderConfig};
+///
+/// let mut config = SenderConfig::default();
+/// config.timeouts.ack = Duration::from_secs(5);
+/// config.timeouts.total = Some(Duration::from_secs(60));
+/// config.reply_mode = ReplyMode::Commit;
+/// let sender = config.build("127.0.0.1:2575")?; // nothing is connected yet
+/// assert!(!sender.is_connected());
+/// # Ok::<(), mllp::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SenderConfig {
+    /// Framing settings. Default: [`Framing::default`] (`0x0B` … `0x1C 0x0D`, replies of
+    /// 16 MiB at most).
+    pub framing: Framing,
+    /// The character set messages given to [`Sender::send`] as text are encoded to.
+    /// [`Sender::send_bytes`] sends bytes unchanged. Default: UTF-8.
+    pub charset: Charset,
+    /// The deadlines. Default: [`Timeouts::default`].
+    pub timeouts: Timeouts,
+    /// Whether to set `TCP_NODELAY`, so that each frame leaves at once. Default: `true`.
+    pub nodelay: bool,
+    /// TLS settings, or `None` for plain TCP. The server certificate is verified against the
+    /// host name of the address unless the configuration names another one. Default: `None`.
+    pub tls: Option<TlsClientConfig>,
+    /// The retry policy. Default: [`RetryPolicy::default`] (5 attempts, 250 ms doubling).
+    pub retry: RetryPolicy,
+    /// What the peer answers with. Default: [`ReplyMode::Ack`].
+    pub reply_mode: ReplyMode,
+    /// Whether an AR or CR acknowledgement makes the sender send the message again, within the
+    /// retry policy; otherwise it is returned to the caller at once. AE and CE are always
+    /// returned: they report a problem with the message itself. Default: `false`.
+    pub resend_on_reject: bool,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            framing: Framing::default(),
+            charset: Charset::UTF_8,
+            timeouts: Timeouts::default(),
+            nodelay: true,
+            tls: None,
+            retry: RetryPolicy::default(),
+            reply_mode: ReplyMode::Ack,
+            resend_on_reject: false,
+        }
+    }
+}
+
+impl SenderConfig {
+    /// Checks the settings that need no address and no file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a zero timeout or an invalid retry policy.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.timeouts;
+        for (name, t) in [
+            ("connect", t.connect),
+            ("ACK", t.ack),
+            ("write", t.write),
+            ("total", t.total.unwrap_or(Duration::MAX)),
+        ] {
+            if t.is_zero() {
+                return Err(Error::Config(format!(
+                    "the {name} timeout must be greater than zero"
+                )));
+            }
+        }
+        self.retry.validate()
+    }
+
+    /// Makes a sender to `addr` (`host:port`) with these settings; the same as
+    /// [`Sender::with_config`].
+    ///
+    /// # Errors
+    /// As for [`SenderBuilder::build`].
+    pub fn build(self, addr: impl Into<String>) -> Result<Sender> {
+        Sender::with_config(addr, self)
+    }
+}
+
+/// Settings for a [`Sender`]; made by [`Sender::builder`]. Each method sets a field of the
+/// [`SenderConfig`] it fills.
+#[derive(Debug, Clone)]
+pub struct SenderBuilder {
+    pub(super) addr: String,
+    pub(super) config: SenderConfig,
+}
+
+impl SenderBuilder {
+    /// Replaces every setting with `config`.
+    pub fn config(mut self, config: SenderConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Framing settings ([`SenderConfig::framing`]).
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.config.framing = framing;
+        self
+    }
+
+    /// The character set messages given to [`Sender::send`] as text are encoded to
+    /// ([`SenderConfig::charset`]).
+    pub fn charset(mut self, charset: Charset) -> Self {
+        self.config.charset = charset;
+        self
+    }
+
+    /// Every deadline at once ([`SenderConfig::timeouts`]).
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.config.timeouts = timeouts;
+        self
+    }
+
+    /// How long connecting may take, the TLS handshake included (default 10 s). Each resolved
+    /// address gets this long for its TCP connect.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeouts.connect = timeout;
+        self
+    }
+
+    /// How long to wait for the acknowledgement after the message was written (default 30 s).
+    ///
+    /// This is wall time for the whole wait, however the reply's bytes arrive: a peer that
+    /// sends one byte at a time, or junk, or a frame that never ends, cannot stretch it.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeouts.ack = timeout;
+        self
+    }
+
+    /// How long writing one message may take, from its first byte to its last (default 10 s).
+    ///
+    /// This is wall time for the whole write: a peer that reads slowly, a little at a time,
+    /// cannot stretch it.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeouts.write = timeout;
+        self
+    }
+
+    /// How long one `send` may take in all, retries and backoff included
+    /// ([`Timeouts::total`]; default `None`).
+    pub fn total_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.timeouts.total = timeout;
+        self
+    }
+
+    /// Whether to set `TCP_NODELAY`, so that each frame leaves at once (default `true`).
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.config.nodelay = nodelay;
+        self
+    }
+
+    /// Connects with TLS (default: plain TCP). The server certificate is verified against the
+    /// host name of the address unless the configuration names another one.
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.config.tls = Some(config);
+        self
+    }
+
+    /// The retry policy (default [`RetryPolicy::default`]: 5 attempts, 250 ms doubling).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// What the peer answers with (default [`ReplyMode::Ack`]).
+    pub fn reply_mode(mut self, mode: ReplyMode) -> Self {
+        self.config.reply_mode = mode;
+        self
+    }
+
+    /// MLLP release 2: shorthand for [`reply_mode`](Self::reply_mode) with
+    /// [`ReplyMode::Commit`] (`true`) or [`ReplyMode::Ack`] (`false`).
+    pub fn mllp2(self, on: bool) -> Self {
+        self.reply_mode(if on {
+            ReplyMode::Commit
+        } else {
+            ReplyMode::Ack
+        })
+    }
+
+    /// Whether an AR or CR acknowledgement makes the sender send the message again, within the
+    /// retry policy (default `false`: it is returned to the caller at once). AE and CE are
+    /// always returned: they report a problem with the message itself.
+    pub fn resend_on_reject(mut self, resend: bool) -> Self {
+        self.config.resend_on_reject = resend;
+        self
+    }
+
+    /// Checks the settings and makes the sender. Nothing is connected yet.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an address without a host or a valid port, a zero timeout or an
+    /// invalid retry policy; [`Error::Tls`] when a CA certificate or the client identity cannot
+    /// be read (or [`Error::Config`] when TLS is asked for in a build without the `tls`
+    /// feature).
+    pub fn build(self) -> Result<Sender> {
+        Sender::with_config(self.addr, self.config)
+    }
+}
+
+/// Checks that `addr` looks like `host:port`, without resolving it.
+pub(super) fn check_addr(addr: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::Config(format!(
+            "{addr:?} is not a host:port address: {why}"
+        )))
+    };
+    if addr.trim().is_empty() {
+        return Err(Error::Config("the address is empty".into()));
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return bad("the port is missing");
+    };
+    if host.is_empty() || host == "[]" {
+        return bad("the host is missing");
+    }
+    match port.parse::<u16>() {
+        Ok(0) => bad("port 0 cannot be connected to"),
+        Ok(_) => Ok(()),
+        Err(_) => bad("the port is not a number from 1 to 65535"),
+    }
+}

@@ -1,0 +1,557 @@
+//! The blocking sender: connect lazily, send one message, await its correlated acknowledgement,
+//! reconnect and resend within a retry policy. The protocol is the sans-I/O [`Exchange`]; this
+//! module drives it over a [`Stream`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::charset::Charset;
+use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
+use crate::hl7::Ack;
+use crate::transport::{self, peek_now, Peek, Stream, TlsClient};
+
+mod config;
+mod exchange;
+mod link;
+mod reply;
+mod stats;
+
+pub use config::{
+    ReplyMode, SenderBuilder, SenderConfig, Timeouts, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+};
+pub use exchange::{Exchange, Transmit};
+pub use link::Link;
+pub use stats::SenderStats;
+
+use config::check_addr;
+use reply::Peer;
+
+/// How many bytes one read of a reply asks for.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A blocking MLLP sender: sends one HL7 message at a time to one listener and returns its
+/// acknowledgement.
+///
+/// ```
+/// use std::net::TcpListener;
+/// use mllp::{AckBuilder, Connection, Disposition, Framing, Header, Sender};
+///
+/// // A tiny listener that acknowledges one message.
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?.to_string();
+/// let peer = std::thread::spawn(move || -> mllp::Result<()> {
+///     let (tcp, _) = listener.accept().expect("a connection");
+///     let mut conn = Connection::new(tcp, Framing::default());
+///     let mut ack = Vec::new();
+///     if let Some(msg) = conn.read_frame()? {
+///         AckBuilder::new(Disposition::Accept).build(&Header::parse(msg)?, &mut ack)?;
+///     }
+///     conn.write_frame(&ack)
+/// });
+///
+/// let mut sender = Sender::builder(addr).build()?;
+/// let ack = sender.send("MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01|MSG0001|P|2.5.1\rPID|1\r")?;
+/// assert!(ack.is_success());
+/// assert_eq!(ack.control_id, "MSG0001");
+/// peer.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Connection
+/// The sender connects on the first [`send`](Sender::send), trying every address the host name
+/// resolves to, and keeps the connection for the following messages. Before writing on a
+/// connection that has been idle, it checks without blocking whether the listener has closed it
+/// and, if so, connects again first (this is not a failed attempt).
+///
+/// # Correlation
+/// Before writing a message, the sender discards every frame the peer has already sent (read
+/// without waiting): it answers no message in flight, such as a late or doubled ACK of the
+/// previous message, and must not be taken for the reply to this one even when both messages
+/// carry the same control ID. Part of a frame waiting there makes the sender connect again.
+///
+/// After writing a message, the sender reads reply frames until one carries the message's
+/// control ID (MSH-10; for a batch, BHS-11 or FHS-11) in MSA-2. Acknowledgements for other
+/// control IDs — late replies to earlier messages — and frames that are not acknowledgements are
+/// logged and skipped. A reply larger than the framing's maximum message size fails the attempt
+/// as soon as it passes the limit.
+///
+/// # Deadlines
+/// Each attempt's phases end within their timeouts measured as wall time: connecting within
+/// the connect timeout, writing the whole message within the write timeout, and the reply
+/// within the ACK timeout after the write, however the peer's bytes arrive. Under TLS the
+/// deadlines hold on the socket under the TLS layer, so a peer that trickles the bytes of one
+/// TLS record, or reads one slowly, is bounded the same way.
+///
+/// The whole `send`, attempts and backoff included, ends within the total timeout when one is
+/// set ([`Timeouts::total`]). Every deadline that passes is reported as [`Error::Timeout`]
+/// (as the last error of [`Error::Delivery`]), never as an I/O error.
+///
+/// # Failures, retries and duplicates
+/// After any I/O error, framing error, end of stream or timeout, the sender closes the
+/// connection before doing anything else, so that a late acknowledgement can never be read as
+/// the reply to a later message. It then waits according to its [`RetryPolicy`] (exponential
+/// backoff with jitter), connects again and sends the same message again. `send` returns only
+/// with an acknowledgement, or with [`Error::Delivery`] once the policy is exhausted; that
+/// error's [`Outcome`] says whether the message certainly did not arrive
+/// ([`Outcome::NotDelivered`]: it was never completely written) or may have
+/// ([`Outcome::Unconfirmed`]: it was written at least once, but no acknowledgement came).
+///
+/// Delivery is therefore *at least once*: when a message reached the listener but its
+/// acknowledgement was lost (the connection broke, or the ACK came after the ACK timeout), the
+/// message is sent again with the same bytes, so the listener receives it twice. A listener
+/// that must not process a message twice can recognise a repeat by its control ID (MSH-10),
+/// which the sender never changes.
+///
+/// Certificate verification failures (certificate not trusted, not valid for the host name,
+/// expired) and configuration errors are not retried: trying again cannot fix them. Other TLS
+/// handshake failures, such as a connection cut during the handshake, are retried. The
+/// decision is made on [`TlsError::kind`](crate::TlsError::kind).
+///
+/// # Negative acknowledgements
+/// AE, AR, CE and CR are results, not errors: `send` returns them as `Ok(ack)` with
+/// [`Ack::is_success`] false. With [`SenderBuilder::resend_on_reject`], AR and CR are answered by
+/// sending the message again within the retry policy; in [`ReplyMode::Commit`] a commit NAK
+/// always is. When the policy is exhausted, the last negative acknowledgement is returned as
+/// `Ok`.
+///
+/// # Logging
+/// Connections, reconnections, timeouts, skipped replies and negative acknowledgements are
+/// logged through `log` with the peer address and the control ID. Message bodies are never
+/// logged: they carry patient data.
+pub struct Sender {
+    addr: String,
+    charset: Charset,
+    connect_timeout: Duration,
+    nodelay: bool,
+    tls: Option<TlsClient>,
+    link: Link,
+    conn: Option<Stream>,
+    /// The read buffer, allocated on the first read.
+    buf: Vec<u8>,
+}
+
+impl Sender {
+    /// Settings for a sender to `addr` (`host:port`), with the defaults
+    /// ([`SenderConfig::default`]).
+    pub fn builder(addr: impl Into<String>) -> SenderBuilder {
+        SenderBuilder {
+            addr: addr.into(),
+            config: SenderConfig::default(),
+        }
+    }
+
+    /// Checks `config` and makes a sender to `addr` (`host:port`). Nothing is connected yet.
+    ///
+    /// # Errors
+    /// As for [`SenderBuilder::build`].
+    pub fn with_config(addr: impl Into<String>, config: SenderConfig) -> Result<Sender> {
+        let addr = addr.into();
+        check_addr(&addr)?;
+        config.validate()?;
+        let tls = match &config.tls {
+            Some(tls) => Some(TlsClient::new(tls)?),
+            None => None,
+        };
+        Ok(Sender {
+            link: Link::new(addr.clone(), &config),
+            addr,
+            charset: config.charset,
+            connect_timeout: config.timeouts.connect,
+            nodelay: config.nodelay,
+            tls,
+            conn: None,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends `message`, encoded to the configured character set, and returns its
+    /// acknowledgement.
+    ///
+    /// Segments must already be separated by CR (`\r`); the text is sent as it is otherwise.
+    ///
+    /// # Errors
+    /// Before anything is sent:
+    /// * [`Error::Charset`] with [`CharsetError::Unmappable`](crate::CharsetError::Unmappable)
+    ///   when a character cannot be represented in the character set (the error gives its
+    ///   byte offset);
+    /// * [`Error::Header`] when the message has no readable MSH (or FHS/BHS) header, or
+    ///   [`HeaderError::MissingField`] when its control ID (MSH-10) is empty;
+    /// * [`Error::Frame`] with [`FrameError::PayloadContainsEnd`] when the message contains the
+    ///   frame end sequence.
+    ///
+    /// Then [`Error::Delivery`] when no acknowledgement arrived within the retry policy, with the
+    /// [`Outcome`], the number of attempts and the last attempt's error. See the
+    /// [type documentation](Sender) for retries and duplicates.
+    pub fn send(&mut self, message: &str) -> Result<Ack> {
+        let bytes: Cow<'_, [u8]> = self.charset.encode(message)?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Sends `message` as it is, without character conversion, and returns its
+    /// acknowledgement.
+    ///
+    /// The header is read from the raw bytes for the control ID. Errors as for
+    /// [`send`](Sender::send), except that there is no character set error.
+    pub fn send_bytes(&mut self, message: &[u8]) -> Result<Ack> {
+        self.deliver(message)
+    }
+
+    /// Counters since the sender was built.
+    pub fn stats(&self) -> SenderStats {
+        self.link.stats()
+    }
+
+    /// The address of the connected peer, or `None` when not connected.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.conn.as_ref().and(self.link.peer_addr())
+    }
+
+    /// Whether the sender holds a connection. The peer may have closed it since; the next
+    /// [`send`](Sender::send) checks.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The target address, as given to [`Sender::builder`] or [`Sender::with_config`].
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Closes the connection, if any. The next [`send`](Sender::send) connects again.
+    pub fn close(&mut self) {
+        if let Some(mut stream) = self.conn.take() {
+            debug!(
+                "closing the connection to {}",
+                Peer(self.link.peer_addr(), &self.addr)
+            );
+            let _ = stream.shutdown();
+        }
+        self.link.handle_closed();
+    }
+
+    /// Drives one [`Exchange`] of `message` to its end over the connection.
+    fn deliver(&mut self, message: &[u8]) -> Result<Ack> {
+        if self.conn.is_none() && self.link.is_connected() {
+            self.link.handle_closed();
+        }
+        let mut ex = Exchange::new(&mut self.link, message, Instant::now())?;
+        let conn = &mut self.conn;
+        let buf = &mut self.buf;
+        // Each step ends within its deadline, and the exchange ends within its attempts.
+        loop {
+            let deadline = ex.poll_timeout();
+            match ex.poll_transmit() {
+                Transmit::Done => return ex.take_result().unwrap_or(Err(Error::Closed)),
+                Transmit::Close => *conn = None,
+                Transmit::Connect => {
+                    let connected = connect(
+                        &self.addr,
+                        self.tls.as_ref(),
+                        self.connect_timeout,
+                        deadline,
+                        self.nodelay,
+                    );
+                    match connected {
+                        Ok(stream) => {
+                            let peer = stream.peer_addr().ok();
+                            *conn = Some(stream);
+                            ex.handle_connected(peer, Instant::now());
+                        }
+                        Err(e) => ex.handle_error(e, Instant::now()),
+                    }
+                }
+                Transmit::Drain => match conn.as_mut() {
+                    Some(stream) => drain(stream, buf, &mut ex),
+                    None => ex.handle_eof(Instant::now()),
+                },
+                Transmit::Write(parts) => {
+                    let Some(stream) = conn.as_mut() else {
+                        ex.handle_eof(Instant::now());
+                        continue;
+                    };
+                    let len = parts.iter().map(|p| p.len()).sum();
+                    let written = match left(deadline) {
+                        None => Err(Error::Timeout(Timeout::Write)),
+                        Some(within) => {
+                            stream.set_deadline(within);
+                            write_parts(stream, parts).map_err(|e| Error::io(Phase::Write, e))
+                        }
+                    };
+                    let now = Instant::now();
+                    match written {
+                        Ok(()) => ex.handle_written(len, now),
+                        Err(Error::Timeout(_)) => ex.handle_timeout(now),
+                        Err(e) => ex.handle_error(e, now),
+                    }
+                }
+                Transmit::Read => {
+                    let Some(stream) = conn.as_mut() else {
+                        ex.handle_eof(Instant::now());
+                        continue;
+                    };
+                    match left(deadline) {
+                        None => ex.handle_timeout(Instant::now()),
+                        Some(within) => {
+                            stream.set_deadline(within);
+                            read_into(stream, buf, &mut ex);
+                        }
+                    }
+                }
+                Transmit::Wait => {
+                    if let Some(Some(delay)) = left(deadline) {
+                        std::thread::sleep(delay);
+                    }
+                    ex.handle_timeout(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// The time left until `deadline`: `Some(None)` without a deadline, `None` when it has passed.
+fn left(deadline: Option<Instant>) -> Option<Option<Duration>> {
+    match deadline {
+        None => Some(None),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then_some(Some(left))
+        }
+    }
+}
+
+/// Connects to `addr`, with TLS when configured: each address within `timeout`, all of it
+/// before `deadline`.
+fn connect(
+    addr: &str,
+    tls: Option<&TlsClient>,
+    timeout: Duration,
+    deadline: Option<Instant>,
+    nodelay: bool,
+) -> Result<Stream> {
+    let started = Instant::now();
+    let bound = |t: Duration| match deadline {
+        Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+        None => t,
+    };
+    let first = bound(timeout);
+    if first.is_zero() {
+        return Err(Error::Timeout(Timeout::Connect));
+    }
+    let addrs = transport::resolve(addr)?;
+    let tcp = transport::connect_any(&addrs, first, nodelay)?;
+    match tls {
+        None => Ok(Stream::from(tcp)),
+        Some(tls) => {
+            let left = bound(timeout.saturating_sub(started.elapsed()));
+            if left.is_zero() {
+                return Err(Error::Timeout(Timeout::Connect));
+            }
+            tls.connect(transport::host_of(addr), tcp, left)
+        }
+    }
+}
+
+/// Writes every part, then flushes.
+fn write_parts(stream: &mut Stream, parts: [&[u8]; 3]) -> io::Result<()> {
+    if parts[1].is_empty() && parts[2].is_empty() {
+        stream.write_all(parts[0])?;
+    } else {
+        crate::writer::write_all_vectored(stream, &parts)?;
+    }
+    stream.flush()
+}
+
+/// One read of the reply (waiting until the stream's deadline), reported to the exchange.
+fn read_into(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) {
+    if buf.len() < READ_CHUNK {
+        buf.resize(READ_CHUNK, 0);
+    }
+    let result = stream.read(buf);
+    report_read(result, buf, ex);
+}
+
+/// One step of discarding what the peer sent before a write: reads without waiting.
+fn drain(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) {
+    match waiting(stream) {
+        Peek::Closed => ex.handle_eof(Instant::now()),
+        Peek::Idle => ex.handle_drained(Instant::now()),
+        Peek::Data => {
+            if buf.len() < READ_CHUNK {
+                buf.resize(READ_CHUNK, 0);
+            }
+            let result = read_now(stream, buf);
+            match result {
+                Err(e) if is_timeout_kind(e.kind()) => ex.handle_drained(Instant::now()),
+                result => report_read(result, buf, ex),
+            }
+        }
+    }
+}
+
+fn report_read(result: io::Result<usize>, buf: &[u8], ex: &mut Exchange<'_>) {
+    let now = Instant::now();
+    match result {
+        Ok(0) => ex.handle_eof(now),
+        Ok(n) => ex.handle_input(&buf[..n], now),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if is_timeout_kind(e.kind()) => ex.handle_timeout(now),
+        Err(e) => ex.handle_error(Error::io(Phase::Read, e), now),
+    }
+}
+
+/// What is waiting on the socket, judged without blocking. Under TLS, records waiting are
+/// processed first (session tickets are consumed, application data is kept for the next read,
+/// an alert or `close_notify` means closed).
+fn waiting(stream: &mut Stream) -> Peek {
+    let peek = peek_now(stream.tcp());
+    if peek == Peek::Data && stream.is_tls() && stream.peer_closed() {
+        return Peek::Closed;
+    }
+    peek
+}
+
+/// One read without waiting.
+fn read_now(stream: &mut Stream, buf: &mut [u8]) -> io::Result<usize> {
+    if !stream.is_tls() {
+        // Bytes or the end of the stream are there: the read returns at once.
+        return match peek_now(stream.tcp()) {
+            Peek::Idle => Err(io::ErrorKind::WouldBlock.into()),
+            Peek::Data | Peek::Closed => stream.read(buf),
+        };
+    }
+    stream.set_deadline(None);
+    stream.tcp().set_nonblocking(true)?;
+    let result = stream.read(buf);
+    stream.tcp().set_nonblocking(false)?;
+    result
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .field("peer", &self.peer_addr())
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config::check_addr;
+    use super::reply::{classify, control_id, is_retryable, Id, Verdict};
+    use super::*;
+    use crate::error::{HeaderError, TlsError, TlsErrorKind};
+    use crate::hl7::{COMMIT_ACK, COMMIT_NAK};
+
+    #[test]
+    fn addresses_are_checked_without_resolving() {
+        for good in [
+            "localhost:2575",
+            "127.0.0.1:1",
+            "[::1]:2575",
+            "no.such.host.invalid:9",
+        ] {
+            assert!(check_addr(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "localhost",
+            "localhost:",
+            ":2575",
+            "host:0",
+            "host:70000",
+            "[]:1",
+        ] {
+            assert!(matches!(check_addr(bad), Err(Error::Config(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replies_are_classified_by_control_id() {
+        let ack = b"MSH|^~\\&|B|B|A|A|20240101||ACK|9|P|2.5\rMSA|AA|42\r";
+        assert!(matches!(
+            classify(ack, b"42", ReplyMode::Ack),
+            Verdict::Reply(_)
+        ));
+        assert!(matches!(
+            classify(ack, b"43", ReplyMode::Ack),
+            Verdict::Stale(b"42")
+        ));
+        assert!(matches!(
+            classify(b"hello", b"42", ReplyMode::Ack),
+            Verdict::Junk(_)
+        ));
+        assert!(matches!(
+            classify(COMMIT_ACK, b"42", ReplyMode::Ack),
+            Verdict::Junk(_)
+        ));
+        assert!(matches!(
+            classify(COMMIT_NAK, b"42", ReplyMode::Commit),
+            Verdict::Reply(_)
+        ));
+        assert!(matches!(
+            classify(ack, b"42", ReplyMode::Commit),
+            Verdict::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn control_id_comes_from_msh10_or_the_batch_header() {
+        assert_eq!(
+            control_id(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\r").unwrap(),
+            b"X1"
+        );
+        assert!(matches!(
+            control_id(b"MSH|^~\\&|A|B|C|D|1||ADT^A01||P|2.5\r"),
+            Err(Error::Header(HeaderError::MissingField { field: 10 }))
+        ));
+        assert!(matches!(
+            control_id(b"PID|1\r"),
+            Err(Error::Header(HeaderError::NoHeader))
+        ));
+        let batch = b"BHS|^~\\&|A|B|C|D|1||||B7\rMSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\rBTS|1\r";
+        assert_eq!(control_id(batch).unwrap(), b"B7");
+        assert!(matches!(
+            control_id(b"FHS|^~\\&|A\rMSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\r"),
+            Err(Error::Header(HeaderError::MissingField { field: 11 }))
+        ));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert!(is_retryable(&Error::Closed));
+        assert!(is_retryable(&Error::Timeout(Timeout::Ack)));
+        assert!(is_retryable(&Error::io(
+            crate::error::Phase::Connect,
+            std::io::ErrorKind::ConnectionRefused.into()
+        )));
+        assert!(!is_retryable(&Error::Config("x".into())));
+        assert!(!is_retryable(&Error::Timeout(Timeout::Total)));
+        // Decided on the kind, whatever the text says.
+        let tls = |kind| Error::Tls(TlsError::new(kind, "the certificate", None));
+        assert!(!is_retryable(&tls(TlsErrorKind::Certificate)));
+        assert!(!is_retryable(&tls(TlsErrorKind::Config)));
+        assert!(is_retryable(&tls(TlsErrorKind::Handshake)));
+        assert!(is_retryable(&tls(TlsErrorKind::Io)));
+    }
+
+    #[test]
+    fn sender_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<Sender>();
+    }
+
+    #[test]
+    fn ids_display_without_panicking_on_bad_bytes() {
+        assert_eq!(Id(b"A\xFFB").to_string(), "A\u{FFFD}B");
+    }
+}
