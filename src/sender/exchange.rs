@@ -9,42 +9,15 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use super::link::Link;
-use super::reply::{control_id, is_retryable, judge, Id};
+use super::reply::{control_id, discard, is_retryable, judge, Id};
+pub use super::transmit::Transmit;
 use crate::codec::Event;
 use crate::error::{is_timeout_kind, Error, FrameError, Outcome, Result, Timeout};
-use crate::hl7::{ack_control_id, Ack, AckCode, AckKind};
+use crate::hl7::{Ack, AckCode, AckKind};
 use crate::retry::Backoff;
-use crate::writer::COALESCE_LIMIT;
 
 /// The most frames discarded before one write; a peer that sends more is left.
 const MAX_STALE_FRAMES: usize = 64;
-
-/// What an [`Exchange`] asks its driver to do next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Transmit<'a> {
-    /// Open a connection to the peer (within [`Exchange::poll_timeout`]), then call
-    /// [`Exchange::handle_connected`] or [`Exchange::handle_error`].
-    Connect,
-    /// Read, without waiting, whatever the peer has already sent on the open connection and
-    /// pass it to [`Exchange::handle_input`]; then call [`Exchange::handle_drained`] (or
-    /// [`Exchange::handle_eof`] when the peer has closed the connection). None of it answers
-    /// the message about to be written.
-    Drain,
-    /// Write these bytes, in order, and report how many were written with
-    /// [`Exchange::handle_written`]. Empty parts may be skipped. When the last byte is written,
-    /// flush the stream.
-    Write([&'a [u8]; 3]),
-    /// Wait for bytes from the peer until [`Exchange::poll_timeout`] and pass them to
-    /// [`Exchange::handle_input`] (or call [`Exchange::handle_eof`],
-    /// [`Exchange::handle_error`] or [`Exchange::handle_timeout`]).
-    Read,
-    /// Close the connection. Nothing is to be reported back.
-    Close,
-    /// Nothing to do until [`Exchange::poll_timeout`]; then call [`Exchange::handle_timeout`].
-    Wait,
-    /// The exchange is over: take the result with [`Exchange::take_result`].
-    Done,
-}
 
 /// Where an exchange is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +141,9 @@ impl<'a> Exchange<'a> {
         match self.state {
             State::Connect { .. } => Transmit::Connect,
             State::Drain { .. } => Transmit::Drain,
-            State::Write { written, .. } => Transmit::Write(self.unwritten(written)),
+            State::Write { written, .. } => {
+                Transmit::Write(self.link.unwritten(self.message, written))
+            }
             State::Await { .. } => Transmit::Read,
             State::Backoff { .. } => Transmit::Wait,
             State::Done => Transmit::Done,
@@ -251,7 +226,7 @@ impl<'a> Exchange<'a> {
             return;
         };
         let written = written.saturating_add(n);
-        if written < self.frame_len() {
+        if written < self.link.frame_len(self.message) {
             self.state = State::Write { written, deadline };
             return;
         }
@@ -419,37 +394,11 @@ impl<'a> Exchange<'a> {
     }
 
     fn begin_write(&mut self, now: Instant) {
-        let link = &mut *self.link;
-        if self.message.len() <= COALESCE_LIMIT {
-            link.frame.clear();
-            link.framing.encode_into(self.message, &mut link.frame);
-        }
+        self.link.load_frame(self.message);
         self.state = State::Write {
             written: 0,
-            deadline: after(now, link.timeouts.write),
+            deadline: after(now, self.link.timeouts.write),
         };
-    }
-
-    fn frame_len(&self) -> usize {
-        let f = &self.link.framing;
-        f.start().len() + self.message.len() + f.end().len()
-    }
-
-    /// The bytes of the frame from `written` on.
-    fn unwritten(&self, written: usize) -> [&[u8]; 3] {
-        if self.message.len() <= COALESCE_LIMIT {
-            let frame = &self.link.frame;
-            return [&frame[written.min(frame.len())..], &[], &[]];
-        }
-        let f = &self.link.framing;
-        let mut parts = [f.start(), self.message, f.end()];
-        let mut skip = written;
-        for part in &mut parts {
-            let n = skip.min(part.len());
-            *part = &part[n..];
-            skip -= n;
-        }
-        parts
     }
 
     fn state_wrote(&self) -> bool {
@@ -465,35 +414,8 @@ impl<'a> Exchange<'a> {
             let link = &mut *self.link;
             let d = link.decoder.decode(&link.buf);
             let event = d.event;
-            match &event {
-                Event::Frame(range) => {
-                    link.stats.skipped_frames += 1;
-                    frames += 1;
-                    match ack_control_id(&link.buf[range.clone()]) {
-                        Some(id) => warn!(
-                            "discarded an ACK from {} for message {} that arrived after its \
-                             reply: it answers no message in flight",
-                            link.peer(),
-                            Id(id)
-                        ),
-                        None => warn!(
-                            "discarded a {}-byte frame from {} that answers no message in \
-                             flight",
-                            range.len(),
-                            link.peer()
-                        ),
-                    }
-                }
-                Event::Oversized { .. } => {
-                    link.stats.skipped_frames += 1;
-                    frames += 1;
-                    warn!(
-                        "discarded a frame from {} larger than {} bytes",
-                        link.peer(),
-                        link.framing.max_size()
-                    );
-                }
-                _ => {}
+            if discard(link, &event) {
+                frames += 1;
             }
             link.buf.drain(..d.consumed);
             if frames >= MAX_STALE_FRAMES {

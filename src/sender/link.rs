@@ -10,6 +10,7 @@ use super::SenderStats;
 use crate::codec::Decoder;
 use crate::framing::Framing;
 use crate::retry::{Jitter, RetryPolicy};
+use crate::writer::COALESCE_LIMIT;
 
 /// The protocol state a sender keeps between messages: its settings, whether a connection is
 /// open, bytes received after the last reply, the backoff jitter and the counters.
@@ -116,5 +117,34 @@ impl Link {
         if self.drop_connection() {
             *close = true;
         }
+    }
+
+    /// Prepares the frame of `message` for writing: coalesced into one buffer when small.
+    pub(super) fn load_frame(&mut self, message: &[u8]) {
+        if message.len() <= COALESCE_LIMIT {
+            self.frame.clear();
+            self.framing.encode_into(message, &mut self.frame);
+        }
+    }
+
+    /// The length of the frame of `message`.
+    pub(super) fn frame_len(&self, message: &[u8]) -> usize {
+        self.framing.start().len() + message.len() + self.framing.end().len()
+    }
+
+    /// The bytes of the frame of `message` (loaded with [`load_frame`](Self::load_frame))
+    /// from `written` on.
+    pub(super) fn unwritten<'m>(&'m self, message: &'m [u8], written: usize) -> [&'m [u8]; 3] {
+        if message.len() <= COALESCE_LIMIT {
+            return [&self.frame[written.min(self.frame.len())..], &[], &[]];
+        }
+        let mut parts = [self.framing.start(), message, self.framing.end()];
+        let mut skip = written;
+        for part in &mut parts {
+            let n = skip.min(part.len());
+            *part = &part[n..];
+            skip -= n;
+        }
+        parts
     }
 }

@@ -20,6 +20,7 @@ mod exchange;
 mod link;
 mod reply;
 mod stats;
+mod transmit;
 
 pub use config::{
     ReplyMode, SenderBuilder, SenderConfig, Timeouts, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,

@@ -9,6 +9,7 @@ use log::{debug, warn};
 
 use super::config::ReplyMode;
 use super::link::Link;
+use crate::codec::Event;
 use crate::error::{Error, HeaderError, Result, Timeout};
 use crate::hl7::{ack_control_id, Ack, Header, COMMIT_ACK, COMMIT_NAK};
 
@@ -51,6 +52,32 @@ pub(super) fn judge(link: &mut Link, range: Range<usize>, id: &[u8]) -> Option<A
         }
     }
     None
+}
+
+/// Counts and logs what the decoder found in bytes that answer no message in flight; whether
+/// it was a frame.
+pub(super) fn discard(link: &mut Link, event: &Event) -> bool {
+    let peer = Peer(link.peer, &link.target);
+    match event {
+        Event::Frame(range) => match ack_control_id(&link.buf[range.clone()]) {
+            Some(id) => warn!(
+                "discarded an ACK from {peer} for message {} that arrived after its reply: \
+                     it answers no message in flight",
+                Id(id)
+            ),
+            None => warn!(
+                "discarded a {}-byte frame from {peer} that answers no message in flight",
+                range.len()
+            ),
+        },
+        Event::Oversized { .. } => warn!(
+            "discarded a frame from {peer} larger than {} bytes",
+            link.framing.max_size()
+        ),
+        _ => return false,
+    }
+    link.stats.skipped_frames += 1;
+    true
 }
 
 /// What a reply frame is, for the message awaiting its acknowledgement.
