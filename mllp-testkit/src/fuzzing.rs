@@ -399,3 +399,134 @@ pub fn ack_build(data: &[u8]) {
         }
     }
 }
+
+/// Drives a sender [`Exchange`](mllp::Exchange) with arbitrary reply bytes split at arbitrary
+/// points, and arbitrary timeouts, errors and ends of stream, and checks that it never panics,
+/// never reports success for a reply whose MSA-2 is not the message's control ID, and ends
+/// within a bounded number of steps.
+pub fn exchange_replies(data: &[u8]) {
+    use mllp::{Error, Exchange, Link, Phase, RetryPolicy, SenderConfig, Transmit};
+    use std::time::{Duration, Instant};
+
+    const MSG: &[u8] = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|ID1|P|2.5\rPID|1\r";
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let mut config = SenderConfig::default();
+    config.framing = framing_for(selector);
+    config.resend_on_reject = selector & 0x40 != 0;
+    config.reply_mode = if selector & 0x80 != 0 {
+        mllp::ReplyMode::Commit
+    } else {
+        mllp::ReplyMode::Ack
+    };
+    config.retry = RetryPolicy::default()
+        .max_attempts(Some(u32::from(selector % 4) + 1))
+        .initial_backoff(Duration::from_millis(1))
+        .max_backoff(Duration::from_millis(1));
+    if selector & 0x20 != 0 {
+        config.timeouts.total = Some(Duration::from_millis(40));
+    }
+    let mut link = Link::new("fuzz", &config);
+    let mut now = Instant::now();
+    let Ok(mut ex) = Exchange::new(&mut link, MSG, now) else {
+        // Framings whose end sequence occurs in the message.
+        return;
+    };
+    let mut input = rest;
+    // Each step consumes at least one byte of input or ends a phase; phases end by
+    // timeouts, so the number of steps is bounded by the input and the attempts.
+    let limit = 64 + 8 * data.len();
+    for _ in 0..limit {
+        // The script: one byte says what happens next.
+        let op = input.first().copied().unwrap_or(0xFF);
+        let transmit = ex.poll_transmit();
+        let drain = transmit == Transmit::Drain;
+        match transmit {
+            Transmit::Done => {
+                if let Some(Ok(ack)) = ex.take_result() {
+                    let commit = ack.kind == mllp::AckKind::Commit;
+                    assert!(
+                        commit || ack.control_id == "ID1",
+                        "an ACK for {:?} was taken for the reply to ID1",
+                        ack.control_id
+                    );
+                }
+                return;
+            }
+            Transmit::Close => {}
+            Transmit::Connect => {
+                input = input.get(1..).unwrap_or(&[]);
+                if op % 5 == 0 {
+                    let e = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    ex.handle_error(
+                        Error::Io {
+                            phase: Phase::Connect,
+                            source: e,
+                        },
+                        now,
+                    );
+                } else {
+                    ex.handle_connected(None, now);
+                }
+            }
+            Transmit::Write(parts) => {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                input = input.get(1..).unwrap_or(&[]);
+                match op % 7 {
+                    0 => {
+                        let e = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+                        ex.handle_error(
+                            Error::Io {
+                                phase: Phase::Write,
+                                source: e,
+                            },
+                            now,
+                        )
+                    }
+                    1 => ex.handle_written(len / 2 + 1, now),
+                    _ => ex.handle_written(len, now),
+                }
+            }
+            Transmit::Drain | Transmit::Read => {
+                if input.len() < 2 {
+                    // Out of input: the deadline passes (or the drain ends).
+                    if drain {
+                        ex.handle_drained(now);
+                    } else {
+                        now = ex.poll_timeout().unwrap_or(now);
+                        ex.handle_timeout(now);
+                    }
+                    continue;
+                }
+                let n = usize::from(input[1]).min(input.len() - 2);
+                let chunk = &input[2..2 + n];
+                input = &input[2 + n..];
+                match op % 11 {
+                    0 => ex.handle_eof(now),
+                    1 if drain => ex.handle_drained(now),
+                    1 => {
+                        now = ex.poll_timeout().unwrap_or(now);
+                        ex.handle_timeout(now);
+                    }
+                    2 => {
+                        let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
+                        ex.handle_error(
+                            Error::Io {
+                                phase: Phase::Read,
+                                source: e,
+                            },
+                            now,
+                        )
+                    }
+                    _ => ex.handle_input(chunk, now),
+                }
+            }
+            Transmit::Wait => {
+                now = ex.poll_timeout().expect("a wait has an end");
+                ex.handle_timeout(now);
+            }
+        }
+    }
+    panic!("the exchange did not end within {limit} steps");
+}
