@@ -45,8 +45,8 @@ enum State {
 /// current time; [`poll_timeout`](Self::poll_timeout) says until when the current step may
 /// take. The exchange keeps every rule of [`Sender`](crate::Sender): frames waiting before a
 /// write are discarded, replies whose MSA-2 is not the message's control ID are skipped,
-/// failures close the connection and are retried within the [`RetryPolicy`] and
-/// [`Timeouts::total`], and the result is the acknowledgement or [`Error::Delivery`].
+/// failures close the connection and are retried within the [`RetryPolicy`](crate::RetryPolicy) and
+/// [`Timeouts::total`](crate::Timeouts::total), and the result is the acknowledgement or [`Error::Delivery`].
 ///
 /// Driven by hand, with no socket and no clock:
 ///

@@ -15,7 +15,7 @@ use crate::writer::COALESCE_LIMIT;
 /// The protocol state a sender keeps between messages: its settings, whether a connection is
 /// open, bytes received after the last reply, the backoff jitter and the counters.
 ///
-/// One `Link` serves the messages sent over one logical connection, one [`Exchange`] at a time.
+/// One `Link` serves the messages sent over one logical connection, one [`Exchange`](crate::Exchange) at a time.
 #[derive(Debug)]
 pub struct Link {
     pub(super) framing: Framing,
@@ -65,7 +65,7 @@ impl Link {
         self.connected
     }
 
-    /// The peer address given to [`Exchange::handle_connected`], while connected.
+    /// The peer address given to [`Exchange::handle_connected`](crate::Exchange::handle_connected), while connected.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer.filter(|_| self.connected)
     }

@@ -14,6 +14,11 @@ use crate::charset::Charset;
 use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
 use crate::hl7::Ack;
 use crate::transport::{self, peek_now, Peek, Stream, TlsClient};
+#[cfg(doc)]
+use crate::{
+    error::{FrameError, HeaderError, Outcome},
+    retry::RetryPolicy,
+};
 
 mod config;
 mod exchange;

@@ -1,13 +1,13 @@
 //! The sender's counters.
 
-/// Counters kept by a [`Sender`](crate::Sender) (and by a [`Link`]). Reading them is a copy of
+/// Counters kept by a [`Sender`](crate::Sender) (and by a [`Link`](crate::Link)). Reading them is a copy of
 /// a few integers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SenderStats {
     /// Calls to `send` that returned a reply (positive or negative).
     pub messages: u64,
-    /// Calls to `send` that failed with [`Error::Delivery`].
+    /// Calls to `send` that failed with [`Error::Delivery`](crate::Error::Delivery).
     pub failures: u64,
     /// Frames written completely, resends included.
     pub frames_written: u64,
