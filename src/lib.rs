@@ -48,6 +48,15 @@
 //! * `tls` (default): TLS through `native-tls` for the sender ([`TlsClientConfig`]) and the
 //!   listener ([`TlsServerConfig`]). Without it the crate is plain TCP only.
 //!
+//! # TLS client certificates
+//!
+//! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
+//! which is what mutual TLS needs on the client side. The server side is limited by
+//! `native-tls`: its acceptor never asks the client for a certificate, so [`TlsServer`] can
+//! neither require nor verify client certificates, and [`TlsPeer::certificate_der`] is normally
+//! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
+//! certificates must be enforced.
+//!
 //! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate
 //! `mllp-ffi`, and the `mllp` command-line tool is `mllp-cli`; see the README.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -65,7 +74,7 @@ mod retry;
 pub mod scan;
 mod sender;
 mod store;
-pub mod transport;
+mod transport;
 mod writer;
 
 pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};

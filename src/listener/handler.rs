@@ -111,7 +111,7 @@ impl<'a> Message<'a> {
     ///
     /// The `native-tls` acceptor never asks clients for a certificate, so
     /// [`TlsPeer::certificate_der`] is `None` here today: the value only tells that the
-    /// connection is TLS. See the [`transport`](crate::transport) module.
+    /// connection is TLS. See [TLS client certificates](crate#tls-client-certificates).
     pub fn tls_peer(&self) -> Option<&'a TlsPeer> {
         self.tls_peer
     }
