@@ -71,7 +71,7 @@ pub mod hl7;
 pub mod listener;
 mod reader;
 mod retry;
-pub mod scan;
+mod scan;
 mod sender;
 mod store;
 mod transport;
