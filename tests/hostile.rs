@@ -17,10 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{adt, eventually, Rng};
-use mllp::{
-    Ack, AckCode, Connection, Framing, Listener, ListenerStats, Malformed, Message, Response,
-    RunningListener,
-};
+use mllp::charset::Malformed;
+use mllp::hl7::{Ack, AckCode};
+use mllp::{Connection, Framing, Listener, ListenerStats, Message, Response, RunningListener};
 
 /// Read and write timeout of every test socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{adt, cert_path, eventually};
-use mllp::{Ack, AckCode, Connection, Framing, Listener, Message, Response, TlsServerConfig};
+use mllp::hl7::{Ack, AckCode};
+use mllp::{Connection, Framing, Listener, Message, Response, TlsServerConfig};
 use mllp::{Identity, Stream, TlsClient, TlsClientConfig};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,9 +11,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use common::{adt, cert, pem_identity, trusting_test_ca};
+use mllp::hl7::{AckBuilder, AckCode, Disposition, Header};
 use mllp::{
-    AckBuilder, AckCode, Connection, Disposition, Error, Framing, Header, Outcome, RetryPolicy,
-    Sender, SenderBuilder, TlsServerConfig,
+    Connection, Error, Framing, Outcome, RetryPolicy, Sender, SenderBuilder, TlsServerConfig,
 };
 use mllp::{Identity, TlsClientConfig, TlsServer};
 

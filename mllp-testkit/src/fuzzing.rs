@@ -342,7 +342,7 @@ pub fn ack_build(data: &[u8]) {
     use mllp::hl7::{AckCode, Disposition};
 
     let mut out = Vec::new();
-    let header = match mllp::Header::parse(data) {
+    let header = match mllp::hl7::Header::parse(data) {
         Ok(h) => h,
         Err(e) => {
             let reason = e.to_string();
@@ -382,7 +382,7 @@ pub fn ack_build(data: &[u8]) {
                     ack.control_id.as_bytes(),
                     String::from_utf8_lossy(want_id).as_bytes()
                 );
-                let reply = mllp::Header::parse(&out).expect("the ACK's header parses");
+                let reply = mllp::hl7::Header::parse(&out).expect("the ACK's header parses");
                 assert_eq!(reply.separators(), seps);
                 assert_ne!(reply.control_id(), header.control_id());
                 assert_eq!(

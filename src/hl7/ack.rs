@@ -100,7 +100,7 @@ pub enum Disposition {
 /// Builds the acknowledgement of one received message into a caller-provided buffer.
 ///
 /// ```
-/// use mllp::{AckBuilder, Disposition, Header};
+/// use mllp::hl7::{AckBuilder, Disposition, Header};
 ///
 /// let msg = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01^ORU_R01|123|P|2.5.1\rPID|1\r";
 /// let header = Header::parse(msg)?;

@@ -123,7 +123,7 @@ impl<'a> Message<'a> {
     }
 
     /// How many malformed byte sequences were replaced with U+FFFD while decoding (always 0
-    /// under [`Malformed::Reject`](crate::Malformed::Reject)).
+    /// under [`Malformed::Reject`](crate::charset::Malformed::Reject)).
     pub fn replaced(&self) -> usize {
         self.replaced
     }
