@@ -1,30 +1,4 @@
-//! The sans-I/O framing state machine.
-//!
-//! A [`Decoder`] is given the bytes a caller has buffered and says what they hold: a complete
-//! frame (as a range of those bytes, so the caller can hand out a borrowed slice), junk skipped
-//! before a start sequence, an oversized frame, a partial frame discarded because a new one
-//! started inside it, or that more bytes are needed. It knows nothing about sockets, allocates
-//! nothing, and keeps a scan cursor so that no byte is scanned twice across calls.
-//!
-//! # The buffer contract
-//!
-//! Each call to [`Decoder::decode`] reports `consumed`: the number of bytes at the front of the
-//! buffer the caller must drop before the next call. The next call must be given the same bytes
-//! from `consumed` on, followed by any new bytes. [`Reader`](crate::Reader) is the reference
-//! driver; the fuzz targets check that any split of a stream gives the same events.
-//!
-//! ```
-//! use mllp::{Decoder, Event, Framing};
-//!
-//! let mut decoder = Decoder::new(Framing::default());
-//! let mut buf = b"\x0bMSH|^~\\&|A\r\x1c\r\x0bMSH|^~".to_vec();
-//! let d = decoder.decode(&buf);
-//! assert_eq!(d.event, Event::Frame(1..12));
-//! assert_eq!(&buf[1..12], b"MSH|^~\\&|A\r");
-//! buf.drain(..d.consumed);
-//! // The second frame is not complete yet.
-//! assert_eq!(decoder.decode(&buf).event, Event::NeedMore);
-//! ```
+//! The sans-I/O framing state machine: [`Decoder`] and what it reports.
 
 use std::ops::Range;
 
@@ -65,9 +39,10 @@ pub enum Event {
     },
 }
 
-/// The result of one [`Decoder::decode`] call.
+/// One step of the decoder: the result of one [`Decoder::decode`] (or [`Decoder::finish`])
+/// call, what was found and how many bytes to drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decoded {
+pub struct DecodeStep {
     /// Bytes at the front of the buffer to drop before the next call.
     pub consumed: usize,
     /// What was found.
@@ -85,8 +60,33 @@ enum State {
     Oversized { len: usize },
 }
 
-/// The sans-I/O MLLP frame decoder. See the [module documentation](crate::codec) for the
-/// buffer contract.
+/// The sans-I/O MLLP frame decoder.
+///
+/// A [`Decoder`] is given the bytes a caller has buffered and says what they hold: a complete
+/// frame (as a range of those bytes, so the caller can hand out a borrowed slice), junk skipped
+/// before a start sequence, an oversized frame, a partial frame discarded because a new one
+/// started inside it, or that more bytes are needed. It knows nothing about sockets, allocates
+/// nothing, and keeps a scan cursor so that no byte is scanned twice across calls.
+///
+/// # The buffer contract
+///
+/// Each call to [`Decoder::decode`] reports `consumed`: the number of bytes at the front of the
+/// buffer the caller must drop before the next call. The next call must be given the same bytes
+/// from `consumed` on, followed by any new bytes. [`Reader`](crate::Reader) is the reference
+/// driver; the fuzz targets check that any split of a stream gives the same events.
+///
+/// ```
+/// use mllp::{Decoder, Event, Framing};
+///
+/// let mut decoder = Decoder::new(Framing::default());
+/// let mut buf = b"\x0bMSH|^~\\&|A\r\x1c\r\x0bMSH|^~".to_vec();
+/// let d = decoder.decode(&buf);
+/// assert_eq!(d.event, Event::Frame(1..12));
+/// assert_eq!(&buf[1..12], b"MSH|^~\\&|A\r");
+/// buf.drain(..d.consumed);
+/// // The second frame is not complete yet.
+/// assert_eq!(decoder.decode(&buf).event, Event::NeedMore);
+/// ```
 #[derive(Clone)]
 pub struct Decoder {
     framing: Framing,
@@ -209,8 +209,8 @@ impl Decoder {
     }
 
     /// Examines `buf` and reports the next event; see the
-    /// [buffer contract](crate::codec#the-buffer-contract).
-    pub fn decode(&mut self, buf: &[u8]) -> Decoded {
+    /// [buffer contract](Decoder#the-buffer-contract).
+    pub fn decode(&mut self, buf: &[u8]) -> DecodeStep {
         let decoded = self.step(buf);
         debug_assert!(decoded.consumed <= buf.len());
         self.scanned -= decoded.consumed;
@@ -220,7 +220,7 @@ impl Decoder {
         decoded
     }
 
-    fn step(&mut self, buf: &[u8]) -> Decoded {
+    fn step(&mut self, buf: &[u8]) -> DecodeStep {
         loop {
             match self.state {
                 State::Hunting => {
@@ -278,7 +278,7 @@ impl Decoder {
 
     /// Outside a frame: find the start sequence; everything before it is junk. Returns `None`
     /// when a frame has begun at offset 0.
-    fn hunt(&mut self, buf: &[u8]) -> Option<Decoded> {
+    fn hunt(&mut self, buf: &[u8]) -> Option<DecodeStep> {
         let start = self.framing.start();
         let mut from = self.scanned;
         loop {
@@ -306,7 +306,7 @@ impl Decoder {
     }
 
     /// Inside a frame whose payload starts at `start`.
-    fn frame(&mut self, buf: &[u8], start: usize) -> Decoded {
+    fn frame(&mut self, buf: &[u8], start: usize) -> DecodeStep {
         let max = self.framing.max_size();
         match self.find_boundary(buf, self.scanned) {
             Boundary::None => {
@@ -332,7 +332,7 @@ impl Decoder {
                 } else {
                     Event::Discarded { len }
                 };
-                Decoded {
+                DecodeStep {
                     consumed: at,
                     event,
                 }
@@ -341,7 +341,7 @@ impl Decoder {
     }
 
     /// A sequence may begin at `at` but its bytes have not all arrived.
-    fn wait_in_frame(&mut self, buf: &[u8], start: usize, at: usize) -> Decoded {
+    fn wait_in_frame(&mut self, buf: &[u8], start: usize, at: usize) -> DecodeStep {
         let len = at - start;
         if len > self.framing.max_size() {
             return self.become_oversized(buf, start, at - start);
@@ -356,18 +356,18 @@ impl Decoder {
         start: usize,
         payload_end: usize,
         frame_end: usize,
-    ) -> Decoded {
+    ) -> DecodeStep {
         self.state = State::Hunting;
         self.scanned = frame_end;
         let len = payload_end - start;
         if len > self.framing.max_size() {
             self.keep_header(&buf[start..payload_end]);
-            return Decoded {
+            return DecodeStep {
                 consumed: frame_end,
                 event: Event::Oversized { len },
             };
         }
-        Decoded {
+        DecodeStep {
             consumed: frame_end,
             event: Event::Frame(start..payload_end),
         }
@@ -389,7 +389,7 @@ impl Decoder {
 
     /// The payload so far (`len` bytes from `start`, all scanned) is too large: keep its head,
     /// drop it all up to `self.scanned`, and skip to the end sequence.
-    fn become_oversized(&mut self, buf: &[u8], start: usize, len: usize) -> Decoded {
+    fn become_oversized(&mut self, buf: &[u8], start: usize, len: usize) -> DecodeStep {
         self.keep_header(&buf[start..start + len]);
         let keep_from = start + len; // a possible partial sequence starts here
         self.state = State::Oversized { len };
@@ -403,7 +403,7 @@ impl Decoder {
 
     /// Inside an oversized frame: drop bytes up to the end sequence (or a new frame under the
     /// restart policy), then report the frame.
-    fn skip_oversized(&mut self, buf: &[u8], len: usize) -> Decoded {
+    fn skip_oversized(&mut self, buf: &[u8], len: usize) -> DecodeStep {
         let boundary = self.find_boundary(buf, self.scanned);
         let at = match boundary {
             Boundary::None => buf.len(),
@@ -423,16 +423,16 @@ impl Decoder {
         }
     }
 
-    fn oversized_wait(&mut self, len: usize, at: usize) -> Decoded {
+    fn oversized_wait(&mut self, len: usize, at: usize) -> DecodeStep {
         self.state = State::Oversized { len: len + at };
         self.scanned = at;
         need_more(at)
     }
 
-    fn oversized_done(&mut self, len: usize, consumed: usize) -> Decoded {
+    fn oversized_done(&mut self, len: usize, consumed: usize) -> DecodeStep {
         self.state = State::Hunting;
         self.scanned = consumed;
-        Decoded {
+        DecodeStep {
             consumed,
             event: Event::Oversized { len },
         }
@@ -444,7 +444,7 @@ impl Decoder {
     ///
     /// In lenient mode a frame whose end sequence was cut short by the end of the stream counts
     /// as complete. The decoder is reset afterwards.
-    pub fn finish(&mut self, buf: &[u8]) -> Option<Decoded> {
+    pub fn finish(&mut self, buf: &[u8]) -> Option<DecodeStep> {
         let (state, scanned) = (self.state, self.scanned.min(buf.len()));
         self.reset();
         // Inside a frame every byte before `scanned` is payload; from `scanned` on the buffer
@@ -472,7 +472,7 @@ impl Decoder {
                 len: len + buf.len(),
             },
         };
-        Some(Decoded {
+        Some(DecodeStep {
             consumed: buf.len(),
             event,
         })
@@ -480,16 +480,16 @@ impl Decoder {
 }
 
 #[inline]
-fn need_more(consumed: usize) -> Decoded {
-    Decoded {
+fn need_more(consumed: usize) -> DecodeStep {
+    DecodeStep {
         consumed,
         event: Event::NeedMore,
     }
 }
 
 #[inline]
-fn skipped_or_need_more(n: usize) -> Decoded {
-    Decoded {
+fn skipped_or_need_more(n: usize) -> DecodeStep {
+    DecodeStep {
         consumed: n,
         event: if n == 0 {
             Event::NeedMore

@@ -50,27 +50,43 @@
 //! * `tls` (default): TLS through `native-tls` for the sender ([`TlsClientConfig`]) and the
 //!   listener ([`TlsServerConfig`]). Without it the crate is plain TCP only.
 //!
+//! # TLS client certificates
+//!
+//! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
+//! which is what mutual TLS needs on the client side. The server side is limited by
+//! `native-tls`: its acceptor never asks the client for a certificate, so [`TlsServer`] can
+//! neither require nor verify client certificates, and [`TlsPeer::certificate_der`] is normally
+//! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
+//! certificates must be enforced.
+//!
+//! # Where items live
+//!
+//! Every item has one path. Everything is at the crate root, except the two documented homes:
+//! [`hl7`] (headers, ACK building and parsing, escaping, control IDs) and [`charset`]
+//! (character sets and decoded text), whose items are only there. The other modules are private.
+//! Errors, including [`CharsetError`] and [`HeaderError`], are at the root with [`Error`].
+//!
 //! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate
 //! `mllp-ffi`, and the `mllp` command-line tool is `mllp-cli`; see the README.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod charset;
-pub mod codec;
+mod codec;
 mod connection;
 mod error;
 mod framing;
 pub mod hl7;
-pub mod listener;
+mod listener;
 mod reader;
 mod retry;
-pub mod scan;
+mod scan;
 mod sender;
 mod store;
-pub mod transport;
+mod transport;
 mod writer;
 
-pub use codec::{Decoded, Decoder, Event, OVERSIZED_HEADER_LEN};
+pub use codec::{DecodeStep, Decoder, Event, HEADER_LOOKAHEAD, OVERSIZED_HEADER_LEN};
 pub use connection::Connection;
 pub use error::{
     CharsetError, Error, FrameError, HeaderError, Outcome, Phase, Result, Timeout, TlsError,
@@ -82,7 +98,9 @@ pub use framing::{
 };
 pub use listener::{
     AckPolicy, Handler, Listener, ListenerBuilder, ListenerStats, Message, Overflow, Response,
-    RunningListener, ShutdownHandle,
+    RunningListener, ShutdownHandle, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
+    DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT, MIN_STACK_SIZE,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
@@ -95,9 +113,3 @@ pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
 pub use writer::{Writer, COALESCE_LIMIT};
-
-pub use charset::{Charset, Malformed};
-pub use hl7::{
-    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
-    Header, Separators, COMMIT_ACK, COMMIT_NAK,
-};

@@ -2,7 +2,7 @@
 //!
 //! The decoder looks for the first byte of the end sequence (and, under
 //! [`StartInFrame::Restart`](crate::StartInFrame::Restart), of the start sequence) in every byte of
-//! every frame, so this is the hot loop of the crate. On `x86_64` it uses AVX2 when the CPU has
+//! every frame, so this is the hot loop of the crate; the module is private to it. On `x86_64` it uses AVX2 when the CPU has
 //! it (detected at run time) and SSE2, which every `x86_64` CPU has, otherwise, 64 bytes per
 //! iteration; elsewhere a portable SWAR loop over two `usize` words at a time (the technique of
 //! `memchr`'s fallback). All are tested against a naive oracle at every alignment;
@@ -10,13 +10,13 @@
 
 /// The index of the first `a` in `hay`.
 #[inline]
-pub fn find_byte(a: u8, hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_byte(a: u8, hay: &[u8]) -> Option<usize> {
     find_either(a, a, hay)
 }
 
 /// The index of the first byte of `hay` equal to `a` or to `b`.
 #[inline]
-pub fn find_either(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_either(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         if hay.len() >= 64 && avx2::available() {
@@ -32,7 +32,7 @@ pub fn find_either(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
 }
 
 /// The index of the first occurrence of `needle` (non-empty) in `hay`.
-pub fn find_seq(needle: &[u8], hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_seq(needle: &[u8], hay: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
     while let Some(i) = find_byte(first, &hay[from..]) {
@@ -45,8 +45,9 @@ pub fn find_seq(needle: &[u8], hay: &[u8]) -> Option<usize> {
     None
 }
 
-/// The portable fallback: SWAR over `usize` words.
-pub mod swar {
+/// The portable fallback: SWAR over `usize` words (on `x86_64`, compiled for its tests only).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+mod swar {
     const WORD: usize = std::mem::size_of::<usize>();
     const LO: usize = usize::MAX / 255; // 0x0101…01
     const HI: usize = LO << 7; // 0x8080…80
@@ -78,7 +79,7 @@ pub mod swar {
     }
 
     /// The index of the first byte equal to `a` or `b`.
-    pub fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    pub(super) fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
         let va = LO * a as usize;
         let vb = LO * b as usize;
         let mut i = 0;
@@ -104,14 +105,14 @@ pub mod swar {
 
 /// SSE2, 64 bytes per iteration (SSE2 is part of the `x86_64` baseline).
 #[cfg(target_arch = "x86_64")]
-pub mod sse2 {
+mod sse2 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
 
     /// The index of the first byte equal to `a` or `b`.
     #[inline]
-    pub fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    pub(super) fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
         let len = hay.len();
         let ptr = hay.as_ptr();
         let mut i = 0;
@@ -156,7 +157,7 @@ pub mod sse2 {
 
 /// AVX2, 64 bytes per iteration, for CPUs that have it.
 #[cfg(target_arch = "x86_64")]
-pub mod avx2 {
+mod avx2 {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
         _mm256_set1_epi8,
@@ -164,7 +165,7 @@ pub mod avx2 {
 
     /// Whether this CPU supports AVX2 (detected once; later calls read a cached flag).
     #[inline]
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         std::is_x86_feature_detected!("avx2")
     }
 
@@ -174,7 +175,7 @@ pub mod avx2 {
     ///
     /// The CPU must support AVX2 ([`available`]).
     #[target_feature(enable = "avx2")]
-    pub unsafe fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    pub(super) unsafe fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
         let len = hay.len();
         let ptr = hay.as_ptr();
         let va = _mm256_set1_epi8(a as i8);
@@ -204,15 +205,48 @@ pub mod avx2 {
 mod tests {
     use super::*;
 
+    /// The specification: the index of the first byte equal to `a` or `b`.
     fn naive(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
         hay.iter().position(|&x| x == a || x == b)
     }
 
-    /// Every length up to 80, every alignment of a 64-byte window, a match at every position
-    /// (or none), with decoys of neighbouring byte values around it.
+    type Find = fn(u8, u8, &[u8]) -> Option<usize>;
+
+    /// Every implementation this CPU can run, and the dispatching entry point.
+    fn implementations() -> Vec<(&'static str, Find)> {
+        let mut all: Vec<(&'static str, Find)> =
+            vec![("swar", swar::find), ("dispatch", find_either)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            all.push(("sse2", sse2::find));
+            if avx2::available() {
+                fn avx2_find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+                    // SAFETY: only listed after `avx2::available` has checked that this CPU
+                    // supports AVX2.
+                    unsafe { avx2::find(a, b, hay) }
+                }
+                all.push(("avx2", avx2_find));
+            }
+        }
+        all
+    }
+
+    /// Room for a window of 150 bytes (past the 64-byte loop into the 16-byte loop and the
+    /// tail) starting at any of 64 offsets, plus a byte on either side.
+    const ROOM: usize = 1 + 64 + 150 + 1;
+
+    /// One allocation, aligned to 64 bytes, so that the window starting at offset `s` of it
+    /// starts at an address that is `s` modulo 64: every SIMD load alignment is reached.
+    #[repr(align(64))]
+    struct Aligned([u8; ROOM]);
+
+    /// The window `buf[start..start + len]` of one buffer, for every start offset (so every
+    /// alignment) and every length, with no match, a match at every position, and a second
+    /// match after the first; a match just before and just after the window must not be seen.
+    /// Every implementation must agree with the naive oracle.
     #[test]
-    fn matches_oracle_at_every_alignment() {
-        let backing: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8 | 0x40).collect();
+    fn matches_the_oracle_at_every_alignment_of_one_buffer() {
+        let implementations = implementations();
         for (a, b) in [
             (0x1C, 0x0B),
             (0x1C, 0x1C),
@@ -220,51 +254,52 @@ mod tests {
             (0x00, 0xFF),
             (0x80, 0x7F),
         ] {
-            // Short inputs at every alignment; longer ones (past the 64-byte loop into the
-            // 16-byte loop and the tail) at a few.
-            let shapes = (0..64)
-                .flat_map(|align| (0..80).map(move |len| (align, len)))
-                .chain((0..4).flat_map(|align| (100..150).map(move |len| (align, len))));
-            for (align, len) in shapes {
-                {
-                    let mut buf = backing[align..align + len].to_vec();
-                    for x in buf.iter_mut() {
-                        if *x == a || *x == b {
-                            *x = 0x41;
-                        }
-                    }
-                    let check = |hay: &[u8]| {
-                        let want = naive(a, b, hay);
-                        assert_eq!(swar::find(a, b, hay), want, "swar a={a} b={b} {hay:?}");
-                        assert_eq!(find_either(a, b, hay), want, "simd a={a} b={b} {hay:?}");
-                        #[cfg(target_arch = "x86_64")]
-                        {
-                            assert_eq!(sse2::find(a, b, hay), want, "sse2 {hay:?}");
-                            if avx2::available() {
-                                // SAFETY: AVX2 support was just checked.
-                                let got = unsafe { avx2::find(a, b, hay) };
-                                assert_eq!(got, want, "avx2 a={a} b={b} {hay:?}");
-                            }
-                        }
-                        assert_eq!(find_byte(a, hay), naive(a, a, hay));
-                    };
-                    check(&buf);
-                    for pos in 0..len {
-                        let saved = buf[pos];
-                        for needle in [a, b] {
-                            buf[pos] = needle;
-                            check(&buf);
-                            // A second match later must not win.
-                            if pos + 3 < len {
-                                let later = buf[pos + 3];
-                                buf[pos + 3] = a;
-                                check(&buf);
-                                buf[pos + 3] = later;
-                            }
-                        }
-                        buf[pos] = saved;
-                    }
+            // Background bytes: neighbours of the needles' values, never the needles.
+            let mut buf = Aligned([0; ROOM]);
+            for (i, x) in buf.0.iter_mut().enumerate() {
+                let v = (i as u8).wrapping_mul(7).wrapping_add(3) | 0x40;
+                *x = if v == a || v == b { 0x41 } else { v };
+            }
+            let check = |buf: &[u8], start: usize, len: usize| {
+                let hay = &buf[start..start + len];
+                let want = naive(a, b, hay);
+                for (name, find) in &implementations {
+                    assert_eq!(
+                        find(a, b, hay),
+                        want,
+                        "{name}: a={a:#04x} b={b:#04x} start={start} len={len} {hay:?}"
+                    );
                 }
+                assert_eq!(find_byte(a, hay), naive(a, a, hay), "find_byte {hay:?}");
+            };
+            // Every alignment with lengths up to 80; longer windows at a few alignments.
+            let shapes = (1..=64)
+                .flat_map(|start| (0..=80).map(move |len| (start, len)))
+                .chain((1..=4).flat_map(|start| (100..=150).map(move |len| (start, len))));
+            for (start, len) in shapes {
+                let buf = &mut buf.0;
+                // Matches just outside the window.
+                let (before, after) = (buf[start - 1], buf[start + len]);
+                buf[start - 1] = a;
+                buf[start + len] = b;
+                check(buf, start, len);
+                for pos in start..start + len {
+                    let saved = buf[pos];
+                    for needle in [a, b] {
+                        buf[pos] = needle;
+                        check(buf, start, len);
+                        // A second match later must not win.
+                        if pos + 3 < start + len {
+                            let later = buf[pos + 3];
+                            buf[pos + 3] = a;
+                            check(buf, start, len);
+                            buf[pos + 3] = later;
+                        }
+                    }
+                    buf[pos] = saved;
+                }
+                buf[start - 1] = before;
+                buf[start + len] = after;
             }
         }
     }

@@ -8,7 +8,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use mllp::{AckBuilder, Charset, Disposition, Header, Listener, Malformed, Response, Sender};
+use mllp::charset::{Charset, Malformed};
+use mllp::hl7::{AckBuilder, Disposition, Header};
+use mllp::{Listener, Response, Sender};
 
 struct Counting;
 

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use mllp_testkit as common;
 
 use mllp::charset::Decoded;
-use mllp::{Charset, CharsetError, Header, Malformed};
+use mllp::charset::{Charset, Malformed};
+use mllp::hl7::Header;
+use mllp::CharsetError;
 
 #[test]
 fn labels_and_names() {

@@ -3,9 +3,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use mllp::{
-    AckCode, Error, Exchange, Link, Outcome, Phase, RetryPolicy, SenderConfig, Timeout, Transmit,
-};
+use mllp::hl7::AckCode;
+use mllp::{Error, Exchange, Link, Outcome, Phase, RetryPolicy, SenderConfig, Timeout, Transmit};
 
 const MSG: &[u8] = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01|MSG1|P|2.5.1\rPID|1\r";
 
@@ -47,7 +46,7 @@ fn write(ex: &mut Exchange<'_>, now: Instant) -> Vec<u8> {
     frame
 }
 
-fn result(ex: &mut Exchange<'_>) -> mllp::Result<mllp::Ack> {
+fn result(ex: &mut Exchange<'_>) -> mllp::Result<mllp::hl7::Ack> {
     assert_eq!(ex.poll_transmit(), Transmit::Done);
     ex.take_result().expect("a result")
 }
@@ -428,7 +427,7 @@ fn fuzz_check_holds_on_seeded_random_inputs() {
         ack("AA", "OTHER"),
         ack("AR", "ID1"),
         ack("AE", "ID1"),
-        mllp::COMMIT_ACK.to_vec(),
+        mllp::hl7::COMMIT_ACK.to_vec(),
         b"\x0bjunk\x1c\r".to_vec(),
         b"\x0bMSH|^~\\&|B".to_vec(),
         b"noise\x1c".to_vec(),

@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use common::corpus_dir;
 use mllp_testkit as common;
 
-use mllp::{
-    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Charset,
-    Disposition, Header, HeaderError, COMMIT_ACK, COMMIT_NAK,
+use mllp::charset::Charset;
+use mllp::hl7::{
+    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
+    Header, COMMIT_ACK, COMMIT_NAK,
 };
+use mllp::HeaderError;
 
 // ---------------------------------------------------------------------------------------------
 // An independent splitter.

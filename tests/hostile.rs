@@ -17,10 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{adt, eventually, Rng};
-use mllp::{
-    Ack, AckCode, Connection, Framing, Listener, ListenerStats, Malformed, Message, Response,
-    RunningListener,
-};
+use mllp::charset::Malformed;
+use mllp::hl7::{Ack, AckCode};
+use mllp::{Connection, Framing, Listener, ListenerStats, Message, Response, RunningListener};
 
 /// Read and write timeout of every test socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -392,7 +391,7 @@ fn invalid_utf8(t: &mut Target) {
 /// A TLS client on the plaintext port: its handshake fails, nobody else notices.
 #[cfg(feature = "tls")]
 fn tls_client_hello_on_plaintext(t: &mut Target) {
-    use mllp::transport::{TlsClient, TlsClientConfig};
+    use mllp::{TlsClient, TlsClientConfig};
     let tls = TlsClient::new(&TlsClientConfig::new().danger_accept_invalid_certs(true)).unwrap();
     for _ in 0..5 {
         let result = tls.connect("localhost", tcp(t.addr), Duration::from_millis(500));
@@ -536,8 +535,8 @@ fn hostile_peers_cannot_take_the_port_down() {
 #[cfg(feature = "tls")]
 #[test]
 fn plaintext_and_garbage_on_a_tls_port() {
-    use mllp::transport::{self, Identity, TlsClient, TlsClientConfig};
     use mllp::TlsServerConfig;
+    use mllp::{Identity, Stream, TlsClient, TlsClientConfig};
     count_listener_panics();
     let identity = Identity::from_pem_files(
         common::cert_path("server.pem"),
@@ -555,7 +554,8 @@ fn plaintext_and_garbage_on_a_tls_port() {
     let ca = std::fs::read(common::cert_path("ca.pem")).unwrap();
     let tls = TlsClient::new(&TlsClientConfig::new().add_root_pem(ca)).unwrap();
     let connect = || {
-        let tcp = transport::connect(&addr.to_string(), IO_TIMEOUT, true).unwrap();
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
         tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         Connection::new(
@@ -564,7 +564,7 @@ fn plaintext_and_garbage_on_a_tls_port() {
         )
     };
     let mut session = connect();
-    let round_trip = |conn: &mut Connection<transport::Stream>, id: &str| {
+    let round_trip = |conn: &mut Connection<Stream>, id: &str| {
         let started = Instant::now();
         conn.write_frame(adt(id).as_bytes()).unwrap();
         let ack = Ack::parse(conn.read_frame().unwrap().unwrap()).unwrap();

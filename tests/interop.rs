@@ -17,10 +17,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mllp::{
-    Ack, AckCode, AckPolicy, FileStore, Header, Listener, Message, Response, RunningListener,
-    Sender,
-};
+use mllp::hl7::{Ack, AckCode, Header};
+use mllp::{AckPolicy, FileStore, Listener, Message, Response, RunningListener, Sender};
 
 /// How long a Python process may run.
 const CHILD_LIMIT: Duration = Duration::from_secs(30);

@@ -12,9 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{adt, eventually};
+use mllp::charset::{Charset, Malformed};
+use mllp::hl7::{Ack, AckCode, COMMIT_ACK, COMMIT_NAK};
 use mllp::{
-    Ack, AckCode, AckPolicy, Charset, Connection, Error, Framing, Listener, ListenerBuilder,
-    ListenerStats, Malformed, Message, Overflow, Response, RunningListener, COMMIT_ACK, COMMIT_NAK,
+    AckPolicy, Connection, Error, Framing, Listener, ListenerBuilder, ListenerStats, Message,
+    Overflow, Response, RunningListener,
 };
 
 /// Read and write timeout of every test socket.

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{adt, cert_path, eventually};
-use mllp::transport::{self, Identity, Stream, TlsClient, TlsClientConfig};
-use mllp::{Ack, AckCode, Connection, Framing, Listener, Message, Response, TlsServerConfig};
+use mllp::hl7::{Ack, AckCode};
+use mllp::{Connection, Framing, Listener, Message, Response, TlsServerConfig};
+use mllp::{Identity, Stream, TlsClient, TlsClientConfig};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -20,7 +21,8 @@ fn tls_client() -> TlsClient {
 }
 
 fn connect_tls(addr: SocketAddr) -> Connection<Stream> {
-    let tcp = transport::connect(&addr.to_string(), IO_TIMEOUT, true).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     let stream = tls_client().connect("localhost", tcp, IO_TIMEOUT).unwrap();

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mllp::{Listener, Malformed, Response};
+use mllp::charset::Malformed;
+use mllp::{Listener, Response};
 
 const LIMIT: Duration = Duration::from_secs(10);
 

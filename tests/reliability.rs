@@ -17,9 +17,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{adt, eventually, Rng};
+use mllp::hl7::AckCode;
 use mllp::{
-    AckCode, Error, Listener, Message, Outcome, Phase, Response, RetryPolicy, RunningListener,
-    Sender, SenderBuilder, Timeout,
+    Error, Listener, Message, Outcome, Phase, Response, RetryPolicy, RunningListener, Sender,
+    SenderBuilder, Timeout,
 };
 use proxy::{Dir, Fault, Proxy};
 

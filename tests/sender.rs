@@ -13,10 +13,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mllp::charset::Charset;
+use mllp::hl7::{AckBuilder, AckCode, AckKind, Disposition, Header, COMMIT_ACK, COMMIT_NAK};
 use mllp::{
-    AckBuilder, AckCode, AckKind, Charset, Connection, Disposition, Error, FrameError, Framing,
-    Header, HeaderError, Outcome, RetryPolicy, Sender, SenderBuilder, Timeout, COMMIT_ACK,
-    COMMIT_NAK,
+    Connection, Error, FrameError, Framing, HeaderError, Outcome, RetryPolicy, Sender,
+    SenderBuilder, Timeout,
 };
 
 /// The bound on every blocking operation of the tests.

@@ -12,7 +12,8 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mllp::{AckCode, Error, FrameError, Framing, Outcome, RetryPolicy, Sender, Timeout};
+use mllp::hl7::AckCode;
+use mllp::{Error, FrameError, Framing, Outcome, RetryPolicy, Sender, Timeout};
 
 /// The ACK and write timeouts of the senders under test.
 const TIMEOUT: Duration = Duration::from_secs(1);

@@ -11,11 +11,11 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use common::{adt, cert, pem_identity, trusting_test_ca};
-use mllp::transport::{Identity, TlsClientConfig, TlsServer};
+use mllp::hl7::{AckBuilder, AckCode, Disposition, Header};
 use mllp::{
-    AckBuilder, AckCode, Connection, Disposition, Error, Framing, Header, Outcome, RetryPolicy,
-    Sender, SenderBuilder, TlsServerConfig,
+    Connection, Error, Framing, Outcome, RetryPolicy, Sender, SenderBuilder, TlsServerConfig,
 };
+use mllp::{Identity, TlsClientConfig, TlsServer};
 
 /// The bound on every blocking operation of the tests.
 const LIMIT: Duration = Duration::from_secs(5);

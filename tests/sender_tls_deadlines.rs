@@ -16,7 +16,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{adt, cert, trusting_test_ca};
-use mllp::{AckCode, Error, Outcome, RetryPolicy, Sender, Timeout};
+use mllp::hl7::AckCode;
+use mllp::{Error, Outcome, RetryPolicy, Sender, Timeout};
 use native_tls::{TlsAcceptor, TlsStream};
 
 /// The ACK and write timeouts of the senders under test.

@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::adt;
-use mllp::{AckCode, Listener, Message, Response, RetryPolicy, Sender};
+use mllp::hl7::AckCode;
+use mllp::{Listener, Message, Response, RetryPolicy, Sender};
 
 const MESSAGES: u64 = 1_000_000;
 const CONNECTIONS: u64 = 16;

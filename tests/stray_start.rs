@@ -7,9 +7,10 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use mllp::hl7::{Ack, AckCode, Header};
 use mllp::{
-    Ack, AckCode, AckPolicy, Connection, Error, FrameError, Framing, Header, Listener, Message,
-    Reader, Response, StartInFrame,
+    AckPolicy, Connection, Error, FrameError, Framing, Listener, Message, Reader, Response,
+    StartInFrame,
 };
 use mllp_testkit::fuzzing::{decode_chunks, reference, Ev};
 

@@ -10,8 +10,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{cert, pem_identity, trusting_test_ca};
-use mllp::transport::{self, Identity, Stream, TlsClient, TlsClientConfig, TlsServer};
-use mllp::{Error, Timeout, TlsServerConfig};
+use mllp::{
+    Error, Identity, Stream, Timeout, TlsClient, TlsClientConfig, TlsServer, TlsServerConfig,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,7 +63,8 @@ impl Server {
 
 /// Connects to `addr` and runs the client handshake against `domain`.
 fn connect(config: &TlsClientConfig, addr: SocketAddr, domain: &str) -> Result<Stream, Error> {
-    let tcp = transport::connect(&addr.to_string(), TIMEOUT, true)?;
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
     tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
     TlsClient::new(config)?.connect(domain, tcp, TIMEOUT)
@@ -200,7 +202,8 @@ fn client_handshake_is_bounded_by_its_deadline() {
     // A peer that accepts the TCP connection but never answers the ClientHello.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let tcp = transport::connect(&addr.to_string(), TIMEOUT, true).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
     let (_silent, _) = listener.accept().unwrap();
     let client = TlsClient::new(&trusting_test_ca()).unwrap();
     let start = Instant::now();

@@ -1,12 +1,12 @@
-//! Plain TCP: connecting, `Stream` socket handling and idle-close detection, over loopback.
+//! Plain TCP: `Stream` socket handling and idle-close detection, over loopback. (Resolving and
+//! connecting are unit tests of the transport module.)
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mllp::transport::{self, Stream};
-use mllp::{Error, Phase};
+use mllp::Stream;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 fn pair() -> (Stream, Stream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let client = transport::connect(&addr.to_string(), TIMEOUT, true).unwrap();
+    let client = TcpStream::connect(addr).unwrap();
     let (server, _) = listener.accept().unwrap();
     let (client, server) = (Stream::from(client), Stream::from(server));
     for s in [&client, &server] {
@@ -22,12 +22,6 @@ fn pair() -> (Stream, Stream) {
         s.set_write_timeout(Some(TIMEOUT)).unwrap();
     }
     (client, server)
-}
-
-/// An address on which nothing listens (a port that was just released).
-fn closed_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 /// Blocks (bounded by the read timeout) until the peer's end of stream has arrived.
@@ -41,68 +35,12 @@ fn wait_for_eof(stream: &Stream) {
 }
 
 #[test]
-fn connect_sets_nodelay_and_reports_addresses() {
+fn a_plain_stream_reports_its_addresses() {
     let (client, server) = pair();
-    assert!(client.tcp().nodelay().unwrap());
     assert!(!client.is_tls());
     assert!(client.tls_peer().is_none());
     assert_eq!(client.peer_addr().unwrap(), server.local_addr().unwrap());
     assert_eq!(client.local_addr().unwrap(), server.peer_addr().unwrap());
-}
-
-#[test]
-fn connect_to_a_closed_port_is_a_connect_error() {
-    let addr = closed_addr();
-    let err = transport::connect(&addr.to_string(), TIMEOUT, false).unwrap_err();
-    match &err {
-        Error::Io {
-            phase: Phase::Connect,
-            source,
-        } => assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused),
-        other => panic!("unexpected error: {other:?}"),
-    }
-    let text = err.to_string();
-    assert!(
-        text.contains("connecting") && text.contains(&addr.to_string()),
-        "{text}"
-    );
-}
-
-#[test]
-fn connect_tries_every_address() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let good = listener.local_addr().unwrap();
-    let stream = transport::connect_any(&[closed_addr(), good], TIMEOUT, false).unwrap();
-    assert_eq!(stream.peer_addr().unwrap(), good);
-}
-
-#[test]
-fn connect_resolves_localhost() {
-    // "localhost" may resolve to ::1 first; only 127.0.0.1 listens, so every address must be
-    // tried until one accepts.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stream = transport::connect(&format!("localhost:{port}"), TIMEOUT, false).unwrap();
-    assert_eq!(stream.peer_addr().unwrap(), listener.local_addr().unwrap());
-}
-
-#[test]
-fn connect_over_ipv6_loopback() {
-    let Ok(listener) = TcpListener::bind("[::1]:0") else {
-        return; // No IPv6 on this machine.
-    };
-    let addr = listener.local_addr().unwrap();
-    let stream = transport::connect(&addr.to_string(), TIMEOUT, false).unwrap();
-    assert_eq!(stream.peer_addr().unwrap(), addr);
-    assert_eq!(transport::host_of(&addr.to_string()), "::1");
-}
-
-#[test]
-fn bad_addresses_are_config_errors() {
-    for addr in ["localhost", "localhost:notaport", "127.0.0.1:70000"] {
-        let err = transport::connect(addr, TIMEOUT, false).unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{addr}: {err:?}");
-    }
 }
 
 #[test]

@@ -32,7 +32,8 @@ use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mllp::{Charset, Framing, Listener, Response, RunningListener, Sender};
+use mllp::charset::Charset;
+use mllp::{Framing, Listener, Response, RunningListener, Sender};
 
 /// Which implementation plays a side of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -898,7 +899,7 @@ mod tests {
                 msg.len()
             );
             msg.replace_range(control_id_range(&msg), "X-42");
-            let header = mllp::Header::parse(msg.as_bytes()).unwrap();
+            let header = mllp::hl7::Header::parse(msg.as_bytes()).unwrap();
             assert_eq!(header.control_id(), Some(&b"X-42"[..]));
         }
     }

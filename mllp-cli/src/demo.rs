@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mllp::{AckPolicy, Charset, FileStore, Framing, Listener, Message, Response, Sender};
+use mllp::charset::Charset;
+use mllp::{AckPolicy, FileStore, Framing, Listener, Message, Response, Sender};
 
 use super::args::{Args, UsageError};
 use super::listen::{print_line, store_message};
@@ -164,7 +165,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     for sample in SAMPLES {
         let mut sender = sender(&addr, framing, sample.charset, common.mllp2)?;
         let ack = sender.send(sample.text)?;
-        let id = mllp::Header::parse(sample.text.as_bytes())
+        let id = mllp::hl7::Header::parse(sample.text.as_bytes())
             .ok()
             .and_then(|h| h.control_id())
             .map(|id| String::from_utf8_lossy(id).into_owned())

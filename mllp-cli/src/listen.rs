@@ -8,9 +8,8 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mllp::{
-    AckPolicy, FileStore, Listener, ListenerStats, Malformed, Message, Response, ShutdownHandle,
-};
+use mllp::charset::Malformed;
+use mllp::{AckPolicy, FileStore, Listener, ListenerStats, Message, Response, ShutdownHandle};
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};

@@ -1,6 +1,7 @@
 //! Options shared by every subcommand, and the error type the subcommands return.
 
-use mllp::{Charset, Framing};
+use mllp::charset::Charset;
+use mllp::Framing;
 
 use super::args::{parse_hex, Args, UsageError};
 

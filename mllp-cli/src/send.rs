@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mllp::{Charset, CharsetError, Header, Malformed, RetryPolicy, Sender};
+use mllp::charset::{Charset, Malformed};
+use mllp::hl7::Header;
+use mllp::{CharsetError, RetryPolicy, Sender};
 
 use super::args::{Args, UsageError};
 use super::options::{label_charset, stderr_line, unknown, Common, Failure};

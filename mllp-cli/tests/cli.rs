@@ -12,7 +12,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mllp::{Header, Listener, Response};
+use mllp::hl7::Header;
+use mllp::{Listener, Response};
 
 /// A fresh, empty directory for one test.
 fn scratch(name: &str) -> PathBuf {

@@ -45,7 +45,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 }
 
 fn control_id(message: &str) -> String {
-    let header = mllp::Header::parse(message.as_bytes()).unwrap();
+    let header = mllp::hl7::Header::parse(message.as_bytes()).unwrap();
     String::from_utf8(header.control_id().unwrap().to_vec()).unwrap()
 }
 

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mllp::{AckCode, RetryPolicy, Sender};
+use mllp::hl7::AckCode;
+use mllp::{RetryPolicy, Sender};
 
 /// A running `mllp listen` child; killed when dropped.
 struct Listen {

@@ -7,8 +7,8 @@ use super::panic::guard;
 use super::result::{
     code_of, mllp_result, MLLP_INVALID_ARGUMENT, MLLP_NAK_UNPARSEABLE, MLLP_NO_ACK, MLLP_OK,
 };
+use mllp_core::charset::Charset;
 use mllp_core::hl7::{build_nak_unparseable, AckBuilder, Disposition, Header};
-use mllp_core::Charset;
 use mllp_core::Error;
 
 /// What the receiver decided about a message (listener callbacks return one too).

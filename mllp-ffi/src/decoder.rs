@@ -14,9 +14,9 @@ use super::result::{
     mllp_result, MLLP_DECODER_FULL, MLLP_FRAME_OVERSIZED, MLLP_FRAME_TRUNCATED, MLLP_INVALID_STATE,
     MLLP_NEED_MORE, MLLP_OK,
 };
-use mllp_core::codec::{Decoder, Event, HEADER_LOOKAHEAD};
 use mllp_core::FrameError;
 use mllp_core::MAX_SEQUENCE_LEN;
+use mllp_core::{Decoder, Event, HEADER_LOOKAHEAD};
 
 /// The most bytes one `mllp_decoder_feed` call is guaranteed to accept, when the previous
 /// `mllp_decoder_next` returned `MLLP_NEED_MORE`.

@@ -14,18 +14,18 @@ use super::last_error::{self, LastError};
 use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
 use super::sender::{millis, str_option, IdentityFields};
-use mllp_core::listener::{
-    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
-};
+use mllp_core::charset::{Charset, Malformed};
 use mllp_core::Framing;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
     AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
     ShutdownHandle,
 };
-use mllp_core::{Charset, Malformed};
 use mllp_core::{Error, Result};
+use mllp_core::{
+    DEFAULT_ACK_WRITE_TIMEOUT as DEFAULT_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE,
+};
 
 /// How received messages are acknowledged.
 pub type mllp_ack_policy = u32;

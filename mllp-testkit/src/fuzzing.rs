@@ -342,7 +342,7 @@ pub fn ack_build(data: &[u8]) {
     use mllp::hl7::{AckCode, Disposition};
 
     let mut out = Vec::new();
-    let header = match mllp::Header::parse(data) {
+    let header = match mllp::hl7::Header::parse(data) {
         Ok(h) => h,
         Err(e) => {
             let reason = e.to_string();
@@ -382,7 +382,7 @@ pub fn ack_build(data: &[u8]) {
                     ack.control_id.as_bytes(),
                     String::from_utf8_lossy(want_id).as_bytes()
                 );
-                let reply = mllp::Header::parse(&out).expect("the ACK's header parses");
+                let reply = mllp::hl7::Header::parse(&out).expect("the ACK's header parses");
                 assert_eq!(reply.separators(), seps);
                 assert_ne!(reply.control_id(), header.control_id());
                 assert_eq!(
@@ -445,7 +445,7 @@ pub fn exchange_replies(data: &[u8]) {
         match transmit {
             Transmit::Done => {
                 if let Some(Ok(ack)) = ex.take_result() {
-                    let commit = ack.kind == mllp::AckKind::Commit;
+                    let commit = ack.kind == mllp::hl7::AckKind::Commit;
                     assert!(
                         commit || ack.control_id == "ID1",
                         "an ACK for {:?} was taken for the reply to ID1",

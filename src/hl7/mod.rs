@@ -14,14 +14,16 @@
 //!   matching replies to sent messages.
 
 mod ack;
+mod control_id;
 mod escape;
 mod header;
 mod reply;
 
 pub use ack::{
-    build_nak_unparseable, code_description, next_control_id, AckBuilder, AckCode, AckMode,
-    ControlId, Disposition, COMMIT_ACK, COMMIT_NAK,
+    build_nak_unparseable, code_description, AckBuilder, AckCode, AckMode, Disposition, COMMIT_ACK,
+    COMMIT_NAK,
 };
+pub use control_id::{next_control_id, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{Header, Separators};
 pub use reply::{ack_control_id, Ack, AckKind};

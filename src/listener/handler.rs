@@ -111,7 +111,7 @@ impl<'a> Message<'a> {
     ///
     /// The `native-tls` acceptor never asks clients for a certificate, so
     /// [`TlsPeer::certificate_der`] is `None` here today: the value only tells that the
-    /// connection is TLS. See the [`transport`](crate::transport) module.
+    /// connection is TLS. See [TLS client certificates](crate#tls-client-certificates).
     pub fn tls_peer(&self) -> Option<&'a TlsPeer> {
         self.tls_peer
     }
@@ -123,7 +123,7 @@ impl<'a> Message<'a> {
     }
 
     /// How many malformed byte sequences were replaced with U+FFFD while decoding (always 0
-    /// under [`Malformed::Reject`](crate::Malformed::Reject)).
+    /// under [`Malformed::Reject`](crate::charset::Malformed::Reject)).
     pub fn replaced(&self) -> usize {
         self.replaced
     }

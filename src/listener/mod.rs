@@ -253,7 +253,7 @@ impl ListenerBuilder {
     }
 
     /// In single-connection mode (`max_connections(1)`), whether a new connection replaces an
-    /// idle one (default `false`). See the [module documentation](self). Ignored when more
+    /// idle one (default `false`). See [`Listener`]. Ignored when more
     /// than one connection is allowed.
     pub fn replace_idle(mut self, replace: bool) -> Self {
         self.settings.replace_idle = replace;
@@ -266,7 +266,7 @@ impl ListenerBuilder {
     /// complete frames count as activity: a silent peer, one trickling bytes or sending junk
     /// can be evicted, a connection whose message is being handled never is. The evicted
     /// connection is logged (at warn, with its peer) and counted in
-    /// [`ListenerStats::connections_evicted`]. See the [module documentation](self).
+    /// [`ListenerStats::connections_evicted`]. See [`Listener`].
     pub fn evict_after(mut self, after: Option<Duration>) -> Self {
         self.settings.evict_after = after;
         self
@@ -502,7 +502,7 @@ impl Listener {
 
     /// Serves connections on the calling thread, calling `handler` for every message, until
     /// [`ShutdownHandle::shutdown`] is called; then finishes as described in the
-    /// [module documentation](self) and returns `Ok(())`.
+    /// [`Listener`] documentation and returns `Ok(())`.
     ///
     /// # Errors
     /// None today: failures to accept a connection (for example, out of file descriptors) are

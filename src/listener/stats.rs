@@ -51,7 +51,7 @@ pub struct ListenerStats {
     /// `acks_ar` too) without calling the handler.
     pub nak_unparseable: u64,
     /// Messages not valid in their character set under
-    /// [`Malformed::Reject`](crate::Malformed::Reject), answered with an `AE` without calling the
+    /// [`Malformed::Reject`](crate::charset::Malformed::Reject), answered with an `AE` without calling the
     /// handler.
     pub charset_errors: u64,
     /// Bytes received outside any frame and dropped.

@@ -24,8 +24,8 @@ pub enum ReplyMode {
     /// The default.
     #[default]
     Ack,
-    /// MLLP release 2: a commit block, [`COMMIT_ACK`](crate::COMMIT_ACK) or
-    /// [`COMMIT_NAK`](crate::COMMIT_NAK). A commit NAK is answered by sending the message again
+    /// MLLP release 2: a commit block, [`COMMIT_ACK`](crate::hl7::COMMIT_ACK) or
+    /// [`COMMIT_NAK`](crate::hl7::COMMIT_NAK). A commit NAK is answered by sending the message again
     /// within the retry policy. An HL7 acknowledgement whose MSA-2 matches is accepted as well.
     Commit,
 }

@@ -46,7 +46,8 @@ const READ_CHUNK: usize = 8 * 1024;
 ///
 /// ```
 /// use std::net::TcpListener;
-/// use mllp::{AckBuilder, Connection, Disposition, Framing, Header, Sender};
+/// use mllp::{Connection, Framing, Sender};
+/// use mllp::hl7::{AckBuilder, Disposition, Header};
 ///
 /// // A tiny listener that acknowledges one message.
 /// let listener = TcpListener::bind("127.0.0.1:0")?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use log::{debug, warn};
 use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream};
 
-use super::{
-    peek_now, Deadline, Dir, Identity, Peek, Sock, TlsClientConfig, TlsPeer, TlsServerConfig,
-};
+use super::deadline::{Deadline, Dir, Sock};
+use super::sys::{peek_now, Peek};
+use super::{Identity, TlsClientConfig, TlsPeer, TlsServerConfig};
 use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError, TlsErrorKind};
 
 /// The oldest protocol version either side accepts.

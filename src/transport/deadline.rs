@@ -1,0 +1,165 @@
+//! The TCP socket under a stream, which enforces the stream's deadline on every system call.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[cfg(doc)]
+use super::Stream;
+use crate::error::is_timeout_kind;
+
+/// How far the socket's timeout may differ from the time left before the deadline before it
+/// is set again (at most; see [`Deadline::new`]).
+const ARM_SLACK: Duration = Duration::from_millis(1);
+
+/// A socket timeout not known to be set: [`Sock`]'s next read or write under a deadline sets
+/// it.
+const UNKNOWN: u64 = u64::MAX;
+
+/// A direction of the socket, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    Read,
+    Write,
+}
+
+/// The end of the current exchange (see [`Stream::set_deadline`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    /// `None` when `within` is too long to represent: then the time left is always `within`.
+    at: Option<Instant>,
+    within: Duration,
+    /// How far the socket timeout may be from the time left before it is set again.
+    slack: Duration,
+}
+
+impl Deadline {
+    pub(super) fn new(within: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now().checked_add(within),
+            within,
+            slack: ARM_SLACK.min(within / 16),
+        }
+    }
+
+    /// The time left, zero once the deadline has passed.
+    fn left(&self) -> Duration {
+        match self.at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => self.within,
+        }
+    }
+
+    pub(super) fn passed(&self) -> bool {
+        self.left().is_zero()
+    }
+}
+
+/// The error of a read or write after the deadline.
+fn deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the deadline has passed")
+}
+
+/// The TCP socket under a [`Stream`] (under TLS, what the TLS library reads and writes), which
+/// enforces the stream's deadline on every system call: before each read or write the socket
+/// timeout is set to the time left, unless the one set is within the deadline's slack of it.
+pub(crate) struct Sock {
+    pub(super) tcp: TcpStream,
+    pub(super) deadline: Option<Deadline>,
+    /// The read timeout known to be set on the socket, in nanoseconds, or [`UNKNOWN`]. Atomic
+    /// (relaxed loads and stores) only so that [`Stream::set_read_timeout`] can take `&self`.
+    read_armed: AtomicU64,
+    /// The same for the write timeout.
+    write_armed: AtomicU64,
+}
+
+impl Sock {
+    pub(super) fn new(tcp: TcpStream) -> Sock {
+        Sock {
+            tcp,
+            deadline: None,
+            read_armed: AtomicU64::new(UNKNOWN),
+            write_armed: AtomicU64::new(UNKNOWN),
+        }
+    }
+
+    fn armed(&self, dir: Dir) -> &AtomicU64 {
+        match dir {
+            Dir::Read => &self.read_armed,
+            Dir::Write => &self.write_armed,
+        }
+    }
+
+    /// Sets a socket timeout and remembers it.
+    pub(super) fn set_timeout(&self, dir: Dir, timeout: Option<Duration>) -> io::Result<()> {
+        let armed = self.armed(dir);
+        // Should the call fail, what the socket holds is not known.
+        armed.store(UNKNOWN, Ordering::Relaxed);
+        match dir {
+            Dir::Read => self.tcp.set_read_timeout(timeout)?,
+            Dir::Write => self.tcp.set_write_timeout(timeout)?,
+        }
+        let nanos = timeout.map_or(UNKNOWN, |t| u64::try_from(t.as_nanos()).unwrap_or(UNKNOWN));
+        armed.store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Before a read or write: under a deadline, sets the socket timeout to the time left (when
+    /// the one set is not close to it already), or fails when no time is left.
+    pub(super) fn arm(&self, dir: Dir) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline.left();
+        if left.is_zero() {
+            return Err(deadline_passed());
+        }
+        let armed = self.armed(dir).load(Ordering::Relaxed);
+        if armed == UNKNOWN || Duration::from_nanos(armed).abs_diff(left) > deadline.slack {
+            self.set_timeout(dir, Some(left))?;
+        }
+        Ok(())
+    }
+
+    /// After a read or write: a socket timeout at the deadline becomes `TimedOut`, which the
+    /// TLS library treats as fatal (a `WouldBlock` would ask to be called again).
+    pub(super) fn check<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            Err(e) if is_timeout_kind(e.kind()) && self.deadline.is_some_and(|d| d.passed()) => {
+                Err(deadline_passed())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(Dir::Read)?;
+        let result = self.tcp.read(buf);
+        self.check(result)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(Dir::Write)?;
+        let result = self.tcp.write(buf);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+impl fmt::Debug for Sock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sock")
+            .field("tcp", &self.tcp)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
