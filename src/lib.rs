@@ -6,8 +6,8 @@
 //!   message that was not acknowledged: a failure says whether the message was certainly not
 //!   delivered or is unconfirmed ([`Outcome`]).
 //! * A [`Listener`] serves one or many connections, hands each message to a [`Handler`] as
-//!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with
-//!   [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
+//!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with a
+//!   [`Store`], such as [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
 //!   down.
 //! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
 //!   slice of the read buffer), driven by the blocking [`Reader`], [`Writer`] and
@@ -64,7 +64,7 @@ mod reader;
 mod retry;
 pub mod scan;
 mod sender;
-mod store;
+pub mod store;
 pub mod transport;
 mod writer;
 
@@ -79,7 +79,7 @@ pub use framing::{
 };
 pub use listener::{
     AckPolicy, Handler, Listener, ListenerBuilder, ListenerStats, Message, Overflow, Response,
-    RunningListener, ShutdownHandle,
+    RunningListener, ShutdownHandle, StoreHandler,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
@@ -87,7 +87,7 @@ pub use sender::{
     ReplyMode, Sender, SenderBuilder, SenderStats, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_WRITE_TIMEOUT,
 };
-pub use store::FileStore;
+pub use store::{FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };

@@ -91,6 +91,7 @@ mod conn;
 mod handler;
 mod slots;
 mod stats;
+mod store;
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -104,10 +105,12 @@ use log::{debug, error, info, warn};
 
 pub use handler::{Handler, Message, Response};
 pub use stats::ListenerStats;
+pub use store::StoreHandler;
 
 use crate::charset::{Charset, Malformed};
 use crate::error::{Error, Phase, Result};
 use crate::framing::Framing;
+use crate::store::Store;
 use crate::transport::{TlsServer, TlsServerConfig};
 use slots::{Flags, Table, Why};
 use stats::{bump, Stats};
@@ -612,6 +615,27 @@ impl Listener {
             handle,
             local_addr,
         })
+    }
+}
+
+impl Listener {
+    /// Serves connections on the calling thread, saving every message in `store` before
+    /// acknowledging it: [`run`](Self::run) with a [`StoreHandler`].
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_store(self, store: impl Store) -> Result<()> {
+        self.run(StoreHandler::new(store))
+    }
+
+    /// Runs the listener on a new thread, saving every message in `store` before
+    /// acknowledging it: [`spawn`](Self::spawn) with a [`StoreHandler`]. See the
+    /// [`store`](crate::store) module for an example.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_store(self, store: impl Store) -> Result<RunningListener> {
+        self.spawn(StoreHandler::new(store))
     }
 }
 
