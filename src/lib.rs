@@ -78,8 +78,8 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use listener::{
-    AckPolicy, Handler, Listener, ListenerBuilder, ListenerStats, Message, Overflow, Response,
-    RunningListener, ShutdownHandle, StoreHandler,
+    AckPolicy, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
+    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;

@@ -57,10 +57,9 @@ const OWNER_SEP: char = '~';
 /// temporary files that crashed writers left behind (never acknowledged): those of processes
 /// on this host that no longer exist, and any not modified for an hour.
 ///
-/// As a [`Store`], it names each file after [`StoredMessage::control_id`] and returns its path
-/// as the [`Receipt`]. Every failure to save is [retryable](StoreError::is_retryable): a full
-/// disk, a missing permission or a failing device can be fixed while the sender resends, and a
-/// file store never refuses a message for what it holds.
+/// As a [`Store`] it names files after [`StoredMessage::control_id`], returns the path as the
+/// [`Receipt`], and never refuses a message: every failure (a full disk, a missing permission,
+/// a failing device) is [retryable](StoreError::is_retryable), fixed while the sender resends.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("mllp-store-doc-{}", std::process::id()));
@@ -168,12 +167,11 @@ impl FileStore {
 impl Store for FileStore {
     fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
         let id = message.control_id().map(str::as_bytes);
+        let failed = StoreError::retryable("cannot write the message file");
         match FileStore::save(self, id, message.text()) {
             Ok(path) => Ok(Receipt::new(path.display().to_string())),
-            Err(Error::Io { source, .. }) => {
-                Err(StoreError::retryable("cannot write the message file").with_source(source))
-            }
-            Err(e) => Err(StoreError::retryable("cannot write the message file").with_source(e)),
+            Err(Error::Io { source, .. }) => Err(failed.with_source(source)),
+            Err(e) => Err(failed.with_source(e)),
         }
     }
 
@@ -181,7 +179,6 @@ impl Store for FileStore {
         self.dir.display().to_string()
     }
 
-    /// Creates, hard-links and removes a file in the directory, as [`FileStore::open`] did.
     fn check(&self) -> std::result::Result<(), StoreError> {
         probe(&self.dir).map_err(|e| {
             StoreError::retryable(format!(
