@@ -6,8 +6,8 @@
 //!   message that was not acknowledged: a failure says whether the message was certainly not
 //!   delivered or is unconfirmed ([`Outcome`]).
 //! * A [`Listener`] serves one or many connections, hands each message to a [`Handler`] as
-//!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with
-//!   [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
+//!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with a
+//!   [`Store`], such as [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
 //!   down.
 //! * The sender's protocol for one message is the sans-I/O [`Exchange`]: no sockets and no
 //!   clock, so a relay or a test can drive it by hand.
@@ -97,10 +97,11 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use listener::{
-    AckPolicy, Handler, Listener, ListenerBuilder, ListenerStats, Message, Overflow, Response,
-    RunningListener, ShutdownHandle, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
-    DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT, MIN_STACK_SIZE,
+    AckPolicy, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
+    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_EVICT_AFTER,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT,
+    MIN_STACK_SIZE,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
@@ -108,7 +109,7 @@ pub use sender::{
     Exchange, Link, ReplyMode, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts,
     Transmit, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
-pub use store::FileStore;
+pub use store::{FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };

@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mllp::charset::Charset;
-use mllp::{AckPolicy, FileStore, Framing, Listener, Message, Response, Sender};
+use mllp::{
+    AckPolicy, FileStore, Framing, Handler, Listener, Message, Response, Sender, StoreHandler,
+};
 
 use super::args::{Args, UsageError};
-use super::listen::{print_line, store_message};
+use super::listen::print_line;
 use super::logger;
 use super::options::{unknown, Common, Failure};
 use mllp_cli::bench::{self, BenchConfig};
@@ -129,6 +131,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let dir = store.dir().to_path_buf();
     let stored: Arc<Mutex<HashMap<String, PathBuf>>> = Arc::default();
     let seen = Arc::clone(&stored);
+    let store = StoreHandler::new(store).on_saved(move |message, receipt| {
+        let id = message.control_id().unwrap_or_default().to_owned();
+        if let Ok(mut seen) = seen.lock() {
+            seen.insert(id, PathBuf::from(receipt.location()));
+        }
+    });
     let handler = move |message: &Message<'_>| {
         if message
             .header()
@@ -137,16 +145,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         {
             return Response::reject("message type ZZZ is not handled here").error_code(200);
         }
-        match store_message(&store, message) {
-            Ok(path) => {
-                let id = message.control_id().unwrap_or_default().to_owned();
-                if let Ok(mut seen) = seen.lock() {
-                    seen.insert(id, path);
-                }
-                Response::accept()
-            }
-            Err(nak) => nak,
-        }
+        store.handle(message)
     };
     let mut builder = Listener::builder("127.0.0.1:0")
         .framing(framing)

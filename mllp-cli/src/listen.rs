@@ -2,18 +2,21 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mllp::charset::Malformed;
-use mllp::{AckPolicy, FileStore, Listener, ListenerStats, Message, Response, ShutdownHandle};
+use mllp::{
+    AckPolicy, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
+    StoreHandler,
+};
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
-use super::{logger, signal};
+use super::{logger, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -30,7 +33,8 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 (file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR             where messages are stored (default ./inbox)
+  --store DIR|URL         where messages are stored (default ./inbox): a directory or
+                          file:///DIR (amqp:// and mongodb:// stores: not yet available)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
@@ -57,7 +61,8 @@ Exit status: 0 when stopped (or --count reached), 1 when stopped before --count 
 struct Config {
     common: Common,
     addr: String,
-    store: PathBuf,
+    /// A directory or a URL; see [`stores::open`].
+    store: String,
     msh18: bool,
     malformed: Malformed,
     ack_policy: AckPolicy,
@@ -91,7 +96,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             continue;
         }
         match name.as_str() {
-            "store" => store = Some(PathBuf::from(args.value(&name)?)),
+            "store" => store = Some(args.value(&name)?),
             "msh18" => msh18 = true,
             "no-msh18" => msh18 = false,
             "malformed" => {
@@ -171,7 +176,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     Ok(Config {
         common,
         addr,
-        store: store.unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
+        store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
         msh18,
         malformed,
         ack_policy,
@@ -184,39 +189,6 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         tls_cert,
         tls_key,
     })
-}
-
-/// Stores a received message as UTF-8 and says how to acknowledge it: AA once it is on disk,
-/// AE when it cannot be stored.
-pub fn store_message(store: &FileStore, message: &Message<'_>) -> Result<PathBuf, Response> {
-    if message.replaced() > 0 {
-        log::warn!(
-            "message {} from {}: {} byte sequence(s) not valid in {} were replaced with U+FFFD",
-            message.control_id().unwrap_or("(no MSH-10)"),
-            message.peer_addr(),
-            message.replaced(),
-            message.charset()
-        );
-    }
-    store
-        .save(message.header().control_id(), message.text())
-        .map_err(|e| {
-            log::error!(
-                "message {} from {} could not be stored: {e}",
-                message.control_id().unwrap_or("(no MSH-10)"),
-                message.peer_addr()
-            );
-            Response::error(format!("message could not be stored: {}", error_source(&e)))
-        })
-}
-
-/// The innermost cause of an error, for an ACK text (no file paths or phases).
-fn error_source(e: &mllp::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(inner) = source.source() {
-        source = inner;
-    }
-    source.to_string()
 }
 
 /// How many lines may wait for standard output; beyond that, lines are dropped (and counted).
@@ -309,56 +281,59 @@ thread_local! {
     static PENDING: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// The handler of `mllp listen`.
-struct StoreHandler {
-    store: FileStore,
+/// The handler of `mllp listen`: the library's store-then-ACK handler, with each message's
+/// line printed once its ACK is written.
+struct ListenHandler {
+    inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
-    count: Option<u64>,
-    stored: AtomicU64,
-    handle: ShutdownHandle,
 }
 
-impl mllp::Handler for StoreHandler {
+impl Handler for ListenHandler {
+    fn handle(&self, message: &Message<'_>) -> Response {
+        self.inner.handle(message)
+    }
+
     fn acknowledged(&self, _connection_id: u64, written: bool) {
         let line = PENDING.with(|p| p.borrow_mut().take());
         if let (Some(printer), Some(line), true) = (&self.printer, line, written) {
             printer.line(line);
         }
     }
+}
 
-    fn handle(&self, message: &Message<'_>) -> Response {
-        let path = match store_message(&self.store, message) {
-            Ok(path) => path,
-            Err(nak) => return nak,
-        };
-        if self.printer.is_some() {
-            let header = message.header();
-            let field = |v: Option<&[u8]>| match v {
-                Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
-                _ => "-".to_owned(),
-            };
-            let segment = String::from_utf8_lossy(header.segment_name()).into_owned();
-            let kind = if header.is_batch() {
-                segment
-            } else {
-                field(header.message_type())
-            };
-            let line = format!(
-                "{} {} {} {}",
-                path.display(),
-                field(header.control_id()),
-                kind,
-                message.peer_addr()
-            );
-            PENDING.with(|p| *p.borrow_mut() = Some(line));
-        }
-        let stored = self.stored.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.count == Some(stored) {
-            // The listener lets this message's ACK be written before it stops.
-            log::info!("{stored} messages stored: stopping");
-            self.handle.shutdown();
-        }
-        Response::accept()
+impl ListenHandler {
+    /// Saves in `store`; prints (when `printer` is given) `FILE MSH-10 MSH-9 PEER` for each
+    /// stored message, and stops the listener once `count` messages are stored.
+    fn new(
+        store: Box<dyn Store>,
+        printer: Option<Arc<Printer>>,
+        count: Option<u64>,
+        handle: ShutdownHandle,
+    ) -> ListenHandler {
+        let print = printer.is_some();
+        let stored = AtomicU64::new(0);
+        let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
+            if print {
+                let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
+                let kind = match message.segment_name() {
+                    Some(segment @ ("BHS" | "FHS")) => segment.to_owned(),
+                    _ => field(message.message_type()),
+                };
+                let line = format!(
+                    "{receipt} {} {kind} {}",
+                    field(message.control_id()),
+                    message.peer_addr()
+                );
+                PENDING.with(|p| *p.borrow_mut() = Some(line));
+            }
+            let stored = stored.fetch_add(1, Ordering::SeqCst) + 1;
+            if count == Some(stored) {
+                // The listener lets this message's ACK be written before it stops.
+                log::info!("{stored} messages stored: stopping");
+                handle.shutdown();
+            }
+        });
+        ListenHandler { inner, printer }
     }
 }
 
@@ -375,11 +350,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     let framing = config.common.framing()?;
     let charset = config.common.charset()?;
-    let store = FileStore::open(&config.store).map_err(|e| {
+    let store = stores::open(&config.store).map_err(Failure::fatal)?;
+    store.check().map_err(|e| {
         Failure::fatal(format!(
-            "cannot use {} as the store directory: {}",
-            config.store.display(),
-            error_source(&e)
+            "cannot store in {}: {}",
+            store.name(),
+            stores::innermost(&e)
         ))
     })?;
     let mut builder = Listener::builder(config.addr.as_str())
@@ -429,16 +405,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         } else {
             ""
         },
-        display_dir(store.dir())
+        store.name()
     ));
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
-    let handler = StoreHandler {
-        store,
-        printer: printer.clone(),
-        count: config.count,
-        stored: AtomicU64::new(0),
-        handle: handle.clone(),
-    };
+    let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -466,10 +436,6 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         }
         _ => Ok(0),
     }
-}
-
-fn display_dir(dir: &Path) -> String {
-    dir.display().to_string()
 }
 
 /// One line: messages, connections, acknowledgements by code, and how many message lines were
@@ -531,7 +497,7 @@ mod tests {
     fn defaults_and_conflicts() {
         let c = parse_v(&[]).unwrap();
         assert_eq!(c.addr, DEFAULT_ADDR);
-        assert_eq!(c.store, PathBuf::from(DEFAULT_STORE));
+        assert_eq!(c.store, DEFAULT_STORE);
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
             (c.addr.as_str(), c.count, c.single),

@@ -10,6 +10,7 @@ mod options;
 mod send;
 mod signal;
 mod split;
+mod stores;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

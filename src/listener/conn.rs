@@ -12,7 +12,7 @@ use log::{debug, error, info, warn};
 use super::handler::{Handler, Kind, Message, Response};
 use super::slots::Flags;
 use super::stats::bump;
-use super::{AckPolicy, Settings, Shared};
+use super::{AckPolicy, ListenerConfig, Shared};
 use crate::charset::Charset;
 use crate::connection::Connection;
 use crate::error::{CharsetError, Error, FrameError, Timeout};
@@ -61,7 +61,7 @@ impl Drop for SlotGuard<'_> {
 /// The connection's slot has been taken by the accept loop and is freed here.
 pub(crate) fn serve(
     shared: &Shared,
-    settings: &Settings,
+    settings: &ListenerConfig,
     handler: &dyn Handler,
     tls: Option<&TlsServer>,
     tcp: TcpStream,
@@ -114,7 +114,7 @@ pub(crate) fn serve(
 /// The state of one connection's loop.
 struct Session<'a> {
     shared: &'a Shared,
-    settings: &'a Settings,
+    settings: &'a ListenerConfig,
     handler: &'a dyn Handler,
     peer: &'a Peer,
     tls_peer: Option<&'a TlsPeer>,

@@ -32,8 +32,25 @@ impl Proc {
         Proc::spawn_env(args, stdin, &[])
     }
 
+    /// Runs in the directory `cwd`, without standard input.
+    pub fn spawn_in(args: &[&str], cwd: &Path) -> Proc {
+        Proc::spawn_with(args, None, &[], Some(cwd))
+    }
+
     pub fn spawn_env(args: &[&str], stdin: Option<Vec<u8>>, env: &[(&str, &Path)]) -> Proc {
+        Proc::spawn_with(args, stdin, env, None)
+    }
+
+    fn spawn_with(
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        env: &[(&str, &Path)],
+        cwd: Option<&Path>,
+    ) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mllp"));
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()

@@ -1,4 +1,4 @@
-//! A durable message store: each message in its own file, written atomically.
+//! The file system store: each message in its own file, written atomically.
 //!
 //! A listener that saves each message with [`FileStore::save`] before returning its response
 //! acknowledges only what is safely on disk (store-then-ACK): the file is written under a
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+use super::{Receipt, Store, StoreError, StoredMessage};
 use crate::error::{Error, Phase, Result};
 
 /// The longest part of a file name taken from a control ID.
@@ -55,6 +56,10 @@ const OWNER_SEP: char = '~';
 /// [`FileStore::open`] checks that the directory can be written and hard-linked in, and removes
 /// temporary files that crashed writers left behind (never acknowledged): those of processes
 /// on this host that no longer exist, and any not modified for an hour.
+///
+/// As a [`Store`] it names files after [`StoredMessage::control_id`], returns the path as the
+/// [`Receipt`], and never refuses a message: every failure (a full disk, a missing permission,
+/// a failing device) is [retryable](StoreError::is_retryable), fixed while the sender resends.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("mllp-store-doc-{}", std::process::id()));
@@ -156,6 +161,32 @@ impl FileStore {
                 format!("no free file name after {MAX_ATTEMPTS} attempts: {e}"),
             ),
         ))
+    }
+}
+
+impl Store for FileStore {
+    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
+        let id = message.control_id().map(str::as_bytes);
+        let failed = StoreError::retryable("cannot write the message file");
+        match FileStore::save(self, id, message.text()) {
+            Ok(path) => Ok(Receipt::new(path.display().to_string())),
+            Err(Error::Io { source, .. }) => Err(failed.with_source(source)),
+            Err(e) => Err(failed.with_source(e)),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn check(&self) -> std::result::Result<(), StoreError> {
+        probe(&self.dir).map_err(|e| {
+            StoreError::retryable(format!(
+                "cannot write in the store directory {}",
+                self.dir.display()
+            ))
+            .with_source(e)
+        })
     }
 }
 

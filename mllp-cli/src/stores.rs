@@ -1,0 +1,159 @@
+//! `--store DIR|URL`: which [`Store`] keeps the messages, chosen by the URL's scheme.
+//!
+//! A plain path or a `file:` URL is a [`FileStore`]. Anything that starts like a URL (a
+//! letter, then letters, digits, `+`, `-` or `.`, then `://`) is never taken for a directory:
+//! its scheme must be one of [`BACKENDS`], else the listener does not start. A store in
+//! another crate plugs in with one line in [`BACKENDS`], behind a cargo feature of this crate.
+
+use mllp::{FileStore, Store};
+
+/// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
+type Open = fn(&str) -> Result<Box<dyn Store>, String>;
+
+/// The stores of this build: URL schemes, and how to open a store from the whole value.
+const BACKENDS: &[(&[&str], Open)] = &[
+    (&["file"], open_file),
+    // #[cfg(feature = "amqp")]
+    // (&["amqp", "amqps"], mllp_amqp::open_url),
+    // #[cfg(feature = "mongodb")]
+    // (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
+];
+
+/// Schemes with a store planned in a crate of its own, and the cargo feature that will bring
+/// it: named in the error, so that an operator knows the build, not the URL, is the problem.
+const PLANNED: &[(&str, &str)] = &[
+    ("amqp", "amqp"),
+    ("amqps", "amqp"),
+    ("mongodb", "mongodb"),
+    ("mongodb+srv", "mongodb"),
+];
+
+/// Opens the store `spec` names: a directory, or a URL.
+pub fn open(spec: &str) -> Result<Box<dyn Store>, String> {
+    let Some(scheme) = scheme(spec) else {
+        return open_dir(spec);
+    };
+    let lower = scheme.to_ascii_lowercase();
+    if let Some((_, open)) = BACKENDS.iter().find(|(s, _)| s.contains(&lower.as_str())) {
+        return open(spec);
+    }
+    if let Some((_, feature)) = PLANNED.iter().find(|(s, _)| *s == lower) {
+        return Err(format!(
+            "this build of mllp has no {feature} store; --store {lower}://... needs mllp built \
+             with the cargo feature {feature}, which is not yet available: use a directory"
+        ));
+    }
+    let known: Vec<String> = BACKENDS
+        .iter()
+        .flat_map(|(s, _)| s.iter().map(|s| format!("{s}://")))
+        .collect();
+    Err(format!(
+        "--store {scheme}://... names no store this mllp knows: give a directory or a URL \
+         starting with {}",
+        known.join(", ")
+    ))
+}
+
+/// The scheme of a value that looks like a URL: `letter (letter | digit | + | - | .)* ://`.
+fn scheme(spec: &str) -> Option<&str> {
+    let (scheme, _) = spec.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+fn open_dir(dir: &str) -> Result<Box<dyn Store>, String> {
+    match FileStore::open(dir) {
+        Ok(store) => Ok(Box::new(store)),
+        Err(e) => Err(format!(
+            "cannot use {dir} as the store directory: {}",
+            innermost(&e)
+        )),
+    }
+}
+
+/// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
+fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
+    let rest = &url["file://".len()..];
+    let path = match rest.find('/') {
+        Some(0) => rest,
+        Some(at) if rest[..at].eq_ignore_ascii_case("localhost") => &rest[at..],
+        _ => {
+            return Err(format!(
+                "--store {url}: a file URL is file:///absolute/path (a host other than \
+                 localhost is not supported); or give the directory itself"
+            ))
+        }
+    };
+    if path.contains(['?', '#']) {
+        return Err(format!(
+            "--store {url}: a file URL takes no query or fragment"
+        ));
+    }
+    let path = percent_decode(path).ok_or_else(|| {
+        format!("--store {url}: the path has a bad percent escape, or is not UTF-8")
+    })?;
+    open_dir(&path)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The innermost cause of an error (no phases).
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    source.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_looks_like_a_url() {
+        assert_eq!(scheme("amqp://h"), Some("amqp"));
+        assert_eq!(scheme("mongodb+srv://h/db"), Some("mongodb+srv"));
+        assert_eq!(scheme("S3://b"), Some("S3"));
+        assert_eq!(scheme("./inbox"), None);
+        assert_eq!(scheme("/var/x://y"), None);
+        assert_eq!(scheme("1abc://x"), None);
+        assert_eq!(scheme("://x"), None);
+        assert_eq!(scheme("C:\\inbox"), None);
+        assert_eq!(percent_decode("/a%20b").as_deref(), Some("/a b"));
+        assert_eq!(percent_decode("/a%2"), None);
+        assert_eq!(percent_decode("/a%zz"), None);
+        assert_eq!(percent_decode("/%ff"), None);
+    }
+
+    #[test]
+    fn unknown_and_planned_schemes_are_errors() {
+        for url in ["amqp://h", "AMQPS://h", "mongodb://h", "mongodb+srv://h"] {
+            let e = open(url).err().unwrap();
+            assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        let e = open("s3://bucket").err().unwrap();
+        assert!(e.contains("s3://") && e.contains("file://"), "{e}");
+        for url in ["file://inbox", "file://", "file:///x?y"] {
+            assert!(open(url).is_err(), "{url}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! [`ListenerBuilder`]: a [`ListenerConfig`] filled one setter at a time, then bound.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::charset::{Charset, Malformed};
+use crate::error::Result;
+use crate::framing::Framing;
+use crate::transport::TlsServerConfig;
+
+use super::{AckPolicy, Listener, ListenerConfig, Overflow};
+
+/// Configures and binds a [`Listener`]; from [`Listener::builder`].
+///
+/// Setters take and return the builder; problems are reported by [`bind`](Self::bind).
+#[derive(Debug)]
+#[must_use = "a builder does nothing until bind() is called"]
+pub struct ListenerBuilder {
+    pub(super) addrs: io::Result<Vec<SocketAddr>>,
+    pub(super) config: ListenerConfig,
+    pub(super) max_message_size: Option<usize>,
+}
+
+impl ListenerBuilder {
+    /// Every setting at once, replacing all made so far (the address stays, and a
+    /// [`max_message_size`](Self::max_message_size) given before is forgotten); later setters
+    /// change it further.
+    pub fn config(mut self, config: ListenerConfig) -> Self {
+        self.config = config;
+        self.max_message_size = None;
+        self
+    }
+
+    /// The settings so far.
+    pub fn current_config(&self) -> &ListenerConfig {
+        &self.config
+    }
+
+    /// The framing (start and end sequences, maximum message size, lenient end). Default:
+    /// [`Framing::default`] (`0x0B` … `0x1C 0x0D`, 16 MiB).
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.config.framing = framing;
+        self
+    }
+
+    /// The largest message accepted, in bytes (default 16 MiB). Larger messages are skipped
+    /// and answered with a NAK; the connection stays up. Overrides the framing's maximum.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = Some(bytes);
+        self
+    }
+
+    /// The character set messages are decoded from (default UTF-8).
+    pub fn charset(mut self, charset: Charset) -> Self {
+        self.config.charset = charset;
+        self
+    }
+
+    /// Whether to decode each message in the character set its MSH-18 names, when it names a
+    /// known one (default `true`). Otherwise, and for an unknown name, the configured
+    /// [`charset`](Self::charset) is used.
+    pub fn detect_msh18(mut self, detect: bool) -> Self {
+        self.config.detect_msh18 = detect;
+        self
+    }
+
+    /// What to do with a message holding bytes not valid in its character set:
+    /// [`Malformed::Reject`] (the default) answers `AE` (`CE`), whose text and ERR segment name
+    /// the byte offset of the first such sequence, without calling the handler;
+    /// [`Malformed::Replace`] hands the message to the handler with U+FFFD in their place.
+    pub fn malformed(mut self, policy: Malformed) -> Self {
+        self.config.malformed = policy;
+        self
+    }
+
+    /// The most connections served at once (default 10, at least 1).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// What happens to a connection beyond the maximum (default [`Overflow::Refuse`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.config.overflow = overflow;
+        self
+    }
+
+    /// In single-connection mode (`max_connections(1)`), whether a new connection replaces an
+    /// idle one (default `false`). See the [`Listener`](super::Listener) documentation. Ignored when more
+    /// than one connection is allowed.
+    pub fn replace_idle(mut self, replace: bool) -> Self {
+        self.config.replace_idle = replace;
+        self
+    }
+
+    /// When every slot is taken, a new connection takes the slot of the connection that has
+    /// gone longest without completing a frame, once that is at least this long (default
+    /// 5 s); `None`: never, the [overflow policy](Self::overflow) applies at once. Only
+    /// complete frames count as activity: a silent peer, one trickling bytes or sending junk
+    /// can be evicted, a connection whose message is being handled never is. The evicted
+    /// connection is logged (at warn, with its peer) and counted in
+    /// [`ListenerStats::connections_evicted`](super::ListenerStats::connections_evicted). See the [`Listener`](super::Listener) documentation.
+    pub fn evict_after(mut self, after: Option<Duration>) -> Self {
+        self.config.evict_after = after;
+        self
+    }
+
+    /// How long a started frame may take to complete (default 60 s); `None`: no limit.
+    pub fn frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.frame_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may go without a message before it is closed (default `None`:
+    /// no limit, since long idle connections are normal in HL7).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How long writing one acknowledgement may take before the connection is closed
+    /// (default 10 s); `None`: no limit.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long a TLS handshake may take (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// How messages are acknowledged (default [`AckPolicy::Auto`]).
+    pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
+        self.config.ack_policy = policy;
+        self
+    }
+
+    /// Serves TLS with these settings (a server identity from PEM files or PKCS#12). A client
+    /// that does not speak TLS, or whose handshake fails or times out, loses only its own
+    /// connection (logged at warn, counted in [`ListenerStats::tls_failures`](super::ListenerStats::tls_failures)).
+    ///
+    /// Client certificates are neither requested nor verified (a limit of `native-tls`), so
+    /// [`Message::tls_peer`](super::Message::tls_peer) carries none.
+    pub fn tls(mut self, config: TlsServerConfig) -> Self {
+        self.config.tls = Some(config);
+        self
+    }
+
+    /// How long shutdown waits for messages being handled to be acknowledged (default 10 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// The stack size of connection threads, in bytes (default 128 KiB, at least 64 KiB).
+    /// The handler runs on this stack: raise it if the handler needs deep recursion or large
+    /// local arrays.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.config.stack_size = bytes;
+        self
+    }
+
+    /// Checks the settings, prepares TLS and binds the listening socket.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for an invalid setting or address; [`Error::Tls`](crate::Error::Tls) when the TLS
+    /// identity cannot be read; [`Error::Io`](crate::Error::Io) with [`Phase::Bind`](crate::Phase::Bind) when the address cannot
+    /// be bound (in use, not local, no permission); its text names the address once.
+    pub fn bind(self) -> Result<Listener> {
+        let mut config = self.config;
+        let addrs = self.addrs;
+        // An invalid address or setting is reported before an invalid maximum size.
+        if let (Some(max), Ok(_)) = (self.max_message_size, &addrs) {
+            config.validate()?;
+            config.framing = config.framing.max_message_size(max)?;
+        }
+        Listener::bind_addrs(addrs, config)
+    }
+}

@@ -1,0 +1,193 @@
+//! [`ListenerConfig`]: every setting of a listener in one value, with its defaults.
+
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use crate::charset::{Charset, Malformed};
+use crate::error::{Error, Result};
+use crate::framing::Framing;
+use crate::transport::TlsServerConfig;
+
+use super::Listener;
+
+/// The default maximum number of connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+/// The default eviction threshold: 5 s. See [`ListenerConfig::evict_after`].
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
+/// The default frame timeout: 60 s.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default TLS handshake timeout: 10 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default timeout for writing an acknowledgement: 10 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default shutdown grace period: 10 s.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The default stack size of connection threads: 128 KiB.
+pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
+/// The smallest stack size accepted for connection threads: 64 KiB.
+pub const MIN_STACK_SIZE: usize = 64 * 1024;
+
+/// How messages are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckPolicy {
+    /// HL7 acknowledgements following the inbound message: original mode (AA/AE/AR) when
+    /// MSH-15 and MSH-16 are empty, enhanced mode (CA/CE/CR, sent according to MSH-15) when
+    /// either is valued. The default.
+    #[default]
+    Auto,
+    /// HL7 original-mode acknowledgements (AA/AE/AR) always, whatever MSH-15/16 say.
+    Original,
+    /// MLLP release 2 commit acknowledgements: a frame holding 0x06 when the handler accepted
+    /// the message, 0x15 otherwise.
+    Mllp2,
+}
+
+/// What happens to a new connection when every slot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Accept it and close it at once (logged at info, counted). The default.
+    #[default]
+    Refuse,
+    /// Hold it unserved and stop accepting until a slot frees; further connections wait in
+    /// the kernel's listen backlog.
+    Backlog,
+}
+
+/// Every setting of a [`Listener`], with one [`Default`]: bind it with
+/// [`bind`](Self::bind) (or [`Listener::bind_with`]), or hand it to
+/// [`ListenerBuilder::config`](super::ListenerBuilder::config). The builder's setters fill
+/// the same fields. Values are checked when the listener is bound.
+///
+/// ```
+/// use std::time::Duration;
+/// use mllp::ListenerConfig;
+///
+/// let mut config = ListenerConfig::default();
+/// config.max_connections = 1;
+/// config.replace_idle = true;
+/// config.idle_timeout = Some(Duration::from_secs(600));
+/// let listener = config.bind("127.0.0.1:0")?;
+/// assert_ne!(listener.local_addr().port(), 0);
+/// # Ok::<(), mllp::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ListenerConfig {
+    /// Start and end sequences, the largest message accepted (larger ones are skipped and
+    /// answered with a NAK; the connection stays up), lenient end. Default:
+    /// [`Framing::default`] (`0x0B` … `0x1C 0x0D`, 16 MiB).
+    pub framing: Framing,
+    /// The character set messages are decoded from. Default: UTF-8.
+    pub charset: Charset,
+    /// Whether to decode each message in the character set its MSH-18 names, when it names a
+    /// known one; otherwise, and for an unknown name, [`charset`](Self::charset). Default:
+    /// `true`.
+    pub detect_msh18: bool,
+    /// A message holding bytes not valid in its character set: [`Malformed::Reject`] (the
+    /// default) answers `AE` (`CE`) naming the byte offset of the first such sequence, without
+    /// calling the handler; [`Malformed::Replace`] hands it on with U+FFFD in their place.
+    pub malformed: Malformed,
+    /// The most connections served at once, at least 1. Default:
+    /// [`DEFAULT_MAX_CONNECTIONS`] (10).
+    pub max_connections: usize,
+    /// What happens to a connection beyond the maximum. Default: [`Overflow::Refuse`].
+    pub overflow: Overflow,
+    /// With `max_connections` 1, whether a new connection replaces an idle one (see the
+    /// [`Listener`](super::Listener) documentation); ignored otherwise. Default: `false`.
+    pub replace_idle: bool,
+    /// When every slot is taken, a new connection takes the slot of the connection that has
+    /// gone longest without completing a frame, once that is at least this long; `None`:
+    /// never, the [overflow policy](Self::overflow) applies at once. A connection whose
+    /// message is being handled is never evicted; evictions are logged at warn and counted in
+    /// [`ListenerStats::connections_evicted`](super::ListenerStats::connections_evicted).
+    /// Default: [`DEFAULT_EVICT_AFTER`] (5 s).
+    pub evict_after: Option<Duration>,
+    /// How long a started frame may take to complete; `None`: no limit. Default:
+    /// [`DEFAULT_FRAME_TIMEOUT`] (60 s).
+    pub frame_timeout: Option<Duration>,
+    /// How long a connection may go without a message before it is closed; `None`: no limit
+    /// (the default: long idle connections are normal in HL7).
+    pub idle_timeout: Option<Duration>,
+    /// How long writing one acknowledgement may take before the connection is closed; `None`:
+    /// no limit. Default: [`DEFAULT_WRITE_TIMEOUT`] (10 s).
+    pub write_timeout: Option<Duration>,
+    /// How long a TLS handshake may take. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
+    pub handshake_timeout: Duration,
+    /// How messages are acknowledged. Default: [`AckPolicy::Auto`].
+    pub ack_policy: AckPolicy,
+    /// How long shutdown waits for messages being handled to be acknowledged. Default:
+    /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
+    pub shutdown_grace: Duration,
+    /// The stack size of connection threads, in bytes, at least [`MIN_STACK_SIZE`]. The
+    /// handler (and a [`Store`](crate::Store)) runs on this stack: raise it for deep recursion
+    /// or large local arrays. Default: [`DEFAULT_STACK_SIZE`] (128 KiB), for every listener,
+    /// whatever language starts it.
+    pub stack_size: usize,
+    /// Serve TLS with these settings; `None` (the default): plain TCP. A client whose
+    /// handshake fails or times out loses only its own connection (logged at warn, counted in
+    /// [`ListenerStats::tls_failures`](super::ListenerStats::tls_failures)). Client
+    /// certificates are neither requested nor verified (a limit of `native-tls`).
+    pub tls: Option<TlsServerConfig>,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> ListenerConfig {
+        ListenerConfig {
+            framing: Framing::default(),
+            charset: Charset::UTF_8,
+            detect_msh18: true,
+            malformed: Malformed::Reject,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            overflow: Overflow::Refuse,
+            replace_idle: false,
+            evict_after: Some(DEFAULT_EVICT_AFTER),
+            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
+            idle_timeout: None,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            ack_policy: AckPolicy::Auto,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            stack_size: DEFAULT_STACK_SIZE,
+            tls: None,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// Binds a listener on `addr` with these settings: [`Listener::bind_with`].
+    ///
+    /// # Errors
+    /// As [`ListenerBuilder::bind`](super::ListenerBuilder::bind).
+    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<Listener> {
+        Listener::bind_with(addr, self)
+    }
+
+    /// Checks every value; the first invalid one as [`Error::Config`].
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_connections == 0 {
+            return Err(Error::Config(
+                "the maximum number of connections must be at least 1".into(),
+            ));
+        }
+        if self.stack_size < MIN_STACK_SIZE {
+            return Err(Error::Config(format!(
+                "the connection thread stack size must be at least {MIN_STACK_SIZE} bytes, not {}",
+                self.stack_size
+            )));
+        }
+        for (name, value) in [
+            ("frame timeout", self.frame_timeout),
+            ("idle timeout", self.idle_timeout),
+            ("write timeout", self.write_timeout),
+            ("handshake timeout", Some(self.handshake_timeout)),
+            ("eviction threshold", self.evict_after),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(Error::Config(format!(
+                    "the {name} must be greater than zero"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
