@@ -1,5 +1,5 @@
 //! The `Store` trait under a listener: AA only after a save returned `Ok`, AE for a retryable
-//! failure, AR for a refused message, AE for a store that panics, what the store is shown of a
+//! failure and for a refused message, AE for a store that panics, what the store is shown of a
 //! message, and `FileStore` as a `Store`.
 
 use std::net::{SocketAddr, TcpStream};
@@ -124,9 +124,9 @@ fn aa_only_after_a_save_and_naks_that_say_why() {
         ack.text.as_deref(),
         Some("message could not be stored: broker unreachable: connection refused")
     );
-    // Refused: AR, a retry cannot succeed.
+    // Refused (a retry cannot succeed): AE too, with the store's reason.
     let ack = round_trip(&mut conn, msg("REFUSE").as_bytes());
-    assert_eq!(ack.code, AckCode::ApplicationReject, "{ack:?}");
+    assert_eq!(ack.code, AckCode::ApplicationError, "{ack:?}");
     assert_eq!(
         ack.text.as_deref(),
         Some("message could not be stored: message too large for the queue")
@@ -139,7 +139,7 @@ fn aa_only_after_a_save_and_naks_that_say_why() {
     assert_eq!(store.seen.lock().unwrap().len(), 2);
 
     let stats = running.stats();
-    assert_eq!((stats.acks_aa, stats.acks_ar), (2, 1));
+    assert_eq!((stats.acks_aa, stats.acks_ae, stats.acks_ar), (2, 3, 0));
     running.shutdown();
     running.join().unwrap();
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use log::{error, warn};
 
 use super::handler::{Handler, Message, Response};
-use crate::store::{Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
+use crate::store::{Receipt, Store, StoreError, StoredMessage};
 
 /// Called after each successful save, before the acknowledgement is written.
 type OnSaved = Box<dyn Fn(&StoredMessage<'_>, &Receipt) + Send + Sync + 'static>;
@@ -96,14 +96,13 @@ impl<S: Store> StoreHandler<S> {
         }
     }
 
-    /// The negative acknowledgement for a failed save.
+    /// The negative acknowledgement for a failed save: AE (CE in enhanced mode) with the
+    /// reason, whether a retry can succeed or not. The kind decides what happens before that
+    /// answer (a retryable failure may be retried while the sender waits), not its code: AE
+    /// is what senders and interface engines queue and alert on, where AR would make many of
+    /// them drop the message.
     pub fn response_for(error: &StoreError) -> Response {
-        let text = format!("message could not be stored: {error}");
-        match error.kind() {
-            StoreErrorKind::Refused => Response::reject(text),
-            _ => Response::error(text),
-        }
-        .error_code(207)
+        Response::error(format!("message could not be stored: {error}")).error_code(207)
     }
 }
 

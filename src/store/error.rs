@@ -16,8 +16,8 @@ pub enum StoreErrorKind {
     /// message and resends it.
     Retryable,
     /// The store will never take this message (too large for it, refused by its rules): a
-    /// retry cannot succeed. The listener answers `AR` (`CR`; a commit NAK): the sender should
-    /// stop resending and put the message before a person.
+    /// retry cannot succeed, so a listener does not retry it while the sender waits. The
+    /// listener answers `AE` (`CE`; a commit NAK) with the reason, as for any failed save.
     Refused,
 }
 
