@@ -12,9 +12,8 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 type OnSaved = Box<dyn Fn(&StoredMessage<'_>, &Receipt) + Send + Sync + 'static>;
 
 /// A [`Handler`] that saves every message in a [`Store`] and acknowledges it only then:
-/// `AA` (`CA`, a commit ACK) once [`Store::save`] returned `Ok`; when it failed, `AE` (`CE`)
-/// for a [retryable](StoreErrorKind::Retryable) error and `AR` (`CR`) for a
-/// [refused](StoreErrorKind::Refused) message, with error code 207 and the error's text
+/// `AA` (`CA`, a commit ACK) once [`Store::save`] returned `Ok`; when it failed, `AE` (`CE`),
+/// retryable or refused alike, with error code 207 and the error's text
 /// "message could not be stored: ..." (a commit NAK in MLLP release 2 mode). A message that
 /// was not saved is never accepted; a store that panics is answered `AE` by the listener.
 ///
