@@ -357,22 +357,54 @@ mod tests {
         let (mut needed, mut count) = (0, 9);
         // SAFETY: valid pointers and capacities throughout.
         unsafe {
-            let code = mllp_ack_text(ack.as_ptr(), ack.len(), buf.as_mut_ptr().cast(), 64, &mut needed);
+            let code = mllp_ack_text(
+                ack.as_ptr(),
+                ack.len(),
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
             assert_eq!(code, MLLP_OK);
             assert_eq!(&buf[..needed], b"no \\ way|x\0");
-            assert_eq!(mllp_ack_error_count(ack.as_ptr(), ack.len(), &mut count), MLLP_OK);
+            assert_eq!(
+                mllp_ack_error_count(ack.as_ptr(), ack.len(), &mut count),
+                MLLP_OK
+            );
             assert_eq!(count, 1);
-            let code = mllp_ack_error_text(ack.as_ptr(), ack.len(), 0, buf.as_mut_ptr().cast(), 64, &mut needed);
+            let code = mllp_ack_error_text(
+                ack.as_ptr(),
+                ack.len(),
+                0,
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
             assert_eq!(code, MLLP_OK);
             assert_eq!(&buf[..needed], b"no \\ way|x\0");
-            let code = mllp_ack_error_text(ack.as_ptr(), ack.len(), 1, buf.as_mut_ptr().cast(), 64, &mut needed);
+            let code = mllp_ack_error_text(
+                ack.as_ptr(),
+                ack.len(),
+                1,
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
             assert_eq!(code, MLLP_INVALID_ARGUMENT);
             let code = mllp_ack_text(b"x".as_ptr(), 1, buf.as_mut_ptr().cast(), 64, &mut needed);
             assert_eq!(code, crate::result::MLLP_HEADER);
-            let code = mllp_ack_text(MSG.as_ptr(), MSG.len(), buf.as_mut_ptr().cast(), 64, &mut needed);
+            let code = mllp_ack_text(
+                MSG.as_ptr(),
+                MSG.len(),
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
             assert_eq!(code, crate::result::MLLP_NOT_AN_ACK);
             let commit = [0x06u8];
-            assert_eq!(mllp_ack_error_count(commit.as_ptr(), 1, &mut count), MLLP_OK);
+            assert_eq!(
+                mllp_ack_error_count(commit.as_ptr(), 1, &mut count),
+                MLLP_OK
+            );
             assert_eq!(count, 0);
         }
     }

@@ -220,4 +220,3 @@ impl Text {
         self.buf.as_ptr().cast()
     }
 }
-

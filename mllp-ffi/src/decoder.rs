@@ -305,7 +305,15 @@ pub unsafe extern "C" fn mllp_decoder_finish(
     len: *mut usize,
 ) -> mllp_result {
     // SAFETY: the caller's pointers are passed on under the same contract.
-    unsafe { hand_out("mllp_decoder_finish", decoder, frame, len, mllp_decoder::finish) }
+    unsafe {
+        hand_out(
+            "mllp_decoder_finish",
+            decoder,
+            frame,
+            len,
+            mllp_decoder::finish,
+        )
+    }
 }
 
 /// The body of `mllp_decoder_next` and `mllp_decoder_finish`: clears the outputs, runs `step`

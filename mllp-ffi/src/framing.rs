@@ -4,9 +4,7 @@ use std::ffi::c_int;
 
 use super::args::{self, OutBuf};
 use super::panic::{guard, guard_or};
-use super::result::{
-    mllp_result, MLLP_FRAME_PAYLOAD_CONTAINS_END, MLLP_INVALID_ARGUMENT, MLLP_OK,
-};
+use super::result::{mllp_result, MLLP_FRAME_PAYLOAD_CONTAINS_END, MLLP_INVALID_ARGUMENT, MLLP_OK};
 use mllp_core::{Framing, StartInFrame, MAX_SEQUENCE_LEN};
 
 /// A start sequence inside a frame followed by `MSH`, `BHS` or `FHS` discards the partial
@@ -284,8 +282,14 @@ mod tests {
             let code = mllp_framing_set_sequences(f, b"\x02".as_ptr(), 1, b"\x03".as_ptr(), 1);
             assert_eq!(code, MLLP_OK);
             let got = (*f).get();
-            assert_eq!((got.start(), got.end(), got.is_lenient()), (&b"\x02"[..], &b"\x03"[..], true));
-            assert_eq!(mllp_framing_set_lenient_end(std::ptr::null_mut(), 1), MLLP_NULL_ARGUMENT);
+            assert_eq!(
+                (got.start(), got.end(), got.is_lenient()),
+                (&b"\x02"[..], &b"\x03"[..], true)
+            );
+            assert_eq!(
+                mllp_framing_set_lenient_end(std::ptr::null_mut(), 1),
+                MLLP_NULL_ARGUMENT
+            );
             mllp_framing_free(f);
             mllp_framing_free(std::ptr::null_mut());
         }

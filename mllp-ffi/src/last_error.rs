@@ -31,7 +31,6 @@ pub(crate) fn set(code: mllp_result, text: impl Display) -> mllp_result {
     if text.contains('\0') {
         text = text.replace('\0', "\u{FFFD}");
     }
-    ::log::debug!("{text}");
     TEXT.with(|t| *t.borrow_mut() = text);
     SET_IN_CALL.with(|s| s.set(true));
     code
@@ -116,6 +115,8 @@ mod tests {
         assert_eq!(code, MLLP_NULL_ARGUMENT);
         assert_eq!(text(), "bad\u{FFFD}start");
         // Another thread has its own text.
-        std::thread::spawn(|| assert_eq!(text(), "")).join().unwrap();
+        std::thread::spawn(|| assert_eq!(text(), ""))
+            .join()
+            .unwrap();
     }
 }

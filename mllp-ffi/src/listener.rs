@@ -24,7 +24,10 @@ use mllp_core::listener::{
 use mllp_core::Error;
 use mllp_core::Framing;
 use mllp_core::TlsServerConfig;
-use mllp_core::{AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener, ShutdownHandle};
+use mllp_core::{
+    AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
+    ShutdownHandle,
+};
 use mllp_core::{Charset, Malformed};
 
 /// How received messages are acknowledged.
@@ -200,11 +203,10 @@ pub unsafe extern "C" fn mllp_listener_builder_set_charset(
     builder: *mut mllp_listener_builder,
     label: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes a NUL-terminated string or NULL.
-    let label = unsafe { args::opt_string(label, "the character set label") };
-    // SAFETY: the caller passes a live builder or NULL.
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
         set("mllp_listener_builder_set_charset", builder, |b| {
+            let label = args::opt_string(label, "the character set label");
             b.charset = match label? {
                 None => Charset::UTF_8,
                 Some(label) => args::check(Charset::from_label(label).map_err(Error::from))?,
@@ -264,7 +266,9 @@ pub unsafe extern "C" fn mllp_listener_builder_set_max_connections(
     unsafe {
         set("mllp_listener_builder_set_max_connections", builder, |b| {
             if max == 0 {
-                return Err(args::config("the maximum number of connections must be at least 1"));
+                return Err(args::config(
+                    "the maximum number of connections must be at least 1",
+                ));
             }
             b.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
             Ok(())
@@ -386,10 +390,14 @@ pub unsafe extern "C" fn mllp_listener_builder_set_handshake_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_handshake_timeout_ms", builder, |b| {
-            b.handshake_timeout = positive_ms(ms, "the TLS handshake timeout")?;
-            Ok(())
-        })
+        set(
+            "mllp_listener_builder_set_handshake_timeout_ms",
+            builder,
+            |b| {
+                b.handshake_timeout = positive_ms(ms, "the TLS handshake timeout")?;
+                Ok(())
+            },
+        )
     }
 }
 
@@ -402,10 +410,14 @@ pub unsafe extern "C" fn mllp_listener_builder_set_shutdown_grace_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_shutdown_grace_ms", builder, |b| {
-            b.shutdown_grace = Duration::from_millis(ms.into());
-            Ok(())
-        })
+        set(
+            "mllp_listener_builder_set_shutdown_grace_ms",
+            builder,
+            |b| {
+                b.shutdown_grace = Duration::from_millis(ms.into());
+                Ok(())
+            },
+        )
     }
 }
 
@@ -466,11 +478,10 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pem(
     cert_file: *const c_char,
     key_file: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes NUL-terminated strings or NULL.
-    let identity = unsafe { tls_options::pem_identity(cert_file, key_file) };
-    // SAFETY: the caller passes a live builder or NULL.
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
     unsafe {
         set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
+            let identity = tls_options::pem_identity(cert_file, key_file);
             b.tls = Some(TlsServerConfig::new(identity?));
             Ok(())
         })
@@ -486,14 +497,17 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pkcs12(
     file: *const c_char,
     password: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes NUL-terminated strings or NULL.
-    let identity = unsafe { tls_options::pkcs12_identity(file, password) };
-    // SAFETY: the caller passes a live builder or NULL.
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
     unsafe {
-        set("mllp_listener_builder_set_tls_identity_pkcs12", builder, |b| {
-            b.tls = Some(TlsServerConfig::new(identity?));
-            Ok(())
-        })
+        set(
+            "mllp_listener_builder_set_tls_identity_pkcs12",
+            builder,
+            |b| {
+                let identity = tls_options::pkcs12_identity(file, password);
+                b.tls = Some(TlsServerConfig::new(identity?));
+                Ok(())
+            },
+        )
     }
 }
 
@@ -853,7 +867,9 @@ mod tests {
     use super::*;
     use crate::ack::{mllp_disposition, MLLP_DISPOSITION_ACCEPT, MLLP_DISPOSITION_REJECT};
     use crate::callback::{mllp_message_info, mllp_response, mllp_response_set_text};
-    use crate::result::{MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_IO, MLLP_NULL_ARGUMENT};
+    use crate::result::{
+        MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_IO, MLLP_NULL_ARGUMENT,
+    };
     use mllp_core::Sender;
     use std::ffi::CString;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -934,7 +950,10 @@ mod tests {
                 assert_eq!(mllp_listener_get_stat(l, which, &mut stats[i]), MLLP_OK);
             }
             let mut unknown = 7;
-            assert_eq!(mllp_listener_get_stat(l, 999, &mut unknown), MLLP_INVALID_ARGUMENT);
+            assert_eq!(
+                mllp_listener_get_stat(l, 999, &mut unknown),
+                MLLP_INVALID_ARGUMENT
+            );
             assert_eq!(unknown, 0);
             assert_eq!(mllp_listener_stop(l), MLLP_OK);
             assert_eq!(mllp_listener_stop(l), MLLP_OK);
@@ -956,7 +975,10 @@ mod tests {
     fn defaults_are_the_rust_defaults() {
         // The builder's settings have no getters; their Debug text shows every one.
         let c = mllp_listener_builder::default().to_rust("127.0.0.1:0");
-        assert_eq!(format!("{c:?}"), format!("{:?}", Listener::builder("127.0.0.1:0")));
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{:?}", Listener::builder("127.0.0.1:0"))
+        );
         assert_eq!(MLLP_LISTENER_DEFAULT_STACK_SIZE, DEFAULT_STACK_SIZE);
         assert_eq!(MLLP_LISTENER_MIN_STACK_SIZE, MIN_STACK_SIZE);
     }
@@ -969,11 +991,20 @@ mod tests {
         unsafe {
             let before = format!("{:?}", (*b).to_rust("127.0.0.1:0"));
             assert_eq!(mllp_listener_builder_set_max_connections(b, 0), MLLP_CONFIG);
-            assert_eq!(mllp_listener_builder_set_handshake_timeout_ms(b, 0), MLLP_CONFIG);
+            assert_eq!(
+                mllp_listener_builder_set_handshake_timeout_ms(b, 0),
+                MLLP_CONFIG
+            );
             assert_eq!(mllp_listener_builder_set_stack_size(b, 1024), MLLP_CONFIG);
             assert!(crate::last_error::text().contains("stack size"));
-            assert_eq!(mllp_listener_builder_set_ack_policy(b, 3), MLLP_INVALID_ARGUMENT);
-            assert_eq!(mllp_listener_builder_set_charset(b, label.as_ptr()), MLLP_CHARSET);
+            assert_eq!(
+                mllp_listener_builder_set_ack_policy(b, 3),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                mllp_listener_builder_set_charset(b, label.as_ptr()),
+                MLLP_CHARSET
+            );
             for set in [
                 mllp_listener_builder_set_detect_msh18,
                 mllp_listener_builder_set_reject_malformed,
@@ -982,7 +1013,10 @@ mod tests {
             ] {
                 assert_eq!(set(b, 2), MLLP_INVALID_ARGUMENT);
             }
-            assert_eq!(mllp_listener_builder_set_framing(b, std::ptr::null()), MLLP_NULL_ARGUMENT);
+            assert_eq!(
+                mllp_listener_builder_set_framing(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
             assert_eq!(
                 mllp_listener_builder_set_tls_identity_pem(b, std::ptr::null(), std::ptr::null()),
                 MLLP_NULL_ARGUMENT

@@ -64,11 +64,23 @@ mod tests {
 
     #[test]
     fn every_error_has_a_text() {
-        assert_eq!(guard("mllp_x", || Err(MLLP_NULL_ARGUMENT)), MLLP_NULL_ARGUMENT);
-        assert!(last_error::text().starts_with("mllp_x: "), "{}", last_error::text());
+        assert_eq!(
+            guard("mllp_x", || Err(MLLP_NULL_ARGUMENT)),
+            MLLP_NULL_ARGUMENT
+        );
+        assert!(
+            last_error::text().starts_with("mllp_x: "),
+            "{}",
+            last_error::text()
+        );
         // A text the body set is kept.
-        let code = guard("mllp_y", || Err(last_error::set(MLLP_CONFIG, "exactly this")));
-        assert_eq!((code, last_error::text()), (MLLP_CONFIG, "exactly this".into()));
+        let code = guard("mllp_y", || {
+            Err(last_error::set(MLLP_CONFIG, "exactly this"))
+        });
+        assert_eq!(
+            (code, last_error::text()),
+            (MLLP_CONFIG, "exactly this".into())
+        );
         // Codes below 100 are not errors and leave the text alone.
         assert_eq!(guard("mllp_z", || Ok(MLLP_NEED_MORE)), MLLP_NEED_MORE);
         assert_eq!(last_error::text(), "exactly this");

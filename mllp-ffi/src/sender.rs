@@ -284,11 +284,10 @@ pub unsafe extern "C" fn mllp_sender_builder_set_charset(
     builder: *mut mllp_sender_builder,
     label: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes a NUL-terminated string or NULL.
-    let label = unsafe { args::opt_string(label, "the character set label") };
-    // SAFETY: the caller passes a live builder or NULL.
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
         set("mllp_sender_builder_set_charset", builder, |b| {
+            let label = args::opt_string(label, "the character set label");
             b.charset = match label? {
                 None => None,
                 Some(label) => Some(args::check(
@@ -400,11 +399,10 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_server_name(
     builder: *mut mllp_sender_builder,
     name: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes a NUL-terminated string or NULL.
-    let name = unsafe { tls_options::server_name(name) };
-    // SAFETY: the caller passes a live builder or NULL.
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
         set("mllp_sender_builder_set_tls_server_name", builder, |b| {
+            let name = tls_options::server_name(name);
             let name = name?;
             let config = b.tls().clone().server_name(name);
             b.tls = Some(config);
@@ -424,10 +422,12 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_identity_pem(
     cert_file: *const c_char,
     key_file: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes NUL-terminated strings or NULL.
-    let identity = unsafe { tls_options::pem_identity(cert_file, key_file) };
-    // SAFETY: the caller passes a live builder or NULL.
-    unsafe { set_identity("mllp_sender_builder_set_tls_identity_pem", builder, identity) }
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set_identity("mllp_sender_builder_set_tls_identity_pem", builder, || {
+            tls_options::pem_identity(cert_file, key_file)
+        })
+    }
 }
 
 /// As `mllp_sender_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
@@ -439,10 +439,14 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_identity_pkcs12(
     file: *const c_char,
     password: *const c_char,
 ) -> mllp_result {
-    // SAFETY: the caller passes NUL-terminated strings or NULL.
-    let identity = unsafe { tls_options::pkcs12_identity(file, password) };
-    // SAFETY: the caller passes a live builder or NULL.
-    unsafe { set_identity("mllp_sender_builder_set_tls_identity_pkcs12", builder, identity) }
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set_identity(
+            "mllp_sender_builder_set_tls_identity_pkcs12",
+            builder,
+            || tls_options::pkcs12_identity(file, password),
+        )
+    }
 }
 
 /// The body of the identity setters.
@@ -452,12 +456,13 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_identity_pkcs12(
 unsafe fn set_identity(
     name: &str,
     builder: *mut mllp_sender_builder,
-    identity: Result<Identity, mllp_result>,
+    identity: impl FnOnce() -> Result<Identity, mllp_result>,
 ) -> mllp_result {
     // SAFETY: forwarded contract.
     unsafe {
         set(name, builder, |b| {
-            let config = b.tls().clone().identity(identity?);
+            let identity = identity()?;
+            let config = b.tls().clone().identity(identity);
             b.tls = Some(config);
             Ok(())
         })
@@ -779,7 +784,9 @@ pub unsafe extern "C" fn mllp_sender_free(sender: *mut mllp_sender) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::{MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_NOT_DELIVERED, MLLP_NULL_ARGUMENT};
+    use crate::result::{
+        MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_NOT_DELIVERED, MLLP_NULL_ARGUMENT,
+    };
     use std::ffi::CString;
 
     #[test]
@@ -803,23 +810,53 @@ mod tests {
         let label = CString::new("no-such-charset").unwrap();
         // SAFETY: a live builder; NULL and bad values are what is tested.
         unsafe {
-            assert_eq!(mllp_sender_builder_set_connect_timeout_ms(b, 0), MLLP_CONFIG);
+            assert_eq!(
+                mllp_sender_builder_set_connect_timeout_ms(b, 0),
+                MLLP_CONFIG
+            );
             assert!(crate::last_error::text().contains("connect timeout"));
             assert_eq!(mllp_sender_builder_set_ack_timeout_ms(b, 0), MLLP_CONFIG);
             assert_eq!(mllp_sender_builder_set_write_timeout_ms(b, 0), MLLP_CONFIG);
             assert_eq!(mllp_sender_builder_set_retry(b, 3, 500, 100), MLLP_CONFIG);
-            assert_eq!(mllp_sender_builder_set_retry_backoff(b, 0.5, 0.5), MLLP_CONFIG);
-            assert_eq!(mllp_sender_builder_set_retry_backoff(b, 2.0, f64::NAN), MLLP_CONFIG);
-            assert_eq!(mllp_sender_builder_set_charset(b, label.as_ptr()), MLLP_CHARSET);
+            assert_eq!(
+                mllp_sender_builder_set_retry_backoff(b, 0.5, 0.5),
+                MLLP_CONFIG
+            );
+            assert_eq!(
+                mllp_sender_builder_set_retry_backoff(b, 2.0, f64::NAN),
+                MLLP_CONFIG
+            );
+            assert_eq!(
+                mllp_sender_builder_set_charset(b, label.as_ptr()),
+                MLLP_CHARSET
+            );
             assert_eq!(mllp_sender_builder_set_nodelay(b, 2), MLLP_INVALID_ARGUMENT);
             assert_eq!(mllp_sender_builder_set_mllp2(b, -1), MLLP_INVALID_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_resend_on_reject(b, 7), MLLP_INVALID_ARGUMENT);
+            assert_eq!(
+                mllp_sender_builder_set_resend_on_reject(b, 7),
+                MLLP_INVALID_ARGUMENT
+            );
             assert_eq!(mllp_sender_builder_set_tls(b, 2), MLLP_INVALID_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_tls_danger_accept_invalid_certs(b, 2), MLLP_INVALID_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_tls_ca_file(b, std::ptr::null()), MLLP_NULL_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_tls_server_name(b, std::ptr::null()), MLLP_NULL_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_framing(b, std::ptr::null()), MLLP_NULL_ARGUMENT);
-            assert_eq!(mllp_sender_builder_set_nodelay(std::ptr::null_mut(), 1), MLLP_NULL_ARGUMENT);
+            assert_eq!(
+                mllp_sender_builder_set_tls_danger_accept_invalid_certs(b, 2),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_tls_ca_file(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_tls_server_name(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_framing(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_nodelay(std::ptr::null_mut(), 1),
+                MLLP_NULL_ARGUMENT
+            );
             assert_eq!(format!("{:?}", (*b).to_rust("h:1")), before);
             // Good values.
             assert_eq!(mllp_sender_builder_set_retry(b, 0, 10, 10), MLLP_OK);
@@ -838,7 +875,10 @@ mod tests {
         let mut s = std::ptr::null_mut();
         // SAFETY: valid pointers.
         unsafe {
-            assert_eq!(mllp_sender_builder_build(b, addr.as_ptr(), &mut s), MLLP_CONFIG);
+            assert_eq!(
+                mllp_sender_builder_build(b, addr.as_ptr(), &mut s),
+                MLLP_CONFIG
+            );
             assert!(s.is_null());
             assert!(crate::last_error::text().contains("port"));
             // A port nothing listens on: bind one, then free it.
@@ -854,17 +894,39 @@ mod tests {
             let msg = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\r";
             let (mut len, mut code) = (7usize, 9u32);
             assert_eq!(
-                mllp_sender_send(s, msg.as_ptr(), msg.len(), std::ptr::null_mut(), 0, &mut len, &mut code),
+                mllp_sender_send(
+                    s,
+                    msg.as_ptr(),
+                    msg.len(),
+                    std::ptr::null_mut(),
+                    0,
+                    &mut len,
+                    &mut code
+                ),
                 MLLP_NOT_DELIVERED
             );
             assert_eq!((len, code), (0, MLLP_ACK_NONE));
             let mut failures = 0;
-            assert_eq!(mllp_sender_get_stat(s, MLLP_SENDER_STAT_FAILURES, &mut failures), MLLP_OK);
+            assert_eq!(
+                mllp_sender_get_stat(s, MLLP_SENDER_STAT_FAILURES, &mut failures),
+                MLLP_OK
+            );
             assert_eq!(failures, 1);
-            assert_eq!(mllp_sender_get_stat(s, 99, &mut failures), MLLP_INVALID_ARGUMENT);
+            assert_eq!(
+                mllp_sender_get_stat(s, 99, &mut failures),
+                MLLP_INVALID_ARGUMENT
+            );
             assert_eq!(failures, 0);
             assert_eq!(
-                mllp_sender_send(s, msg.as_ptr(), msg.len(), std::ptr::null_mut(), 1, &mut len, &mut code),
+                mllp_sender_send(
+                    s,
+                    msg.as_ptr(),
+                    msg.len(),
+                    std::ptr::null_mut(),
+                    1,
+                    &mut len,
+                    &mut code
+                ),
                 MLLP_NULL_ARGUMENT
             );
             assert!(crate::last_error::text().starts_with("mllp_sender_send: "));
