@@ -68,7 +68,7 @@ pub(crate) fn text() -> String {
 /// `*needed` receives the size the whole text needs, terminator included (1 for an empty
 /// text). `buf` may be NULL when `cap` is 0, to ask for the size. When `cap` is too small,
 /// `buf` receives as much as fits, cut at a character boundary and NUL-terminated when `cap`
-/// > 0, and the result is `MLLP_BUFFER_TOO_SMALL`. This function never changes the text.
+/// is not 0, and the result is `MLLP_BUFFER_TOO_SMALL`. This function never changes the text.
 /// Errors: `MLLP_NULL_ARGUMENT` (`needed` NULL, or `buf` NULL with `cap` > 0). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_last_error(
