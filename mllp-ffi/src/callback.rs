@@ -76,7 +76,7 @@ pub struct mllp_response {
 /// at a time per connection, but calls for different connections run concurrently, so the
 /// callback and `userdata` must be thread-safe. A slow callback delays only its own
 /// connection. It may call `mllp_listener_stop` (which then returns at once) and
-/// `mllp_listener_get_stats`, but not `mllp_listener_free`.
+/// `mllp_listener_get_stat`, but not `mllp_listener_free`.
 ///
 /// `info` and `response` are valid only until the callback returns.
 pub type mllp_message_cb = Option<

@@ -772,7 +772,7 @@ pub unsafe extern "C" fn mllp_sender_close(sender: *mut mllp_sender) -> mllp_res
 pub unsafe extern "C" fn mllp_sender_free(sender: *mut mllp_sender) {
     guard_or((), || {
         if !sender.is_null() {
-            // SAFETY: a non-NULL pointer is a handle from `mllp_sender_new` that the caller
+            // SAFETY: a non-NULL pointer is a handle from `mllp_sender_builder_build` that the caller
             // gives up here, once, with no other call running on it.
             let handle = unsafe { Box::from_raw(sender) };
             let mut inner = handle.inner.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -91,7 +91,7 @@ static void null_arguments(void) {
                             NULL),
              MLLP_NULL_ARGUMENT);
 
-    /* NULL is allowed where documented: framing options, the ACK text, a NULL buffer of
+    /* NULL is allowed where documented: the framing (defaults), the ACK text, a NULL buffer of
      * capacity 0 (a size query), and the log callback (logging off). */
     CHECK_RC(mllp_encode_frame(NULL, msg, 3, NULL, 0, &len), MLLP_BUFFER_TOO_SMALL);
     CHECK(len == 6);
