@@ -3,20 +3,32 @@
  *
  * Generated from mllp-ffi/src by cbindgen; do not edit. Regenerate with mllp-ffi/header-check --fix.
  *
+ * ABI policy (MLLP_VERSION_MAJOR/MINOR/PATCH below; mllp_version() at run time):
+ * - A patch version changes no declaration: fixes only.
+ * - A minor version only adds: functions, constants (result codes, MLLP_*_STAT_* counters,
+ *   enumeration values) and fields at the end of the structs the library fills and passes to
+ *   you (mllp_message_info, which carries its size). It never removes or changes a function's
+ *   parameters, a constant's value or a struct's layout. A program built against x.y runs with
+ *   any library x.z with z >= y.
+ * - Anything else is a new major version, and the shared library's SONAME (libmllp.so.<major>)
+ *   changes with it, so a program never loads a library it was not built for.
+ * - So that this holds, settings are builder handles with one setter per setting (there are no
+ *   option structs), counters are read one by one by number, and every handle is opaque.
+ *
  * Conventions:
  * - Functions that can fail return an mllp_result. Codes below 100 are not errors; the
  *   numbers never change meaning. mllp_result_str() describes any code.
+ * - Every failing call sets the calling thread's last error text: mllp_last_error() copies it.
  * - Every pointer argument is checked: NULL gives MLLP_NULL_ARGUMENT. An output buffer may be
- *   NULL only with a capacity of 0 (to ask for the size needed).
+ *   NULL only with a capacity of 0 (to ask for the size needed). Pointers the library only
+ *   reads are const.
  * - Every buffer is passed with its length or capacity. The library never reads past a length
  *   nor writes past a capacity; when a result does not fit, MLLP_BUFFER_TOO_SMALL is returned
  *   and the size needed is stored through the length out-pointer.
  * - Input strings are NUL-terminated UTF-8. Returned strings are static (never freed) or
- *   copied into caller buffers.
- * - Handles are opaque: created by a _new function, released by the matching _free function;
- *   _free(NULL) does nothing. Each handle documents its thread-safety and keeps the text of its
- *   last error (its _last_error function).
- *   A _new call that failed has no handle: mllp_new_error gives its text (per thread).
+ *   copied into caller buffers. Flags are int 0 or 1; any other value is MLLP_INVALID_ARGUMENT.
+ * - Handles are opaque: created by a _new or _build function, released by the matching _free
+ *   function; _free(NULL) does nothing. Each handle documents its thread-safety.
  * - A Rust panic never crosses into C: it becomes MLLP_PANIC. Free the handle involved.
  */
 
@@ -25,6 +37,30 @@
 
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * Whether the library filled `field` of the mllp_message_info `info` points to: always true
+ * for the fields of the library's own version; check fields newer than the oldest library
+ * version your program supports.
+ */
+#define MLLP_MESSAGE_INFO_HAS(info, field) \
+  (offsetof(mllp_message_info, field) + sizeof((info)->field) <= (info)->size)
+
+/**
+ * The major version of the library this header belongs to. It changes with every change that
+ * is not backward compatible (see the ABI policy at the top), together with the shared
+ * library's SONAME (`libmllp.so.<major>`).
+ */
+#define MLLP_VERSION_MAJOR 0
+
+/**
+ * The minor version: new functions, constants and appended fields of library-filled structs.
+ */
+#define MLLP_VERSION_MINOR 1
+
+/**
+ * The patch version: fixes only, no change to the API or ABI.
+ */
+#define MLLP_VERSION_PATCH 0
 
 /**
  * The most bytes one `mllp_decoder_feed` call is guaranteed to accept, when the previous
@@ -44,9 +80,17 @@
 #define MLLP_START_IN_FRAME_IGNORE 1
 
 /**
- * The default stack size of the threads that call the callback: 256 KiB.
+ * The default stack size of the threads that call the callback: 128 KiB, as in Rust (the
+ * callback's own stack use comes on top of the library's, which is small: buffers live on
+ * the heap). Raise it with `mllp_listener_builder_set_stack_size` for a callback that keeps
+ * large arrays on its stack.
  */
-#define MLLP_LISTENER_DEFAULT_STACK_SIZE (256 * 1024)
+#define MLLP_LISTENER_DEFAULT_STACK_SIZE (128 * 1024)
+
+/**
+ * The smallest stack size `mllp_listener_builder_set_stack_size` accepts: 64 KiB.
+ */
+#define MLLP_LISTENER_MIN_STACK_SIZE (64 * 1024)
 
 /**
  * A frame decoder: bytes in, frames out. Create with `mllp_decoder_new`, free with
@@ -58,7 +102,20 @@
 typedef struct mllp_decoder mllp_decoder;
 
 /**
- * An MLLP listener bound to an address. Create with `mllp_listener_new`, serve with
+ * Framing settings: which bytes open and close a frame, and the decoder's limits.
+ *
+ * An opaque value made by `mllp_framing_new` (the defaults), changed by the
+ * `mllp_framing_set_*` functions and freed by `mllp_framing_free`. Everything that takes one
+ * (`mllp_encode_frame`, `mllp_decoder_new`, `mllp_sender_builder_set_framing`,
+ * `mllp_listener_builder_set_framing`) copies it, so it may be changed or freed afterwards.
+ * Opaque so that a later version can add settings (as new functions) without changing any
+ * layout. Thread safety: one call at a time per value; reading it (passing it as `const`)
+ * from several threads at once is fine.
+ */
+typedef struct mllp_framing mllp_framing;
+
+/**
+ * An MLLP listener bound to an address. Create with `mllp_listener_builder_build`, serve with
  * `mllp_listener_start` or `mllp_listener_run`, stop with `mllp_listener_stop`, free with
  * `mllp_listener_free`.
  *
@@ -69,6 +126,19 @@ typedef struct mllp_decoder mllp_decoder;
 typedef struct mllp_listener mllp_listener;
 
 /**
+ * Settings for listeners: made by `mllp_listener_builder_new` with the defaults, changed by
+ * the `mllp_listener_builder_set_*` functions, turned into listeners by
+ * `mllp_listener_builder_build` (any number of times) and freed by
+ * `mllp_listener_builder_free`.
+ *
+ * Every setter checks its value at once: on an error it returns the code, sets the text of
+ * `mllp_last_error` and leaves the setting as it was. Files named by the TLS setters are read
+ * when the setter is called. Thread safety: one call at a time per builder;
+ * `mllp_listener_builder_build` only reads it.
+ */
+typedef struct mllp_listener_builder mllp_listener_builder;
+
+/**
  * The callback's answer beyond its disposition: an optional text (MSA-3, and the ERR segment
  * for an error or reject) and error code. Set with `mllp_response_set_text` and
  * `mllp_response_set_error_code`, only during the callback it was passed to.
@@ -76,7 +146,7 @@ typedef struct mllp_listener mllp_listener;
 typedef struct mllp_response mllp_response;
 
 /**
- * A blocking MLLP sender to one address. Create with `mllp_sender_new`, free with
+ * A blocking MLLP sender to one address. Create with `mllp_sender_builder_build`, free with
  * `mllp_sender_free`.
  *
  * Thread safety: one call at a time. The handle may move between threads, but it must not be
@@ -85,6 +155,18 @@ typedef struct mllp_response mllp_response;
  * around it. `mllp_sender_free` must not run concurrently with any other call on the handle.
  */
 typedef struct mllp_sender mllp_sender;
+
+/**
+ * Settings for senders: made by `mllp_sender_builder_new` with the defaults, changed by the
+ * `mllp_sender_builder_set_*` functions, turned into senders by `mllp_sender_builder_build`
+ * (any number of times, to any addresses) and freed by `mllp_sender_builder_free`.
+ *
+ * Every setter checks its value at once: on an error it returns the code, sets the text of
+ * `mllp_last_error` and leaves the setting as it was. Files named by the TLS setters are read
+ * when the setter is called. Thread safety: one call at a time per builder;
+ * `mllp_sender_builder_build` only reads it.
+ */
+typedef struct mllp_sender_builder mllp_sender_builder;
 
 /**
  * A result code returned by every function of this API that can fail.
@@ -101,72 +183,15 @@ typedef uint32_t mllp_result;
 typedef uint32_t mllp_disposition;
 
 /**
- * Framing options: which bytes open and close a frame, and the decoder's limits.
- *
- * Always fill it with `mllp_framing_init` first, then change the fields you need; fields may
- * be added at the end in a later major version. A plain struct owned by the caller: the
- * library copies it and keeps no pointer to it.
+ * The acknowledgement code of a reply (MSA-1), or of an MLLP release 2 commit block.
  */
-typedef struct mllp_framing {
-  /**
-   * The start sequence; the first `start_len` bytes are used. Default `0x0B`.
-   */
-  uint8_t start[8];
-  /**
-   * Bytes in the start sequence, 1 to 8. Default 1.
-   */
-  size_t start_len;
-  /**
-   * The end sequence; the first `end_len` bytes are used. It must begin with a byte other
-   * than the start sequence's first byte. Default `0x1C 0x0D`.
-   */
-  uint8_t end[8];
-  /**
-   * Bytes in the end sequence, 1 to 8. Default 2.
-   */
-  size_t end_len;
-  /**
-   * The largest payload accepted, in bytes (at least 1). Larger frames are skipped and
-   * reported as `MLLP_FRAME_OVERSIZED`. Default 16 MiB.
-   */
-  size_t max_message_size;
-  /**
-   * Non-zero: a frame also ends at the first byte of the end sequence when the rest of the
-   * sequence does not follow (for peers that send `0x1C` without `0x0D`). Default 0.
-   */
-  int lenient;
-  /**
-   * What a start sequence inside a frame means: `MLLP_START_IN_FRAME_RESTART` (default) or
-   * `MLLP_START_IN_FRAME_IGNORE`.
-   */
-  uint32_t start_in_frame;
-} mllp_framing;
+typedef uint32_t mllp_ack_code;
 
 /**
- * Counters of one decoder since it was created.
+ * Which counter of a decoder `mllp_decoder_get_stat` reads. New counters get new numbers;
+ * the numbers never change.
  */
-typedef struct mllp_decoder_stats {
-  /**
-   * Frames handed out.
-   */
-  uint64_t frames;
-  /**
-   * Bytes dropped outside any frame (junk before a start sequence).
-   */
-  uint64_t skipped_bytes;
-  /**
-   * Partial frames dropped because a start sequence arrived inside them.
-   */
-  uint64_t discarded_frames;
-  /**
-   * Frames larger than the maximum message size (skipped).
-   */
-  uint64_t oversized_frames;
-  /**
-   * Frames cut short by the end of the stream (`mllp_decoder_finish`).
-   */
-  uint64_t truncated_frames;
-} mllp_decoder_stats;
+typedef uint32_t mllp_decoder_stat;
 
 /**
  * How received messages are acknowledged.
@@ -174,116 +199,21 @@ typedef struct mllp_decoder_stats {
 typedef uint32_t mllp_ack_policy;
 
 /**
- * Listener settings.
- *
- * Always fill it with `mllp_listener_options_init` first, then change the fields you need.
- * The library copies what it needs during `mllp_listener_new` (TLS files are read then) and
- * keeps no pointer into it.
- */
-typedef struct mllp_listener_options {
-  /**
-   * Framing, and the largest message accepted (`framing.max_message_size`; larger messages
-   * are skipped and answered with a negative acknowledgement).
-   */
-  struct mllp_framing framing;
-  /**
-   * NULL (the default: UTF-8), or the label of the character set messages are decoded from
-   * (`"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...).
-   */
-  const char *charset;
-  /**
-   * Non-zero (the default): decode each message in the character set its MSH-18 names,
-   * when it names a known one.
-   */
-  int32_t detect_msh18;
-  /**
-   * Non-zero (the default): a message with bytes not valid in its character set is
-   * answered with AE, naming the byte offset, without calling the callback. 0: such bytes
-   * reach the callback as U+FFFD.
-   */
-  int32_t reject_malformed;
-  /**
-   * The most connections served at once (at least 1). Default 10.
-   */
-  uint32_t max_connections;
-  /**
-   * What happens to a connection beyond the maximum: 0 (the default) closes it at once;
-   * non-zero leaves it waiting until a connection ends.
-   */
-  int32_t backlog_overflow;
-  /**
-   * Non-zero, with `max_connections` 1: a new connection replaces the current one when that
-   * one is idle (no frame under way, no message being handled). Default 0.
-   */
-  int32_t replace_idle;
-  /**
-   * How long a started frame may take to arrive completely, in milliseconds; 0: no limit.
-   * Default 60000.
-   */
-  uint32_t frame_timeout_ms;
-  /**
-   * How long a connection may go without a message before it is closed, in milliseconds;
-   * 0 (the default): no limit.
-   */
-  uint32_t idle_timeout_ms;
-  /**
-   * How long writing one acknowledgement may take, in milliseconds; 0: no limit. Default
-   * 10000.
-   */
-  uint32_t write_timeout_ms;
-  /**
-   * How long a TLS handshake may take, in milliseconds (at least 1). Default 10000.
-   */
-  uint32_t handshake_timeout_ms;
-  /**
-   * How long stopping waits for messages being handled to be acknowledged, in
-   * milliseconds. Default 10000.
-   */
-  uint32_t shutdown_grace_ms;
-  /**
-   * One of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
-   */
-  mllp_ack_policy ack_policy;
-  /**
-   * NULL, or the PEM certificate chain of the server: serve TLS. Set together with
-   * `tls_key_file`.
-   */
-  const char *tls_cert_file;
-  /**
-   * NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
-   */
-  const char *tls_key_file;
-  /**
-   * The stack size of the threads that call the callback, in bytes (at least 65536).
-   * Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`.
-   */
-  size_t stack_size;
-  /**
-   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the server certificate, its chain
-   * and its key: serve TLS. Instead of `tls_cert_file`/`tls_key_file`: naming both kinds is
-   * a configuration error.
-   */
-  const char *tls_pkcs12_file;
-  /**
-   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
-   * `tls_pkcs12_file`.
-   */
-  const char *tls_pkcs12_password;
-  /**
-   * When every slot is taken, a new connection takes the slot of the connection that has
-   * gone longest without completing a frame, once that is at least this long, in
-   * milliseconds; a connection whose message is in the callback is never chosen. 0: never
-   * (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
-   */
-  uint32_t evict_after_ms;
-} mllp_listener_options;
-
-/**
  * What the callback is told about a received message. Every pointer is valid, and every
  * byte range unchanged, only until the callback returns; copy what you keep. Byte ranges are
  * not NUL-terminated (an empty one has length 0 and a valid pointer).
+ *
+ * The library fills this struct; fields are only ever added at the end, and `size` says how
+ * many bytes of it this library filled. A program built with a newer header than the library
+ * it runs with must check a newer field with `MLLP_MESSAGE_INFO_HAS(info, field)` before
+ * reading it; fields present in the header of the library's own version are always there.
  */
 typedef struct mllp_message_info {
+  /**
+   * The size of this struct as the library filled it, in bytes (`sizeof(mllp_message_info)`
+   * of the library's header).
+   */
+  size_t size;
   /**
    * The message as UTF-8 text (decoded from its character set; a UTF-8 BOM removed).
    */
@@ -326,6 +256,17 @@ typedef struct mllp_message_info {
    * connection, never reused by this listener.
    */
   uint64_t connection_id;
+  /**
+   * The name of the character set the message was decoded from (`"UTF-8"`, `"ISO-8859-1"`,
+   * ...: its MSH-18, or the listener's character set), NUL-terminated.
+   */
+  const char *charset;
+  /**
+   * How many malformed byte sequences were replaced with U+FFFD while decoding: always 0
+   * when malformed messages are rejected (the default; see
+   * `mllp_listener_builder_set_reject_malformed`).
+   */
+  size_t replaced;
 } mllp_message_info;
 
 /**
@@ -341,7 +282,7 @@ typedef struct mllp_message_info {
  * at a time per connection, but calls for different connections run concurrently, so the
  * callback and `userdata` must be thread-safe. A slow callback delays only its own
  * connection. It may call `mllp_listener_stop` (which then returns at once) and
- * `mllp_listener_get_stats`, but not `mllp_listener_free`.
+ * `mllp_listener_get_stat`, but not `mllp_listener_free`.
  *
  * `info` and `response` are valid only until the callback returns.
  */
@@ -350,101 +291,10 @@ typedef mllp_disposition (*mllp_message_cb)(void *userdata,
                                             struct mllp_response *response);
 
 /**
- * Counters of one listener since it was created. Each is read on its own, so a snapshot taken
- * while connections are busy may be a few events apart between fields.
+ * Which counter of a listener `mllp_listener_get_stat` reads. New counters get new numbers;
+ * the numbers never change.
  */
-typedef struct mllp_listener_stats {
-  /**
-   * Connections being served now.
-   */
-  uint64_t connections_open;
-  /**
-   * Connections served since the start (refused ones not included).
-   */
-  uint64_t connections_total;
-  /**
-   * Connections closed at once because every slot was taken.
-   */
-  uint64_t connections_refused;
-  /**
-   * Idle connections closed to make room for a new one (`replace_idle`).
-   */
-  uint64_t connections_replaced;
-  /**
-   * Messages handed to the callback.
-   */
-  uint64_t messages;
-  /**
-   * `AA` acknowledgements sent.
-   */
-  uint64_t acks_aa;
-  /**
-   * `AE` acknowledgements sent.
-   */
-  uint64_t acks_ae;
-  /**
-   * `AR` acknowledgements sent.
-   */
-  uint64_t acks_ar;
-  /**
-   * `CA` acknowledgements sent.
-   */
-  uint64_t acks_ca;
-  /**
-   * `CE` acknowledgements sent.
-   */
-  uint64_t acks_ce;
-  /**
-   * `CR` acknowledgements sent.
-   */
-  uint64_t acks_cr;
-  /**
-   * MLLP release 2 commit acknowledgements sent.
-   */
-  uint64_t commit_acks;
-  /**
-   * MLLP release 2 negative commit acknowledgements sent.
-   */
-  uint64_t commit_naks;
-  /**
-   * Acknowledgements not sent because MSH-15 asked for none.
-   */
-  uint64_t acks_suppressed;
-  /**
-   * Frames whose header could not be read, answered with AR without calling the callback.
-   */
-  uint64_t nak_unparseable;
-  /**
-   * Messages not valid in their character set, answered with AE without calling the
-   * callback (`reject_malformed`).
-   */
-  uint64_t charset_errors;
-  /**
-   * Bytes received outside any frame and dropped.
-   */
-  uint64_t skipped_bytes;
-  /**
-   * Frames larger than the maximum message size (skipped and answered negatively).
-   */
-  uint64_t oversized_frames;
-  /**
-   * Connections closed because a started frame did not complete in time.
-   */
-  uint64_t frame_timeouts;
-  /**
-   * Connections closed because they were idle too long.
-   */
-  uint64_t idle_timeouts;
-  /**
-   * TLS handshakes that failed or timed out.
-   */
-  uint64_t tls_failures;
-  /**
-   * Connections closed to make room for a new one because they had gone longest without
-   * completing a frame (`evict_after_ms`).
-   */
-  uint64_t connections_evicted;
-} mllp_listener_stats;
+typedef uint32_t mllp_listener_stat;
 
 /**
  * A log level. The numbers match the `log` crate's and never change.
@@ -468,156 +318,10 @@ typedef void (*mllp_log_callback)(void *userdata,
                                   const char *message);
 
 /**
- * The acknowledgement code of a reply (MSA-1), or of an MLLP release 2 commit block.
+ * Which counter of a sender `mllp_sender_get_stat` reads. New counters get new numbers; the
+ * numbers never change.
  */
-typedef uint32_t mllp_ack_code;
-
-/**
- * Sender settings.
- *
- * Always fill it with `mllp_sender_options_init` first, then change the fields you need.
- * The library copies what it needs during `mllp_sender_new` (files named here are read then)
- * and keeps no pointer into it.
- */
-typedef struct mllp_sender_options {
-  /**
-   * Framing of messages and replies (see `mllp_framing_init`).
-   */
-  struct mllp_framing framing;
-  /**
-   * How long connecting may take, TLS handshake included, in milliseconds (at least 1).
-   * Default 10000.
-   */
-  uint32_t connect_timeout_ms;
-  /**
-   * How long the acknowledgement may take once the message is written, in milliseconds
-   * (at least 1): wall time for the whole reply, however slowly its bytes arrive. Default
-   * 30000.
-   */
-  uint32_t ack_timeout_ms;
-  /**
-   * How long writing the whole message may take, in milliseconds (at least 1): wall time,
-   * however slowly the peer reads. Default 10000.
-   */
-  uint32_t write_timeout_ms;
-  /**
-   * The most attempts per message, the first included; 1 means no retry, 0 means no limit.
-   * Default 5.
-   */
-  uint32_t max_attempts;
-  /**
-   * The delay before the second attempt, in milliseconds; it doubles after each attempt
-   * (with random jitter of up to half), up to `max_backoff_ms`. Default 250.
-   */
-  uint32_t initial_backoff_ms;
-  /**
-   * The longest delay between attempts, in milliseconds (not below `initial_backoff_ms`).
-   * Default 30000.
-   */
-  uint32_t max_backoff_ms;
-  /**
-   * NULL (the default): messages are sent as the bytes given. Otherwise a character set
-   * label (`"UTF-8"`, `"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...): messages must then
-   * be UTF-8 and are encoded to this character set before sending.
-   */
-  const char *charset;
-  /**
-   * Non-zero: MLLP release 2, the peer answers with commit blocks (0x06 / 0x15); a negative
-   * commit block makes the sender send again within the retry policy. Default 0.
-   */
-  int32_t mllp2;
-  /**
-   * Non-zero: an AR or CR acknowledgement makes the sender send the message again within
-   * the retry policy. Default 0 (returned at once).
-   */
-  int32_t resend_on_reject;
-  /**
-   * Non-zero: connect with TLS. The server certificate is verified against the system's
-   * trusted roots (plus `tls_ca_file`) and the host name of the address (or
-   * `tls_server_name`). Default 0. The `tls_*` fields below must stay NULL/0 when this is 0.
-   */
-  int32_t tls;
-  /**
-   * NULL, or a PEM file of extra CA certificates to trust.
-   */
-  const char *tls_ca_file;
-  /**
-   * NULL, or the PEM certificate chain presented when the server asks for a client
-   * certificate. Set together with `tls_key_file`.
-   */
-  const char *tls_cert_file;
-  /**
-   * NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
-   */
-  const char *tls_key_file;
-  /**
-   * NULL, or the name the server certificate must be valid for, instead of the host name.
-   */
-  const char *tls_server_name;
-  /**
-   * Non-zero: accept any server certificate (expired, self-signed, other name). This
-   * removes TLS's protection against interception; for tests only. Default 0.
-   */
-  int32_t tls_danger_accept_invalid_certs;
-  /**
-   * NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the client certificate, its chain
-   * and its key, presented when the server asks for a client certificate. Instead of
-   * `tls_cert_file`/`tls_key_file`: naming both kinds is a configuration error.
-   */
-  const char *tls_pkcs12_file;
-  /**
-   * NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
-   * `tls_pkcs12_file`.
-   */
-  const char *tls_pkcs12_password;
-} mllp_sender_options;
-
-/**
- * Counters of one sender since it was created.
- */
-typedef struct mllp_sender_stats {
-  /**
-   * Sends that returned an acknowledgement (positive or negative).
-   */
-  uint64_t messages;
-  /**
-   * Sends that failed with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED`.
-   */
-  uint64_t failures;
-  /**
-   * Frames written completely, resends included.
-   */
-  uint64_t frames_written;
-  /**
-   * Positive acknowledgements received (AA, CA, commit accept).
-   */
-  uint64_t acks;
-  /**
-   * Negative acknowledgements received, including those answered by a resend.
-   */
-  uint64_t negative_acks;
-  /**
-   * Attempts after the first, over all messages.
-   */
-  uint64_t retries;
-  /**
-   * Connections established.
-   */
-  uint64_t connects;
-  /**
-   * Connections established to replace a lost one.
-   */
-  uint64_t reconnects;
-  /**
-   * ACK timeouts.
-   */
-  uint64_t ack_timeouts;
-  /**
-   * Reply frames skipped while waiting for an acknowledgement (late ACKs for other control
-   * IDs, frames that are not ACKs).
-   */
-  uint64_t skipped_frames;
-} mllp_sender_stats;
+typedef uint32_t mllp_sender_stat;
 
 /**
  * Accepted: the acknowledgement carries AA (original mode) or CA (enhanced mode).
@@ -635,6 +339,76 @@ typedef struct mllp_sender_stats {
 #define MLLP_DISPOSITION_REJECT 2
 
 /**
+ * No acknowledgement: the call failed before one arrived.
+ */
+#define MLLP_ACK_NONE 0
+
+/**
+ * `AA`: application accept.
+ */
+#define MLLP_ACK_AA 1
+
+/**
+ * `AE`: application error.
+ */
+#define MLLP_ACK_AE 2
+
+/**
+ * `AR`: application reject.
+ */
+#define MLLP_ACK_AR 3
+
+/**
+ * `CA`: commit accept (enhanced mode).
+ */
+#define MLLP_ACK_CA 4
+
+/**
+ * `CE`: commit error (enhanced mode).
+ */
+#define MLLP_ACK_CE 5
+
+/**
+ * `CR`: commit reject (enhanced mode).
+ */
+#define MLLP_ACK_CR 6
+
+/**
+ * MLLP release 2 commit acknowledgement (a frame holding 0x06).
+ */
+#define MLLP_ACK_COMMIT_ACCEPT 7
+
+/**
+ * MLLP release 2 negative commit acknowledgement (a frame holding 0x15).
+ */
+#define MLLP_ACK_COMMIT_REJECT 8
+
+/**
+ * Frames handed out.
+ */
+#define MLLP_DECODER_STAT_FRAMES 0
+
+/**
+ * Bytes dropped outside any frame (junk before a start sequence).
+ */
+#define MLLP_DECODER_STAT_SKIPPED_BYTES 1
+
+/**
+ * Partial frames dropped because a start sequence arrived inside them.
+ */
+#define MLLP_DECODER_STAT_DISCARDED_FRAMES 2
+
+/**
+ * Frames larger than the maximum message size (skipped).
+ */
+#define MLLP_DECODER_STAT_OVERSIZED_FRAMES 3
+
+/**
+ * Frames cut short by the end of the stream (`mllp_decoder_finish`).
+ */
+#define MLLP_DECODER_STAT_TRUNCATED_FRAMES 4
+
+/**
  * HL7 acknowledgements following the message: original mode (AA/AE/AR) when MSH-15 and
  * MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks) otherwise. The default.
  */
@@ -649,6 +423,117 @@ typedef struct mllp_sender_stats {
  * MLLP release 2 commit blocks: 0x06 when the callback accepted, 0x15 otherwise.
  */
 #define MLLP_ACK_POLICY_MLLP2 2
+
+/**
+ * Connections being served now.
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_OPEN 0
+
+/**
+ * Connections served since the start (refused ones not included).
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_TOTAL 1
+
+/**
+ * Connections closed at once because every slot was taken.
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_REFUSED 2
+
+/**
+ * Idle connections closed to make room for a new one (`replace_idle`).
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_REPLACED 3
+
+/**
+ * Messages handed to the callback.
+ */
+#define MLLP_LISTENER_STAT_MESSAGES 4
+
+/**
+ * `AA` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_AA 5
+
+/**
+ * `AE` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_AE 6
+
+/**
+ * `AR` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_AR 7
+
+/**
+ * `CA` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_CA 8
+
+/**
+ * `CE` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_CE 9
+
+/**
+ * `CR` acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_ACKS_CR 10
+
+/**
+ * MLLP release 2 commit acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_COMMIT_ACKS 11
+
+/**
+ * MLLP release 2 negative commit acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_COMMIT_NAKS 12
+
+/**
+ * Acknowledgements not sent because MSH-15 asked for none.
+ */
+#define MLLP_LISTENER_STAT_ACKS_SUPPRESSED 13
+
+/**
+ * Frames whose header could not be read, answered with AR without calling the callback.
+ */
+#define MLLP_LISTENER_STAT_NAK_UNPARSEABLE 14
+
+/**
+ * Messages not valid in their character set, answered with AE without calling the callback.
+ */
+#define MLLP_LISTENER_STAT_CHARSET_ERRORS 15
+
+/**
+ * Bytes received outside any frame and dropped.
+ */
+#define MLLP_LISTENER_STAT_SKIPPED_BYTES 16
+
+/**
+ * Frames larger than the maximum message size (skipped and answered negatively).
+ */
+#define MLLP_LISTENER_STAT_OVERSIZED_FRAMES 17
+
+/**
+ * Connections closed because a started frame did not complete in time.
+ */
+#define MLLP_LISTENER_STAT_FRAME_TIMEOUTS 18
+
+/**
+ * Connections closed because they were idle too long.
+ */
+#define MLLP_LISTENER_STAT_IDLE_TIMEOUTS 19
+
+/**
+ * TLS handshakes that failed or timed out.
+ */
+#define MLLP_LISTENER_STAT_TLS_FAILURES 20
+
+/**
+ * Connections closed to make room for a new one because they had gone longest without
+ * completing a frame (`mllp_listener_builder_set_evict_after_ms`).
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_EVICTED 21
 
 /**
  * No records (as a level passed to `mllp_set_log_callback`).
@@ -822,49 +707,55 @@ typedef struct mllp_sender_stats {
 #define MLLP_ERROR 900
 
 /**
- * No acknowledgement: the call failed before one arrived.
+ * Sends that returned an acknowledgement (positive or negative).
  */
-#define MLLP_ACK_NONE 0
+#define MLLP_SENDER_STAT_MESSAGES 0
 
 /**
- * `AA`: application accept.
+ * Sends that failed with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED`.
  */
-#define MLLP_ACK_AA 1
+#define MLLP_SENDER_STAT_FAILURES 1
 
 /**
- * `AE`: application error.
+ * Frames written completely, resends included.
  */
-#define MLLP_ACK_AE 2
+#define MLLP_SENDER_STAT_FRAMES_WRITTEN 2
 
 /**
- * `AR`: application reject.
+ * Positive acknowledgements received (AA, CA, commit accept).
  */
-#define MLLP_ACK_AR 3
+#define MLLP_SENDER_STAT_ACKS 3
 
 /**
- * `CA`: commit accept (enhanced mode).
+ * Negative acknowledgements received, including those answered by a resend.
  */
-#define MLLP_ACK_CA 4
+#define MLLP_SENDER_STAT_NEGATIVE_ACKS 4
 
 /**
- * `CE`: commit error (enhanced mode).
+ * Attempts after the first, over all messages.
  */
-#define MLLP_ACK_CE 5
+#define MLLP_SENDER_STAT_RETRIES 5
 
 /**
- * `CR`: commit reject (enhanced mode).
+ * Connections established.
  */
-#define MLLP_ACK_CR 6
+#define MLLP_SENDER_STAT_CONNECTS 6
 
 /**
- * MLLP release 2 commit acknowledgement (a frame holding 0x06).
+ * Connections established to replace a lost one.
  */
-#define MLLP_ACK_COMMIT_ACCEPT 7
+#define MLLP_SENDER_STAT_RECONNECTS 7
 
 /**
- * MLLP release 2 negative commit acknowledgement (a frame holding 0x15).
+ * ACK timeouts.
  */
-#define MLLP_ACK_COMMIT_REJECT 8
+#define MLLP_SENDER_STAT_ACK_TIMEOUTS 8
+
+/**
+ * Reply frames skipped while waiting for an acknowledgement (late ACKs for other control
+ * IDs, frames that are not ACKs).
+ */
+#define MLLP_SENDER_STAT_SKIPPED_FRAMES 9
 
 #ifdef __cplusplus
 extern "C" {
@@ -911,13 +802,84 @@ mllp_result mllp_build_ack(const uint8_t *msg,
                            size_t *out_len);
 
 /**
+ * Copies the text of an acknowledgement (MSA-3, unescaped, as UTF-8) into `buf`,
+ * NUL-terminated: for the bytes `mllp_sender_send` returned, say.
+ *
+ * `ack`/`ack_len` is the reply frame's payload (not NULL). `*needed` receives the size the
+ * whole text needs, terminator included (1 when MSA-3 is empty or absent, and for an MLLP
+ * release 2 commit block). `buf` may be NULL when `cap` is 0, to ask for the size; a short
+ * buffer gets as much as fits and `MLLP_BUFFER_TOO_SMALL`. The text is decoded in the
+ * character set MSH-18 names (else UTF-8), malformed bytes replaced.
+ *
+ * Errors: `MLLP_HEADER` (no readable MSH), `MLLP_NOT_AN_ACK` (no MSA segment with a known
+ * code), `MLLP_BUFFER_TOO_SMALL`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_ack_text(const uint8_t *ack,
+                          size_t ack_len,
+                          char *buf,
+                          size_t cap,
+                          size_t *needed);
+
+/**
+ * Stores the number of ERR segments of an acknowledgement in `*count` (0 when there are none,
+ * and for an MLLP release 2 commit block); read each with `mllp_ack_error_text`.
+ *
+ * Errors: `MLLP_HEADER`, `MLLP_NOT_AN_ACK`, `MLLP_NULL_ARGUMENT` (as `mllp_ack_text`).
+ * Thread-safe.
+ */
+mllp_result mllp_ack_error_count(const uint8_t *ack,
+                                 size_t ack_len,
+                                 size_t *count);
+
+/**
+ * Copies the text of the ERR segment number `index` (from 0, in the order received) of an
+ * acknowledgement into `buf`, NUL-terminated, as `mllp_ack_text` does: ERR-8 when valued,
+ * else the text of ERR-3, else the text (or code) in ERR-1's fourth component; unescaped.
+ *
+ * Errors: `MLLP_INVALID_ARGUMENT` (`index` not below `mllp_ack_error_count`), `MLLP_HEADER`,
+ * `MLLP_NOT_AN_ACK`, `MLLP_BUFFER_TOO_SMALL`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_ack_error_text(const uint8_t *ack,
+                                size_t ack_len,
+                                size_t index,
+                                char *buf,
+                                size_t cap,
+                                size_t *needed);
+
+/**
+ * A static NUL-terminated name of an acknowledgement code: `"AA"`, `"AE"`, ..., `"commit
+ * accept"`, `"commit reject"`, `"none"`; `"unknown"` for any other value. Never NULL; do not
+ * free it. Thread-safe.
+ */
+const char *mllp_ack_code_str(mllp_ack_code code);
+
+/**
+ * Sets the response text: MSA-3 and, for an error or reject, the ERR segment's text. `text` is
+ * NUL-terminated UTF-8, copied at once (it may be freed when this returns); NULL clears it.
+ * Only valid on the `response` passed to a running callback.
+ *
+ * Errors: `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`response` NULL).
+ */
+mllp_result mllp_response_set_text(struct mllp_response *response,
+                                   const char *text);
+
+/**
+ * Sets the HL7 table 0357 error code of the ERR segment (e.g. 200 unsupported message type,
+ * 207 application internal error) for an error or reject; ignored for an accept. The
+ * defaults are 207 for an error and 200 for a reject. Only valid on the `response` passed to
+ * a running callback. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_response_set_error_code(struct mllp_response *response,
+                                         uint16_t code);
+
+/**
  * Creates a decoder.
  *
  * `framing` may be NULL for the defaults; it is copied. On success `*out` receives the new
  * handle, to be freed with `mllp_decoder_free`; on failure `*out` is set to NULL (when `out`
  * is not NULL).
  *
- * Errors: `MLLP_CONFIG` for invalid framing options, `MLLP_NULL_ARGUMENT` when `out` is NULL.
+ * Errors: `MLLP_NULL_ARGUMENT` when `out` is NULL.
  */
 mllp_result mllp_decoder_new(const struct mllp_framing *framing,
                              struct mllp_decoder **out);
@@ -951,7 +913,7 @@ mllp_result mllp_decoder_feed(struct mllp_decoder *decoder,
  *   header and send a negative acknowledgement.
  *
  * Bytes outside any frame and partial frames cut off by a new start sequence are dropped
- * silently (see `mllp_decoder_get_stats`).
+ * silently (see `mllp_decoder_get_stat`).
  */
 mllp_result mllp_decoder_next(struct mllp_decoder *decoder,
                               const uint8_t **frame,
@@ -975,24 +937,13 @@ mllp_result mllp_decoder_finish(struct mllp_decoder *decoder,
                                 size_t *len);
 
 /**
- * Copies the decoder's counters into `*stats`.
+ * Stores the decoder's counter `which` (`MLLP_DECODER_STAT_*`, counted since the decoder was
+ * created) in `*value`. Errors: `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0),
+ * `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_decoder_get_stats(const struct mllp_decoder *decoder,
-                                   struct mllp_decoder_stats *stats);
-
-/**
- * Copies the text of the decoder's last error into `buf`, NUL-terminated.
- *
- * `*needed` receives the size the whole text needs, terminator included (1 when no call has
- * failed yet). `buf` may be NULL when `cap` is 0, to ask for the size. When `cap` is too
- * small, `buf` receives as much as fits (NUL-terminated when `cap` > 0) and the result is
- * `MLLP_BUFFER_TOO_SMALL`. Calls that fail set the text; calls that succeed leave it as it
- * was.
- */
-mllp_result mllp_decoder_last_error(const struct mllp_decoder *decoder,
-                                    char *buf,
-                                    size_t cap,
-                                    size_t *needed);
+mllp_result mllp_decoder_get_stat(const struct mllp_decoder *decoder,
+                                  mllp_decoder_stat which,
+                                  uint64_t *value);
 
 /**
  * Frees a decoder. NULL is allowed and does nothing. Frames handed out by it become invalid.
@@ -1000,12 +951,52 @@ mllp_result mllp_decoder_last_error(const struct mllp_decoder *decoder,
 void mllp_decoder_free(struct mllp_decoder *decoder);
 
 /**
- * Fills `*framing` with the defaults: start `0x0B`, end `0x1C 0x0D`, 16 MiB maximum, strict
- * end, restart on a start sequence inside a frame.
- *
- * Returns `MLLP_OK`, or `MLLP_NULL_ARGUMENT` when `framing` is NULL. Thread-safe.
+ * Creates framing settings with the defaults: start `0x0B`, end `0x1C 0x0D`, 16 MiB maximum,
+ * strict end, restart on a start sequence inside a frame. `*out` receives the value (NULL on
+ * failure); free it with `mllp_framing_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
-mllp_result mllp_framing_init(struct mllp_framing *framing);
+mllp_result mllp_framing_new(struct mllp_framing **out);
+
+/**
+ * Sets the start and end sequences together (each 1 to 8 bytes; the end sequence must begin
+ * with a byte other than the start sequence's first byte). Both pointers must not be NULL.
+ * Errors: `MLLP_CONFIG` (a length outside 1 to 8, sequences that clash), `MLLP_NULL_ARGUMENT`;
+ * on an error nothing changes.
+ */
+mllp_result mllp_framing_set_sequences(struct mllp_framing *framing,
+                                       const uint8_t *start,
+                                       size_t start_len,
+                                       const uint8_t *end,
+                                       size_t end_len);
+
+/**
+ * Sets the largest payload accepted, in bytes (at least 1; default 16 MiB). Larger frames are
+ * skipped and reported as `MLLP_FRAME_OVERSIZED`. Errors: `MLLP_CONFIG` (0),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_framing_set_max_message_size(struct mllp_framing *framing,
+                                              size_t bytes);
+
+/**
+ * 1: a frame also ends at the first byte of the end sequence when the rest of the sequence
+ * does not follow (for peers that send `0x1C` without `0x0D`); 0 (the default): strict.
+ * Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_framing_set_lenient_end(struct mllp_framing *framing,
+                                         int lenient);
+
+/**
+ * What a start sequence inside a frame means: `MLLP_START_IN_FRAME_RESTART` (the default) or
+ * `MLLP_START_IN_FRAME_IGNORE`. Errors: `MLLP_INVALID_ARGUMENT` (another value),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_framing_set_start_in_frame(struct mllp_framing *framing,
+                                            uint32_t policy);
+
+/**
+ * Frees framing settings. NULL is allowed and does nothing.
+ */
+void mllp_framing_free(struct mllp_framing *framing);
 
 /**
  * Frames one payload: writes start sequence + payload + end sequence into `out`.
@@ -1016,8 +1007,7 @@ mllp_result mllp_framing_init(struct mllp_framing *framing);
  *
  * Errors: `MLLP_BUFFER_TOO_SMALL` with the size needed in `*out_len` (nothing written);
  * `MLLP_FRAME_PAYLOAD_CONTAINS_END` when the payload contains the end sequence (the peer would
- * split it); `MLLP_CONFIG` for invalid framing options; `MLLP_INVALID_ARGUMENT` when the
- * buffers overlap; `MLLP_NULL_ARGUMENT`. Thread-safe.
+ * split it); `MLLP_INVALID_ARGUMENT` when the buffers overlap; `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
 mllp_result mllp_encode_frame(const struct mllp_framing *framing,
                               const uint8_t *payload,
@@ -1027,59 +1017,196 @@ mllp_result mllp_encode_frame(const struct mllp_framing *framing,
                               size_t *out_len);
 
 /**
- * Copies the text of the last `_new` call (`mllp_sender_new`, `mllp_listener_new`) that
- * failed on the calling thread into `buf`, NUL-terminated: a failed `_new` has no handle to
- * ask. Same buffer rules as `mllp_decoder_last_error`. Thread-safe (the text is per thread).
- */
-mllp_result mllp_new_error(char *buf,
-                           size_t cap,
-                           size_t *needed);
-
-/**
- * Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
- * `MLLP_NULL_ARGUMENT`. Thread-safe.
- */
-mllp_result mllp_listener_options_init(struct mllp_listener_options *opts);
-
-/**
- * Sets the response text: MSA-3 and, for an error or reject, the ERR segment's text. `text` is
- * NUL-terminated UTF-8, copied at once (it may be freed when this returns); NULL clears it.
- * Only valid on the `response` passed to a running callback.
+ * Copies the text of the last failed call on the calling thread into `buf`, NUL-terminated.
  *
- * Errors: `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`response` NULL).
+ * Every function that returns an error code (100 and above) sets this text, on the thread
+ * that called it; successful calls leave it as it was, so it describes the most recent
+ * failure on this thread (empty when there was none). A listener callback runs on a library
+ * thread: it sees the text of calls made on that thread.
+ *
+ * `*needed` receives the size the whole text needs, terminator included (1 for an empty
+ * text). `buf` may be NULL when `cap` is 0, to ask for the size. When `cap` is too small,
+ * `buf` receives as much as fits, cut at a character boundary and NUL-terminated when `cap`
+ * is not 0, and the result is `MLLP_BUFFER_TOO_SMALL`. This function never changes the text.
+ * Errors: `MLLP_NULL_ARGUMENT` (`needed` NULL, or `buf` NULL with `cap` > 0). Thread-safe.
  */
-mllp_result mllp_response_set_text(struct mllp_response *response,
-                                   const char *text);
+mllp_result mllp_last_error(char *buf,
+                            size_t cap,
+                            size_t *needed);
 
 /**
- * Sets the HL7 table 0357 error code of the ERR segment (e.g. 200 unsupported message type,
- * 207 application internal error) for an error or reject; ignored for an accept. The
- * defaults are 207 for an error and 200 for a reject. Only valid on the `response` passed to
- * a running callback. Errors: `MLLP_NULL_ARGUMENT`.
+ * Creates a listener builder with the defaults (those of the Rust `Listener::builder`):
+ * default framing, UTF-8 unless MSH-18 names another character set, malformed messages
+ * rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
+ * silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
+ * timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_AUTO`, 128 KiB thread stacks, plain
+ * TCP. `*out` receives the builder (NULL on failure); free it with
+ * `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
-mllp_result mllp_response_set_error_code(struct mllp_response *response,
-                                         uint16_t code);
+mllp_result mllp_listener_builder_new(struct mllp_listener_builder **out);
 
 /**
- * Creates a listener and binds it to `bind_address` (`"0.0.0.0:2575"`, `"[::]:2575"`,
- * `"127.0.0.1:0"` for any free port: see `mllp_listener_local_port`).
- *
- * `opts` may be NULL for the defaults. `callback` (not NULL) is called for every message once
- * the listener serves, with `userdata`, which must stay valid until `mllp_listener_free`
- * returns. Nothing is served until `mllp_listener_start` or `mllp_listener_run`. On success
- * `*out` receives the handle; on failure `*out` is NULL and `mllp_new_error` gives the reason.
- *
- * Errors: `MLLP_CONFIG` (bad address or options, both PEM files and a PKCS#12 file),
- * `MLLP_IO` (the address cannot be bound, a TLS file cannot be read), `MLLP_TLS` (the
- * certificate or key cannot be used, a wrong PKCS#12 password),
- * `MLLP_CHARSET` (unknown character set), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
- * Thread-safe.
+ * Copies framing settings: the sequences, and the largest message accepted (larger messages
+ * are skipped and answered with a negative acknowledgement). `framing` must not be NULL; it
+ * may be freed afterwards. Errors: `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_listener_new(const char *bind_address,
-                              const struct mllp_listener_options *opts,
-                              mllp_message_cb callback,
-                              void *userdata,
-                              struct mllp_listener **out);
+mllp_result mllp_listener_builder_set_framing(struct mllp_listener_builder *builder,
+                                              const struct mllp_framing *framing);
+
+/**
+ * The character set messages are decoded from when MSH-18 names none (or detection is off):
+ * a label such as `"UTF-8"` (the default, also for NULL), `"ISO-8859-1"`, `"8859/1"`,
+ * `"windows-1252"`. Errors: `MLLP_CHARSET` (unknown label), `MLLP_INVALID_ARGUMENT` (not
+ * UTF-8), `MLLP_NULL_ARGUMENT` (`builder` NULL).
+ */
+mllp_result mllp_listener_builder_set_charset(struct mllp_listener_builder *builder,
+                                              const char *label);
+
+/**
+ * 1 (the default): decode each message in the character set its MSH-18 names, when it names
+ * a known one; 0: always in the listener's character set. Errors: `MLLP_INVALID_ARGUMENT`
+ * (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_detect_msh18(struct mllp_listener_builder *builder,
+                                                   int on);
+
+/**
+ * 1 (the default): a message with bytes not valid in its character set is answered with AE,
+ * naming the byte offset, without calling the callback. 0: such bytes reach the callback as
+ * U+FFFD (`mllp_message_info.replaced` counts them). Errors: `MLLP_INVALID_ARGUMENT` (not 0
+ * or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_reject_malformed(struct mllp_listener_builder *builder,
+                                                       int on);
+
+/**
+ * The most connections served at once (at least 1). Default 10. Errors: `MLLP_CONFIG` (0),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_max_connections(struct mllp_listener_builder *builder,
+                                                      uint32_t max);
+
+/**
+ * What happens to a connection beyond the maximum: 0 (the default) closes it at once; 1
+ * leaves it waiting until a connection ends. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_backlog_overflow(struct mllp_listener_builder *builder,
+                                                       int on);
+
+/**
+ * 1, with a maximum of 1 connection: a new connection replaces the current one when that one
+ * is idle (no frame under way, no message being handled). Default 0. Errors:
+ * `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_replace_idle(struct mllp_listener_builder *builder,
+                                                   int on);
+
+/**
+ * When every slot is taken, a new connection takes the slot of the connection that has gone
+ * longest without completing a frame, once that is at least this long, in milliseconds; a
+ * connection whose message is in the callback is never chosen. 0: never (the new connection
+ * is refused or waits, see `mllp_listener_builder_set_backlog_overflow`). Default 5000.
+ * Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_evict_after_ms(struct mllp_listener_builder *builder,
+                                                     uint32_t ms);
+
+/**
+ * How long a started frame may take to arrive completely, in milliseconds; 0: no limit.
+ * Default 60000. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_frame_timeout_ms(struct mllp_listener_builder *builder,
+                                                       uint32_t ms);
+
+/**
+ * How long a connection may go without a message before it is closed, in milliseconds; 0
+ * (the default): no limit. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_idle_timeout_ms(struct mllp_listener_builder *builder,
+                                                      uint32_t ms);
+
+/**
+ * How long writing one acknowledgement may take, in milliseconds; 0: no limit. Default
+ * 10000. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_write_timeout_ms(struct mllp_listener_builder *builder,
+                                                       uint32_t ms);
+
+/**
+ * How long a TLS handshake may take, in milliseconds (at least 1). Default 10000. Errors:
+ * `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_handshake_timeout_ms(struct mllp_listener_builder *builder,
+                                                           uint32_t ms);
+
+/**
+ * How long stopping waits for messages being handled to be acknowledged, in milliseconds
+ * (0: not at all). Default 10000. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_shutdown_grace_ms(struct mllp_listener_builder *builder,
+                                                        uint32_t ms);
+
+/**
+ * How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
+ * Errors: `MLLP_INVALID_ARGUMENT` (another value), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_ack_policy(struct mllp_listener_builder *builder,
+                                                 mllp_ack_policy policy);
+
+/**
+ * The stack size of the threads that call the callback, in bytes (at least
+ * `MLLP_LISTENER_MIN_STACK_SIZE`). Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors:
+ * `MLLP_CONFIG` (too small), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_stack_size(struct mllp_listener_builder *builder,
+                                                 size_t bytes);
+
+/**
+ * Serves TLS with the PEM certificate chain `cert_file` and its unencrypted PKCS#8 PEM key
+ * `key_file` (neither NULL), read now. Replaces an identity set before. Errors: `MLLP_IO` (a
+ * file cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key
+ * that cannot be used is `MLLP_TLS` from `mllp_listener_builder_build`.
+ */
+mllp_result mllp_listener_builder_set_tls_identity_pem(struct mllp_listener_builder *builder,
+                                                       const char *cert_file,
+                                                       const char *key_file);
+
+/**
+ * As `mllp_listener_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
+ * not NULL) holding the server certificate, its chain and its key, with `password` (NULL:
+ * empty). A wrong password is `MLLP_TLS` from `mllp_listener_builder_build`.
+ */
+mllp_result mllp_listener_builder_set_tls_identity_pkcs12(struct mllp_listener_builder *builder,
+                                                          const char *file,
+                                                          const char *password);
+
+/**
+ * Frees a listener builder; listeners built from it are not affected. NULL is allowed and
+ * does nothing.
+ */
+void mllp_listener_builder_free(struct mllp_listener_builder *builder);
+
+/**
+ * Creates a listener with the builder's settings and binds it to `bind_address`
+ * (`"0.0.0.0:2575"`, `"[::]:2575"`, `"127.0.0.1:0"` for any free port: see
+ * `mllp_listener_local_port`). The builder is not changed and may build more listeners, or be
+ * freed.
+ *
+ * `callback` (not NULL) is called for every message once the listener serves, with
+ * `userdata`, which must stay valid until `mllp_listener_free` returns. Nothing is served
+ * until `mllp_listener_start` or `mllp_listener_run`. On success `*out` receives the handle;
+ * on failure `*out` is NULL and `mllp_last_error` gives the reason.
+ *
+ * Errors: `MLLP_CONFIG` (bad address), `MLLP_IO` (the address cannot be bound), `MLLP_TLS`
+ * (the certificate or key cannot be used, a wrong PKCS#12 password, TLS in a library built
+ * without it), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_listener_builder_build(const struct mllp_listener_builder *builder,
+                                        const char *bind_address,
+                                        mllp_message_cb callback,
+                                        void *userdata,
+                                        struct mllp_listener **out);
 
 /**
  * Stores the port the listener is bound to (the one chosen by the system when bound to port
@@ -1121,19 +1248,14 @@ mllp_result mllp_listener_run(struct mllp_listener *listener);
 mllp_result mllp_listener_stop(struct mllp_listener *listener);
 
 /**
- * Copies the listener's counters into `*stats`. Thread-safe, also from a callback.
+ * Stores the listener's counter `which` (`MLLP_LISTENER_STAT_*`, counted since the listener
+ * was created) in `*value`. Each counter is read on its own, so counters read while
+ * connections are busy may be a few events apart. Thread-safe, also from a callback. Errors:
+ * `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0), `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_listener_get_stats(const struct mllp_listener *listener,
-                                    struct mllp_listener_stats *stats);
-
-/**
- * Copies the text of the listener's last error into `buf`, NUL-terminated, as
- * `mllp_decoder_last_error` does. Thread-safe.
- */
-mllp_result mllp_listener_last_error(const struct mllp_listener *listener,
-                                     char *buf,
-                                     size_t cap,
-                                     size_t *needed);
+mllp_result mllp_listener_get_stat(const struct mllp_listener *listener,
+                                   mllp_listener_stat which,
+                                   uint64_t *value);
 
 /**
  * Stops the listener if it is serving (as `mllp_listener_stop`, waiting for it: for a
@@ -1172,41 +1294,199 @@ mllp_result mllp_set_log_callback(mllp_log_callback callback,
 const char *mllp_result_str(mllp_result code);
 
 /**
- * A static NUL-terminated name of an acknowledgement code: `"AA"`, `"AE"`, ..., `"commit
- * accept"`, `"commit reject"`, `"none"`; `"unknown"` for any other value. Never NULL; do not
- * free it. Thread-safe.
+ * Creates a sender builder with the defaults (those of the Rust `Sender::builder`): default
+ * framing, messages sent as the bytes given, connect timeout 10 s, ACK timeout 30 s, write
+ * timeout 10 s, no total timeout, 5 attempts with a backoff of 250 ms doubling to 30 s (half of
+ * it random), TCP_NODELAY on, original HL7 acknowledgements (not MLLP release 2), AR/CR
+ * returned at once, plain TCP. `*out` receives the builder (NULL on failure); free it with
+ * `mllp_sender_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
-const char *mllp_ack_code_str(mllp_ack_code code);
+mllp_result mllp_sender_builder_new(struct mllp_sender_builder **out);
 
 /**
- * Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
- * `MLLP_NULL_ARGUMENT`. Thread-safe.
+ * How long connecting may take, TLS handshake included, in milliseconds (at least 1).
+ * Default 10000. Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_sender_options_init(struct mllp_sender_options *opts);
+mllp_result mllp_sender_builder_set_connect_timeout_ms(struct mllp_sender_builder *builder,
+                                                       uint32_t ms);
 
 /**
- * Creates a sender to `address` (`"host:port"`, e.g. `"10.1.2.3:2575"`, `"[::1]:2575"`).
- *
- * `opts` may be NULL for the defaults. Nothing is connected yet: the first send connects
- * (and reconnects whenever needed). TLS files named in the options are read now. On success
- * `*out` receives the handle, to be freed with `mllp_sender_free`; on failure `*out` is NULL
- * and `mllp_new_error` gives the reason.
- *
- * Errors: `MLLP_CONFIG` (address without host or port, a zero timeout, bad retry settings,
- * unknown character set, TLS fields without `tls`, both PEM files and a PKCS#12 file),
- * `MLLP_IO` (a TLS file cannot be read), `MLLP_TLS` (a certificate or key cannot be used, a
- * wrong PKCS#12 password), `MLLP_INVALID_ARGUMENT` (address not
- * UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ * How long the acknowledgement may take once the message is written, in milliseconds (at
+ * least 1): wall time for the whole reply, however slowly its bytes arrive. Default 30000.
+ * Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_sender_new(const char *address,
-                            const struct mllp_sender_options *opts,
-                            struct mllp_sender **out);
+mllp_result mllp_sender_builder_set_ack_timeout_ms(struct mllp_sender_builder *builder,
+                                                   uint32_t ms);
+
+/**
+ * How long writing the whole message may take, in milliseconds (at least 1): wall time,
+ * however slowly the peer reads. Default 10000. Errors: `MLLP_CONFIG` (0),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_write_timeout_ms(struct mllp_sender_builder *builder,
+                                                     uint32_t ms);
+
+/**
+ * Bounds one `mllp_sender_send` in all, every attempt and backoff delay included, in
+ * milliseconds; 0 (the default) means no bound beyond the number of attempts. When it passes,
+ * the send ends with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED` (as the attempt under way
+ * stood) and the last-error text names the total timeout; no attempt starts that could not
+ * begin before it. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_total_timeout_ms(struct mllp_sender_builder *builder,
+                                                     uint32_t ms);
+
+/**
+ * The retry policy: the most attempts per message, the first included (1: no retry; 0: no
+ * limit), the delay before the second attempt, and the longest delay, in milliseconds (not
+ * below the first delay). The delay grows by the backoff factor after each attempt (see
+ * `mllp_sender_builder_set_retry_backoff`). Defaults 5, 250, 30000. Errors: `MLLP_CONFIG`
+ * (`max_backoff_ms` below `initial_backoff_ms`), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_retry(struct mllp_sender_builder *builder,
+                                          uint32_t max_attempts,
+                                          uint32_t initial_backoff_ms,
+                                          uint32_t max_backoff_ms);
+
+/**
+ * How the delay between attempts grows and varies: each delay is the previous one times
+ * `factor` (at least 1, finite), up to the longest delay; then a random part of up to
+ * `jitter` of it (0 to 1) is taken off, so that senders cut off together do not come back
+ * together. Defaults 2.0 and 0.5. Errors: `MLLP_CONFIG` (out of range, NaN),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_retry_backoff(struct mllp_sender_builder *builder,
+                                                  double factor,
+                                                  double jitter);
+
+/**
+ * Copies framing settings (start and end sequences, the largest reply accepted). `framing`
+ * must not be NULL; it may be freed afterwards. Default: the defaults of `mllp_framing_new`.
+ * Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_framing(struct mllp_sender_builder *builder,
+                                            const struct mllp_framing *framing);
+
+/**
+ * NULL (the default): messages are sent as the bytes given. Otherwise a character set label
+ * (`"UTF-8"`, `"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...): messages must then be UTF-8
+ * and are encoded to this character set before sending. Errors: `MLLP_CHARSET` (unknown
+ * label), `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`builder` NULL).
+ */
+mllp_result mllp_sender_builder_set_charset(struct mllp_sender_builder *builder,
+                                            const char *label);
+
+/**
+ * 1 (the default): set TCP_NODELAY, so that each frame leaves at once; 0: leave Nagle's
+ * algorithm on. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_nodelay(struct mllp_sender_builder *builder,
+                                            int on);
+
+/**
+ * 1: MLLP release 2, the peer answers with commit blocks (0x06 / 0x15); a negative commit
+ * block makes the sender send again within the retry policy. 0 (the default): HL7
+ * acknowledgements. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_mllp2(struct mllp_sender_builder *builder,
+                                          int on);
+
+/**
+ * 1: an AR or CR acknowledgement makes the sender send the message again within the retry
+ * policy. 0 (the default): it is returned at once. AE and CE are always returned. Errors:
+ * `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_resend_on_reject(struct mllp_sender_builder *builder,
+                                                     int on);
+
+/**
+ * 1: connect with TLS, verifying the server certificate against the system's trusted roots
+ * and the host name of the address. 0 (the default): plain TCP, which also forgets every TLS
+ * setting made so far. The other `mllp_sender_builder_set_tls_*` setters switch TLS on
+ * themselves. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_tls(struct mllp_sender_builder *builder,
+                                        int on);
+
+/**
+ * Switches TLS on and trusts the CA certificates of the PEM file `path` as well as the
+ * system's roots; may be called for several files. The file is read now. Errors: `MLLP_IO`
+ * (cannot be read), `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_tls_ca_file(struct mllp_sender_builder *builder,
+                                                const char *path);
+
+/**
+ * Switches TLS on and verifies the server certificate against `name` instead of the host
+ * name of the address. Errors: `MLLP_CONFIG` (empty), `MLLP_INVALID_ARGUMENT` (not UTF-8),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_tls_server_name(struct mllp_sender_builder *builder,
+                                                    const char *name);
+
+/**
+ * Switches TLS on and presents a client certificate when the server asks for one: the PEM
+ * certificate chain `cert_file` and its unencrypted PKCS#8 PEM key `key_file` (neither NULL),
+ * read now. Replaces an identity set before (PEM or PKCS#12). Errors: `MLLP_IO` (a file
+ * cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key that
+ * cannot be used is `MLLP_TLS` from `mllp_sender_builder_build`.
+ */
+mllp_result mllp_sender_builder_set_tls_identity_pem(struct mllp_sender_builder *builder,
+                                                     const char *cert_file,
+                                                     const char *key_file);
+
+/**
+ * As `mllp_sender_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
+ * not NULL) holding the certificate, its chain and its key, with `password` (NULL: empty). A
+ * wrong password is `MLLP_TLS` from `mllp_sender_builder_build`.
+ */
+mllp_result mllp_sender_builder_set_tls_identity_pkcs12(struct mllp_sender_builder *builder,
+                                                        const char *file,
+                                                        const char *password);
+
+/**
+ * 1: switches TLS on and accepts any server certificate (expired, self-signed, other name).
+ * This removes TLS's protection against interception; for tests only. 0 (the default):
+ * verify. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_tls_danger_accept_invalid_certs(struct mllp_sender_builder *builder,
+                                                                    int on);
+
+/**
+ * Creates a sender to `address` (`"host:port"`, e.g. `"10.1.2.3:2575"`, `"[::1]:2575"`) with
+ * the builder's settings. The builder is not changed and may build more senders, or be
+ * freed. Nothing is connected yet: the first send connects (and reconnects whenever needed).
+ * On success `*out` receives the handle, to be freed with `mllp_sender_free`; on failure
+ * `*out` is NULL and `mllp_last_error` gives the reason.
+ *
+ * Errors: `MLLP_CONFIG` (address without host or port), `MLLP_TLS` (a certificate or key
+ * cannot be used, a wrong PKCS#12 password, TLS in a library built without it),
+ * `MLLP_INVALID_ARGUMENT` (address not UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_sender_builder_build(const struct mllp_sender_builder *builder,
+                                      const char *address,
+                                      struct mllp_sender **out);
+
+/**
+ * Frees a sender builder; senders built from it are not affected. NULL is allowed and does
+ * nothing.
+ */
+void mllp_sender_builder_free(struct mllp_sender_builder *builder);
+
+/**
+ * Stores the sender's counter `which` (`MLLP_SENDER_STAT_*`, counted since the sender was
+ * created) in `*value`. Errors: `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0),
+ * `MLLP_INVALID_STATE` (in use by another thread), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_get_stat(const struct mllp_sender *sender,
+                                 mllp_sender_stat which,
+                                 uint64_t *value);
 
 /**
  * Sends one HL7 message and waits for its acknowledgement.
  *
  * `msg`/`msg_len` is the message (segments separated by CR, without framing bytes). It is
- * sent as it is, or, when the options name a `charset`, read as UTF-8 and encoded to it. The
+ * sent as it is, or, when the builder named a character set, read as UTF-8 and encoded to it. The
  * sender connects if needed, writes the message, and reads replies until the one whose MSA-2
  * matches the message's control ID (MSH-10); on a lost connection or an ACK timeout it
  * reconnects and sends again within the retry policy (so a message may arrive twice; the
@@ -1232,7 +1512,7 @@ mllp_result mllp_sender_new(const char *address,
  *   configured character set lacks), `MLLP_NULL_ARGUMENT`, `MLLP_INVALID_STATE` (the sender
  *   is in use by another thread).
  *
- * Failures set the text of `mllp_sender_last_error` (for delivery failures: the number of
+ * Failures set the text of `mllp_last_error` (for delivery failures: the number of
  * attempts and the last attempt's error). Blocks for at most the retry policy's attempts and
  * their timeouts and delays.
  */
@@ -1253,7 +1533,7 @@ mllp_result mllp_sender_send(struct mllp_sender *sender,
  * `MLLP_BUFFER_TOO_SMALL` (nothing written, `*len` is the size needed), `MLLP_INVALID_STATE`,
  * `MLLP_NULL_ARGUMENT`.
  */
-mllp_result mllp_sender_last_ack(struct mllp_sender *sender,
+mllp_result mllp_sender_last_ack(const struct mllp_sender *sender,
                                  uint8_t *buf,
                                  size_t cap,
                                  size_t *len);
@@ -1263,24 +1543,6 @@ mllp_result mllp_sender_last_ack(struct mllp_sender *sender,
  * `MLLP_INVALID_STATE` (in use by another thread), `MLLP_NULL_ARGUMENT`.
  */
 mllp_result mllp_sender_close(struct mllp_sender *sender);
-
-/**
- * Copies the sender's counters into `*stats`. Returns `MLLP_OK`, `MLLP_INVALID_STATE` (in use
- * by another thread), `MLLP_NULL_ARGUMENT`.
- */
-mllp_result mllp_sender_get_stats(struct mllp_sender *sender,
-                                  struct mllp_sender_stats *stats);
-
-/**
- * Copies the text of the sender's last error into `buf`, NUL-terminated, as
- * `mllp_decoder_last_error` does: `*needed` gets the size the whole text needs (terminator
- * included), `buf` may be NULL with `cap` 0, a short buffer gets a truncated text and
- * `MLLP_BUFFER_TOO_SMALL`. May be called while another thread sends.
- */
-mllp_result mllp_sender_last_error(const struct mllp_sender *sender,
-                                   char *buf,
-                                   size_t cap,
-                                   size_t *needed);
 
 /**
  * Closes the connection and frees the sender. NULL is allowed and does nothing.

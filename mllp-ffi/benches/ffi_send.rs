@@ -23,7 +23,8 @@ extern "C" {
 }
 const RTLD_NOW: c_int = 2;
 
-type SenderNew = unsafe extern "C" fn(*const c_char, *const c_void, *mut *mut c_void) -> u32;
+type BuilderNew = unsafe extern "C" fn(*mut *mut c_void) -> u32;
+type BuilderBuild = unsafe extern "C" fn(*const c_void, *const c_char, *mut *mut c_void) -> u32;
 type SenderSend = unsafe extern "C" fn(
     *mut c_void,
     *const u8,
@@ -35,10 +36,12 @@ type SenderSend = unsafe extern "C" fn(
 ) -> u32;
 type SenderFree = unsafe extern "C" fn(*mut c_void);
 
-/// The C API's functions, from `libmllp.so` as a C program would load it. The handle is opaque
-/// and the options pointer is NULL (the defaults), so untyped pointers suffice.
+/// The C API's functions, from `libmllp.so` as a C program would load it. The handles are
+/// opaque and the builder keeps its defaults, so untyped pointers suffice.
 struct CApi {
-    sender_new: SenderNew,
+    builder_new: BuilderNew,
+    builder_build: BuilderBuild,
+    builder_free: SenderFree,
     sender_send: SenderSend,
     sender_free: SenderFree,
 }
@@ -64,8 +67,14 @@ impl CApi {
         // `mllp.h`) the type spells out.
         unsafe {
             CApi {
-                sender_new: std::mem::transmute::<*mut c_void, SenderNew>(symbol(
-                    c"mllp_sender_new",
+                builder_new: std::mem::transmute::<*mut c_void, BuilderNew>(symbol(
+                    c"mllp_sender_builder_new",
+                )),
+                builder_build: std::mem::transmute::<*mut c_void, BuilderBuild>(symbol(
+                    c"mllp_sender_builder_build",
+                )),
+                builder_free: std::mem::transmute::<*mut c_void, SenderFree>(symbol(
+                    c"mllp_sender_builder_free",
                 )),
                 sender_send: std::mem::transmute::<*mut c_void, SenderSend>(symbol(
                     c"mllp_sender_send",
@@ -146,11 +155,16 @@ fn main() {
     let mut rust = Sender::builder(addr.clone()).build().expect("a sender");
     let c_addr = CString::new(addr).unwrap();
     let mut ffi: *mut c_void = std::ptr::null_mut();
-    // SAFETY: a NUL-terminated address, NULL options (the defaults), a writable out-pointer.
-    assert_eq!(
-        unsafe { (api.sender_new)(c_addr.as_ptr(), std::ptr::null(), &mut ffi) },
-        MLLP_OK
-    );
+    let mut builder: *mut c_void = std::ptr::null_mut();
+    // SAFETY: writable out-pointers, a NUL-terminated address, the builder freed once.
+    unsafe {
+        assert_eq!((api.builder_new)(&mut builder), MLLP_OK);
+        assert_eq!(
+            (api.builder_build)(builder, c_addr.as_ptr(), &mut ffi),
+            MLLP_OK
+        );
+        (api.builder_free)(builder);
+    }
     let mut ack = vec![0u8; 4096];
 
     // Warm up both connections.
@@ -161,7 +175,7 @@ fn main() {
         best_rust = best_rust.min(rust_round(&mut rust, &msg, n));
         best_ffi = best_ffi.min(ffi_round(&api, ffi, &msg, &mut ack, n));
     }
-    // SAFETY: the handle from `mllp_sender_new`, freed once.
+    // SAFETY: the handle from `mllp_sender_builder_build`, freed once.
     unsafe { (api.sender_free)(ffi) };
     running.shutdown();
 

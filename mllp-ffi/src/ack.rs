@@ -1,4 +1,5 @@
-//! Building the acknowledgement of a received message into a caller buffer.
+//! Acknowledgements: building the one of a received message into a caller buffer, and
+//! reading the text and the error list of one received by a sender.
 
 use std::ffi::c_char;
 
@@ -8,7 +9,7 @@ use super::result::{
     code_of, mllp_result, MLLP_INVALID_ARGUMENT, MLLP_NAK_UNPARSEABLE, MLLP_NO_ACK, MLLP_OK,
 };
 use mllp_core::charset::Charset;
-use mllp_core::hl7::{build_nak_unparseable, AckBuilder, Disposition, Header};
+use mllp_core::hl7::{build_nak_unparseable, Ack, AckBuilder, Disposition, Header};
 use mllp_core::Error;
 
 /// What the receiver decided about a message (listener callbacks return one too).
@@ -64,7 +65,7 @@ pub unsafe extern "C" fn mllp_build_ack(
     out_cap: usize,
     out_len: *mut usize,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_build_ack", || {
         // SAFETY: the caller passes a writable length or NULL (checked).
         unsafe { args::put(out_len, 0) }?;
         // SAFETY: the caller passes `msg_len` readable bytes or NULL (checked).
@@ -99,6 +100,102 @@ pub unsafe extern "C" fn mllp_build_ack(
             MLLP_OK => Ok(status),
             code => Err(code),
         }
+    })
+}
+
+/// The acknowledgement in `ack`/`ack_len`, parsed.
+///
+/// # Safety
+/// `ack` must be NULL or point to `ack_len` readable bytes.
+unsafe fn parse(ack: *const u8, ack_len: usize) -> Result<Ack, mllp_result> {
+    // SAFETY: forwarded contract (NULL is checked).
+    let bytes = unsafe { args::bytes(ack, ack_len) }?;
+    args::check(Ack::parse(bytes))
+}
+
+/// Copies the text of an acknowledgement (MSA-3, unescaped, as UTF-8) into `buf`,
+/// NUL-terminated: for the bytes `mllp_sender_send` returned, say.
+///
+/// `ack`/`ack_len` is the reply frame's payload (not NULL). `*needed` receives the size the
+/// whole text needs, terminator included (1 when MSA-3 is empty or absent, and for an MLLP
+/// release 2 commit block). `buf` may be NULL when `cap` is 0, to ask for the size; a short
+/// buffer gets as much as fits and `MLLP_BUFFER_TOO_SMALL`. The text is decoded in the
+/// character set MSH-18 names (else UTF-8), malformed bytes replaced.
+///
+/// Errors: `MLLP_HEADER` (no readable MSH), `MLLP_NOT_AN_ACK` (no MSA segment with a known
+/// code), `MLLP_BUFFER_TOO_SMALL`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_ack_text(
+    ack: *const u8,
+    ack_len: usize,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> mllp_result {
+    guard("mllp_ack_text", || {
+        // SAFETY: the caller passes a writable size or NULL (checked).
+        unsafe { args::put(needed, 0) }?;
+        // SAFETY: the caller passes `cap` writable bytes, or NULL with 0 (checked).
+        let out = unsafe { OutBuf::new(buf.cast(), cap) }?;
+        // SAFETY: the caller passes `ack_len` readable bytes or NULL (checked).
+        let ack = unsafe { parse(ack, ack_len) }?;
+        // SAFETY: `needed` was checked not NULL above.
+        Ok(unsafe { out.write_str(ack.text.as_deref().unwrap_or(""), needed) })
+    })
+}
+
+/// Stores the number of ERR segments of an acknowledgement in `*count` (0 when there are none,
+/// and for an MLLP release 2 commit block); read each with `mllp_ack_error_text`.
+///
+/// Errors: `MLLP_HEADER`, `MLLP_NOT_AN_ACK`, `MLLP_NULL_ARGUMENT` (as `mllp_ack_text`).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_ack_error_count(
+    ack: *const u8,
+    ack_len: usize,
+    count: *mut usize,
+) -> mllp_result {
+    guard("mllp_ack_error_count", || {
+        // SAFETY: the caller passes a writable count or NULL (checked).
+        unsafe { args::put(count, 0) }?;
+        // SAFETY: the caller passes `ack_len` readable bytes or NULL (checked).
+        let ack = unsafe { parse(ack, ack_len) }?;
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(count, ack.errors.len()) }?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Copies the text of the ERR segment number `index` (from 0, in the order received) of an
+/// acknowledgement into `buf`, NUL-terminated, as `mllp_ack_text` does: ERR-8 when valued,
+/// else the text of ERR-3, else the text (or code) in ERR-1's fourth component; unescaped.
+///
+/// Errors: `MLLP_INVALID_ARGUMENT` (`index` not below `mllp_ack_error_count`), `MLLP_HEADER`,
+/// `MLLP_NOT_AN_ACK`, `MLLP_BUFFER_TOO_SMALL`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_ack_error_text(
+    ack: *const u8,
+    ack_len: usize,
+    index: usize,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> mllp_result {
+    guard("mllp_ack_error_text", || {
+        // SAFETY: the caller passes a writable size or NULL (checked).
+        unsafe { args::put(needed, 0) }?;
+        // SAFETY: the caller passes `cap` writable bytes, or NULL with 0 (checked).
+        let out = unsafe { OutBuf::new(buf.cast(), cap) }?;
+        // SAFETY: the caller passes `ack_len` readable bytes or NULL (checked).
+        let ack = unsafe { parse(ack, ack_len) }?;
+        let text = ack.errors.get(index).ok_or_else(|| {
+            args::invalid(format_args!(
+                "the acknowledgement has {} ERR segments: there is no number {index}",
+                ack.errors.len()
+            ))
+        })?;
+        // SAFETY: `needed` was checked not NULL above.
+        Ok(unsafe { out.write_str(text, needed) })
     })
 }
 
@@ -250,5 +347,65 @@ mod tests {
             )
         };
         (code, len)
+    }
+
+    #[test]
+    fn text_and_errors_of_a_received_ack() {
+        let (rc, ack) = build(MSG, MLLP_DISPOSITION_REJECT, Some("no \\ way|x"));
+        assert_eq!(rc, MLLP_OK);
+        let mut buf = [0u8; 64];
+        let (mut needed, mut count) = (0, 9);
+        // SAFETY: valid pointers and capacities throughout.
+        unsafe {
+            let code = mllp_ack_text(
+                ack.as_ptr(),
+                ack.len(),
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
+            assert_eq!(code, MLLP_OK);
+            assert_eq!(&buf[..needed], b"no \\ way|x\0");
+            assert_eq!(
+                mllp_ack_error_count(ack.as_ptr(), ack.len(), &mut count),
+                MLLP_OK
+            );
+            assert_eq!(count, 1);
+            let code = mllp_ack_error_text(
+                ack.as_ptr(),
+                ack.len(),
+                0,
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
+            assert_eq!(code, MLLP_OK);
+            assert_eq!(&buf[..needed], b"no \\ way|x\0");
+            let code = mllp_ack_error_text(
+                ack.as_ptr(),
+                ack.len(),
+                1,
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
+            assert_eq!(code, MLLP_INVALID_ARGUMENT);
+            let code = mllp_ack_text(b"x".as_ptr(), 1, buf.as_mut_ptr().cast(), 64, &mut needed);
+            assert_eq!(code, crate::result::MLLP_HEADER);
+            let code = mllp_ack_text(
+                MSG.as_ptr(),
+                MSG.len(),
+                buf.as_mut_ptr().cast(),
+                64,
+                &mut needed,
+            );
+            assert_eq!(code, crate::result::MLLP_NOT_AN_ACK);
+            let commit = [0x06u8];
+            assert_eq!(
+                mllp_ack_error_count(commit.as_ptr(), 1, &mut count),
+                MLLP_OK
+            );
+            assert_eq!(count, 0);
+        }
     }
 }

@@ -1,11 +1,67 @@
 //! Checking arguments from C and writing results back: the only functions that turn raw
 //! pointers into references, so each `unsafe` rule is stated (and checked) once.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_int, CStr};
 
 use super::result::{
-    mllp_result, MLLP_BUFFER_TOO_SMALL, MLLP_INVALID_ARGUMENT, MLLP_NULL_ARGUMENT, MLLP_OK,
+    mllp_result, MLLP_BUFFER_TOO_SMALL, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_NULL_ARGUMENT,
+    MLLP_OK,
 };
+
+/// A C flag: 0 or 1; anything else is `MLLP_INVALID_ARGUMENT` (with the last-error text), so
+/// that a pointer or a stray value passed by mistake is caught.
+pub(crate) fn flag(value: c_int, what: &str) -> Result<bool, mllp_result> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(invalid(format_args!("{what} must be 0 or 1, not {other}"))),
+    }
+}
+
+/// Records `text` and returns `MLLP_INVALID_ARGUMENT`.
+pub(crate) fn invalid(text: impl std::fmt::Display) -> mllp_result {
+    super::last_error::set(MLLP_INVALID_ARGUMENT, text)
+}
+
+/// Records `text` and returns `MLLP_CONFIG`.
+pub(crate) fn config(text: impl std::fmt::Display) -> mllp_result {
+    super::last_error::set(MLLP_CONFIG, text)
+}
+
+/// A core result with its error recorded as the last error and turned into its code.
+pub(crate) fn check<T>(result: mllp_core::Result<T>) -> Result<T, mllp_result> {
+    result.map_err(|e| super::last_error::error(&e))
+}
+
+/// A required NUL-terminated UTF-8 string argument named `what`, with a last-error text on
+/// failure.
+///
+/// # Safety
+/// As [`opt_str`].
+pub(crate) unsafe fn req_string<'a>(s: *const c_char, what: &str) -> Result<&'a str, mllp_result> {
+    // SAFETY: forwarded contract.
+    match unsafe { opt_str(s) } {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(super::last_error::set(
+            MLLP_NULL_ARGUMENT,
+            format_args!("{what} is NULL"),
+        )),
+        Err(_) => Err(invalid(format_args!("{what} is not valid UTF-8"))),
+    }
+}
+
+/// An optional NUL-terminated UTF-8 string argument named `what` (NULL gives `None`), with a
+/// last-error text when it is not UTF-8.
+///
+/// # Safety
+/// As [`opt_str`].
+pub(crate) unsafe fn opt_string<'a>(
+    s: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, mllp_result> {
+    // SAFETY: forwarded contract.
+    unsafe { opt_str(s) }.map_err(|_| invalid(format_args!("{what} is not valid UTF-8")))
+}
 
 /// `&T` from a pointer that must not be NULL.
 ///
@@ -52,15 +108,6 @@ pub(crate) unsafe fn opt_str<'a>(s: *const c_char) -> Result<Option<&'a str>, ml
     // SAFETY: not NULL, and the caller guarantees a NUL-terminated string.
     let s = unsafe { CStr::from_ptr(s) };
     s.to_str().map(Some).map_err(|_| MLLP_INVALID_ARGUMENT)
-}
-
-/// A required NUL-terminated UTF-8 string.
-///
-/// # Safety
-/// As [`opt_str`].
-pub(crate) unsafe fn req_str<'a>(s: *const c_char) -> Result<&'a str, mllp_result> {
-    // SAFETY: forwarded contract.
-    unsafe { opt_str(s) }?.ok_or(MLLP_NULL_ARGUMENT)
 }
 
 /// Stores `value` through an out-pointer that must not be NULL.

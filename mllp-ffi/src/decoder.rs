@@ -4,11 +4,9 @@
 //! them in; the handle keeps them in a buffer and drives the crate's sans-I/O [`Decoder`] over
 //! it, following the same buffer contract as [`Reader`](mllp_core::Reader).
 
-use std::ffi::c_char;
-
 use super::args::{self, borrow_mut};
 use super::framing::{framing_or_default, mllp_framing};
-use super::last_error::LastError;
+use super::last_error;
 use super::panic::{guard, guard_or};
 use super::result::{
     mllp_result, MLLP_DECODER_FULL, MLLP_FRAME_OVERSIZED, MLLP_FRAME_TRUNCATED, MLLP_INVALID_STATE,
@@ -43,14 +41,12 @@ pub struct mllp_decoder {
     drained: bool,
     /// Most unconsumed bytes the buffer may hold.
     limit: usize,
-    stats: mllp_decoder_stats,
-    last_error: LastError,
+    stats: Stats,
 }
 
-/// Counters of one decoder since it was created.
-#[repr(C)]
+/// Counters of one decoder since it was created (read by `mllp_decoder_get_stat`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct mllp_decoder_stats {
+struct Stats {
     /// Frames handed out.
     pub frames: u64,
     /// Bytes dropped outside any frame (junk before a start sequence).
@@ -80,8 +76,7 @@ impl mllp_decoder {
             pending: 0,
             drained: true,
             limit,
-            stats: mllp_decoder_stats::default(),
-            last_error: LastError::default(),
+            stats: Stats::default(),
         }
     }
 
@@ -101,7 +96,7 @@ impl mllp_decoder {
         self.release();
         let held = self.buf.len() - self.head;
         if data.len() > self.limit.saturating_sub(held) {
-            return self.last_error.set(
+            return last_error::set(
                 MLLP_DECODER_FULL,
                 format_args!(
                     "the decoder holds {held} unprocessed bytes and may hold at most {}: call \
@@ -170,7 +165,7 @@ impl mllp_decoder {
     fn finish(&mut self) -> (mllp_result, Option<(*const u8, usize)>) {
         self.release();
         if !self.drained {
-            let code = self.last_error.set(
+            let code = last_error::set(
                 MLLP_INVALID_STATE,
                 "mllp_decoder_finish was called before mllp_decoder_next returned \
                  MLLP_NEED_MORE: take the frames still buffered first",
@@ -203,7 +198,7 @@ impl mllp_decoder {
         self.stats.oversized_frames += 1;
         let max = self.decoder.framing().max_size();
         log::debug!("skipped a frame of {len} bytes (maximum {max})");
-        self.last_error.set(
+        last_error::set(
             MLLP_FRAME_OVERSIZED,
             format_args!("{} (this one had {len})", FrameError::Oversized { max }),
         )
@@ -211,8 +206,7 @@ impl mllp_decoder {
 
     fn truncated(&mut self, len: usize) -> mllp_result {
         self.stats.truncated_frames += 1;
-        self.last_error
-            .set(MLLP_FRAME_TRUNCATED, FrameError::Truncated { len })
+        last_error::set(MLLP_FRAME_TRUNCATED, FrameError::Truncated { len })
     }
 
     fn header(&self) -> (*const u8, usize) {
@@ -227,20 +221,17 @@ impl mllp_decoder {
 /// handle, to be freed with `mllp_decoder_free`; on failure `*out` is set to NULL (when `out`
 /// is not NULL).
 ///
-/// Errors: `MLLP_CONFIG` for invalid framing options, `MLLP_NULL_ARGUMENT` when `out` is NULL.
+/// Errors: `MLLP_NULL_ARGUMENT` when `out` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_decoder_new(
     framing: *const mllp_framing,
     out: *mut *mut mllp_decoder,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_decoder_new", || {
         // SAFETY: the caller passes a writable pointer or NULL (checked).
         unsafe { args::put(out, std::ptr::null_mut()) }?;
-        // SAFETY: the caller passes valid options or NULL.
-        let framing = unsafe { framing_or_default(framing) }.map_err(|e| {
-            log::debug!("mllp_decoder_new: {e}");
-            super::result::code_of(&e)
-        })?;
+        // SAFETY: the caller passes a live framing value or NULL.
+        let framing = unsafe { framing_or_default(framing) };
         let handle = Box::into_raw(Box::new(mllp_decoder::new(Decoder::new(framing))));
         // SAFETY: checked not NULL above.
         unsafe { args::put(out, handle) }?;
@@ -263,7 +254,7 @@ pub unsafe extern "C" fn mllp_decoder_feed(
     data: *const u8,
     len: usize,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_decoder_feed", || {
         // SAFETY: the caller passes a live handle, used by one thread at a time, or NULL.
         let decoder = unsafe { borrow_mut(decoder) }?;
         // SAFETY: the caller passes `len` readable bytes or NULL (checked).
@@ -285,7 +276,7 @@ pub unsafe extern "C" fn mllp_decoder_feed(
 ///   header and send a negative acknowledgement.
 ///
 /// Bytes outside any frame and partial frames cut off by a new start sequence are dropped
-/// silently (see `mllp_decoder_get_stats`).
+/// silently (see `mllp_decoder_get_stat`).
 #[no_mangle]
 pub unsafe extern "C" fn mllp_decoder_next(
     decoder: *mut mllp_decoder,
@@ -293,7 +284,7 @@ pub unsafe extern "C" fn mllp_decoder_next(
     len: *mut usize,
 ) -> mllp_result {
     // SAFETY: the caller's pointers are passed on under the same contract.
-    unsafe { hand_out(decoder, frame, len, mllp_decoder::next) }
+    unsafe { hand_out("mllp_decoder_next", decoder, frame, len, mllp_decoder::next) }
 }
 
 /// Tells the decoder the stream has ended, and reports what the bytes left over amount to.
@@ -314,7 +305,15 @@ pub unsafe extern "C" fn mllp_decoder_finish(
     len: *mut usize,
 ) -> mllp_result {
     // SAFETY: the caller's pointers are passed on under the same contract.
-    unsafe { hand_out(decoder, frame, len, mllp_decoder::finish) }
+    unsafe {
+        hand_out(
+            "mllp_decoder_finish",
+            decoder,
+            frame,
+            len,
+            mllp_decoder::finish,
+        )
+    }
 }
 
 /// The body of `mllp_decoder_next` and `mllp_decoder_finish`: clears the outputs, runs `step`
@@ -325,12 +324,13 @@ pub unsafe extern "C" fn mllp_decoder_finish(
 /// `decoder` is a live handle used by one thread at a time, or NULL; `frame` and `len` are
 /// writable or NULL.
 unsafe fn hand_out(
+    name: &str,
     decoder: *mut mllp_decoder,
     frame: *mut *const u8,
     len: *mut usize,
     step: impl FnOnce(&mut mllp_decoder) -> (mllp_result, Option<(*const u8, usize)>),
 ) -> mllp_result {
-    guard(|| {
+    guard(name, || {
         // SAFETY: the caller passes writable pointers or NULL (checked).
         unsafe {
             args::put(frame, std::ptr::null())?;
@@ -350,40 +350,50 @@ unsafe fn hand_out(
     })
 }
 
-/// Copies the decoder's counters into `*stats`.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_decoder_get_stats(
-    decoder: *const mllp_decoder,
-    stats: *mut mllp_decoder_stats,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let decoder = unsafe { args::borrow(decoder) }?;
-        // SAFETY: the caller passes a writable struct or NULL (checked).
-        unsafe { args::put(stats, decoder.stats) }?;
-        Ok(MLLP_OK)
-    })
-}
+/// Which counter of a decoder `mllp_decoder_get_stat` reads. New counters get new numbers;
+/// the numbers never change.
+pub type mllp_decoder_stat = u32;
 
-/// Copies the text of the decoder's last error into `buf`, NUL-terminated.
-///
-/// `*needed` receives the size the whole text needs, terminator included (1 when no call has
-/// failed yet). `buf` may be NULL when `cap` is 0, to ask for the size. When `cap` is too
-/// small, `buf` receives as much as fits (NUL-terminated when `cap` > 0) and the result is
-/// `MLLP_BUFFER_TOO_SMALL`. Calls that fail set the text; calls that succeed leave it as it
-/// was.
+/// Frames handed out.
+pub const MLLP_DECODER_STAT_FRAMES: mllp_decoder_stat = 0;
+/// Bytes dropped outside any frame (junk before a start sequence).
+pub const MLLP_DECODER_STAT_SKIPPED_BYTES: mllp_decoder_stat = 1;
+/// Partial frames dropped because a start sequence arrived inside them.
+pub const MLLP_DECODER_STAT_DISCARDED_FRAMES: mllp_decoder_stat = 2;
+/// Frames larger than the maximum message size (skipped).
+pub const MLLP_DECODER_STAT_OVERSIZED_FRAMES: mllp_decoder_stat = 3;
+/// Frames cut short by the end of the stream (`mllp_decoder_finish`).
+pub const MLLP_DECODER_STAT_TRUNCATED_FRAMES: mllp_decoder_stat = 4;
+
+/// Stores the decoder's counter `which` (`MLLP_DECODER_STAT_*`, counted since the decoder was
+/// created) in `*value`. Errors: `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0),
+/// `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn mllp_decoder_last_error(
+pub unsafe extern "C" fn mllp_decoder_get_stat(
     decoder: *const mllp_decoder,
-    buf: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
+    which: mllp_decoder_stat,
+    value: *mut u64,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_decoder_get_stat", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(value, 0) }?;
         // SAFETY: the caller passes a live handle or NULL.
-        let decoder = unsafe { args::borrow(decoder) }?;
-        // SAFETY: the caller passes `cap` writable bytes (or NULL with 0) and a writable size.
-        Ok(unsafe { decoder.last_error.copy_out(buf, cap, needed) })
+        let s = unsafe { args::borrow(decoder) }?.stats;
+        let v = match which {
+            MLLP_DECODER_STAT_FRAMES => s.frames,
+            MLLP_DECODER_STAT_SKIPPED_BYTES => s.skipped_bytes,
+            MLLP_DECODER_STAT_DISCARDED_FRAMES => s.discarded_frames,
+            MLLP_DECODER_STAT_OVERSIZED_FRAMES => s.oversized_frames,
+            MLLP_DECODER_STAT_TRUNCATED_FRAMES => s.truncated_frames,
+            other => {
+                return Err(args::invalid(format_args!(
+                    "no decoder counter number {other}"
+                )))
+            }
+        };
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(value, v) }?;
+        Ok(MLLP_OK)
     })
 }
 
@@ -479,7 +489,7 @@ mod tests {
         };
         assert_eq!(code, MLLP_DECODER_FULL);
         assert!(dec.buf.len() - dec.head <= dec.limit);
-        assert!(dec.last_error.get().contains("MLLP_NEED_MORE"));
+        assert!(last_error::text().contains("MLLP_NEED_MORE"));
         assert_eq!(dec.next().0, MLLP_FRAME_OVERSIZED);
         assert_eq!(dec.next().0, MLLP_OK);
         // `finish` before the buffered frames are taken is refused.
@@ -518,7 +528,7 @@ mod tests {
         let mut rest = vec![b'H'];
         rest.extend_from_slice(&[0x1C]);
         rest.resize(MLLP_DECODER_FEED_MAX, b'x');
-        assert_eq!(dec.feed(&rest), MLLP_OK, "{}", dec.last_error.get());
+        assert_eq!(dec.feed(&rest), MLLP_OK, "{}", last_error::text());
         assert_eq!(dec.next().0, MLLP_OK); // the partial frame is discarded, "MSH" follows
     }
 }

@@ -1,13 +1,10 @@
-//! Framing options as a C struct, and framing one payload.
+//! Framing settings as an opaque C value, and framing one payload.
 
 use std::ffi::c_int;
 
 use super::args::{self, OutBuf};
-use super::panic::guard;
-use super::result::{
-    mllp_result, MLLP_CONFIG, MLLP_FRAME_PAYLOAD_CONTAINS_END, MLLP_INVALID_ARGUMENT, MLLP_OK,
-};
-use mllp_core::{Error, Result};
+use super::panic::{guard, guard_or};
+use super::result::{mllp_result, MLLP_FRAME_PAYLOAD_CONTAINS_END, MLLP_INVALID_ARGUMENT, MLLP_OK};
 use mllp_core::{Framing, StartInFrame, MAX_SEQUENCE_LEN};
 
 /// A start sequence inside a frame followed by `MSH`, `BHS` or `FHS` discards the partial
@@ -16,108 +13,172 @@ pub const MLLP_START_IN_FRAME_RESTART: u32 = 0;
 /// A start sequence inside a frame is ordinary payload.
 pub const MLLP_START_IN_FRAME_IGNORE: u32 = 1;
 
-/// Framing options: which bytes open and close a frame, and the decoder's limits.
+/// Framing settings: which bytes open and close a frame, and the decoder's limits.
 ///
-/// Always fill it with `mllp_framing_init` first, then change the fields you need; fields may
-/// be added at the end in a later major version. A plain struct owned by the caller: the
-/// library copies it and keeps no pointer to it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
+/// An opaque value made by `mllp_framing_new` (the defaults), changed by the
+/// `mllp_framing_set_*` functions and freed by `mllp_framing_free`. Everything that takes one
+/// (`mllp_encode_frame`, `mllp_decoder_new`, `mllp_sender_builder_set_framing`,
+/// `mllp_listener_builder_set_framing`) copies it, so it may be changed or freed afterwards.
+/// Opaque so that a later version can add settings (as new functions) without changing any
+/// layout. Thread safety: one call at a time per value; reading it (passing it as `const`)
+/// from several threads at once is fine.
 pub struct mllp_framing {
-    /// The start sequence; the first `start_len` bytes are used. Default `0x0B`.
-    pub start: [u8; 8],
-    /// Bytes in the start sequence, 1 to 8. Default 1.
-    pub start_len: usize,
-    /// The end sequence; the first `end_len` bytes are used. It must begin with a byte other
-    /// than the start sequence's first byte. Default `0x1C 0x0D`.
-    pub end: [u8; 8],
-    /// Bytes in the end sequence, 1 to 8. Default 2.
-    pub end_len: usize,
-    /// The largest payload accepted, in bytes (at least 1). Larger frames are skipped and
-    /// reported as `MLLP_FRAME_OVERSIZED`. Default 16 MiB.
-    pub max_message_size: usize,
-    /// Non-zero: a frame also ends at the first byte of the end sequence when the rest of the
-    /// sequence does not follow (for peers that send `0x1C` without `0x0D`). Default 0.
-    pub lenient: c_int,
-    /// What a start sequence inside a frame means: `MLLP_START_IN_FRAME_RESTART` (default) or
-    /// `MLLP_START_IN_FRAME_IGNORE`.
-    pub start_in_frame: u32,
-}
-
-impl From<Framing> for mllp_framing {
-    fn from(f: Framing) -> Self {
-        let mut start = [0u8; MAX_SEQUENCE_LEN];
-        start[..f.start().len()].copy_from_slice(f.start());
-        let mut end = [0u8; MAX_SEQUENCE_LEN];
-        end[..f.end().len()].copy_from_slice(f.end());
-        mllp_framing {
-            start,
-            start_len: f.start().len(),
-            end,
-            end_len: f.end().len(),
-            max_message_size: f.max_size(),
-            lenient: c_int::from(f.is_lenient()),
-            start_in_frame: match f.start_policy() {
-                StartInFrame::Restart => MLLP_START_IN_FRAME_RESTART,
-                StartInFrame::Ignore => MLLP_START_IN_FRAME_IGNORE,
-            },
-        }
-    }
+    framing: Framing,
 }
 
 impl mllp_framing {
-    /// The validated Rust settings. Lengths are checked before the arrays are sliced.
-    pub(crate) fn to_framing(self) -> Result<Framing> {
-        let start = sequence(&self.start, self.start_len, "start")?;
-        let end = sequence(&self.end, self.end_len, "end")?;
-        let policy = match self.start_in_frame {
-            MLLP_START_IN_FRAME_RESTART => StartInFrame::Restart,
-            MLLP_START_IN_FRAME_IGNORE => StartInFrame::Ignore,
-            other => {
-                return Err(Error::Config(format!(
-                    "start_in_frame must be MLLP_START_IN_FRAME_RESTART or \
-                     MLLP_START_IN_FRAME_IGNORE, not {other}"
-                )))
-            }
-        };
-        Ok(Framing::new(start, end)?
-            .max_message_size(self.max_message_size)?
-            .lenient_end(self.lenient != 0)
-            .start_in_frame(policy))
+    /// The Rust settings.
+    pub(crate) fn get(&self) -> Framing {
+        self.framing
     }
-}
-
-/// The first `len` bytes of `bytes`, when `len` is 1 to 8.
-fn sequence<'a>(bytes: &'a [u8; 8], len: usize, which: &str) -> Result<&'a [u8]> {
-    bytes.get(..len).filter(|s| !s.is_empty()).ok_or_else(|| {
-        Error::Config(format!(
-            "the {which} sequence must have 1 to {MAX_SEQUENCE_LEN} bytes, not {len}"
-        ))
-    })
 }
 
 /// The framing of an optional `mllp_framing` pointer: NULL means the defaults.
 ///
 /// # Safety
-/// When not NULL, `opts` must point to a valid `mllp_framing`.
-pub(crate) unsafe fn framing_or_default(opts: *const mllp_framing) -> Result<Framing> {
+/// When not NULL, `framing` must point to a live `mllp_framing`.
+pub(crate) unsafe fn framing_or_default(framing: *const mllp_framing) -> Framing {
     // SAFETY: the caller's contract; NULL is handled by `as_ref`.
-    match unsafe { opts.as_ref() } {
-        None => Ok(Framing::default()),
-        Some(opts) => opts.to_framing(),
+    unsafe { framing.as_ref() }.map_or_else(Framing::default, mllp_framing::get)
+}
+
+/// Runs `f` on the framing behind `framing` (not NULL), under the guard of the export `name`.
+///
+/// # Safety
+/// `framing` must be NULL or a live `mllp_framing` that no other thread uses during the call.
+unsafe fn update(
+    name: &str,
+    framing: *mut mllp_framing,
+    f: impl FnOnce(Framing) -> std::result::Result<Framing, mllp_result>,
+) -> mllp_result {
+    guard(name, || {
+        // SAFETY: the caller's contract.
+        let handle = unsafe { args::borrow_mut(framing) }?;
+        handle.framing = f(handle.framing)?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Creates framing settings with the defaults: start `0x0B`, end `0x1C 0x0D`, 16 MiB maximum,
+/// strict end, restart on a start sequence inside a frame. `*out` receives the value (NULL on
+/// failure); free it with `mllp_framing_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_framing_new(out: *mut *mut mllp_framing) -> mllp_result {
+    guard("mllp_framing_new", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(out, std::ptr::null_mut()) }?;
+        let handle = Box::into_raw(Box::new(mllp_framing {
+            framing: Framing::default(),
+        }));
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(out, handle) }?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Sets the start and end sequences together (each 1 to 8 bytes; the end sequence must begin
+/// with a byte other than the start sequence's first byte). Both pointers must not be NULL.
+/// Errors: `MLLP_CONFIG` (a length outside 1 to 8, sequences that clash), `MLLP_NULL_ARGUMENT`;
+/// on an error nothing changes.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_framing_set_sequences(
+    framing: *mut mllp_framing,
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+) -> mllp_result {
+    // SAFETY: the caller passes the lengths' readable bytes, or NULL (checked).
+    let seqs = unsafe { (args::bytes(start, start_len), args::bytes(end, end_len)) };
+    // SAFETY: the caller passes a live value or NULL.
+    unsafe {
+        update("mllp_framing_set_sequences", framing, |f| {
+            let (Ok(start), Ok(end)) = seqs else {
+                return Err(args::config("the start and end sequences must not be NULL"));
+            };
+            for (which, seq) in [("start", start), ("end", end)] {
+                if seq.is_empty() || seq.len() > MAX_SEQUENCE_LEN {
+                    return Err(args::config(format_args!(
+                        "the {which} sequence must have 1 to {MAX_SEQUENCE_LEN} bytes, not {}",
+                        seq.len()
+                    )));
+                }
+            }
+            let new = args::check(Framing::new(start, end))?;
+            Ok(args::check(new.max_message_size(f.max_size()))?
+                .lenient_end(f.is_lenient())
+                .start_in_frame(f.start_policy()))
+        })
     }
 }
 
-/// Fills `*framing` with the defaults: start `0x0B`, end `0x1C 0x0D`, 16 MiB maximum, strict
-/// end, restart on a start sequence inside a frame.
-///
-/// Returns `MLLP_OK`, or `MLLP_NULL_ARGUMENT` when `framing` is NULL. Thread-safe.
+/// Sets the largest payload accepted, in bytes (at least 1; default 16 MiB). Larger frames are
+/// skipped and reported as `MLLP_FRAME_OVERSIZED`. Errors: `MLLP_CONFIG` (0),
+/// `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn mllp_framing_init(framing: *mut mllp_framing) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a struct valid for writing, or NULL (checked by `put`).
-        unsafe { args::put(framing, mllp_framing::from(Framing::default())) }?;
-        Ok(MLLP_OK)
+pub unsafe extern "C" fn mllp_framing_set_max_message_size(
+    framing: *mut mllp_framing,
+    bytes: usize,
+) -> mllp_result {
+    // SAFETY: the caller passes a live value or NULL.
+    unsafe {
+        update("mllp_framing_set_max_message_size", framing, |f| {
+            args::check(f.max_message_size(bytes))
+        })
+    }
+}
+
+/// 1: a frame also ends at the first byte of the end sequence when the rest of the sequence
+/// does not follow (for peers that send `0x1C` without `0x0D`); 0 (the default): strict.
+/// Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_framing_set_lenient_end(
+    framing: *mut mllp_framing,
+    lenient: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live value or NULL.
+    unsafe {
+        update("mllp_framing_set_lenient_end", framing, |f| {
+            Ok(f.lenient_end(args::flag(lenient, "lenient")?))
+        })
+    }
+}
+
+/// What a start sequence inside a frame means: `MLLP_START_IN_FRAME_RESTART` (the default) or
+/// `MLLP_START_IN_FRAME_IGNORE`. Errors: `MLLP_INVALID_ARGUMENT` (another value),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_framing_set_start_in_frame(
+    framing: *mut mllp_framing,
+    policy: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live value or NULL.
+    unsafe {
+        update("mllp_framing_set_start_in_frame", framing, |f| {
+            let policy = match policy {
+                MLLP_START_IN_FRAME_RESTART => StartInFrame::Restart,
+                MLLP_START_IN_FRAME_IGNORE => StartInFrame::Ignore,
+                other => {
+                    return Err(args::invalid(format_args!(
+                        "the start-in-frame policy must be MLLP_START_IN_FRAME_RESTART or \
+                         MLLP_START_IN_FRAME_IGNORE, not {other}"
+                    )))
+                }
+            };
+            Ok(f.start_in_frame(policy))
+        })
+    }
+}
+
+/// Frees framing settings. NULL is allowed and does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_framing_free(framing: *mut mllp_framing) {
+    guard_or((), || {
+        if !framing.is_null() {
+            // SAFETY: a non-NULL pointer is a value from `mllp_framing_new` that the caller
+            // gives up here, once.
+            drop(unsafe { Box::from_raw(framing) });
+        }
     })
 }
 
@@ -129,8 +190,7 @@ pub unsafe extern "C" fn mllp_framing_init(framing: *mut mllp_framing) -> mllp_r
 ///
 /// Errors: `MLLP_BUFFER_TOO_SMALL` with the size needed in `*out_len` (nothing written);
 /// `MLLP_FRAME_PAYLOAD_CONTAINS_END` when the payload contains the end sequence (the peer would
-/// split it); `MLLP_CONFIG` for invalid framing options; `MLLP_INVALID_ARGUMENT` when the
-/// buffers overlap; `MLLP_NULL_ARGUMENT`. Thread-safe.
+/// split it); `MLLP_INVALID_ARGUMENT` when the buffers overlap; `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_encode_frame(
     framing: *const mllp_framing,
@@ -140,15 +200,15 @@ pub unsafe extern "C" fn mllp_encode_frame(
     out_cap: usize,
     out_len: *mut usize,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_encode_frame", || {
         // SAFETY: the caller passes a valid length pointer or NULL (checked).
         unsafe { args::put(out_len, 0) }?;
         // SAFETY: the caller passes `payload_len` readable bytes or NULL (checked).
         let payload = unsafe { args::bytes(payload, payload_len) }?;
         // SAFETY: the caller passes `out_cap` writable bytes, or NULL with 0 (checked).
         unsafe { OutBuf::new(out, out_cap) }?;
-        // SAFETY: the caller passes valid options or NULL.
-        let framing = unsafe { framing_or_default(framing) }.map_err(|_| MLLP_CONFIG)?;
+        // SAFETY: the caller passes a live framing value or NULL.
+        let framing = unsafe { framing_or_default(framing) };
         let (p, o) = (payload.as_ptr() as usize, out as usize);
         if out_cap > 0 && p < o.saturating_add(out_cap) && o < p.saturating_add(payload.len()) {
             return Err(MLLP_INVALID_ARGUMENT);
@@ -179,51 +239,59 @@ pub unsafe extern "C" fn mllp_encode_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::MLLP_BUFFER_TOO_SMALL;
+    use crate::result::{MLLP_BUFFER_TOO_SMALL, MLLP_CONFIG, MLLP_NULL_ARGUMENT};
 
-    #[test]
-    fn defaults_round_trip() {
-        let mut f = std::mem::MaybeUninit::<mllp_framing>::uninit();
-        // SAFETY: a writable struct.
-        assert_eq!(unsafe { mllp_framing_init(f.as_mut_ptr()) }, MLLP_OK);
-        // SAFETY: initialised by `mllp_framing_init`.
-        let f = unsafe { f.assume_init() };
-        assert_eq!(f.to_framing().unwrap(), Framing::default());
-        assert_eq!((f.start_len, f.end_len), (1, 2));
-        assert_eq!(&f.end[..2], &[0x1C, 0x0D]);
+    fn new() -> *mut mllp_framing {
+        let mut f = std::ptr::null_mut();
+        // SAFETY: a writable pointer.
+        assert_eq!(unsafe { mllp_framing_new(&mut f) }, MLLP_OK);
+        f
     }
 
     #[test]
-    fn bad_options_are_config_errors() {
-        let good = mllp_framing::from(Framing::default());
-        let mut cases = Vec::new();
-        for len in [0, 9, usize::MAX] {
-            cases.push(mllp_framing {
-                start_len: len,
-                ..good
-            });
-            cases.push(mllp_framing {
-                end_len: len,
-                ..good
-            });
+    fn defaults_are_the_rust_defaults() {
+        let f = new();
+        // SAFETY: a live value, freed once.
+        unsafe {
+            assert_eq!((*f).get(), Framing::default());
+            mllp_framing_free(f);
         }
-        cases.push(mllp_framing {
-            max_message_size: 0,
-            ..good
-        });
-        cases.push(mllp_framing {
-            start_in_frame: 2,
-            ..good
-        });
-        cases.push(mllp_framing {
-            end: [0x0B; 8],
-            ..good
-        });
-        for case in cases {
-            assert!(
-                matches!(case.to_framing(), Err(Error::Config(_))),
-                "{case:?}"
+    }
+
+    #[test]
+    fn setters_validate_and_keep_the_old_value() {
+        let f = new();
+        let (start, end) = ([0x0Bu8; 9], [0x1Cu8, 0x0D]);
+        // SAFETY: a live value; the sequences are readable for the lengths given.
+        unsafe {
+            for (s_len, e_len) in [(0, 2), (9, 2), (1, 0)] {
+                let code =
+                    mllp_framing_set_sequences(f, start.as_ptr(), s_len, end.as_ptr(), e_len);
+                assert_eq!(code, MLLP_CONFIG);
+            }
+            let clash = mllp_framing_set_sequences(f, start.as_ptr(), 1, start.as_ptr(), 1);
+            assert_eq!(clash, MLLP_CONFIG);
+            let null = mllp_framing_set_sequences(f, std::ptr::null(), 1, end.as_ptr(), 2);
+            assert_eq!(null, MLLP_CONFIG);
+            assert_eq!(mllp_framing_set_max_message_size(f, 0), MLLP_CONFIG);
+            assert_eq!(mllp_framing_set_lenient_end(f, 2), MLLP_INVALID_ARGUMENT);
+            assert_eq!(mllp_framing_set_start_in_frame(f, 2), MLLP_INVALID_ARGUMENT);
+            assert!(crate::last_error::text().contains("not 2"));
+            assert_eq!((*f).get(), Framing::default());
+            assert_eq!(mllp_framing_set_lenient_end(f, 1), MLLP_OK);
+            let code = mllp_framing_set_sequences(f, b"\x02".as_ptr(), 1, b"\x03".as_ptr(), 1);
+            assert_eq!(code, MLLP_OK);
+            let got = (*f).get();
+            assert_eq!(
+                (got.start(), got.end(), got.is_lenient()),
+                (&b"\x02"[..], &b"\x03"[..], true)
             );
+            assert_eq!(
+                mllp_framing_set_lenient_end(std::ptr::null_mut(), 1),
+                MLLP_NULL_ARGUMENT
+            );
+            mllp_framing_free(f);
+            mllp_framing_free(std::ptr::null_mut());
         }
     }
 

@@ -1,8 +1,8 @@
 //! The C ABI: the functions, types and constants of `mllp.h`.
 //!
 //! This module is the one place in the crate where `unsafe` meets foreign callers. The header
-//! `src/mllp.h` is generated from it by a pinned `cbindgen` (configuration in
-//! `src/ffi/cbindgen.toml`, check script `.ci/header-check`); the `///` comments here are the
+//! `mllp.h` is generated from it by a pinned `cbindgen` (configuration in
+//! `cbindgen.toml`, check script `header-check`); the `///` comments here are the
 //! header's documentation, so they are written for C programmers.
 //!
 //! # Conventions (after rustls-ffi)
@@ -16,9 +16,11 @@
 //!   NUL-terminated and either static or copied into a caller buffer.
 //! * Result codes ([`result::mllp_result`]) are numbers fixed forever; codes below 100 are not
 //!   errors. [`result::mllp_result_str`] names every code.
-//! * Handles are opaque, created by `_new`, destroyed by `_free`; `_free(NULL)` does nothing.
-//!   Each handle keeps the detailed text of its last error ([`last_error::LastError`]),
-//!   copied out by `_last_error`.
+//! * Handles are opaque, created by `_new` or `_build`, destroyed by `_free`; `_free(NULL)`
+//!   does nothing. Settings are builder handles with one setter function each (no option
+//!   structs), so a new setting is a new function and never changes a layout.
+//! * Every failing call sets the calling thread's last error text ([`last_error`]), copied out
+//!   by `mllp_last_error`.
 //! * No Rust type appears in the header: integers, byte pointers, `#[repr(C)]` structs of
 //!   those, and opaque handles. Flags and enumerations cross as integers and are validated, so
 //!   no bit pattern sent by C is undefined behaviour in Rust.
@@ -31,7 +33,9 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub(crate) mod ack;
+pub(crate) mod ack_table;
 pub(crate) mod args;
+pub(crate) mod callback;
 pub(crate) mod decoder;
 pub(crate) mod framing;
 pub(crate) mod last_error;
@@ -40,8 +44,18 @@ pub(crate) mod log;
 pub(crate) mod panic;
 pub(crate) mod result;
 pub(crate) mod sender;
+pub(crate) mod tls_options;
 
 use std::ffi::c_char;
+
+/// The major version of the library this header belongs to. It changes with every change that
+/// is not backward compatible (see the ABI policy at the top), together with the shared
+/// library's SONAME (`libmllp.so.<major>`).
+pub const MLLP_VERSION_MAJOR: u32 = 0;
+/// The minor version: new functions, constants and appended fields of library-filled structs.
+pub const MLLP_VERSION_MINOR: u32 = 1;
+/// The patch version: fixes only, no change to the API or ABI.
+pub const MLLP_VERSION_PATCH: u32 = 0;
 
 /// The library's name and version as a static NUL-terminated string, e.g. `"mllp/0.1.0"`.
 ///
@@ -65,6 +79,19 @@ mod tests {
         assert_eq!(
             v.to_str().unwrap(),
             concat!("mllp/", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn version_constants_are_the_crate_version() {
+        let v = |s: &str| s.parse::<u32>().unwrap();
+        assert_eq!(
+            (MLLP_VERSION_MAJOR, MLLP_VERSION_MINOR, MLLP_VERSION_PATCH),
+            (
+                v(env!("CARGO_PKG_VERSION_MAJOR")),
+                v(env!("CARGO_PKG_VERSION_MINOR")),
+                v(env!("CARGO_PKG_VERSION_PATCH"))
+            )
         );
     }
 }

@@ -1,30 +1,33 @@
-//! The listener as a C handle: options, a message callback, start on library threads or run on
-//! the caller's, stop, free.
+//! The listener as a C handle: a builder of settings, a message callback (see
+//! [`callback`](super::callback)), start on library threads or run on the caller's, counters,
+//! stop, free.
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::ack::{disposition, mllp_disposition};
 use super::args;
+use super::callback::{mllp_message_cb, Callback, IN_CALLBACK};
 use super::framing::mllp_framing;
-use super::last_error::{self, LastError};
+use super::last_error;
 use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
-use super::sender::{millis, str_option, IdentityFields};
+use super::sender::positive_ms;
+use super::tls_options;
 use mllp_core::charset::{Charset, Malformed};
+use mllp_core::Error;
 use mllp_core::Framing;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
     AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
     ShutdownHandle,
 };
-use mllp_core::{Error, Result};
 use mllp_core::{
-    DEFAULT_ACK_WRITE_TIMEOUT as DEFAULT_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE,
+    ListenerBuilder, DEFAULT_ACK_WRITE_TIMEOUT as DEFAULT_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 
 /// How received messages are acknowledged.
@@ -38,99 +41,94 @@ pub const MLLP_ACK_POLICY_ORIGINAL: mllp_ack_policy = 1;
 /// MLLP release 2 commit blocks: 0x06 when the callback accepted, 0x15 otherwise.
 pub const MLLP_ACK_POLICY_MLLP2: mllp_ack_policy = 2;
 
-/// The default stack size of the threads that call the callback: 256 KiB.
-pub const MLLP_LISTENER_DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// The default stack size of the threads that call the callback: 128 KiB, as in Rust (the
+/// callback's own stack use comes on top of the library's, which is small: buffers live on
+/// the heap). Raise it with `mllp_listener_builder_set_stack_size` for a callback that keeps
+/// large arrays on its stack.
+pub const MLLP_LISTENER_DEFAULT_STACK_SIZE: usize = 128 * 1024;
+/// The smallest stack size `mllp_listener_builder_set_stack_size` accepts: 64 KiB.
+pub const MLLP_LISTENER_MIN_STACK_SIZE: usize = 64 * 1024;
 
-/// Listener settings.
+// The C constants are the Rust ones: a change in the core fails the build here.
+const _: () = assert!(MLLP_LISTENER_DEFAULT_STACK_SIZE == DEFAULT_STACK_SIZE);
+const _: () = assert!(MLLP_LISTENER_MIN_STACK_SIZE == MIN_STACK_SIZE);
+
+/// Settings for listeners: made by `mllp_listener_builder_new` with the defaults, changed by
+/// the `mllp_listener_builder_set_*` functions, turned into listeners by
+/// `mllp_listener_builder_build` (any number of times) and freed by
+/// `mllp_listener_builder_free`.
 ///
-/// Always fill it with `mllp_listener_options_init` first, then change the fields you need.
-/// The library copies what it needs during `mllp_listener_new` (TLS files are read then) and
-/// keeps no pointer into it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct mllp_listener_options {
-    /// Framing, and the largest message accepted (`framing.max_message_size`; larger messages
-    /// are skipped and answered with a negative acknowledgement).
-    pub framing: mllp_framing,
-    /// NULL (the default: UTF-8), or the label of the character set messages are decoded from
-    /// (`"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...).
-    pub charset: *const c_char,
-    /// Non-zero (the default): decode each message in the character set its MSH-18 names,
-    /// when it names a known one.
-    pub detect_msh18: i32,
-    /// Non-zero (the default): a message with bytes not valid in its character set is
-    /// answered with AE, naming the byte offset, without calling the callback. 0: such bytes
-    /// reach the callback as U+FFFD.
-    pub reject_malformed: i32,
-    /// The most connections served at once (at least 1). Default 10.
-    pub max_connections: u32,
-    /// What happens to a connection beyond the maximum: 0 (the default) closes it at once;
-    /// non-zero leaves it waiting until a connection ends.
-    pub backlog_overflow: i32,
-    /// Non-zero, with `max_connections` 1: a new connection replaces the current one when that
-    /// one is idle (no frame under way, no message being handled). Default 0.
-    pub replace_idle: i32,
-    /// How long a started frame may take to arrive completely, in milliseconds; 0: no limit.
-    /// Default 60000.
-    pub frame_timeout_ms: u32,
-    /// How long a connection may go without a message before it is closed, in milliseconds;
-    /// 0 (the default): no limit.
-    pub idle_timeout_ms: u32,
-    /// How long writing one acknowledgement may take, in milliseconds; 0: no limit. Default
-    /// 10000.
-    pub write_timeout_ms: u32,
-    /// How long a TLS handshake may take, in milliseconds (at least 1). Default 10000.
-    pub handshake_timeout_ms: u32,
-    /// How long stopping waits for messages being handled to be acknowledged, in
-    /// milliseconds. Default 10000.
-    pub shutdown_grace_ms: u32,
-    /// One of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
-    pub ack_policy: mllp_ack_policy,
-    /// NULL, or the PEM certificate chain of the server: serve TLS. Set together with
-    /// `tls_key_file`.
-    pub tls_cert_file: *const c_char,
-    /// NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
-    pub tls_key_file: *const c_char,
-    /// The stack size of the threads that call the callback, in bytes (at least 65536).
-    /// Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`.
-    pub stack_size: usize,
-    /// NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the server certificate, its chain
-    /// and its key: serve TLS. Instead of `tls_cert_file`/`tls_key_file`: naming both kinds is
-    /// a configuration error.
-    pub tls_pkcs12_file: *const c_char,
-    /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
-    /// `tls_pkcs12_file`.
-    pub tls_pkcs12_password: *const c_char,
-    /// When every slot is taken, a new connection takes the slot of the connection that has
-    /// gone longest without completing a frame, once that is at least this long, in
-    /// milliseconds; a connection whose message is in the callback is never chosen. 0: never
-    /// (the new connection is refused or waits, see `backlog_overflow`). Default 5000.
-    pub evict_after_ms: u32,
+/// Every setter checks its value at once: on an error it returns the code, sets the text of
+/// `mllp_last_error` and leaves the setting as it was. Files named by the TLS setters are read
+/// when the setter is called. Thread safety: one call at a time per builder;
+/// `mllp_listener_builder_build` only reads it.
+#[derive(Debug, Clone)]
+pub struct mllp_listener_builder {
+    framing: Framing,
+    charset: Charset,
+    detect_msh18: bool,
+    malformed: Malformed,
+    max_connections: usize,
+    overflow: Overflow,
+    replace_idle: bool,
+    evict_after: Option<Duration>,
+    frame_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    handshake_timeout: Duration,
+    shutdown_grace: Duration,
+    ack_policy: AckPolicy,
+    stack_size: usize,
+    tls: Option<TlsServerConfig>,
 }
 
-impl Default for mllp_listener_options {
+impl Default for mllp_listener_builder {
+    /// The defaults of the Rust `Listener::builder` (compared by a test).
     fn default() -> Self {
-        mllp_listener_options {
-            framing: Framing::default().into(),
-            charset: std::ptr::null(),
-            detect_msh18: 1,
-            reject_malformed: 1,
-            max_connections: u32::try_from(DEFAULT_MAX_CONNECTIONS).unwrap_or(u32::MAX),
-            backlog_overflow: 0,
-            replace_idle: 0,
-            frame_timeout_ms: millis(DEFAULT_FRAME_TIMEOUT),
-            idle_timeout_ms: 0,
-            write_timeout_ms: millis(DEFAULT_WRITE_TIMEOUT),
-            handshake_timeout_ms: millis(DEFAULT_HANDSHAKE_TIMEOUT),
-            shutdown_grace_ms: millis(DEFAULT_SHUTDOWN_GRACE),
-            ack_policy: MLLP_ACK_POLICY_AUTO,
-            tls_cert_file: std::ptr::null(),
-            tls_key_file: std::ptr::null(),
-            stack_size: MLLP_LISTENER_DEFAULT_STACK_SIZE,
-            tls_pkcs12_file: std::ptr::null(),
-            tls_pkcs12_password: std::ptr::null(),
-            evict_after_ms: millis(DEFAULT_EVICT_AFTER),
+        mllp_listener_builder {
+            framing: Framing::default(),
+            charset: Charset::UTF_8,
+            detect_msh18: true,
+            malformed: Malformed::Reject,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            overflow: Overflow::Refuse,
+            replace_idle: false,
+            evict_after: Some(DEFAULT_EVICT_AFTER),
+            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
+            idle_timeout: None,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            ack_policy: AckPolicy::Auto,
+            stack_size: DEFAULT_STACK_SIZE,
+            tls: None,
         }
+    }
+}
+
+impl mllp_listener_builder {
+    /// The Rust builder for these settings and `addr`.
+    fn to_rust(&self, addr: &str) -> ListenerBuilder {
+        let mut builder = Listener::builder(addr)
+            .framing(self.framing)
+            .charset(self.charset)
+            .detect_msh18(self.detect_msh18)
+            .malformed(self.malformed)
+            .max_connections(self.max_connections)
+            .overflow(self.overflow)
+            .replace_idle(self.replace_idle)
+            .evict_after(self.evict_after)
+            .frame_timeout(self.frame_timeout)
+            .idle_timeout(self.idle_timeout)
+            .write_timeout(self.write_timeout)
+            .handshake_timeout(self.handshake_timeout)
+            .shutdown_grace(self.shutdown_grace)
+            .ack_policy(self.ack_policy)
+            .stack_size(self.stack_size);
+        if let Some(tls) = &self.tls {
+            builder = builder.tls(tls.clone());
+        }
+        builder
     }
 }
 
@@ -139,348 +137,470 @@ fn optional_ms(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(ms.into()))
 }
 
-impl mllp_listener_options {
-    /// Binds a listener on `addr` with these options.
-    ///
-    /// # Safety
-    /// The string fields must be NULL or NUL-terminated strings.
-    unsafe fn bind(&self, addr: &str) -> Result<Listener> {
-        // SAFETY: the caller's contract on the string fields.
-        let charset = match unsafe { str_option(self.charset, "charset") }? {
-            None => Charset::UTF_8,
-            Some(label) => Charset::from_label(label)?,
-        };
-        let ack_policy = match self.ack_policy {
-            MLLP_ACK_POLICY_AUTO => AckPolicy::Auto,
-            MLLP_ACK_POLICY_ORIGINAL => AckPolicy::Original,
-            MLLP_ACK_POLICY_MLLP2 => AckPolicy::Mllp2,
-            other => {
-                return Err(Error::Config(format!(
-                    "ack_policy must be one of MLLP_ACK_POLICY_*, not {other}"
-                )))
-            }
-        };
-        let mut builder = Listener::builder(addr)
-            .framing(self.framing.to_framing()?)
-            .charset(charset)
-            .detect_msh18(self.detect_msh18 != 0)
-            .malformed(if self.reject_malformed != 0 {
+/// Runs a setter body on a builder, under the guard of the export `name`.
+///
+/// # Safety
+/// `builder` must be NULL or a live builder that no other thread uses during the call.
+unsafe fn set(
+    name: &str,
+    builder: *mut mllp_listener_builder,
+    f: impl FnOnce(&mut mllp_listener_builder) -> Result<(), mllp_result>,
+) -> mllp_result {
+    guard(name, || {
+        // SAFETY: the caller's contract.
+        let b = unsafe { args::borrow_mut(builder) }?;
+        f(b)?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Creates a listener builder with the defaults (those of the Rust `Listener::builder`):
+/// default framing, UTF-8 unless MSH-18 names another character set, malformed messages
+/// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
+/// silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
+/// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_AUTO`, 128 KiB thread stacks, plain
+/// TCP. `*out` receives the builder (NULL on failure); free it with
+/// `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_new(
+    out: *mut *mut mllp_listener_builder,
+) -> mllp_result {
+    guard("mllp_listener_builder_new", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(out, std::ptr::null_mut()) }?;
+        let handle = Box::into_raw(Box::new(mllp_listener_builder::default()));
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(out, handle) }?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Copies framing settings: the sequences, and the largest message accepted (larger messages
+/// are skipped and answered with a negative acknowledgement). `framing` must not be NULL; it
+/// may be freed afterwards. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_framing(
+    builder: *mut mllp_listener_builder,
+    framing: *const mllp_framing,
+) -> mllp_result {
+    // SAFETY: the caller passes a live framing value or NULL.
+    let framing = unsafe { args::borrow(framing) }.map(mllp_framing::get);
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_framing", builder, |b| {
+            b.framing = framing?;
+            Ok(())
+        })
+    }
+}
+
+/// The character set messages are decoded from when MSH-18 names none (or detection is off):
+/// a label such as `"UTF-8"` (the default, also for NULL), `"ISO-8859-1"`, `"8859/1"`,
+/// `"windows-1252"`. Errors: `MLLP_CHARSET` (unknown label), `MLLP_INVALID_ARGUMENT` (not
+/// UTF-8), `MLLP_NULL_ARGUMENT` (`builder` NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_charset(
+    builder: *mut mllp_listener_builder,
+    label: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_charset", builder, |b| {
+            let label = args::opt_string(label, "the character set label");
+            b.charset = match label? {
+                None => Charset::UTF_8,
+                Some(label) => args::check(Charset::from_label(label).map_err(Error::from))?,
+            };
+            Ok(())
+        })
+    }
+}
+
+/// 1 (the default): decode each message in the character set its MSH-18 names, when it names
+/// a known one; 0: always in the listener's character set. Errors: `MLLP_INVALID_ARGUMENT`
+/// (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_detect_msh18(
+    builder: *mut mllp_listener_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_detect_msh18", builder, |b| {
+            b.detect_msh18 = args::flag(on, "detect_msh18")?;
+            Ok(())
+        })
+    }
+}
+
+/// 1 (the default): a message with bytes not valid in its character set is answered with AE,
+/// naming the byte offset, without calling the callback. 0: such bytes reach the callback as
+/// U+FFFD (`mllp_message_info.replaced` counts them). Errors: `MLLP_INVALID_ARGUMENT` (not 0
+/// or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_reject_malformed(
+    builder: *mut mllp_listener_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_reject_malformed", builder, |b| {
+            b.malformed = if args::flag(on, "reject_malformed")? {
                 Malformed::Reject
             } else {
                 Malformed::Replace
-            })
-            .max_connections(usize::try_from(self.max_connections).unwrap_or(usize::MAX))
-            .overflow(if self.backlog_overflow != 0 {
+            };
+            Ok(())
+        })
+    }
+}
+
+/// The most connections served at once (at least 1). Default 10. Errors: `MLLP_CONFIG` (0),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_max_connections(
+    builder: *mut mllp_listener_builder,
+    max: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_max_connections", builder, |b| {
+            if max == 0 {
+                return Err(args::config(
+                    "the maximum number of connections must be at least 1",
+                ));
+            }
+            b.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
+            Ok(())
+        })
+    }
+}
+
+/// What happens to a connection beyond the maximum: 0 (the default) closes it at once; 1
+/// leaves it waiting until a connection ends. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_backlog_overflow(
+    builder: *mut mllp_listener_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_backlog_overflow", builder, |b| {
+            b.overflow = if args::flag(on, "backlog_overflow")? {
                 Overflow::Backlog
             } else {
                 Overflow::Refuse
-            })
-            .replace_idle(self.replace_idle != 0)
-            .evict_after(optional_ms(self.evict_after_ms))
-            .frame_timeout(optional_ms(self.frame_timeout_ms))
-            .idle_timeout(optional_ms(self.idle_timeout_ms))
-            .write_timeout(optional_ms(self.write_timeout_ms))
-            .handshake_timeout(Duration::from_millis(self.handshake_timeout_ms.into()))
-            .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms.into()))
-            .ack_policy(ack_policy)
-            .stack_size(self.stack_size);
-        // SAFETY: as above.
-        let identity = unsafe {
-            IdentityFields::new(
-                self.tls_cert_file,
-                self.tls_key_file,
-                self.tls_pkcs12_file,
-                self.tls_pkcs12_password,
-            )
-        }?;
-        if let Some(identity) = identity.load()? {
-            builder = builder.tls(TlsServerConfig::new(identity));
-        }
-        builder.bind()
+            };
+            Ok(())
+        })
     }
 }
 
-/// Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
-/// `MLLP_NULL_ARGUMENT`. Thread-safe.
+/// 1, with a maximum of 1 connection: a new connection replaces the current one when that one
+/// is idle (no frame under way, no message being handled). Default 0. Errors:
+/// `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn mllp_listener_options_init(
-    opts: *mut mllp_listener_options,
+pub unsafe extern "C" fn mllp_listener_builder_set_replace_idle(
+    builder: *mut mllp_listener_builder,
+    on: c_int,
 ) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a writable struct or NULL (checked).
-        unsafe { args::put(opts, mllp_listener_options::default()) }?;
-        Ok(MLLP_OK)
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_replace_idle", builder, |b| {
+            b.replace_idle = args::flag(on, "replace_idle")?;
+            Ok(())
+        })
+    }
+}
+
+/// When every slot is taken, a new connection takes the slot of the connection that has gone
+/// longest without completing a frame, once that is at least this long, in milliseconds; a
+/// connection whose message is in the callback is never chosen. 0: never (the new connection
+/// is refused or waits, see `mllp_listener_builder_set_backlog_overflow`). Default 5000.
+/// Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_evict_after_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_evict_after_ms", builder, |b| {
+            b.evict_after = optional_ms(ms);
+            Ok(())
+        })
+    }
+}
+
+/// How long a started frame may take to arrive completely, in milliseconds; 0: no limit.
+/// Default 60000. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_frame_timeout_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_frame_timeout_ms", builder, |b| {
+            b.frame_timeout = optional_ms(ms);
+            Ok(())
+        })
+    }
+}
+
+/// How long a connection may go without a message before it is closed, in milliseconds; 0
+/// (the default): no limit. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_idle_timeout_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_idle_timeout_ms", builder, |b| {
+            b.idle_timeout = optional_ms(ms);
+            Ok(())
+        })
+    }
+}
+
+/// How long writing one acknowledgement may take, in milliseconds; 0: no limit. Default
+/// 10000. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_write_timeout_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_write_timeout_ms", builder, |b| {
+            b.write_timeout = optional_ms(ms);
+            Ok(())
+        })
+    }
+}
+
+/// How long a TLS handshake may take, in milliseconds (at least 1). Default 10000. Errors:
+/// `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_handshake_timeout_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set(
+            "mllp_listener_builder_set_handshake_timeout_ms",
+            builder,
+            |b| {
+                b.handshake_timeout = positive_ms(ms, "the TLS handshake timeout")?;
+                Ok(())
+            },
+        )
+    }
+}
+
+/// How long stopping waits for messages being handled to be acknowledged, in milliseconds
+/// (0: not at all). Default 10000. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_shutdown_grace_ms(
+    builder: *mut mllp_listener_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set(
+            "mllp_listener_builder_set_shutdown_grace_ms",
+            builder,
+            |b| {
+                b.shutdown_grace = Duration::from_millis(ms.into());
+                Ok(())
+            },
+        )
+    }
+}
+
+/// How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
+/// Errors: `MLLP_INVALID_ARGUMENT` (another value), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(
+    builder: *mut mllp_listener_builder,
+    policy: mllp_ack_policy,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_ack_policy", builder, |b| {
+            b.ack_policy = match policy {
+                MLLP_ACK_POLICY_AUTO => AckPolicy::Auto,
+                MLLP_ACK_POLICY_ORIGINAL => AckPolicy::Original,
+                MLLP_ACK_POLICY_MLLP2 => AckPolicy::Mllp2,
+                other => {
+                    return Err(args::invalid(format_args!(
+                        "the ACK policy must be one of MLLP_ACK_POLICY_*, not {other}"
+                    )))
+                }
+            };
+            Ok(())
+        })
+    }
+}
+
+/// The stack size of the threads that call the callback, in bytes (at least
+/// `MLLP_LISTENER_MIN_STACK_SIZE`). Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors:
+/// `MLLP_CONFIG` (too small), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
+    builder: *mut mllp_listener_builder,
+    bytes: usize,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_stack_size", builder, |b| {
+            if bytes < MIN_STACK_SIZE {
+                return Err(args::config(format_args!(
+                    "the stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
+                )));
+            }
+            b.stack_size = bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Serves TLS with the PEM certificate chain `cert_file` and its unencrypted PKCS#8 PEM key
+/// `key_file` (neither NULL), read now. Replaces an identity set before. Errors: `MLLP_IO` (a
+/// file cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key
+/// that cannot be used is `MLLP_TLS` from `mllp_listener_builder_build`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pem(
+    builder: *mut mllp_listener_builder,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
+            let identity = tls_options::pem_identity(cert_file, key_file);
+            b.tls = Some(TlsServerConfig::new(identity?));
+            Ok(())
+        })
+    }
+}
+
+/// As `mllp_listener_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
+/// not NULL) holding the server certificate, its chain and its key, with `password` (NULL:
+/// empty). A wrong password is `MLLP_TLS` from `mllp_listener_builder_build`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pkcs12(
+    builder: *mut mllp_listener_builder,
+    file: *const c_char,
+    password: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set(
+            "mllp_listener_builder_set_tls_identity_pkcs12",
+            builder,
+            |b| {
+                let identity = tls_options::pkcs12_identity(file, password);
+                b.tls = Some(TlsServerConfig::new(identity?));
+                Ok(())
+            },
+        )
+    }
+}
+
+/// Frees a listener builder; listeners built from it are not affected. NULL is allowed and
+/// does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_free(builder: *mut mllp_listener_builder) {
+    guard_or((), || {
+        if !builder.is_null() {
+            // SAFETY: a non-NULL pointer is a builder from `mllp_listener_builder_new` that the
+            // caller gives up here, once.
+            drop(unsafe { Box::from_raw(builder) });
+        }
     })
 }
 
-/// What the callback is told about a received message. Every pointer is valid, and every
-/// byte range unchanged, only until the callback returns; copy what you keep. Byte ranges are
-/// not NUL-terminated (an empty one has length 0 and a valid pointer).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct mllp_message_info {
-    /// The message as UTF-8 text (decoded from its character set; a UTF-8 BOM removed).
-    pub text: *const u8,
-    /// Bytes at `text`.
-    pub text_len: usize,
-    /// The frame's payload exactly as received, in its own character set.
-    pub raw: *const u8,
-    /// Bytes at `raw`.
-    pub raw_len: usize,
-    /// The control ID the acknowledgement echoes (MSH-10, or BHS-11/FHS-11 for a batch), as
-    /// received; empty when the field is empty.
-    pub control_id: *const u8,
-    /// Bytes at `control_id`.
-    pub control_id_len: usize,
-    /// MSH-9 whole (e.g. `ADT^A01^ADT_A01`), as received; empty for a batch header.
-    pub message_type: *const u8,
-    /// Bytes at `message_type`.
-    pub message_type_len: usize,
-    /// The peer's address as NUL-terminated text, `"ip:port"` (`"[ip6]:port"` for IPv6).
-    pub peer: *const c_char,
-    /// The listener's number for the connection: the same for every message of one
-    /// connection, never reused by this listener.
-    pub connection_id: u64,
-}
+/// Which counter of a listener `mllp_listener_get_stat` reads. New counters get new numbers;
+/// the numbers never change.
+pub type mllp_listener_stat = u32;
 
-/// The callback's answer beyond its disposition: an optional text (MSA-3, and the ERR segment
-/// for an error or reject) and error code. Set with `mllp_response_set_text` and
-/// `mllp_response_set_error_code`, only during the callback it was passed to.
-pub struct mllp_response {
-    text: Option<String>,
-    error_code: Option<u16>,
-}
+/// Connections being served now.
+pub const MLLP_LISTENER_STAT_CONNECTIONS_OPEN: mllp_listener_stat = 0;
+/// Connections served since the start (refused ones not included).
+pub const MLLP_LISTENER_STAT_CONNECTIONS_TOTAL: mllp_listener_stat = 1;
+/// Connections closed at once because every slot was taken.
+pub const MLLP_LISTENER_STAT_CONNECTIONS_REFUSED: mllp_listener_stat = 2;
+/// Idle connections closed to make room for a new one (`replace_idle`).
+pub const MLLP_LISTENER_STAT_CONNECTIONS_REPLACED: mllp_listener_stat = 3;
+/// Messages handed to the callback.
+pub const MLLP_LISTENER_STAT_MESSAGES: mllp_listener_stat = 4;
+/// `AA` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_AA: mllp_listener_stat = 5;
+/// `AE` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_AE: mllp_listener_stat = 6;
+/// `AR` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_AR: mllp_listener_stat = 7;
+/// `CA` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_CA: mllp_listener_stat = 8;
+/// `CE` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_CE: mllp_listener_stat = 9;
+/// `CR` acknowledgements sent.
+pub const MLLP_LISTENER_STAT_ACKS_CR: mllp_listener_stat = 10;
+/// MLLP release 2 commit acknowledgements sent.
+pub const MLLP_LISTENER_STAT_COMMIT_ACKS: mllp_listener_stat = 11;
+/// MLLP release 2 negative commit acknowledgements sent.
+pub const MLLP_LISTENER_STAT_COMMIT_NAKS: mllp_listener_stat = 12;
+/// Acknowledgements not sent because MSH-15 asked for none.
+pub const MLLP_LISTENER_STAT_ACKS_SUPPRESSED: mllp_listener_stat = 13;
+/// Frames whose header could not be read, answered with AR without calling the callback.
+pub const MLLP_LISTENER_STAT_NAK_UNPARSEABLE: mllp_listener_stat = 14;
+/// Messages not valid in their character set, answered with AE without calling the callback.
+pub const MLLP_LISTENER_STAT_CHARSET_ERRORS: mllp_listener_stat = 15;
+/// Bytes received outside any frame and dropped.
+pub const MLLP_LISTENER_STAT_SKIPPED_BYTES: mllp_listener_stat = 16;
+/// Frames larger than the maximum message size (skipped and answered negatively).
+pub const MLLP_LISTENER_STAT_OVERSIZED_FRAMES: mllp_listener_stat = 17;
+/// Connections closed because a started frame did not complete in time.
+pub const MLLP_LISTENER_STAT_FRAME_TIMEOUTS: mllp_listener_stat = 18;
+/// Connections closed because they were idle too long.
+pub const MLLP_LISTENER_STAT_IDLE_TIMEOUTS: mllp_listener_stat = 19;
+/// TLS handshakes that failed or timed out.
+pub const MLLP_LISTENER_STAT_TLS_FAILURES: mllp_listener_stat = 20;
+/// Connections closed to make room for a new one because they had gone longest without
+/// completing a frame (`mllp_listener_builder_set_evict_after_ms`).
+pub const MLLP_LISTENER_STAT_CONNECTIONS_EVICTED: mllp_listener_stat = 21;
 
-/// Called for every received message whose header could be read; returns one of
-/// `MLLP_DISPOSITION_*`, which decides the acknowledgement (accept: AA/CA, error: AE/CE,
-/// reject: AR/CR; in MLLP release 2 mode a commit ACK or NAK). Any other value is answered
-/// with AE "application internal error".
-///
-/// The acknowledgement is written after the callback returns, so storing the message before
-/// returning accept gives "store, then ACK".
-///
-/// Threads: called on the listener's connection threads, one per connection: at most one call
-/// at a time per connection, but calls for different connections run concurrently, so the
-/// callback and `userdata` must be thread-safe. A slow callback delays only its own
-/// connection. It may call `mllp_listener_stop` (which then returns at once) and
-/// `mllp_listener_get_stats`, but not `mllp_listener_free`.
-///
-/// `info` and `response` are valid only until the callback returns.
-pub type mllp_message_cb = Option<
-    unsafe extern "C" fn(
-        userdata: *mut c_void,
-        info: *const mllp_message_info,
-        response: *mut mllp_response,
-    ) -> mllp_disposition,
->;
-
-/// Sets the response text: MSA-3 and, for an error or reject, the ERR segment's text. `text` is
-/// NUL-terminated UTF-8, copied at once (it may be freed when this returns); NULL clears it.
-/// Only valid on the `response` passed to a running callback.
-///
-/// Errors: `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`response` NULL).
-#[no_mangle]
-pub unsafe extern "C" fn mllp_response_set_text(
-    response: *mut mllp_response,
-    text: *const c_char,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes the response of its running callback, or NULL.
-        let response = unsafe { args::borrow_mut(response) }?;
-        // SAFETY: the caller passes a NUL-terminated string or NULL.
-        let text = unsafe { args::opt_str(text) }?;
-        response.text = text.map(str::to_owned);
-        Ok(MLLP_OK)
+/// The counter `which` of a set of listener counters, `None` for an unknown number.
+fn listener_stat(s: &ListenerStats, which: mllp_listener_stat) -> Option<u64> {
+    Some(match which {
+        MLLP_LISTENER_STAT_CONNECTIONS_OPEN => s.connections_open,
+        MLLP_LISTENER_STAT_CONNECTIONS_TOTAL => s.connections_total,
+        MLLP_LISTENER_STAT_CONNECTIONS_REFUSED => s.connections_refused,
+        MLLP_LISTENER_STAT_CONNECTIONS_REPLACED => s.connections_replaced,
+        MLLP_LISTENER_STAT_MESSAGES => s.messages,
+        MLLP_LISTENER_STAT_ACKS_AA => s.acks_aa,
+        MLLP_LISTENER_STAT_ACKS_AE => s.acks_ae,
+        MLLP_LISTENER_STAT_ACKS_AR => s.acks_ar,
+        MLLP_LISTENER_STAT_ACKS_CA => s.acks_ca,
+        MLLP_LISTENER_STAT_ACKS_CE => s.acks_ce,
+        MLLP_LISTENER_STAT_ACKS_CR => s.acks_cr,
+        MLLP_LISTENER_STAT_COMMIT_ACKS => s.commit_acks,
+        MLLP_LISTENER_STAT_COMMIT_NAKS => s.commit_naks,
+        MLLP_LISTENER_STAT_ACKS_SUPPRESSED => s.acks_suppressed,
+        MLLP_LISTENER_STAT_NAK_UNPARSEABLE => s.nak_unparseable,
+        MLLP_LISTENER_STAT_CHARSET_ERRORS => s.charset_errors,
+        MLLP_LISTENER_STAT_SKIPPED_BYTES => s.skipped_bytes,
+        MLLP_LISTENER_STAT_OVERSIZED_FRAMES => s.oversized_frames,
+        MLLP_LISTENER_STAT_FRAME_TIMEOUTS => s.frame_timeouts,
+        MLLP_LISTENER_STAT_IDLE_TIMEOUTS => s.idle_timeouts,
+        MLLP_LISTENER_STAT_TLS_FAILURES => s.tls_failures,
+        MLLP_LISTENER_STAT_CONNECTIONS_EVICTED => s.connections_evicted,
+        _ => return None,
     })
-}
-
-/// Sets the HL7 table 0357 error code of the ERR segment (e.g. 200 unsupported message type,
-/// 207 application internal error) for an error or reject; ignored for an accept. The
-/// defaults are 207 for an error and 200 for a reject. Only valid on the `response` passed to
-/// a running callback. Errors: `MLLP_NULL_ARGUMENT`.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_response_set_error_code(
-    response: *mut mllp_response,
-    code: u16,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes the response of its running callback, or NULL.
-        let response = unsafe { args::borrow_mut(response) }?;
-        response.error_code = Some(code);
-        Ok(MLLP_OK)
-    })
-}
-
-/// The C callback and its userdata.
-#[derive(Clone, Copy)]
-struct Callback {
-    f: unsafe extern "C" fn(*mut c_void, *const mllp_message_info, *mut mllp_response) -> u32,
-    userdata: *mut c_void,
-}
-
-// SAFETY: the callback and `userdata` are only passed back to the callback, which the caller of
-// `mllp_listener_new` promises (documentation of `mllp_message_cb`) is safe to call from any
-// thread and concurrently.
-unsafe impl Send for Callback {}
-// SAFETY: as above.
-unsafe impl Sync for Callback {}
-
-thread_local! {
-    /// Whether this thread is running a listener callback.
-    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// An empty byte range for absent fields: a valid pointer with length 0.
-const EMPTY: &[u8] = b"\0";
-
-impl Callback {
-    fn call(&self, message: &Message<'_>) -> Response {
-        let header = message.header();
-        let control_id = header.control_id().unwrap_or(&EMPTY[..0]);
-        let message_type = header.message_type().unwrap_or(&EMPTY[..0]);
-        let peer = PeerText::new(message.peer_addr());
-        let info = mllp_message_info {
-            text: message.text().as_ptr(),
-            text_len: message.text().len(),
-            raw: message.raw().as_ptr(),
-            raw_len: message.raw().len(),
-            control_id: control_id.as_ptr(),
-            control_id_len: control_id.len(),
-            message_type: message_type.as_ptr(),
-            message_type_len: message_type.len(),
-            peer: peer.as_ptr(),
-            connection_id: message.connection_id(),
-        };
-        let mut response = mllp_response {
-            text: None,
-            error_code: None,
-        };
-        let was = IN_CALLBACK.with(|c| c.replace(true));
-        // SAFETY: the callback was given to `mllp_listener_new` with this userdata; `info`, the
-        // bytes it points to and `response` live until the call returns.
-        let code = unsafe { (self.f)(self.userdata, &info, &mut response) };
-        IN_CALLBACK.with(|c| c.set(was));
-        let Some(d) = disposition(code) else {
-            log::error!(
-                "connection {}: the callback returned {code}, which is not an \
-                 MLLP_DISPOSITION_*; answering with an error",
-                message.connection_id()
-            );
-            return Response::error("application internal error").error_code(207);
-        };
-        use mllp_core::hl7::Disposition;
-        let r = match (d, response.text) {
-            (Disposition::Accept, None) => Response::accept(),
-            (Disposition::Accept, Some(text)) => Response::accept_with(text),
-            (Disposition::Error, text) => Response::error(text.unwrap_or_default()),
-            (Disposition::Reject, text) => Response::reject(text.unwrap_or_default()),
-        };
-        match response.error_code {
-            Some(code) => r.error_code(code),
-            None => r,
-        }
-    }
-}
-
-/// A socket address as a NUL-terminated string on the stack.
-struct PeerText {
-    buf: [u8; 64],
-}
-
-impl PeerText {
-    fn new(addr: SocketAddr) -> PeerText {
-        use std::io::Write;
-        let mut buf = [0u8; 64];
-        // The longest form, "[v6%scope]:port", is well under 63 bytes; the last byte stays 0.
-        let _ = write!(&mut buf[..63], "{addr}");
-        PeerText { buf }
-    }
-
-    fn as_ptr(&self) -> *const c_char {
-        self.buf.as_ptr().cast()
-    }
-}
-
-/// Counters of one listener since it was created. Each is read on its own, so a snapshot taken
-/// while connections are busy may be a few events apart between fields.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct mllp_listener_stats {
-    /// Connections being served now.
-    pub connections_open: u64,
-    /// Connections served since the start (refused ones not included).
-    pub connections_total: u64,
-    /// Connections closed at once because every slot was taken.
-    pub connections_refused: u64,
-    /// Idle connections closed to make room for a new one (`replace_idle`).
-    pub connections_replaced: u64,
-    /// Messages handed to the callback.
-    pub messages: u64,
-    /// `AA` acknowledgements sent.
-    pub acks_aa: u64,
-    /// `AE` acknowledgements sent.
-    pub acks_ae: u64,
-    /// `AR` acknowledgements sent.
-    pub acks_ar: u64,
-    /// `CA` acknowledgements sent.
-    pub acks_ca: u64,
-    /// `CE` acknowledgements sent.
-    pub acks_ce: u64,
-    /// `CR` acknowledgements sent.
-    pub acks_cr: u64,
-    /// MLLP release 2 commit acknowledgements sent.
-    pub commit_acks: u64,
-    /// MLLP release 2 negative commit acknowledgements sent.
-    pub commit_naks: u64,
-    /// Acknowledgements not sent because MSH-15 asked for none.
-    pub acks_suppressed: u64,
-    /// Frames whose header could not be read, answered with AR without calling the callback.
-    pub nak_unparseable: u64,
-    /// Messages not valid in their character set, answered with AE without calling the
-    /// callback (`reject_malformed`).
-    pub charset_errors: u64,
-    /// Bytes received outside any frame and dropped.
-    pub skipped_bytes: u64,
-    /// Frames larger than the maximum message size (skipped and answered negatively).
-    pub oversized_frames: u64,
-    /// Connections closed because a started frame did not complete in time.
-    pub frame_timeouts: u64,
-    /// Connections closed because they were idle too long.
-    pub idle_timeouts: u64,
-    /// TLS handshakes that failed or timed out.
-    pub tls_failures: u64,
-    /// Connections closed to make room for a new one because they had gone longest without
-    /// completing a frame (`evict_after_ms`).
-    pub connections_evicted: u64,
-}
-
-impl From<ListenerStats> for mllp_listener_stats {
-    fn from(s: ListenerStats) -> Self {
-        mllp_listener_stats {
-            connections_open: s.connections_open,
-            connections_total: s.connections_total,
-            connections_refused: s.connections_refused,
-            connections_replaced: s.connections_replaced,
-            messages: s.messages,
-            acks_aa: s.acks_aa,
-            acks_ae: s.acks_ae,
-            acks_ar: s.acks_ar,
-            acks_ca: s.acks_ca,
-            acks_ce: s.acks_ce,
-            acks_cr: s.acks_cr,
-            commit_acks: s.commit_acks,
-            commit_naks: s.commit_naks,
-            acks_suppressed: s.acks_suppressed,
-            nak_unparseable: s.nak_unparseable,
-            charset_errors: s.charset_errors,
-            skipped_bytes: s.skipped_bytes,
-            oversized_frames: s.oversized_frames,
-            frame_timeouts: s.frame_timeouts,
-            idle_timeouts: s.idle_timeouts,
-            tls_failures: s.tls_failures,
-            connections_evicted: s.connections_evicted,
-        }
-    }
 }
 
 /// Where a listener is in its life.
@@ -495,7 +615,7 @@ enum State {
     Stopped,
 }
 
-/// An MLLP listener bound to an address. Create with `mllp_listener_new`, serve with
+/// An MLLP listener bound to an address. Create with `mllp_listener_builder_build`, serve with
 /// `mllp_listener_start` or `mllp_listener_run`, stop with `mllp_listener_stop`, free with
 /// `mllp_listener_free`.
 ///
@@ -509,7 +629,6 @@ pub struct mllp_listener {
     handle: ShutdownHandle,
     local_addr: SocketAddr,
     callback: Callback,
-    last_error: LastError,
 }
 
 impl mllp_listener {
@@ -528,9 +647,10 @@ impl mllp_listener {
                     _ => "it has been stopped",
                 };
                 *state = other;
-                Err(self
-                    .last_error
-                    .set(MLLP_INVALID_STATE, format_args!("cannot {what}: {why}")))
+                Err(last_error::set(
+                    MLLP_INVALID_STATE,
+                    format_args!("cannot {what}: {why}"),
+                ))
             }
         }
     }
@@ -556,56 +676,51 @@ impl mllp_listener {
         };
         if let Some(State::Started(running)) = taken {
             if let Err(e) = running.join() {
-                return self.last_error.error(&e);
+                return last_error::error(&e);
             }
         }
         MLLP_OK
     }
 }
 
-/// Creates a listener and binds it to `bind_address` (`"0.0.0.0:2575"`, `"[::]:2575"`,
-/// `"127.0.0.1:0"` for any free port: see `mllp_listener_local_port`).
+/// Creates a listener with the builder's settings and binds it to `bind_address`
+/// (`"0.0.0.0:2575"`, `"[::]:2575"`, `"127.0.0.1:0"` for any free port: see
+/// `mllp_listener_local_port`). The builder is not changed and may build more listeners, or be
+/// freed.
 ///
-/// `opts` may be NULL for the defaults. `callback` (not NULL) is called for every message once
-/// the listener serves, with `userdata`, which must stay valid until `mllp_listener_free`
-/// returns. Nothing is served until `mllp_listener_start` or `mllp_listener_run`. On success
-/// `*out` receives the handle; on failure `*out` is NULL and `mllp_new_error` gives the reason.
+/// `callback` (not NULL) is called for every message once the listener serves, with
+/// `userdata`, which must stay valid until `mllp_listener_free` returns. Nothing is served
+/// until `mllp_listener_start` or `mllp_listener_run`. On success `*out` receives the handle;
+/// on failure `*out` is NULL and `mllp_last_error` gives the reason.
 ///
-/// Errors: `MLLP_CONFIG` (bad address or options, both PEM files and a PKCS#12 file),
-/// `MLLP_IO` (the address cannot be bound, a TLS file cannot be read), `MLLP_TLS` (the
-/// certificate or key cannot be used, a wrong PKCS#12 password),
-/// `MLLP_CHARSET` (unknown character set), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
-/// Thread-safe.
+/// Errors: `MLLP_CONFIG` (bad address), `MLLP_IO` (the address cannot be bound), `MLLP_TLS`
+/// (the certificate or key cannot be used, a wrong PKCS#12 password, TLS in a library built
+/// without it), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn mllp_listener_new(
+pub unsafe extern "C" fn mllp_listener_builder_build(
+    builder: *const mllp_listener_builder,
     bind_address: *const c_char,
-    opts: *const mllp_listener_options,
     callback: mllp_message_cb,
     userdata: *mut c_void,
     out: *mut *mut mllp_listener,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_builder_build", || {
         // SAFETY: the caller passes a writable pointer or NULL (checked).
         unsafe { args::put(out, std::ptr::null_mut()) }?;
+        // SAFETY: the caller passes a live builder or NULL.
+        let b = unsafe { args::borrow(builder) }?;
         // SAFETY: the caller passes a NUL-terminated string or NULL (checked).
-        let addr = unsafe { args::req_str(bind_address) }.map_err(|code| {
-            last_error::new_failed(code, "the bind address is NULL or not UTF-8")
-        })?;
+        let addr = unsafe { args::req_string(bind_address, "the bind address") }?;
         let f = callback.ok_or_else(|| {
-            last_error::new_failed(super::result::MLLP_NULL_ARGUMENT, "the callback is NULL")
+            last_error::set(super::result::MLLP_NULL_ARGUMENT, "the callback is NULL")
         })?;
-        let defaults = mllp_listener_options::default();
-        // SAFETY: the caller passes valid options or NULL.
-        let opts = unsafe { opts.as_ref() }.unwrap_or(&defaults);
-        // SAFETY: the options' strings are NULL or NUL-terminated (the caller's contract).
-        let listener = unsafe { opts.bind(addr) }.map_err(|e| last_error::new_error(&e))?;
+        let listener = args::check(b.to_rust(addr).bind())?;
         let handle = Box::into_raw(Box::new(mllp_listener {
             handle: listener.shutdown_handle(),
             local_addr: listener.local_addr(),
             state: Mutex::new(State::Bound(listener)),
             run_done: Condvar::new(),
             callback: Callback { f, userdata },
-            last_error: LastError::default(),
         }));
         // SAFETY: checked not NULL above.
         unsafe { args::put(out, handle) }?;
@@ -620,7 +735,7 @@ pub unsafe extern "C" fn mllp_listener_local_port(
     listener: *const mllp_listener,
     port: *mut u16,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_local_port", || {
         // SAFETY: the caller passes a live handle or NULL.
         let l = unsafe { args::borrow(listener) }?;
         // SAFETY: the caller passes a writable pointer or NULL (checked).
@@ -636,7 +751,7 @@ pub unsafe extern "C" fn mllp_listener_local_port(
 /// started), `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_start(listener: *mut mllp_listener) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_start", || {
         // SAFETY: the caller passes a live handle or NULL.
         let l = unsafe { args::borrow(listener.cast_const()) }?;
         let bound = l.take_bound(State::Stopped, "start the listener")?;
@@ -645,7 +760,7 @@ pub unsafe extern "C" fn mllp_listener_start(listener: *mut mllp_listener) -> ml
                 *l.state() = State::Started(running);
                 Ok(MLLP_OK)
             }
-            Err(e) => Err(l.last_error.error(&e)),
+            Err(e) => Err(last_error::error(&e)),
         }
     })
 }
@@ -658,7 +773,7 @@ pub unsafe extern "C" fn mllp_listener_start(listener: *mut mllp_listener) -> ml
 /// Errors: `MLLP_INVALID_STATE` (already serving, or stopped), `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_run(listener: *mut mllp_listener) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_run", || {
         // SAFETY: the caller passes a live handle or NULL. `mllp_listener_free` waits for this
         // call to return before freeing it.
         let l = unsafe { args::borrow(listener.cast_const()) }?;
@@ -668,7 +783,7 @@ pub unsafe extern "C" fn mllp_listener_run(listener: *mut mllp_listener) -> mllp
         l.run_done.notify_all();
         match result {
             Ok(()) => Ok(MLLP_OK),
-            Err(e) => Err(l.last_error.error(&e)),
+            Err(e) => Err(last_error::error(&e)),
         }
     })
 }
@@ -684,7 +799,7 @@ pub unsafe extern "C" fn mllp_listener_run(listener: *mut mllp_listener) -> mllp
 /// again does nothing. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_stop(listener: *mut mllp_listener) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_stop", || {
         // SAFETY: the caller passes a live handle or NULL.
         let l = unsafe { args::borrow(listener.cast_const()) }?;
         match l.stop() {
@@ -694,35 +809,26 @@ pub unsafe extern "C" fn mllp_listener_stop(listener: *mut mllp_listener) -> mll
     })
 }
 
-/// Copies the listener's counters into `*stats`. Thread-safe, also from a callback.
+/// Stores the listener's counter `which` (`MLLP_LISTENER_STAT_*`, counted since the listener
+/// was created) in `*value`. Each counter is read on its own, so counters read while
+/// connections are busy may be a few events apart. Thread-safe, also from a callback. Errors:
+/// `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0), `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn mllp_listener_get_stats(
+pub unsafe extern "C" fn mllp_listener_get_stat(
     listener: *const mllp_listener,
-    stats: *mut mllp_listener_stats,
+    which: mllp_listener_stat,
+    value: *mut u64,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_listener_get_stat", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(value, 0) }?;
         // SAFETY: the caller passes a live handle or NULL.
         let l = unsafe { args::borrow(listener) }?;
-        // SAFETY: the caller passes a writable struct or NULL (checked).
-        unsafe { args::put(stats, l.handle.stats().into()) }?;
+        let v = listener_stat(&l.handle.stats(), which)
+            .ok_or_else(|| args::invalid(format_args!("no listener counter number {which}")))?;
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(value, v) }?;
         Ok(MLLP_OK)
-    })
-}
-
-/// Copies the text of the listener's last error into `buf`, NUL-terminated, as
-/// `mllp_decoder_last_error` does. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_listener_last_error(
-    listener: *const mllp_listener,
-    buf: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let l = unsafe { args::borrow(listener) }?;
-        // SAFETY: the caller passes `cap` writable bytes (or NULL with 0) and a writable size.
-        Ok(unsafe { l.last_error.copy_out(buf, cap, needed) })
     })
 }
 
@@ -742,7 +848,7 @@ pub unsafe extern "C" fn mllp_listener_free(listener: *mut mllp_listener) {
             return;
         }
         {
-            // SAFETY: a non-NULL pointer is a live handle from `mllp_listener_new`.
+            // SAFETY: a non-NULL pointer is a live handle from `mllp_listener_builder_build`.
             let l = unsafe { &*listener };
             l.stop();
             let mut state = l.state();
@@ -759,8 +865,11 @@ pub unsafe extern "C" fn mllp_listener_free(listener: *mut mllp_listener) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{MLLP_DISPOSITION_ACCEPT, MLLP_DISPOSITION_REJECT};
-    use crate::result::{MLLP_CONFIG, MLLP_IO, MLLP_NULL_ARGUMENT};
+    use crate::ack::{mllp_disposition, MLLP_DISPOSITION_ACCEPT, MLLP_DISPOSITION_REJECT};
+    use crate::callback::{mllp_message_info, mllp_response, mllp_response_set_text};
+    use crate::result::{
+        MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_IO, MLLP_NULL_ARGUMENT,
+    };
     use mllp_core::Sender;
     use std::ffi::CString;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -773,6 +882,10 @@ mod tests {
         // SAFETY: the test passes an `AtomicU64` as userdata; `info` is valid during the call.
         let (count, info) = unsafe { (&*(userdata as *const AtomicU64), &*info) };
         count.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(info.size, std::mem::size_of::<mllp_message_info>());
+        // SAFETY: a NUL-terminated string valid for the call.
+        let charset = unsafe { std::ffi::CStr::from_ptr(info.charset) };
+        assert_eq!((charset.to_str().unwrap(), info.replaced), ("UTF-8", 0));
         // SAFETY: valid for the call.
         let id = unsafe { std::slice::from_raw_parts(info.control_id, info.control_id_len) };
         if id.starts_with(b"R") {
@@ -793,18 +906,20 @@ mod tests {
         let addr = CString::new("127.0.0.1:0").unwrap();
         let mut l = std::ptr::null_mut();
         let mut port = 0u16;
+        let builder = new();
         // SAFETY: valid pointers; `count` outlives the listener.
         unsafe {
             assert_eq!(
-                mllp_listener_new(
+                mllp_listener_builder_build(
+                    builder,
                     addr.as_ptr(),
-                    std::ptr::null(),
                     Some(cb),
                     &count as *const AtomicU64 as *mut c_void,
                     &mut l
                 ),
                 MLLP_OK
             );
+            mllp_listener_builder_free(builder);
             assert_eq!(mllp_listener_local_port(l, &mut port), MLLP_OK);
             assert_eq!(mllp_listener_start(l), MLLP_OK);
             assert_eq!(mllp_listener_start(l), MLLP_INVALID_STATE);
@@ -821,55 +936,117 @@ mod tests {
             ("AR", Some("no thanks"))
         );
         assert_eq!(sender.send(&msg("X1")).unwrap().code.as_str(), "AE");
-        let mut stats = mllp_listener_stats::default();
+        let mut stats = [0u64; 3];
         // SAFETY: a live handle.
         unsafe {
-            assert_eq!(mllp_listener_get_stats(l, &mut stats), MLLP_OK);
+            for (i, which) in [
+                MLLP_LISTENER_STAT_MESSAGES,
+                MLLP_LISTENER_STAT_ACKS_AA,
+                MLLP_LISTENER_STAT_ACKS_AR,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                assert_eq!(mllp_listener_get_stat(l, which, &mut stats[i]), MLLP_OK);
+            }
+            let mut unknown = 7;
+            assert_eq!(
+                mllp_listener_get_stat(l, 999, &mut unknown),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(unknown, 0);
             assert_eq!(mllp_listener_stop(l), MLLP_OK);
             assert_eq!(mllp_listener_stop(l), MLLP_OK);
             mllp_listener_free(l);
             mllp_listener_free(std::ptr::null_mut());
         }
-        assert_eq!((stats.messages, stats.acks_aa, stats.acks_ar), (3, 1, 1));
+        assert_eq!(stats, [3, 1, 1]);
         assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 
-    #[test]
-    fn defaults_match_the_rust_builder() {
-        let opts = mllp_listener_options::default();
-        // Malformed text is rejected and MSH-18 is read, as in Rust and the CLI.
-        assert_ne!(opts.reject_malformed, 0);
-        assert_ne!(opts.detect_msh18, 0);
-        assert_eq!(opts.evict_after_ms, 5000);
+    fn new() -> *mut mllp_listener_builder {
+        let mut b = std::ptr::null_mut();
+        // SAFETY: a writable pointer.
+        assert_eq!(unsafe { mllp_listener_builder_new(&mut b) }, MLLP_OK);
+        b
     }
 
     #[test]
-    fn new_errors() {
+    fn defaults_are_the_rust_defaults() {
+        // The builder's settings have no getters; their Debug text shows every one.
+        let c = mllp_listener_builder::default().to_rust("127.0.0.1:0");
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{:?}", Listener::builder("127.0.0.1:0"))
+        );
+        assert_eq!(MLLP_LISTENER_DEFAULT_STACK_SIZE, DEFAULT_STACK_SIZE);
+        assert_eq!(MLLP_LISTENER_MIN_STACK_SIZE, MIN_STACK_SIZE);
+    }
+
+    #[test]
+    fn setters_validate_and_keep_the_old_value() {
+        let b = new();
+        let label = CString::new("no-such-charset").unwrap();
+        // SAFETY: a live builder; NULL and bad values are what is tested.
+        unsafe {
+            let before = format!("{:?}", (*b).to_rust("127.0.0.1:0"));
+            assert_eq!(mllp_listener_builder_set_max_connections(b, 0), MLLP_CONFIG);
+            assert_eq!(
+                mllp_listener_builder_set_handshake_timeout_ms(b, 0),
+                MLLP_CONFIG
+            );
+            assert_eq!(mllp_listener_builder_set_stack_size(b, 1024), MLLP_CONFIG);
+            assert!(crate::last_error::text().contains("stack size"));
+            assert_eq!(
+                mllp_listener_builder_set_ack_policy(b, 3),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                mllp_listener_builder_set_charset(b, label.as_ptr()),
+                MLLP_CHARSET
+            );
+            for set in [
+                mllp_listener_builder_set_detect_msh18,
+                mllp_listener_builder_set_reject_malformed,
+                mllp_listener_builder_set_backlog_overflow,
+                mllp_listener_builder_set_replace_idle,
+            ] {
+                assert_eq!(set(b, 2), MLLP_INVALID_ARGUMENT);
+            }
+            assert_eq!(
+                mllp_listener_builder_set_framing(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_listener_builder_set_tls_identity_pem(b, std::ptr::null(), std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(format!("{:?}", (*b).to_rust("127.0.0.1:0")), before);
+            mllp_listener_builder_free(b);
+        }
+    }
+
+    #[test]
+    fn build_errors() {
         let addr = CString::new("127.0.0.1:0").unwrap();
         let mut l = std::ptr::null_mut();
-        let bad = mllp_listener_options {
-            max_connections: 0,
-            ..Default::default()
-        };
+        let b = new();
         // SAFETY: valid pointers.
         unsafe {
             let ud = std::ptr::null_mut();
             assert_eq!(
-                mllp_listener_new(addr.as_ptr(), &bad, Some(cb), ud, &mut l),
-                MLLP_CONFIG
-            );
-            assert!(l.is_null());
-            assert_eq!(
-                mllp_listener_new(addr.as_ptr(), std::ptr::null(), None, ud, &mut l),
+                mllp_listener_builder_build(b, addr.as_ptr(), None, ud, &mut l),
                 MLLP_NULL_ARGUMENT
             );
-            assert!(last_error::new_error_text().contains("callback"));
+            assert!(l.is_null());
+            assert!(crate::last_error::text().contains("callback"));
             let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = CString::new(taken.local_addr().unwrap().to_string()).unwrap();
             assert_eq!(
-                mllp_listener_new(addr.as_ptr(), std::ptr::null(), Some(cb), ud, &mut l),
+                mllp_listener_builder_build(b, addr.as_ptr(), Some(cb), ud, &mut l),
                 MLLP_IO
             );
+            mllp_listener_builder_free(b);
         }
     }
 }

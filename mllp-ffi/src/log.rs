@@ -177,7 +177,7 @@ pub unsafe extern "C" fn mllp_set_log_callback(
     userdata: *mut c_void,
     level: mllp_log_level,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_set_log_callback", || {
         let filter = level_filter(level).ok_or(MLLP_INVALID_ARGUMENT)?;
         if IN_CALLBACK.with(Cell::get) {
             return Err(MLLP_INVALID_STATE);

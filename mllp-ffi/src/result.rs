@@ -168,6 +168,20 @@ pub extern "C" fn mllp_result_str(code: mllp_result) -> *const c_char {
     text.as_ptr().cast()
 }
 
+/// Whether a code is an error (100 and above).
+pub(crate) fn is_error(code: mllp_result) -> bool {
+    code >= 100
+}
+
+/// The description of a code, without its terminator.
+pub(crate) fn describe(code: mllp_result) -> &'static str {
+    let text = CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or(UNKNOWN, |(_, text)| text);
+    text.trim_end_matches('\0')
+}
+
 /// The result code for an error.
 pub(crate) fn code_of(error: &Error) -> mllp_result {
     match error {

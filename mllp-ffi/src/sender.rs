@@ -1,378 +1,573 @@
-//! The blocking sender as a C handle: options, send with the ACK into a caller buffer, close,
-//! free.
+//! The blocking sender as a C handle: a builder of settings, send with the ACK into a caller
+//! buffer, counters, close, free.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
+use super::ack_table::{ack_code, mllp_ack_code, MLLP_ACK_NONE};
 use super::args::{self, OutBuf};
 use super::framing::mllp_framing;
-use super::last_error::{self, LastError};
+use super::last_error;
 use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
+use super::tls_options;
 use mllp_core::charset::Charset;
-use mllp_core::hl7::{Ack, AckCode, AckKind};
-use mllp_core::Framing;
-use mllp_core::RetryPolicy;
-use mllp_core::{CharsetError, Error, Result};
+use mllp_core::{CharsetError, Error};
 use mllp_core::{Identity, TlsClientConfig};
-use mllp_core::{
-    Sender, SenderStats, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
-};
+use mllp_core::{ReplyMode, Sender, SenderConfig, SenderStats};
 
-/// The acknowledgement code of a reply (MSA-1), or of an MLLP release 2 commit block.
-pub type mllp_ack_code = u32;
-
-/// No acknowledgement: the call failed before one arrived.
-pub const MLLP_ACK_NONE: mllp_ack_code = 0;
-/// `AA`: application accept.
-pub const MLLP_ACK_AA: mllp_ack_code = 1;
-/// `AE`: application error.
-pub const MLLP_ACK_AE: mllp_ack_code = 2;
-/// `AR`: application reject.
-pub const MLLP_ACK_AR: mllp_ack_code = 3;
-/// `CA`: commit accept (enhanced mode).
-pub const MLLP_ACK_CA: mllp_ack_code = 4;
-/// `CE`: commit error (enhanced mode).
-pub const MLLP_ACK_CE: mllp_ack_code = 5;
-/// `CR`: commit reject (enhanced mode).
-pub const MLLP_ACK_CR: mllp_ack_code = 6;
-/// MLLP release 2 commit acknowledgement (a frame holding 0x06).
-pub const MLLP_ACK_COMMIT_ACCEPT: mllp_ack_code = 7;
-/// MLLP release 2 negative commit acknowledgement (a frame holding 0x15).
-pub const MLLP_ACK_COMMIT_REJECT: mllp_ack_code = 8;
-
-/// The C code of a parsed acknowledgement.
-pub(crate) fn ack_code(ack: &Ack) -> mllp_ack_code {
-    match (ack.kind, ack.code) {
-        (AckKind::Commit, AckCode::CommitAccept) => MLLP_ACK_COMMIT_ACCEPT,
-        (AckKind::Commit, _) => MLLP_ACK_COMMIT_REJECT,
-        (_, AckCode::ApplicationAccept) => MLLP_ACK_AA,
-        (_, AckCode::ApplicationError) => MLLP_ACK_AE,
-        (_, AckCode::ApplicationReject) => MLLP_ACK_AR,
-        (_, AckCode::CommitAccept) => MLLP_ACK_CA,
-        (_, AckCode::CommitError) => MLLP_ACK_CE,
-        (_, AckCode::CommitReject) => MLLP_ACK_CR,
-    }
-}
-
-const ACK_NAMES: &[(mllp_ack_code, &str)] = &[
-    (MLLP_ACK_NONE, "none\0"),
-    (MLLP_ACK_AA, "AA\0"),
-    (MLLP_ACK_AE, "AE\0"),
-    (MLLP_ACK_AR, "AR\0"),
-    (MLLP_ACK_CA, "CA\0"),
-    (MLLP_ACK_CE, "CE\0"),
-    (MLLP_ACK_CR, "CR\0"),
-    (MLLP_ACK_COMMIT_ACCEPT, "commit accept\0"),
-    (MLLP_ACK_COMMIT_REJECT, "commit reject\0"),
-];
-
-/// A static NUL-terminated name of an acknowledgement code: `"AA"`, `"AE"`, ..., `"commit
-/// accept"`, `"commit reject"`, `"none"`; `"unknown"` for any other value. Never NULL; do not
-/// free it. Thread-safe.
-#[no_mangle]
-pub extern "C" fn mllp_ack_code_str(code: mllp_ack_code) -> *const c_char {
-    let name = ACK_NAMES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or("unknown\0", |(_, n)| n);
-    name.as_ptr().cast()
-}
-
-/// Sender settings.
+/// Settings for senders: made by `mllp_sender_builder_new` with the defaults, changed by the
+/// `mllp_sender_builder_set_*` functions, turned into senders by `mllp_sender_builder_build`
+/// (any number of times, to any addresses) and freed by `mllp_sender_builder_free`.
 ///
-/// Always fill it with `mllp_sender_options_init` first, then change the fields you need.
-/// The library copies what it needs during `mllp_sender_new` (files named here are read then)
-/// and keeps no pointer into it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct mllp_sender_options {
-    /// Framing of messages and replies (see `mllp_framing_init`).
-    pub framing: mllp_framing,
-    /// How long connecting may take, TLS handshake included, in milliseconds (at least 1).
-    /// Default 10000.
-    pub connect_timeout_ms: u32,
-    /// How long the acknowledgement may take once the message is written, in milliseconds
-    /// (at least 1): wall time for the whole reply, however slowly its bytes arrive. Default
-    /// 30000.
-    pub ack_timeout_ms: u32,
-    /// How long writing the whole message may take, in milliseconds (at least 1): wall time,
-    /// however slowly the peer reads. Default 10000.
-    pub write_timeout_ms: u32,
-    /// The most attempts per message, the first included; 1 means no retry, 0 means no limit.
-    /// Default 5.
-    pub max_attempts: u32,
-    /// The delay before the second attempt, in milliseconds; it doubles after each attempt
-    /// (with random jitter of up to half), up to `max_backoff_ms`. Default 250.
-    pub initial_backoff_ms: u32,
-    /// The longest delay between attempts, in milliseconds (not below `initial_backoff_ms`).
-    /// Default 30000.
-    pub max_backoff_ms: u32,
-    /// NULL (the default): messages are sent as the bytes given. Otherwise a character set
-    /// label (`"UTF-8"`, `"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...): messages must then
-    /// be UTF-8 and are encoded to this character set before sending.
-    pub charset: *const c_char,
-    /// Non-zero: MLLP release 2, the peer answers with commit blocks (0x06 / 0x15); a negative
-    /// commit block makes the sender send again within the retry policy. Default 0.
-    pub mllp2: i32,
-    /// Non-zero: an AR or CR acknowledgement makes the sender send the message again within
-    /// the retry policy. Default 0 (returned at once).
-    pub resend_on_reject: i32,
-    /// Non-zero: connect with TLS. The server certificate is verified against the system's
-    /// trusted roots (plus `tls_ca_file`) and the host name of the address (or
-    /// `tls_server_name`). Default 0. The `tls_*` fields below must stay NULL/0 when this is 0.
-    pub tls: i32,
-    /// NULL, or a PEM file of extra CA certificates to trust.
-    pub tls_ca_file: *const c_char,
-    /// NULL, or the PEM certificate chain presented when the server asks for a client
-    /// certificate. Set together with `tls_key_file`.
-    pub tls_cert_file: *const c_char,
-    /// NULL, or the unencrypted PKCS#8 PEM private key of `tls_cert_file`.
-    pub tls_key_file: *const c_char,
-    /// NULL, or the name the server certificate must be valid for, instead of the host name.
-    pub tls_server_name: *const c_char,
-    /// Non-zero: accept any server certificate (expired, self-signed, other name). This
-    /// removes TLS's protection against interception; for tests only. Default 0.
-    pub tls_danger_accept_invalid_certs: i32,
-    /// NULL, or a PKCS#12 archive (`.p12` / `.pfx`) holding the client certificate, its chain
-    /// and its key, presented when the server asks for a client certificate. Instead of
-    /// `tls_cert_file`/`tls_key_file`: naming both kinds is a configuration error.
-    pub tls_pkcs12_file: *const c_char,
-    /// NULL (an empty password), or the password of `tls_pkcs12_file`. Set only with
-    /// `tls_pkcs12_file`.
-    pub tls_pkcs12_password: *const c_char,
+/// Every setter checks its value at once: on an error it returns the code, sets the text of
+/// `mllp_last_error` and leaves the setting as it was. Files named by the TLS setters are read
+/// when the setter is called. Thread safety: one call at a time per builder;
+/// `mllp_sender_builder_build` only reads it.
+#[derive(Debug, Clone, Default)]
+pub struct mllp_sender_builder {
+    /// The settings: the very value the Rust API takes, so C and Rust share every default.
+    config: SenderConfig,
+    /// Whether a character set was set: messages are then UTF-8 and encoded into it before
+    /// sending; otherwise their bytes are sent as they are.
+    encode: bool,
 }
 
-impl Default for mllp_sender_options {
-    fn default() -> Self {
-        let retry = RetryPolicy::default();
-        mllp_sender_options {
-            framing: Framing::default().into(),
-            connect_timeout_ms: millis(DEFAULT_CONNECT_TIMEOUT),
-            ack_timeout_ms: millis(DEFAULT_ACK_TIMEOUT),
-            write_timeout_ms: millis(DEFAULT_WRITE_TIMEOUT),
-            max_attempts: retry.max_attempts.unwrap_or(0),
-            initial_backoff_ms: millis(retry.initial_backoff),
-            max_backoff_ms: millis(retry.max_backoff),
-            charset: std::ptr::null(),
-            mllp2: 0,
-            resend_on_reject: 0,
-            tls: 0,
-            tls_ca_file: std::ptr::null(),
-            tls_cert_file: std::ptr::null(),
-            tls_key_file: std::ptr::null(),
-            tls_server_name: std::ptr::null(),
-            tls_danger_accept_invalid_certs: 0,
-            tls_pkcs12_file: std::ptr::null(),
-            tls_pkcs12_password: std::ptr::null(),
-        }
+impl mllp_sender_builder {
+    /// The TLS configuration, TLS switched on.
+    fn tls(&mut self) -> &mut TlsClientConfig {
+        self.config.tls.get_or_insert_with(TlsClientConfig::new)
     }
 }
 
-pub(crate) fn millis(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+/// Milliseconds that must be at least 1, for the setting `what`.
+pub(crate) fn positive_ms(ms: u32, what: &str) -> Result<Duration, mllp_result> {
+    if ms == 0 {
+        return Err(args::config(format_args!(
+            "{what} must be at least 1 millisecond"
+        )));
+    }
+    Ok(Duration::from_millis(ms.into()))
 }
 
-/// A string option: NULL is `None`; not UTF-8 is a configuration error.
+/// Runs a setter body on a builder, under the guard of the export `name`.
 ///
 /// # Safety
-/// `s` must be NULL or a NUL-terminated string.
-pub(crate) unsafe fn str_option<'a>(s: *const c_char, name: &str) -> Result<Option<&'a str>> {
-    // SAFETY: forwarded contract.
-    unsafe { args::opt_str(s) }.map_err(|_| Error::Config(format!("{name} is not valid UTF-8")))
-}
-
-/// The identity fields of an options struct (client or server): PEM files or a PKCS#12
-/// archive, never both.
-pub(crate) struct IdentityFields<'a> {
-    cert: Option<&'a str>,
-    key: Option<&'a str>,
-    pkcs12: Option<&'a str>,
-    password: Option<&'a str>,
-}
-
-impl<'a> IdentityFields<'a> {
-    /// Reads the four string fields; not UTF-8 is a configuration error.
-    ///
-    /// # Safety
-    /// Each pointer must be NULL or a NUL-terminated string valid for `'a`.
-    pub(crate) unsafe fn new(
-        cert: *const c_char,
-        key: *const c_char,
-        pkcs12: *const c_char,
-        password: *const c_char,
-    ) -> Result<IdentityFields<'a>> {
-        // SAFETY: forwarded contract.
-        unsafe {
-            Ok(IdentityFields {
-                cert: str_option(cert, "tls_cert_file")?,
-                key: str_option(key, "tls_key_file")?,
-                pkcs12: str_option(pkcs12, "tls_pkcs12_file")?,
-                password: str_option(password, "tls_pkcs12_password")?,
-            })
-        }
-    }
-
-    /// Whether any of the fields is set.
-    pub(crate) fn any(&self) -> bool {
-        self.cert.is_some()
-            || self.key.is_some()
-            || self.pkcs12.is_some()
-            || self.password.is_some()
-    }
-
-    /// Checks the combination and reads the files: `None` when no identity is named.
-    pub(crate) fn load(&self) -> Result<Option<Identity>> {
-        let pem = self.cert.is_some() || self.key.is_some();
-        if pem && self.pkcs12.is_some() {
-            return Err(Error::Config(
-                "tls_pkcs12_file cannot be combined with tls_cert_file/tls_key_file: name the \
-                 identity either as PEM files or as a PKCS#12 file"
-                    .into(),
-            ));
-        }
-        if self.password.is_some() && self.pkcs12.is_none() {
-            return Err(Error::Config(
-                "tls_pkcs12_password is set but tls_pkcs12_file is not".into(),
-            ));
-        }
-        match (self.cert, self.key, self.pkcs12) {
-            (Some(cert), Some(key), None) => Ok(Some(Identity::from_pem_files(cert, key)?)),
-            (None, None, Some(file)) => Ok(Some(Identity::from_pkcs12_file(
-                file,
-                self.password.unwrap_or(""),
-            )?)),
-            (None, None, None) => Ok(None),
-            _ => Err(Error::Config(
-                "tls_cert_file and tls_key_file must be given together".into(),
-            )),
-        }
-    }
-}
-
-impl mllp_sender_options {
-    /// The Rust sender for these options.
-    ///
-    /// # Safety
-    /// The string fields must be NULL or NUL-terminated strings.
-    unsafe fn build(&self, addr: &str) -> Result<(Sender, bool)> {
-        // SAFETY: the caller's contract on the string fields.
-        let charset = unsafe { str_option(self.charset, "charset") }?
-            .map(|label| Charset::from_label(label).map_err(Error::from))
-            .transpose()?;
-        let retry = RetryPolicy::default()
-            .max_attempts((self.max_attempts != 0).then_some(self.max_attempts))
-            .initial_backoff(Duration::from_millis(self.initial_backoff_ms.into()))
-            .max_backoff(Duration::from_millis(self.max_backoff_ms.into()));
-        let mut builder = Sender::builder(addr)
-            .framing(self.framing.to_framing()?)
-            .connect_timeout(Duration::from_millis(self.connect_timeout_ms.into()))
-            .ack_timeout(Duration::from_millis(self.ack_timeout_ms.into()))
-            .write_timeout(Duration::from_millis(self.write_timeout_ms.into()))
-            .retry(retry)
-            .mllp2(self.mllp2 != 0)
-            .resend_on_reject(self.resend_on_reject != 0);
-        if let Some(charset) = charset {
-            builder = builder.charset(charset);
-        }
-        // SAFETY: as above.
-        let (ca, identity, name) = unsafe {
-            (
-                str_option(self.tls_ca_file, "tls_ca_file")?,
-                IdentityFields::new(
-                    self.tls_cert_file,
-                    self.tls_key_file,
-                    self.tls_pkcs12_file,
-                    self.tls_pkcs12_password,
-                )?,
-                str_option(self.tls_server_name, "tls_server_name")?,
-            )
-        };
-        if self.tls == 0 {
-            if ca.is_some()
-                || identity.any()
-                || name.is_some()
-                || self.tls_danger_accept_invalid_certs != 0
-            {
-                return Err(Error::Config(
-                    "TLS settings are given but tls is 0: set tls to 1 to use TLS".into(),
-                ));
-            }
-        } else {
-            let mut config = TlsClientConfig::new()
-                .danger_accept_invalid_certs(self.tls_danger_accept_invalid_certs != 0);
-            if let Some(ca) = ca {
-                config = config.add_root_pem_file(ca)?;
-            }
-            if let Some(identity) = identity.load()? {
-                config = config.identity(identity);
-            }
-            if let Some(name) = name {
-                config = config.server_name(name);
-            }
-            builder = builder.tls(config);
-        }
-        Ok((builder.build()?, charset.is_some()))
-    }
-}
-
-/// Fills `*opts` with the defaults (see each field). Returns `MLLP_OK`, or
-/// `MLLP_NULL_ARGUMENT`. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_sender_options_init(opts: *mut mllp_sender_options) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a writable struct or NULL (checked).
-        unsafe { args::put(opts, mllp_sender_options::default()) }?;
+/// `builder` must be NULL or a live builder that no other thread uses during the call.
+unsafe fn set(
+    name: &str,
+    builder: *mut mllp_sender_builder,
+    f: impl FnOnce(&mut mllp_sender_builder) -> Result<(), mllp_result>,
+) -> mllp_result {
+    guard(name, || {
+        // SAFETY: the caller's contract.
+        let b = unsafe { args::borrow_mut(builder) }?;
+        f(b)?;
         Ok(MLLP_OK)
     })
 }
 
-/// Counters of one sender since it was created.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct mllp_sender_stats {
-    /// Sends that returned an acknowledgement (positive or negative).
-    pub messages: u64,
-    /// Sends that failed with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED`.
-    pub failures: u64,
-    /// Frames written completely, resends included.
-    pub frames_written: u64,
-    /// Positive acknowledgements received (AA, CA, commit accept).
-    pub acks: u64,
-    /// Negative acknowledgements received, including those answered by a resend.
-    pub negative_acks: u64,
-    /// Attempts after the first, over all messages.
-    pub retries: u64,
-    /// Connections established.
-    pub connects: u64,
-    /// Connections established to replace a lost one.
-    pub reconnects: u64,
-    /// ACK timeouts.
-    pub ack_timeouts: u64,
-    /// Reply frames skipped while waiting for an acknowledgement (late ACKs for other control
-    /// IDs, frames that are not ACKs).
-    pub skipped_frames: u64,
+/// Creates a sender builder with the defaults (those of the Rust `Sender::builder`): default
+/// framing, messages sent as the bytes given, connect timeout 10 s, ACK timeout 30 s, write
+/// timeout 10 s, no total timeout, 5 attempts with a backoff of 250 ms doubling to 30 s (half of
+/// it random), TCP_NODELAY on, original HL7 acknowledgements (not MLLP release 2), AR/CR
+/// returned at once, plain TCP. `*out` receives the builder (NULL on failure); free it with
+/// `mllp_sender_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_new(
+    out: *mut *mut mllp_sender_builder,
+) -> mllp_result {
+    guard("mllp_sender_builder_new", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(out, std::ptr::null_mut()) }?;
+        let handle = Box::into_raw(Box::new(mllp_sender_builder::default()));
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(out, handle) }?;
+        Ok(MLLP_OK)
+    })
 }
 
-impl From<SenderStats> for mllp_sender_stats {
-    fn from(s: SenderStats) -> Self {
-        mllp_sender_stats {
-            messages: s.messages,
-            failures: s.failures,
-            frames_written: s.frames_written,
-            acks: s.acks,
-            negative_acks: s.negative_acks,
-            retries: s.retries,
-            connects: s.connects,
-            reconnects: s.reconnects,
-            ack_timeouts: s.ack_timeouts,
-            skipped_frames: s.skipped_frames,
-        }
+/// How long connecting may take, TLS handshake included, in milliseconds (at least 1).
+/// Default 10000. Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_connect_timeout_ms(
+    builder: *mut mllp_sender_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_connect_timeout_ms", builder, |b| {
+            b.config.timeouts.connect = positive_ms(ms, "the connect timeout")?;
+            Ok(())
+        })
     }
 }
 
-/// A blocking MLLP sender to one address. Create with `mllp_sender_new`, free with
+/// How long the acknowledgement may take once the message is written, in milliseconds (at
+/// least 1): wall time for the whole reply, however slowly its bytes arrive. Default 30000.
+/// Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_ack_timeout_ms(
+    builder: *mut mllp_sender_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_ack_timeout_ms", builder, |b| {
+            b.config.timeouts.ack = positive_ms(ms, "the ACK timeout")?;
+            Ok(())
+        })
+    }
+}
+
+/// How long writing the whole message may take, in milliseconds (at least 1): wall time,
+/// however slowly the peer reads. Default 10000. Errors: `MLLP_CONFIG` (0),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_write_timeout_ms(
+    builder: *mut mllp_sender_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_write_timeout_ms", builder, |b| {
+            b.config.timeouts.write = positive_ms(ms, "the write timeout")?;
+            Ok(())
+        })
+    }
+}
+
+/// Bounds one `mllp_sender_send` in all, every attempt and backoff delay included, in
+/// milliseconds; 0 (the default) means no bound beyond the number of attempts. When it passes,
+/// the send ends with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED` (as the attempt under way
+/// stood) and the last-error text names the total timeout; no attempt starts that could not
+/// begin before it. Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_total_timeout_ms(
+    builder: *mut mllp_sender_builder,
+    ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_total_timeout_ms", builder, |b| {
+            b.config.timeouts.total = (ms != 0).then(|| Duration::from_millis(ms.into()));
+            Ok(())
+        })
+    }
+}
+
+/// The retry policy: the most attempts per message, the first included (1: no retry; 0: no
+/// limit), the delay before the second attempt, and the longest delay, in milliseconds (not
+/// below the first delay). The delay grows by the backoff factor after each attempt (see
+/// `mllp_sender_builder_set_retry_backoff`). Defaults 5, 250, 30000. Errors: `MLLP_CONFIG`
+/// (`max_backoff_ms` below `initial_backoff_ms`), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_retry(
+    builder: *mut mllp_sender_builder,
+    max_attempts: u32,
+    initial_backoff_ms: u32,
+    max_backoff_ms: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_retry", builder, |b| {
+            let retry = b
+                .config
+                .retry
+                .max_attempts((max_attempts != 0).then_some(max_attempts))
+                .initial_backoff(Duration::from_millis(initial_backoff_ms.into()))
+                .max_backoff(Duration::from_millis(max_backoff_ms.into()));
+            args::check(retry.validate())?;
+            b.config.retry = retry;
+            Ok(())
+        })
+    }
+}
+
+/// How the delay between attempts grows and varies: each delay is the previous one times
+/// `factor` (at least 1, finite), up to the longest delay; then a random part of up to
+/// `jitter` of it (0 to 1) is taken off, so that senders cut off together do not come back
+/// together. Defaults 2.0 and 0.5. Errors: `MLLP_CONFIG` (out of range, NaN),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_retry_backoff(
+    builder: *mut mllp_sender_builder,
+    factor: f64,
+    jitter: f64,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_retry_backoff", builder, |b| {
+            let retry = b.config.retry.factor(factor).jitter(jitter);
+            args::check(retry.validate())?;
+            b.config.retry = retry;
+            Ok(())
+        })
+    }
+}
+
+/// Copies framing settings (start and end sequences, the largest reply accepted). `framing`
+/// must not be NULL; it may be freed afterwards. Default: the defaults of `mllp_framing_new`.
+/// Errors: `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_framing(
+    builder: *mut mllp_sender_builder,
+    framing: *const mllp_framing,
+) -> mllp_result {
+    // SAFETY: the caller passes a live framing value or NULL.
+    let framing = unsafe { args::borrow(framing) }.map(mllp_framing::get);
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_framing", builder, |b| {
+            b.config.framing = framing?;
+            Ok(())
+        })
+    }
+}
+
+/// NULL (the default): messages are sent as the bytes given. Otherwise a character set label
+/// (`"UTF-8"`, `"ISO-8859-1"`, `"8859/1"`, `"windows-1252"`, ...): messages must then be UTF-8
+/// and are encoded to this character set before sending. Errors: `MLLP_CHARSET` (unknown
+/// label), `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT` (`builder` NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_charset(
+    builder: *mut mllp_sender_builder,
+    label: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_charset", builder, |b| {
+            let label = args::opt_string(label, "the character set label");
+            match label? {
+                None => {
+                    b.config.charset = Charset::UTF_8;
+                    b.encode = false;
+                }
+                Some(label) => {
+                    b.config.charset =
+                        args::check(Charset::from_label(label).map_err(Error::from))?;
+                    b.encode = true;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// 1 (the default): set TCP_NODELAY, so that each frame leaves at once; 0: leave Nagle's
+/// algorithm on. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_nodelay(
+    builder: *mut mllp_sender_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_nodelay", builder, |b| {
+            b.config.nodelay = args::flag(on, "nodelay")?;
+            Ok(())
+        })
+    }
+}
+
+/// 1: MLLP release 2, the peer answers with commit blocks (0x06 / 0x15); a negative commit
+/// block makes the sender send again within the retry policy. 0 (the default): HL7
+/// acknowledgements. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_mllp2(
+    builder: *mut mllp_sender_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_mllp2", builder, |b| {
+            b.config.reply_mode = if args::flag(on, "mllp2")? {
+                ReplyMode::Commit
+            } else {
+                ReplyMode::Ack
+            };
+            Ok(())
+        })
+    }
+}
+
+/// 1: an AR or CR acknowledgement makes the sender send the message again within the retry
+/// policy. 0 (the default): it is returned at once. AE and CE are always returned. Errors:
+/// `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_resend_on_reject(
+    builder: *mut mllp_sender_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_resend_on_reject", builder, |b| {
+            b.config.resend_on_reject = args::flag(on, "resend_on_reject")?;
+            Ok(())
+        })
+    }
+}
+
+/// 1: connect with TLS, verifying the server certificate against the system's trusted roots
+/// and the host name of the address. 0 (the default): plain TCP, which also forgets every TLS
+/// setting made so far. The other `mllp_sender_builder_set_tls_*` setters switch TLS on
+/// themselves. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls(
+    builder: *mut mllp_sender_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_tls", builder, |b| {
+            if args::flag(on, "tls")? {
+                b.tls();
+            } else {
+                b.config.tls = None;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Switches TLS on and trusts the CA certificates of the PEM file `path` as well as the
+/// system's roots; may be called for several files. The file is read now. Errors: `MLLP_IO`
+/// (cannot be read), `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_ca_file(
+    builder: *mut mllp_sender_builder,
+    path: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_tls_ca_file", builder, |b| {
+            // The caller passes a NUL-terminated string or NULL (the enclosing block's SAFETY).
+            let base = b.config.tls.clone().unwrap_or_default();
+            let config = tls_options::add_ca_file(&base, path)?;
+            b.config.tls = Some(config);
+            Ok(())
+        })
+    }
+}
+
+/// Switches TLS on and verifies the server certificate against `name` instead of the host
+/// name of the address. Errors: `MLLP_CONFIG` (empty), `MLLP_INVALID_ARGUMENT` (not UTF-8),
+/// `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_server_name(
+    builder: *mut mllp_sender_builder,
+    name: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
+    unsafe {
+        set("mllp_sender_builder_set_tls_server_name", builder, |b| {
+            let name = tls_options::server_name(name);
+            let name = name?;
+            let config = b.tls().clone().server_name(name);
+            b.config.tls = Some(config);
+            Ok(())
+        })
+    }
+}
+
+/// Switches TLS on and presents a client certificate when the server asks for one: the PEM
+/// certificate chain `cert_file` and its unencrypted PKCS#8 PEM key `key_file` (neither NULL),
+/// read now. Replaces an identity set before (PEM or PKCS#12). Errors: `MLLP_IO` (a file
+/// cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key that
+/// cannot be used is `MLLP_TLS` from `mllp_sender_builder_build`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_identity_pem(
+    builder: *mut mllp_sender_builder,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set_identity("mllp_sender_builder_set_tls_identity_pem", builder, || {
+            tls_options::pem_identity(cert_file, key_file)
+        })
+    }
+}
+
+/// As `mllp_sender_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
+/// not NULL) holding the certificate, its chain and its key, with `password` (NULL: empty). A
+/// wrong password is `MLLP_TLS` from `mllp_sender_builder_build`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_identity_pkcs12(
+    builder: *mut mllp_sender_builder,
+    file: *const c_char,
+    password: *const c_char,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
+    unsafe {
+        set_identity(
+            "mllp_sender_builder_set_tls_identity_pkcs12",
+            builder,
+            || tls_options::pkcs12_identity(file, password),
+        )
+    }
+}
+
+/// The body of the identity setters.
+///
+/// # Safety
+/// As [`set`].
+unsafe fn set_identity(
+    name: &str,
+    builder: *mut mllp_sender_builder,
+    identity: impl FnOnce() -> Result<Identity, mllp_result>,
+) -> mllp_result {
+    // SAFETY: forwarded contract.
+    unsafe {
+        set(name, builder, |b| {
+            let identity = identity()?;
+            let config = b.tls().clone().identity(identity);
+            b.config.tls = Some(config);
+            Ok(())
+        })
+    }
+}
+
+/// 1: switches TLS on and accepts any server certificate (expired, self-signed, other name).
+/// This removes TLS's protection against interception; for tests only. 0 (the default):
+/// verify. Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_danger_accept_invalid_certs(
+    builder: *mut mllp_sender_builder,
+    on: c_int,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        set(
+            "mllp_sender_builder_set_tls_danger_accept_invalid_certs",
+            builder,
+            |b| {
+                let on = args::flag(on, "danger_accept_invalid_certs")?;
+                let config = b.tls().clone().danger_accept_invalid_certs(on);
+                b.config.tls = Some(config);
+                Ok(())
+            },
+        )
+    }
+}
+
+/// Creates a sender to `address` (`"host:port"`, e.g. `"10.1.2.3:2575"`, `"[::1]:2575"`) with
+/// the builder's settings. The builder is not changed and may build more senders, or be
+/// freed. Nothing is connected yet: the first send connects (and reconnects whenever needed).
+/// On success `*out` receives the handle, to be freed with `mllp_sender_free`; on failure
+/// `*out` is NULL and `mllp_last_error` gives the reason.
+///
+/// Errors: `MLLP_CONFIG` (address without host or port), `MLLP_TLS` (a certificate or key
+/// cannot be used, a wrong PKCS#12 password, TLS in a library built without it),
+/// `MLLP_INVALID_ARGUMENT` (address not UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_build(
+    builder: *const mllp_sender_builder,
+    address: *const c_char,
+    out: *mut *mut mllp_sender,
+) -> mllp_result {
+    guard("mllp_sender_builder_build", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(out, std::ptr::null_mut()) }?;
+        // SAFETY: the caller passes a live builder or NULL.
+        let b = unsafe { args::borrow(builder) }?;
+        // SAFETY: the caller passes a NUL-terminated string or NULL (checked).
+        let addr = unsafe { args::req_string(address, "the address") }?;
+        let sender = args::check(Sender::with_config(addr, b.config.clone()))?;
+        let handle = Box::into_raw(Box::new(mllp_sender {
+            inner: Mutex::new(Inner {
+                sender,
+                encode: b.encode,
+                last_ack: Vec::new(),
+            }),
+        }));
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(out, handle) }?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// Frees a sender builder; senders built from it are not affected. NULL is allowed and does
+/// nothing.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_free(builder: *mut mllp_sender_builder) {
+    guard_or((), || {
+        if !builder.is_null() {
+            // SAFETY: a non-NULL pointer is a builder from `mllp_sender_builder_new` that the
+            // caller gives up here, once.
+            drop(unsafe { Box::from_raw(builder) });
+        }
+    })
+}
+
+/// Which counter of a sender `mllp_sender_get_stat` reads. New counters get new numbers; the
+/// numbers never change.
+pub type mllp_sender_stat = u32;
+
+/// Sends that returned an acknowledgement (positive or negative).
+pub const MLLP_SENDER_STAT_MESSAGES: mllp_sender_stat = 0;
+/// Sends that failed with `MLLP_NOT_DELIVERED` or `MLLP_UNCONFIRMED`.
+pub const MLLP_SENDER_STAT_FAILURES: mllp_sender_stat = 1;
+/// Frames written completely, resends included.
+pub const MLLP_SENDER_STAT_FRAMES_WRITTEN: mllp_sender_stat = 2;
+/// Positive acknowledgements received (AA, CA, commit accept).
+pub const MLLP_SENDER_STAT_ACKS: mllp_sender_stat = 3;
+/// Negative acknowledgements received, including those answered by a resend.
+pub const MLLP_SENDER_STAT_NEGATIVE_ACKS: mllp_sender_stat = 4;
+/// Attempts after the first, over all messages.
+pub const MLLP_SENDER_STAT_RETRIES: mllp_sender_stat = 5;
+/// Connections established.
+pub const MLLP_SENDER_STAT_CONNECTS: mllp_sender_stat = 6;
+/// Connections established to replace a lost one.
+pub const MLLP_SENDER_STAT_RECONNECTS: mllp_sender_stat = 7;
+/// ACK timeouts.
+pub const MLLP_SENDER_STAT_ACK_TIMEOUTS: mllp_sender_stat = 8;
+/// Reply frames skipped while waiting for an acknowledgement (late ACKs for other control
+/// IDs, frames that are not ACKs).
+pub const MLLP_SENDER_STAT_SKIPPED_FRAMES: mllp_sender_stat = 9;
+
+/// The counter `which` of a set of sender counters, `None` for an unknown number.
+fn sender_stat(s: &SenderStats, which: mllp_sender_stat) -> Option<u64> {
+    Some(match which {
+        MLLP_SENDER_STAT_MESSAGES => s.messages,
+        MLLP_SENDER_STAT_FAILURES => s.failures,
+        MLLP_SENDER_STAT_FRAMES_WRITTEN => s.frames_written,
+        MLLP_SENDER_STAT_ACKS => s.acks,
+        MLLP_SENDER_STAT_NEGATIVE_ACKS => s.negative_acks,
+        MLLP_SENDER_STAT_RETRIES => s.retries,
+        MLLP_SENDER_STAT_CONNECTS => s.connects,
+        MLLP_SENDER_STAT_RECONNECTS => s.reconnects,
+        MLLP_SENDER_STAT_ACK_TIMEOUTS => s.ack_timeouts,
+        MLLP_SENDER_STAT_SKIPPED_FRAMES => s.skipped_frames,
+        _ => return None,
+    })
+}
+
+/// Stores the sender's counter `which` (`MLLP_SENDER_STAT_*`, counted since the sender was
+/// created) in `*value`. Errors: `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0),
+/// `MLLP_INVALID_STATE` (in use by another thread), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_get_stat(
+    sender: *const mllp_sender,
+    which: mllp_sender_stat,
+    value: *mut u64,
+) -> mllp_result {
+    guard("mllp_sender_get_stat", || {
+        // SAFETY: the caller passes a writable pointer or NULL (checked).
+        unsafe { args::put(value, 0) }?;
+        // SAFETY: the caller passes a live handle or NULL.
+        let handle = unsafe { args::borrow(sender) }?;
+        let stats = handle.lock()?.sender.stats();
+        let v = sender_stat(&stats, which)
+            .ok_or_else(|| args::invalid(format_args!("no sender counter number {which}")))?;
+        // SAFETY: checked not NULL above.
+        unsafe { args::put(value, v) }?;
+        Ok(MLLP_OK)
+    })
+}
+
+/// A blocking MLLP sender to one address. Create with `mllp_sender_builder_build`, free with
 /// `mllp_sender_free`.
 ///
 /// Thread safety: one call at a time. The handle may move between threads, but it must not be
@@ -381,7 +576,6 @@ impl From<SenderStats> for mllp_sender_stats {
 /// around it. `mllp_sender_free` must not run concurrently with any other call on the handle.
 pub struct mllp_sender {
     inner: Mutex<Inner>,
-    last_error: LastError,
 }
 
 struct Inner {
@@ -400,7 +594,7 @@ impl mllp_sender {
             // A panic inside an earlier call: the sender's own state is consistent between
             // calls (the connection is dropped on any failure), so go on.
             Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-            Err(TryLockError::WouldBlock) => Err(self.last_error.set(
+            Err(TryLockError::WouldBlock) => Err(last_error::set(
                 MLLP_INVALID_STATE,
                 "the sender is in use by another thread: a sender handle takes one call at a time",
             )),
@@ -408,54 +602,10 @@ impl mllp_sender {
     }
 }
 
-/// Creates a sender to `address` (`"host:port"`, e.g. `"10.1.2.3:2575"`, `"[::1]:2575"`).
-///
-/// `opts` may be NULL for the defaults. Nothing is connected yet: the first send connects
-/// (and reconnects whenever needed). TLS files named in the options are read now. On success
-/// `*out` receives the handle, to be freed with `mllp_sender_free`; on failure `*out` is NULL
-/// and `mllp_new_error` gives the reason.
-///
-/// Errors: `MLLP_CONFIG` (address without host or port, a zero timeout, bad retry settings,
-/// unknown character set, TLS fields without `tls`, both PEM files and a PKCS#12 file),
-/// `MLLP_IO` (a TLS file cannot be read), `MLLP_TLS` (a certificate or key cannot be used, a
-/// wrong PKCS#12 password), `MLLP_INVALID_ARGUMENT` (address not
-/// UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_sender_new(
-    address: *const c_char,
-    opts: *const mllp_sender_options,
-    out: *mut *mut mllp_sender,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a writable pointer or NULL (checked).
-        unsafe { args::put(out, std::ptr::null_mut()) }?;
-        // SAFETY: the caller passes a NUL-terminated string or NULL (checked).
-        let addr = unsafe { args::req_str(address) }
-            .map_err(|code| last_error::new_failed(code, "the address is NULL or not UTF-8"))?;
-        let defaults = mllp_sender_options::default();
-        // SAFETY: the caller passes valid options or NULL.
-        let opts = unsafe { opts.as_ref() }.unwrap_or(&defaults);
-        // SAFETY: the options' strings are NULL or NUL-terminated (the caller's contract).
-        let (sender, encode) =
-            unsafe { opts.build(addr) }.map_err(|e| last_error::new_error(&e))?;
-        let handle = Box::into_raw(Box::new(mllp_sender {
-            inner: Mutex::new(Inner {
-                sender,
-                encode,
-                last_ack: Vec::new(),
-            }),
-            last_error: LastError::default(),
-        }));
-        // SAFETY: checked not NULL above.
-        unsafe { args::put(out, handle) }?;
-        Ok(MLLP_OK)
-    })
-}
-
 /// Sends one HL7 message and waits for its acknowledgement.
 ///
 /// `msg`/`msg_len` is the message (segments separated by CR, without framing bytes). It is
-/// sent as it is, or, when the options name a `charset`, read as UTF-8 and encoded to it. The
+/// sent as it is, or, when the builder named a character set, read as UTF-8 and encoded to it. The
 /// sender connects if needed, writes the message, and reads replies until the one whose MSA-2
 /// matches the message's control ID (MSH-10); on a lost connection or an ACK timeout it
 /// reconnects and sends again within the retry policy (so a message may arrive twice; the
@@ -481,7 +631,7 @@ pub unsafe extern "C" fn mllp_sender_new(
 ///   configured character set lacks), `MLLP_NULL_ARGUMENT`, `MLLP_INVALID_STATE` (the sender
 ///   is in use by another thread).
 ///
-/// Failures set the text of `mllp_sender_last_error` (for delivery failures: the number of
+/// Failures set the text of `mllp_last_error` (for delivery failures: the number of
 /// attempts and the last attempt's error). Blocks for at most the retry policy's attempts and
 /// their timeouts and delays.
 #[no_mangle]
@@ -494,7 +644,7 @@ pub unsafe extern "C" fn mllp_sender_send(
     ack_len: *mut usize,
     code_out: *mut mllp_ack_code,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_sender_send", || {
         // SAFETY: the caller passes writable pointers or NULL (checked).
         unsafe {
             args::put(ack_len, 0)?;
@@ -520,7 +670,7 @@ pub unsafe extern "C" fn mllp_sender_send(
         };
         let ack = match result {
             Ok(ack) => ack,
-            Err(e) => return Err(handle.last_error.error(&e)),
+            Err(e) => return Err(last_error::error(&e)),
         };
         // SAFETY: checked not NULL above.
         unsafe { args::put(code_out, ack_code(&ack)) }?;
@@ -544,16 +694,16 @@ pub unsafe extern "C" fn mllp_sender_send(
 /// `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_sender_last_ack(
-    sender: *mut mllp_sender,
+    sender: *const mllp_sender,
     buf: *mut u8,
     cap: usize,
     len: *mut usize,
 ) -> mllp_result {
-    guard(|| {
+    guard("mllp_sender_last_ack", || {
         // SAFETY: the caller passes a writable length or NULL (checked).
         unsafe { args::put(len, 0) }?;
         // SAFETY: the caller passes a live handle or NULL.
-        let handle = unsafe { args::borrow(sender.cast_const()) }?;
+        let handle = unsafe { args::borrow(sender) }?;
         // SAFETY: the caller passes `cap` writable bytes, or NULL with 0 (checked).
         let out = unsafe { OutBuf::new(buf, cap) }?;
         let inner = handle.lock()?;
@@ -569,47 +719,11 @@ pub unsafe extern "C" fn mllp_sender_last_ack(
 /// `MLLP_INVALID_STATE` (in use by another thread), `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_sender_close(sender: *mut mllp_sender) -> mllp_result {
-    guard(|| {
+    guard("mllp_sender_close", || {
         // SAFETY: the caller passes a live handle or NULL.
         let handle = unsafe { args::borrow(sender.cast_const()) }?;
         handle.lock()?.sender.close();
         Ok(MLLP_OK)
-    })
-}
-
-/// Copies the sender's counters into `*stats`. Returns `MLLP_OK`, `MLLP_INVALID_STATE` (in use
-/// by another thread), `MLLP_NULL_ARGUMENT`.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_sender_get_stats(
-    sender: *mut mllp_sender,
-    stats: *mut mllp_sender_stats,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let handle = unsafe { args::borrow(sender.cast_const()) }?;
-        let s = handle.lock()?.sender.stats();
-        // SAFETY: the caller passes a writable struct or NULL (checked).
-        unsafe { args::put(stats, s.into()) }?;
-        Ok(MLLP_OK)
-    })
-}
-
-/// Copies the text of the sender's last error into `buf`, NUL-terminated, as
-/// `mllp_decoder_last_error` does: `*needed` gets the size the whole text needs (terminator
-/// included), `buf` may be NULL with `cap` 0, a short buffer gets a truncated text and
-/// `MLLP_BUFFER_TOO_SMALL`. May be called while another thread sends.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_sender_last_error(
-    sender: *const mllp_sender,
-    buf: *mut c_char,
-    cap: usize,
-    needed: *mut usize,
-) -> mllp_result {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let handle = unsafe { args::borrow(sender) }?;
-        // SAFETY: the caller passes `cap` writable bytes (or NULL with 0) and a writable size.
-        Ok(unsafe { handle.last_error.copy_out(buf, cap, needed) })
     })
 }
 
@@ -618,7 +732,7 @@ pub unsafe extern "C" fn mllp_sender_last_error(
 pub unsafe extern "C" fn mllp_sender_free(sender: *mut mllp_sender) {
     guard_or((), || {
         if !sender.is_null() {
-            // SAFETY: a non-NULL pointer is a handle from `mllp_sender_new` that the caller
+            // SAFETY: a non-NULL pointer is a handle from `mllp_sender_builder_build` that the caller
             // gives up here, once, with no other call running on it.
             let handle = unsafe { Box::from_raw(sender) };
             let mut inner = handle.inner.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -630,104 +744,113 @@ pub unsafe extern "C" fn mllp_sender_free(sender: *mut mllp_sender) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::{MLLP_CONFIG, MLLP_NOT_DELIVERED, MLLP_NULL_ARGUMENT};
+    use crate::result::{
+        MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_NOT_DELIVERED, MLLP_NULL_ARGUMENT,
+    };
     use std::ffi::CString;
 
     #[test]
-    fn defaults_build() {
-        let opts = mllp_sender_options::default();
-        // SAFETY: the default strings are NULL.
-        let (sender, encode) = unsafe { opts.build("127.0.0.1:9") }.unwrap();
-        assert!(!encode);
-        assert_eq!(sender.addr(), "127.0.0.1:9");
-        assert_eq!(opts.max_attempts, 5);
+    fn defaults_are_the_rust_defaults() {
+        // The C builder holds the Rust settings value, from its one `Default`.
+        let c = mllp_sender_builder::default();
+        assert_eq!(
+            format!("{:?}", c.config),
+            format!("{:?}", SenderConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", Sender::builder("h:1").current_config()),
+            format!("{:?}", SenderConfig::default())
+        );
+    }
+
+    fn new() -> *mut mllp_sender_builder {
+        let mut b = std::ptr::null_mut();
+        // SAFETY: a writable pointer.
+        assert_eq!(unsafe { mllp_sender_builder_new(&mut b) }, MLLP_OK);
+        b
     }
 
     #[test]
-    fn bad_options_are_config_errors() {
+    fn setters_validate_and_keep_the_old_value() {
+        let b = new();
+        let before = format!("{:?}", (unsafe { &*b }).config);
         let label = CString::new("no-such-charset").unwrap();
-        let ca = CString::new("ca.pem").unwrap();
-        let good = mllp_sender_options::default();
-        let cases = [
-            mllp_sender_options {
-                ack_timeout_ms: 0,
-                ..good
-            },
-            mllp_sender_options {
-                max_backoff_ms: 1,
-                ..good
-            },
-            mllp_sender_options {
-                tls_ca_file: ca.as_ptr(),
-                ..good
-            },
-        ];
-        for opts in cases {
-            // SAFETY: valid strings.
-            let e = unsafe { opts.build("h:1") }.err().unwrap();
-            assert!(matches!(e, Error::Config(_)), "{e}");
+        // SAFETY: a live builder; NULL and bad values are what is tested.
+        unsafe {
+            assert_eq!(
+                mllp_sender_builder_set_connect_timeout_ms(b, 0),
+                MLLP_CONFIG
+            );
+            assert!(crate::last_error::text().contains("connect timeout"));
+            assert_eq!(mllp_sender_builder_set_ack_timeout_ms(b, 0), MLLP_CONFIG);
+            assert_eq!(mllp_sender_builder_set_write_timeout_ms(b, 0), MLLP_CONFIG);
+            assert_eq!(mllp_sender_builder_set_retry(b, 3, 500, 100), MLLP_CONFIG);
+            assert_eq!(
+                mllp_sender_builder_set_retry_backoff(b, 0.5, 0.5),
+                MLLP_CONFIG
+            );
+            assert_eq!(
+                mllp_sender_builder_set_retry_backoff(b, 2.0, f64::NAN),
+                MLLP_CONFIG
+            );
+            assert_eq!(
+                mllp_sender_builder_set_charset(b, label.as_ptr()),
+                MLLP_CHARSET
+            );
+            assert_eq!(mllp_sender_builder_set_nodelay(b, 2), MLLP_INVALID_ARGUMENT);
+            assert_eq!(mllp_sender_builder_set_mllp2(b, -1), MLLP_INVALID_ARGUMENT);
+            assert_eq!(
+                mllp_sender_builder_set_resend_on_reject(b, 7),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(mllp_sender_builder_set_tls(b, 2), MLLP_INVALID_ARGUMENT);
+            assert_eq!(
+                mllp_sender_builder_set_tls_danger_accept_invalid_certs(b, 2),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_tls_ca_file(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_tls_server_name(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_framing(b, std::ptr::null()),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(
+                mllp_sender_builder_set_nodelay(std::ptr::null_mut(), 1),
+                MLLP_NULL_ARGUMENT
+            );
+            assert_eq!(format!("{:?}", (*b).config), before);
+            // Good values.
+            assert_eq!(mllp_sender_builder_set_retry(b, 0, 10, 10), MLLP_OK);
+            assert_eq!(mllp_sender_builder_set_total_timeout_ms(b, 1500), MLLP_OK);
+            assert_eq!((*b).config.retry.max_attempts, None);
+            assert_eq!(
+                (*b).config.timeouts.total,
+                Some(Duration::from_millis(1500))
+            );
+            mllp_sender_builder_free(b);
+            mllp_sender_builder_free(std::ptr::null_mut());
         }
-        let opts = mllp_sender_options {
-            charset: label.as_ptr(),
-            ..good
-        };
-        // SAFETY: valid strings.
-        let result = unsafe { opts.build("h:1") };
-        assert!(matches!(result, Err(Error::Charset(_))));
     }
 
     #[test]
-    fn identity_fields_are_pem_or_pkcs12() {
-        let file = CString::new("no-such-file").unwrap();
-        let pw = CString::new("pw").unwrap();
-        let null = std::ptr::null();
-        let (f, p) = (file.as_ptr(), pw.as_ptr());
-        // (cert, key, pkcs12, password, expected text of the configuration error)
-        let cases = [
-            (f, null, f, null, "cannot be combined"),
-            (null, f, f, p, "cannot be combined"),
-            (null, null, null, p, "tls_pkcs12_file is not"),
-            (f, null, null, null, "together"),
-        ];
-        for (cert, key, p12, password, want) in cases {
-            // SAFETY: NULL or valid strings.
-            let fields = unsafe { IdentityFields::new(cert, key, p12, password) }.unwrap();
-            assert!(fields.any());
-            match fields.load() {
-                Err(Error::Config(text)) => assert!(text.contains(want), "{text}"),
-                other => panic!("{other:?}"),
-            }
-        }
-        // SAFETY: NULL strings.
-        let none = unsafe { IdentityFields::new(null, null, null, null) }.unwrap();
-        assert!(!none.any());
-        assert!(none.load().unwrap().is_none());
-        // A PKCS#12 file alone is read (here: it does not exist).
-        // SAFETY: valid strings.
-        let p12 = unsafe { IdentityFields::new(null, null, f, p) }.unwrap();
-        assert!(matches!(p12.load(), Err(Error::Io { .. })));
-        // PKCS#12 settings without `tls` are refused like the other TLS fields.
-        let opts = mllp_sender_options {
-            tls_pkcs12_file: f,
-            ..Default::default()
-        };
-        // SAFETY: valid strings.
-        let e = unsafe { opts.build("h:1") }.err().unwrap();
-        assert!(matches!(e, Error::Config(_)), "{e}");
-    }
-
-    #[test]
-    fn new_reports_errors_and_send_checks_arguments() {
+    fn build_reports_errors_and_send_checks_arguments() {
+        let b = new();
         let addr = CString::new("localhost").unwrap();
         let mut s = std::ptr::null_mut();
         // SAFETY: valid pointers.
         unsafe {
             assert_eq!(
-                mllp_sender_new(addr.as_ptr(), std::ptr::null(), &mut s),
+                mllp_sender_builder_build(b, addr.as_ptr(), &mut s),
                 MLLP_CONFIG
             );
             assert!(s.is_null());
-            assert!(last_error::new_error_text().contains("port"));
+            assert!(crate::last_error::text().contains("port"));
             // A port nothing listens on: bind one, then free it.
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -735,11 +858,9 @@ mod tests {
                 .unwrap()
                 .port();
             let addr = CString::new(format!("127.0.0.1:{port}")).unwrap();
-            let opts = mllp_sender_options {
-                max_attempts: 1,
-                ..Default::default()
-            };
-            assert_eq!(mllp_sender_new(addr.as_ptr(), &opts, &mut s), MLLP_OK);
+            assert_eq!(mllp_sender_builder_set_retry(b, 1, 250, 250), MLLP_OK);
+            assert_eq!(mllp_sender_builder_build(b, addr.as_ptr(), &mut s), MLLP_OK);
+            mllp_sender_builder_free(b);
             let msg = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X1|P|2.5\r";
             let (mut len, mut code) = (7usize, 9u32);
             assert_eq!(
@@ -755,6 +876,17 @@ mod tests {
                 MLLP_NOT_DELIVERED
             );
             assert_eq!((len, code), (0, MLLP_ACK_NONE));
+            let mut failures = 0;
+            assert_eq!(
+                mllp_sender_get_stat(s, MLLP_SENDER_STAT_FAILURES, &mut failures),
+                MLLP_OK
+            );
+            assert_eq!(failures, 1);
+            assert_eq!(
+                mllp_sender_get_stat(s, 99, &mut failures),
+                MLLP_INVALID_ARGUMENT
+            );
+            assert_eq!(failures, 0);
             assert_eq!(
                 mllp_sender_send(
                     s,
@@ -767,20 +899,9 @@ mod tests {
                 ),
                 MLLP_NULL_ARGUMENT
             );
+            assert!(crate::last_error::text().starts_with("mllp_sender_send: "));
             mllp_sender_free(s);
             mllp_sender_free(std::ptr::null_mut());
         }
-    }
-
-    #[test]
-    fn ack_codes_have_names() {
-        for (code, name) in ACK_NAMES {
-            // SAFETY: a static NUL-terminated string.
-            let got = unsafe { std::ffi::CStr::from_ptr(mllp_ack_code_str(*code)) };
-            assert_eq!(got.to_bytes_with_nul(), name.as_bytes());
-        }
-        // SAFETY: as above.
-        let got = unsafe { std::ffi::CStr::from_ptr(mllp_ack_code_str(99)) };
-        assert_eq!(got.to_str().unwrap(), "unknown");
     }
 }

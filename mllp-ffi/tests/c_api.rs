@@ -52,19 +52,6 @@ enum Peer {
     Tls,
 }
 
-/// The C programs in `tests/c/`, each a `main` that exits 0 when every check passes.
-const PROGRAMS: &[(&str, Peer)] = &[
-    ("decoder_test", Peer::Alone),
-    ("errors_test", Peer::Alone),
-    ("ack_test", Peer::Alone),
-    ("log_test", Peer::Alone),
-    ("sender_test", Peer::RustListener),
-    ("listener_test", Peer::RustSender),
-    ("gateway_example", Peer::Gateway),
-    ("tls_test", Peer::Tls),
-    ("sigpipe_test", Peer::Alone),
-];
-
 const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
 const SANITIZERS: &[&str] = &[
     "-fsanitize=address,undefined",
@@ -73,74 +60,105 @@ const SANITIZERS: &[&str] = &[
     "-g",
 ];
 
-#[test]
-fn c_programs() {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    if !Command::new(&cc)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        common::skip(format!("no C compiler ({cc}) for the C API tests"));
-        return;
-    }
-    let valgrind = std::env::var_os("MLLP_C_TESTS_VALGRIND").is_some_and(|v| v == "1");
-    if valgrind && !runs("valgrind", &["--version"]) {
-        common::skip("MLLP_C_TESTS_VALGRIND=1 but valgrind is not installed");
-        return;
-    }
+/// One test per C program in `tests/c/` (each a `main` that exits 0 when every check passes)
+/// and link kind, so that one failing program does not hide the others. The module's name is
+/// the filter `valgrind-c` runs.
+mod c_programs {
+    use super::{c_program, Peer};
 
-    let lib = build_library();
-    let out = lib.staticlib.parent().unwrap().join("c-tests");
-    std::fs::create_dir_all(&out).unwrap();
-    let sanitize = !valgrind && sanitizers_work(&cc, &out);
-    if !valgrind && !sanitize {
-        common::skip(format!(
-            "{cc} cannot build and run with -fsanitize=address,undefined (the sanitizer runs)"
-        ));
-    }
+    macro_rules! programs {
+        ($($program:ident: $peer:expr;)*) => {
+            $(
+                mod $program {
+                    use super::*;
 
-    let started = Instant::now();
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let jobs: Vec<_> = PROGRAMS
-            .iter()
-            .map(|&(program, peer)| {
-                let (cc, lib, out) = (&cc, &lib, &out);
-                s.spawn(move || {
-                    let mut failures = Vec::new();
-                    for shared in [false, true] {
-                        let run = Run {
-                            program,
-                            peer,
-                            shared,
-                            sanitize,
-                            valgrind,
-                        };
-                        if let Err(e) = build_and_run(cc, lib, out, run) {
-                            failures.push(e);
-                        }
+                    #[test]
+                    fn static_lib() {
+                        c_program(stringify!($program), $peer, false);
                     }
-                    failures
-                })
+
+                    #[test]
+                    fn shared_lib() {
+                        c_program(stringify!($program), $peer, true);
+                    }
+                }
+            )*
+        };
+    }
+
+    programs! {
+        decoder_test: Peer::Alone;
+        errors_test: Peer::Alone;
+        builder_test: Peer::Alone;
+        ack_test: Peer::Alone;
+        log_test: Peer::Alone;
+        sender_test: Peer::RustListener;
+        listener_test: Peer::RustSender;
+        gateway_example: Peer::Gateway;
+        tls_test: Peer::Tls;
+        sigpipe_test: Peer::Alone;
+    }
+}
+
+/// How the C programs are built and run in this test process, worked out once.
+struct Setup {
+    cc: String,
+    lib: Library,
+    out: std::path::PathBuf,
+    sanitize: bool,
+    valgrind: bool,
+}
+
+/// The setup, or `None` (after a notice) when the C programs cannot run here.
+fn setup() -> Option<&'static Setup> {
+    static SETUP: std::sync::OnceLock<Option<Setup>> = std::sync::OnceLock::new();
+    SETUP
+        .get_or_init(|| {
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            if !runs(&cc, &["--version"]) {
+                common::skip(format!("no C compiler ({cc}) for the C API tests"));
+                return None;
+            }
+            let valgrind = std::env::var_os("MLLP_C_TESTS_VALGRIND").is_some_and(|v| v == "1");
+            if valgrind && !runs("valgrind", &["--version"]) {
+                common::skip("MLLP_C_TESTS_VALGRIND=1 but valgrind is not installed");
+                return None;
+            }
+            let lib = build_library();
+            let out = lib.staticlib.parent().unwrap().join("c-tests");
+            std::fs::create_dir_all(&out).unwrap();
+            let sanitize = !valgrind && sanitizers_work(&cc, &out);
+            if !valgrind && !sanitize {
+                common::skip(format!(
+                    "{cc} cannot build and run with -fsanitize=address,undefined (the sanitizer \
+                     runs)"
+                ));
+            }
+            Some(Setup {
+                cc,
+                lib,
+                out,
+                sanitize,
+                valgrind,
             })
-            .collect();
-        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
-    });
-    eprintln!(
-        "C API tests: {} programs x 2 links{} in {:.1?}",
-        PROGRAMS.len(),
-        if valgrind {
-            " under valgrind"
-        } else if sanitize {
-            " with ASan+UBSan"
-        } else {
-            ""
-        },
-        started.elapsed()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        })
+        .as_ref()
+}
+
+/// Builds `program` against the static or the shared library, runs it with its peer, and
+/// fails with the program's output when it fails.
+fn c_program(program: &'static str, peer: Peer, shared: bool) {
+    let Some(setup) = setup() else { return };
+    let run = Run {
+        program,
+        peer,
+        shared,
+        sanitize: setup.sanitize,
+        valgrind: setup.valgrind,
+    };
+    if let Err(e) = build_and_run(&setup.cc, &setup.lib, &setup.out, run) {
+        panic!("{e}");
+    }
 }
 
 /// One program, one link, one way of running.

@@ -167,6 +167,11 @@ impl SenderBuilder {
         self
     }
 
+    /// The settings so far.
+    pub fn current_config(&self) -> &SenderConfig {
+        &self.config
+    }
+
     /// Framing settings ([`SenderConfig::framing`]).
     pub fn framing(mut self, framing: Framing) -> Self {
         self.config.framing = framing;

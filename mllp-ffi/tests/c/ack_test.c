@@ -68,7 +68,31 @@ static void dispositions(void) {
     CHECK_RC(build(MSG, sizeof MSG - 1, MLLP_DISPOSITION_ERROR, "bad | field ^ here", &ack, &len),
              MLLP_OK);
     CHECK(contains(ack, len, "|bad \\F\\ field \\S\\ here"));
+    /* Reading it back: MSA-3 and the ERR list, unescaped. */
+    char text[64];
+    size_t needed = 0, count = 0;
+    CHECK_RC(mllp_ack_text(ack, len, text, sizeof text, &needed), MLLP_OK);
+    CHECK(strcmp(text, "bad | field ^ here") == 0 && needed == strlen(text) + 1);
+    CHECK_RC(mllp_ack_text(ack, len, NULL, 0, &needed), MLLP_BUFFER_TOO_SMALL);
+    CHECK(needed == strlen(text) + 1);
+    CHECK_RC(mllp_ack_error_count(ack, len, &count), MLLP_OK);
+    CHECK(count == 1);
+    CHECK_RC(mllp_ack_error_text(ack, len, 0, text, sizeof text, &needed), MLLP_OK);
+    CHECK(strcmp(text, "bad | field ^ here") == 0);
+    CHECK_RC(mllp_ack_error_text(ack, len, 1, text, sizeof text, &needed), MLLP_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "1 ERR segments") != NULL);
     free(ack);
+    /* An accept has no ERR segment; a commit block has no text. */
+    CHECK_RC(build(MSG, sizeof MSG - 1, MLLP_DISPOSITION_ACCEPT, NULL, &ack, &len), MLLP_OK);
+    CHECK_RC(mllp_ack_error_count(ack, len, &count), MLLP_OK);
+    CHECK(count == 0);
+    free(ack);
+    static const uint8_t commit[] = {0x06};
+    CHECK_RC(mllp_ack_text(commit, 1, text, sizeof text, &needed), MLLP_OK);
+    CHECK(needed == 1 && text[0] == '\0');
+    /* A message that is not an acknowledgement. */
+    CHECK_RC(mllp_ack_text((const uint8_t *)MSG, sizeof MSG - 1, text, sizeof text, &needed),
+             MLLP_NOT_AN_ACK);
 }
 
 static void enhanced_mode(void) {

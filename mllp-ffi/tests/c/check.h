@@ -42,4 +42,41 @@ static inline int contains(const void *hay, size_t hay_len, const char *needle) 
     return 0;
 }
 
+/* The calling thread's last error text (a static buffer: for single-threaded checks). */
+static inline const char *last_error(void) {
+    static char text[1024];
+    size_t needed = 0;
+    mllp_result rc = mllp_last_error(text, sizeof text, &needed);
+    if (rc != MLLP_OK || needed != strlen(text) + 1) {
+        fprintf(stderr, "mllp_last_error returned %u, needed %zu\n", (unsigned)rc, needed);
+        exit(1);
+    }
+    return text;
+}
+
+/* New framing settings with the defaults. */
+static inline mllp_framing *new_framing(void) {
+    mllp_framing *f = NULL;
+    CHECK_RC(mllp_framing_new(&f), MLLP_OK);
+    CHECK(f != NULL);
+    return f;
+}
+
+/* One counter of a decoder, sender or listener. */
+static inline uint64_t decoder_stat(const mllp_decoder *d, mllp_decoder_stat which) {
+    uint64_t v = 0;
+    CHECK_RC(mllp_decoder_get_stat(d, which, &v), MLLP_OK);
+    return v;
+}
+static inline uint64_t sender_stat(const mllp_sender *s, mllp_sender_stat which) {
+    uint64_t v = 0;
+    CHECK_RC(mllp_sender_get_stat(s, which, &v), MLLP_OK);
+    return v;
+}
+static inline uint64_t listener_stat(const mllp_listener *l, mllp_listener_stat which) {
+    uint64_t v = 0;
+    CHECK_RC(mllp_listener_get_stat(l, which, &v), MLLP_OK);
+    return v;
+}
+
 #endif

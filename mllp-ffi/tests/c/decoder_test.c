@@ -45,10 +45,10 @@ static void table_cases(void) {
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         size_t chunk = chunks[c];
         mllp_decoder *dec = NULL;
-        mllp_framing f;
-        CHECK_RC(mllp_framing_init(&f), MLLP_OK);
-        f.max_message_size = 8;
-        CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+        mllp_framing *f = new_framing();
+        CHECK_RC(mllp_framing_set_max_message_size(f, 8), MLLP_OK);
+        CHECK_RC(mllp_decoder_new(f, &dec), MLLP_OK);
+        mllp_framing_free(f); /* the decoder has its own copy */
         CHECK(dec != NULL);
 
         /* Junk, two frames, a partial frame restarted, an oversized frame, a frame, and a
@@ -65,29 +65,22 @@ static void table_cases(void) {
         CHECK(ev.rc[3] == MLLP_FRAME_OVERSIZED && strcmp(ev.bytes[3], "0123456789abc") == 0);
         CHECK(ev.rc[4] == MLLP_OK && strcmp(ev.bytes[4], "E") == 0);
 
-        char text[256];
-        size_t needed = 0;
-        CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
-        CHECK(needed == strlen(text) + 1);
-        CHECK(strstr(text, "maximum message size of 8 bytes") != NULL);
+        CHECK(strstr(last_error(), "maximum message size of 8 bytes") != NULL);
 
         const uint8_t *frame = NULL;
         size_t flen = 0;
         CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_FRAME_TRUNCATED);
         CHECK(frame == NULL && flen == 0);
-        CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
-        CHECK(strstr(text, "ended inside a frame after 3 payload bytes") != NULL);
+        CHECK(strstr(last_error(), "ended inside a frame after 3 payload bytes") != NULL);
         /* Finished: the decoder is empty and ready for a new stream. */
         CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_OK);
         CHECK(frame == NULL);
 
-        mllp_decoder_stats st;
-        CHECK_RC(mllp_decoder_get_stats(dec, &st), MLLP_OK);
-        CHECK(st.frames == 4);
-        CHECK(st.skipped_bytes == 6); /* "junk" and "\r\n" */
-        CHECK(st.discarded_frames == 1);
-        CHECK(st.oversized_frames == 1);
-        CHECK(st.truncated_frames == 1);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_FRAMES) == 4);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_SKIPPED_BYTES) == 6); /* "junk" and "\r\n" */
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_DISCARDED_FRAMES) == 1);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_OVERSIZED_FRAMES) == 1);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_TRUNCATED_FRAMES) == 1);
         mllp_decoder_free(dec);
     }
 }
@@ -107,10 +100,7 @@ static void borrowed_frames(void) {
     /* finish before the frames are taken is refused, and says why. */
     CHECK_RC(mllp_decoder_feed(dec, (const uint8_t *)two, sizeof two - 1), MLLP_OK);
     CHECK_RC(mllp_decoder_finish(dec, &f1, &l1), MLLP_INVALID_STATE);
-    char text[256];
-    size_t needed;
-    CHECK_RC(mllp_decoder_last_error(dec, text, sizeof text, &needed), MLLP_OK);
-    CHECK(strstr(text, "MLLP_NEED_MORE") != NULL);
+    CHECK(strstr(last_error(), "MLLP_NEED_MORE") != NULL);
     CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_OK);
     CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_OK);
     CHECK_RC(mllp_decoder_next(dec, &f1, &l1), MLLP_NEED_MORE);
@@ -120,19 +110,13 @@ static void borrowed_frames(void) {
 
 static void custom_framing(void) {
     /* STX ... ETX, lenient end, start bytes inside a frame ignored. */
-    mllp_framing f;
-    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
-    CHECK(f.start_len == 1 && f.start[0] == 0x0b);
-    CHECK(f.end_len == 2 && f.end[0] == 0x1c && f.end[1] == 0x0d);
-    CHECK(f.max_message_size == 16u << 20);
-    CHECK(f.lenient == 0 && f.start_in_frame == MLLP_START_IN_FRAME_RESTART);
-    f.start[0] = 0x02;
-    f.end[0] = 0x03;
-    f.end[1] = 0x0a;
-    f.lenient = 1;
-    f.start_in_frame = MLLP_START_IN_FRAME_IGNORE;
+    mllp_framing *f = new_framing();
+    static const uint8_t stx[] = {0x02}, etx_lf[] = {0x03, 0x0a};
+    CHECK_RC(mllp_framing_set_sequences(f, stx, 1, etx_lf, 2), MLLP_OK);
+    CHECK_RC(mllp_framing_set_lenient_end(f, 1), MLLP_OK);
+    CHECK_RC(mllp_framing_set_start_in_frame(f, MLLP_START_IN_FRAME_IGNORE), MLLP_OK);
     mllp_decoder *dec = NULL;
-    CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+    CHECK_RC(mllp_decoder_new(f, &dec), MLLP_OK);
     static const char in[] = "\x02" "A\x02" "B\x03\n\x02" "C\x03" "x\x02" "D\x03";
     events ev = {0};
     feed_all(dec, in, sizeof in - 1, 1, &ev);
@@ -148,20 +132,21 @@ static void custom_framing(void) {
     /* The same bytes, encoded by mllp_encode_frame, decode back. */
     uint8_t out[16];
     size_t olen = 0;
-    CHECK_RC(mllp_encode_frame(&f, (const uint8_t *)"HL7", 3, out, sizeof out, &olen), MLLP_OK);
+    CHECK_RC(mllp_encode_frame(f, (const uint8_t *)"HL7", 3, out, sizeof out, &olen), MLLP_OK);
     CHECK(olen == 6 && memcmp(out, "\x02HL7\x03\n", 6) == 0);
     CHECK_RC(mllp_decoder_feed(dec, out, olen), MLLP_OK);
     CHECK_RC(mllp_decoder_next(dec, &frame, &flen), MLLP_OK);
     CHECK(flen == 3 && memcmp(frame, "HL7", 3) == 0);
     mllp_decoder_free(dec);
+    mllp_framing_free(f);
 }
 
 static void bounded_buffer(void) {
-    mllp_framing f;
-    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
-    f.max_message_size = 10;
+    mllp_framing *f = new_framing();
+    CHECK_RC(mllp_framing_set_max_message_size(f, 10), MLLP_OK);
     mllp_decoder *dec = NULL;
-    CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+    CHECK_RC(mllp_decoder_new(f, &dec), MLLP_OK);
+    mllp_framing_free(f);
     /* Frames fed without being taken: the decoder stops accepting at its bound. */
     static const uint8_t frame[] = "\x0bMSH|x\x1c\r";
     size_t fed = 0;
@@ -217,9 +202,8 @@ static void corpus(void) {
     CHECK(n > 0);
 
     /* Some samples contain a stray 0x0B: treat start bytes inside a frame as payload. */
-    mllp_framing f;
-    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
-    f.start_in_frame = MLLP_START_IN_FRAME_IGNORE;
+    mllp_framing *f = new_framing();
+    CHECK_RC(mllp_framing_set_start_in_frame(f, MLLP_START_IN_FRAME_IGNORE), MLLP_OK);
 
     /* One stream: every file framed, with a line of junk after every third frame. */
     size_t total = 0;
@@ -229,10 +213,10 @@ static void corpus(void) {
     size_t len = 0, junk = 0;
     for (size_t i = 0; i < n; i++) {
         size_t flen = 0;
-        CHECK_RC(mllp_encode_frame(&f, files[i].data, files[i].len, NULL, 0, &flen),
+        CHECK_RC(mllp_encode_frame(f, files[i].data, files[i].len, NULL, 0, &flen),
                  MLLP_BUFFER_TOO_SMALL);
         CHECK(flen == files[i].len + 3);
-        CHECK_RC(mllp_encode_frame(&f, files[i].data, files[i].len, stream + len, total - len,
+        CHECK_RC(mllp_encode_frame(f, files[i].data, files[i].len, stream + len, total - len,
                                    &flen),
                  MLLP_OK);
         len += flen;
@@ -247,7 +231,7 @@ static void corpus(void) {
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         size_t chunk = chunks[c];
         mllp_decoder *dec = NULL;
-        CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+        CHECK_RC(mllp_decoder_new(f, &dec), MLLP_OK);
         size_t next = 0;
         for (size_t at = 0; at < len; at += chunk) {
             size_t k = len - at < chunk ? len - at : chunk;
@@ -271,14 +255,16 @@ static void corpus(void) {
         size_t flen;
         CHECK_RC(mllp_decoder_finish(dec, &frame, &flen), MLLP_OK);
         CHECK(frame == NULL && flen == 0);
-        mllp_decoder_stats st;
-        CHECK_RC(mllp_decoder_get_stats(dec, &st), MLLP_OK);
-        CHECK(st.frames == n && st.skipped_bytes == junk);
-        CHECK(st.discarded_frames == 0 && st.oversized_frames == 0 && st.truncated_frames == 0);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_FRAMES) == n);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_SKIPPED_BYTES) == junk);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_DISCARDED_FRAMES) == 0);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_OVERSIZED_FRAMES) == 0);
+        CHECK(decoder_stat(dec, MLLP_DECODER_STAT_TRUNCATED_FRAMES) == 0);
         mllp_decoder_free(dec);
     }
     printf("corpus: %zu frames decoded from a %zu-byte stream at 4 chunk sizes\n", n, len);
     free(stream);
+    mllp_framing_free(f);
     for (size_t i = 0; i < n; i++) free(files[i].data);
 }
 

@@ -3,19 +3,23 @@
 #include <stdlib.h>
 #include "mllp.h"
 
-int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: %s host:port file...\n", argv[0]); return 2; }
-    mllp_sender_options opts;
-    mllp_sender_options_init(&opts);
-    opts.ack_timeout_ms = 10000;
-    mllp_sender *s;
+static int fail(const char *what) {
     char err[256];
     size_t n;
-    if (mllp_sender_new(argv[1], &opts, &s) != MLLP_OK) {
-        mllp_new_error(err, sizeof err, &n);
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    mllp_last_error(err, sizeof err, &n);  /* why the last call on this thread failed */
+    fprintf(stderr, "%s: %s\n", what, err);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: %s host:port file...\n", argv[0]); return 2; }
+    mllp_sender_builder *b;
+    mllp_sender *s;
+    if (mllp_sender_builder_new(&b) != MLLP_OK) return fail("builder");
+    mllp_result rc = mllp_sender_builder_set_ack_timeout_ms(b, 10000);
+    if (rc == MLLP_OK) rc = mllp_sender_builder_build(b, argv[1], &s);
+    mllp_sender_builder_free(b);
+    if (rc != MLLP_OK) return fail(argv[1]);
     int failed = 0;
     static uint8_t msg[1 << 20], ack[1 << 16];
     for (int i = 2; i < argc; i++) {
@@ -24,14 +28,13 @@ int main(int argc, char **argv) {
         size_t len = fread(msg, 1, sizeof msg, f), ack_len;
         fclose(f);
         mllp_ack_code code;
-        mllp_result rc = mllp_sender_send(s, msg, len, ack, sizeof ack, &ack_len, &code);
+        rc = mllp_sender_send(s, msg, len, ack, sizeof ack, &ack_len, &code);
         if (rc == MLLP_OK) {  /* delivered: never send it again */
             printf("%s: %s\n", argv[i], mllp_ack_code_str(code));
             failed |= code != MLLP_ACK_AA && code != MLLP_ACK_CA;
         } else {
-            mllp_sender_last_error(s, err, sizeof err, &n);
-            fprintf(stderr, "%s: %s: %s\n", argv[i], mllp_result_str(rc), err);
-            failed = 1;
+            fprintf(stderr, "%s: %s\n", argv[i], mllp_result_str(rc));
+            failed |= fail(argv[i]);
         }
     }
     mllp_sender_free(s);

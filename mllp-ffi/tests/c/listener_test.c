@@ -44,6 +44,11 @@ static mllp_disposition on_message(void *userdata, const mllp_message_info *info
         info->control_id == NULL || info->control_id_len == 0) {
         atomic_fetch_add(&a->bad_info, 1);
     }
+    /* The growable part: how the text was decoded. */
+    if (info->size != sizeof(mllp_message_info) || !MLLP_MESSAGE_INFO_HAS(info, replaced) ||
+        info->charset == NULL || strcmp(info->charset, "UTF-8") != 0 || info->replaced != 0) {
+        atomic_fetch_add(&a->bad_info, 1);
+    }
     mllp_disposition d = MLLP_DISPOSITION_ACCEPT;
     if (has_prefix(info, "ACC")) {
         char text[64];
@@ -75,42 +80,36 @@ static mllp_disposition on_message(void *userdata, const mllp_message_info *info
     return d;
 }
 
+/* A listener builder with the settings every listener here uses. */
+static mllp_listener_builder *builder(void) {
+    mllp_listener_builder *b = NULL;
+    CHECK_RC(mllp_listener_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_ack_policy(b, MLLP_ACK_POLICY_ORIGINAL), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_shutdown_grace_ms(b, 5000), MLLP_OK);
+    return b;
+}
+
 static void null_arguments(void) {
     mllp_listener *l = NULL;
-    mllp_listener_options o;
-    mllp_listener_stats st;
-    char text[128];
-    size_t len = 0;
+    mllp_listener_builder *b = NULL;
+    uint64_t value = 0;
     uint16_t port = 0;
     app a = {0};
 
-    CHECK_RC(mllp_listener_options_init(NULL), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    CHECK(o.max_connections == 10 && o.detect_msh18 == 1 && o.frame_timeout_ms == 60000);
-    CHECK(o.idle_timeout_ms == 0 && o.ack_policy == MLLP_ACK_POLICY_AUTO);
-    CHECK(o.stack_size == MLLP_LISTENER_DEFAULT_STACK_SIZE && o.charset == NULL);
-
-    CHECK_RC(mllp_listener_new(NULL, NULL, on_message, &a, &l), MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_builder_new(NULL), MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(NULL, "127.0.0.1:0", on_message, &a, &l),
+             MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_builder_build(b, NULL, on_message, &a, &l), MLLP_NULL_ARGUMENT);
     CHECK(l == NULL);
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", NULL, NULL, &a, &l), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_new_error(text, sizeof text, &len), MLLP_OK);
-    CHECK(strstr(text, "callback") != NULL);
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", NULL, on_message, &a, NULL), MLLP_NULL_ARGUMENT);
-    o.max_connections = 0;
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_CONFIG);
-    CHECK(l == NULL);
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.ack_policy = 9;
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_CONFIG);
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.tls_cert_file = "server.pem";
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_CONFIG);
-    CHECK_RC(mllp_new_error(text, sizeof text, &len), MLLP_OK);
-    CHECK(strstr(text, "tls_key_file") != NULL);
-    CHECK_RC(mllp_listener_new("not an address", NULL, on_message, &a, &l), MLLP_CONFIG);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", NULL, &a, &l), MLLP_NULL_ARGUMENT);
+    CHECK(strstr(last_error(), "callback") != NULL);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, NULL),
+             MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_builder_build(b, "not an address", on_message, &a, &l), MLLP_CONFIG);
 
     /* A handle that never serves: every call checks its pointers; stop and free work. */
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", NULL, on_message, &a, &l), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_OK);
     CHECK_RC(mllp_listener_local_port(NULL, &port), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_listener_local_port(l, NULL), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_listener_local_port(l, &port), MLLP_OK);
@@ -119,22 +118,21 @@ static void null_arguments(void) {
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
     mllp_listener *l2 = NULL;
-    CHECK_RC(mllp_listener_new(addr, NULL, on_message, &a, &l2), MLLP_IO);
+    CHECK_RC(mllp_listener_builder_build(b, addr, on_message, &a, &l2), MLLP_IO);
     CHECK(l2 == NULL);
+    mllp_listener_builder_free(b);
     CHECK_RC(mllp_listener_start(NULL), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_listener_run(NULL), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_listener_stop(NULL), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_get_stats(NULL, &st), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_get_stats(l, NULL), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_last_error(NULL, text, sizeof text, &len), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_last_error(l, NULL, sizeof text, &len), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_last_error(l, text, sizeof text, NULL), MLLP_NULL_ARGUMENT);
-    CHECK_RC(mllp_listener_get_stats(l, &st), MLLP_OK);
-    CHECK(st.messages == 0 && st.connections_total == 0);
+    CHECK_RC(mllp_listener_get_stat(NULL, MLLP_LISTENER_STAT_MESSAGES, &value),
+             MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_get_stat(l, MLLP_LISTENER_STAT_MESSAGES, NULL), MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_get_stat(l, 1000, &value), MLLP_INVALID_ARGUMENT);
+    CHECK(listener_stat(l, MLLP_LISTENER_STAT_MESSAGES) == 0);
+    CHECK(listener_stat(l, MLLP_LISTENER_STAT_CONNECTIONS_TOTAL) == 0);
     CHECK_RC(mllp_listener_stop(l), MLLP_OK);
     CHECK_RC(mllp_listener_start(l), MLLP_INVALID_STATE);
-    CHECK_RC(mllp_listener_last_error(l, text, sizeof text, &len), MLLP_OK);
-    CHECK(strstr(text, "stopped") != NULL);
+    CHECK(strstr(last_error(), "stopped") != NULL);
     mllp_listener_free(l);
     mllp_listener_free(NULL);
     CHECK(atomic_load(&a.calls) == 0);
@@ -149,12 +147,10 @@ static void *run_listener(void *arg) {
 /* mllp_listener_run on a thread, a C sender, and a callback that stops its own listener. */
 static void run_and_stop_from_callback(void) {
     app a = {0};
-    mllp_listener_options o;
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.ack_policy = MLLP_ACK_POLICY_ORIGINAL;
-    o.shutdown_grace_ms = 5000;
+    mllp_listener_builder *b = builder();
     mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_OK);
+    mllp_listener_builder_free(b);
     a.self = l;
     uint16_t port = 0;
     CHECK_RC(mllp_listener_local_port(l, &port), MLLP_OK);
@@ -163,8 +159,11 @@ static void run_and_stop_from_callback(void) {
 
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    mllp_sender_builder *sb = NULL;
+    CHECK_RC(mllp_sender_builder_new(&sb), MLLP_OK);
     mllp_sender *s = NULL;
-    CHECK_RC(mllp_sender_new(addr, NULL, &s), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_build(sb, addr, &s), MLLP_OK);
+    mllp_sender_builder_free(sb);
     static const char acc[] = "MSH|^~\\&|A|B|C|D|1||ADT^A01|ACC7|P|2.5\rPID|1\r";
     static const char stop[] = "MSH|^~\\&|A|B|C|D|1||ADT^A01|STOP1|P|2.5\rPID|1\r";
     uint8_t ack[512];
@@ -184,9 +183,8 @@ static void run_and_stop_from_callback(void) {
     CHECK(pthread_join(t, &rc) == 0);
     CHECK((mllp_result)(size_t)rc == MLLP_OK);
     mllp_sender_free(s);
-    mllp_listener_stats st;
-    CHECK_RC(mllp_listener_get_stats(l, &st), MLLP_OK);
-    CHECK(st.messages == 2 && st.acks_aa == 2);
+    CHECK(listener_stat(l, MLLP_LISTENER_STAT_MESSAGES) == 2);
+    CHECK(listener_stat(l, MLLP_LISTENER_STAT_ACKS_AA) == 2);
     CHECK_RC(mllp_listener_run(l), MLLP_INVALID_STATE);
     mllp_listener_free(l);
     CHECK(atomic_load(&a.bad_info) == 0);
@@ -198,13 +196,28 @@ int main(void) {
     run_and_stop_from_callback();
 
     app a = {0};
-    mllp_listener_options o;
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.max_connections = 4;
-    o.ack_policy = MLLP_ACK_POLICY_ORIGINAL;
-    o.shutdown_grace_ms = 5000;
+    /* Every listener setting, with values the Rust senders of the test runner work with. */
+    mllp_listener_builder *b = builder();
+    mllp_framing *f = new_framing();
+    CHECK_RC(mllp_framing_set_max_message_size(f, 1 << 20), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_framing(b, f), MLLP_OK);
+    mllp_framing_free(f);
+    CHECK_RC(mllp_listener_builder_set_charset(b, "UTF-8"), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_detect_msh18(b, 1), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_reject_malformed(b, 1), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_max_connections(b, 4), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_backlog_overflow(b, 1), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_replace_idle(b, 0), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_evict_after_ms(b, 0), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_frame_timeout_ms(b, 30000), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_idle_timeout_ms(b, 30000), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_write_timeout_ms(b, 5000), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_handshake_timeout_ms(b, 5000), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_stack_size(b, 2 * MLLP_LISTENER_DEFAULT_STACK_SIZE),
+             MLLP_OK);
     mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_OK);
+    mllp_listener_builder_free(b);
     uint16_t port = 0;
     CHECK_RC(mllp_listener_local_port(l, &port), MLLP_OK);
     CHECK_RC(mllp_listener_start(l), MLLP_OK);
@@ -218,18 +231,19 @@ int main(void) {
     /* Stop waits for the connection threads: no callback runs after it returns. */
     CHECK_RC(mllp_listener_stop(l), MLLP_OK);
     int calls = atomic_load(&a.calls);
-    mllp_listener_stats st;
-    CHECK_RC(mllp_listener_get_stats(l, &st), MLLP_OK);
-    CHECK(st.connections_open == 0);
+    CHECK(listener_stat(l, MLLP_LISTENER_STAT_CONNECTIONS_OPEN) == 0);
+    unsigned long long messages = listener_stat(l, MLLP_LISTENER_STAT_MESSAGES),
+                       aa = listener_stat(l, MLLP_LISTENER_STAT_ACKS_AA),
+                       ae = listener_stat(l, MLLP_LISTENER_STAT_ACKS_AE),
+                       ar = listener_stat(l, MLLP_LISTENER_STAT_ACKS_AR),
+                       total = listener_stat(l, MLLP_LISTENER_STAT_CONNECTIONS_TOTAL);
     mllp_listener_free(l);
     CHECK(atomic_load(&a.calls) == calls);
     CHECK(atomic_load(&a.in_flight) == 0);
     printf("STATS calls=%d messages=%llu aa=%llu ae=%llu ar=%llu connections=%llu "
            "max_in_flight=%d bad_info=%d\n",
-           calls, (unsigned long long)st.messages, (unsigned long long)st.acks_aa,
-           (unsigned long long)st.acks_ae, (unsigned long long)st.acks_ar,
-           (unsigned long long)st.connections_total, atomic_load(&a.max_in_flight),
+           calls, messages, aa, ae, ar, total, atomic_load(&a.max_in_flight),
            atomic_load(&a.bad_info));
     fflush(stdout);
-    return atomic_load(&a.bad_info) == 0 && (unsigned long long)calls == st.messages ? 0 : 1;
+    return atomic_load(&a.bad_info) == 0 && (unsigned long long)calls == messages ? 0 : 1;
 }

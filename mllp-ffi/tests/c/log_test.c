@@ -33,11 +33,11 @@ static void on_log(void *userdata, mllp_log_level level, const char *target,
 /* Skips junk (logged at trace level) and decodes one oversized frame (debug level). */
 static void *oversized(void *arg) {
     (void)arg;
-    mllp_framing f;
-    CHECK_RC(mllp_framing_init(&f), MLLP_OK);
-    f.max_message_size = 4;
+    mllp_framing *f = new_framing();
+    CHECK_RC(mllp_framing_set_max_message_size(f, 4), MLLP_OK);
     mllp_decoder *dec;
-    CHECK_RC(mllp_decoder_new(&f, &dec), MLLP_OK);
+    CHECK_RC(mllp_decoder_new(f, &dec), MLLP_OK);
+    mllp_framing_free(f);
     CHECK_RC(mllp_decoder_feed(dec, (const uint8_t *)"xx\x0bMSH|TOO|LONG|\x1c\r", 18), MLLP_OK);
     const uint8_t *p;
     size_t n;

@@ -48,16 +48,15 @@ int main(void) {
 
     char address[64];
     snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)ntohs(addr.sin_port));
-    mllp_sender_options o;
-    CHECK_RC(mllp_sender_options_init(&o), MLLP_OK);
-    o.max_attempts = 3;
-    o.initial_backoff_ms = 1;
-    o.max_backoff_ms = 5;
-    o.connect_timeout_ms = 5000;
-    o.write_timeout_ms = 5000;
-    o.ack_timeout_ms = 2000;
+    mllp_sender_builder *b = NULL;
+    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_retry(b, 3, 1, 5), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_connect_timeout_ms(b, 5000), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_write_timeout_ms(b, 5000), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_ack_timeout_ms(b, 2000), MLLP_OK);
     mllp_sender *s = NULL;
-    CHECK_RC(mllp_sender_new(address, &o, &s), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_build(b, address, &s), MLLP_OK);
+    mllp_sender_builder_free(b);
 
     static const char head[] = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|BIG1|P|2.5\rOBX|1|ST|X||";
     size_t len = sizeof head - 1 + BODY + 1;
@@ -77,9 +76,8 @@ int main(void) {
         if (rc == MLLP_NOT_DELIVERED) not_delivered++;
         else unconfirmed++;
     }
-    mllp_sender_stats st;
-    CHECK_RC(mllp_sender_get_stats(s, &st), MLLP_OK);
-    CHECK(st.failures == ROUNDS && st.acks == 0);
+    CHECK(sender_stat(s, MLLP_SENDER_STAT_FAILURES) == ROUNDS);
+    CHECK(sender_stat(s, MLLP_SENDER_STAT_ACKS) == 0);
     mllp_sender_free(s);
     free(msg);
 

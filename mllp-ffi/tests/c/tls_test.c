@@ -39,74 +39,55 @@ static size_t build_msg(char *out, size_t cap, const char *id) {
     return (size_t)n;
 }
 
-/* The text of the last failed _new on this thread. */
-static const char *new_error(void) {
-    static char text[512];
-    size_t needed = 0;
-    mllp_result rc = mllp_new_error(text, sizeof text, &needed);
-    CHECK(rc == MLLP_OK || rc == MLLP_BUFFER_TOO_SMALL);
-    return text;
-}
-
 static mllp_disposition on_message(void *userdata, const mllp_message_info *info,
                                    mllp_response *response);
 
-/* Identity settings refused before any file is read, with or without TLS support. */
-static void identity_config_errors(void) {
-    mllp_sender_options so;
+/* TLS setters refuse what they cannot use before anything is connected, with or without TLS
+ * support: NULL names, files that do not exist (read when the setter is called). */
+static void identity_setter_errors(void) {
+    mllp_sender_builder *sb = NULL;
+    CHECK_RC(mllp_sender_builder_new(&sb), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pem(sb, "client.pem", NULL), MLLP_NULL_ARGUMENT);
+    CHECK(strstr(last_error(), "key file") != NULL);
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pkcs12(sb, NULL, "test"), MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pkcs12(sb, "no-such-file.p12", NULL), MLLP_IO);
+    CHECK(strstr(last_error(), "no-such-file.p12") != NULL);
+    CHECK_RC(mllp_sender_builder_set_tls_ca_file(sb, "no-such-ca.pem"), MLLP_IO);
+    CHECK(strstr(last_error(), "no-such-ca.pem") != NULL);
+    CHECK_RC(mllp_sender_builder_set_tls_server_name(sb, ""), MLLP_CONFIG);
+    /* Nothing was set, so the builder still makes a plain TCP sender. */
     mllp_sender *s = NULL;
-    CHECK_RC(mllp_sender_options_init(&so), MLLP_OK);
-    CHECK(so.tls_pkcs12_file == NULL && so.tls_pkcs12_password == NULL);
-    so.tls = 1;
-    so.tls_cert_file = "client.pem";
-    so.tls_key_file = "client.key";
-    so.tls_pkcs12_file = "server.p12";
-    CHECK_RC(mllp_sender_new("127.0.0.1:9", &so, &s), MLLP_CONFIG);
-    CHECK(s == NULL && strstr(new_error(), "tls_pkcs12_file cannot be combined") != NULL);
-    so.tls_cert_file = NULL;
-    CHECK_RC(mllp_sender_new("127.0.0.1:9", &so, &s), MLLP_CONFIG);
-    CHECK(strstr(new_error(), "cannot be combined") != NULL);
-    so.tls_key_file = NULL;
-    so.tls_pkcs12_file = NULL;
-    so.tls_pkcs12_password = "test";
-    CHECK_RC(mllp_sender_new("127.0.0.1:9", &so, &s), MLLP_CONFIG);
-    CHECK(strstr(new_error(), "tls_pkcs12_password") != NULL);
-    /* A PKCS#12 identity without tls is refused like every TLS field. */
-    CHECK_RC(mllp_sender_options_init(&so), MLLP_OK);
-    so.tls_pkcs12_file = "server.p12";
-    CHECK_RC(mllp_sender_new("127.0.0.1:9", &so, &s), MLLP_CONFIG);
-    CHECK(strstr(new_error(), "tls is 0") != NULL);
+    CHECK_RC(mllp_sender_builder_build(sb, "127.0.0.1:9", &s), MLLP_OK);
+    mllp_sender_free(s);
+    mllp_sender_builder_free(sb);
 
-    mllp_listener_options lo;
-    mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_options_init(&lo), MLLP_OK);
-    CHECK(lo.tls_pkcs12_file == NULL && lo.tls_pkcs12_password == NULL);
-    lo.tls_cert_file = "server.pem";
-    lo.tls_key_file = "server.key";
-    lo.tls_pkcs12_file = "server.p12";
-    lo.tls_pkcs12_password = "test";
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &lo, on_message, NULL, &l), MLLP_CONFIG);
-    CHECK(l == NULL && strstr(new_error(), "tls_pkcs12_file cannot be combined") != NULL);
-    CHECK_RC(mllp_listener_options_init(&lo), MLLP_OK);
-    lo.tls_pkcs12_password = "test";
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &lo, on_message, NULL, &l), MLLP_CONFIG);
-    CHECK(strstr(new_error(), "tls_pkcs12_password") != NULL);
-    printf("identity settings: PEM and PKCS#12 together refused\n");
+    mllp_listener_builder *lb = NULL;
+    CHECK_RC(mllp_listener_builder_new(&lb), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pem(lb, NULL, "server.key"),
+             MLLP_NULL_ARGUMENT);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pem(lb, "no-such.pem", "no-such.key"),
+             MLLP_IO);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pkcs12(lb, "no-such-file.p12", "test"),
+             MLLP_IO);
+    CHECK(strstr(last_error(), "no-such-file.p12") != NULL);
+    mllp_listener_builder_free(lb);
+    printf("TLS setters: NULL names and missing files refused at once\n");
 }
 
 /* Whether this build has TLS: a TLS sender can be created. */
 static int tls_built(void) {
-    mllp_sender_options o;
-    CHECK_RC(mllp_sender_options_init(&o), MLLP_OK);
-    o.tls = 1;
+    mllp_sender_builder *b = NULL;
+    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls(b, 1), MLLP_OK);
     mllp_sender *s = NULL;
-    mllp_result rc = mllp_sender_new("127.0.0.1:9", &o, &s);
+    mllp_result rc = mllp_sender_builder_build(b, "127.0.0.1:9", &s);
+    mllp_sender_builder_free(b);
     if (rc == MLLP_OK) {
         mllp_sender_free(s);
         return 1;
     }
     CHECK_RC(rc, MLLP_CONFIG);
-    CHECK(strstr(new_error(), "no TLS support") != NULL);
+    CHECK(strstr(last_error(), "no TLS support") != NULL);
     return 0;
 }
 
@@ -114,23 +95,21 @@ static int tls_built(void) {
 
 static char tls_address[64];
 
-/* Options for a TLS sender: 3 attempts, short backoff; the caller sets the TLS fields. */
-static mllp_sender_options tls_options(void) {
-    mllp_sender_options o;
-    CHECK_RC(mllp_sender_options_init(&o), MLLP_OK);
-    o.tls = 1;
-    o.max_attempts = 3;
-    o.initial_backoff_ms = 10;
-    o.max_backoff_ms = 50;
-    return o;
+/* A builder for a TLS sender: 3 attempts, short backoff; the caller adds the TLS settings. */
+static mllp_sender_builder *tls_builder(void) {
+    mllp_sender_builder *b = NULL;
+    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls(b, 1), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_retry(b, 3, 10, 50), MLLP_OK);
+    return b;
 }
 
-/* Sends `id` over a sender with options `o`: expects `want` (and for MLLP_OK an AA echoing the
+/* Sends `id` over a sender built by `b`: expects `want` (and for MLLP_OK an AA echoing the
  * ID); for a failure, the last-error text must contain every one of `texts` (NULL-ended). */
-static void send_with(const char *what, const mllp_sender_options *o, const char *id,
+static void send_with(const char *what, const mllp_sender_builder *b, const char *id,
                       mllp_result want, const char *const *texts) {
     mllp_sender *s = NULL;
-    CHECK_RC(mllp_sender_new(tls_address, o, &s), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_build(b, tls_address, &s), MLLP_OK);
     char msg[512];
     uint8_t ack[1024];
     size_t len = build_msg(msg, sizeof msg, id), ack_len = 0;
@@ -138,24 +117,25 @@ static void send_with(const char *what, const mllp_sender_options *o, const char
     mllp_result rc = mllp_sender_send(s, (const uint8_t *)msg, len, ack, sizeof ack, &ack_len, &code);
     char text[1024] = "";
     size_t needed = 0;
-    if (rc != MLLP_OK) mllp_sender_last_error(s, text, sizeof text, &needed);
+    if (rc != MLLP_OK) mllp_last_error(text, sizeof text, &needed);
     if (rc != want) {
         fprintf(stderr, "%s: %s (%s), expected %s\n", what, mllp_result_str(rc), text,
                 mllp_result_str(want));
         exit(1);
     }
-    mllp_sender_stats st;
-    CHECK_RC(mllp_sender_get_stats(s, &st), MLLP_OK);
     if (want == MLLP_OK) {
         char msa[64];
         snprintf(msa, sizeof msa, "MSA|AA|%s", id);
         CHECK(code == MLLP_ACK_AA && contains(ack, ack_len, msa));
-        CHECK(st.acks == 1 && st.connects == 1);
+        CHECK(sender_stat(s, MLLP_SENDER_STAT_ACKS) == 1);
+        CHECK(sender_stat(s, MLLP_SENDER_STAT_CONNECTS) == 1);
         printf("%s: AA\n", what);
     } else {
         CHECK(code == MLLP_ACK_NONE && ack_len == 0);
         /* A certificate that fails verification is not tried again. */
-        CHECK(st.failures == 1 && st.retries == 0 && st.frames_written == 0);
+        CHECK(sender_stat(s, MLLP_SENDER_STAT_FAILURES) == 1);
+        CHECK(sender_stat(s, MLLP_SENDER_STAT_RETRIES) == 0);
+        CHECK(sender_stat(s, MLLP_SENDER_STAT_FRAMES_WRITTEN) == 0);
         CHECK(strstr(text, "after 1 attempt:") != NULL);
         for (; *texts; texts++) {
             if (strstr(text, *texts) == NULL) {
@@ -170,55 +150,60 @@ static void send_with(const char *what, const mllp_sender_options *o, const char
 }
 
 static void tls_sender(void) {
-    mllp_sender_options o = tls_options();
-    o.tls_ca_file = cert("ca.pem");
-    send_with("trusting the test CA", &o, "TLS1", MLLP_OK, NULL);
+    mllp_sender_builder *b = tls_builder();
+    CHECK_RC(mllp_sender_builder_set_tls_ca_file(b, cert("ca.pem")), MLLP_OK);
+    send_with("trusting the test CA", b, "TLS1", MLLP_OK, NULL);
 
     /* The default name is the host connected to; the certificate is valid for 127.0.0.1 and
      * for localhost. */
-    o.tls_server_name = "localhost";
-    send_with("server name localhost", &o, "TLS2", MLLP_OK, NULL);
+    CHECK_RC(mllp_sender_builder_set_tls_server_name(b, "localhost"), MLLP_OK);
+    send_with("server name localhost", b, "TLS2", MLLP_OK, NULL);
+    mllp_sender_builder_free(b);
 
-    o = tls_options();
+    b = tls_builder();
     static const char *const untrusted[] = {"certificate", "not signed by a trusted CA", NULL};
-    send_with("system roots only", &o, "TLS3", MLLP_NOT_DELIVERED, untrusted);
+    send_with("system roots only", b, "TLS3", MLLP_NOT_DELIVERED, untrusted);
+    mllp_sender_builder_free(b);
 
-    o = tls_options();
-    o.tls_ca_file = cert("ca.pem");
-    o.tls_server_name = "wrong.example";
+    b = tls_builder();
+    CHECK_RC(mllp_sender_builder_set_tls_ca_file(b, cert("ca.pem")), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls_server_name(b, "wrong.example"), MLLP_OK);
     static const char *const wrong_name[] = {"certificate", "not valid for the name",
                                              "wrong.example", NULL};
-    send_with("server name wrong.example", &o, "TLS4", MLLP_NOT_DELIVERED, wrong_name);
+    send_with("server name wrong.example", b, "TLS4", MLLP_NOT_DELIVERED, wrong_name);
+    mllp_sender_builder_free(b);
 
-    o = tls_options();
-    o.tls_danger_accept_invalid_certs = 1;
-    send_with("certificate checks disabled", &o, "TLS5", MLLP_OK, NULL);
-    o.tls_server_name = "wrong.example";
-    send_with("certificate checks disabled, another name", &o, "TLS6", MLLP_OK, NULL);
+    b = tls_builder();
+    CHECK_RC(mllp_sender_builder_set_tls_danger_accept_invalid_certs(b, 1), MLLP_OK);
+    send_with("certificate checks disabled", b, "TLS5", MLLP_OK, NULL);
+    CHECK_RC(mllp_sender_builder_set_tls_server_name(b, "wrong.example"), MLLP_OK);
+    send_with("certificate checks disabled, another name", b, "TLS6", MLLP_OK, NULL);
+    mllp_sender_builder_free(b);
 
     /* Client identities load (the listener does not ask for one, so none is sent). */
-    o = tls_options();
-    o.tls_ca_file = cert("ca.pem");
-    o.tls_cert_file = cert("client.pem");
-    o.tls_key_file = cert("client.key");
-    send_with("client identity from PEM files", &o, "TLS7", MLLP_OK, NULL);
-    o.tls_cert_file = NULL;
-    o.tls_key_file = NULL;
-    o.tls_pkcs12_file = cert("server.p12");
-    o.tls_pkcs12_password = "test";
-    send_with("client identity from PKCS#12", &o, "TLS8", MLLP_OK, NULL);
+    b = tls_builder();
+    CHECK_RC(mllp_sender_builder_set_tls_ca_file(b, cert("ca.pem")), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pem(b, cert("client.pem"), cert("client.key")),
+             MLLP_OK);
+    send_with("client identity from PEM files", b, "TLS7", MLLP_OK, NULL);
+    /* A second identity replaces the first. */
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pkcs12(b, cert("server.p12"), "test"), MLLP_OK);
+    send_with("client identity from PKCS#12", b, "TLS8", MLLP_OK, NULL);
 
-    /* A wrong password is found when the sender is created. */
-    o.tls_pkcs12_password = "wrong";
+    /* A wrong password is found when the sender is built. */
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pkcs12(b, cert("server.p12"), "wrong"),
+             MLLP_OK);
     mllp_sender *s = NULL;
-    CHECK_RC(mllp_sender_new(tls_address, &o, &s), MLLP_TLS);
-    CHECK(s == NULL && strstr(new_error(), "PKCS#12") != NULL);
-    printf("client PKCS#12 with a wrong password: %s\n", new_error());
-    o.tls_pkcs12_password = NULL;
-    CHECK_RC(mllp_sender_new(tls_address, &o, &s), MLLP_TLS);
-    o.tls_pkcs12_file = cert("no-such-file.p12");
-    CHECK_RC(mllp_sender_new(tls_address, &o, &s), MLLP_IO);
-    CHECK(strstr(new_error(), "no-such-file.p12") != NULL);
+    CHECK_RC(mllp_sender_builder_build(b, tls_address, &s), MLLP_TLS);
+    CHECK(s == NULL && strstr(last_error(), "PKCS#12") != NULL);
+    printf("client PKCS#12 with a wrong password: %s\n", last_error());
+    CHECK_RC(mllp_sender_builder_set_tls_identity_pkcs12(b, cert("server.p12"), NULL), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_build(b, tls_address, &s), MLLP_TLS);
+    /* TLS off forgets the TLS settings: a plain sender again. */
+    CHECK_RC(mllp_sender_builder_set_tls(b, 0), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_build(b, tls_address, &s), MLLP_OK);
+    mllp_sender_free(s);
+    mllp_sender_builder_free(b);
 }
 
 /* --- C TLS listeners, driven by Rust TLS senders. ------------------------------------------ */
@@ -246,11 +231,12 @@ static mllp_disposition on_message(void *userdata, const mllp_message_info *info
     return MLLP_DISPOSITION_ACCEPT;
 }
 
-static mllp_listener *tls_listener(mllp_listener_options *o, app *a, uint16_t *port) {
-    o->ack_policy = MLLP_ACK_POLICY_ORIGINAL;
-    o->shutdown_grace_ms = 5000;
+static mllp_listener *tls_listener(mllp_listener_builder *b, app *a, uint16_t *port) {
+    CHECK_RC(mllp_listener_builder_set_ack_policy(b, MLLP_ACK_POLICY_ORIGINAL), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_shutdown_grace_ms(b, 5000), MLLP_OK);
     mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", o, on_message, a, &l), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, a, &l), MLLP_OK);
+    mllp_listener_builder_free(b);
     CHECK_RC(mllp_listener_local_port(l, port), MLLP_OK);
     CHECK_RC(mllp_listener_start(l), MLLP_OK);
     return l;
@@ -258,26 +244,27 @@ static mllp_listener *tls_listener(mllp_listener_options *o, app *a, uint16_t *p
 
 static void tls_listeners(void) {
     app a = {0};
-    mllp_listener_options o;
+    mllp_listener_builder *b = NULL;
 
-    /* A wrong PKCS#12 password is found when the listener is created. */
+    /* A wrong PKCS#12 password is found when the listener is built. */
     mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.tls_pkcs12_file = cert("server.p12");
-    o.tls_pkcs12_password = "wrong";
-    CHECK_RC(mllp_listener_new("127.0.0.1:0", &o, on_message, &a, &l), MLLP_TLS);
-    CHECK(l == NULL && strstr(new_error(), "PKCS#12") != NULL);
-    printf("server PKCS#12 with a wrong password: %s\n", new_error());
+    CHECK_RC(mllp_listener_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pkcs12(b, cert("server.p12"), "wrong"),
+             MLLP_OK);
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_TLS);
+    CHECK(l == NULL && strstr(last_error(), "PKCS#12") != NULL);
+    printf("server PKCS#12 with a wrong password: %s\n", last_error());
+    mllp_listener_builder_free(b);
 
     uint16_t pem_port = 0, p12_port = 0;
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.tls_cert_file = cert("server.pem");
-    o.tls_key_file = cert("server.key");
-    mllp_listener *pem = tls_listener(&o, &a, &pem_port);
-    CHECK_RC(mllp_listener_options_init(&o), MLLP_OK);
-    o.tls_pkcs12_file = cert("server.p12");
-    o.tls_pkcs12_password = "test";
-    mllp_listener *p12 = tls_listener(&o, &a, &p12_port);
+    CHECK_RC(mllp_listener_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pem(b, cert("server.pem"), cert("server.key")),
+             MLLP_OK);
+    mllp_listener *pem = tls_listener(b, &a, &pem_port);
+    CHECK_RC(mllp_listener_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_tls_identity_pkcs12(b, cert("server.p12"), "test"),
+             MLLP_OK);
+    mllp_listener *p12 = tls_listener(b, &a, &p12_port);
     printf("TLS_PORTS %u %u\n", (unsigned)pem_port, (unsigned)p12_port);
     fflush(stdout);
 
@@ -287,20 +274,19 @@ static void tls_listeners(void) {
     }
     CHECK_RC(mllp_listener_stop(pem), MLLP_OK);
     CHECK_RC(mllp_listener_stop(p12), MLLP_OK);
-    mllp_listener_stats sp, s12;
-    CHECK_RC(mllp_listener_get_stats(pem, &sp), MLLP_OK);
-    CHECK_RC(mllp_listener_get_stats(p12, &s12), MLLP_OK);
+    unsigned long long pem_aa = listener_stat(pem, MLLP_LISTENER_STAT_ACKS_AA),
+                       p12_aa = listener_stat(p12, MLLP_LISTENER_STAT_ACKS_AA),
+                       tls_failures = listener_stat(pem, MLLP_LISTENER_STAT_TLS_FAILURES) +
+                                      listener_stat(p12, MLLP_LISTENER_STAT_TLS_FAILURES);
     mllp_listener_free(pem);
     mllp_listener_free(p12);
-    printf("STATS pem=%llu p12=%llu calls=%d tls_failures=%llu bad_info=%d\n",
-           (unsigned long long)sp.acks_aa, (unsigned long long)s12.acks_aa,
-           atomic_load(&a.calls), (unsigned long long)(sp.tls_failures + s12.tls_failures),
-           atomic_load(&a.bad_info));
+    printf("STATS pem=%llu p12=%llu calls=%d tls_failures=%llu bad_info=%d\n", pem_aa, p12_aa,
+           atomic_load(&a.calls), tls_failures, atomic_load(&a.bad_info));
     fflush(stdout);
 }
 
 int main(void) {
-    identity_config_errors();
+    identity_setter_errors();
     if (!tls_built()) {
         printf("this build has no TLS support (feature `tls`): skipping the TLS exchanges\n");
         return 0;

@@ -87,11 +87,32 @@ pub fn build_library() -> Library {
         }
     }
     native.extend(std_native_libs(&profile_dir.join("c-tests")));
+    let cdylib = cdylib.expect("cargo reported no shared library");
+    link_soname(&cdylib);
     Library {
         staticlib: staticlib.expect("cargo reported no static library"),
-        cdylib: cdylib.expect("cargo reported no shared library"),
+        cdylib,
         native,
     }
+}
+
+/// The SONAME of the shared library (`build.rs`): what programs linked against it look for.
+pub const SONAME: &str = concat!("libmllp.so.", env!("CARGO_PKG_VERSION_MAJOR"));
+
+/// Programs linked against `libmllp.so` load it by its SONAME, so that name must exist beside
+/// it (as an installed library's symlink would).
+fn link_soname(cdylib: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let link = cdylib.with_file_name(SONAME);
+        if std::fs::read_link(&link).is_err() {
+            // Another test process may make the same link at the same time: either one wins.
+            let _ = std::fs::remove_file(&link);
+            let _ = std::os::unix::fs::symlink(cdylib.file_name().unwrap(), &link);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cdylib;
 }
 
 /// The system libraries Rust's standard library needs in a static library, as
