@@ -52,6 +52,9 @@ pub enum Error {
     ///
     /// Reconnect (a `Sender` does this itself) or stop.
     Closed,
+    /// A [`Store`](crate::Store) could not keep a message (or be reached): its
+    /// [kind](crate::StoreErrorKind) says whether a retry can succeed.
+    Store(Box<crate::StoreError>),
 }
 
 /// What the crate was doing when an I/O error happened.
@@ -397,6 +400,7 @@ impl fmt::Display for Error {
                 if *attempts == 1 { "" } else { "s" }
             ),
             Error::Closed => f.write_str("the connection is closed"),
+            Error::Store(e) => write!(f, "store error: {e}"),
         }
     }
 }
@@ -407,6 +411,7 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Tls(e) => e.source.as_deref().map(|e| e as _),
             Error::Delivery { last, .. } => Some(&**last),
+            Error::Store(e) => Some(&**e),
             _ => None,
         }
     }

@@ -242,10 +242,10 @@ fn store_handler_reports_each_save_and_file_store_is_a_store() {
     )
     .unwrap_err();
     assert!(e.is_retryable(), "{e}");
-    // Into the crate's error: an I/O error whose kind is the cause's.
+    // Into the crate's error: `Error::Store`, keeping the kind and the cause.
     let e = mllp::Error::from(e);
     assert!(
-        matches!(&e, mllp::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        matches!(&e, mllp::Error::Store(inner) if inner.is_retryable()),
         "{e:?}"
     );
 }

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use crate::error::{Error, Phase};
+use crate::error::Error;
 
 /// Whether a failed save can succeed when tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,21 +115,11 @@ impl From<Error> for StoreError {
     }
 }
 
-/// Into the crate's one error type, for `?` in functions returning [`crate::Result`]: an
-/// [`Error::Io`] with [`Phase::File`] whose source is this `StoreError` (get it back with
-/// [`io::Error::get_ref`] and `downcast_ref`), of kind [`io::ErrorKind::Other`] unless the
-/// cause was an I/O error, whose kind is kept.
+/// Into the crate's one error type, for `?` in functions returning [`crate::Result`]:
+/// [`Error::Store`].
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        let kind = e
-            .source
-            .as_deref()
-            .and_then(|s| s.downcast_ref::<io::Error>())
-            .map_or(io::ErrorKind::Other, io::Error::kind);
-        Error::Io {
-            phase: Phase::File,
-            source: io::Error::new(kind, e),
-        }
+        Error::Store(Box::new(e))
     }
 }
 
@@ -152,13 +142,16 @@ mod tests {
         let e = Error::from(StoreError::retryable("broker unreachable").with_source(
             io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"),
         ));
-        let Error::Io { phase, source } = &e else {
+        let Error::Store(inner) = &e else {
             panic!("{e:?}")
         };
-        assert_eq!(*phase, Phase::File);
-        assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
-        let inner = source.get_ref().unwrap().downcast_ref::<StoreError>();
-        assert!(inner.unwrap().is_retryable());
+        assert!(inner.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "store error: broker unreachable: connection refused"
+        );
+        let cause = std::error::Error::source(&e).and_then(std::error::Error::source);
+        assert_eq!(cause.unwrap().to_string(), "connection refused");
 
         let back = StoreError::from(Error::Config("bad".into()));
         assert_eq!(back.kind(), StoreErrorKind::Refused);
