@@ -138,8 +138,14 @@ fn aa_only_after_a_save_and_naks_that_say_why() {
     assert_eq!(ack.code, AckCode::ApplicationAccept, "{ack:?}");
     assert_eq!(store.seen.lock().unwrap().len(), 2);
 
-    let stats = running.stats();
-    assert_eq!((stats.acks_aa, stats.acks_ae, stats.acks_ar), (2, 3, 0));
+    // The counters move just after each ACK is written: wait for the last one.
+    let counted = |s: &mllp::ListenerStats| (s.acks_aa, s.acks_ae, s.acks_ar);
+    assert!(
+        mllp_testkit::eventually(Duration::from_secs(5), || counted(&running.stats())
+            == (2, 3, 0)),
+        "{:?}",
+        running.stats()
+    );
     running.shutdown();
     running.join().unwrap();
 }
