@@ -240,8 +240,17 @@ impl TlsErrorKind {
 }
 
 impl Error {
-    /// An I/O error during `phase`.
+    /// An I/O error during `phase`; a socket timeout while connecting, reading or writing is
+    /// [`Error::Timeout`], so a deadline has one shape from every layer.
     pub(crate) fn io(phase: Phase, source: io::Error) -> Error {
+        if is_timeout_kind(source.kind()) {
+            match phase {
+                Phase::Connect => return Error::Timeout(Timeout::Connect),
+                Phase::Read => return Error::Timeout(Timeout::Read),
+                Phase::Write => return Error::Timeout(Timeout::Write),
+                _ => {}
+            }
+        }
         Error::Io { phase, source }
     }
 

@@ -32,8 +32,8 @@ pub struct ReaderStats {
 /// maximum message size plus the framing bytes and one read chunk, whatever the peer sends.
 ///
 /// A `WouldBlock` or `TimedOut` error from the stream (a read timeout) is returned as
-/// [`Error::Io`] with [`Error::is_timeout`] true, and leaves any partial frame in place: the
-/// next call resumes where this one stopped.
+/// [`Error::Timeout`] ([`Timeout::Read`](crate::Timeout::Read)), and leaves any partial frame
+/// in place: the next call resumes where this one stopped.
 ///
 /// ```
 /// use mllp::{Framing, Reader};

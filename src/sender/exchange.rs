@@ -12,7 +12,7 @@ use super::link::Link;
 use super::reply::{control_id, discard, is_retryable, judge, Id};
 pub use super::transmit::Transmit;
 use crate::codec::Event;
-use crate::error::{is_timeout_kind, Error, FrameError, Outcome, Result, Timeout};
+use crate::error::{Error, FrameError, Outcome, Result, Timeout};
 use crate::hl7::{Ack, AckCode, AckKind};
 use crate::retry::Backoff;
 
@@ -326,14 +326,13 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// An operation failed. An I/O error of kind `TimedOut` or `WouldBlock` is taken for the
-    /// deadline of the current phase ([`Error::Timeout`]).
+    /// An operation failed. A timeout (an [`Error::Timeout`], or an I/O error of kind
+    /// `TimedOut` or `WouldBlock`) is taken for the deadline of the current phase.
     pub fn handle_error(&mut self, error: Error, now: Instant) {
         if error.is_timeout() && self.total.is_some_and(|t| now >= t) {
             return self.handle_timeout(now);
         }
-        let timed_out =
-            matches!(&error, Error::Io { source, .. } if is_timeout_kind(source.kind()));
+        let timed_out = error.is_timeout();
         match self.state {
             State::Connect { .. } if timed_out => {
                 self.fail(Error::Timeout(Timeout::Connect), false, now)
