@@ -199,6 +199,39 @@ impl OutBuf {
     }
 }
 
+/// The body of a builder's `_new` function: `*out` receives a new boxed `value` (NULL first,
+/// so it is NULL on any failure), to be freed by the matching `_free`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+pub(crate) unsafe fn new_handle<T>(out: *mut *mut T, value: T) -> Result<mllp_result, mllp_result> {
+    // SAFETY: the caller's contract; NULL is checked.
+    unsafe { put(out, std::ptr::null_mut()) }?;
+    let handle = Box::into_raw(Box::new(value));
+    // SAFETY: checked not NULL above.
+    unsafe { put(out, handle) }?;
+    Ok(MLLP_OK)
+}
+
+/// The body of a builder's setter: runs `f` on the builder, under the guard of the export
+/// `name`, and returns `MLLP_OK` or the error `f` gave (the builder is then unchanged, as `f`
+/// checks before it writes).
+///
+/// # Safety
+/// `builder` must be NULL or a live builder that no other thread uses during the call.
+pub(crate) unsafe fn set<B>(
+    name: &str,
+    builder: *mut B,
+    f: impl FnOnce(&mut B) -> Result<(), mllp_result>,
+) -> mllp_result {
+    super::panic::guard(name, || {
+        // SAFETY: the caller's contract.
+        let b = unsafe { borrow_mut(builder) }?;
+        f(b)?;
+        Ok(MLLP_OK)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,14 +65,11 @@ unsafe fn update(
 #[no_mangle]
 pub unsafe extern "C" fn mllp_framing_new(out: *mut *mut mllp_framing) -> mllp_result {
     guard("mllp_framing_new", || {
-        // SAFETY: the caller passes a writable pointer or NULL (checked).
-        unsafe { args::put(out, std::ptr::null_mut()) }?;
-        let handle = Box::into_raw(Box::new(mllp_framing {
+        let framing = mllp_framing {
             framing: Framing::default(),
-        }));
-        // SAFETY: checked not NULL above.
-        unsafe { args::put(out, handle) }?;
-        Ok(MLLP_OK)
+        };
+        // SAFETY: the caller passes a writable pointer or NULL.
+        unsafe { args::new_handle(out, framing) }
     })
 }
 

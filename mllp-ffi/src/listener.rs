@@ -137,23 +137,6 @@ fn optional_ms(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(ms.into()))
 }
 
-/// Runs a setter body on a builder, under the guard of the export `name`.
-///
-/// # Safety
-/// `builder` must be NULL or a live builder that no other thread uses during the call.
-unsafe fn set(
-    name: &str,
-    builder: *mut mllp_listener_builder,
-    f: impl FnOnce(&mut mllp_listener_builder) -> Result<(), mllp_result>,
-) -> mllp_result {
-    guard(name, || {
-        // SAFETY: the caller's contract.
-        let b = unsafe { args::borrow_mut(builder) }?;
-        f(b)?;
-        Ok(MLLP_OK)
-    })
-}
-
 /// Creates a listener builder with the defaults (those of the Rust `Listener::builder`):
 /// default framing, UTF-8 unless MSH-18 names another character set, malformed messages
 /// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
@@ -166,12 +149,8 @@ pub unsafe extern "C" fn mllp_listener_builder_new(
     out: *mut *mut mllp_listener_builder,
 ) -> mllp_result {
     guard("mllp_listener_builder_new", || {
-        // SAFETY: the caller passes a writable pointer or NULL (checked).
-        unsafe { args::put(out, std::ptr::null_mut()) }?;
-        let handle = Box::into_raw(Box::new(mllp_listener_builder::default()));
-        // SAFETY: checked not NULL above.
-        unsafe { args::put(out, handle) }?;
-        Ok(MLLP_OK)
+        // SAFETY: the caller passes a writable pointer or NULL.
+        unsafe { args::new_handle(out, mllp_listener_builder::default()) }
     })
 }
 
@@ -187,7 +166,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_framing(
     let framing = unsafe { args::borrow(framing) }.map(mllp_framing::get);
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_framing", builder, |b| {
+        args::set("mllp_listener_builder_set_framing", builder, |b| {
             b.framing = framing?;
             Ok(())
         })
@@ -205,7 +184,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_charset(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
-        set("mllp_listener_builder_set_charset", builder, |b| {
+        args::set("mllp_listener_builder_set_charset", builder, |b| {
             let label = args::opt_string(label, "the character set label");
             b.charset = match label? {
                 None => Charset::UTF_8,
@@ -226,7 +205,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_detect_msh18(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_detect_msh18", builder, |b| {
+        args::set("mllp_listener_builder_set_detect_msh18", builder, |b| {
             b.detect_msh18 = args::flag(on, "detect_msh18")?;
             Ok(())
         })
@@ -244,7 +223,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_reject_malformed(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_reject_malformed", builder, |b| {
+        args::set("mllp_listener_builder_set_reject_malformed", builder, |b| {
             b.malformed = if args::flag(on, "reject_malformed")? {
                 Malformed::Reject
             } else {
@@ -264,7 +243,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_max_connections(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_max_connections", builder, |b| {
+        args::set("mllp_listener_builder_set_max_connections", builder, |b| {
             if max == 0 {
                 return Err(args::config(
                     "the maximum number of connections must be at least 1",
@@ -286,7 +265,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_backlog_overflow(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_backlog_overflow", builder, |b| {
+        args::set("mllp_listener_builder_set_backlog_overflow", builder, |b| {
             b.overflow = if args::flag(on, "backlog_overflow")? {
                 Overflow::Backlog
             } else {
@@ -307,7 +286,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_replace_idle(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_replace_idle", builder, |b| {
+        args::set("mllp_listener_builder_set_replace_idle", builder, |b| {
             b.replace_idle = args::flag(on, "replace_idle")?;
             Ok(())
         })
@@ -326,7 +305,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_evict_after_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_evict_after_ms", builder, |b| {
+        args::set("mllp_listener_builder_set_evict_after_ms", builder, |b| {
             b.evict_after = optional_ms(ms);
             Ok(())
         })
@@ -342,7 +321,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_frame_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_frame_timeout_ms", builder, |b| {
+        args::set("mllp_listener_builder_set_frame_timeout_ms", builder, |b| {
             b.frame_timeout = optional_ms(ms);
             Ok(())
         })
@@ -358,7 +337,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_idle_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_idle_timeout_ms", builder, |b| {
+        args::set("mllp_listener_builder_set_idle_timeout_ms", builder, |b| {
             b.idle_timeout = optional_ms(ms);
             Ok(())
         })
@@ -374,7 +353,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_write_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_write_timeout_ms", builder, |b| {
+        args::set("mllp_listener_builder_set_write_timeout_ms", builder, |b| {
             b.write_timeout = optional_ms(ms);
             Ok(())
         })
@@ -390,7 +369,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_handshake_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set(
+        args::set(
             "mllp_listener_builder_set_handshake_timeout_ms",
             builder,
             |b| {
@@ -410,7 +389,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_shutdown_grace_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set(
+        args::set(
             "mllp_listener_builder_set_shutdown_grace_ms",
             builder,
             |b| {
@@ -430,7 +409,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_ack_policy", builder, |b| {
+        args::set("mllp_listener_builder_set_ack_policy", builder, |b| {
             b.ack_policy = match policy {
                 MLLP_ACK_POLICY_AUTO => AckPolicy::Auto,
                 MLLP_ACK_POLICY_ORIGINAL => AckPolicy::Original,
@@ -456,7 +435,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_listener_builder_set_stack_size", builder, |b| {
+        args::set("mllp_listener_builder_set_stack_size", builder, |b| {
             if bytes < MIN_STACK_SIZE {
                 return Err(args::config(format_args!(
                     "the stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
@@ -480,7 +459,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pem(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
     unsafe {
-        set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
+        args::set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
             let identity = tls_options::pem_identity(cert_file, key_file);
             b.tls = Some(TlsServerConfig::new(identity?));
             Ok(())
@@ -499,7 +478,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pkcs12(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
     unsafe {
-        set(
+        args::set(
             "mllp_listener_builder_set_tls_identity_pkcs12",
             builder,
             |b| {

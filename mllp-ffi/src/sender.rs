@@ -51,23 +51,6 @@ pub(crate) fn positive_ms(ms: u32, what: &str) -> Result<Duration, mllp_result> 
     Ok(Duration::from_millis(ms.into()))
 }
 
-/// Runs a setter body on a builder, under the guard of the export `name`.
-///
-/// # Safety
-/// `builder` must be NULL or a live builder that no other thread uses during the call.
-unsafe fn set(
-    name: &str,
-    builder: *mut mllp_sender_builder,
-    f: impl FnOnce(&mut mllp_sender_builder) -> Result<(), mllp_result>,
-) -> mllp_result {
-    guard(name, || {
-        // SAFETY: the caller's contract.
-        let b = unsafe { args::borrow_mut(builder) }?;
-        f(b)?;
-        Ok(MLLP_OK)
-    })
-}
-
 /// Creates a sender builder with the defaults (those of the Rust `Sender::builder`): default
 /// framing, messages sent as the bytes given, connect timeout 10 s, ACK timeout 30 s, write
 /// timeout 10 s, no total timeout, 5 attempts with a backoff of 250 ms doubling to 30 s (half of
@@ -79,12 +62,8 @@ pub unsafe extern "C" fn mllp_sender_builder_new(
     out: *mut *mut mllp_sender_builder,
 ) -> mllp_result {
     guard("mllp_sender_builder_new", || {
-        // SAFETY: the caller passes a writable pointer or NULL (checked).
-        unsafe { args::put(out, std::ptr::null_mut()) }?;
-        let handle = Box::into_raw(Box::new(mllp_sender_builder::default()));
-        // SAFETY: checked not NULL above.
-        unsafe { args::put(out, handle) }?;
-        Ok(MLLP_OK)
+        // SAFETY: the caller passes a writable pointer or NULL.
+        unsafe { args::new_handle(out, mllp_sender_builder::default()) }
     })
 }
 
@@ -97,7 +76,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_connect_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_connect_timeout_ms", builder, |b| {
+        args::set("mllp_sender_builder_set_connect_timeout_ms", builder, |b| {
             b.config.timeouts.connect = positive_ms(ms, "the connect timeout")?;
             Ok(())
         })
@@ -114,7 +93,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_ack_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_ack_timeout_ms", builder, |b| {
+        args::set("mllp_sender_builder_set_ack_timeout_ms", builder, |b| {
             b.config.timeouts.ack = positive_ms(ms, "the ACK timeout")?;
             Ok(())
         })
@@ -131,7 +110,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_write_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_write_timeout_ms", builder, |b| {
+        args::set("mllp_sender_builder_set_write_timeout_ms", builder, |b| {
             b.config.timeouts.write = positive_ms(ms, "the write timeout")?;
             Ok(())
         })
@@ -150,7 +129,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_total_timeout_ms(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_total_timeout_ms", builder, |b| {
+        args::set("mllp_sender_builder_set_total_timeout_ms", builder, |b| {
             b.config.timeouts.total = (ms != 0).then(|| Duration::from_millis(ms.into()));
             Ok(())
         })
@@ -171,7 +150,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_retry(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_retry", builder, |b| {
+        args::set("mllp_sender_builder_set_retry", builder, |b| {
             let retry = b
                 .config
                 .retry
@@ -198,7 +177,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_retry_backoff(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_retry_backoff", builder, |b| {
+        args::set("mllp_sender_builder_set_retry_backoff", builder, |b| {
             let retry = b.config.retry.factor(factor).jitter(jitter);
             args::check(retry.validate())?;
             b.config.retry = retry;
@@ -219,7 +198,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_framing(
     let framing = unsafe { args::borrow(framing) }.map(mllp_framing::get);
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_framing", builder, |b| {
+        args::set("mllp_sender_builder_set_framing", builder, |b| {
             b.config.framing = framing?;
             Ok(())
         })
@@ -237,7 +216,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_charset(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
-        set("mllp_sender_builder_set_charset", builder, |b| {
+        args::set("mllp_sender_builder_set_charset", builder, |b| {
             let label = args::opt_string(label, "the character set label");
             match label? {
                 None => {
@@ -264,7 +243,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_nodelay(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_nodelay", builder, |b| {
+        args::set("mllp_sender_builder_set_nodelay", builder, |b| {
             b.config.nodelay = args::flag(on, "nodelay")?;
             Ok(())
         })
@@ -281,7 +260,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_mllp2(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_mllp2", builder, |b| {
+        args::set("mllp_sender_builder_set_mllp2", builder, |b| {
             b.config.reply_mode = if args::flag(on, "mllp2")? {
                 ReplyMode::Commit
             } else {
@@ -302,7 +281,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_resend_on_reject(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_resend_on_reject", builder, |b| {
+        args::set("mllp_sender_builder_set_resend_on_reject", builder, |b| {
             b.config.resend_on_reject = args::flag(on, "resend_on_reject")?;
             Ok(())
         })
@@ -320,7 +299,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_tls", builder, |b| {
+        args::set("mllp_sender_builder_set_tls", builder, |b| {
             if args::flag(on, "tls")? {
                 b.tls();
             } else {
@@ -341,7 +320,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_ca_file(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set("mllp_sender_builder_set_tls_ca_file", builder, |b| {
+        args::set("mllp_sender_builder_set_tls_ca_file", builder, |b| {
             // The caller passes a NUL-terminated string or NULL (the enclosing block's SAFETY).
             let base = b.config.tls.clone().unwrap_or_default();
             let config = tls_options::add_ca_file(&base, path)?;
@@ -361,7 +340,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_server_name(
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL, and a string or NULL.
     unsafe {
-        set("mllp_sender_builder_set_tls_server_name", builder, |b| {
+        args::set("mllp_sender_builder_set_tls_server_name", builder, |b| {
             let name = tls_options::server_name(name);
             let name = name?;
             let config = b.tls().clone().server_name(name);
@@ -420,7 +399,7 @@ unsafe fn set_identity(
 ) -> mllp_result {
     // SAFETY: forwarded contract.
     unsafe {
-        set(name, builder, |b| {
+        args::set(name, builder, |b| {
             let identity = identity()?;
             let config = b.tls().clone().identity(identity);
             b.config.tls = Some(config);
@@ -439,7 +418,7 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_danger_accept_invalid_certs
 ) -> mllp_result {
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
-        set(
+        args::set(
             "mllp_sender_builder_set_tls_danger_accept_invalid_certs",
             builder,
             |b| {
