@@ -97,17 +97,16 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use listener::{
-    AckPolicy, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
-    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_EVICT_AFTER,
-    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT,
-    MIN_STACK_SIZE,
+    Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, Overflow, Response,
+    RunningListener, ShutdownHandle, StoreHandler, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
+    DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT, MIN_STACK_SIZE,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
 pub use sender::{
-    Exchange, Link, ReplyMode, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts,
-    Transmit, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
 pub use store::{FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
 pub use transport::{

@@ -8,8 +8,8 @@ use mllp_testkit as common;
 
 use mllp::charset::Charset;
 use mllp::hl7::{
-    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckKind, AckMode, Disposition,
-    Header, COMMIT_ACK, COMMIT_NAK,
+    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckMode, Disposition, Header,
+    ReplyKind, COMMIT_ACK, COMMIT_NAK,
 };
 use mllp::HeaderError;
 
@@ -708,7 +708,7 @@ fn ack_parser_table() {
     ];
     for (reply, code, id, text, errors) in cases {
         let ack = Ack::parse(reply).unwrap_or_else(|e| panic!("{}: {e}", s(reply)));
-        assert_eq!(ack.kind, AckKind::Hl7);
+        assert_eq!(ack.kind, ReplyKind::Hl7);
         assert_eq!(ack.code, *code, "{}", s(reply));
         assert_eq!(ack.control_id, *id);
         assert_eq!(ack.text.as_deref(), *text, "{}", s(reply));
@@ -739,12 +739,12 @@ fn ack_parser_rejects_non_acks_and_reads_commit_blocks() {
     let ok = Ack::parse(COMMIT_ACK).unwrap();
     assert_eq!(
         (ok.kind, ok.code, ok.is_success()),
-        (AckKind::Commit, AckCode::CommitAccept, true)
+        (ReplyKind::Mllp2, AckCode::CommitAccept, true)
     );
     let nak = Ack::parse(COMMIT_NAK).unwrap();
     assert_eq!(
         (nak.kind, nak.code, nak.is_success()),
-        (AckKind::Commit, AckCode::CommitReject, false)
+        (ReplyKind::Mllp2, AckCode::CommitReject, false)
     );
     assert_eq!(ack_control_id(COMMIT_ACK), None);
     assert_eq!(

@@ -17,8 +17,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mllp::hl7::{Ack, AckCode, Header};
-use mllp::{AckPolicy, FileStore, Listener, Message, Response, RunningListener, Sender};
+use mllp::hl7::{Ack, AckCode, AckMode, Header};
+use mllp::{FileStore, Listener, Message, Response, RunningListener, Sender};
 
 /// How long a Python process may run.
 const CHILD_LIMIT: Duration = Duration::from_secs(30);
@@ -55,7 +55,7 @@ fn storing_listener(store_dir: &Path) -> RunningListener {
     // python-hl7's clients expect exactly one reply per message and know nothing of enhanced
     // mode, while many corpus messages ask for it (MSH-15 NE/ER/AL): answer in original mode.
     Listener::builder("127.0.0.1:0")
-        .ack_policy(AckPolicy::Original)
+        .ack_mode(AckMode::Original)
         .bind()
         .unwrap()
         .spawn(move |m: &Message<'_>| {

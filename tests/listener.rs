@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::{adt, eventually};
 use mllp::charset::{Charset, Malformed};
-use mllp::hl7::{Ack, AckCode, COMMIT_ACK, COMMIT_NAK};
+use mllp::hl7::{Ack, AckCode, AckMode, ReplyKind, COMMIT_ACK, COMMIT_NAK};
 use mllp::{
-    AckPolicy, Connection, Error, Framing, Listener, ListenerBuilder, ListenerStats, Message,
-    Overflow, Response, RunningListener,
+    Connection, Error, Framing, Listener, ListenerBuilder, ListenerStats, Message, Overflow,
+    Response, RunningListener,
 };
 
 /// Read and write timeout of every test socket.
@@ -541,7 +541,7 @@ fn acknowledgement_modes() {
 
     // Original: AA even when the message asks for enhanced mode.
     let running = builder()
-        .ack_policy(AckPolicy::Original)
+        .ack_mode(AckMode::Original)
         .bind()
         .unwrap()
         .spawn(accept_all)
@@ -552,7 +552,7 @@ fn acknowledgement_modes() {
 
     // MLLP release 2: commit blocks.
     let running = builder()
-        .ack_policy(AckPolicy::Mllp2)
+        .reply(ReplyKind::Mllp2)
         .bind()
         .unwrap()
         .spawn(|m: &Message<'_>| match m.control_id() {

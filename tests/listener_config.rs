@@ -4,9 +4,9 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use mllp::hl7::{Ack, AckCode, COMMIT_ACK};
+use mllp::hl7::{Ack, AckCode, AckMode, ReplyKind, COMMIT_ACK};
 use mllp::{
-    AckPolicy, Connection, Error, Framing, Listener, ListenerConfig, Message, Response,
+    Connection, Error, Framing, Listener, ListenerConfig, Message, Response, SenderConfig,
     DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 
@@ -43,7 +43,7 @@ fn the_builder_starts_from_the_one_default() {
     );
     let d = ListenerConfig::default();
     assert_eq!(d.stack_size, DEFAULT_STACK_SIZE);
-    assert_eq!(d.ack_policy, AckPolicy::Auto);
+    assert_eq!((d.reply, d.ack_mode), (ReplyKind::Hl7, AckMode::Auto));
     assert!(d.tls.is_none() && d.detect_msh18 && d.idle_timeout.is_none());
     // Setters fill the same fields.
     let builder = Listener::builder("127.0.0.1:0")
@@ -60,7 +60,7 @@ fn the_builder_starts_from_the_one_default() {
 #[test]
 fn a_config_binds_directly_and_through_the_builder() {
     let mut config = ListenerConfig::default();
-    config.ack_policy = AckPolicy::Mllp2;
+    config.reply = ReplyKind::Mllp2;
     let running = config
         .clone()
         .bind("127.0.0.1:0")
@@ -86,13 +86,40 @@ fn a_config_binds_directly_and_through_the_builder() {
     // A setter after config() changes it further.
     let running = Listener::builder("127.0.0.1:0")
         .config(config)
-        .ack_policy(AckPolicy::Original)
+        .reply(ReplyKind::Hl7)
+        .ack_mode(AckMode::Original)
         .bind()
         .unwrap()
         .spawn(accept_all)
         .unwrap();
     let ack = Ack::parse(&round_trip(running.local_addr(), msg("C3").as_bytes())).unwrap();
     assert_eq!(ack.code, AckCode::ApplicationAccept);
+}
+
+#[test]
+fn one_reply_kind_configures_sender_and_listener() {
+    for kind in [ReplyKind::Mllp2, ReplyKind::Hl7] {
+        let mut listener = ListenerConfig::default();
+        listener.reply = kind;
+        let running = listener
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .spawn(accept_all)
+            .unwrap();
+        let mut sender = SenderConfig::default();
+        sender.reply = kind;
+        sender.timeouts.ack = IO_TIMEOUT;
+        let mut sender = sender.build(running.local_addr().to_string()).unwrap();
+        let ack = sender.send(&msg("R1")).unwrap();
+        let code = match kind {
+            ReplyKind::Mllp2 => AckCode::CommitAccept,
+            ReplyKind::Hl7 => AckCode::ApplicationAccept,
+        };
+        assert_eq!((ack.kind, ack.code), (kind, code));
+        drop(sender);
+        running.shutdown();
+        running.join().unwrap();
+    }
 }
 
 #[test]

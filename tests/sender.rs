@@ -14,7 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use mllp::charset::Charset;
-use mllp::hl7::{AckBuilder, AckCode, AckKind, Disposition, Header, COMMIT_ACK, COMMIT_NAK};
+use mllp::hl7::{AckBuilder, AckCode, Disposition, Header, ReplyKind, COMMIT_ACK, COMMIT_NAK};
 use mllp::{
     Connection, Error, FrameError, Framing, HeaderError, Outcome, RetryPolicy, Sender,
     SenderBuilder, Timeout,
@@ -492,7 +492,7 @@ fn mllp2_commit_nak_makes_the_sender_send_again() {
     let ack = sender.send(&common::adt("R2-1")).unwrap();
     assert_eq!(
         (ack.kind, ack.code),
-        (AckKind::Commit, AckCode::CommitAccept)
+        (ReplyKind::Mllp2, AckCode::CommitAccept)
     );
     assert!(ack.is_success());
     let stats = sender.stats();

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mllp::charset::Charset;
-use mllp::hl7::{Ack, AckCode, COMMIT_NAK};
+use mllp::hl7::{Ack, AckCode, ReplyKind, COMMIT_NAK};
 use mllp::{
-    AckPolicy, Connection, FileStore, Framing, Listener, Receipt, Store, StoreError,
-    StoreErrorKind, StoreHandler, StoredMessage,
+    Connection, FileStore, Framing, Listener, Receipt, Store, StoreError, StoreErrorKind,
+    StoreHandler, StoredMessage,
 };
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -174,7 +174,7 @@ fn the_store_sees_utf8_and_the_wire_charset() {
 #[test]
 fn mllp2_mode_answers_a_failed_save_with_a_commit_nak() {
     let running = Listener::builder("127.0.0.1:0")
-        .ack_policy(AckPolicy::Mllp2)
+        .reply(ReplyKind::Mllp2)
         .bind()
         .unwrap()
         .spawn_store(Memory::default())

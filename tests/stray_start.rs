@@ -7,10 +7,9 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mllp::hl7::{Ack, AckCode, Header};
+use mllp::hl7::{Ack, AckCode, AckMode, Header};
 use mllp::{
-    AckPolicy, Connection, Error, FrameError, Framing, Listener, Message, Reader, Response,
-    StartInFrame,
+    Connection, Error, FrameError, Framing, Listener, Message, Reader, Response, StartInFrame,
 };
 use mllp_testkit::fuzzing::{decode_chunks, reference, Ev};
 
@@ -185,7 +184,7 @@ fn the_listener_accepts_corpus_messages_with_a_stray_start_byte() {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     // Original mode: some of these headers ask for no acknowledgement (MSH-15 NE).
     let running = Listener::builder("127.0.0.1:0")
-        .ack_policy(AckPolicy::Original)
+        .ack_mode(AckMode::Original)
         .bind()
         .unwrap()
         .spawn(move |m: &Message<'_>| {

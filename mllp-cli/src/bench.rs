@@ -566,11 +566,7 @@ fn serve(
                 .framing(framing)
                 .charset(charset)
                 .max_connections(params.connections)
-                .ack_policy(if params.mllp2 {
-                    mllp::AckPolicy::Mllp2
-                } else {
-                    mllp::AckPolicy::Auto
-                })
+                .mllp2(params.mllp2)
                 .bind()?;
             let running = listener.spawn(|_: &mllp::Message<'_>| Response::accept())?;
             Ok(Served {

@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mllp::charset::Charset;
-use mllp::{
-    AckPolicy, FileStore, Framing, Handler, Listener, Message, Response, Sender, StoreHandler,
-};
+use mllp::{FileStore, Framing, Handler, Listener, Message, Response, Sender, StoreHandler};
 
 use super::args::{Args, UsageError};
 use super::listen::print_line;
@@ -147,12 +145,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         }
         store.handle(message)
     };
-    let mut builder = Listener::builder("127.0.0.1:0")
+    let builder = Listener::builder("127.0.0.1:0")
         .framing(framing)
-        .detect_msh18(true);
-    if common.mllp2 {
-        builder = builder.ack_policy(AckPolicy::Mllp2);
-    }
+        .detect_msh18(true)
+        .mllp2(common.mllp2);
     let running = builder.bind()?.spawn(handler)?;
     let addr = running.local_addr().to_string();
     print_line(&format!(

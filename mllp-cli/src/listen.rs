@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mllp::charset::Malformed;
+use mllp::hl7::AckMode;
 use mllp::{
-    AckPolicy, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
-    StoreHandler,
+    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -65,7 +65,7 @@ struct Config {
     store: String,
     msh18: bool,
     malformed: Malformed,
-    ack_policy: AckPolicy,
+    ack_mode: AckMode,
     count: Option<u64>,
     max_connections: Option<usize>,
     single: bool,
@@ -82,7 +82,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut store = None;
     let mut msh18 = true;
     let mut malformed = Malformed::Reject;
-    let mut ack_policy = AckPolicy::Original;
+    let mut ack_mode = AckMode::Original;
     let mut count = None;
     let mut max_connections = None;
     let mut single = false;
@@ -111,9 +111,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "ack-mode" => {
-                ack_policy = match args.value(&name)?.as_str() {
-                    "original" => AckPolicy::Original,
-                    "auto" => AckPolicy::Auto,
+                ack_mode = match args.value(&name)?.as_str() {
+                    "original" => AckMode::Original,
+                    "auto" => AckMode::Auto,
                     other => {
                         return Err(UsageError(format!(
                             "--ack-mode is original or auto, not {other:?}"
@@ -179,7 +179,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
         msh18,
         malformed,
-        ack_policy,
+        ack_mode,
         count,
         max_connections,
         single,
@@ -363,11 +363,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         .charset(charset)
         .detect_msh18(config.msh18)
         .malformed(config.malformed)
-        .ack_policy(if config.common.mllp2 {
-            AckPolicy::Mllp2
-        } else {
-            config.ack_policy
-        });
+        .ack_mode(config.ack_mode)
+        .mllp2(config.common.mllp2);
     if config.single {
         builder = builder.max_connections(1).replace_idle(true);
     } else if let Some(n) = config.max_connections {

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use mllp_core::hl7::{Ack, AckCode, AckKind};
+use mllp_core::hl7::{Ack, AckCode, ReplyKind};
 
 /// The acknowledgement code of a reply (MSA-1), or of an MLLP release 2 commit block.
 pub type mllp_ack_code = u32;
@@ -30,8 +30,8 @@ pub const MLLP_ACK_COMMIT_REJECT: mllp_ack_code = 8;
 /// The C code of a parsed acknowledgement.
 pub(crate) fn ack_code(ack: &Ack) -> mllp_ack_code {
     match (ack.kind, ack.code) {
-        (AckKind::Commit, AckCode::CommitAccept) => MLLP_ACK_COMMIT_ACCEPT,
-        (AckKind::Commit, _) => MLLP_ACK_COMMIT_REJECT,
+        (ReplyKind::Mllp2, AckCode::CommitAccept) => MLLP_ACK_COMMIT_ACCEPT,
+        (ReplyKind::Mllp2, _) => MLLP_ACK_COMMIT_REJECT,
         (_, AckCode::ApplicationAccept) => MLLP_ACK_AA,
         (_, AckCode::ApplicationError) => MLLP_ACK_AE,
         (_, AckCode::ApplicationReject) => MLLP_ACK_AR,

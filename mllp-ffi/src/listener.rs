@@ -17,12 +17,12 @@ use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
 use super::sender::positive_ms;
 use super::tls_options;
 use mllp_core::charset::{Charset, Malformed};
+use mllp_core::hl7::{AckMode, ReplyKind};
 use mllp_core::Error;
 use mllp_core::Framing;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
-    AckPolicy, Listener, ListenerStats, Message, Overflow, Response, RunningListener,
-    ShutdownHandle,
+    Listener, ListenerStats, Message, Overflow, Response, RunningListener, ShutdownHandle,
 };
 use mllp_core::{
     ListenerBuilder, DEFAULT_ACK_WRITE_TIMEOUT as DEFAULT_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
@@ -31,6 +31,8 @@ use mllp_core::{
 };
 
 /// How received messages are acknowledged.
+// Each value sets both Rust settings: `ReplyKind` (HL7 acknowledgements or MLLP release 2
+// commit blocks) and `AckMode` (original or auto, for HL7 acknowledgements).
 pub type mllp_ack_policy = u32;
 
 /// HL7 acknowledgements following the message: original mode (AA/AE/AR) when MSH-15 and
@@ -77,7 +79,8 @@ pub struct mllp_listener_builder {
     write_timeout: Option<Duration>,
     handshake_timeout: Duration,
     shutdown_grace: Duration,
-    ack_policy: AckPolicy,
+    reply: ReplyKind,
+    ack_mode: AckMode,
     stack_size: usize,
     tls: Option<TlsServerConfig>,
 }
@@ -99,7 +102,8 @@ impl Default for mllp_listener_builder {
             write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            ack_policy: AckPolicy::Auto,
+            reply: ReplyKind::Hl7,
+            ack_mode: AckMode::Auto,
             stack_size: DEFAULT_STACK_SIZE,
             tls: None,
         }
@@ -123,7 +127,8 @@ impl mllp_listener_builder {
             .write_timeout(self.write_timeout)
             .handshake_timeout(self.handshake_timeout)
             .shutdown_grace(self.shutdown_grace)
-            .ack_policy(self.ack_policy)
+            .reply(self.reply)
+            .ack_mode(self.ack_mode)
             .stack_size(self.stack_size);
         if let Some(tls) = &self.tls {
             builder = builder.tls(tls.clone());
@@ -410,10 +415,10 @@ pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_ack_policy", builder, |b| {
-            b.ack_policy = match policy {
-                MLLP_ACK_POLICY_AUTO => AckPolicy::Auto,
-                MLLP_ACK_POLICY_ORIGINAL => AckPolicy::Original,
-                MLLP_ACK_POLICY_MLLP2 => AckPolicy::Mllp2,
+            (b.reply, b.ack_mode) = match policy {
+                MLLP_ACK_POLICY_AUTO => (ReplyKind::Hl7, AckMode::Auto),
+                MLLP_ACK_POLICY_ORIGINAL => (ReplyKind::Hl7, AckMode::Original),
+                MLLP_ACK_POLICY_MLLP2 => (ReplyKind::Mllp2, AckMode::Auto),
                 other => {
                     return Err(args::invalid(format_args!(
                         "the ACK policy must be one of MLLP_ACK_POLICY_*, not {other}"

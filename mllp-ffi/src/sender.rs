@@ -13,9 +13,10 @@ use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
 use super::tls_options;
 use mllp_core::charset::Charset;
+use mllp_core::hl7::ReplyKind;
 use mllp_core::{CharsetError, Error};
 use mllp_core::{Identity, TlsClientConfig};
-use mllp_core::{ReplyMode, Sender, SenderConfig, SenderStats};
+use mllp_core::{Sender, SenderConfig, SenderStats};
 
 /// Settings for senders: made by `mllp_sender_builder_new` with the defaults, changed by the
 /// `mllp_sender_builder_set_*` functions, turned into senders by `mllp_sender_builder_build`
@@ -261,10 +262,10 @@ pub unsafe extern "C" fn mllp_sender_builder_set_mllp2(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_sender_builder_set_mllp2", builder, |b| {
-            b.config.reply_mode = if args::flag(on, "mllp2")? {
-                ReplyMode::Commit
+            b.config.reply = if args::flag(on, "mllp2")? {
+                ReplyKind::Mllp2
             } else {
-                ReplyMode::Ack
+                ReplyKind::Hl7
             };
             Ok(())
         })

@@ -28,9 +28,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mllp_core::{
-    AckPolicy, Framing, Listener, Message, Response, RunningListener, Sender, StartInFrame,
-};
+use mllp_core::{Framing, Listener, Message, Response, RunningListener, Sender, StartInFrame};
 
 /// What a C program runs against.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -103,7 +101,7 @@ mod c_programs {
 /// How the C programs are built and run in this test process, worked out once.
 struct Setup {
     cc: String,
-    lib: Library,
+    lib: &'static Library,
     out: std::path::PathBuf,
     sanitize: bool,
     valgrind: bool,
@@ -156,7 +154,7 @@ fn c_program(program: &'static str, peer: Peer, shared: bool) {
         sanitize: setup.sanitize,
         valgrind: setup.valgrind,
     };
-    if let Err(e) = build_and_run(&setup.cc, &setup.lib, &setup.out, run) {
+    if let Err(e) = build_and_run(&setup.cc, setup.lib, &setup.out, run) {
         panic!("{e}");
     }
 }
@@ -317,7 +315,7 @@ fn run_with_timeout(
 fn rust_listener(tls: Option<mllp_core::TlsServerConfig>) -> RunningListener {
     let mut builder = Listener::builder("127.0.0.1:0")
         .framing(Framing::default().start_in_frame(StartInFrame::Ignore))
-        .ack_policy(AckPolicy::Original)
+        .ack_mode(mllp_core::hl7::AckMode::Original)
         .shutdown_grace(Duration::from_secs(2));
     if let Some(tls) = tls {
         builder = builder.tls(tls);

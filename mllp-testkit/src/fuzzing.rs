@@ -338,7 +338,7 @@ pub fn reader_ops(data: &[u8]) {
 /// back with MSA-2 equal to the header's control ID, the expected code, and the text intact;
 /// when it does not parse, the NAK for unparseable input parses back as AR with an empty MSA-2.
 pub fn ack_build(data: &[u8]) {
-    use mllp::hl7::{ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckKind, AckMode};
+    use mllp::hl7::{ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckMode, ReplyKind};
     use mllp::hl7::{AckCode, Disposition};
 
     let mut out = Vec::new();
@@ -374,7 +374,7 @@ pub fn ack_build(data: &[u8]) {
                     continue;
                 }
                 let ack = Ack::parse(&out).expect("a built ACK parses");
-                assert_eq!(ack.kind, AckKind::Hl7);
+                assert_eq!(ack.kind, ReplyKind::Hl7);
                 assert_eq!(ack.code, b.code(&header));
                 let want_id = header.control_id().unwrap_or_default();
                 assert_eq!(ack_control_id(&out).unwrap_or_default(), want_id);
@@ -415,10 +415,10 @@ pub fn exchange_replies(data: &[u8]) {
     let mut config = SenderConfig::default();
     config.framing = framing_for(selector);
     config.resend_on_reject = selector & 0x40 != 0;
-    config.reply_mode = if selector & 0x80 != 0 {
-        mllp::ReplyMode::Commit
+    config.reply = if selector & 0x80 != 0 {
+        mllp::hl7::ReplyKind::Mllp2
     } else {
-        mllp::ReplyMode::Ack
+        mllp::hl7::ReplyKind::Hl7
     };
     config.retry = RetryPolicy::default()
         .max_attempts(Some(u32::from(selector % 4) + 1))
@@ -445,7 +445,7 @@ pub fn exchange_replies(data: &[u8]) {
         match transmit {
             Transmit::Done => {
                 if let Some(Ok(ack)) = ex.take_result() {
-                    let commit = ack.kind == mllp::hl7::AckKind::Commit;
+                    let commit = ack.kind == mllp::hl7::ReplyKind::Mllp2;
                     assert!(
                         commit || ack.control_id == "ID1",
                         "an ACK for {:?} was taken for the reply to ID1",

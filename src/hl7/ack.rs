@@ -72,7 +72,9 @@ impl std::fmt::Display for AckCode {
     }
 }
 
-/// Which acknowledgement mode to answer in.
+/// Which HL7 acknowledgement mode to answer in: for [`AckBuilder::mode`], and for a listener's
+/// acknowledgements ([`ListenerConfig::ack_mode`](crate::ListenerConfig::ack_mode)) when it
+/// answers with HL7 acknowledgements ([`ReplyKind::Hl7`](super::ReplyKind::Hl7)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AckMode {
     /// Follow the inbound message: original mode (AA/AE/AR) when MSH-15 and MSH-16 are both

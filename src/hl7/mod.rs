@@ -12,6 +12,8 @@
 //! * [`Ack`] reads a reply: MSA-1/2/3, ERR texts, or an MLLP release 2 commit block
 //!   ([`COMMIT_ACK`], [`COMMIT_NAK`]). [`ack_control_id`] finds MSA-2 without copying, for
 //!   matching replies to sent messages.
+//! * [`ReplyKind`] names which of the two answers a message: an HL7 acknowledgement or an MLLP
+//!   release 2 commit block, for senders, listeners and received replies alike.
 
 mod ack;
 mod control_id;
@@ -26,4 +28,4 @@ pub use ack::{
 pub use control_id::{next_control_id, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{Header, Separators};
-pub use reply::{ack_control_id, Ack, AckKind};
+pub use reply::{ack_control_id, Ack, ReplyKind};

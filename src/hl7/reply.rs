@@ -6,21 +6,38 @@ use super::header::{component_of, first_repetition, segments, Header, Separators
 use crate::charset::{Charset, Malformed};
 use crate::error::{Error, HeaderError};
 
-/// What kind of reply an [`Ack`] was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckKind {
-    /// An HL7 message with an MSA segment.
+/// What answers a message: an HL7 acknowledgement message, or an MLLP release 2 commit block.
+///
+/// One value names MLLP release 2 everywhere:
+/// * [`SenderConfig::reply`](crate::SenderConfig::reply): what a sender expects back. With
+///   [`Mllp2`](Self::Mllp2) a commit NAK makes it send the message again within the retry
+///   policy, and an HL7 acknowledgement whose MSA-2 matches is accepted as well; with
+///   [`Hl7`](Self::Hl7) a commit block is skipped as a frame that is not a reply.
+/// * [`ListenerConfig::reply`](crate::ListenerConfig::reply): what a listener answers with.
+///   With [`Mllp2`](Self::Mllp2) every acknowledgement it builds is a commit block: 0x06 when
+///   the handler accepted the message, 0x15 otherwise and for the frames it answers on its own
+///   (unreadable header, oversized, malformed); [`ListenerConfig::ack_mode`](crate::ListenerConfig::ack_mode)
+///   then plays no part. A custom response is sent as the handler gave it.
+/// * [`Ack::kind`]: what a received reply was.
+///
+/// The builders' `mllp2(bool)` methods are shorthand for [`Mllp2`](Self::Mllp2) (`true`) or
+/// [`Hl7`](Self::Hl7) (`false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyKind {
+    /// An HL7 acknowledgement message: an MSA segment whose MSA-2 echoes the control ID of the
+    /// acknowledged message. The default.
+    #[default]
     Hl7,
     /// An MLLP release 2 commit block: [`COMMIT_ACK`] (reported as
     /// [`AckCode::CommitAccept`]) or [`COMMIT_NAK`] (reported as [`AckCode::CommitReject`]).
-    Commit,
+    Mllp2,
 }
 
 /// An acknowledgement received from a peer, copied out of the reply frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
-    /// Whether this was an HL7 ACK or an MLLP commit block.
-    pub kind: AckKind,
+    /// Whether this was an HL7 ACK or an MLLP release 2 commit block.
+    pub kind: ReplyKind,
     /// MSA-1; for a commit block `CommitAccept` (0x06) or `CommitReject` (0x15).
     pub code: AckCode,
     /// MSA-2, the control ID of the acknowledged message, as sent (not unescaped). Empty for a
@@ -47,7 +64,7 @@ impl Ack {
     /// [`HeaderError::NotAnAck`] when it has no MSA segment with a known code.
     pub fn parse(frame: &[u8]) -> Result<Ack, Error> {
         let commit = |code| Ack {
-            kind: AckKind::Commit,
+            kind: ReplyKind::Mllp2,
             code,
             control_id: String::new(),
             text: None,
@@ -101,7 +118,7 @@ impl Ack {
             return Err(HeaderError::NotAnAck.into());
         };
         Ok(Ack {
-            kind: AckKind::Hl7,
+            kind: ReplyKind::Hl7,
             code,
             control_id,
             text,
@@ -186,7 +203,7 @@ mod tests {
     #[test]
     fn reads_commit_blocks() {
         let a = Ack::parse(COMMIT_ACK).unwrap();
-        assert_eq!((a.kind, a.code), (AckKind::Commit, AckCode::CommitAccept));
+        assert_eq!((a.kind, a.code), (ReplyKind::Mllp2, AckCode::CommitAccept));
         assert!(a.is_success());
         let n = Ack::parse(COMMIT_NAK).unwrap();
         assert_eq!(n.code, AckCode::CommitReject);

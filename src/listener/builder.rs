@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::framing::Framing;
 use crate::transport::TlsServerConfig;
 
-use super::{AckPolicy, Listener, ListenerConfig, Overflow};
+use super::{Listener, ListenerConfig, Overflow};
+use crate::hl7::{AckMode, ReplyKind};
 
 /// Configures and binds a [`Listener`]; from [`Listener::builder`].
 ///
@@ -132,9 +133,22 @@ impl ListenerBuilder {
         self
     }
 
-    /// How messages are acknowledged (default [`AckPolicy::Auto`]).
-    pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
-        self.config.ack_policy = policy;
+    /// What messages are answered with (default [`ReplyKind::Hl7`]); see [`ReplyKind`].
+    pub fn reply(mut self, kind: ReplyKind) -> Self {
+        self.config.reply = kind;
+        self
+    }
+
+    /// MLLP release 2: shorthand for [`reply`](Self::reply) with [`ReplyKind::Mllp2`] (`true`)
+    /// or [`ReplyKind::Hl7`] (`false`).
+    pub fn mllp2(self, on: bool) -> Self {
+        self.reply(if on { ReplyKind::Mllp2 } else { ReplyKind::Hl7 })
+    }
+
+    /// The mode of HL7 acknowledgements (default [`AckMode::Auto`]: original or enhanced as the
+    /// message asks); see [`ListenerConfig::ack_mode`]. Not used with [`ReplyKind::Mllp2`].
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.config.ack_mode = mode;
         self
     }
 

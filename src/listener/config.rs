@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::charset::{Charset, Malformed};
 use crate::error::{Error, Result};
 use crate::framing::Framing;
+use crate::hl7::{AckMode, ReplyKind};
 use crate::transport::TlsServerConfig;
 
 use super::Listener;
@@ -26,21 +27,6 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// The smallest stack size accepted for connection threads: 64 KiB.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
-
-/// How messages are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AckPolicy {
-    /// HL7 acknowledgements following the inbound message: original mode (AA/AE/AR) when
-    /// MSH-15 and MSH-16 are empty, enhanced mode (CA/CE/CR, sent according to MSH-15) when
-    /// either is valued. The default.
-    #[default]
-    Auto,
-    /// HL7 original-mode acknowledgements (AA/AE/AR) always, whatever MSH-15/16 say.
-    Original,
-    /// MLLP release 2 commit acknowledgements: a frame holding 0x06 when the handler accepted
-    /// the message, 0x15 otherwise.
-    Mllp2,
-}
 
 /// What happens to a new connection when every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,8 +99,15 @@ pub struct ListenerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a TLS handshake may take. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
     pub handshake_timeout: Duration,
-    /// How messages are acknowledged. Default: [`AckPolicy::Auto`].
-    pub ack_policy: AckPolicy,
+    /// What messages are answered with: HL7 acknowledgements or MLLP release 2 commit blocks
+    /// (see [`ReplyKind`]). Default: [`ReplyKind::Hl7`].
+    pub reply: ReplyKind,
+    /// The mode of HL7 acknowledgements: [`AckMode::Auto`] (the default) follows the message,
+    /// original mode (AA/AE/AR) when MSH-15 and MSH-16 are empty, enhanced mode (CA/CE/CR, sent
+    /// according to MSH-15) when either is valued; [`AckMode::Original`] answers in original
+    /// mode whatever MSH-15/16 say. Not used when [`reply`](Self::reply) is
+    /// [`ReplyKind::Mllp2`].
+    pub ack_mode: AckMode,
     /// How long shutdown waits for messages being handled to be acknowledged. Default:
     /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
     pub shutdown_grace: Duration,
@@ -145,7 +138,8 @@ impl Default for ListenerConfig {
             idle_timeout: None,
             write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            ack_policy: AckPolicy::Auto,
+            reply: ReplyKind::Hl7,
+            ack_mode: AckMode::Auto,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             stack_size: DEFAULT_STACK_SIZE,
             tls: None,

@@ -12,11 +12,11 @@ use log::{debug, error, info, warn};
 use super::handler::{Handler, Kind, Message, Response};
 use super::slots::Flags;
 use super::stats::bump;
-use super::{AckPolicy, ListenerConfig, Shared};
+use super::{ListenerConfig, Shared};
 use crate::charset::Charset;
 use crate::connection::Connection;
 use crate::error::{CharsetError, Error, FrameError, Timeout};
-use crate::hl7::{build_nak_unparseable, AckBuilder, AckCode, Disposition, Header};
+use crate::hl7::{build_nak_unparseable, AckBuilder, AckCode, Disposition, Header, ReplyKind};
 use crate::hl7::{COMMIT_ACK, COMMIT_NAK};
 use crate::reader::ReaderStats;
 use crate::transport::{Stream, TlsPeer, TlsServer};
@@ -310,7 +310,7 @@ impl Session<'_> {
                     self.peer.addr,
                     frame.len()
                 );
-                if self.settings.ack_policy == AckPolicy::Mllp2 {
+                if self.settings.reply == ReplyKind::Mllp2 {
                     return self.commit(false);
                 }
                 build_nak_unparseable(
@@ -398,7 +398,7 @@ impl Session<'_> {
                 let response = Response::reject(text).error_code(OVERSIZED_ERROR_CODE);
                 self.build(&header, charset, &response)
             }
-            None if self.settings.ack_policy == AckPolicy::Mllp2 => self.commit(false),
+            None if self.settings.reply == ReplyKind::Mllp2 => self.commit(false),
             None => {
                 build_nak_unparseable(&text, &mut self.ack);
                 Sent::Code(AckCode::ApplicationReject)
@@ -441,12 +441,12 @@ impl Session<'_> {
             },
             Kind::Answer { disposition, text } => (*disposition, text.as_deref()),
         };
-        let mode = match self.settings.ack_policy {
-            AckPolicy::Mllp2 => return self.commit(disposition == Disposition::Accept),
-            AckPolicy::Auto => crate::hl7::AckMode::Auto,
-            AckPolicy::Original => crate::hl7::AckMode::Original,
-        };
-        let mut builder = AckBuilder::new(disposition).mode(mode).charset(charset);
+        if self.settings.reply == ReplyKind::Mllp2 {
+            return self.commit(disposition == Disposition::Accept);
+        }
+        let mut builder = AckBuilder::new(disposition)
+            .mode(self.settings.ack_mode)
+            .charset(charset);
         if let Some(code) = response.error_code {
             builder = builder.error_code(code);
         }

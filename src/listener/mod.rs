@@ -22,7 +22,7 @@ use log::{debug, error, warn};
 
 pub use builder::ListenerBuilder;
 pub use config::{
-    AckPolicy, ListenerConfig, Overflow, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    ListenerConfig, Overflow, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
     DEFAULT_WRITE_TIMEOUT, MIN_STACK_SIZE,
 };
@@ -172,7 +172,8 @@ impl Shared {
 /// read stalls.
 ///
 /// # Acknowledgements
-/// See [`Response`] and [`AckPolicy`]. Special cases, answered without calling the handler:
+/// See [`Response`], [`ListenerConfig::reply`] and [`ListenerConfig::ack_mode`]. Special
+/// cases, answered without calling the handler:
 /// * a frame whose header cannot be read: an `AR` NAK from
 ///   [`build_nak_unparseable`](crate::hl7::build_nak_unparseable) (error code 100);
 /// * a frame larger than the maximum message size: it is skipped, and answered with `AR`
@@ -183,7 +184,8 @@ impl Shared {
 ///   segment name the byte offset of the first invalid sequence. Nothing is handed on, so
 ///   nothing is stored with replacement characters; [`Malformed::Replace`](crate::charset::Malformed::Replace) opts into U+FFFD.
 ///
-/// In [`AckPolicy::Mllp2`] mode all of these are a negative commit block (0x15).
+/// With [`ReplyKind::Mllp2`](crate::hl7::ReplyKind::Mllp2) all of these are a negative commit
+/// block (0x15).
 ///
 /// An acknowledgement that would contain the frame end sequence (a header field echoed into it,
 /// such as the control ID, ends with the first byte of that sequence) cannot be framed: it is

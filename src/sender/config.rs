@@ -7,6 +7,7 @@ use super::Sender;
 use crate::charset::Charset;
 use crate::error::{Error, Result};
 use crate::framing::Framing;
+use crate::hl7::ReplyKind;
 use crate::retry::RetryPolicy;
 use crate::transport::TlsClientConfig;
 
@@ -16,19 +17,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default write timeout: 10 s.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the peer answers a message with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReplyMode {
-    /// An HL7 acknowledgement message (MSA segment) whose MSA-2 echoes the message's control ID.
-    /// The default.
-    #[default]
-    Ack,
-    /// MLLP release 2: a commit block, [`COMMIT_ACK`](crate::hl7::COMMIT_ACK) or
-    /// [`COMMIT_NAK`](crate::hl7::COMMIT_NAK). A commit NAK is answered by sending the message again
-    /// within the retry policy. An HL7 acknowledgement whose MSA-2 matches is accepted as well.
-    Commit,
-}
 
 /// The deadlines of a sender, each measured as wall time however the peer's bytes arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +57,13 @@ impl Default for Timeouts {
 ///
 /// ```
 /// use std::time::Duration;
-/// use mllp::{ReplyMode, SenderConfig};
+/// use mllp::hl7::ReplyKind;
+/// use mllp::SenderConfig;
 ///
 /// let mut config = SenderConfig::default();
 /// config.timeouts.ack = Duration::from_secs(5);
 /// config.timeouts.total = Some(Duration::from_secs(60));
-/// config.reply_mode = ReplyMode::Commit;
+/// config.reply = ReplyKind::Mllp2;
 /// let sender = config.build("127.0.0.1:2575")?; // nothing is connected yet
 /// assert!(!sender.is_connected());
 /// # Ok::<(), mllp::Error>(())
@@ -97,8 +86,9 @@ pub struct SenderConfig {
     pub tls: Option<TlsClientConfig>,
     /// The retry policy. Default: [`RetryPolicy::default`] (5 attempts, 250 ms doubling).
     pub retry: RetryPolicy,
-    /// What the peer answers with. Default: [`ReplyMode::Ack`].
-    pub reply_mode: ReplyMode,
+    /// What the peer answers with: HL7 acknowledgements or MLLP release 2 commit blocks (see
+    /// [`ReplyKind`]). Default: [`ReplyKind::Hl7`].
+    pub reply: ReplyKind,
     /// Whether an AR or CR acknowledgement makes the sender send the message again, within the
     /// retry policy; otherwise it is returned to the caller at once. AE and CE are always
     /// returned: they report a problem with the message itself. Default: `false`.
@@ -114,7 +104,7 @@ impl Default for SenderConfig {
             nodelay: true,
             tls: None,
             retry: RetryPolicy::default(),
-            reply_mode: ReplyMode::Ack,
+            reply: ReplyKind::Hl7,
             resend_on_reject: false,
         }
     }
@@ -242,20 +232,16 @@ impl SenderBuilder {
         self
     }
 
-    /// What the peer answers with (default [`ReplyMode::Ack`]).
-    pub fn reply_mode(mut self, mode: ReplyMode) -> Self {
-        self.config.reply_mode = mode;
+    /// What the peer answers with (default [`ReplyKind::Hl7`]); see [`ReplyKind`].
+    pub fn reply(mut self, kind: ReplyKind) -> Self {
+        self.config.reply = kind;
         self
     }
 
-    /// MLLP release 2: shorthand for [`reply_mode`](Self::reply_mode) with
-    /// [`ReplyMode::Commit`] (`true`) or [`ReplyMode::Ack`] (`false`).
+    /// MLLP release 2: shorthand for [`reply`](Self::reply) with [`ReplyKind::Mllp2`] (`true`)
+    /// or [`ReplyKind::Hl7`] (`false`).
     pub fn mllp2(self, on: bool) -> Self {
-        self.reply_mode(if on {
-            ReplyMode::Commit
-        } else {
-            ReplyMode::Ack
-        })
+        self.reply(if on { ReplyKind::Mllp2 } else { ReplyKind::Hl7 })
     }
 
     /// Whether an AR or CR acknowledgement makes the sender send the message again, within the

@@ -13,7 +13,7 @@ use super::reply::{control_id, discard, is_retryable, judge, Id};
 pub use super::transmit::Transmit;
 use crate::codec::Event;
 use crate::error::{Error, FrameError, Outcome, Result, Timeout};
-use crate::hl7::{Ack, AckCode, AckKind};
+use crate::hl7::{Ack, AckCode, ReplyKind};
 use crate::retry::Backoff;
 
 /// The most frames discarded before one write; a peer that sends more is left.
@@ -494,7 +494,7 @@ impl<'a> Exchange<'a> {
     /// Whether a reply asks for the message to be sent again.
     fn should_resend(&self, ack: &Ack) -> bool {
         match ack.code {
-            AckCode::CommitReject if ack.kind == AckKind::Commit => true,
+            AckCode::CommitReject if ack.kind == ReplyKind::Mllp2 => true,
             AckCode::ApplicationReject | AckCode::CommitReject => self.link.resend_on_reject,
             _ => false,
         }

@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 
 use log::debug;
 
-use super::config::{ReplyMode, SenderConfig, Timeouts};
+use super::config::{SenderConfig, Timeouts};
 use super::reply::Peer;
 use super::SenderStats;
 use crate::codec::Decoder;
 use crate::framing::Framing;
+use crate::hl7::ReplyKind;
 use crate::retry::{Jitter, RetryPolicy};
 use crate::writer::COALESCE_LIMIT;
 
@@ -21,7 +22,7 @@ pub struct Link {
     pub(super) framing: Framing,
     pub(super) timeouts: Timeouts,
     pub(super) retry: RetryPolicy,
-    pub(super) reply: ReplyMode,
+    pub(super) reply: ReplyKind,
     pub(super) resend_on_reject: bool,
     pub(super) target: String,
     pub(super) decoder: Decoder,
@@ -39,14 +40,14 @@ pub struct Link {
 
 impl Link {
     /// The state of a sender to `target` (used in logs) with the protocol settings of
-    /// `config` (framing, timeouts, retry policy, reply mode, `resend_on_reject`), not
+    /// `config` (framing, timeouts, retry policy, reply kind, `resend_on_reject`), not
     /// connected. The settings are taken as they are: [`SenderConfig::validate`] checks them.
     pub fn new(target: impl Into<String>, config: &SenderConfig) -> Link {
         Link {
             framing: config.framing,
             timeouts: config.timeouts,
             retry: config.retry,
-            reply: config.reply_mode,
+            reply: config.reply,
             resend_on_reject: config.resend_on_reject,
             target: target.into(),
             decoder: Decoder::new(config.framing),

@@ -28,7 +28,7 @@ mod stats;
 mod transmit;
 
 pub use config::{
-    ReplyMode, SenderBuilder, SenderConfig, Timeouts, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    SenderBuilder, SenderConfig, Timeouts, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_WRITE_TIMEOUT,
 };
 pub use exchange::{Exchange, Transmit};
@@ -123,9 +123,9 @@ const READ_CHUNK: usize = 8 * 1024;
 /// # Negative acknowledgements
 /// AE, AR, CE and CR are results, not errors: `send` returns them as `Ok(ack)` with
 /// [`Ack::is_success`] false. With [`SenderBuilder::resend_on_reject`], AR and CR are answered by
-/// sending the message again within the retry policy; in [`ReplyMode::Commit`] a commit NAK
-/// always is. When the policy is exhausted, the last negative acknowledgement is returned as
-/// `Ok`.
+/// sending the message again within the retry policy; with
+/// [`ReplyKind::Mllp2`](crate::hl7::ReplyKind::Mllp2) a commit NAK always is. When the policy is
+/// exhausted, the last negative acknowledgement is returned as `Ok`.
 ///
 /// # Logging
 /// Connections, reconnections, timeouts, skipped replies and negative acknowledgements are
@@ -456,7 +456,7 @@ mod tests {
     use super::reply::{classify, control_id, is_retryable, Id, Verdict};
     use super::*;
     use crate::error::{HeaderError, TlsError, TlsErrorKind};
-    use crate::hl7::{COMMIT_ACK, COMMIT_NAK};
+    use crate::hl7::{ReplyKind, COMMIT_ACK, COMMIT_NAK};
 
     #[test]
     fn addresses_are_checked_without_resolving() {
@@ -486,27 +486,27 @@ mod tests {
     fn replies_are_classified_by_control_id() {
         let ack = b"MSH|^~\\&|B|B|A|A|20240101||ACK|9|P|2.5\rMSA|AA|42\r";
         assert!(matches!(
-            classify(ack, b"42", ReplyMode::Ack),
+            classify(ack, b"42", ReplyKind::Hl7),
             Verdict::Reply(_)
         ));
         assert!(matches!(
-            classify(ack, b"43", ReplyMode::Ack),
+            classify(ack, b"43", ReplyKind::Hl7),
             Verdict::Stale(b"42")
         ));
         assert!(matches!(
-            classify(b"hello", b"42", ReplyMode::Ack),
+            classify(b"hello", b"42", ReplyKind::Hl7),
             Verdict::Junk(_)
         ));
         assert!(matches!(
-            classify(COMMIT_ACK, b"42", ReplyMode::Ack),
+            classify(COMMIT_ACK, b"42", ReplyKind::Hl7),
             Verdict::Junk(_)
         ));
         assert!(matches!(
-            classify(COMMIT_NAK, b"42", ReplyMode::Commit),
+            classify(COMMIT_NAK, b"42", ReplyKind::Mllp2),
             Verdict::Reply(_)
         ));
         assert!(matches!(
-            classify(ack, b"42", ReplyMode::Commit),
+            classify(ack, b"42", ReplyKind::Mllp2),
             Verdict::Reply(_)
         ));
     }

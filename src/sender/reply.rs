@@ -7,11 +7,10 @@ use std::ops::Range;
 
 use log::{debug, warn};
 
-use super::config::ReplyMode;
 use super::link::Link;
 use crate::codec::Event;
 use crate::error::{Error, HeaderError, Result, Timeout};
-use crate::hl7::{ack_control_id, Ack, Header, COMMIT_ACK, COMMIT_NAK};
+use crate::hl7::{ack_control_id, Ack, Header, ReplyKind, COMMIT_ACK, COMMIT_NAK};
 
 /// Judges the frame at `range` of the link's buffer as the reply to the message `id`: the
 /// acknowledgement when it is one, else `None` after counting and logging the skipped frame.
@@ -92,11 +91,11 @@ pub(super) enum Verdict<'f> {
 }
 
 /// What `frame` is to a message awaiting the reply for `id`.
-pub(super) fn classify<'f>(frame: &'f [u8], id: &[u8], mode: ReplyMode) -> Verdict<'f> {
+pub(super) fn classify<'f>(frame: &'f [u8], id: &[u8], reply: ReplyKind) -> Verdict<'f> {
     if frame == COMMIT_ACK || frame == COMMIT_NAK {
-        return match mode {
-            ReplyMode::Commit => Verdict::Reply(frame),
-            ReplyMode::Ack => Verdict::Junk(frame.len()),
+        return match reply {
+            ReplyKind::Mllp2 => Verdict::Reply(frame),
+            ReplyKind::Hl7 => Verdict::Junk(frame.len()),
         };
     }
     match ack_control_id(frame) {

@@ -18,7 +18,14 @@ pub struct Library {
 
 /// Builds the static and shared libraries with `cargo build --lib` into the target directory
 /// this test runs from, with the same profile and features.
-pub fn build_library() -> Library {
+pub fn build_library() -> &'static Library {
+    // Once per process: the tests of one binary run in parallel and would otherwise build,
+    // and write the same scratch files, at the same time.
+    static LIBRARY: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(build)
+}
+
+fn build() -> Library {
     let exe = std::env::current_exe().unwrap();
     // target[/<triple>]/<profile>/deps/c_api-<hash>
     let profile_dir = exe.parent().unwrap().parent().unwrap();
@@ -119,13 +126,14 @@ fn link_soname(cdylib: &Path) {
 /// `rustc --print native-static-libs` reports them for an empty crate.
 fn std_native_libs(scratch: &Path) -> Vec<String> {
     std::fs::create_dir_all(scratch).unwrap();
-    let src = scratch.join("empty.rs");
+    // Named for this process, so that two test binaries never share the files.
+    let src = scratch.join(format!("empty-{}.rs", std::process::id()));
     std::fs::write(&src, "").unwrap();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let output = Command::new(rustc)
         .args(["--crate-type", "staticlib", "--print", "native-static-libs"])
         .arg("-o")
-        .arg(scratch.join("libempty.a"))
+        .arg(scratch.join(format!("libempty-{}.a", std::process::id())))
         .arg(&src)
         .output()
         .unwrap();
