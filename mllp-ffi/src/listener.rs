@@ -19,15 +19,10 @@ use super::tls_options;
 use mllp_core::charset::{Charset, Malformed};
 use mllp_core::hl7::{AckMode, ReplyKind};
 use mllp_core::Error;
-use mllp_core::Framing;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
-    Listener, ListenerStats, Message, Overflow, Response, RunningListener, ShutdownHandle,
-};
-use mllp_core::{
-    ListenerBuilder, DEFAULT_ACK_WRITE_TIMEOUT as DEFAULT_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
-    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    Listener, ListenerConfig, ListenerStats, Message, Overflow, Response, RunningListener,
+    ShutdownHandle, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 
 /// How received messages are acknowledged.
@@ -64,77 +59,10 @@ const _: () = assert!(MLLP_LISTENER_MIN_STACK_SIZE == MIN_STACK_SIZE);
 /// `mllp_last_error` and leaves the setting as it was. Files named by the TLS setters are read
 /// when the setter is called. Thread safety: one call at a time per builder;
 /// `mllp_listener_builder_build` only reads it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct mllp_listener_builder {
-    framing: Framing,
-    charset: Charset,
-    detect_msh18: bool,
-    malformed: Malformed,
-    max_connections: usize,
-    overflow: Overflow,
-    replace_idle: bool,
-    evict_after: Option<Duration>,
-    frame_timeout: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    handshake_timeout: Duration,
-    shutdown_grace: Duration,
-    reply: ReplyKind,
-    ack_mode: AckMode,
-    stack_size: usize,
-    tls: Option<TlsServerConfig>,
-}
-
-impl Default for mllp_listener_builder {
-    /// The defaults of the Rust `Listener::builder` (compared by a test).
-    fn default() -> Self {
-        mllp_listener_builder {
-            framing: Framing::default(),
-            charset: Charset::UTF_8,
-            detect_msh18: true,
-            malformed: Malformed::Reject,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            overflow: Overflow::Refuse,
-            replace_idle: false,
-            evict_after: Some(DEFAULT_EVICT_AFTER),
-            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
-            idle_timeout: None,
-            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            reply: ReplyKind::Hl7,
-            ack_mode: AckMode::Auto,
-            stack_size: DEFAULT_STACK_SIZE,
-            tls: None,
-        }
-    }
-}
-
-impl mllp_listener_builder {
-    /// The Rust builder for these settings and `addr`.
-    fn to_rust(&self, addr: &str) -> ListenerBuilder {
-        let mut builder = Listener::builder(addr)
-            .framing(self.framing)
-            .charset(self.charset)
-            .detect_msh18(self.detect_msh18)
-            .malformed(self.malformed)
-            .max_connections(self.max_connections)
-            .overflow(self.overflow)
-            .replace_idle(self.replace_idle)
-            .evict_after(self.evict_after)
-            .frame_timeout(self.frame_timeout)
-            .idle_timeout(self.idle_timeout)
-            .write_timeout(self.write_timeout)
-            .handshake_timeout(self.handshake_timeout)
-            .shutdown_grace(self.shutdown_grace)
-            .reply(self.reply)
-            .ack_mode(self.ack_mode)
-            .stack_size(self.stack_size);
-        if let Some(tls) = &self.tls {
-            builder = builder.tls(tls.clone());
-        }
-        builder
-    }
+    /// The settings: the very value the Rust API takes, so C and Rust share every default.
+    config: ListenerConfig,
 }
 
 /// Milliseconds as a timeout, 0 meaning none.
@@ -172,7 +100,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_framing(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_framing", builder, |b| {
-            b.framing = framing?;
+            b.config.framing = framing?;
             Ok(())
         })
     }
@@ -191,7 +119,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_charset(
     unsafe {
         args::set("mllp_listener_builder_set_charset", builder, |b| {
             let label = args::opt_string(label, "the character set label");
-            b.charset = match label? {
+            b.config.charset = match label? {
                 None => Charset::UTF_8,
                 Some(label) => args::check(Charset::from_label(label).map_err(Error::from))?,
             };
@@ -211,7 +139,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_detect_msh18(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_detect_msh18", builder, |b| {
-            b.detect_msh18 = args::flag(on, "detect_msh18")?;
+            b.config.detect_msh18 = args::flag(on, "detect_msh18")?;
             Ok(())
         })
     }
@@ -229,7 +157,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_reject_malformed(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_reject_malformed", builder, |b| {
-            b.malformed = if args::flag(on, "reject_malformed")? {
+            b.config.malformed = if args::flag(on, "reject_malformed")? {
                 Malformed::Reject
             } else {
                 Malformed::Replace
@@ -254,7 +182,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_max_connections(
                     "the maximum number of connections must be at least 1",
                 ));
             }
-            b.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
+            b.config.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
             Ok(())
         })
     }
@@ -271,7 +199,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_backlog_overflow(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_backlog_overflow", builder, |b| {
-            b.overflow = if args::flag(on, "backlog_overflow")? {
+            b.config.overflow = if args::flag(on, "backlog_overflow")? {
                 Overflow::Backlog
             } else {
                 Overflow::Refuse
@@ -292,7 +220,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_replace_idle(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_replace_idle", builder, |b| {
-            b.replace_idle = args::flag(on, "replace_idle")?;
+            b.config.replace_idle = args::flag(on, "replace_idle")?;
             Ok(())
         })
     }
@@ -311,7 +239,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_evict_after_ms(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_evict_after_ms", builder, |b| {
-            b.evict_after = optional_ms(ms);
+            b.config.evict_after = optional_ms(ms);
             Ok(())
         })
     }
@@ -327,7 +255,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_frame_timeout_ms(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_frame_timeout_ms", builder, |b| {
-            b.frame_timeout = optional_ms(ms);
+            b.config.frame_timeout = optional_ms(ms);
             Ok(())
         })
     }
@@ -343,7 +271,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_idle_timeout_ms(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_idle_timeout_ms", builder, |b| {
-            b.idle_timeout = optional_ms(ms);
+            b.config.idle_timeout = optional_ms(ms);
             Ok(())
         })
     }
@@ -359,7 +287,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_write_timeout_ms(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_write_timeout_ms", builder, |b| {
-            b.write_timeout = optional_ms(ms);
+            b.config.write_timeout = optional_ms(ms);
             Ok(())
         })
     }
@@ -378,7 +306,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_handshake_timeout_ms(
             "mllp_listener_builder_set_handshake_timeout_ms",
             builder,
             |b| {
-                b.handshake_timeout = positive_ms(ms, "the TLS handshake timeout")?;
+                b.config.handshake_timeout = positive_ms(ms, "the TLS handshake timeout")?;
                 Ok(())
             },
         )
@@ -398,7 +326,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_shutdown_grace_ms(
             "mllp_listener_builder_set_shutdown_grace_ms",
             builder,
             |b| {
-                b.shutdown_grace = Duration::from_millis(ms.into());
+                b.config.shutdown_grace = Duration::from_millis(ms.into());
                 Ok(())
             },
         )
@@ -415,7 +343,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_ack_policy", builder, |b| {
-            (b.reply, b.ack_mode) = match policy {
+            (b.config.reply, b.config.ack_mode) = match policy {
                 MLLP_ACK_POLICY_AUTO => (ReplyKind::Hl7, AckMode::Auto),
                 MLLP_ACK_POLICY_ORIGINAL => (ReplyKind::Hl7, AckMode::Original),
                 MLLP_ACK_POLICY_MLLP2 => (ReplyKind::Mllp2, AckMode::Auto),
@@ -446,7 +374,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
                     "the stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
                 )));
             }
-            b.stack_size = bytes;
+            b.config.stack_size = bytes;
             Ok(())
         })
     }
@@ -466,7 +394,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pem(
     unsafe {
         args::set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
             let identity = tls_options::pem_identity(cert_file, key_file);
-            b.tls = Some(TlsServerConfig::new(identity?));
+            b.config.tls = Some(TlsServerConfig::new(identity?));
             Ok(())
         })
     }
@@ -488,7 +416,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pkcs12(
             builder,
             |b| {
                 let identity = tls_options::pkcs12_identity(file, password);
-                b.tls = Some(TlsServerConfig::new(identity?));
+                b.config.tls = Some(TlsServerConfig::new(identity?));
                 Ok(())
             },
         )
@@ -698,7 +626,7 @@ pub unsafe extern "C" fn mllp_listener_builder_build(
         let f = callback.ok_or_else(|| {
             last_error::set(super::result::MLLP_NULL_ARGUMENT, "the callback is NULL")
         })?;
-        let listener = args::check(b.to_rust(addr).bind())?;
+        let listener = args::check(Listener::bind_with(addr, b.config.clone()))?;
         let handle = Box::into_raw(Box::new(mllp_listener {
             handle: listener.shutdown_handle(),
             local_addr: listener.local_addr(),
@@ -957,11 +885,15 @@ mod tests {
 
     #[test]
     fn defaults_are_the_rust_defaults() {
-        // The builder's settings have no getters; their Debug text shows every one.
-        let c = mllp_listener_builder::default().to_rust("127.0.0.1:0");
+        // The C builder holds the Rust settings value, from its one `Default`.
+        let c = mllp_listener_builder::default();
         assert_eq!(
-            format!("{c:?}"),
-            format!("{:?}", Listener::builder("127.0.0.1:0"))
+            format!("{:?}", c.config),
+            format!("{:?}", ListenerConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", Listener::builder("127.0.0.1:0").current_config()),
+            format!("{:?}", ListenerConfig::default())
         );
         assert_eq!(MLLP_LISTENER_DEFAULT_STACK_SIZE, DEFAULT_STACK_SIZE);
         assert_eq!(MLLP_LISTENER_MIN_STACK_SIZE, MIN_STACK_SIZE);
@@ -973,7 +905,7 @@ mod tests {
         let label = CString::new("no-such-charset").unwrap();
         // SAFETY: a live builder; NULL and bad values are what is tested.
         unsafe {
-            let before = format!("{:?}", (*b).to_rust("127.0.0.1:0"));
+            let before = format!("{:?}", (*b).config);
             assert_eq!(mllp_listener_builder_set_max_connections(b, 0), MLLP_CONFIG);
             assert_eq!(
                 mllp_listener_builder_set_handshake_timeout_ms(b, 0),
@@ -1005,7 +937,7 @@ mod tests {
                 mllp_listener_builder_set_tls_identity_pem(b, std::ptr::null(), std::ptr::null()),
                 MLLP_NULL_ARGUMENT
             );
-            assert_eq!(format!("{:?}", (*b).to_rust("127.0.0.1:0")), before);
+            assert_eq!(format!("{:?}", (*b).config), before);
             mllp_listener_builder_free(b);
         }
     }
