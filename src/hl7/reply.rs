@@ -186,19 +186,30 @@ fn err_text<'a>(fields: impl Iterator<Item = &'a [u8]>, seps: &Separators) -> Op
 /// acknowledges. `None` for a commit block or a reply without an MSA segment.
 pub fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
     let header_sep = Header::parse(frame).ok().map(|h| h.separators().field);
-    segments(frame).find_map(|seg| {
+    // The first MSA segment decides, as in [`Ack::parse`]: a later one never answers for it.
+    let (rest, sep) = segments(frame).find_map(|seg| {
         let rest = seg.strip_prefix(b"MSA")?;
         let sep = header_sep.unwrap_or(*rest.first()?);
-        if rest.first() != Some(&sep) {
-            return None;
-        }
-        rest[1..].split(|&b| b == sep).nth(1)
-    })
+        (rest.first() == Some(&sep)).then_some((&rest[1..], sep))
+    })?;
+    Some(rest.split(|&b| b == sep).nth(1).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_msa_segment_decides_the_control_id() {
+        // A reply whose first MSA has no MSA-2 answers no message, whatever a later MSA says:
+        // the correlation and the parsed ACK read the same segment.
+        let frame = b"MSH|^~\\&|B|B|A|A|0||ACK|R|P|2.5\rMSA|AA\rMSA|AA|ID1\r";
+        assert_eq!(ack_control_id(frame), Some(&b""[..]));
+        assert_eq!(Ack::parse(frame).unwrap().control_id, "");
+        let frame = b"MSH|^~\\&|B|B|A|A|0||ACK|R|P|2.5\rMSA|AE|ID2\rMSA|AA|ID1\r";
+        assert_eq!(ack_control_id(frame), Some(&b"ID2"[..]));
+        assert_eq!(Ack::parse(frame).unwrap().control_id, "ID2");
+    }
 
     #[test]
     fn reads_commit_blocks() {
