@@ -8,7 +8,9 @@ const MSG: &str = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ORU^R01|MSG0001|P|2.5.1
 fn main() -> Result<(), mllp::Error> {
     // Store, then ACK: AA only once the message is safely on disk, AE with the reason if not.
     let store = FileStore::open(std::env::temp_dir().join("mllp-quickstart"))?;
-    let running = Listener::builder("127.0.0.1:0").bind()?.spawn_store(store)?;
+    let running = Listener::builder("127.0.0.1:0")
+        .bind()?
+        .spawn_store(store)?;
 
     let mut sender = Sender::builder(running.local_addr().to_string()).build()?;
     let ack = sender.send(MSG)?;
