@@ -98,9 +98,9 @@ pub use framing::{
 };
 pub use listener::{
     Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, Overflow, Response,
-    RunningListener, ShutdownHandle, StoreHandler, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
-    DEFAULT_WRITE_TIMEOUT as DEFAULT_ACK_WRITE_TIMEOUT, MIN_STACK_SIZE,
+    RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;

@@ -20,7 +20,7 @@ pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default TLS handshake timeout: 10 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default timeout for writing an acknowledgement: 10 s.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_ACK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default shutdown grace period: 10 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The default stack size of connection threads: 128 KiB.
@@ -95,7 +95,7 @@ pub struct ListenerConfig {
     /// (the default: long idle connections are normal in HL7).
     pub idle_timeout: Option<Duration>,
     /// How long writing one acknowledgement may take before the connection is closed; `None`:
-    /// no limit. Default: [`DEFAULT_WRITE_TIMEOUT`] (10 s).
+    /// no limit. Default: [`DEFAULT_ACK_WRITE_TIMEOUT`] (10 s).
     pub write_timeout: Option<Duration>,
     /// How long a TLS handshake may take. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
     pub handshake_timeout: Duration,
@@ -136,7 +136,7 @@ impl Default for ListenerConfig {
             evict_after: Some(DEFAULT_EVICT_AFTER),
             frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
             idle_timeout: None,
-            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            write_timeout: Some(DEFAULT_ACK_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             reply: ReplyKind::Hl7,
             ack_mode: AckMode::Auto,

@@ -22,9 +22,9 @@ use log::{debug, error, warn};
 
 pub use builder::ListenerBuilder;
 pub use config::{
-    ListenerConfig, Overflow, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE,
-    DEFAULT_WRITE_TIMEOUT, MIN_STACK_SIZE,
+    ListenerConfig, Overflow, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
