@@ -242,14 +242,18 @@ impl<'a> Header<'a> {
     }
 
     /// The control ID the acknowledgement must echo in MSA-2: MSH-10 for a message; for a batch
-    /// BHS-11 (from the BHS that opens or follows the header) or, without one, FHS-11. `None`
-    /// when empty.
+    /// BHS-11 (from the BHS that opens or follows the header, when it has the FHS's delimiters)
+    /// or, without one, FHS-11. `None` when empty.
     pub fn control_id(&self) -> Option<&'a [u8]> {
         match self.segment_name() {
             b"MSH" => self.valued(10),
             b"BHS" => self.valued(11),
+            // The BHS must share the FHS's delimiters (as HL7 requires): the ID is copied
+            // into an ACK written with the FHS's, where a BHS-11 under other delimiters
+            // could hold a field separator and cut MSA-2.
             _ => self
                 .following_bhs()
+                .filter(|bhs| bhs.separators() == self.separators())
                 .and_then(|bhs| bhs.valued(11))
                 .or_else(|| self.valued(11)),
         }
@@ -473,6 +477,16 @@ mod tests {
         assert_eq!(m.control_id(), Some(&b"M1"[..]));
         let f = Header::parse(b"FHS|^~\\&|A|B|C|D|||||F1\rMSH|^~\\&\r").unwrap();
         assert_eq!(f.control_id(), Some(&b"F1"[..]));
+    }
+
+    #[test]
+    fn a_bhs_with_other_delimiters_does_not_lend_its_control_id() {
+        // Found by the ack_build fuzz target: BHS-11 "^~\&" holds the FHS's field separator
+        // (`\`), so echoed into an ACK written with the FHS's delimiters it cut MSA-2.
+        let b = b"FHS\\^~\\&|A|B|C|D|||||F1\nBHS|^~\\&|A|B|C|D|||||^~\\&\r";
+        let h = Header::parse(b).unwrap();
+        assert_eq!(h.separators().field, b'\\');
+        assert_eq!(h.control_id(), None);
     }
 
     #[test]
