@@ -7,29 +7,15 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use mllp::{Connection, Framing};
 use mllp_testkit as testkit;
 
 /// The longest any single read, write or wait may take.
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
-    tcp.set_read_timeout(Some(LIMIT)).unwrap();
-    tcp.set_write_timeout(Some(LIMIT)).unwrap();
-    tcp
-}
-
 /// Sends one message on a new connection; the acknowledgement's text, or why there was none.
 fn send(addr: SocketAddr, id: &str) -> Result<String, String> {
-    let mut conn = Connection::new(tcp(addr), Framing::default());
-    conn.write_frame(testkit::adt(id).as_bytes())
-        .map_err(|e| e.to_string())?;
-    match conn.read_frame() {
-        Ok(Some(ack)) => Ok(String::from_utf8_lossy(ack).into_owned()),
-        Ok(None) => Err("closed without an acknowledgement".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    let ack = testkit::exchange(&addr.to_string(), testkit::adt(id).as_bytes(), LIMIT)?;
+    Ok(String::from_utf8_lossy(&ack).into_owned())
 }
 
 #[cfg(unix)]
@@ -42,7 +28,7 @@ fn cli_evicts_logs_the_peer_and_counts_it() {
         true,
     );
     let addr: SocketAddr = listener.addr.parse().unwrap();
-    let silent = tcp(addr);
+    let silent = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
     let silent_peer = silent.local_addr().unwrap();
     let started = Instant::now();
     let ack = loop {
@@ -77,7 +63,7 @@ fn cli_evict_after_zero_keeps_refusing() {
         true,
     );
     let addr: SocketAddr = listener.addr.parse().unwrap();
-    let _silent = tcp(addr);
+    let _silent = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(send(addr, "Z1").is_err());
     listener.terminate();
