@@ -10,15 +10,8 @@ use mllp_testkit as testkit;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A message whose PID-5 holds `name` raw, with MSH-18 `msh18`.
 fn message(id: &str, msh18: &str, name: &[u8]) -> Vec<u8> {
-    let mut m = format!(
-        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ADT^A01|{id}|P|2.5.1||||||{msh18}\rPID|1||1||"
-    )
-    .into_bytes();
-    m.extend_from_slice(name);
-    m.extend_from_slice(b"\r");
-    m
+    testkit::adt_with_raw_name(id, msh18, name)
 }
 
 fn text(ack: &[u8]) -> String {

@@ -126,6 +126,19 @@ pub fn adt(control_id: &str) -> String {
     )
 }
 
+/// A minimal ADT message with the given control ID and MSH-18, whose PID-5 holds `name` as raw
+/// bytes (in whatever character set, or none, the test needs).
+pub fn adt_with_raw_name(control_id: &str, msh18: &str, name: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ADT^A01|{control_id}|P|2.5.1||||||{msh18}\r\
+         PID|1||1||"
+    )
+    .into_bytes();
+    m.extend_from_slice(name);
+    m.extend_from_slice(b"\r");
+    m
+}
+
 /// Process resident memory in bytes (Linux), or `None`.
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -59,12 +59,21 @@ impl<'a> StoredMessage<'a> {
 
     /// What a listener received, received now.
     pub fn from_message(message: &Message<'a>) -> StoredMessage<'a> {
-        StoredMessage::new(
-            message.text(),
-            message.peer_addr(),
-            message.charset(),
-            SystemTime::now(),
-        )
+        let text = message.text();
+        // Text that is the frame itself (UTF-8 on the wire, nothing replaced) has the header the
+        // listener already read: reuse it instead of parsing the message a second time.
+        let header = if std::ptr::eq(text.as_bytes(), message.raw()) {
+            Some(*message.header())
+        } else {
+            Header::parse(text.as_bytes()).ok()
+        };
+        StoredMessage {
+            text,
+            header,
+            peer_addr: message.peer_addr(),
+            charset: message.charset(),
+            received_at: SystemTime::now(),
+        }
     }
 
     /// The message as UTF-8, as the listener decoded it (segment endings as received).
