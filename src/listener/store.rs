@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use log::{error, warn};
+use log::{error, info, warn};
 
 use super::handler::{Handler, Message, Response};
 use crate::store::{Receipt, Store, StoreError, StoredMessage};
@@ -79,6 +79,14 @@ impl<S: Store> StoreHandler<S> {
         }
         match self.store.save(&stored) {
             Ok(receipt) => {
+                if receipt.is_duplicate() {
+                    info!(
+                        "message {id} from {} was already stored in {} ({receipt}): \
+                         acknowledged again, not stored twice",
+                        message.peer_addr(),
+                        self.store.name()
+                    );
+                }
                 if let Some(f) = &self.on_saved {
                     f(&stored, &receipt);
                 }

@@ -123,9 +123,15 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
 /// Where a store put a message: a file path, a broker's exchange and routing key, a document
 /// ID. Shown to operators (`mllp listen` prints it); never holds credentials.
+///
+/// A store that recognises a resend of a message it already keeps (same sending application,
+/// facility and MSH-10) answers with a [`duplicate`](Receipt::duplicate) receipt instead of
+/// keeping a second copy: the listener acknowledges it `AA` all the same, so a sender's
+/// at-least-once retries become exactly-once in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     location: String,
+    duplicate: bool,
 }
 
 impl Receipt {
@@ -133,12 +139,26 @@ impl Receipt {
     pub fn new(location: impl Into<String>) -> Receipt {
         Receipt {
             location: location.into(),
+            duplicate: false,
+        }
+    }
+
+    /// A receipt for a message the store already kept, at `location`: nothing new was stored.
+    pub fn duplicate(location: impl Into<String>) -> Receipt {
+        Receipt {
+            location: location.into(),
+            duplicate: true,
         }
     }
 
     /// Where the message is.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Whether the message was already kept, so that this save stored nothing new.
+    pub fn is_duplicate(&self) -> bool {
+        self.duplicate
     }
 }
 
