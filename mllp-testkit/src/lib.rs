@@ -11,6 +11,7 @@
 
 pub mod fuzzing;
 pub mod proxy;
+pub mod rabbitmq;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
