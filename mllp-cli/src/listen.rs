@@ -16,7 +16,7 @@ use mllp::{
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
-use super::{logger, signal, stores};
+use super::{health, logger, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -46,6 +46,9 @@ Options:
   --frame-timeout SECS    a started frame must complete within this (default 60)
   --idle-timeout SECS     close connections idle this long (default: never)
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
+  --health-addr ADDR      answer each TCP connection on ADDR with one line for a load
+                          balancer (HAProxy agent-check): `up ready` while the store can take
+                          messages, `down` while it cannot, `drain` once stopping
   --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
                           when MSH-15/16 are valued, sent as MSH-15 asks
   --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
@@ -75,6 +78,8 @@ struct Config {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `--health-addr`: where to answer health checks; see [`health`].
+    health_addr: Option<String>,
 }
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
@@ -91,6 +96,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut idle_timeout = None;
     let mut tls_cert = None;
     let mut tls_key = None;
+    let mut health_addr = None;
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? {
             continue;
@@ -149,6 +155,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
             "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "health-addr" => health_addr = Some(args.value(&name)?),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -188,6 +195,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         idle_timeout,
         tls_cert,
         tls_key,
+        health_addr,
     })
 }
 
@@ -350,7 +358,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     let framing = config.common.framing()?;
     let charset = config.common.charset()?;
-    let store = stores::open(&config.store).map_err(Failure::fatal)?;
+    let store: Arc<dyn Store> = stores::open(&config.store).map_err(Failure::fatal)?.into();
     store.check().map_err(|e| {
         Failure::fatal(format!(
             "cannot store in {}: {}",
@@ -393,19 +401,33 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
+    let health = match &config.health_addr {
+        Some(addr) => {
+            Some(health::start(addr, Arc::clone(&store), handle.clone()).map_err(Failure::fatal)?)
+        }
+        None => None,
+    };
     signal::install(move || signal_handle.shutdown());
     print_line(&format!(
-        "listening on {}{} (storing in {})",
+        "listening on {}{} (storing in {}){}",
         listener.local_addr(),
         if config.tls_cert.is_some() {
             " with TLS"
         } else {
             ""
         },
-        store.name()
+        store.name(),
+        health
+            .map(|a| format!(", health on {a}"))
+            .unwrap_or_default()
     ));
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
-    let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
+    let handler = ListenHandler::new(
+        Box::new(store),
+        printer.clone(),
+        config.count,
+        handle.clone(),
+    );
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {

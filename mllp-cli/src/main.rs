@@ -4,6 +4,7 @@
 mod args;
 mod bench_cmd;
 mod demo;
+mod health;
 mod listen;
 mod logger;
 mod options;
