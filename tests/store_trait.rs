@@ -255,3 +255,24 @@ fn store_handler_reports_each_save_and_file_store_is_a_store() {
         "{e:?}"
     );
 }
+
+#[test]
+fn file_store_check_probes_the_directory_each_time() {
+    let dir = std::env::temp_dir().join(format!("mllp-store-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = FileStore::open(&dir).unwrap();
+    store.check().unwrap();
+    // Gone: a retryable failure (a volume unmounted, a directory removed by mistake).
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = store.check().unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    // A file where the directory was: still a failure.
+    std::fs::write(&dir, b"not a directory").unwrap();
+    assert!(store.check().is_err());
+    std::fs::remove_file(&dir).unwrap();
+    // Back: fine again, and the probe leaves nothing behind.
+    std::fs::create_dir_all(&dir).unwrap();
+    store.check().unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
