@@ -2,6 +2,8 @@
 //! ([`process`], [`ListenProc`]), on top of everything in the shared test kit.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod pool;
 pub mod process;
 
 #[allow(unused_imports)]

@@ -1,0 +1,272 @@
+//! A pool of `mllp listen` processes behind a load balancer, and senders that push through it:
+//! the parts of the scale-out tests and measurements.
+//!
+//! A [`Member`] is one `mllp listen ... --health-addr 127.0.0.1:0` whose standard output is
+//! collected on a thread (one line per acknowledged message, then the summary), so that its
+//! share of the traffic is known even after it was killed. [`send_all`] is one sender: the
+//! library's `Sender` with a retry policy that rides out a dropped connection, which resends a
+//! message until it gets AA (an AE, a failed save, is also worth another try), and records when
+//! each AA arrived.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mllp::hl7::AckCode;
+use mllp::{RetryPolicy, Sender};
+
+/// How long a listener may take to print its first line.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// One running `mllp listen`; killed when dropped.
+pub struct Member {
+    pub child: Child,
+    /// Its MLLP address.
+    pub addr: String,
+    /// The port of its health server.
+    pub health_port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Member {
+    /// Starts `mllp listen 127.0.0.1:0 --store STORE --health-addr 127.0.0.1:0 EXTRA...` and
+    /// waits (bounded) for its first line.
+    pub fn start(store: &str, extra: &[&str]) -> Member {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mllp"))
+            .args(["listen", "127.0.0.1:0", "--store", store])
+            .args(["--health-addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the mllp binary starts");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = Some(std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut s);
+            s
+        }));
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (first_tx, first_rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&lines);
+        let reader = Some(std::thread::spawn(move || {
+            let mut out = out.lines();
+            let _ = first_tx.send(out.next().and_then(Result::ok));
+            for line in out {
+                let Ok(line) = line else { break };
+                kept.lock().unwrap().push(line);
+            }
+        }));
+        let first = match first_rx.recv_timeout(START_LIMIT) {
+            Ok(Some(line)) => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+                panic!("mllp listen --store {store} did not start: {err}");
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        let health_port = first
+            .rsplit_once(", health on ")
+            .and_then(|(_, a)| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("no health address in {first:?}"));
+        Member {
+            child,
+            addr,
+            health_port,
+            lines,
+            reader,
+            stderr,
+        }
+    }
+
+    /// The HAProxy server for this member, named `name`.
+    pub fn backend(&self, name: &str) -> mllp_testkit::haproxy::Backend {
+        mllp_testkit::haproxy::Backend {
+            name: name.into(),
+            addr: self.addr.clone(),
+            health_port: Some(self.health_port),
+        }
+    }
+
+    /// How many messages it has printed a line for (each stored and acknowledged).
+    pub fn messages(&self) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| !l.starts_with("stopped: "))
+            .count()
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM (a graceful stop).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for it to exit: its exit code, its summary line (if it printed one)
+    /// and its standard error. `None` if it is still running.
+    pub fn wait(&mut self, limit: Duration) -> Option<(i32, Option<String>, String)> {
+        let end = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let err = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let summary = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with("stopped: "))
+            .cloned();
+        Some((status.code().unwrap_or(-1), summary, err))
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The control ID of message `i` of sender `s`.
+pub fn control_id(s: usize, i: usize) -> String {
+    format!("S{s:02}M{i:05}")
+}
+
+/// What one sender did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Each message's control ID and when its AA arrived, in order.
+    pub acked: Vec<(String, Instant)>,
+    /// Negative ACKs received (each answered by a resend).
+    pub negative: usize,
+    /// Sends that failed within the sender's retry policy (each answered by a resend).
+    pub failed: usize,
+    /// The sender's counters at the end (its own retries and reconnections).
+    pub stats: mllp::SenderStats,
+}
+
+/// A sender for the pool: reconnects at once and keeps trying, 10 ms doubling to 200 ms,
+/// within 60 s per message, through a dropped connection or a listener that is gone.
+pub fn sender(addr: &str) -> Sender {
+    Sender::builder(addr)
+        .connect_timeout(Duration::from_secs(2))
+        .ack_timeout(Duration::from_secs(15))
+        .write_timeout(Duration::from_secs(5))
+        .total_timeout(Some(Duration::from_secs(60)))
+        .retry(
+            RetryPolicy::default()
+                .initial_backoff(Duration::from_millis(10))
+                .max_backoff(Duration::from_millis(200))
+                .max_attempts(None),
+        )
+        .build()
+        .expect("sender settings")
+}
+
+/// Sends messages `0..count` of sender `s` to `addr`, one at a time, each until it gets AA,
+/// counting each AA in `progress`. Gives up (returns `Err`) once `deadline` has passed.
+pub fn send_all(
+    addr: &str,
+    s: usize,
+    count: usize,
+    progress: &AtomicUsize,
+    deadline: Instant,
+) -> Result<Sent, String> {
+    let mut sender = sender(addr);
+    let mut sent = Sent::default();
+    for i in 0..count {
+        let id = control_id(s, i);
+        let message = super::adt(&id);
+        loop {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "sender {s}: {id} not acknowledged by the deadline ({} AA so far)",
+                    sent.acked.len()
+                ));
+            }
+            match sender.send(&message) {
+                Ok(ack) if ack.code == AckCode::ApplicationAccept => {
+                    sent.acked.push((id, Instant::now()));
+                    progress.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => {
+                    sent.negative += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => sent.failed += 1,
+            }
+        }
+    }
+    sent.stats = sender.stats();
+    Ok(sent)
+}
+
+/// How long after `at` each sender got its next AA, the longest first: how long the senders
+/// took to recover from what happened at `at` (a sender that was not affected shows its usual
+/// round trip).
+pub fn recovery(sent: &[Sent], at: Instant) -> Vec<Duration> {
+    let mut gaps: Vec<Duration> = sent
+        .iter()
+        .filter_map(|s| s.acked.iter().find(|(_, t)| *t >= at).map(|(_, t)| *t - at))
+        .collect();
+    gaps.sort_by(|a, b| b.cmp(a));
+    gaps
+}
+
+/// The control IDs of the messages stored in the file store directory `dir` (`SEQ-ID.hl7`).
+pub fn stored_ids(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .filter_map(|n| {
+                    let stem = n.strip_suffix(".hl7")?;
+                    stem.split_once('-').map(|(_, id)| id.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
