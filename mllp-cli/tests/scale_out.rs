@@ -247,3 +247,22 @@ fn haproxy_sends_no_new_connections_to_a_listener_whose_store_is_down() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[test]
+fn the_deploy_haproxy_config_is_valid() {
+    let Some(program) = haproxy::program() else {
+        common::skip("HAProxy is not installed (apt-get install haproxy)");
+        return;
+    };
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/haproxy.cfg");
+    let out = std::process::Command::new(program)
+        .args(["-c", "-f", cfg])
+        .output()
+        .expect("haproxy runs");
+    assert!(
+        out.status.success(),
+        "haproxy -c -f deploy/haproxy.cfg: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
