@@ -270,3 +270,105 @@ pub fn stored_ids(dir: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Whether HAProxy is here; a notice (or, under `MLLP_REQUIRE_ALL=1`, a failure) if not.
+pub fn haproxy_here() -> bool {
+    if mllp_testkit::haproxy::available() {
+        return true;
+    }
+    super::skip("HAProxy is not installed (apt-get install haproxy)");
+    false
+}
+
+/// Whether RabbitMQ is installed and this build of `mllp` has the RabbitMQ store and
+/// `mllp forward` (cargo feature `amqp`); a notice (or, under `MLLP_REQUIRE_ALL=1`, a
+/// failure) if not.
+pub fn rabbitmq_here() -> bool {
+    if !mllp_testkit::rabbitmq::available() {
+        super::skip("RabbitMQ is not installed (apt-get install rabbitmq-server)");
+        return false;
+    }
+    let ended = super::process::mllp(&["forward", "--help"]);
+    if ended.code != 0 {
+        super::skip(
+            "this build of mllp has no RabbitMQ store and no `mllp forward` (cargo feature amqp)",
+        );
+        return false;
+    }
+    true
+}
+
+/// Waits until HAProxy reports every server in `names` UP.
+pub fn all_up(proxy: &mllp_testkit::haproxy::HaProxy, names: &[&str]) {
+    for name in names {
+        assert!(
+            proxy.wait_for(name, Duration::from_secs(10), |s| s.status == "UP"),
+            "{name} is not UP: {:?}\n{}",
+            proxy.server(name),
+            proxy.log()
+        );
+    }
+}
+
+/// Runs `senders` senders of `each` messages through `addr`, calling `during(progress)` on
+/// this thread while they run (`progress` counts AAs); the senders' reports. Panics when a
+/// sender has not finished within `limit`.
+pub fn load(
+    addr: &str,
+    senders: usize,
+    each: usize,
+    limit: Duration,
+    during: impl FnOnce(&AtomicUsize),
+) -> Vec<Sent> {
+    let progress = AtomicUsize::new(0);
+    let deadline = Instant::now() + limit;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..senders)
+            .map(|s| {
+                let progress = &progress;
+                scope.spawn(move || send_all(addr, s, each, progress, deadline))
+            })
+            .collect();
+        during(&progress);
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("a sender panicked")
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    })
+}
+
+/// Waits, at most `limit`, until `n` messages have been acknowledged.
+pub fn when_acked(progress: &AtomicUsize, n: usize, limit: Duration) {
+    assert!(
+        super::eventually(limit, || progress.load(Ordering::Relaxed) >= n),
+        "the senders are stuck at {} AA",
+        progress.load(Ordering::Relaxed)
+    );
+}
+
+/// How many messages the queue `queue` holds, from `rabbitmqctl list_queues` on node `node`.
+pub fn queue_depth(
+    cluster: &mllp_testkit::rabbitmq::RabbitCluster,
+    node: usize,
+    queue: &str,
+) -> Option<u64> {
+    let out = cluster.ctl(
+        node,
+        &["list_queues", "name", "messages", "--no-table-headers"],
+    );
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let mut fields = l.split_whitespace();
+        (fields.next() == Some(queue))
+            .then(|| fields.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// A duration in milliseconds, for the figures.
+pub fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
