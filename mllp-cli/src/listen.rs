@@ -33,8 +33,12 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 (file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory or
-                          file:///DIR (amqp:// and mongodb:// stores: not yet available)
+  --store DIR|URL         where messages are stored (default ./inbox): a directory,
+                          file:///DIR, or a RabbitMQ queue (AMQP: AA after the broker's
+                          confirm): amqp[s]://USER:PASS@HOST:PORT[,HOST:PORT...]/VHOST?queue=Q
+                          [&queue_type=quorum], or ?exchange=E&routing_key=K instead of queue=
+                          (mongodb:// stores: not yet available)
+  --tls-ca PEM            certificates to trust for an amqps:// store
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
@@ -78,6 +82,7 @@ struct Config {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    store_options: stores::StoreOptions,
     /// `--health-addr`: where to answer health checks; see [`health`].
     health_addr: Option<String>,
 }
@@ -96,6 +101,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut idle_timeout = None;
     let mut tls_cert = None;
     let mut tls_key = None;
+    let mut store_options = stores::StoreOptions::default();
     let mut health_addr = None;
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? {
@@ -155,6 +161,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
             "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "tls-ca" => store_options.tls_ca = Some(PathBuf::from(args.value(&name)?)),
             "health-addr" => health_addr = Some(args.value(&name)?),
             _ => return Err(unknown("listen", &name)),
         }
@@ -195,6 +202,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         idle_timeout,
         tls_cert,
         tls_key,
+        store_options,
         health_addr,
     })
 }
@@ -358,7 +366,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     let framing = config.common.framing()?;
     let charset = config.common.charset()?;
-    let store: Arc<dyn Store> = stores::open(&config.store).map_err(Failure::fatal)?.into();
+    let store: Arc<dyn Store> = stores::open(&config.store, &config.store_options)
+        .map_err(Failure::fatal)?
+        .into();
     store.check().map_err(|e| {
         Failure::fatal(format!(
             "cannot store in {}: {}",

@@ -1,0 +1,103 @@
+//! `mllp listen --store amqp://...` against a private RabbitMQ node: several hosts (the first
+//! one down), a quorum queue, what it prints, and a URL it cannot use.
+
+mod common;
+
+use std::path::Path;
+
+use common::process::{listen, mllp, Proc};
+use mllp_testkit::rabbitmq::{self, free_port, RabbitNode};
+
+fn node(name: &str) -> Option<RabbitNode> {
+    if !rabbitmq::available() {
+        mllp_testkit::skip(
+            "RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server and epmd) is not installed",
+        );
+        return None;
+    }
+    Some(RabbitNode::start(name))
+}
+
+/// `rabbitmqctl list_queues` for `queue`: (messages ready, queue type).
+fn queue_info(node: &RabbitNode, queue: &str) -> Option<(u64, String)> {
+    let out = node.ctl(&[
+        "list_queues",
+        "--no-table-headers",
+        "name",
+        "messages_ready",
+        "type",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next()? == queue).then(|| {
+                let n = fields.next()?.parse().ok()?;
+                Some((n, fields.next()?.to_owned()))
+            })?
+        })
+}
+
+#[test]
+fn listen_stores_into_a_quorum_queue_through_the_first_live_host() {
+    let Some(node) = node("clilisten") else {
+        return;
+    };
+    let dead = free_port();
+    let url = format!(
+        "amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:{}/%2f?queue=cli_in&queue_type=quorum",
+        node.port()
+    );
+    let (proc, addr) = listen(Path::new(&url), &["--count", "3"]);
+    let messages: String = (1..=3)
+        .map(|i| mllp_testkit::adt(&format!("Q{i}")))
+        .collect();
+    let sent = Proc::spawn(&["send", &addr, "-"], Some(messages.into_bytes())).wait();
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let ended = proc.wait();
+    assert_eq!(ended.code, 0, "{ended:?}");
+    // One line per message: where it went, MSH-10, MSH-9, peer; then the summary.
+    assert!(
+        ended.stdout[0].starts_with("queue cli_in Q1 ADT^A01^ADT_A01 127.0.0.1:"),
+        "{ended:?}"
+    );
+    assert!(ended.stdout.last().unwrap().contains("AA 3"), "{ended:?}");
+    assert!(!ended.stderr.contains("guest:guest"), "{}", ended.stderr);
+    // The broker's queue statistics lag behind by a few seconds: bounded polling.
+    let mut info = None;
+    let settled = mllp_testkit::eventually(std::time::Duration::from_secs(20), || {
+        info = queue_info(&node, "cli_in");
+        info.as_ref().is_some_and(|(n, _)| *n == 3)
+    });
+    assert!(settled, "{info:?}");
+    assert_eq!(info.unwrap().1, "quorum");
+}
+
+#[test]
+fn listen_names_the_store_without_credentials_and_refuses_bad_urls() {
+    let ended = mllp(&[
+        "listen",
+        "127.0.0.1:0",
+        "--store",
+        "amqp://u:secret@127.0.0.1:1",
+    ]);
+    assert_eq!(ended.code, 2, "{ended:?}");
+    assert!(ended.stderr.contains("queue=NAME"), "{}", ended.stderr);
+    assert!(!ended.stderr.contains("secret"), "{}", ended.stderr);
+    // Nothing listens on the port: the startup check fails, naming the host.
+    let port = free_port();
+    let url = format!("amqp://u:secret@127.0.0.1:{port}/%2f?queue=q");
+    let ended = mllp(&["listen", "127.0.0.1:0", "--store", &url]);
+    assert_eq!(ended.code, 2, "{ended:?}");
+    assert!(
+        ended.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        ended.stderr
+    );
+    assert!(!ended.stderr.contains("secret"), "{}", ended.stderr);
+}
