@@ -39,7 +39,9 @@ fn run(name: &str, stores: &[String]) -> (f64, Vec<usize>) {
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let started = Instant::now();
-    let sent = pool::load(&proxy.addr(), SENDERS, EACH, LIMIT, |_| {});
+    let mut members = members;
+    let sent = pool::load(&proxy.addr(), SENDERS, EACH, LIMIT, |_| {})
+        .unwrap_or_else(|e| pool::fail(&mut members, &e));
     let rate = (SENDERS * EACH) as f64 / started.elapsed().as_secs_f64();
     assert!(sent.iter().all(|s| s.acked.len() == EACH));
     // The per-message lines are printed after each ACK: wait for the last of them.
@@ -114,7 +116,8 @@ fn scale_out_figures() {
         pool::when_acked(progress, 2_000, LIMIT);
         members[1].kill();
         killed_at = Some(Instant::now());
-    });
+    })
+    .unwrap_or_else(|e| pool::fail(&mut members, &e));
     let recovery = pool::recovery(&sent, killed_at.unwrap());
     let affected = recovery
         .iter()

@@ -160,6 +160,24 @@ impl Member {
     }
 }
 
+impl Member {
+    /// Stops it (SIGKILL) if it still runs, and returns the last 30 distinct lines of its
+    /// standard error.
+    pub fn diagnose(&mut self) -> String {
+        self.kill();
+        let err = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let mut lines: Vec<&str> = err.lines().collect();
+        // Lines that differ only in the message and peer they name count once.
+        lines.dedup_by(|a, b| a.split(" from ").next() == b.split(" from ").next());
+        let start = lines.len().saturating_sub(30);
+        lines[start..].join("\n")
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -214,14 +232,18 @@ pub fn send_all(
 ) -> Result<Sent, String> {
     let mut sender = sender(addr);
     let mut sent = Sent::default();
+    let mut last = String::from("-");
     for i in 0..count {
         let id = control_id(s, i);
         let message = super::adt(&id);
         loop {
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "sender {s}: {id} not acknowledged by the deadline ({} AA so far)",
-                    sent.acked.len()
+                    "sender {s}: {id} not acknowledged by the deadline ({} AA so far, {} \
+                     negative ACKs, {} failed sends, the last: {last})",
+                    sent.acked.len(),
+                    sent.negative,
+                    sent.failed
                 ));
             }
             match sender.send(&message) {
@@ -230,11 +252,15 @@ pub fn send_all(
                     progress.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
-                Ok(_) => {
+                Ok(ack) => {
                     sent.negative += 1;
+                    last = format!("{:?} {}", ack.code, ack.text.unwrap_or_default());
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(_) => sent.failed += 1,
+                Err(e) => {
+                    sent.failed += 1;
+                    last = e.to_string();
+                }
             }
         }
     }
@@ -280,19 +306,22 @@ pub fn haproxy_here() -> bool {
     false
 }
 
-/// Whether RabbitMQ is installed and this build of `mllp` has the RabbitMQ store and
-/// `mllp forward` (cargo feature `amqp`); a notice (or, under `MLLP_REQUIRE_ALL=1`, a
-/// failure) if not.
+/// Whether RabbitMQ is installed and this build of `mllp` has the RabbitMQ store (cargo
+/// feature `amqp`); a notice (or, under `MLLP_REQUIRE_ALL=1`, a failure) if not.
 pub fn rabbitmq_here() -> bool {
     if !mllp_testkit::rabbitmq::available() {
         super::skip("RabbitMQ is not installed (apt-get install rabbitmq-server)");
         return false;
     }
-    let ended = super::process::mllp(&["forward", "--help"]);
-    if ended.code != 0 {
-        super::skip(
-            "this build of mllp has no RabbitMQ store and no `mllp forward` (cargo feature amqp)",
-        );
+    // Nothing listens on port 1: a build with the store fails to connect, one without says so.
+    let ended = super::process::mllp(&[
+        "listen",
+        "127.0.0.1:0",
+        "--store",
+        "amqp://guest:guest@127.0.0.1:1/%2f?queue=probe",
+    ]);
+    if ended.stderr.contains("has no amqp store") {
+        super::skip("this build of mllp has no RabbitMQ store (cargo feature amqp of mllp-cli)");
         return false;
     }
     true
@@ -319,7 +348,7 @@ pub fn load(
     each: usize,
     limit: Duration,
     during: impl FnOnce(&AtomicUsize),
-) -> Vec<Sent> {
+) -> Result<Vec<Sent>, String> {
     let progress = AtomicUsize::new(0);
     let deadline = Instant::now() + limit;
     std::thread::scope(|scope| {
@@ -330,15 +359,31 @@ pub fn load(
             })
             .collect();
         during(&progress);
-        handles
+        let results: Vec<Result<Sent, String>> = handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .expect("a sender panicked")
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect()
+            .map(|h| h.join().expect("a sender panicked"))
+            .collect();
+        let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if errors.is_empty() {
+            Ok(results.into_iter().flatten().collect())
+        } else {
+            Err(errors
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
     })
+}
+
+/// Panics with `error` and what each member wrote on standard error (each is stopped).
+pub fn fail(members: &mut [Member], error: &str) -> ! {
+    let logs: Vec<String> = members
+        .iter_mut()
+        .enumerate()
+        .map(|(i, m)| format!("listener {i}:\n{}", m.diagnose()))
+        .collect();
+    panic!("{error}\n{}", logs.join("\n"));
 }
 
 /// Waits, at most `limit`, until `n` messages have been acknowledged.
