@@ -10,6 +10,7 @@ mod options;
 mod send;
 mod signal;
 mod split;
+mod store_policy;
 mod stores;
 
 use std::ffi::OsString;
