@@ -1,6 +1,6 @@
 //! RabbitMQ (AMQP 0-9-1) for [`mllp`]: [`AmqpStore`], a [`Store`](mllp::Store) that publishes
 //! every received message and lets the listener acknowledge it only after the broker's
-//! confirm, and `Forwarder`, which consumes a queue and sends each message onward over MLLP,
+//! confirm, and [`Forwarder`], which consumes a queue and sends each message onward over MLLP,
 //! acknowledging the delivery only after the downstream's `AA`.
 //!
 //! The client is [lapin](https://docs.rs/lapin) on its own executor (no tokio), driven from
@@ -23,9 +23,11 @@
 
 mod config;
 mod error;
+mod forward;
 mod link;
 mod store;
 
 pub use config::{AmqpConfig, Host, Target, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
 pub use error::Error;
+pub use forward::{Backoff, Forwarded, Forwarder, Outcome, StopHandle};
 pub use store::{open_url, properties, AmqpStore, CHECK_TIMEOUT, CONTENT_TYPE};

@@ -16,6 +16,7 @@ use mllp::{
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
+use super::store_policy::StorePolicy;
 use super::{health, logger, signal, stores};
 
 /// The address listened on when none is given.
@@ -28,17 +29,17 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
-disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
-(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+each one, as UTF-8, in a file of its own or a RabbitMQ queue before acknowledging it: AA once
+it is safely kept, else see --store-wait. Prints `listening on ADDR` first, then one line per
+message (file or queue, MSH-10, MSH-9, peer), and a summary when stopped (Ctrl-C, SIGTERM).
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory,
-                          file:///DIR, or a RabbitMQ queue (AMQP: AA after the broker's
-                          confirm): amqp[s]://USER:PASS@HOST:PORT[,HOST:PORT...]/VHOST?queue=Q
-                          [&queue_type=quorum], or ?exchange=E&routing_key=K instead of queue=
-                          (mongodb:// stores: not yet available)
-  --tls-ca PEM            certificates to trust for an amqps:// store
+  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR, or
+                          amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]
+                          (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm
+  --tls-ca PEM            CA certificates to trust for an amqps:// store
+  --store-wait SECS       retry a failing store this long while the sender waits (default 5)
+  --on-store-failure P    then close (default: no ACK, the sender resends) or nak (AE, reason)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
@@ -83,6 +84,7 @@ struct Config {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     store_options: stores::StoreOptions,
+    store_policy: StorePolicy,
     /// `--health-addr`: where to answer health checks; see [`health`].
     health_addr: Option<String>,
 }
@@ -102,9 +104,10 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut tls_cert = None;
     let mut tls_key = None;
     let mut store_options = stores::StoreOptions::default();
+    let mut store_policy = StorePolicy::default();
     let mut health_addr = None;
     while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
+        if common.take(&name, &mut args)? || store_policy.take(&name, &mut args)? {
             continue;
         }
         match name.as_str() {
@@ -203,6 +206,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         tls_cert,
         tls_key,
         store_options,
+        store_policy,
         health_addr,
     })
 }
@@ -322,33 +326,36 @@ impl ListenHandler {
     /// stored message, and stops the listener once `count` messages are stored.
     fn new(
         store: Box<dyn Store>,
+        policy: StorePolicy,
         printer: Option<Arc<Printer>>,
         count: Option<u64>,
         handle: ShutdownHandle,
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
-        let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
-            if print {
-                let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
-                let kind = match message.segment_name() {
-                    Some(segment @ ("BHS" | "FHS")) => segment.to_owned(),
-                    _ => field(message.message_type()),
-                };
-                let line = format!(
-                    "{receipt} {} {kind} {}",
-                    field(message.control_id()),
-                    message.peer_addr()
-                );
-                PENDING.with(|p| *p.borrow_mut() = Some(line));
-            }
-            let stored = stored.fetch_add(1, Ordering::SeqCst) + 1;
-            if count == Some(stored) {
-                // The listener lets this message's ACK be written before it stops.
-                log::info!("{stored} messages stored: stopping");
-                handle.shutdown();
-            }
-        });
+        let inner = policy
+            .apply(StoreHandler::new(store))
+            .on_saved(move |message, receipt| {
+                if print {
+                    let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
+                    let kind = match message.segment_name() {
+                        Some(segment @ ("BHS" | "FHS")) => segment.to_owned(),
+                        _ => field(message.message_type()),
+                    };
+                    let line = format!(
+                        "{receipt} {} {kind} {}",
+                        field(message.control_id()),
+                        message.peer_addr()
+                    );
+                    PENDING.with(|p| *p.borrow_mut() = Some(line));
+                }
+                let stored = stored.fetch_add(1, Ordering::SeqCst) + 1;
+                if count == Some(stored) {
+                    // The listener lets this message's ACK be written before it stops.
+                    log::info!("{stored} messages stored: stopping");
+                    handle.shutdown();
+                }
+            });
         ListenHandler { inner, printer }
     }
 }
@@ -434,6 +441,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(
         Box::new(store),
+        config.store_policy,
         printer.clone(),
         config.count,
         handle.clone(),
@@ -491,6 +499,7 @@ pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("closed unanswered", s.closed_unanswered),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes

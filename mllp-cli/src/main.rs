@@ -1,16 +1,20 @@
-//! The `mllp` command-line tool: demo, listen, send, bench.
+//! The `mllp` command-line tool: demo, listen, send, bench, forward.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod args;
 mod bench_cmd;
 mod demo;
+#[cfg(feature = "amqp")]
+mod forward;
 mod health;
 mod listen;
 mod logger;
 mod options;
 mod send;
+mod sender_options;
 mod signal;
 mod split;
+mod store_policy;
 mod stores;
 
 use std::ffi::OsString;
@@ -29,6 +33,7 @@ Commands:
   listen [ADDR]           receive messages, store each in a file, then acknowledge it
   send ADDR [FILE...]     send the messages in files (or standard input), print the ACKs
   bench [ADDR]            measure messages/s and ACK latency
+  forward --from URL --to ADDR   from a RabbitMQ queue to a listener, in order
 
 Options of every command: --start-bytes HEX, --end-bytes HEX, --encoding LABEL, --mllp2,
 --max-message-bytes N, -q/--quiet, -v/--verbose, --help, --version.
@@ -50,6 +55,14 @@ fn main() -> ExitCode {
         Some("listen") => (listen::HELP, listen::run),
         Some("send") => (send::HELP, send::run),
         Some("bench") => (bench_cmd::HELP, bench_cmd::run),
+        #[cfg(feature = "amqp")]
+        Some("forward") => (forward::HELP, forward::run),
+        #[cfg(not(feature = "amqp"))]
+        Some("forward") => {
+            return fail(&Failure::fatal(
+                "this build of mllp has no forward command: it needs the cargo feature amqp",
+            ))
+        }
         Some("help") => {
             let topic = args.first().map(|a| a.to_string_lossy().into_owned());
             return match topic.as_deref() {
@@ -57,6 +70,8 @@ fn main() -> ExitCode {
                 Some("listen") => print_help(listen::HELP),
                 Some("send") => print_help(send::HELP),
                 Some("bench") => print_help(bench_cmd::HELP),
+                #[cfg(feature = "amqp")]
+                Some("forward") => print_help(forward::HELP),
                 _ => print_help(HELP),
             };
         }
@@ -64,8 +79,8 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => return print_version(),
         Some(other) => {
             return fail(&Failure::fatal(format!(
-                "there is no command {other:?}; the commands are demo, listen, send and bench \
-                 (see mllp --help)"
+                "there is no command {other:?}; the commands are demo, listen, send, bench and \
+                 forward (see mllp --help)"
             )))
         }
         None => {

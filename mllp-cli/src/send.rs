@@ -7,17 +7,18 @@ use std::time::{Duration, Instant};
 
 use mllp::charset::{Charset, Malformed};
 use mllp::hl7::Header;
-use mllp::{CharsetError, RetryPolicy, Sender};
+use mllp::{CharsetError, Sender};
 
 use super::args::{Args, UsageError};
 use super::options::{label_charset, stderr_line, unknown, Common, Failure};
+use super::sender_options::{sender_options_help, SenderOptions};
 use super::{logger, split};
 
 mod resume;
 
 /// `mllp send --help`.
-pub const HELP: &str = "\
-Usage: mllp send ADDR [FILE...] [OPTIONS]
+pub const HELP: &str = concat!(
+    "Usage: mllp send ADDR [FILE...] [OPTIONS]
 
 Sends the HL7 messages in each FILE (`-` or none: standard input) to the listener at ADDR,
 one at a time, each after the previous one was acknowledged, and prints each message's MSH-10
@@ -34,17 +35,16 @@ Options:
   --resume STATE          append each acknowledged message to the file STATE and skip those
                           it already holds, so a rerun sends only the rest (a message is
                           known by FILE as given, its position in FILE and its MSH-10)
-  --connect-timeout SECS  (default 10)   --ack-timeout SECS (default 30)
-  --write-timeout SECS    how long writing one message may take (default 10)
-  --retries N             attempts after the first for each message (default 4)
-  --tls, --tls-ca PEM, --tls-domain NAME, --tls-cert PEM --tls-key PEM (client identity)
-  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
+",
+    sender_options_help!(),
+    "  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
   --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
   -q, --quiet             no per-message lines (a progress line on a terminal)
   -v, -vv                 log connections and retries on standard error
 
 Exit status: 0 when every message got AA or CA, 1 when any got a negative ACK, 2 for usage
-errors, unreadable input and connection or delivery failures.";
+errors, unreadable input and connection or delivery failures."
+);
 
 /// The settings of `mllp send`.
 #[derive(Debug)]
@@ -55,21 +55,8 @@ struct Config {
     file_encoding: Option<Charset>,
     split_batch: bool,
     raw: bool,
-    connect_timeout: Option<Duration>,
-    ack_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    retries: Option<u32>,
     resume: Option<PathBuf>,
-    tls: Tls,
-}
-
-#[derive(Debug, Default)]
-struct Tls {
-    on: bool,
-    ca: Option<PathBuf>,
-    domain: Option<String>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
+    sender: SenderOptions,
 }
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
@@ -77,30 +64,17 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut file_encoding = None;
     let mut split_batch = false;
     let mut raw = false;
-    let mut connect_timeout = None;
-    let mut ack_timeout = None;
-    let mut write_timeout = None;
-    let mut retries = None;
     let mut resume = None;
-    let mut tls = Tls::default();
+    let mut sender = SenderOptions::default();
     while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
+        if common.take(&name, &mut args)? || sender.take(&name, &mut args)? {
             continue;
         }
         match name.as_str() {
             "file-encoding" => file_encoding = Some(label_charset(&name, &args.value(&name)?)?),
             "split-batch" => split_batch = true,
             "raw" => raw = true,
-            "connect-timeout" => connect_timeout = Some(args.seconds(&name)?),
-            "ack-timeout" => ack_timeout = Some(args.seconds(&name)?),
-            "write-timeout" => write_timeout = Some(args.seconds(&name)?),
-            "retries" => retries = Some(args.parsed(&name)?),
             "resume" => resume = Some(PathBuf::from(args.value(&name)?)),
-            "tls" => tls.on = true,
-            "tls-ca" => tls.ca = Some(PathBuf::from(args.value(&name)?)),
-            "tls-domain" => tls.domain = Some(args.value(&name)?),
-            "tls-cert" => tls.cert = Some(PathBuf::from(args.value(&name)?)),
-            "tls-key" => tls.key = Some(PathBuf::from(args.value(&name)?)),
             _ => return Err(unknown("send", &name)),
         }
     }
@@ -121,16 +95,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 .into(),
         ));
     }
-    if tls.cert.is_some() != tls.key.is_some() {
-        return Err(UsageError(
-            "--tls-cert and --tls-key must be given together".into(),
-        ));
-    }
-    tls.on |= tls.ca.is_some() || tls.domain.is_some() || tls.cert.is_some();
-    #[cfg(not(feature = "tls"))]
-    if tls.on {
-        return Err(super::options::no_tls("tls"));
-    }
+    sender.finish()?;
     Ok(Config {
         common,
         addr,
@@ -138,12 +103,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         file_encoding,
         split_batch,
         raw,
-        connect_timeout,
-        ack_timeout,
-        write_timeout,
-        retries,
         resume,
-        tls,
+        sender,
     })
 }
 
@@ -332,36 +293,7 @@ fn warn(config: &Config, text: &str) {
 }
 
 fn build_sender(config: &Config, charset: Charset) -> Result<Sender, Failure> {
-    let mut builder = Sender::builder(config.addr.clone())
-        .framing(config.common.framing()?)
-        .charset(charset)
-        .mllp2(config.common.mllp2);
-    if let Some(t) = config.connect_timeout {
-        builder = builder.connect_timeout(t);
-    }
-    if let Some(t) = config.ack_timeout {
-        builder = builder.ack_timeout(t);
-    }
-    if let Some(t) = config.write_timeout {
-        builder = builder.write_timeout(t);
-    }
-    if let Some(n) = config.retries {
-        builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
-    }
-    if config.tls.on {
-        let mut tls = mllp::TlsClientConfig::new();
-        if let Some(ca) = &config.tls.ca {
-            tls = tls.add_root_pem_file(ca)?;
-        }
-        if let Some(domain) = &config.tls.domain {
-            tls = tls.server_name(domain.clone());
-        }
-        if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-            tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
-        }
-        builder = builder.tls(tls);
-    }
-    Ok(builder.build()?)
+    config.sender.sender(&config.addr, &config.common, charset)
 }
 
 /// A progress line on standard error, redrawn at most five times a second.
@@ -557,16 +489,22 @@ mod tests {
         );
         let c = parse_v(&["h:1", "a", "-", "--retries", "0", "--raw"]).unwrap();
         assert_eq!(c.files, ["a", "-"]);
-        assert_eq!((c.retries, c.raw), (Some(0), true));
+        assert_eq!((c.sender.retries, c.raw), (Some(0), true));
         assert!(parse_v(&[]).is_err());
         assert!(parse_v(&["h:1", "--tls-cert", "c"]).is_err());
         assert!(parse_v(&["h:1", "--file-encoding", "nope"]).is_err());
         assert!(parse_v(&["h:1", "--raw", "--file-encoding", "latin1"]).is_err());
         let c = parse_v(&["h:1", "--resume", "st", "--write-timeout", "2.5"]).unwrap();
         assert_eq!(c.resume, Some(PathBuf::from("st")));
-        assert_eq!(c.write_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(c.sender.write_timeout, Some(Duration::from_millis(2500)));
         #[cfg(feature = "tls")]
-        assert!(parse_v(&["h:1", "--tls-ca", "ca.pem"]).unwrap().tls.on);
+        assert!(
+            parse_v(&["h:1", "--tls-ca", "ca.pem"])
+                .unwrap()
+                .sender
+                .tls
+                .on
+        );
         #[cfg(not(feature = "tls"))]
         assert!(parse_v(&["h:1", "--tls"]).is_err());
     }

@@ -45,6 +45,20 @@ impl Client {
         })
     }
 
+    /// How many consumers `queue` (which must exist) has.
+    pub fn consumers(&self, queue: &str) -> u32 {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        block_on(
+            self.channel
+                .queue_declare(queue.into(), passive, FieldTable::default()),
+        )
+        .expect("queue exists")
+        .consumer_count()
+    }
+
     /// How many messages are ready in `queue` (which must exist).
     pub fn count(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {
