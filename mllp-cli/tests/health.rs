@@ -53,7 +53,7 @@ fn sigterm(proc: &Proc) {
 #[test]
 fn up_with_a_working_store_down_when_it_breaks_up_when_it_is_back() {
     let dir = common::scratch_dir("health-down");
-    let (proc, addr, health_addr) = listen_with_health(&dir, &["-q"]);
+    let (proc, addr, health_addr) = listen_with_health(&dir, &["-q", "--store-wait", "1"]);
     assert_eq!(health(&health_addr), "up ready\n");
     // A burst is answered from the cached check, as fast as the connections come.
     for _ in 0..50 {
@@ -66,9 +66,11 @@ fn up_with_a_working_store_down_when_it_breaks_up_when_it_is_back() {
         "still {:?} with the store directory removed",
         health(&health_addr)
     );
-    // The listener itself still answers, AE: the health line is what keeps new senders away.
-    let ack = common::exchange(&addr, common::adt("H1").as_bytes(), LIMIT).unwrap();
-    assert!(String::from_utf8_lossy(&ack).contains("MSA|AE|H1"));
+    // The listener still takes connections; a message waits for the store (--store-wait),
+    // then its connection is closed without an ACK (the default --on-store-failure close), so
+    // the sender tries again: the health line is what keeps new senders away.
+    let e = common::exchange(&addr, common::adt("H1").as_bytes(), LIMIT).unwrap_err();
+    assert!(e.contains("closed without an acknowledgement"), "{e}");
 
     std::fs::create_dir_all(&dir).unwrap();
     assert!(
