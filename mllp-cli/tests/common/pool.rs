@@ -268,16 +268,29 @@ pub fn send_all(
     Ok(sent)
 }
 
-/// How long after `at` each sender got its next AA, the longest first: how long the senders
-/// took to recover from what happened at `at` (a sender that was not affected shows its usual
-/// round trip).
-pub fn recovery(sent: &[Sent], at: Instant) -> Vec<Duration> {
-    let mut gaps: Vec<Duration> = sent
+/// How long each sender waited, at worst, for an AA around a disruption that began at `from`
+/// and whose effects may show until `to` (a broker node takes seconds to stop): for each
+/// sender the longest gap between two consecutive AAs (or between `from` and its first AA)
+/// that ends after `from` and starts no later than `to`; the longest first. A sender that was not
+/// affected shows about its usual round trip.
+pub fn recovery(sent: &[Sent], from: Instant, to: Instant) -> Vec<Duration> {
+    let mut stalls: Vec<Duration> = sent
         .iter()
-        .filter_map(|s| s.acked.iter().find(|(_, t)| *t >= at).map(|(_, t)| *t - at))
+        .map(|s| {
+            let mut worst = Duration::ZERO;
+            let mut previous: Option<Instant> = None;
+            for (_, t) in &s.acked {
+                let start = previous.map_or(from, |p| p.max(from));
+                if *t > from && start <= to {
+                    worst = worst.max(t.saturating_duration_since(start));
+                }
+                previous = Some(*t);
+            }
+            worst
+        })
         .collect();
-    gaps.sort_by(|a, b| b.cmp(a));
-    gaps
+    stalls.sort_by(|a, b| b.cmp(a));
+    stalls
 }
 
 /// The control IDs of the messages stored in the file store directory `dir` (`SEQ-ID.hl7`).
