@@ -7,7 +7,7 @@
 //! cargo test --release -p mllp-cli --test scale_out_figures -- --ignored --nocapture
 //! ```
 //!
-//! Each configuration runs twice, alternating, on one 3-node RabbitMQ cluster (a fresh quorum
+//! Each configuration runs three times, alternating, on one 3-node RabbitMQ cluster (a fresh quorum
 //! queue per run) and, for comparison, on file stores; the better run of each is reported.
 
 mod common;
@@ -74,7 +74,7 @@ fn scale_out_figures() {
         .collect();
     let files: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let mut best: [(f64, Vec<usize>); 4] = Default::default();
-    for round in 0..2 {
+    for round in 0..3 {
         for (slot, listeners, amqp) in [(0, 1, true), (1, 3, true), (2, 1, false), (3, 3, false)] {
             let stores: Vec<String> = (0..listeners)
                 .map(|i| {
