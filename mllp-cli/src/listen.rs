@@ -53,7 +53,8 @@ Options:
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
   --health-addr ADDR      answer each TCP connection on ADDR with one line for a load
                           balancer (HAProxy agent-check): `up ready` while the store can take
-                          messages, `down` while it cannot, `drain` once stopping
+                          messages, `down` while it cannot (its check fails, or a save just
+                          failed), `drain` once stopping
   --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
                           when MSH-15/16 are valued, sent as MSH-15 asks
   --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
@@ -418,11 +419,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
-    let health = match &config.health_addr {
+    let (store, health) = match &config.health_addr {
         Some(addr) => {
-            Some(health::start(addr, Arc::clone(&store), handle.clone()).map_err(Failure::fatal)?)
+            let (at, watched) =
+                health::start(addr, store, handle.clone()).map_err(Failure::fatal)?;
+            (watched, Some(at))
         }
-        None => None,
+        None => (store, None),
     };
     signal::install(move || signal_handle.shutdown());
     print_line(&format!(
