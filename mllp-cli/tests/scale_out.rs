@@ -262,7 +262,13 @@ fn cluster_pool_loses_nothing_when_a_listener_is_killed_and_a_broker_node_stoppe
         broker_stopped_at = Some((at, Instant::now()));
     });
     let elapsed = started.elapsed();
-    let sent = sent.unwrap_or_else(|e| pool::fail(&mut members, &e));
+    let sent = sent.unwrap_or_else(|e| {
+        let queue_state = pool::queue_state(&cluster, 1);
+        pool::fail(
+            &mut members,
+            &format!("{e}\nthe queue, from node 2:\n{queue_state}"),
+        )
+    });
 
     let mut acked = HashSet::new();
     for (s, report) in sent.iter().enumerate() {

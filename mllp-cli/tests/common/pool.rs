@@ -426,6 +426,29 @@ pub fn queue_depth(
     })
 }
 
+/// What node `node` says of the cluster's queues and their quorum members, for a failure
+/// report.
+pub fn queue_state(cluster: &mllp_testkit::rabbitmq::RabbitCluster, node: usize) -> String {
+    let mut report = String::new();
+    for args in [
+        &[
+            "list_queues",
+            "name",
+            "type",
+            "leader",
+            "members",
+            "online",
+            "messages",
+        ][..],
+        &["cluster_status"][..],
+    ] {
+        let out = cluster.ctl(node, args);
+        report.push_str(&String::from_utf8_lossy(&out.stdout));
+        report.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    report
+}
+
 /// A duration in milliseconds, for the figures.
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
