@@ -426,9 +426,16 @@ pub fn queue_depth(
     })
 }
 
-/// What node `node` says of the cluster's queues and their quorum members, for a failure
-/// report.
-pub fn queue_state(cluster: &mllp_testkit::rabbitmq::RabbitCluster, node: usize) -> String {
+/// What node `node` says of the quorum queue `queue` (in vhost `/`): the queue list (whose
+/// leader column comes from the queue's record), the Raft members' own view, the leader Ra
+/// knows, and the cluster; for a failure report.
+pub fn queue_state(
+    cluster: &mllp_testkit::rabbitmq::RabbitCluster,
+    node: usize,
+    queue: &str,
+) -> String {
+    let status = format!("rabbit_quorum_queue:status(<<\"/\">>, <<\"{queue}\">>).");
+    let leader = format!("ra_leaderboard:lookup_leader('%2F_{queue}').");
     let mut report = String::new();
     for args in [
         &[
@@ -440,9 +447,12 @@ pub fn queue_state(cluster: &mllp_testkit::rabbitmq::RabbitCluster, node: usize)
             "online",
             "messages",
         ][..],
-        &["cluster_status"][..],
+        &["eval", &status],
+        &["eval", &leader],
+        &["cluster_status"],
     ] {
         let out = cluster.ctl(node, args);
+        report.push_str(&format!("$ rabbitmqctl {}\n", args.join(" ")));
         report.push_str(&String::from_utf8_lossy(&out.stdout));
         report.push_str(&String::from_utf8_lossy(&out.stderr));
     }
