@@ -263,7 +263,7 @@ fn cluster_pool_loses_nothing_when_a_listener_is_killed_and_a_broker_node_stoppe
     });
     let elapsed = started.elapsed();
     let sent = sent.unwrap_or_else(|e| {
-        let queue_state = pool::queue_state(&cluster, 1, queue);
+        let queue_state = pool::queue_state(&cluster, "scale", 1, queue);
         pool::fail(
             &mut members,
             &format!("{e}\nthe queue, from node 2:\n{queue_state}"),

@@ -428,9 +428,11 @@ pub fn queue_depth(
 
 /// What node `node` says of the quorum queue `queue` (in vhost `/`): the queue list (whose
 /// leader column comes from the queue's record), the Raft members' own view, the leader Ra
-/// knows, and the cluster; for a failure report.
+/// knows, the cluster, and the warnings and errors in each node's log; for a failure report.
+/// `name` is the name the cluster was started with.
 pub fn queue_state(
     cluster: &mllp_testkit::rabbitmq::RabbitCluster,
+    name: &str,
     node: usize,
     queue: &str,
 ) -> String {
@@ -455,6 +457,30 @@ pub fn queue_state(
         report.push_str(&format!("$ rabbitmqctl {}\n", args.join(" ")));
         report.push_str(&String::from_utf8_lossy(&out.stdout));
         report.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // The nodes' own logs: the warnings and errors of each, the last 40 (the directory is the
+    // test kit's scratch directory for the cluster `name`).
+    let base = std::env::temp_dir().join(format!("mllp-rabbitmq-{name}-{}", std::process::id()));
+    for i in 0..cluster.len() {
+        let short = cluster
+            .node_name(i)
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let Ok(logs) = std::fs::read_dir(base.join(&short).join("log")) else {
+            continue;
+        };
+        for log in logs.flatten() {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("[warn") || l.contains("[erro"))
+                .collect();
+            report.push_str(&format!("--- {}\n", log.path().display()));
+            report.push_str(&lines[lines.len().saturating_sub(40)..].join("\n"));
+            report.push('\n');
+        }
     }
     report
 }
