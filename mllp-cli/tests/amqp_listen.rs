@@ -6,42 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::process::{listen, mllp, Proc};
-use mllp_testkit::rabbitmq::{self, free_port, RabbitNode};
-
-fn node(name: &str) -> Option<RabbitNode> {
-    if !rabbitmq::available() {
-        mllp_testkit::skip(
-            "RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server and epmd) is not installed",
-        );
-        return None;
-    }
-    Some(RabbitNode::start(name))
-}
-
-/// `rabbitmqctl list_queues` for `queue`: (messages ready, queue type).
-fn queue_info(node: &RabbitNode, queue: &str) -> Option<(u64, String)> {
-    let out = node.ctl(&[
-        "list_queues",
-        "--no-table-headers",
-        "name",
-        "messages_ready",
-        "type",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.split_whitespace();
-            (fields.next()? == queue).then(|| {
-                let n = fields.next()?.parse().ok()?;
-                Some((n, fields.next()?.to_owned()))
-            })?
-        })
-}
+use common::{rabbit_node as node, rabbit_queue as queue_info};
+use mllp_testkit::rabbitmq::free_port;
 
 #[test]
 fn listen_stores_into_a_quorum_queue_through_the_first_live_host() {
