@@ -22,11 +22,13 @@ use std::time::{Instant, SystemTime};
 
 use futures_lite::future::block_on;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use mllp::charset::Charset;
 use mllp::hl7::AckCode;
 use mllp::{Listener, Sender, Store, StoredMessage};
-use mllp_amqp::{properties, AmqpStore};
+use mllp_amqp::{AmqpStore, CONTENT_TYPE};
 use mllp_testkit::rabbitmq::{self, RabbitNode};
 
 const QUEUE: &str = "bench";
@@ -58,13 +60,41 @@ fn confirm_channel(url: &str) -> (Connection, Channel) {
     })
 }
 
+/// What the store puts on each message, built by the publisher as any publisher would.
+fn properties(stored: &StoredMessage<'_>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    let fields = [
+        ("msh9", stored.message_type()),
+        ("sending_application", stored.sending_application()),
+        ("sending_facility", stored.sending_facility()),
+        ("peer", Some("127.0.0.1:9")),
+        ("charset", Some("UTF-8")),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            headers.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
+        }
+    }
+    let secs = stored
+        .received_at()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(CONTENT_TYPE.into())
+        .with_content_encoding("utf-8".into())
+        .with_timestamp(secs)
+        .with_message_id(stored.control_id().unwrap_or("-").into())
+        .with_headers(headers)
+}
+
 /// The baseline: `n` messages published one at a time, each confirm awaited. Messages/s.
 fn sequential_publisher(channel: &Channel, n: usize) -> f64 {
     let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let texts: Vec<String> = (0..n).map(message).collect();
     let started = Instant::now();
     for text in &texts {
-        // The same properties the store builds (a real publisher would build them too).
+        // The same properties the store builds.
         let stored = StoredMessage::new(text, peer, Charset::UTF_8, SystemTime::now());
         let confirm = block_on(async {
             channel
