@@ -30,4 +30,4 @@ mod store;
 pub use config::{AmqpConfig, Host, Target, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
 pub use error::Error;
 pub use forward::{Backoff, Forwarded, Forwarder, Outcome, StopHandle};
-pub use store::{open_url, properties, AmqpStore, CHECK_TIMEOUT, CONTENT_TYPE};
+pub use store::{open_url, AmqpStore, CHECK_TIMEOUT, CONTENT_TYPE};

@@ -200,6 +200,12 @@ impl Link {
                     };
                     if let Err(e) = block_on(within(timeout, "declare", self.declare(&live))) {
                         self.state().next_host = index;
+                        let _ = block_on(within(Duration::from_millis(200), "close", async {
+                            live.connection
+                                .close(200, "mllp: the queue or exchange is unusable".into())
+                                .await
+                                .map_err(|e| Error::broker("close", e))
+                        }));
                         return Err(e);
                     }
                     self.state().next_host = index;

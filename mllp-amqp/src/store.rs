@@ -92,12 +92,8 @@ impl AmqpStore {
     }
 
     /// Publishes `body` with `properties` and waits for the confirm: the one step of
-    /// [`save`](Store::save), for callers with a body of their own (the benchmark, say).
-    ///
-    /// # Errors
-    /// As for [`save`](Store::save), as this crate's [`Error`]; an unroutable message is
-    /// [`Error::Broker`] with `refused` set.
-    pub fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
+    /// [`save`](Store::save). An unroutable message is [`Error::Broker`] with `refused` set.
+    fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
         let live = self.link.get(None)?;
         let channel = match self.take_channel(&live) {
             Ok(channel) => channel,
@@ -198,7 +194,7 @@ impl AmqpStore {
 }
 
 /// The AMQP properties of `message`.
-pub fn properties(message: &StoredMessage<'_>) -> BasicProperties {
+fn properties(message: &StoredMessage<'_>) -> BasicProperties {
     let mut headers = FieldTable::default();
     let mut text = |key: &str, value: Option<&str>| {
         if let Some(value) = value {
@@ -289,4 +285,46 @@ pub fn open_url(url: &str, tls_ca: Option<&std::path::Path>) -> Result<Box<dyn S
         config = config.tls_ca_pem(pem);
     }
     Ok(Box::new(AmqpStore::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mllp::charset::Charset;
+    use std::time::{Duration, SystemTime};
+
+    fn header(p: &BasicProperties, key: &str) -> Option<String> {
+        match p.headers().as_ref()?.inner().get(key)? {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn properties_of_a_message() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let peer = "10.1.2.3:4567".parse().unwrap();
+        let text = "MSH|^~\\&|LÄB|HOSP||WARD|2026||ORU^R01|ID-ü|P|2.5\r";
+        let p = properties(&StoredMessage::new(text, peer, Charset::ISO_8859_1, at));
+        assert_eq!(p.message_id().as_ref().unwrap().as_str(), "ID-ü");
+        assert_eq!(p.delivery_mode(), &Some(2));
+        assert_eq!(p.content_type().as_ref().unwrap().as_str(), CONTENT_TYPE);
+        assert_eq!(p.content_encoding().as_ref().unwrap().as_str(), "utf-8");
+        assert_eq!(p.timestamp(), &Some(1_700_000_000));
+        assert_eq!(header(&p, "msh9").as_deref(), Some("ORU^R01"));
+        assert_eq!(header(&p, "sending_application").as_deref(), Some("LÄB"));
+        assert_eq!(header(&p, "sending_facility").as_deref(), Some("HOSP"));
+        assert_eq!(header(&p, "peer").as_deref(), Some("10.1.2.3:4567"));
+        assert_eq!(header(&p, "charset").as_deref(), Some("ISO-8859-1"));
+
+        // No header fields, and an MSH-10 too long for a short string: left out, no panic.
+        let long = format!("MSH|^~\\&|{}{}|P|2.5\r", "|".repeat(7), "9".repeat(300));
+        let m = StoredMessage::new(&long, peer, Charset::UTF_8, SystemTime::now());
+        assert_eq!(m.control_id().map(str::len), Some(300));
+        let p = properties(&m);
+        assert!(p.message_id().is_none());
+        assert_eq!(header(&p, "msh9"), None);
+        let p = properties(&StoredMessage::new("junk", peer, Charset::UTF_8, at));
+        assert!(p.message_id().is_none());
+    }
 }

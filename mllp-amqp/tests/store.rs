@@ -72,8 +72,7 @@ fn two_thousand_messages_reach_the_queue_as_utf8_with_their_properties() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let peers = [utf8.stats(), latin1.stats()];
-    drop((utf8, latin1, peers));
+    drop((utf8, latin1));
 
     let client = Client::connect(&node.url("%2f"));
     assert_eq!(client.count("inbound"), 2000);
@@ -121,6 +120,16 @@ fn an_unroutable_message_is_refused_at_once() {
     };
     // amq.direct exists, but nothing is bound to it with this routing key.
     let url = format!("{}?exchange=amq.direct&routing_key=nobody", node.url("%2f"));
+    // An exchange that does not exist is a refusal of the startup check, named.
+    let missing = AmqpStore::open(&format!(
+        "{}?exchange=nowhere&routing_key=k",
+        node.url("%2f")
+    ))
+    .unwrap();
+    let e = missing.check().unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("NOT_FOUND"), "{e}");
+
     let store = Arc::new(AmqpStore::open(&url).unwrap());
     store.check().unwrap();
     let running = Listener::builder("127.0.0.1:0")

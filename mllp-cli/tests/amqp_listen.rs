@@ -6,42 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::process::{listen, mllp, Proc};
-use mllp_testkit::rabbitmq::{self, free_port, RabbitNode};
-
-fn node(name: &str) -> Option<RabbitNode> {
-    if !rabbitmq::available() {
-        mllp_testkit::skip(
-            "RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server and epmd) is not installed",
-        );
-        return None;
-    }
-    Some(RabbitNode::start(name))
-}
-
-/// `rabbitmqctl list_queues` for `queue`: (messages ready, queue type).
-fn queue_info(node: &RabbitNode, queue: &str) -> Option<(u64, String)> {
-    let out = node.ctl(&[
-        "list_queues",
-        "--no-table-headers",
-        "name",
-        "messages_ready",
-        "type",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.split_whitespace();
-            (fields.next()? == queue).then(|| {
-                let n = fields.next()?.parse().ok()?;
-                Some((n, fields.next()?.to_owned()))
-            })?
-        })
-}
+use common::{rabbit_node as node, rabbit_queue as queue_info};
+use mllp_testkit::rabbitmq::free_port;
 
 #[test]
 fn listen_stores_into_a_quorum_queue_through_the_first_live_host() {
@@ -100,4 +66,49 @@ fn listen_names_the_store_without_credentials_and_refuses_bad_urls() {
         ended.stderr
     );
     assert!(!ended.stderr.contains("secret"), "{}", ended.stderr);
+}
+
+#[test]
+fn with_the_broker_down_the_sender_waits_then_gets_ae_or_no_ack() {
+    let Some(mut node) = node("clibrokerdown") else {
+        return;
+    };
+    let url = format!("{}?queue=down", node.url("%2f"));
+    let (nak, nak_addr) = listen(
+        Path::new(&url),
+        &["--store-wait", "1", "--on-store-failure", "nak"],
+    );
+    let (close, close_addr) = listen(Path::new(&url), &["--store-wait", "1"]);
+    node.kill();
+    let started = std::time::Instant::now();
+    let sent = Proc::spawn(
+        &["send", &nak_addr, "--retries", "0", "-"],
+        Some(mllp_testkit::adt("DOWN1").into_bytes()),
+    )
+    .wait();
+    assert_eq!(sent.code, 1, "{sent:?}");
+    assert!(
+        sent.stdout[0]
+            .starts_with("DOWN1 AE message could not be stored: cannot connect to the broker"),
+        "{sent:?}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // The default: no ACK at all, so the sender counts the message as not delivered.
+    let sent = Proc::spawn(
+        &["send", &close_addr, "--retries", "0", "-"],
+        Some(mllp_testkit::adt("DOWN2").into_bytes()),
+    )
+    .wait();
+    assert_eq!(sent.code, 2, "{sent:?}");
+    assert!(sent.stdout.is_empty(), "{sent:?}");
+    // Back up: the same listeners store again, without a restart.
+    node.restart();
+    let sent = Proc::spawn(
+        &["send", &close_addr, "-"],
+        Some(mllp_testkit::adt("UP1").into_bytes()),
+    )
+    .wait();
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(sent.stdout, ["UP1 AA"]);
+    drop((nak, close));
 }

@@ -128,3 +128,30 @@ pub fn header(m: &BasicGetMessage, key: &str) -> Option<String> {
         other => Some(format!("{other:?}")),
     }
 }
+
+/// Logs to standard error when `MLLP_TEST_LOG` is set (to a level: `debug`, `info`...), for
+/// looking into a failing test.
+pub fn log_if_asked() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.level() <= log::max_level()
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                eprintln!("{} {}: {}", r.level(), r.target(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    if let Some(level) = std::env::var_os("MLLP_TEST_LOG") {
+        let level = level
+            .to_string_lossy()
+            .parse()
+            .unwrap_or(log::LevelFilter::Info);
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
