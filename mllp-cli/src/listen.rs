@@ -33,8 +33,9 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 (file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory or
-                          file:///DIR (amqp:// and mongodb:// stores: not yet available)
+  --store DIR|URL         where messages are stored (default ./inbox): a directory,
+                          file:///DIR, or mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]
+                          (a document per message, w: majority; amqp://: not yet available)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace

@@ -15,8 +15,8 @@ const BACKENDS: &[(&[&str], Open)] = &[
     (&["file"], open_file),
     // #[cfg(feature = "amqp")]
     // (&["amqp", "amqps"], mllp_amqp::open_url),
-    // #[cfg(feature = "mongodb")]
-    // (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
+    #[cfg(feature = "mongodb")]
+    (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
 ];
 
 /// Schemes with a store planned in a crate of its own, and the cargo feature that will bring
@@ -24,7 +24,9 @@ const BACKENDS: &[(&[&str], Open)] = &[
 const PLANNED: &[(&str, &str)] = &[
     ("amqp", "amqp"),
     ("amqps", "amqp"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb", "mongodb"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb+srv", "mongodb"),
 ];
 
@@ -146,9 +148,24 @@ mod tests {
 
     #[test]
     fn unknown_and_planned_schemes_are_errors() {
-        for url in ["amqp://h", "AMQPS://h", "mongodb://h", "mongodb+srv://h"] {
+        for url in ["amqp://h", "AMQPS://h"] {
             let e = open(url).err().unwrap();
             assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        #[cfg(not(feature = "mongodb"))]
+        for url in ["mongodb://h", "mongodb+srv://h"] {
+            let e = open(url).err().unwrap();
+            assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        // A MongoDB URL reaches the MongoDB store, which finds what is wrong with it (here:
+        // no database) without contacting a server.
+        #[cfg(feature = "mongodb")]
+        for url in [
+            "mongodb://127.0.0.1:1",
+            "MONGODB://127.0.0.1:1/?collection=x",
+        ] {
+            let e = open(url).err().unwrap();
+            assert!(e.contains("names no database"), "{e}");
         }
         let e = open("s3://bucket").err().unwrap();
         assert!(e.contains("s3://") && e.contains("file://"), "{e}");

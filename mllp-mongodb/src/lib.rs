@@ -42,7 +42,7 @@ pub use config::{
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
 pub use error::{Error, ErrorKind};
-pub use store::{MongoStore, Stats, DEDUP_INDEX, MAX_TEXT_BYTES};
+pub use store::{MongoStore, Stats, DEDUP_INDEX, DRIVER_STACK_SIZE, MAX_TEXT_BYTES};
 
 use mllp::Store;
 
