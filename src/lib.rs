@@ -108,7 +108,10 @@ pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
-pub use store::{DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
+pub use store::{
+    DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage,
+    MAX_DEDUP_KEYS,
+};
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };

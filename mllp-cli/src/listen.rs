@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mllp::charset::Malformed;
 use mllp::hl7::AckMode;
 use mllp::{
-    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
+    DedupStore, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
+    StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -40,6 +41,10 @@ Options:
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
+  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
+                          is answered AA again and not stored twice (a directory store keeps
+                          them in DIR/.dedup-index)
+  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -76,7 +81,15 @@ struct Config {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `--dedup N`: how many keys to remember.
+    dedup: Option<usize>,
+    /// `--dedup-index PATH`.
+    dedup_index: Option<PathBuf>,
 }
+
+/// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
+/// names that start with a dot and do not end in `.tmp`).
+pub const DEDUP_INDEX_FILE: &str = ".dedup-index";
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
@@ -92,6 +105,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut idle_timeout = None;
     let mut tls_cert = None;
     let mut tls_key = None;
+    let mut dedup = None;
+    let mut dedup_index = None;
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? {
             continue;
@@ -150,6 +165,17 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
             "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "dedup" => {
+                let n: usize = args.parsed(&name)?;
+                if n == 0 || n > mllp::MAX_DEDUP_KEYS {
+                    return Err(UsageError(format!(
+                        "--dedup is a number of keys from 1 to {}",
+                        mllp::MAX_DEDUP_KEYS
+                    )));
+                }
+                dedup = Some(n);
+            }
+            "dedup-index" => dedup_index = Some(PathBuf::from(args.value(&name)?)),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -174,6 +200,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     if tls_cert.is_some() {
         return Err(super::options::no_tls("tls-cert"));
     }
+    if dedup_index.is_some() && dedup.is_none() {
+        return Err(UsageError("--dedup-index needs --dedup N".into()));
+    }
     Ok(Config {
         common,
         addr,
@@ -189,6 +218,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         idle_timeout,
         tls_cert,
         tls_key,
+        dedup,
+        dedup_index,
     })
 }
 
@@ -287,6 +318,8 @@ thread_local! {
 struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
+    /// Messages answered as resends of one already stored.
+    duplicates: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -313,7 +346,12 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
+        let duplicates = Arc::new(AtomicU64::new(0));
+        let resends = Arc::clone(&duplicates);
         let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
+            if receipt.is_duplicate() {
+                resends.fetch_add(1, Ordering::Relaxed);
+            }
             if print {
                 let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
                 let kind = match message.segment_name() {
@@ -334,7 +372,11 @@ impl ListenHandler {
                 handle.shutdown();
             }
         });
-        ListenHandler { inner, printer }
+        ListenHandler {
+            inner,
+            printer,
+            duplicates,
+        }
     }
 }
 
@@ -359,6 +401,29 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             stores::innermost(&e)
         ))
     })?;
+    let store = match config.dedup {
+        None => store,
+        Some(n) => {
+            let index = match (&config.dedup_index, stores::local_dir(&config.store)) {
+                (Some(path), _) => path.clone(),
+                (None, Some(dir)) => dir.join(DEDUP_INDEX_FILE),
+                (None, None) => {
+                    return Err(Failure::fatal(format!(
+                        "--dedup with the store {} needs --dedup-index PATH (a file for the \
+                         keys it remembers)",
+                        store.name()
+                    )))
+                }
+            };
+            let dedup = DedupStore::open(store, &index, n).map_err(|e| {
+                Failure::fatal(format!(
+                    "cannot use the duplicate index: {}",
+                    stores::innermost(&e)
+                ))
+            })?;
+            Box::new(dedup) as Box<dyn Store>
+        }
+    };
     let mut builder = Listener::builder(config.addr.as_str())
         .framing(framing)
         .charset(charset)
@@ -407,6 +472,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     ));
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
+    let duplicates = Arc::clone(&handler.duplicates);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -414,7 +480,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, lost);
+        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -436,9 +502,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
 }
 
-/// One line: messages, connections, acknowledgements by code, and how many message lines were
-/// not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
+/// One line: messages, connections, acknowledgements by code, resends not stored again, and how
+/// many message lines were not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, duplicates: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -460,6 +526,7 @@ pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("duplicates", duplicates),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
@@ -508,6 +575,8 @@ mod tests {
             &["--count", "0"],
             &["--frame-timeout", "-1"],
             &["--nope"],
+            &["--dedup", "0"],
+            &["--dedup-index", "x"],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
         }
@@ -521,8 +590,14 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s, 0),
+            summary(&s, 0, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
+        );
+        s.acks_aa = 3;
+        s.acks_ae = 0;
+        assert_eq!(
+            summary(&s, 2, 0),
+            "stopped: 3 messages on 1 connection; AA 3, duplicates 2"
         );
     }
 }

@@ -5,6 +5,8 @@
 //! its scheme must be one of [`BACKENDS`], else the listener does not start. A store in
 //! another crate plugs in with one line in [`BACKENDS`], behind a cargo feature of this crate.
 
+use std::path::PathBuf;
+
 use mllp::{FileStore, Store};
 
 /// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
@@ -78,6 +80,11 @@ fn open_dir(dir: &str) -> Result<Box<dyn Store>, String> {
 
 /// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
 fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
+    open_dir(&file_url_path(url)?)
+}
+
+/// The path of a `file:` URL.
+fn file_url_path(url: &str) -> Result<String, String> {
     let rest = &url["file://".len()..];
     let path = match rest.find('/') {
         Some(0) => rest,
@@ -94,10 +101,18 @@ fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
             "--store {url}: a file URL takes no query or fragment"
         ));
     }
-    let path = percent_decode(path).ok_or_else(|| {
-        format!("--store {url}: the path has a bad percent escape, or is not UTF-8")
-    })?;
-    open_dir(&path)
+    percent_decode(path)
+        .ok_or_else(|| format!("--store {url}: the path has a bad percent escape, or is not UTF-8"))
+}
+
+/// The directory of a store in the local file system (a path or a `file:` URL), or `None` for
+/// a store elsewhere.
+pub fn local_dir(spec: &str) -> Option<PathBuf> {
+    match scheme(spec) {
+        None => Some(PathBuf::from(spec)),
+        Some(s) if s.eq_ignore_ascii_case("file") => file_url_path(spec).ok().map(PathBuf::from),
+        Some(_) => None,
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -172,5 +187,8 @@ mod tests {
         for url in ["file://inbox", "file://", "file:///x?y"] {
             assert!(open(url).is_err(), "{url}");
         }
+        assert_eq!(local_dir("./in"), Some(PathBuf::from("./in")));
+        assert_eq!(local_dir("file:///a%20b"), Some(PathBuf::from("/a b")));
+        assert_eq!(local_dir("mongodb://h/db"), None);
     }
 }

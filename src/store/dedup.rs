@@ -21,8 +21,8 @@ use super::{Receipt, Store, StoreError, StoredMessage};
 use crate::error::{Error, Phase, Result};
 
 /// The size of the header and of each slot of the index file, in bytes.
-pub const SLOT_BYTES: usize = 512;
-/// The largest capacity accepted (a 512 MiB index file).
+pub(crate) const SLOT_BYTES: usize = 512;
+/// The most keys a [`DedupStore`] remembers (its index file is then 512 MiB).
 pub const MAX_CAPACITY: usize = 1 << 20;
 
 const MAGIC: &[u8; 12] = b"MLLP-DEDUP\0\x01";
@@ -41,7 +41,7 @@ type Key = Box<[u8]>;
 /// (and is then a duplicate, or saves it itself if that save failed), so concurrent resends
 /// make one copy.
 ///
-/// The keys are kept in an index file of `capacity` slots of [`SLOT_BYTES`] (the oldest key is
+/// The keys are kept in an index file of `capacity` slots of 512 bytes (the oldest key is
 /// forgotten first) and survive a restart. A damaged, truncated or foreign file costs the keys
 /// it held (with a warning), never the store: it is rewritten. A key too long for a slot (more
 /// than about 490 bytes) is not remembered. Writing the index can fail (a full disk) without
@@ -97,7 +97,7 @@ impl<S: Store> DedupStore<S> {
     /// `index_path` (created when missing; its directory must exist).
     ///
     /// # Errors
-    /// [`Error::Config`] for a capacity of 0 or over [`MAX_CAPACITY`]; [`Error::Io`]
+    /// [`Error::Config`] for a capacity of 0 or over [`MAX_DEDUP_KEYS`](crate::MAX_DEDUP_KEYS); [`Error::Io`]
     /// ([`Phase::File`]) when the file cannot be opened or created. A file whose content is
     /// damaged is not an error (see the type's documentation).
     pub fn open(inner: S, index_path: impl AsRef<Path>, capacity: usize) -> Result<DedupStore<S>> {

@@ -10,7 +10,7 @@ mod message;
 use std::fmt;
 use std::sync::Arc;
 
-pub use dedup::DedupStore;
+pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 pub use message::StoredMessage;
