@@ -27,10 +27,12 @@ fn a_message_becomes_one_document_with_every_field() {
     let url = format!("{}/{db}?collection=inbox&{FAST}", server.uri());
     let store = MongoStore::open_url(&url).unwrap();
     store.check().unwrap();
-    assert_eq!(
-        store.name(),
-        format!("{}/{db}?collection=inbox", server.uri())
+    assert!(
+        store.name().ends_with(&format!("/{db}?collection=inbox")),
+        "{}",
+        store.name()
     );
+    assert!(!store.name().contains('@'), "no credentials: {}", store.name());
     let text = "MSH|^~\\&|LÄB^x|HOSP|EHR|WARD|2026||ORU^R01^ORU_R01|ID-ü|P|2.5||||||8859/1\r\
                 PID|1||1||MÜLLER^JÖRG\r";
     let peer: SocketAddr = "127.0.0.1:40001".parse().unwrap();
