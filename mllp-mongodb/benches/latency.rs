@@ -9,7 +9,12 @@
 //! * `MongoStore::save`: the store (the document built from the message, the insert on a
 //!   thread of its own);
 //! * `listener AA`: an MLLP sender on one loopback connection to a `Listener` storing into it,
-//!   from before the write to the ACK.
+//!   from before the write to the ACK;
+//! * for comparison, what a new thread per save would cost alone (spawn and join, nothing
+//!   else): the store keeps a pool of threads for the driver instead.
+//!
+//! The paths take turns message by message, so that they share the server's state and the
+//! machine's load.
 //!
 //! `BENCH_MESSAGES` (default 2000) per measurement. Under `cargo test` (no `--bench` argument)
 //! it runs a quick smoke check instead.
@@ -76,32 +81,6 @@ fn main() {
         .w(Acknowledgment::Majority)
         .journal(true)
         .build();
-    let warm = n / 10 + 1;
-    let mut driver = Vec::with_capacity(n);
-    for i in 0..n + warm {
-        let text = message(i);
-        let m = StoredMessage::new(&text, peer, Charset::UTF_8, SystemTime::now());
-        let started = Instant::now();
-        raw.insert_one(MongoStore::document(&m))
-            .write_concern(concern.clone())
-            .run()
-            .expect("insert");
-        if i >= warm {
-            driver.push(started.elapsed());
-        }
-    }
-
-    let mut saves = Vec::with_capacity(n);
-    for i in 0..n + warm {
-        let text = message(i);
-        let m = StoredMessage::new(&text, peer, Charset::UTF_8, SystemTime::now());
-        let started = Instant::now();
-        store.save(&m).expect("save");
-        if i >= warm {
-            saves.push(started.elapsed());
-        }
-    }
-
     let running = Listener::builder("127.0.0.1:0")
         .bind()
         .unwrap()
@@ -111,15 +90,57 @@ fn main() {
     tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut conn = Connection::new(tcp, Framing::default());
-    let mut acks = Vec::with_capacity(n);
+
+    // The three paths take turns, message by message, so that they share the server's state
+    // (its growing tables, checkpoints) and the machine's load.
+    let warm = n / 10 + 1;
+    let (mut driver, mut saves, mut acks, mut hops) = (vec![], vec![], vec![], vec![]);
     for i in 0..n + warm {
-        let text = message(n + warm + i);
+        let keep = i >= warm;
+        let text = message(3 * i);
+        let m = StoredMessage::new(&text, peer, Charset::UTF_8, SystemTime::now());
+        let started = Instant::now();
+        raw.insert_one(MongoStore::document(&m))
+            .write_concern(concern.clone())
+            .run()
+            .expect("insert");
+        let t = started.elapsed();
+        if keep {
+            driver.push(t);
+        }
+
+        let text = message(3 * i + 1);
+        let m = StoredMessage::new(&text, peer, Charset::UTF_8, SystemTime::now());
+        let started = Instant::now();
+        store.save(&m).expect("save");
+        let t = started.elapsed();
+        if keep {
+            saves.push(t);
+        }
+
+        let text = message(3 * i + 2);
         let started = Instant::now();
         conn.write_frame(text.as_bytes()).unwrap();
         let ack = conn.read_frame().unwrap().expect("an ACK");
+        let t = started.elapsed();
         assert!(ack.windows(7).any(|w| w == b"MSA|AA|"));
-        if i >= warm {
-            acks.push(started.elapsed());
+        if keep {
+            acks.push(t);
+        }
+
+        // What a thread per save would cost by itself.
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(mllp_mongodb::DRIVER_STACK_SIZE)
+                .spawn_scoped(scope, || std::hint::black_box(i))
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        let t = started.elapsed();
+        if keep {
+            hops.push(t);
         }
     }
     drop(conn);
@@ -139,6 +160,11 @@ fn main() {
     let base = report("driver insert_one (baseline)", driver, None);
     report("MongoStore::save", saves, Some(base));
     report("listener AA (one connection)", acks, Some(base));
+    report(
+        "(for comparison: a new thread per save, spawned and joined)",
+        hops,
+        Some(base),
+    );
     let stats = store.stats();
     assert_eq!(stats.stored as usize, 2 * (n + warm));
     let _ = client.database(&db).drop().run();

@@ -43,6 +43,15 @@ impl Error {
         }
     }
 
+    /// No thread could run the driver (`reason`).
+    pub(crate) fn other(reason: &'static str) -> Error {
+        Error {
+            kind: ErrorKind::Server,
+            message: reason.to_owned(),
+            source: None,
+        }
+    }
+
     /// `what` failed with the driver error `e`.
     pub(crate) fn driver(what: &str, e: mongodb::error::Error) -> Error {
         let kind = match *e.kind {

@@ -36,13 +36,15 @@
 mod config;
 mod error;
 mod store;
+mod workers;
 
 pub use config::{
     Config, DEFAULT_COLLECTION, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
 pub use error::{Error, ErrorKind};
-pub use store::{MongoStore, Stats, DEDUP_INDEX, DRIVER_STACK_SIZE, MAX_TEXT_BYTES};
+pub use store::{MongoStore, Stats, DEDUP_INDEX, MAX_TEXT_BYTES};
+pub use workers::{DRIVER_STACK_SIZE, MAX_WORKERS};
 
 use mllp::Store;
 

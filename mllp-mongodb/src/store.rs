@@ -2,6 +2,7 @@
 //! before the listener answers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use log::debug;
 use mllp::{Receipt, Store, StoreError, StoredMessage};
@@ -15,15 +16,10 @@ use crate::config::{
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
 use crate::error::{is_duplicate_key, save_error, summary, Error};
+use crate::workers::Workers;
 
 /// The name of the unique index `dedup=true` creates.
 pub const DEDUP_INDEX: &str = "mllp_dedup";
-
-/// The stack size of the thread each save runs the driver on: the driver's synchronous API
-/// polls its operation on the calling thread, and its futures need more stack than a
-/// listener's connection thread has (128 KiB by default). A thread per save costs tens of
-/// microseconds, against milliseconds for an acknowledged insert.
-pub const DRIVER_STACK_SIZE: usize = 2 * 1024 * 1024;
 
 /// The largest message text stored: MongoDB's document limit is 16 MiB, and the other fields
 /// need a little room. A larger message is refused (`AE`, the store will never take it).
@@ -61,9 +57,21 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// string: a message without MSH-10 is never taken for a resend), and an insert that hits it
 /// returns a [duplicate receipt](Receipt::duplicate) naming the document already there,
 /// counted in [`Stats::duplicates`].
+///
+/// The driver runs on a few threads of the store's own, started on demand (at most
+/// [`MAX_WORKERS`](crate::MAX_WORKERS), each with a stack of
+/// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)): its synchronous API polls an operation on
+/// the calling thread, and that needs more stack than a listener's connection thread has.
 pub struct MongoStore {
+    shared: Arc<Shared>,
+    workers: Workers,
+}
+
+/// What the worker threads need of the store.
+struct Shared {
     client: Client,
     collection: Collection<Document>,
+    /// `DATABASE.COLLECTION`, the start of every receipt.
     location: String,
     name: String,
     dedup: bool,
@@ -125,33 +133,28 @@ impl MongoStore {
         let collection = client
             .database(&database)
             .collection::<Document>(config.collection_name());
-        let name = config.redacted();
-        if config.is_dedup() {
-            let index = IndexModel::builder()
-                .keys(doc! { "sending_application": 1, "sending_facility": 1, "control_id": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .name(DEDUP_INDEX.to_owned())
-                        .unique(true)
-                        .partial_filter_expression(doc! { "control_id": { "$type": "string" } })
-                        .build(),
-                )
-                .build();
-            collection.create_index(index).run().map_err(|e| {
-                Error::driver(&format!("cannot create the unique index in {name}"), e)
-            })?;
-            debug!("unique index {DEDUP_INDEX} ready in {name}");
-        }
-        Ok(MongoStore {
+        let shared = Arc::new(Shared {
             client,
             location: format!("{database}.{}", config.collection_name()),
             collection,
-            name,
+            name: config.redacted(),
             dedup: config.is_dedup(),
             stored: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-        })
+        });
+        let store = MongoStore {
+            shared,
+            workers: Workers::new(),
+        };
+        if store.shared.dedup {
+            let shared = Arc::clone(&store.shared);
+            store
+                .workers
+                .run(move || shared.create_index())
+                .map_err(Error::other)??;
+        }
+        Ok(store)
     }
 
     /// Opens the store a store URL names ([`Config::from_url`], then [`open`](Self::open)).
@@ -164,10 +167,11 @@ impl MongoStore {
 
     /// The counters since the store was opened.
     pub fn stats(&self) -> Stats {
+        let s = &self.shared;
         Stats {
-            stored: self.stored.load(Ordering::Relaxed),
-            duplicates: self.duplicates.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
+            stored: s.stored.load(Ordering::Relaxed),
+            duplicates: s.duplicates.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -188,15 +192,111 @@ impl MongoStore {
             "size": message.text().len() as i64,
         }
     }
+}
+
+impl Store for MongoStore {
+    /// Inserts the message's document, on one of the store's threads (see
+    /// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)).
+    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        if message.text().len() > MAX_TEXT_BYTES {
+            return Err(self.shared.fail(StoreError::refused(format!(
+                "{} bytes: larger than a MongoDB document can hold ({MAX_TEXT_BYTES} bytes \
+                 of text)",
+                message.text().len()
+            ))));
+        }
+        let document = Self::document(message);
+        let label = format!(
+            "message {} from {}",
+            message.control_id().unwrap_or("-"),
+            message.peer_addr()
+        );
+        let shared = Arc::clone(&self.shared);
+        match self.workers.run(move || shared.insert(document, &label)) {
+            Ok(result) => result,
+            Err(reason) => Err(self.shared.fail(StoreError::retryable(reason))),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    /// Pings the server (bounded by the server selection timeout, 5 s unless the URL sets
+    /// `serverSelectionTimeoutMS`).
+    fn check(&self) -> Result<(), StoreError> {
+        let shared = Arc::clone(&self.shared);
+        self.workers
+            .run(move || shared.ping())
+            .map_err(StoreError::retryable)?
+    }
+}
+
+impl Shared {
+    fn create_index(&self) -> Result<(), Error> {
+        let index = IndexModel::builder()
+            .keys(doc! { "sending_application": 1, "sending_facility": 1, "control_id": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name(DEDUP_INDEX.to_owned())
+                    .unique(true)
+                    .partial_filter_expression(doc! { "control_id": { "$type": "string" } })
+                    .build(),
+            )
+            .build();
+        self.collection.create_index(index).run().map_err(|e| {
+            Error::driver(
+                &format!("cannot create the unique index in {}", self.name),
+                e,
+            )
+        })?;
+        debug!("unique index {DEDUP_INDEX} ready in {}", self.name);
+        Ok(())
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .database(self.collection.namespace().db.as_str())
+            .run_command(doc! { "ping": 1 })
+            .run()
+            .map(|_| ())
+            .map_err(|e| {
+                StoreError::retryable(format!("MongoDB did not answer a ping: {}", summary(&e)))
+            })
+    }
+
+    /// Inserts `document` (of the message `label` names, for the log).
+    fn insert(&self, document: Document, label: &str) -> Result<Receipt, StoreError> {
+        let key = self.dedup.then(|| {
+            let field = |k: &str| document.get(k).cloned().unwrap_or(Bson::Null);
+            doc! {
+                "sending_application": field("sending_application"),
+                "sending_facility": field("sending_facility"),
+                "control_id": field("control_id"),
+            }
+        });
+        match self.collection.insert_one(document).run() {
+            Ok(done) => {
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                let id = match done.inserted_id {
+                    Bson::ObjectId(oid) => oid.to_hex(),
+                    other => other.to_string(),
+                };
+                Ok(Receipt::new(format!("{}/{id}", self.location)))
+            }
+            Err(e) if key.is_some() && is_duplicate_key(&e) => {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                let receipt = self.duplicate(key.unwrap_or_default());
+                // The listener logs it at info, with the store's name.
+                debug!("{label} is a resend of {receipt}: not stored again");
+                Ok(receipt)
+            }
+            Err(e) => Err(self.fail(save_error(e))),
+        }
+    }
 
     /// The receipt for a resend: the document already stored, when it can be found.
-    fn duplicate(&self, message: &StoredMessage<'_>) -> Receipt {
-        let text = |v: Option<&str>| v.map_or(Bson::Null, |s| Bson::String(s.to_owned()));
-        let key = doc! {
-            "sending_application": text(message.sending_application()),
-            "sending_facility": text(message.sending_facility()),
-            "control_id": text(message.control_id()),
-        };
+    fn duplicate(&self, key: Document) -> Receipt {
         let found = self
             .collection
             .find_one(key)
@@ -219,82 +319,10 @@ impl MongoStore {
     }
 }
 
-impl Store for MongoStore {
-    /// Inserts the message's document, on a thread of its own (see [`DRIVER_STACK_SIZE`]).
-    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        std::thread::scope(|scope| {
-            let worker = std::thread::Builder::new()
-                .name("mllp-mongodb".into())
-                .stack_size(DRIVER_STACK_SIZE)
-                .spawn_scoped(scope, || self.insert(message));
-            match worker {
-                Ok(worker) => worker.join().unwrap_or_else(|_| {
-                    Err(self.fail(StoreError::retryable("the MongoDB insert panicked")))
-                }),
-                Err(e) => Err(self.fail(
-                    StoreError::retryable("cannot start a thread for the MongoDB insert")
-                        .with_source(e),
-                )),
-            }
-        })
-    }
-
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    /// Pings the server (bounded by the server selection timeout, 5 s unless the URL sets
-    /// `serverSelectionTimeoutMS`).
-    fn check(&self) -> Result<(), StoreError> {
-        self.client
-            .database(self.collection.namespace().db.as_str())
-            .run_command(doc! { "ping": 1 })
-            .run()
-            .map(|_| ())
-            .map_err(|e| {
-                StoreError::retryable(format!("MongoDB did not answer a ping: {}", summary(&e)))
-            })
-    }
-}
-
-impl MongoStore {
-    /// Inserts the message's document on this thread.
-    fn insert(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        if message.text().len() > MAX_TEXT_BYTES {
-            return Err(self.fail(StoreError::refused(format!(
-                "{} bytes: larger than a MongoDB document can hold ({MAX_TEXT_BYTES} bytes of text)",
-                message.text().len()
-            ))));
-        }
-        match self.collection.insert_one(Self::document(message)).run() {
-            Ok(done) => {
-                self.stored.fetch_add(1, Ordering::Relaxed);
-                let id = match done.inserted_id {
-                    Bson::ObjectId(oid) => oid.to_hex(),
-                    other => other.to_string(),
-                };
-                Ok(Receipt::new(format!("{}/{id}", self.location)))
-            }
-            Err(e) if self.dedup && is_duplicate_key(&e) => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
-                let receipt = self.duplicate(message);
-                // The listener logs it at info, with the store's name.
-                debug!(
-                    "message {} from {} is a resend of {receipt}: not stored again",
-                    message.control_id().unwrap_or("-"),
-                    message.peer_addr()
-                );
-                Ok(receipt)
-            }
-            Err(e) => Err(self.fail(save_error(e))),
-        }
-    }
-}
-
 impl std::fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoStore")
-            .field("name", &self.name)
+            .field("name", &self.shared.name)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }

@@ -32,7 +32,11 @@ fn a_message_becomes_one_document_with_every_field() {
         "{}",
         store.name()
     );
-    assert!(!store.name().contains('@'), "no credentials: {}", store.name());
+    assert!(
+        !store.name().contains('@'),
+        "no credentials: {}",
+        store.name()
+    );
     let text = "MSH|^~\\&|LÄB^x|HOSP|EHR|WARD|2026||ORU^R01^ORU_R01|ID-ü|P|2.5||||||8859/1\r\
                 PID|1||1||MÜLLER^JÖRG\r";
     let peer: SocketAddr = "127.0.0.1:40001".parse().unwrap();
