@@ -29,9 +29,10 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
-disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
-(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+each one, as UTF-8, in its own file (or a MongoDB document) before acknowledging it: AA once
+it is safely stored, AE when it cannot be. Prints `listening on ADDR` first, then one line per
+message (file or document, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or
+SIGTERM.
 
 Options:
   --store DIR|URL         where messages are stored (default ./inbox): a directory,

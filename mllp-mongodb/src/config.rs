@@ -76,7 +76,12 @@ impl Config {
             Some((base, query)) => (base, query),
             None => (url, ""),
         };
-        let mut config = Config::new(base);
+        // The driver takes the scheme in lower case only.
+        let base = match base.split_once("://") {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None => base.to_owned(),
+        };
+        let mut config = Config::new(base.as_str());
         let (mut collection, mut dedup) = (None, None);
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -210,6 +215,8 @@ mod tests {
             c.redacted(),
             "mongodb://h1:1,h2:2/db?collection=in box&dedup=true"
         );
+        let c = Config::from_url("MongoDB://h/db?collection=x").unwrap();
+        assert_eq!(c.connection_string(), "mongodb://h/db");
         let c = Config::from_url("mongodb+srv://user@cluster.example/db?tls=true").unwrap();
         assert_eq!(
             c.redacted(),

@@ -53,8 +53,16 @@ impl Workers {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, &'static str> {
         let (reply, answer) = mpsc::sync_channel(1);
+        let counts = Arc::clone(&self.counts);
         let job: Job = Box::new(move || {
-            let _ = reply.send(f());
+            let result = catch_unwind(AssertUnwindSafe(f));
+            // Idle again before the caller learns the result, so that its next job finds
+            // this worker instead of starting another.
+            counts.idle.fetch_add(1, Ordering::AcqRel);
+            // A panic is reported to the caller: its reply is dropped unsent.
+            if let Ok(result) = result {
+                let _ = reply.send(result);
+            }
         });
         if self.counts.idle.load(Ordering::Acquire) == 0
             && self.counts.running.load(Ordering::Acquire) < MAX_WORKERS
@@ -78,22 +86,18 @@ impl Workers {
             .name("mllp-mongodb".into())
             .stack_size(DRIVER_STACK_SIZE)
             .spawn(move || {
+                // Idle while waiting; a job marks its worker idle again when it ends.
+                counts.idle.fetch_add(1, Ordering::AcqRel);
                 loop {
-                    counts.idle.fetch_add(1, Ordering::AcqRel);
                     let job = match queue.lock() {
                         Ok(queue) => queue.recv(),
                         Err(_) => break,
                     };
+                    let Ok(job) = job else { break };
                     counts.idle.fetch_sub(1, Ordering::AcqRel);
-                    match job {
-                        // A panic is reported to the caller (its reply is dropped); the worker
-                        // goes on.
-                        Ok(job) => {
-                            let _ = catch_unwind(AssertUnwindSafe(job));
-                        }
-                        Err(_) => break,
-                    }
+                    job();
                 }
+                counts.idle.fetch_sub(1, Ordering::AcqRel);
                 counts.running.fetch_sub(1, Ordering::AcqRel);
             });
         if started.is_err() {

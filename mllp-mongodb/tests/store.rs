@@ -236,6 +236,11 @@ fn with_dedup_a_resend_is_accepted_and_not_stored_twice() {
     let again = MongoStore::open_url(&url).unwrap();
     let names = coll.list_index_names().run().unwrap();
     assert_eq!(names.len(), 2, "{names:?}");
+    // MongoDB keeps the index's name; nx-27017 names its SQLite index after table and keys.
+    assert!(
+        names.iter().any(|n| n == DEDUP_INDEX) || server.can_restart(),
+        "{names:?}"
+    );
     let original = coll
         .find_one(doc! { "sending_application": "RAD", "control_id": "D7" })
         .run()
@@ -257,7 +262,6 @@ fn with_dedup_a_resend_is_accepted_and_not_stored_twice() {
     );
     assert_eq!(again.stats().duplicates, 1);
     assert_eq!(documents(&coll).len(), 52);
-    let _ = DEDUP_INDEX;
     drop_database(&server, &db);
 }
 
