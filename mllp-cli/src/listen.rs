@@ -29,23 +29,18 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in its own file (or a MongoDB document) before acknowledging it: AA once
-it is safely stored, AE when it cannot be. Prints `listening on ADDR` first, then one line per
-message (file or document, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or
-SIGTERM.
+each one, as UTF-8, in a file or a MongoDB document before acknowledging it: AA once stored,
+AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
+(file or document, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory,
-                          file:///DIR, or mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]
-                          (a document per message, w: majority; amqp://: not yet available)
+  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR, or
+                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true] (amqp: not yet)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
-  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
-                          is answered AA again and not stored twice (a directory store keeps
-                          them in DIR/.dedup-index)
-  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
+  --dedup N [--dedup-index F]  resends of the last N messages (MSH-3/4/10): AA, stored once
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -320,7 +315,7 @@ struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
     /// Messages answered as resends of one already stored.
-    duplicates: Arc<AtomicU64>,
+    resends: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -347,11 +342,11 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
-        let duplicates = Arc::new(AtomicU64::new(0));
-        let resends = Arc::clone(&duplicates);
+        let resends = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&resends);
         let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
             if receipt.is_duplicate() {
-                resends.fetch_add(1, Ordering::Relaxed);
+                counted.fetch_add(1, Ordering::Relaxed);
             }
             if print {
                 let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
@@ -376,7 +371,7 @@ impl ListenHandler {
         ListenHandler {
             inner,
             printer,
-            duplicates,
+            resends,
         }
     }
 }
@@ -473,7 +468,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     ));
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
-    let duplicates = Arc::clone(&handler.duplicates);
+    let resends = Arc::clone(&handler.resends);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -481,7 +476,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
+        let summary = summary(&stats, resends.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -505,7 +500,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
 
 /// One line: messages, connections, acknowledgements by code, resends not stored again, and how
 /// many message lines were not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, duplicates: u64, dropped_lines: u64) -> String {
+pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -527,7 +522,7 @@ pub fn summary(s: &ListenerStats, duplicates: u64, dropped_lines: u64) -> String
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
-        ("duplicates", duplicates),
+        ("resends not stored again", resends),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
@@ -598,7 +593,7 @@ mod tests {
         s.acks_ae = 0;
         assert_eq!(
             summary(&s, 2, 0),
-            "stopped: 3 messages on 1 connection; AA 3, duplicates 2"
+            "stopped: 3 messages on 1 connection; AA 3, resends not stored again 2"
         );
     }
 }

@@ -78,7 +78,7 @@ fn fifty_messages_sent_twice_are_fifty_files_all_acknowledged() {
     assert_eq!(lines[0], lines[1]);
     assert_eq!(
         ended.stdout.last().unwrap(),
-        "stopped: 100 messages on 100 connections; AA 100, duplicates 50"
+        "stopped: 100 messages on 100 connections; AA 100, resends not stored again 50"
     );
     assert!(dir.join(".dedup-index").is_file());
 
@@ -87,7 +87,7 @@ fn fifty_messages_sent_twice_are_fifty_files_all_acknowledged() {
     assert_eq!(stored(&dir).len(), 50);
     assert_eq!(
         ended.stdout.last().unwrap(),
-        "stopped: 50 messages on 50 connections; AA 50, duplicates 50"
+        "stopped: 50 messages on 50 connections; AA 50, resends not stored again 50"
     );
     // A new message is still stored, after the ones there (the index is no message file).
     let ended = listen_and_send(&dir, &["NEW".to_owned()]);

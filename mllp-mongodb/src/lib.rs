@@ -29,7 +29,7 @@
 //! // ... senders deliver; each AA means a document in hl7.adt ...
 //! running.shutdown();
 //! running.join()?;
-//! println!("{} stored, {} resends", store.stats().stored, store.stats().duplicates);
+//! println!("{} stored, {} resends", store.stats().stored, store.stats().resends);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

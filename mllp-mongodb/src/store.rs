@@ -56,7 +56,7 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// `control_id`) is created when the store opens (for documents whose `control_id` is a
 /// string: a message without MSH-10 is never taken for a resend), and an insert that hits it
 /// returns a [duplicate receipt](Receipt::duplicate) naming the document already there,
-/// counted in [`Stats::duplicates`].
+/// counted in [`Stats::resends`].
 ///
 /// The driver runs on a few threads of the store's own, started on demand (at most
 /// [`MAX_WORKERS`](crate::MAX_WORKERS), each with a stack of
@@ -76,7 +76,7 @@ struct Shared {
     name: String,
     dedup: bool,
     stored: AtomicU64,
-    duplicates: AtomicU64,
+    resends: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -87,7 +87,7 @@ pub struct Stats {
     /// Messages inserted as new documents.
     pub stored: u64,
     /// Resends recognised by the unique index (`dedup=true`): answered, not stored again.
-    pub duplicates: u64,
+    pub resends: u64,
     /// Saves that failed (answered `AE`).
     pub failed: u64,
 }
@@ -140,7 +140,7 @@ impl MongoStore {
             name: config.redacted(),
             dedup: config.is_dedup(),
             stored: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
+            resends: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         });
         let store = MongoStore {
@@ -170,7 +170,7 @@ impl MongoStore {
         let s = &self.shared;
         Stats {
             stored: s.stored.load(Ordering::Relaxed),
-            duplicates: s.duplicates.load(Ordering::Relaxed),
+            resends: s.resends.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
         }
     }
@@ -285,7 +285,7 @@ impl Shared {
                 Ok(Receipt::new(format!("{}/{id}", self.location)))
             }
             Err(e) if key.is_some() && is_duplicate_key(&e) => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                self.resends.fetch_add(1, Ordering::Relaxed);
                 let receipt = self.duplicate(key.unwrap_or_default());
                 // The listener logs it at info, with the store's name.
                 debug!("{label} is a resend of {receipt}: not stored again");

@@ -64,7 +64,7 @@ type Key = Box<[u8]>;
 /// let again = store.save(&message)?;
 /// assert!(!first.is_duplicate() && again.is_duplicate());
 /// assert_eq!(again.location(), first.location());
-/// assert_eq!(store.duplicates(), 1);
+/// assert_eq!(store.resends(), 1);
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -75,7 +75,7 @@ pub struct DedupStore<S> {
     state: Mutex<State>,
     /// Signalled when a save in flight ends.
     done: Condvar,
-    duplicates: AtomicU64,
+    resends: AtomicU64,
 }
 
 struct State {
@@ -179,7 +179,7 @@ impl<S: Store> DedupStore<S> {
             capacity,
             state: Mutex::new(state),
             done: Condvar::new(),
-            duplicates: AtomicU64::new(0),
+            resends: AtomicU64::new(0),
         })
     }
 
@@ -203,9 +203,9 @@ impl<S: Store> DedupStore<S> {
         self.lock().index.len()
     }
 
-    /// How many resends were answered as duplicates since the store was opened.
-    pub fn duplicates(&self) -> u64 {
-        self.duplicates.load(Ordering::Relaxed)
+    /// How many resends were answered with a duplicate receipt since the store was opened.
+    pub fn resends(&self) -> u64 {
+        self.resends.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -224,7 +224,7 @@ impl<S: Store> Store for DedupStore<S> {
         loop {
             if let Some(&slot) = state.index.get(&key) {
                 let location = state.slots[slot].as_ref().map_or("", |(_, l)| &**l);
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                self.resends.fetch_add(1, Ordering::Relaxed);
                 return Ok(Receipt::duplicate(location));
             }
             if !state.in_flight.contains(&key) {

@@ -68,7 +68,7 @@ fn a_resend_is_a_duplicate_after_a_reopen_too() {
     let again = save(&s, &text("LAB", "A3"));
     assert!(again.is_duplicate());
     assert_eq!(again.location(), "mem/4");
-    assert_eq!((count(&s), s.duplicates(), s.remembered()), (6, 1, 6));
+    assert_eq!((count(&s), s.resends(), s.remembered()), (6, 1, 6));
     drop(s);
 
     let s = open(&path, 10);
@@ -79,7 +79,7 @@ fn a_resend_is_a_duplicate_after_a_reopen_too() {
         assert_eq!(r.location(), format!("mem/{}", i + 1));
     }
     assert_eq!(count(&s), 0, "nothing reached the inner store");
-    assert_eq!(s.duplicates(), 5);
+    assert_eq!(s.resends(), 5);
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
@@ -253,6 +253,6 @@ fn concurrent_resends_make_one_copy() {
         t.join().unwrap();
     }
     assert_eq!(count(&s), 20, "each key saved once");
-    assert_eq!(s.duplicates(), 8 * 40 - 20);
+    assert_eq!(s.resends(), 8 * 40 - 20);
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
