@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use mllp::charset::Malformed;
 use mllp::hl7::AckMode;
 use mllp::{
-    DedupStore, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
-    StoreHandler,
+    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -82,10 +81,6 @@ struct Config {
     /// `--dedup-index PATH`.
     dedup_index: Option<PathBuf>,
 }
-
-/// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
-/// names that start with a dot and do not end in `.tmp`).
-pub const DEDUP_INDEX_FILE: &str = ".dedup-index";
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
@@ -399,26 +394,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     })?;
     let store = match config.dedup {
         None => store,
-        Some(n) => {
-            let index = match (&config.dedup_index, stores::local_dir(&config.store)) {
-                (Some(path), _) => path.clone(),
-                (None, Some(dir)) => dir.join(DEDUP_INDEX_FILE),
-                (None, None) => {
-                    return Err(Failure::fatal(format!(
-                        "--dedup with the store {} needs --dedup-index PATH (a file for the \
-                         keys it remembers)",
-                        store.name()
-                    )))
-                }
-            };
-            let dedup = DedupStore::open(store, &index, n).map_err(|e| {
-                Failure::fatal(format!(
-                    "cannot use the duplicate index: {}",
-                    stores::innermost(&e)
-                ))
-            })?;
-            Box::new(dedup) as Box<dyn Store>
-        }
+        Some(n) => stores::dedup(store, &config.store, n, config.dedup_index.as_deref())
+            .map_err(Failure::fatal)?,
     };
     let mut builder = Listener::builder(config.addr.as_str())
         .framing(framing)
