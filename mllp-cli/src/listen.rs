@@ -28,17 +28,18 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
-disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
-(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+each one, as UTF-8, in a file or a MongoDB document before acknowledging it: AA once stored,
+AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
+(file or document, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory or
-                          file:///DIR (amqp:// and mongodb:// stores: not yet available)
+  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR, or
+                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true] (amqp: not yet)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
+  --dedup N [--dedup-index F]  resends of the last N messages (MSH-3/4/10): AA, stored once
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -75,6 +76,10 @@ struct Config {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `--dedup N`: how many keys to remember.
+    dedup: Option<usize>,
+    /// `--dedup-index PATH`.
+    dedup_index: Option<PathBuf>,
 }
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
@@ -91,6 +96,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut idle_timeout = None;
     let mut tls_cert = None;
     let mut tls_key = None;
+    let mut dedup = None;
+    let mut dedup_index = None;
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? {
             continue;
@@ -149,6 +156,17 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
             "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
             "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "dedup" => {
+                let n: usize = args.parsed(&name)?;
+                if n == 0 || n > mllp::MAX_DEDUP_KEYS {
+                    return Err(UsageError(format!(
+                        "--dedup is a number of keys from 1 to {}",
+                        mllp::MAX_DEDUP_KEYS
+                    )));
+                }
+                dedup = Some(n);
+            }
+            "dedup-index" => dedup_index = Some(PathBuf::from(args.value(&name)?)),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -173,6 +191,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     if tls_cert.is_some() {
         return Err(super::options::no_tls("tls-cert"));
     }
+    if dedup_index.is_some() && dedup.is_none() {
+        return Err(UsageError("--dedup-index needs --dedup N".into()));
+    }
     Ok(Config {
         common,
         addr,
@@ -188,6 +209,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         idle_timeout,
         tls_cert,
         tls_key,
+        dedup,
+        dedup_index,
     })
 }
 
@@ -286,6 +309,8 @@ thread_local! {
 struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
+    /// Messages answered as resends of one already stored.
+    resends: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -312,7 +337,12 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
+        let resends = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&resends);
         let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
+            if receipt.is_duplicate() {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
             if print {
                 let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
                 let kind = match message.segment_name() {
@@ -333,7 +363,11 @@ impl ListenHandler {
                 handle.shutdown();
             }
         });
-        ListenHandler { inner, printer }
+        ListenHandler {
+            inner,
+            printer,
+            resends,
+        }
     }
 }
 
@@ -358,6 +392,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             stores::innermost(&e)
         ))
     })?;
+    let store = match config.dedup {
+        None => store,
+        Some(n) => stores::dedup(store, &config.store, n, config.dedup_index.as_deref())
+            .map_err(Failure::fatal)?,
+    };
     let mut builder = Listener::builder(config.addr.as_str())
         .framing(framing)
         .charset(charset)
@@ -406,6 +445,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     ));
     let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
+    let resends = Arc::clone(&handler.resends);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -413,7 +453,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, lost);
+        let summary = summary(&stats, resends.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -435,9 +475,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
 }
 
-/// One line: messages, connections, acknowledgements by code, and how many message lines were
-/// not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
+/// One line: messages, connections, acknowledgements by code, resends not stored again, and how
+/// many message lines were not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -459,6 +499,7 @@ pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("resends not stored again", resends),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
@@ -507,6 +548,8 @@ mod tests {
             &["--count", "0"],
             &["--frame-timeout", "-1"],
             &["--nope"],
+            &["--dedup", "0"],
+            &["--dedup-index", "x"],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
         }
@@ -520,8 +563,14 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s, 0),
+            summary(&s, 0, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
+        );
+        s.acks_aa = 3;
+        s.acks_ae = 0;
+        assert_eq!(
+            summary(&s, 2, 0),
+            "stopped: 3 messages on 1 connection; AA 3, resends not stored again 2"
         );
     }
 }
