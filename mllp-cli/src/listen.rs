@@ -63,6 +63,12 @@ struct Config {
     addr: String,
     /// A directory or a URL; see [`stores::open`].
     store: String,
+    listen: ListenOptions,
+}
+
+/// The options of the receiving side, shared by `mllp listen` and `mllp relay`.
+#[derive(Debug)]
+pub struct ListenOptions {
     msh18: bool,
     malformed: Malformed,
     ack_mode: AckMode,
@@ -77,30 +83,32 @@ struct Config {
     tls_key: Option<PathBuf>,
 }
 
-fn parse(mut args: Args) -> Result<Config, UsageError> {
-    let mut common = Common::default();
-    let mut store = None;
-    let mut msh18 = true;
-    let mut malformed = Malformed::Reject;
-    let mut ack_mode = AckMode::Original;
-    let mut count = None;
-    let mut max_connections = None;
-    let mut single = false;
-    let mut evict_after = None;
-    let mut frame_timeout = None;
-    let mut idle_timeout = None;
-    let mut tls_cert = None;
-    let mut tls_key = None;
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
-            continue;
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            msh18: true,
+            malformed: Malformed::Reject,
+            ack_mode: AckMode::Original,
+            count: None,
+            max_connections: None,
+            single: false,
+            evict_after: None,
+            frame_timeout: None,
+            idle_timeout: None,
+            tls_cert: None,
+            tls_key: None,
         }
-        match name.as_str() {
-            "store" => store = Some(args.value(&name)?),
-            "msh18" => msh18 = true,
-            "no-msh18" => msh18 = false,
+    }
+}
+
+impl ListenOptions {
+    /// Takes option `name` (and its value) if it is a receiving one; returns whether it was.
+    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
+        match name {
+            "msh18" => self.msh18 = true,
+            "no-msh18" => self.msh18 = false,
             "malformed" => {
-                malformed = match args.value(&name)?.as_str() {
+                self.malformed = match args.value(name)?.as_str() {
                     "reject" => Malformed::Reject,
                     "replace" => Malformed::Replace,
                     other => {
@@ -111,7 +119,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "ack-mode" => {
-                ack_mode = match args.value(&name)?.as_str() {
+                self.ack_mode = match args.value(name)?.as_str() {
                     "original" => AckMode::Original,
                     "auto" => AckMode::Auto,
                     other => {
@@ -122,33 +130,73 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "count" => {
-                let n: u64 = args.parsed(&name)?;
+                let n: u64 = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--count must be at least 1".into()));
                 }
-                count = Some(n);
+                self.count = Some(n);
             }
             "max-connections" => {
-                let n: usize = args.parsed(&name)?;
+                let n: usize = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--max-connections must be at least 1".into()));
                 }
-                max_connections = Some(n);
+                self.max_connections = Some(n);
             }
-            "single" => single = true,
+            "single" => self.single = true,
             "evict-after" => {
-                let secs: f64 = args.parsed(&name)?;
+                let secs: f64 = args.parsed(name)?;
                 if !(secs.is_finite() && secs >= 0.0) {
                     return Err(UsageError(
                         "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
                     ));
                 }
-                evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+                self.evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
             }
-            "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
-            "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
-            "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
-            "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "frame-timeout" => self.frame_timeout = Some(args.seconds(name)?),
+            "idle-timeout" => self.idle_timeout = Some(args.seconds(name)?),
+            "tls-cert" => self.tls_cert = Some(PathBuf::from(args.value(name)?)),
+            "tls-key" => self.tls_key = Some(PathBuf::from(args.value(name)?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the options that conflict, once all are read.
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.single && self.max_connections.is_some_and(|n| n != 1) {
+            return Err(UsageError(
+                "--single and --max-connections cannot be used together".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.tls_cert.is_some() {
+            return Err(super::options::no_tls("tls-cert"));
+        }
+        Ok(())
+    }
+
+    /// Whether the listener accepts TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+fn parse(mut args: Args) -> Result<Config, UsageError> {
+    let mut common = Common::default();
+    let mut listen = ListenOptions::default();
+    let mut store = None;
+    while let Some(name) = args.next_option() {
+        if common.take(&name, &mut args)? || listen.take(&name, &mut args)? {
+            continue;
+        }
+        match name.as_str() {
+            "store" => store = Some(args.value(&name)?),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -159,35 +207,12 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "mllp listen takes one address, but {extra:?} was given as well"
         )));
     }
-    if single && max_connections.is_some_and(|n| n != 1) {
-        return Err(UsageError(
-            "--single and --max-connections cannot be used together".into(),
-        ));
-    }
-    if tls_cert.is_some() != tls_key.is_some() {
-        return Err(UsageError(
-            "--tls-cert and --tls-key must be given together".into(),
-        ));
-    }
-    #[cfg(not(feature = "tls"))]
-    if tls_cert.is_some() {
-        return Err(super::options::no_tls("tls-cert"));
-    }
+    listen.check()?;
     Ok(Config {
         common,
         addr,
         store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
-        msh18,
-        malformed,
-        ack_mode,
-        count,
-        max_connections,
-        single,
-        evict_after,
-        frame_timeout,
-        idle_timeout,
-        tls_cert,
-        tls_key,
+        listen,
     })
 }
 
@@ -348,8 +373,6 @@ pub fn print_line(line: &str) {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
-    let framing = config.common.framing()?;
-    let charset = config.common.charset()?;
     let store = stores::open(&config.store).map_err(Failure::fatal)?;
     store.check().map_err(|e| {
         Failure::fatal(format!(
@@ -358,28 +381,51 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             stores::innermost(&e)
         ))
     })?;
-    let mut builder = Listener::builder(config.addr.as_str())
+    let name = store.name();
+    let tls = if config.listen.tls() { " with TLS" } else { "" };
+    serve(
+        &config.addr,
+        &config.listen,
+        &config.common,
+        store,
+        |local| format!("listening on {local}{tls} (storing in {name})"),
+    )
+}
+
+/// Listens on `addr`, saves each message in `store` before acknowledging it, and prints
+/// `first_line(local address)` once listening, then a line per message (unless `-q`) and a
+/// summary when stopped; the exit code.
+pub fn serve(
+    addr: &str,
+    options: &ListenOptions,
+    common: &Common,
+    store: Box<dyn Store>,
+    first_line: impl FnOnce(std::net::SocketAddr) -> String,
+) -> Result<u8, Failure> {
+    let framing = common.framing()?;
+    let charset = common.charset()?;
+    let mut builder = Listener::builder(addr)
         .framing(framing)
         .charset(charset)
-        .detect_msh18(config.msh18)
-        .malformed(config.malformed)
-        .ack_mode(config.ack_mode)
-        .mllp2(config.common.mllp2);
-    if config.single {
+        .detect_msh18(options.msh18)
+        .malformed(options.malformed)
+        .ack_mode(options.ack_mode)
+        .mllp2(common.mllp2);
+    if options.single {
         builder = builder.max_connections(1).replace_idle(true);
-    } else if let Some(n) = config.max_connections {
+    } else if let Some(n) = options.max_connections {
         builder = builder.max_connections(n);
     }
-    if let Some(after) = config.evict_after {
+    if let Some(after) = options.evict_after {
         builder = builder.evict_after(after);
     }
-    if let Some(t) = config.frame_timeout {
+    if let Some(t) = options.frame_timeout {
         builder = builder.frame_timeout(Some(t));
     }
-    if config.idle_timeout.is_some() {
-        builder = builder.idle_timeout(config.idle_timeout);
+    if options.idle_timeout.is_some() {
+        builder = builder.idle_timeout(options.idle_timeout);
     }
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
@@ -389,23 +435,14 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             phase: mllp::Phase::Bind,
             ..
         } => Failure::fatal(format!("cannot listen: {e}")),
-        e => Failure::fatal(format!("cannot listen on {}: {e}", config.addr)),
+        e => Failure::fatal(format!("cannot listen on {addr}: {e}")),
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
     signal::install(move || signal_handle.shutdown());
-    print_line(&format!(
-        "listening on {}{} (storing in {})",
-        listener.local_addr(),
-        if config.tls_cert.is_some() {
-            " with TLS"
-        } else {
-            ""
-        },
-        store.name()
-    ));
-    let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
-    let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
+    print_line(&first_line(listener.local_addr()));
+    let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
+    let handler = ListenHandler::new(store, printer.clone(), options.count, handle.clone());
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -424,7 +461,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             );
         }
     }
-    match config.count {
+    match options.count {
         Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
             Err(Failure::negative(format!(
                 "stopped before {n} messages were stored ({} were)",
@@ -497,7 +534,7 @@ mod tests {
         assert_eq!(c.store, DEFAULT_STORE);
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
-            (c.addr.as_str(), c.count, c.single),
+            (c.addr.as_str(), c.listen.count, c.listen.single),
             ("0.0.0.0:1", Some(3), true)
         );
         for bad in [
