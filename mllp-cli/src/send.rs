@@ -596,7 +596,13 @@ mod tests {
         assert_eq!(c.resume, Some(PathBuf::from("st")));
         assert_eq!(c.sender.write_timeout, Some(Duration::from_millis(2500)));
         #[cfg(feature = "tls")]
-        assert!(parse_v(&["h:1", "--tls-ca", "ca.pem"]).unwrap().sender.tls.on);
+        assert!(
+            parse_v(&["h:1", "--tls-ca", "ca.pem"])
+                .unwrap()
+                .sender
+                .tls
+                .on
+        );
         #[cfg(not(feature = "tls"))]
         assert!(parse_v(&["h:1", "--tls"]).is_err());
     }
