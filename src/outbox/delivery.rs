@@ -203,12 +203,9 @@ impl Delivery {
         let done = self.attempts(&record);
         let mut st = self.inner.lock();
         st.in_flight = false;
-        let dead = match done {
+        match done {
             Done::Closing => return false,
-            Done::Delivered => {
-                st.delivered += 1;
-                false
-            }
+            Done::Delivered => st.delivered += 1,
             Done::Dead(reason) => {
                 drop(st);
                 let name = format!("{:016}-{:012}.dead", record.pos.0, record.pos.1);
@@ -236,10 +233,8 @@ impl Delivery {
                 log::warn!("message dead-lettered as {name}: {}", first_line(&reason));
                 st = self.inner.lock();
                 st.dead += 1;
-                true
             }
-        };
-        let _ = dead;
+        }
         st.pending = st.pending.saturating_sub(1);
         st.pending_bytes = st.pending_bytes.saturating_sub(record.end - record.pos.1);
         st.read = (record.pos.0, record.end);
