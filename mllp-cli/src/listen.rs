@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mllp::charset::Malformed;
 use mllp::hl7::AckMode;
 use mllp::{
-    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
+    DedupStore, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
+    StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -33,12 +34,17 @@ disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one li
 (file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory or
-                          file:///DIR (amqp:// and mongodb:// stores: not yet available)
+  --store DIR|URL         where messages are stored (default ./inbox): a directory,
+                          file:///DIR, or mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]
+                          (a document per message, w: majority; amqp://: not yet available)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
+  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
+                          is answered AA again and not stored twice (a directory store keeps
+                          them in DIR/.dedup-index)
+  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -81,7 +87,15 @@ pub struct ListenOptions {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `--dedup N`: how many keys to remember.
+    dedup: Option<usize>,
+    /// `--dedup-index PATH`.
+    dedup_index: Option<PathBuf>,
 }
+
+/// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
+/// names that start with a dot and do not end in `.tmp`).
+pub const DEDUP_INDEX_FILE: &str = ".dedup-index";
 
 impl Default for ListenOptions {
     fn default() -> Self {
@@ -97,6 +111,8 @@ impl Default for ListenOptions {
             idle_timeout: None,
             tls_cert: None,
             tls_key: None,
+            dedup: None,
+            dedup_index: None,
         }
     }
 }
@@ -157,6 +173,17 @@ impl ListenOptions {
             "idle-timeout" => self.idle_timeout = Some(args.seconds(name)?),
             "tls-cert" => self.tls_cert = Some(PathBuf::from(args.value(name)?)),
             "tls-key" => self.tls_key = Some(PathBuf::from(args.value(name)?)),
+            "dedup" => {
+                let n: usize = args.parsed(name)?;
+                if n == 0 || n > mllp::MAX_DEDUP_KEYS {
+                    return Err(UsageError(format!(
+                        "--dedup is a number of keys from 1 to {}",
+                        mllp::MAX_DEDUP_KEYS
+                    )));
+                }
+                self.dedup = Some(n);
+            }
+            "dedup-index" => self.dedup_index = Some(PathBuf::from(args.value(name)?)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -178,7 +205,41 @@ impl ListenOptions {
         if self.tls_cert.is_some() {
             return Err(super::options::no_tls("tls-cert"));
         }
+        if self.dedup_index.is_some() && self.dedup.is_none() {
+            return Err(UsageError("--dedup-index needs --dedup N".into()));
+        }
         Ok(())
+    }
+
+    /// `store` behind duplicate suppression when `--dedup N` was given: the keys are kept in
+    /// `--dedup-index PATH`, or else in `default_index` (a file beside the messages), which a
+    /// store without a local directory does not have.
+    pub fn dedup(
+        &self,
+        store: Box<dyn Store>,
+        default_index: Option<PathBuf>,
+    ) -> Result<Box<dyn Store>, Failure> {
+        let Some(n) = self.dedup else {
+            return Ok(store);
+        };
+        let index = match (&self.dedup_index, default_index) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => path,
+            (None, None) => {
+                return Err(Failure::fatal(format!(
+                    "--dedup with the store {} needs --dedup-index PATH (a file for the keys \
+                     it remembers)",
+                    store.name()
+                )))
+            }
+        };
+        let dedup = DedupStore::open(store, &index, n).map_err(|e| {
+            Failure::fatal(format!(
+                "cannot use the duplicate index: {}",
+                stores::innermost(&e)
+            ))
+        })?;
+        Ok(Box::new(dedup))
     }
 
     /// Whether the listener accepts TLS.
@@ -311,6 +372,8 @@ thread_local! {
 struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
+    /// Messages answered as resends of one already stored.
+    duplicates: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -337,7 +400,12 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
+        let duplicates = Arc::new(AtomicU64::new(0));
+        let resends = Arc::clone(&duplicates);
         let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
+            if receipt.is_duplicate() {
+                resends.fetch_add(1, Ordering::Relaxed);
+            }
             if print {
                 let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
                 let kind = match message.segment_name() {
@@ -358,7 +426,11 @@ impl ListenHandler {
                 handle.shutdown();
             }
         });
-        ListenHandler { inner, printer }
+        ListenHandler {
+            inner,
+            printer,
+            duplicates,
+        }
     }
 }
 
@@ -382,6 +454,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         ))
     })?;
     let name = store.name();
+    let index = stores::local_dir(&config.store).map(|dir| dir.join(DEDUP_INDEX_FILE));
+    let store = config.listen.dedup(store, index)?;
     let tls = if config.listen.tls() { " with TLS" } else { "" };
     serve(
         &config.addr,
@@ -443,6 +517,7 @@ pub fn serve(
     print_line(&first_line(listener.local_addr()));
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(store, printer.clone(), options.count, handle.clone());
+    let duplicates = Arc::clone(&handler.duplicates);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -450,7 +525,7 @@ pub fn serve(
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, lost);
+        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -472,9 +547,9 @@ pub fn serve(
     }
 }
 
-/// One line: messages, connections, acknowledgements by code, and how many message lines were
-/// not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
+/// One line: messages, connections, acknowledgements by code, resends not stored again, and how
+/// many message lines were not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, duplicates: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -496,6 +571,7 @@ pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("duplicates", duplicates),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes
@@ -543,6 +619,8 @@ mod tests {
             &["--tls-cert", "c.pem"],
             &["--count", "0"],
             &["--frame-timeout", "-1"],
+            &["--dedup", "0"],
+            &["--dedup-index", "x"],
             &["--nope"],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
@@ -557,8 +635,14 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s, 0),
+            summary(&s, 0, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
+        );
+        s.acks_aa = 3;
+        s.acks_ae = 0;
+        assert_eq!(
+            summary(&s, 2, 0),
+            "stopped: 3 messages on 1 connection; AA 3, duplicates 2"
         );
     }
 }

@@ -11,6 +11,9 @@ use super::logger;
 use super::options::{label_charset, unknown, Common, Failure};
 use super::send::SenderOptions;
 
+/// The file `--dedup` keeps its keys in, inside the spool directory.
+pub const DEDUP_INDEX_FILE: &str = "dedup-index";
+
 /// `mllp relay --help`.
 pub const HELP: &str = "\
 Usage: mllp relay [ADDR] --to HOST:PORT --spool DIR [OPTIONS]
@@ -38,6 +41,9 @@ Options (every option of `mllp listen` except --store, and of `mllp send`):
                           0.25 s, doubling)
   --max-spool-messages N  --max-spool-bytes N   bounds of the spool (default 1000000
                           messages, 1 GiB); when full, messages are answered AE
+  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) spooled, in
+                          DIR/dedup-index (or --dedup-index PATH): a resend is answered AA
+                          again and not forwarded twice
   --connect-timeout SECS --ack-timeout SECS --write-timeout SECS   toward HOST:PORT
   --tls --tls-ca PEM --tls-domain NAME   TLS toward HOST:PORT
   --to-tls-cert PEM --to-tls-key PEM     client identity toward HOST:PORT
@@ -189,11 +195,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         .map_err(|e| Failure::fatal(format!("cannot spool in {}: {e}", config.spool)))?;
     let tls = if config.listen.tls() { " with TLS" } else { "" };
     let (spool, to) = (config.spool.clone(), config.to.clone());
+    let index = std::path::Path::new(&config.spool).join(DEDUP_INDEX_FILE);
+    let store = config
+        .listen
+        .dedup(Box::new(Arc::clone(&outbox)), Some(index))?;
     let served = listen::serve(
         &config.addr,
         &config.listen,
         &config.common,
-        Box::new(Arc::clone(&outbox)),
+        store,
         |local| format!("listening on {local}{tls} (spooling in {spool}, forwarding to {to})"),
     );
     // The listener and its handler are gone: this is the last handle. Closing lets the

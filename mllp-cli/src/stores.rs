@@ -5,6 +5,8 @@
 //! its scheme must be one of [`BACKENDS`], else the listener does not start. A store in
 //! another crate plugs in with one line in [`BACKENDS`], behind a cargo feature of this crate.
 
+use std::path::PathBuf;
+
 use mllp::{FileStore, Store};
 
 /// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
@@ -15,8 +17,8 @@ const BACKENDS: &[(&[&str], Open)] = &[
     (&["file"], open_file),
     // #[cfg(feature = "amqp")]
     // (&["amqp", "amqps"], mllp_amqp::open_url),
-    // #[cfg(feature = "mongodb")]
-    // (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
+    #[cfg(feature = "mongodb")]
+    (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
 ];
 
 /// Schemes with a store planned in a crate of its own, and the cargo feature that will bring
@@ -24,7 +26,9 @@ const BACKENDS: &[(&[&str], Open)] = &[
 const PLANNED: &[(&str, &str)] = &[
     ("amqp", "amqp"),
     ("amqps", "amqp"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb", "mongodb"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb+srv", "mongodb"),
 ];
 
@@ -76,6 +80,11 @@ fn open_dir(dir: &str) -> Result<Box<dyn Store>, String> {
 
 /// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
 fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
+    open_dir(&file_url_path(url)?)
+}
+
+/// The path of a `file:` URL.
+fn file_url_path(url: &str) -> Result<String, String> {
     let rest = &url["file://".len()..];
     let path = match rest.find('/') {
         Some(0) => rest,
@@ -92,10 +101,18 @@ fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
             "--store {url}: a file URL takes no query or fragment"
         ));
     }
-    let path = percent_decode(path).ok_or_else(|| {
-        format!("--store {url}: the path has a bad percent escape, or is not UTF-8")
-    })?;
-    open_dir(&path)
+    percent_decode(path)
+        .ok_or_else(|| format!("--store {url}: the path has a bad percent escape, or is not UTF-8"))
+}
+
+/// The directory of a store in the local file system (a path or a `file:` URL), or `None` for
+/// a store elsewhere.
+pub fn local_dir(spec: &str) -> Option<PathBuf> {
+    match scheme(spec) {
+        None => Some(PathBuf::from(spec)),
+        Some(s) if s.eq_ignore_ascii_case("file") => file_url_path(spec).ok().map(PathBuf::from),
+        Some(_) => None,
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -146,14 +163,32 @@ mod tests {
 
     #[test]
     fn unknown_and_planned_schemes_are_errors() {
-        for url in ["amqp://h", "AMQPS://h", "mongodb://h", "mongodb+srv://h"] {
+        for url in ["amqp://h", "AMQPS://h"] {
             let e = open(url).err().unwrap();
             assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        #[cfg(not(feature = "mongodb"))]
+        for url in ["mongodb://h", "mongodb+srv://h"] {
+            let e = open(url).err().unwrap();
+            assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        // A MongoDB URL reaches the MongoDB store, which finds what is wrong with it (here:
+        // no database) without contacting a server.
+        #[cfg(feature = "mongodb")]
+        for url in [
+            "mongodb://127.0.0.1:1",
+            "MONGODB://127.0.0.1:1/?collection=x",
+        ] {
+            let e = open(url).err().unwrap();
+            assert!(e.contains("names no database"), "{e}");
         }
         let e = open("s3://bucket").err().unwrap();
         assert!(e.contains("s3://") && e.contains("file://"), "{e}");
         for url in ["file://inbox", "file://", "file:///x?y"] {
             assert!(open(url).is_err(), "{url}");
         }
+        assert_eq!(local_dir("./in"), Some(PathBuf::from("./in")));
+        assert_eq!(local_dir("file:///a%20b"), Some(PathBuf::from("/a b")));
+        assert_eq!(local_dir("mongodb://h/db"), None);
     }
 }

@@ -299,3 +299,22 @@ fn sigkill_at_random_points_loses_nothing_and_keeps_order() {
     );
     drop(proc);
 }
+
+#[test]
+fn dedup_answers_a_resend_without_forwarding_it_twice() {
+    let down = downstream_on("127.0.0.1:0", &[]);
+    let spool = scratch_dir("relay-dedup");
+    let (proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
+    for id in ["D1", "D2", "D1", "D3", "D2"] {
+        assert_eq!(ack_code(&addr, id), "AA");
+    }
+    assert!(eventually(LIMIT, || down.seen().len() == 3));
+    assert!(spool.join("dedup-index").exists());
+    drop(proc);
+    // The keys survive a restart (here a SIGKILL).
+    let (_proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
+    assert_eq!(ack_code(&addr, "D3"), "AA");
+    assert_eq!(ack_code(&addr, "D4"), "AA");
+    assert!(eventually(LIMIT, || down.seen().len() == 4));
+    assert_eq!(down.seen(), ["D1", "D2", "D3", "D4"]);
+}

@@ -4,12 +4,15 @@
 //! * [`fuzzing`]: the reference frame splitter, the check functions the fuzz targets run, and
 //!   [`fuzzing::ScriptedRead`];
 //! * [`proxy`]: a fault-injecting loopback TCP proxy;
+//! * [`mongo`]: a MongoDB wire-protocol server for the store tests (`nx-27017`, or a real
+//!   MongoDB named by `MLLP_TEST_MONGODB_URI`);
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
 //! * the test certificates of `certs/` and the helpers that load them;
 //! * a seeded generator, bounded polling, and small HL7 and socket helpers.
 
 pub mod fuzzing;
+pub mod mongo;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
