@@ -102,6 +102,7 @@ fn fifty_messages_sent_twice_are_fifty_files_all_acknowledged() {
 #[test]
 fn a_url_store_needs_an_index_path_and_a_bad_one_is_a_startup_error() {
     let dir = scratch_dir("cli-dedup-url");
+    #[cfg(feature = "mongodb")]
     if let Some(server) = common::mongo::MongoServer::start("cli-dedup-url") {
         let url = format!("{}/hl7?serverSelectionTimeoutMS=3000", server.uri());
         let ended = mllp(&["listen", "127.0.0.1:0", "--store", &url, "--dedup", "10"]);

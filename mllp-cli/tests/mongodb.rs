@@ -3,6 +3,8 @@
 //! document read back through the driver and checked field by field against what was sent;
 //! a server that cannot be reached stops the listener at startup with one sentence.
 
+#![cfg(feature = "mongodb")]
+
 mod common;
 
 use std::collections::HashMap;
