@@ -79,6 +79,7 @@ mod error;
 mod framing;
 pub mod hl7;
 mod listener;
+mod outbox;
 mod reader;
 mod retry;
 mod scan;
@@ -102,6 +103,10 @@ pub use listener::{
     RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
     DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+};
+pub use outbox::{
+    DeadLetter, OnReject, Outbox, OutboxConfig, OutboxStats, DEFAULT_OUTBOX_MAX_BYTES,
+    DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mllp::charset::Malformed;
 use mllp::hl7::AckMode;
 use mllp::{
-    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
+    DedupStore, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
+    StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -28,18 +29,22 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in a file or a MongoDB document before acknowledging it: AA once stored,
-AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
-(file or document, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
+disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
+(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
 
 Options:
-  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR, or
-                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true] (amqp: not yet)
+  --store DIR|URL         where messages are stored (default ./inbox): a directory,
+                          file:///DIR, or mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]
+                          (a document per message, w: majority; amqp://: not yet available)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
-  --dedup N [--dedup-index F]  resends of the last N messages (MSH-3/4/10): AA, stored once
+  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
+                          is answered AA again and not stored twice (a directory store keeps
+                          them in DIR/.dedup-index)
+  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -64,6 +69,12 @@ struct Config {
     addr: String,
     /// A directory or a URL; see [`stores::open`].
     store: String,
+    listen: ListenOptions,
+}
+
+/// The options of the receiving side, shared by `mllp listen` and `mllp relay`.
+#[derive(Debug)]
+pub struct ListenOptions {
     msh18: bool,
     malformed: Malformed,
     ack_mode: AckMode,
@@ -82,32 +93,34 @@ struct Config {
     dedup_index: Option<PathBuf>,
 }
 
-fn parse(mut args: Args) -> Result<Config, UsageError> {
-    let mut common = Common::default();
-    let mut store = None;
-    let mut msh18 = true;
-    let mut malformed = Malformed::Reject;
-    let mut ack_mode = AckMode::Original;
-    let mut count = None;
-    let mut max_connections = None;
-    let mut single = false;
-    let mut evict_after = None;
-    let mut frame_timeout = None;
-    let mut idle_timeout = None;
-    let mut tls_cert = None;
-    let mut tls_key = None;
-    let mut dedup = None;
-    let mut dedup_index = None;
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
-            continue;
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            msh18: true,
+            malformed: Malformed::Reject,
+            ack_mode: AckMode::Original,
+            count: None,
+            max_connections: None,
+            single: false,
+            evict_after: None,
+            frame_timeout: None,
+            idle_timeout: None,
+            tls_cert: None,
+            tls_key: None,
+            dedup: None,
+            dedup_index: None,
         }
-        match name.as_str() {
-            "store" => store = Some(args.value(&name)?),
-            "msh18" => msh18 = true,
-            "no-msh18" => msh18 = false,
+    }
+}
+
+impl ListenOptions {
+    /// Takes option `name` (and its value) if it is a receiving one; returns whether it was.
+    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
+        match name {
+            "msh18" => self.msh18 = true,
+            "no-msh18" => self.msh18 = false,
             "malformed" => {
-                malformed = match args.value(&name)?.as_str() {
+                self.malformed = match args.value(name)?.as_str() {
                     "reject" => Malformed::Reject,
                     "replace" => Malformed::Replace,
                     other => {
@@ -118,7 +131,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "ack-mode" => {
-                ack_mode = match args.value(&name)?.as_str() {
+                self.ack_mode = match args.value(name)?.as_str() {
                     "original" => AckMode::Original,
                     "auto" => AckMode::Auto,
                     other => {
@@ -129,44 +142,118 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "count" => {
-                let n: u64 = args.parsed(&name)?;
+                let n: u64 = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--count must be at least 1".into()));
                 }
-                count = Some(n);
+                self.count = Some(n);
             }
             "max-connections" => {
-                let n: usize = args.parsed(&name)?;
+                let n: usize = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--max-connections must be at least 1".into()));
                 }
-                max_connections = Some(n);
+                self.max_connections = Some(n);
             }
-            "single" => single = true,
+            "single" => self.single = true,
             "evict-after" => {
-                let secs: f64 = args.parsed(&name)?;
+                let secs: f64 = args.parsed(name)?;
                 if !(secs.is_finite() && secs >= 0.0) {
                     return Err(UsageError(
                         "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
                     ));
                 }
-                evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+                self.evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
             }
-            "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
-            "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
-            "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
-            "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "frame-timeout" => self.frame_timeout = Some(args.seconds(name)?),
+            "idle-timeout" => self.idle_timeout = Some(args.seconds(name)?),
+            "tls-cert" => self.tls_cert = Some(PathBuf::from(args.value(name)?)),
+            "tls-key" => self.tls_key = Some(PathBuf::from(args.value(name)?)),
             "dedup" => {
-                let n: usize = args.parsed(&name)?;
+                let n: usize = args.parsed(name)?;
                 if n == 0 || n > mllp::MAX_DEDUP_KEYS {
                     return Err(UsageError(format!(
                         "--dedup is a number of keys from 1 to {}",
                         mllp::MAX_DEDUP_KEYS
                     )));
                 }
-                dedup = Some(n);
+                self.dedup = Some(n);
             }
-            "dedup-index" => dedup_index = Some(PathBuf::from(args.value(&name)?)),
+            "dedup-index" => self.dedup_index = Some(PathBuf::from(args.value(name)?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the options that conflict, once all are read.
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.single && self.max_connections.is_some_and(|n| n != 1) {
+            return Err(UsageError(
+                "--single and --max-connections cannot be used together".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.tls_cert.is_some() {
+            return Err(super::options::no_tls("tls-cert"));
+        }
+        if self.dedup_index.is_some() && self.dedup.is_none() {
+            return Err(UsageError("--dedup-index needs --dedup N".into()));
+        }
+        Ok(())
+    }
+
+    /// `store` behind duplicate suppression when `--dedup N` was given: the keys are kept in
+    /// `--dedup-index PATH`, or else in `default_index` (a file beside the messages), which a
+    /// store without a local directory does not have.
+    pub fn dedup(
+        &self,
+        store: Box<dyn Store>,
+        default_index: Option<PathBuf>,
+    ) -> Result<Box<dyn Store>, Failure> {
+        let Some(n) = self.dedup else {
+            return Ok(store);
+        };
+        let index = match (&self.dedup_index, default_index) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => path,
+            (None, None) => {
+                return Err(Failure::fatal(format!(
+                    "--dedup with the store {} needs --dedup-index PATH (a file for the keys \
+                     it remembers)",
+                    store.name()
+                )))
+            }
+        };
+        let dedup = DedupStore::open(store, &index, n).map_err(|e| {
+            Failure::fatal(format!(
+                "cannot use the duplicate index: {}",
+                stores::innermost(&e)
+            ))
+        })?;
+        Ok(Box::new(dedup))
+    }
+
+    /// Whether the listener accepts TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+fn parse(mut args: Args) -> Result<Config, UsageError> {
+    let mut common = Common::default();
+    let mut listen = ListenOptions::default();
+    let mut store = None;
+    while let Some(name) = args.next_option() {
+        if common.take(&name, &mut args)? || listen.take(&name, &mut args)? {
+            continue;
+        }
+        match name.as_str() {
+            "store" => store = Some(args.value(&name)?),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -177,40 +264,12 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "mllp listen takes one address, but {extra:?} was given as well"
         )));
     }
-    if single && max_connections.is_some_and(|n| n != 1) {
-        return Err(UsageError(
-            "--single and --max-connections cannot be used together".into(),
-        ));
-    }
-    if tls_cert.is_some() != tls_key.is_some() {
-        return Err(UsageError(
-            "--tls-cert and --tls-key must be given together".into(),
-        ));
-    }
-    #[cfg(not(feature = "tls"))]
-    if tls_cert.is_some() {
-        return Err(super::options::no_tls("tls-cert"));
-    }
-    if dedup_index.is_some() && dedup.is_none() {
-        return Err(UsageError("--dedup-index needs --dedup N".into()));
-    }
+    listen.check()?;
     Ok(Config {
         common,
         addr,
         store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
-        msh18,
-        malformed,
-        ack_mode,
-        count,
-        max_connections,
-        single,
-        evict_after,
-        frame_timeout,
-        idle_timeout,
-        tls_cert,
-        tls_key,
-        dedup,
-        dedup_index,
+        listen,
     })
 }
 
@@ -310,7 +369,7 @@ struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
     /// Messages answered as resends of one already stored.
-    resends: Arc<AtomicU64>,
+    duplicates: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -337,11 +396,11 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
-        let resends = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&resends);
+        let duplicates = Arc::new(AtomicU64::new(0));
+        let resends = Arc::clone(&duplicates);
         let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
             if receipt.is_duplicate() {
-                counted.fetch_add(1, Ordering::Relaxed);
+                resends.fetch_add(1, Ordering::Relaxed);
             }
             if print {
                 let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
@@ -366,7 +425,7 @@ impl ListenHandler {
         ListenHandler {
             inner,
             printer,
-            resends,
+            duplicates,
         }
     }
 }
@@ -382,8 +441,6 @@ pub fn print_line(line: &str) {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
-    let framing = config.common.framing()?;
-    let charset = config.common.charset()?;
     let store = stores::open(&config.store).map_err(Failure::fatal)?;
     store.check().map_err(|e| {
         Failure::fatal(format!(
@@ -392,33 +449,53 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             stores::innermost(&e)
         ))
     })?;
-    let store = match config.dedup {
-        None => store,
-        Some(n) => stores::dedup(store, &config.store, n, config.dedup_index.as_deref())
-            .map_err(Failure::fatal)?,
-    };
-    let mut builder = Listener::builder(config.addr.as_str())
+    let name = store.name();
+    let index = stores::local_dir(&config.store).map(|dir| dir.join(stores::DEDUP_INDEX_FILE));
+    let store = config.listen.dedup(store, index)?;
+    let tls = if config.listen.tls() { " with TLS" } else { "" };
+    serve(
+        &config.addr,
+        &config.listen,
+        &config.common,
+        store,
+        |local| format!("listening on {local}{tls} (storing in {name})"),
+    )
+}
+
+/// Listens on `addr`, saves each message in `store` before acknowledging it, and prints
+/// `first_line(local address)` once listening, then a line per message (unless `-q`) and a
+/// summary when stopped; the exit code.
+pub fn serve(
+    addr: &str,
+    options: &ListenOptions,
+    common: &Common,
+    store: Box<dyn Store>,
+    first_line: impl FnOnce(std::net::SocketAddr) -> String,
+) -> Result<u8, Failure> {
+    let framing = common.framing()?;
+    let charset = common.charset()?;
+    let mut builder = Listener::builder(addr)
         .framing(framing)
         .charset(charset)
-        .detect_msh18(config.msh18)
-        .malformed(config.malformed)
-        .ack_mode(config.ack_mode)
-        .mllp2(config.common.mllp2);
-    if config.single {
+        .detect_msh18(options.msh18)
+        .malformed(options.malformed)
+        .ack_mode(options.ack_mode)
+        .mllp2(common.mllp2);
+    if options.single {
         builder = builder.max_connections(1).replace_idle(true);
-    } else if let Some(n) = config.max_connections {
+    } else if let Some(n) = options.max_connections {
         builder = builder.max_connections(n);
     }
-    if let Some(after) = config.evict_after {
+    if let Some(after) = options.evict_after {
         builder = builder.evict_after(after);
     }
-    if let Some(t) = config.frame_timeout {
+    if let Some(t) = options.frame_timeout {
         builder = builder.frame_timeout(Some(t));
     }
-    if config.idle_timeout.is_some() {
-        builder = builder.idle_timeout(config.idle_timeout);
+    if options.idle_timeout.is_some() {
+        builder = builder.idle_timeout(options.idle_timeout);
     }
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
@@ -428,24 +505,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             phase: mllp::Phase::Bind,
             ..
         } => Failure::fatal(format!("cannot listen: {e}")),
-        e => Failure::fatal(format!("cannot listen on {}: {e}", config.addr)),
+        e => Failure::fatal(format!("cannot listen on {addr}: {e}")),
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
     signal::install(move || signal_handle.shutdown());
-    print_line(&format!(
-        "listening on {}{} (storing in {})",
-        listener.local_addr(),
-        if config.tls_cert.is_some() {
-            " with TLS"
-        } else {
-            ""
-        },
-        store.name()
-    ));
-    let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
-    let handler = ListenHandler::new(store, printer.clone(), config.count, handle.clone());
-    let resends = Arc::clone(&handler.resends);
+    print_line(&first_line(listener.local_addr()));
+    let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
+    let handler = ListenHandler::new(store, printer.clone(), options.count, handle.clone());
+    let duplicates = Arc::clone(&handler.duplicates);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -453,7 +521,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, resends.load(Ordering::Relaxed), lost);
+        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -464,7 +532,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             );
         }
     }
-    match config.count {
+    match options.count {
         Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
             Err(Failure::negative(format!(
                 "stopped before {n} messages were stored ({} were)",
@@ -538,7 +606,7 @@ mod tests {
         assert_eq!(c.store, DEFAULT_STORE);
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
-            (c.addr.as_str(), c.count, c.single),
+            (c.addr.as_str(), c.listen.count, c.listen.single),
             ("0.0.0.0:1", Some(3), true)
         );
         for bad in [
@@ -547,9 +615,9 @@ mod tests {
             &["--tls-cert", "c.pem"],
             &["--count", "0"],
             &["--frame-timeout", "-1"],
-            &["--nope"],
             &["--dedup", "0"],
             &["--dedup-index", "x"],
+            &["--nope"],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
         }

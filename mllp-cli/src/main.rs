@@ -1,4 +1,4 @@
-//! The `mllp` command-line tool: demo, listen, send, bench.
+//! The `mllp` command-line tool: demo, listen, send, relay, spool, bench.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod args;
@@ -7,9 +7,11 @@ mod demo;
 mod listen;
 mod logger;
 mod options;
+mod relay;
 mod send;
 mod signal;
 mod split;
+mod spool;
 mod stores;
 
 use std::ffi::OsString;
@@ -27,6 +29,9 @@ Commands:
   demo                    a listener and a sender on loopback: messages, ACKs, a benchmark
   listen [ADDR]           receive messages, store each in a file, then acknowledge it
   send ADDR [FILE...]     send the messages in files (or standard input), print the ACKs
+  relay [ADDR] --to HOST:PORT --spool DIR
+                          receive, spool durably, acknowledge, forward in arrival order
+  spool DIR [COMMAND]     what a relay's spool holds; list, requeue or purge dead letters
   bench [ADDR]            measure messages/s and ACK latency
 
 Options of every command: --start-bytes HEX, --end-bytes HEX, --encoding LABEL, --mllp2,
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
         Some("demo") => (demo::HELP, demo::run),
         Some("listen") => (listen::HELP, listen::run),
         Some("send") => (send::HELP, send::run),
+        Some("relay") => (relay::HELP, relay::run),
+        Some("spool") => (spool::HELP, spool::run),
         Some("bench") => (bench_cmd::HELP, bench_cmd::run),
         Some("help") => {
             let topic = args.first().map(|a| a.to_string_lossy().into_owned());
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
                 Some("demo") => print_help(demo::HELP),
                 Some("listen") => print_help(listen::HELP),
                 Some("send") => print_help(send::HELP),
+                Some("relay") => print_help(relay::HELP),
+                Some("spool") => print_help(spool::HELP),
                 Some("bench") => print_help(bench_cmd::HELP),
                 _ => print_help(HELP),
             };
@@ -63,7 +72,7 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => return print_version(),
         Some(other) => {
             return fail(&Failure::fatal(format!(
-                "there is no command {other:?}; the commands are demo, listen, send and bench \
+                "there is no command {other:?}; the commands are demo, listen, send, relay, spool and bench \
                  (see mllp --help)"
             )))
         }

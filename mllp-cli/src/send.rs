@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mllp::charset::{Charset, Malformed};
 use mllp::hl7::Header;
-use mllp::{CharsetError, RetryPolicy, Sender};
+use mllp::{CharsetError, RetryPolicy, Sender, SenderBuilder};
 
 use super::args::{Args, UsageError};
 use super::options::{label_charset, stderr_line, unknown, Common, Failure};
@@ -55,12 +55,94 @@ struct Config {
     file_encoding: Option<Charset>,
     split_batch: bool,
     raw: bool,
+    resume: Option<PathBuf>,
+    sender: SenderOptions,
+}
+
+/// The options of the sending side, shared by `mllp send` and `mllp relay`.
+#[derive(Debug, Default)]
+pub struct SenderOptions {
     connect_timeout: Option<Duration>,
     ack_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    retries: Option<u32>,
-    resume: Option<PathBuf>,
+    /// `--retries N`: attempts after the first.
+    pub retries: Option<u32>,
     tls: Tls,
+}
+
+impl SenderOptions {
+    /// Takes option `name` (and its value) if it is a sending one; returns whether it was.
+    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
+        match name {
+            "connect-timeout" => self.connect_timeout = Some(args.seconds(name)?),
+            "ack-timeout" => self.ack_timeout = Some(args.seconds(name)?),
+            "write-timeout" => self.write_timeout = Some(args.seconds(name)?),
+            "retries" => self.retries = Some(args.parsed(name)?),
+            "tls" => self.tls.on = true,
+            "tls-ca" => self.tls.ca = Some(PathBuf::from(args.value(name)?)),
+            "tls-domain" => self.tls.domain = Some(args.value(name)?),
+            "tls-cert" => self.tls.cert = Some(PathBuf::from(args.value(name)?)),
+            "tls-key" => self.tls.key = Some(PathBuf::from(args.value(name)?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the options that conflict, once all are read.
+    pub fn check(&mut self) -> Result<(), UsageError> {
+        let tls = &mut self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
+        }
+        tls.on |= tls.ca.is_some() || tls.domain.is_some() || tls.cert.is_some();
+        #[cfg(not(feature = "tls"))]
+        if tls.on {
+            return Err(super::options::no_tls("tls"));
+        }
+        Ok(())
+    }
+
+    /// The settings of a sender to `addr` with these options, the framing and `--mllp2` of
+    /// `common`, and `charset` on the wire.
+    pub fn builder(
+        &self,
+        addr: &str,
+        common: &Common,
+        charset: Charset,
+    ) -> Result<SenderBuilder, Failure> {
+        let mut builder = Sender::builder(addr.to_owned())
+            .framing(common.framing()?)
+            .charset(charset)
+            .mllp2(common.mllp2);
+        if let Some(t) = self.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = self.ack_timeout {
+            builder = builder.ack_timeout(t);
+        }
+        if let Some(t) = self.write_timeout {
+            builder = builder.write_timeout(t);
+        }
+        if let Some(n) = self.retries {
+            builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
+        }
+        if self.tls.on {
+            let mut tls = mllp::TlsClientConfig::new();
+            if let Some(ca) = &self.tls.ca {
+                tls = tls.add_root_pem_file(ca)?;
+            }
+            if let Some(domain) = &self.tls.domain {
+                tls = tls.server_name(domain.clone());
+            }
+            if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
+                tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
+            }
+            builder = builder.tls(tls);
+        }
+        Ok(builder)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -77,30 +159,17 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut file_encoding = None;
     let mut split_batch = false;
     let mut raw = false;
-    let mut connect_timeout = None;
-    let mut ack_timeout = None;
-    let mut write_timeout = None;
-    let mut retries = None;
     let mut resume = None;
-    let mut tls = Tls::default();
+    let mut sender = SenderOptions::default();
     while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
+        if common.take(&name, &mut args)? || sender.take(&name, &mut args)? {
             continue;
         }
         match name.as_str() {
             "file-encoding" => file_encoding = Some(label_charset(&name, &args.value(&name)?)?),
             "split-batch" => split_batch = true,
             "raw" => raw = true,
-            "connect-timeout" => connect_timeout = Some(args.seconds(&name)?),
-            "ack-timeout" => ack_timeout = Some(args.seconds(&name)?),
-            "write-timeout" => write_timeout = Some(args.seconds(&name)?),
-            "retries" => retries = Some(args.parsed(&name)?),
             "resume" => resume = Some(PathBuf::from(args.value(&name)?)),
-            "tls" => tls.on = true,
-            "tls-ca" => tls.ca = Some(PathBuf::from(args.value(&name)?)),
-            "tls-domain" => tls.domain = Some(args.value(&name)?),
-            "tls-cert" => tls.cert = Some(PathBuf::from(args.value(&name)?)),
-            "tls-key" => tls.key = Some(PathBuf::from(args.value(&name)?)),
             _ => return Err(unknown("send", &name)),
         }
     }
@@ -121,16 +190,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 .into(),
         ));
     }
-    if tls.cert.is_some() != tls.key.is_some() {
-        return Err(UsageError(
-            "--tls-cert and --tls-key must be given together".into(),
-        ));
-    }
-    tls.on |= tls.ca.is_some() || tls.domain.is_some() || tls.cert.is_some();
-    #[cfg(not(feature = "tls"))]
-    if tls.on {
-        return Err(super::options::no_tls("tls"));
-    }
+    sender.check()?;
     Ok(Config {
         common,
         addr,
@@ -138,12 +198,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         file_encoding,
         split_batch,
         raw,
-        connect_timeout,
-        ack_timeout,
-        write_timeout,
-        retries,
         resume,
-        tls,
+        sender,
     })
 }
 
@@ -332,35 +388,9 @@ fn warn(config: &Config, text: &str) {
 }
 
 fn build_sender(config: &Config, charset: Charset) -> Result<Sender, Failure> {
-    let mut builder = Sender::builder(config.addr.clone())
-        .framing(config.common.framing()?)
-        .charset(charset)
-        .mllp2(config.common.mllp2);
-    if let Some(t) = config.connect_timeout {
-        builder = builder.connect_timeout(t);
-    }
-    if let Some(t) = config.ack_timeout {
-        builder = builder.ack_timeout(t);
-    }
-    if let Some(t) = config.write_timeout {
-        builder = builder.write_timeout(t);
-    }
-    if let Some(n) = config.retries {
-        builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
-    }
-    if config.tls.on {
-        let mut tls = mllp::TlsClientConfig::new();
-        if let Some(ca) = &config.tls.ca {
-            tls = tls.add_root_pem_file(ca)?;
-        }
-        if let Some(domain) = &config.tls.domain {
-            tls = tls.server_name(domain.clone());
-        }
-        if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-            tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
-        }
-        builder = builder.tls(tls);
-    }
+    let builder = config
+        .sender
+        .builder(&config.addr, &config.common, charset)?;
     Ok(builder.build()?)
 }
 
@@ -557,16 +587,22 @@ mod tests {
         );
         let c = parse_v(&["h:1", "a", "-", "--retries", "0", "--raw"]).unwrap();
         assert_eq!(c.files, ["a", "-"]);
-        assert_eq!((c.retries, c.raw), (Some(0), true));
+        assert_eq!((c.sender.retries, c.raw), (Some(0), true));
         assert!(parse_v(&[]).is_err());
         assert!(parse_v(&["h:1", "--tls-cert", "c"]).is_err());
         assert!(parse_v(&["h:1", "--file-encoding", "nope"]).is_err());
         assert!(parse_v(&["h:1", "--raw", "--file-encoding", "latin1"]).is_err());
         let c = parse_v(&["h:1", "--resume", "st", "--write-timeout", "2.5"]).unwrap();
         assert_eq!(c.resume, Some(PathBuf::from("st")));
-        assert_eq!(c.write_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(c.sender.write_timeout, Some(Duration::from_millis(2500)));
         #[cfg(feature = "tls")]
-        assert!(parse_v(&["h:1", "--tls-ca", "ca.pem"]).unwrap().tls.on);
+        assert!(
+            parse_v(&["h:1", "--tls-ca", "ca.pem"])
+                .unwrap()
+                .sender
+                .tls
+                .on
+        );
         #[cfg(not(feature = "tls"))]
         assert!(parse_v(&["h:1", "--tls"]).is_err());
     }

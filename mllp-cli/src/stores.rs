@@ -5,9 +5,9 @@
 //! its scheme must be one of [`BACKENDS`], else the listener does not start. A store in
 //! another crate plugs in with one line in [`BACKENDS`], behind a cargo feature of this crate.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use mllp::{DedupStore, FileStore, Store};
+use mllp::{FileStore, Store};
 
 /// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
 type Open = fn(&str) -> Result<Box<dyn Store>, String>;
@@ -135,31 +135,6 @@ fn percent_decode(s: &str) -> Option<String> {
 /// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
 /// names that start with a dot and do not end in `.tmp`).
 pub const DEDUP_INDEX_FILE: &str = ".dedup-index";
-
-/// `store` behind a [`DedupStore`] remembering `capacity` keys in `index`, or for a store in a
-/// directory (`spec`) by default in [`DEDUP_INDEX_FILE`] there.
-pub fn dedup(
-    store: Box<dyn Store>,
-    spec: &str,
-    capacity: usize,
-    index: Option<&Path>,
-) -> Result<Box<dyn Store>, String> {
-    let index = match (index, local_dir(spec)) {
-        (Some(path), _) => path.to_path_buf(),
-        (None, Some(dir)) => dir.join(DEDUP_INDEX_FILE),
-        (None, None) => {
-            return Err(format!(
-                "--dedup with the store {} needs --dedup-index PATH (a file for the keys it \
-                 remembers)",
-                store.name()
-            ))
-        }
-    };
-    match DedupStore::open(store, &index, capacity) {
-        Ok(dedup) => Ok(Box::new(dedup)),
-        Err(e) => Err(format!("cannot use the duplicate index: {}", innermost(&e))),
-    }
-}
 
 /// The innermost cause of an error (no phases).
 pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
