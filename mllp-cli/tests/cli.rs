@@ -485,7 +485,11 @@ fn bench_baseline_and_sides_print_ratios() {
 
 #[test]
 fn help_and_version() {
-    for cmd in ["demo", "listen", "send", "bench"] {
+    let mut commands = vec!["demo", "listen", "send", "bench"];
+    if cfg!(feature = "amqp") {
+        commands.push("forward");
+    }
+    for cmd in commands {
         let ended = mllp(&[cmd, "--help"]);
         assert_eq!(ended.code, 0);
         assert!(
