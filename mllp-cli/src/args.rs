@@ -102,7 +102,7 @@ pub fn parse_hex(name: &str, text: &str) -> Result<Vec<u8>, UsageError> {
         .split([' ', ',', ':'])
         .map(|part| part.trim_start_matches("0x").trim_start_matches("0X"))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..digits.len())

@@ -17,6 +17,7 @@ use mllp::{
 
 use super::args::{Args, UsageError};
 use super::options::{unknown, Common, Failure};
+use super::store_policy::StorePolicy;
 use super::{logger, signal, stores};
 
 /// The address listened on when none is given.
@@ -29,14 +30,18 @@ pub const HELP: &str = "\
 Usage: mllp listen [ADDR] [OPTIONS]
 
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in its own file before acknowledging it: AA once the file is safely on
-disk, AE when it cannot be stored. Prints `listening on ADDR` first, then one line per message
-(file, MSH-10, MSH-9, peer), and a summary when stopped with Ctrl-C or SIGTERM.
+each one, as UTF-8, in a file of its own or a RabbitMQ queue before acknowledging it: AA once
+it is safely kept, else see --store-wait. Prints `listening on ADDR` first, then one line per
+message (file or queue, MSH-10, MSH-9, peer), and a summary when stopped (Ctrl-C, SIGTERM).
 
 Options:
-  --store DIR|URL         where messages are stored (default ./inbox): a directory,
-                          file:///DIR, or mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]
-                          (a document per message, w: majority; amqp://: not yet available)
+  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR,
+                          amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]
+                          (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm, or
+                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each
+  --tls-ca PEM            CA certificates to trust for an amqps:// store
+  --store-wait SECS       retry a failing store this long while the sender waits (default 5)
+  --on-store-failure P    then close (default: no ACK, the sender resends) or nak (AE, reason)
   --encoding LABEL        character set of incoming messages (default UTF-8)
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
@@ -70,6 +75,8 @@ struct Config {
     /// A directory or a URL; see [`stores::open`].
     store: String,
     listen: ListenOptions,
+    store_options: stores::StoreOptions,
+    store_policy: StorePolicy,
 }
 
 /// The options of the receiving side, shared by `mllp listen` and `mllp relay`.
@@ -248,12 +255,18 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut listen = ListenOptions::default();
     let mut store = None;
+    let mut store_options = stores::StoreOptions::default();
+    let mut store_policy = StorePolicy::default();
     while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? || listen.take(&name, &mut args)? {
+        if common.take(&name, &mut args)?
+            || listen.take(&name, &mut args)?
+            || store_policy.take(&name, &mut args)?
+        {
             continue;
         }
         match name.as_str() {
             "store" => store = Some(args.value(&name)?),
+            "tls-ca" => store_options.tls_ca = Some(PathBuf::from(args.value(&name)?)),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -270,6 +283,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         addr,
         store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
         listen,
+        store_options,
+        store_policy,
     })
 }
 
@@ -390,6 +405,7 @@ impl ListenHandler {
     /// stored message, and stops the listener once `count` messages are stored.
     fn new(
         store: Box<dyn Store>,
+        policy: StorePolicy,
         printer: Option<Arc<Printer>>,
         count: Option<u64>,
         handle: ShutdownHandle,
@@ -398,30 +414,32 @@ impl ListenHandler {
         let stored = AtomicU64::new(0);
         let duplicates = Arc::new(AtomicU64::new(0));
         let resends = Arc::clone(&duplicates);
-        let inner = StoreHandler::new(store).on_saved(move |message, receipt| {
-            if receipt.is_duplicate() {
-                resends.fetch_add(1, Ordering::Relaxed);
-            }
-            if print {
-                let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
-                let kind = match message.segment_name() {
-                    Some(segment @ ("BHS" | "FHS")) => segment.to_owned(),
-                    _ => field(message.message_type()),
-                };
-                let line = format!(
-                    "{receipt} {} {kind} {}",
-                    field(message.control_id()),
-                    message.peer_addr()
-                );
-                PENDING.with(|p| *p.borrow_mut() = Some(line));
-            }
-            let stored = stored.fetch_add(1, Ordering::SeqCst) + 1;
-            if count == Some(stored) {
-                // The listener lets this message's ACK be written before it stops.
-                log::info!("{stored} messages stored: stopping");
-                handle.shutdown();
-            }
-        });
+        let inner = policy
+            .apply(StoreHandler::new(store))
+            .on_saved(move |message, receipt| {
+                if receipt.is_duplicate() {
+                    resends.fetch_add(1, Ordering::Relaxed);
+                }
+                if print {
+                    let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
+                    let kind = match message.segment_name() {
+                        Some(segment @ ("BHS" | "FHS")) => segment.to_owned(),
+                        _ => field(message.message_type()),
+                    };
+                    let line = format!(
+                        "{receipt} {} {kind} {}",
+                        field(message.control_id()),
+                        message.peer_addr()
+                    );
+                    PENDING.with(|p| *p.borrow_mut() = Some(line));
+                }
+                let stored = stored.fetch_add(1, Ordering::SeqCst) + 1;
+                if count == Some(stored) {
+                    // The listener lets this message's ACK be written before it stops.
+                    log::info!("{stored} messages stored: stopping");
+                    handle.shutdown();
+                }
+            });
         ListenHandler {
             inner,
             printer,
@@ -441,7 +459,7 @@ pub fn print_line(line: &str) {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
-    let store = stores::open(&config.store).map_err(Failure::fatal)?;
+    let store = stores::open(&config.store, &config.store_options).map_err(Failure::fatal)?;
     store.check().map_err(|e| {
         Failure::fatal(format!(
             "cannot store in {}: {}",
@@ -458,6 +476,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         &config.listen,
         &config.common,
         store,
+        config.store_policy,
         |local| format!("listening on {local}{tls} (storing in {name})"),
     )
 }
@@ -470,6 +489,7 @@ pub fn serve(
     options: &ListenOptions,
     common: &Common,
     store: Box<dyn Store>,
+    policy: StorePolicy,
     first_line: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> Result<u8, Failure> {
     let framing = common.framing()?;
@@ -512,7 +532,13 @@ pub fn serve(
     signal::install(move || signal_handle.shutdown());
     print_line(&first_line(listener.local_addr()));
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
-    let handler = ListenHandler::new(store, printer.clone(), options.count, handle.clone());
+    let handler = ListenHandler::new(
+        store,
+        policy,
+        printer.clone(),
+        options.count,
+        handle.clone(),
+    );
     let duplicates = Arc::clone(&handler.duplicates);
     listener.run(handler)?;
     let stats = handle.stats();
@@ -568,6 +594,7 @@ pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
         ("resends not stored again", resends),
+        ("closed unanswered", s.closed_unanswered),
         ("unprinted lines", dropped_lines),
     ];
     let parts: Vec<String> = codes

@@ -9,7 +9,16 @@ static LOGGER: Stderr = Stderr;
 
 impl Log for Stderr {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        // The AMQP client's own records (lapin's tracing events, through `log`) come with
+        // -vv only: mllp-amqp logs what an operator needs (a dropped connection, a refused
+        // message) in its own words, while the client logs expected events, such as the
+        // broker closing a channel on a queue that does not exist yet, as errors.
+        let level = if is_amqp_client(metadata.target()) {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Error
+        };
+        metadata.level() <= log::max_level() && log::max_level() >= level
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -23,6 +32,13 @@ impl Log for Stderr {
     }
 
     fn flush(&self) {}
+}
+
+/// Whether a record comes from the AMQP client library rather than from mllp.
+fn is_amqp_client(target: &str) -> bool {
+    ["lapin", "amq_protocol", "tcp_stream", "async_io", "polling"]
+        .iter()
+        .any(|c| target == *c || target.starts_with(&format!("{c}::")))
 }
 
 /// The word after `mllp: ` for a record of `level`.

@@ -1,17 +1,21 @@
-//! The `mllp` command-line tool: demo, listen, send, relay, spool, bench.
+//! The `mllp` command-line tool: demo, listen, send, relay, spool, forward, bench.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod args;
 mod bench_cmd;
 mod demo;
+#[cfg(feature = "amqp")]
+mod forward;
 mod listen;
 mod logger;
 mod options;
 mod relay;
 mod send;
+mod sender_options;
 mod signal;
 mod split;
 mod spool;
+mod store_policy;
 mod stores;
 
 use std::ffi::OsString;
@@ -33,6 +37,7 @@ Commands:
                           receive, spool durably, acknowledge, forward in arrival order
   spool DIR [COMMAND]     what a relay's spool holds; list, requeue or purge dead letters
   bench [ADDR]            measure messages/s and ACK latency
+  forward --from URL --to ADDR   from a RabbitMQ queue to a listener, in order
 
 Options of every command: --start-bytes HEX, --end-bytes HEX, --encoding LABEL, --mllp2,
 --max-message-bytes N, -q/--quiet, -v/--verbose, --help, --version.
@@ -56,6 +61,14 @@ fn main() -> ExitCode {
         Some("relay") => (relay::HELP, relay::run),
         Some("spool") => (spool::HELP, spool::run),
         Some("bench") => (bench_cmd::HELP, bench_cmd::run),
+        #[cfg(feature = "amqp")]
+        Some("forward") => (forward::HELP, forward::run),
+        #[cfg(not(feature = "amqp"))]
+        Some("forward") => {
+            return fail(&Failure::fatal(
+                "this build of mllp has no forward command: it needs the cargo feature amqp",
+            ))
+        }
         Some("help") => {
             let topic = args.first().map(|a| a.to_string_lossy().into_owned());
             return match topic.as_deref() {
@@ -65,6 +78,8 @@ fn main() -> ExitCode {
                 Some("relay") => print_help(relay::HELP),
                 Some("spool") => print_help(spool::HELP),
                 Some("bench") => print_help(bench_cmd::HELP),
+                #[cfg(feature = "amqp")]
+                Some("forward") => print_help(forward::HELP),
                 _ => print_help(HELP),
             };
         }
@@ -72,8 +87,8 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => return print_version(),
         Some(other) => {
             return fail(&Failure::fatal(format!(
-                "there is no command {other:?}; the commands are demo, listen, send, relay, spool and bench \
-                 (see mllp --help)"
+                "there is no command {other:?}; the commands are demo, listen, send, relay, \
+                 spool, forward and bench (see mllp --help)"
             )))
         }
         None => {

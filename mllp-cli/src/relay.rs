@@ -9,7 +9,8 @@ use super::args::{Args, UsageError};
 use super::listen::{self, ListenOptions};
 use super::logger;
 use super::options::{label_charset, unknown, Common, Failure};
-use super::send::SenderOptions;
+use super::sender_options::SenderOptions;
+use super::store_policy::StorePolicy;
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
 pub const DEDUP_INDEX_FILE: &str = "dedup-index";
@@ -130,7 +131,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         )));
     }
     listen.check()?;
-    sender.check()?;
+    sender.finish()?;
     let to = to.ok_or_else(|| {
         UsageError("mllp relay needs --to HOST:PORT, where messages are forwarded".into())
     })?;
@@ -204,6 +205,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         &config.listen,
         &config.common,
         store,
+        // A full or failing spool is answered AE at once (the sender keeps the message).
+        StorePolicy::NAK_AT_ONCE,
         |local| format!("listening on {local}{tls} (spooling in {spool}, forwarding to {to})"),
     );
     // The listener and its handler are gone: this is the last handle. Closing lets the

@@ -7,17 +7,18 @@ use std::time::{Duration, Instant};
 
 use mllp::charset::{Charset, Malformed};
 use mllp::hl7::Header;
-use mllp::{CharsetError, RetryPolicy, Sender, SenderBuilder};
+use mllp::{CharsetError, Sender};
 
 use super::args::{Args, UsageError};
 use super::options::{label_charset, stderr_line, unknown, Common, Failure};
+use super::sender_options::{sender_options_help, SenderOptions};
 use super::{logger, split};
 
 mod resume;
 
 /// `mllp send --help`.
-pub const HELP: &str = "\
-Usage: mllp send ADDR [FILE...] [OPTIONS]
+pub const HELP: &str = concat!(
+    "Usage: mllp send ADDR [FILE...] [OPTIONS]
 
 Sends the HL7 messages in each FILE (`-` or none: standard input) to the listener at ADDR,
 one at a time, each after the previous one was acknowledged, and prints each message's MSH-10
@@ -34,17 +35,16 @@ Options:
   --resume STATE          append each acknowledged message to the file STATE and skip those
                           it already holds, so a rerun sends only the rest (a message is
                           known by FILE as given, its position in FILE and its MSH-10)
-  --connect-timeout SECS  (default 10)   --ack-timeout SECS (default 30)
-  --write-timeout SECS    how long writing one message may take (default 10)
-  --retries N             attempts after the first for each message (default 4)
-  --tls, --tls-ca PEM, --tls-domain NAME, --tls-cert PEM --tls-key PEM (client identity)
-  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
+",
+    sender_options_help!(),
+    "  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
   --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
   -q, --quiet             no per-message lines (a progress line on a terminal)
   -v, -vv                 log connections and retries on standard error
 
 Exit status: 0 when every message got AA or CA, 1 when any got a negative ACK, 2 for usage
-errors, unreadable input and connection or delivery failures.";
+errors, unreadable input and connection or delivery failures."
+);
 
 /// The settings of `mllp send`.
 #[derive(Debug)]
@@ -57,101 +57,6 @@ struct Config {
     raw: bool,
     resume: Option<PathBuf>,
     sender: SenderOptions,
-}
-
-/// The options of the sending side, shared by `mllp send` and `mllp relay`.
-#[derive(Debug, Default)]
-pub struct SenderOptions {
-    connect_timeout: Option<Duration>,
-    ack_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    /// `--retries N`: attempts after the first.
-    pub retries: Option<u32>,
-    tls: Tls,
-}
-
-impl SenderOptions {
-    /// Takes option `name` (and its value) if it is a sending one; returns whether it was.
-    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
-        match name {
-            "connect-timeout" => self.connect_timeout = Some(args.seconds(name)?),
-            "ack-timeout" => self.ack_timeout = Some(args.seconds(name)?),
-            "write-timeout" => self.write_timeout = Some(args.seconds(name)?),
-            "retries" => self.retries = Some(args.parsed(name)?),
-            "tls" => self.tls.on = true,
-            "tls-ca" => self.tls.ca = Some(PathBuf::from(args.value(name)?)),
-            "tls-domain" => self.tls.domain = Some(args.value(name)?),
-            "tls-cert" => self.tls.cert = Some(PathBuf::from(args.value(name)?)),
-            "tls-key" => self.tls.key = Some(PathBuf::from(args.value(name)?)),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// Checks the options that conflict, once all are read.
-    pub fn check(&mut self) -> Result<(), UsageError> {
-        let tls = &mut self.tls;
-        if tls.cert.is_some() != tls.key.is_some() {
-            return Err(UsageError(
-                "--tls-cert and --tls-key must be given together".into(),
-            ));
-        }
-        tls.on |= tls.ca.is_some() || tls.domain.is_some() || tls.cert.is_some();
-        #[cfg(not(feature = "tls"))]
-        if tls.on {
-            return Err(super::options::no_tls("tls"));
-        }
-        Ok(())
-    }
-
-    /// The settings of a sender to `addr` with these options, the framing and `--mllp2` of
-    /// `common`, and `charset` on the wire.
-    pub fn builder(
-        &self,
-        addr: &str,
-        common: &Common,
-        charset: Charset,
-    ) -> Result<SenderBuilder, Failure> {
-        let mut builder = Sender::builder(addr.to_owned())
-            .framing(common.framing()?)
-            .charset(charset)
-            .mllp2(common.mllp2);
-        if let Some(t) = self.connect_timeout {
-            builder = builder.connect_timeout(t);
-        }
-        if let Some(t) = self.ack_timeout {
-            builder = builder.ack_timeout(t);
-        }
-        if let Some(t) = self.write_timeout {
-            builder = builder.write_timeout(t);
-        }
-        if let Some(n) = self.retries {
-            builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
-        }
-        if self.tls.on {
-            let mut tls = mllp::TlsClientConfig::new();
-            if let Some(ca) = &self.tls.ca {
-                tls = tls.add_root_pem_file(ca)?;
-            }
-            if let Some(domain) = &self.tls.domain {
-                tls = tls.server_name(domain.clone());
-            }
-            if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
-                tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
-            }
-            builder = builder.tls(tls);
-        }
-        Ok(builder)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Tls {
-    on: bool,
-    ca: Option<PathBuf>,
-    domain: Option<String>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
 }
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
@@ -190,7 +95,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 .into(),
         ));
     }
-    sender.check()?;
+    sender.finish()?;
     Ok(Config {
         common,
         addr,
@@ -388,10 +293,7 @@ fn warn(config: &Config, text: &str) {
 }
 
 fn build_sender(config: &Config, charset: Charset) -> Result<Sender, Failure> {
-    let builder = config
-        .sender
-        .builder(&config.addr, &config.common, charset)?;
-    Ok(builder.build()?)
+    config.sender.sender(&config.addr, &config.common, charset)
 }
 
 /// A progress line on standard error, redrawn at most five times a second.

@@ -9,22 +9,31 @@ use std::path::PathBuf;
 
 use mllp::{FileStore, Store};
 
+/// What `--store` URLs may need besides the URL (other options of `mllp listen`).
+#[derive(Debug, Default)]
+pub struct StoreOptions {
+    /// `--tls-ca PEM`: certificates to trust for a store reached over TLS (`amqps://`).
+    pub tls_ca: Option<PathBuf>,
+}
+
 /// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
-type Open = fn(&str) -> Result<Box<dyn Store>, String>;
+type Open = fn(&str, &StoreOptions) -> Result<Box<dyn Store>, String>;
 
 /// The stores of this build: URL schemes, and how to open a store from the whole value.
 const BACKENDS: &[(&[&str], Open)] = &[
     (&["file"], open_file),
-    // #[cfg(feature = "amqp")]
-    // (&["amqp", "amqps"], mllp_amqp::open_url),
+    #[cfg(feature = "amqp")]
+    (&["amqp", "amqps"], open_amqp),
     #[cfg(feature = "mongodb")]
-    (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
+    (&["mongodb", "mongodb+srv"], open_mongodb),
 ];
 
-/// Schemes with a store planned in a crate of its own, and the cargo feature that will bring
-/// it: named in the error, so that an operator knows the build, not the URL, is the problem.
+/// Schemes with a store in a crate of its own left out of this build, and the cargo feature
+/// that brings it: named in the error, so that an operator knows the build, not the URL, is the problem.
 const PLANNED: &[(&str, &str)] = &[
+    #[cfg(not(feature = "amqp"))]
     ("amqp", "amqp"),
+    #[cfg(not(feature = "amqp"))]
     ("amqps", "amqp"),
     #[cfg(not(feature = "mongodb"))]
     ("mongodb", "mongodb"),
@@ -33,18 +42,18 @@ const PLANNED: &[(&str, &str)] = &[
 ];
 
 /// Opens the store `spec` names: a directory, or a URL.
-pub fn open(spec: &str) -> Result<Box<dyn Store>, String> {
+pub fn open(spec: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String> {
     let Some(scheme) = scheme(spec) else {
         return open_dir(spec);
     };
     let lower = scheme.to_ascii_lowercase();
     if let Some((_, open)) = BACKENDS.iter().find(|(s, _)| s.contains(&lower.as_str())) {
-        return open(spec);
+        return open(spec, options);
     }
     if let Some((_, feature)) = PLANNED.iter().find(|(s, _)| *s == lower) {
         return Err(format!(
             "this build of mllp has no {feature} store; --store {lower}://... needs mllp built \
-             with the cargo feature {feature}, which is not yet available: use a directory"
+             with the cargo feature {feature} (a default one): use a directory, or that build"
         ));
     }
     let known: Vec<String> = BACKENDS
@@ -78,8 +87,20 @@ fn open_dir(dir: &str) -> Result<Box<dyn Store>, String> {
     }
 }
 
+/// `amqp://...` and `amqps://...`: a RabbitMQ queue or exchange.
+#[cfg(feature = "amqp")]
+fn open_amqp(url: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String> {
+    mllp_amqp::open_url(url, options.tls_ca.as_deref())
+}
+
+/// `mongodb://...` and `mongodb+srv://...`: a MongoDB collection.
+#[cfg(feature = "mongodb")]
+fn open_mongodb(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, String> {
+    mllp_mongodb::open_url(url)
+}
+
 /// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
-fn open_file(url: &str) -> Result<Box<dyn Store>, String> {
+fn open_file(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, String> {
     open_dir(&file_url_path(url)?)
 }
 
@@ -165,15 +186,21 @@ mod tests {
         assert_eq!(percent_decode("/%ff"), None);
     }
 
+    fn open_default(spec: &str) -> Result<Box<dyn Store>, String> {
+        open(spec, &StoreOptions::default())
+    }
+
     #[test]
     fn unknown_and_planned_schemes_are_errors() {
-        for url in ["amqp://h", "AMQPS://h"] {
-            let e = open(url).err().unwrap();
-            assert!(e.starts_with("this build of mllp has no "), "{e}");
+        let mut planned = vec![];
+        if cfg!(not(feature = "amqp")) {
+            planned.extend(["amqp://h", "AMQPS://h"]);
         }
-        #[cfg(not(feature = "mongodb"))]
-        for url in ["mongodb://h", "mongodb+srv://h"] {
-            let e = open(url).err().unwrap();
+        if cfg!(not(feature = "mongodb")) {
+            planned.extend(["mongodb://h", "mongodb+srv://h"]);
+        }
+        for url in planned {
+            let e = open_default(url).err().unwrap();
             assert!(e.starts_with("this build of mllp has no "), "{e}");
         }
         // A MongoDB URL reaches the MongoDB store, which finds what is wrong with it (here:
@@ -183,16 +210,36 @@ mod tests {
             "mongodb://127.0.0.1:1",
             "MONGODB://127.0.0.1:1/?collection=x",
         ] {
-            let e = open(url).err().unwrap();
+            let e = open_default(url).err().unwrap();
             assert!(e.contains("names no database"), "{e}");
         }
-        let e = open("s3://bucket").err().unwrap();
+        let e = open_default("s3://bucket").err().unwrap();
         assert!(e.contains("s3://") && e.contains("file://"), "{e}");
         for url in ["file://inbox", "file://", "file:///x?y"] {
-            assert!(open(url).is_err(), "{url}");
+            assert!(open_default(url).is_err(), "{url}");
         }
         assert_eq!(local_dir("./in"), Some(PathBuf::from("./in")));
         assert_eq!(local_dir("file:///a%20b"), Some(PathBuf::from("/a b")));
         assert_eq!(local_dir("mongodb://h/db"), None);
+    }
+
+    #[cfg(feature = "amqp")]
+    #[test]
+    fn amqp_urls_open_an_amqp_store_without_connecting() {
+        // Port 1 on loopback: nothing is connected until the first check or save.
+        let store = open_default("AMQP://u:secret@127.0.0.1:1,127.0.0.1:2/%2f?queue=q").unwrap();
+        assert_eq!(store.name(), "amqp://127.0.0.1:1,127.0.0.1:2/%2f?queue=q");
+        for bad in ["amqp://h", "amqps://u:secret@h?queue=q&x=1"] {
+            let e = open_default(bad).err().unwrap();
+            assert!(
+                e.starts_with("--store: bad AMQP URL") && !e.contains("secret"),
+                "{e}"
+            );
+        }
+        let options = StoreOptions {
+            tls_ca: Some("/nonexistent/ca.pem".into()),
+        };
+        let e = open("amqps://h?queue=q", &options).err().unwrap();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

@@ -239,7 +239,18 @@ fn failures_give_exit_2_with_one_line() {
 fn a_store_that_fails_gives_ae_and_exit_1_and_the_listener_goes_on() {
     let dir = scratch("unwritable");
     let store = dir.join("inbox");
-    let (listener, addr) = listen(&store, &["--count", "1"]);
+    // No store wait, and AE instead of the default close.
+    let (listener, addr) = listen(
+        &store,
+        &[
+            "--count",
+            "1",
+            "--store-wait",
+            "0",
+            "--on-store-failure",
+            "nak",
+        ],
+    );
     // Replace the directory by a file: the store cannot write anything now.
     std::fs::remove_dir(&store).unwrap();
     std::fs::write(&store, b"").unwrap();
@@ -474,13 +485,18 @@ fn bench_baseline_and_sides_print_ratios() {
 
 #[test]
 fn help_and_version() {
-    for cmd in ["demo", "listen", "send", "relay", "spool", "bench"] {
+    let mut commands = vec!["demo", "listen", "send", "relay", "spool", "bench"];
+    if cfg!(feature = "amqp") {
+        commands.push("forward");
+    }
+    for cmd in commands {
         let ended = mllp(&[cmd, "--help"]);
         assert_eq!(ended.code, 0);
         assert!(
             ended.stdout[0].starts_with(&format!("Usage: mllp {cmd}")),
             "{ended:?}"
         );
+        // A screenful: substantial, but short enough to read at once.
         assert!(
             ended.stdout.len() >= 10 && ended.stdout.len() <= 45,
             "{cmd}: {} lines",

@@ -37,9 +37,9 @@ struct Sent {
 
 /// Message `i`: every fifth one in ISO-8859-1 (MSH-18 `8859/1`), the others in UTF-8.
 fn message(i: usize) -> (Vec<u8>, Sent) {
-    let latin1 = i % 5 == 0;
+    let latin1 = i.is_multiple_of(5);
     let control_id = format!("M{i:05}");
-    let message_type = if i % 2 == 0 {
+    let message_type = if i.is_multiple_of(2) {
         "ADT^A01^ADT_A01"
     } else {
         "ORU^R01"

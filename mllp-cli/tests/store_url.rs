@@ -71,16 +71,41 @@ fn refused(spec: &str, cwd: &Path) -> String {
 #[test]
 fn broker_urls_are_not_in_this_build() {
     let cwd = scratch_dir("store-url-planned");
-    for (url, store) in [
-        ("amqp://guest:secret@localhost:5672/%2f", "amqp"),
-        ("amqps://broker.example/vhost", "amqp"),
-        ("AMQP://localhost", "amqp"),
-    ] {
+    let mut planned = vec![];
+    if cfg!(not(feature = "mongodb")) {
+        planned.extend([
+            ("mongodb://localhost:27017/hl7", "mongodb"),
+            ("mongodb+srv://cluster.example/hl7", "mongodb"),
+        ]);
+    }
+    if cfg!(not(feature = "amqp")) {
+        planned.extend([
+            ("amqp://guest:secret@localhost:5672/%2f", "amqp"),
+            ("amqps://broker.example/vhost", "amqp"),
+            ("AMQP://localhost", "amqp"),
+        ]);
+    }
+    for (url, store) in planned {
         let reason = refused(url, &cwd);
         assert!(
             reason.starts_with(&format!(
                 "mllp: error: this build of mllp has no {store} store; "
             )),
+            "{reason}"
+        );
+        assert!(!reason.contains("secret"), "{reason}");
+    }
+    // With the amqp feature (a default one), an AMQP URL is read, and one that says nowhere to
+    // publish is refused before anything is connected, without its password.
+    #[cfg(feature = "amqp")]
+    for url in [
+        "amqp://guest:secret@localhost:5672/%2f",
+        "amqps://broker.example/vhost",
+        "AMQP://localhost",
+    ] {
+        let reason = refused(url, &cwd);
+        assert!(
+            reason.starts_with("mllp: error: --store: bad AMQP URL: say where messages go"),
             "{reason}"
         );
         assert!(!reason.contains("secret"), "{reason}");

@@ -142,6 +142,8 @@ enum Sent {
     Commit(bool),
     Custom,
     Suppressed,
+    /// No acknowledgement: the handler asked for the connection to be closed.
+    Closed,
 }
 
 impl Session<'_> {
@@ -171,6 +173,19 @@ impl Session<'_> {
             };
             self.sync_stats(conn.stats());
             match step {
+                Step::Reply(Sent::Closed) => {
+                    bump(&self.shared.stats.closed_unanswered);
+                    self.peer.flags.end_handling();
+                    warn!(
+                        "connection {} from {}: closing without an acknowledgement, as the \
+                         handler asked",
+                        self.peer.id, self.peer.addr
+                    );
+                    if self.handled {
+                        self.acknowledged(false);
+                    }
+                    return "closed without an acknowledgement, as the handler asked".into();
+                }
                 Step::Reply(sent) => {
                     let result = self.reply(conn, sent);
                     if self.handled {
@@ -235,7 +250,7 @@ impl Session<'_> {
                 Sent::Commit(true) => bump(&stats.commit_acks),
                 Sent::Commit(false) => bump(&stats.commit_naks),
                 Sent::Custom => bump(&stats.custom_acks),
-                Sent::Suppressed => {}
+                Sent::Suppressed | Sent::Closed => {}
             }),
         };
         let flags = &self.peer.flags;
@@ -440,6 +455,7 @@ impl Session<'_> {
                 }
             },
             Kind::Answer { disposition, text } => (*disposition, text.as_deref()),
+            Kind::Close => return Sent::Closed,
         };
         if self.settings.reply == ReplyKind::Mllp2 {
             return self.commit(disposition == Disposition::Accept);

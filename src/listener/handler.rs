@@ -137,6 +137,7 @@ impl<'a> Message<'a> {
 /// | [`error`](Self::error) | `AE` | `CE` | commit NAK (0x15) |
 /// | [`reject`](Self::reject) | `AR` | `CR` | commit NAK (0x15) |
 /// | [`custom`](Self::custom) | the bytes as given | the bytes as given | the bytes as given |
+/// | [`close`](Self::close) | nothing: the connection is closed | nothing | nothing |
 ///
 /// Texts go into MSA-3 and, for an error or reject, the ERR segment (escaped and encoded in
 /// the message's character set). `Response::accept()` allocates nothing.
@@ -153,6 +154,7 @@ pub(crate) enum Kind {
         text: Option<Cow<'static, str>>,
     },
     Custom(Vec<u8>),
+    Close,
 }
 
 impl Response {
@@ -188,6 +190,25 @@ impl Response {
         }
     }
 
+    /// No acknowledgement at all: the listener closes the connection instead of answering, as
+    /// if it had crashed before the ACK. Every sender takes that as "not delivered, try
+    /// again" and resends the message later (on a new connection), which is the safe answer
+    /// when the message could not be kept and no negative acknowledgement should reach the
+    /// sender's error queue. Counted in
+    /// [`ListenerStats::closed_unanswered`](super::ListenerStats::closed_unanswered); the
+    /// handler's [`acknowledged`](Handler::acknowledged) is called with `written` false.
+    pub fn close() -> Response {
+        Response {
+            kind: Kind::Close,
+            error_code: None,
+        }
+    }
+
+    /// Whether this is [`Response::close`]: no answer, the connection is closed.
+    pub fn is_close(&self) -> bool {
+        matches!(self.kind, Kind::Close)
+    }
+
     /// Sets the HL7 table 0357 error code of the ERR segment (e.g. 200 unsupported message
     /// type, 207 application internal error). Ignored for accepts and custom answers.
     pub fn error_code(mut self, code: u16) -> Response {
@@ -195,19 +216,19 @@ impl Response {
         self
     }
 
-    /// The disposition, or `None` for a custom answer.
+    /// The disposition, or `None` for a custom answer and for [`close`](Self::close).
     pub fn disposition(&self) -> Option<Disposition> {
         match &self.kind {
             Kind::Answer { disposition, .. } => Some(*disposition),
-            Kind::Custom(_) => None,
+            Kind::Custom(_) | Kind::Close => None,
         }
     }
 
-    /// The text, if any (`None` for a custom answer).
+    /// The text, if any (`None` for a custom answer and for [`close`](Self::close)).
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
             Kind::Answer { text, .. } => text.as_deref(),
-            Kind::Custom(_) => None,
+            Kind::Custom(_) | Kind::Close => None,
         }
     }
 

@@ -29,7 +29,7 @@ pub use config::{
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
 pub use stats::ListenerStats;
-pub use store::StoreHandler;
+pub use store::{OnStoreFailure, StoreHandler, STORE_RETRY_FIRST, STORE_RETRY_MAX};
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;
@@ -116,7 +116,9 @@ impl Shared {
 /// Every setting is a public field of [`ListenerConfig`], whose [`Default`] is the one set of
 /// defaults; bind one with [`Listener::bind_with`], or fill it setter by setter with
 /// [`Listener::builder`]. To save every message in a [`Store`] before acknowledging it, use
-/// [`Listener::spawn_store`] (a [`StoreHandler`]).
+/// [`Listener::spawn_store`] (a [`StoreHandler`]; build one yourself for a
+/// [store wait](StoreHandler::store_wait) or to close the connection instead of answering `AE`
+/// when a store fails, [`OnStoreFailure`]).
 ///
 /// # Threads
 /// [`Listener::run`] runs the accept loop on the calling thread ([`Listener::spawn`] on a new

@@ -47,6 +47,9 @@ pub struct ListenerStats {
     pub custom_acks: u64,
     /// Acknowledgements not sent because the message's MSH-15 asked for none (enhanced mode).
     pub acks_suppressed: u64,
+    /// Connections closed without acknowledging their last message, because the handler
+    /// answered [`Response::close`](super::Response::close) (a store that could not keep it).
+    pub closed_unanswered: u64,
     /// Frames whose header could not be read, answered with an `AR` NAK (counted in
     /// `acks_ar` too) without calling the handler.
     pub nak_unparseable: u64,
@@ -82,6 +85,7 @@ pub(crate) struct Stats {
     pub(crate) commit_naks: AtomicU64,
     pub(crate) custom_acks: AtomicU64,
     pub(crate) acks_suppressed: AtomicU64,
+    pub(crate) closed_unanswered: AtomicU64,
     pub(crate) nak_unparseable: AtomicU64,
     pub(crate) charset_errors: AtomicU64,
     pub(crate) skipped_bytes: AtomicU64,
@@ -130,6 +134,7 @@ impl Stats {
             commit_naks: get(&self.commit_naks),
             custom_acks: get(&self.custom_acks),
             acks_suppressed: get(&self.acks_suppressed),
+            closed_unanswered: get(&self.closed_unanswered),
             nak_unparseable: get(&self.nak_unparseable),
             charset_errors: get(&self.charset_errors),
             skipped_bytes: get(&self.skipped_bytes),

@@ -114,3 +114,52 @@ impl Drop for ListenProc {
         let _ = self.child.wait();
     }
 }
+
+/// A private RabbitMQ node named `name`, or `None` (and a skip notice) when RabbitMQ is not
+/// installed.
+pub fn rabbit_node(name: &str) -> Option<mllp_testkit::rabbitmq::RabbitNode> {
+    if !mllp_testkit::rabbitmq::available() {
+        skip("RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server and epmd) is not installed");
+        return None;
+    }
+    Some(mllp_testkit::rabbitmq::RabbitNode::start(name))
+}
+
+/// `rabbitmqctl list_queues` for `queue` on `node`: (messages, queue type). The broker's
+/// statistics lag a few seconds behind; poll with [`eventually`].
+pub fn rabbit_queue(
+    node: &mllp_testkit::rabbitmq::RabbitNode,
+    queue: &str,
+) -> Option<(u64, String)> {
+    let out = node.ctl(&[
+        "list_queues",
+        "--no-table-headers",
+        "name",
+        "messages",
+        "type",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            if fields.next()? != queue {
+                return None;
+            }
+            let n = fields.next()?.parse().ok()?;
+            Some((n, fields.next()?.to_owned()))
+        })
+}
+
+/// How many consumers `queue` has now (`rabbitmqctl list_consumers`, not a lagging statistic).
+pub fn rabbit_consumers(node: &mllp_testkit::rabbitmq::RabbitNode, queue: &str) -> usize {
+    let out = node.ctl(&["list_consumers", "--no-table-headers", "queue_name"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(queue))
+        .count()
+}
