@@ -93,6 +93,25 @@
 #define MLLP_LISTENER_MIN_STACK_SIZE (64 * 1024)
 
 /**
+ * `mllp_outbox_builder_set_on_reject`: an AE or AR moves the message and the ACK's text to
+ * the dead-letter area, and delivery goes on (the default).
+ */
+#define MLLP_OUTBOX_DEAD_LETTER 0
+
+/**
+ * `mllp_outbox_builder_set_on_reject`: an AE or AR stops delivery at that message until
+ * `mllp_outbox_requeue_dead` or `mllp_outbox_resume`, for interfaces that need strict order.
+ */
+#define MLLP_OUTBOX_HOLD 1
+
+/**
+ * The dead letters of an outbox directory as they were when listed: made by
+ * `mllp_outbox_dead_letters`, read by `mllp_dead_letters_*`, freed by `mllp_dead_letters_free`.
+ * Thread safety: read-only, any number of threads at once.
+ */
+typedef struct mllp_dead_letters mllp_dead_letters;
+
+/**
  * A frame decoder: bytes in, frames out. Create with `mllp_decoder_new`, free with
  * `mllp_decoder_free`.
  *
@@ -137,6 +156,27 @@ typedef struct mllp_listener mllp_listener;
  * `mllp_listener_builder_build` only reads it.
  */
 typedef struct mllp_listener_builder mllp_listener_builder;
+
+/**
+ * A durable outbox: messages enqueued are on disk when `mllp_outbox_enqueue` returns, and a
+ * thread of the library delivers them in order to one address, at least once, even after a
+ * crash. Open with `mllp_outbox_open`, free with `mllp_outbox_free`.
+ *
+ * Thread safety: `mllp_outbox_enqueue` and `mllp_outbox_get_stat` may be called from many
+ * threads at once (concurrent enqueues share disk flushes); `mllp_outbox_close` waits for the
+ * calls under way; `mllp_outbox_free` must not run concurrently with any other call on the
+ * handle.
+ */
+typedef struct mllp_outbox mllp_outbox;
+
+/**
+ * Settings for outboxes: made by `mllp_outbox_builder_new` with the defaults, changed by the
+ * `mllp_outbox_builder_set_*` functions, used by `mllp_outbox_open` (any number of times)
+ * and freed by `mllp_outbox_builder_free`. Every setter checks its value at once: on an error
+ * it returns the code, sets the last-error text and leaves the setting as it was. Thread
+ * safety: one call at a time per builder; `mllp_outbox_open` only reads it.
+ */
+typedef struct mllp_outbox_builder mllp_outbox_builder;
 
 /**
  * The callback's answer beyond its disposition: an optional text (MSA-3, and the ERR segment
@@ -316,6 +356,17 @@ typedef void (*mllp_log_callback)(void *userdata,
                                   mllp_log_level level,
                                   const char *target,
                                   const char *message);
+
+/**
+ * Which counter `mllp_outbox_get_stat` reads. New counters get new numbers; the numbers
+ * never change.
+ */
+typedef uint32_t mllp_outbox_stat;
+
+/**
+ * Which part of a dead letter `mllp_dead_letters_get` copies.
+ */
+typedef uint32_t mllp_dead_letter_part;
 
 /**
  * Which counter of a sender `mllp_sender_get_stat` reads. New counters get new numbers; the
@@ -567,6 +618,73 @@ typedef uint32_t mllp_sender_stat;
 #define MLLP_LOG_TRACE 5
 
 /**
+ * Messages enqueued and not yet delivered nor dead-lettered (the one in flight included).
+ */
+#define MLLP_OUTBOX_STAT_PENDING 0
+
+/**
+ * Their bytes on disk, record headers included.
+ */
+#define MLLP_OUTBOX_STAT_PENDING_BYTES 1
+
+/**
+ * 1 while a message is being delivered, else 0.
+ */
+#define MLLP_OUTBOX_STAT_IN_FLIGHT 2
+
+/**
+ * Messages delivered (AA or CA) since the outbox directory was created.
+ */
+#define MLLP_OUTBOX_STAT_DELIVERED 3
+
+/**
+ * Messages in the dead-letter area.
+ */
+#define MLLP_OUTBOX_STAT_DEAD_LETTERED 4
+
+/**
+ * How long the oldest pending message has waited, in milliseconds (0 when none is pending).
+ */
+#define MLLP_OUTBOX_STAT_OLDEST_PENDING_AGE_MS 5
+
+/**
+ * 1 while delivery is held at a rejected message (`MLLP_OUTBOX_HOLD`), else 0.
+ */
+#define MLLP_OUTBOX_STAT_HELD 6
+
+/**
+ * Enqueues refused with `MLLP_FULL` since the outbox was opened.
+ */
+#define MLLP_OUTBOX_STAT_REFUSED_FULL 7
+
+/**
+ * Disk flushes made for enqueues since the outbox was opened (fewer than the enqueues when
+ * concurrent enqueues shared them).
+ */
+#define MLLP_OUTBOX_STAT_SYNCS 8
+
+/**
+ * The message as enqueued (bytes, not NUL-terminated).
+ */
+#define MLLP_DEAD_LETTER_MESSAGE 0
+
+/**
+ * Why it is there: the negative acknowledgement (its code, the destination, its text) or the
+ * last delivery error (bytes, not NUL-terminated).
+ */
+#define MLLP_DEAD_LETTER_REASON 1
+
+/**
+ * Its control ID (MSH-10), empty when the header cannot be read.
+ */
+#define MLLP_DEAD_LETTER_CONTROL_ID 2
+
+/**
+ * Its file name in the dead-letter area.
+ */
+#define MLLP_DEAD_LETTER_NAME 3
+
+/**
  * Success.
  */
 #define MLLP_OK 0
@@ -699,6 +817,24 @@ typedef uint32_t mllp_sender_stat;
  * it. Sending it again may create a duplicate.
  */
 #define MLLP_UNCONFIRMED 601
+
+/**
+ * The outbox holds its most pending messages or bytes: the message was not taken. Try again
+ * once deliveries have made room.
+ */
+#define MLLP_FULL 700
+
+/**
+ * Another outbox (in this process or another) has the directory open; the last-error text
+ * names the process.
+ */
+#define MLLP_LOCKED 701
+
+/**
+ * An outbox segment other than the last holds a bad record (not a torn tail); the last-error
+ * text names the file. Nothing was changed.
+ */
+#define MLLP_CORRUPT 702
 
 /**
  * An error of a kind that has no code of its own in this version of the C API (the Rust
@@ -1284,6 +1420,190 @@ void mllp_listener_free(struct mllp_listener *listener);
 mllp_result mllp_set_log_callback(mllp_log_callback callback,
                                   void *userdata,
                                   mllp_log_level level);
+
+/**
+ * Creates an outbox builder with the defaults (those of the Rust `OutboxConfig`): delivery
+ * with the defaults of `mllp_sender_builder_new` (messages sent as the bytes given), tried
+ * without limit with a backoff of 250 ms doubling to 30 s, AE/AR dead-lettered, at most
+ * 1,000,000 messages and 1 GiB pending, segment files of 16 MiB, operator actions of other
+ * processes looked for every second, delivery on. `*out` receives the builder (NULL on
+ * failure); free it with `mllp_outbox_builder_free`. Errors: `MLLP_NULL_ARGUMENT`.
+ * Thread-safe.
+ */
+mllp_result mllp_outbox_builder_new(struct mllp_outbox_builder **out);
+
+/**
+ * Copies the delivery settings of a sender builder (framing, character set, timeouts, TLS,
+ * MLLP release 2, AR resends); its retry policy is not used (see
+ * `mllp_outbox_builder_set_retry`). When that builder names a character set, enqueued messages
+ * must be UTF-8 and are encoded into it when delivered; otherwise they are delivered as the
+ * bytes given. `sender` may be freed afterwards. Errors: `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_sender(struct mllp_outbox_builder *builder,
+                                           const struct mllp_sender_builder *sender);
+
+/**
+ * How a message that could not be delivered (no connection, no acknowledgement) is tried
+ * again: the most attempts, the first included (0, the default: no limit; with a limit, a
+ * message that used them up is dead-lettered), the delay before the second attempt and the
+ * longest delay, in milliseconds (not below the first). Defaults 0, 250, 30000. Errors:
+ * `MLLP_CONFIG` (`max_backoff_ms` below `initial_backoff_ms`), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_retry(struct mllp_outbox_builder *builder,
+                                          uint32_t max_attempts,
+                                          uint32_t initial_backoff_ms,
+                                          uint32_t max_backoff_ms);
+
+/**
+ * What an AE or AR from the destination does: `MLLP_OUTBOX_DEAD_LETTER` (the default) or
+ * `MLLP_OUTBOX_HOLD`. Errors: `MLLP_INVALID_ARGUMENT` (another value), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_on_reject(struct mllp_outbox_builder *builder,
+                                              int on_reject);
+
+/**
+ * The bounds: the most pending messages and the most bytes of them (both at least 1);
+ * `mllp_outbox_enqueue` returns `MLLP_FULL` at once beyond them. Defaults 1000000 and
+ * 1073741824. Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_bounds(struct mllp_outbox_builder *builder,
+                                           uint64_t max_messages,
+                                           uint64_t max_bytes);
+
+/**
+ * The size, in bytes (at least 1), after which a new segment file is started; a segment is
+ * deleted once all its messages are delivered. Default 16777216. Errors: `MLLP_CONFIG` (0),
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_segment_bytes(struct mllp_outbox_builder *builder,
+                                                  uint64_t bytes);
+
+/**
+ * How often, in milliseconds (at least 1), the delivery thread looks for operator actions
+ * made by other processes (a requeue, a released hold). Default 1000. Errors: `MLLP_CONFIG`
+ * (0), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_poll_interval_ms(struct mllp_outbox_builder *builder,
+                                                     uint32_t ms);
+
+/**
+ * 1 (the default): a thread delivers the messages; 0: they are only kept (a spool inspected or
+ * delivered later). Errors: `MLLP_INVALID_ARGUMENT` (not 0 or 1), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_builder_set_deliver(struct mllp_outbox_builder *builder,
+                                            int on);
+
+/**
+ * Frees an outbox builder; outboxes opened with it are not affected. NULL is allowed and does
+ * nothing.
+ */
+void mllp_outbox_builder_free(struct mllp_outbox_builder *builder);
+
+/**
+ * Opens (creating it if needed) the outbox in the directory `dir`, delivering to `address`
+ * (`"host:port"`) with the builder's settings, recovers what a crash left (a message cut
+ * short at the end is dropped: it was never acknowledged to its enqueuer) and starts
+ * delivering. The builder is not changed. On success `*out` receives the handle; on failure
+ * it is NULL and `mllp_last_error` gives the reason.
+ *
+ * Errors: `MLLP_LOCKED` (another outbox, in this or another process, has `dir` open: the
+ * last-error text names its process), `MLLP_CORRUPT`, `MLLP_IO`, `MLLP_CONFIG`,
+ * `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_open(const struct mllp_outbox_builder *builder,
+                             const char *dir,
+                             const char *address,
+                             struct mllp_outbox **out);
+
+/**
+ * Enqueues one HL7 message (`msg`/`msg_len`, segments separated by CR, no framing bytes) and
+ * returns once it is flushed to disk: from then on it is delivered even after a crash or a
+ * power cut. Errors: `MLLP_FULL` (at once, nothing kept), `MLLP_HEADER` (no readable MSH, BHS
+ * or FHS header), `MLLP_INVALID_ARGUMENT` (not UTF-8 when the sender settings name a
+ * character set), `MLLP_IO` (cannot be written or flushed: nothing is kept), `MLLP_CLOSED`
+ * (after `mllp_outbox_close`), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_enqueue(const struct mllp_outbox *outbox,
+                                const uint8_t *msg,
+                                size_t msg_len);
+
+/**
+ * Stores the counter `which` (`MLLP_OUTBOX_STAT_*`) in `*value`. Errors:
+ * `MLLP_INVALID_ARGUMENT` (unknown counter: `*value` is 0), `MLLP_CLOSED` (after
+ * `mllp_outbox_close`), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_get_stat(const struct mllp_outbox *outbox,
+                                 mllp_outbox_stat which,
+                                 uint64_t *value);
+
+/**
+ * Releases a hold (`MLLP_OUTBOX_HOLD`) at once: the held message is sent again. Errors:
+ * `MLLP_IO`, `MLLP_CLOSED`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_resume(const struct mllp_outbox *outbox);
+
+/**
+ * Stops taking messages, lets the delivery thread finish the message in flight (bounded by
+ * the sender's timeouts), flushes the delivery cursor and releases the directory. Pending
+ * messages stay on disk for the next `mllp_outbox_open`. Later calls on the handle return
+ * `MLLP_CLOSED`, except `mllp_outbox_free`; closing twice is `MLLP_OK`. Errors: `MLLP_IO`,
+ * `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_outbox_close(const struct mllp_outbox *outbox);
+
+/**
+ * Closes the outbox (as `mllp_outbox_close`, if not done yet) and frees the handle. NULL is
+ * allowed and does nothing.
+ */
+void mllp_outbox_free(struct mllp_outbox *outbox);
+
+/**
+ * Lists the dead letters of the outbox directory `dir`, oldest first, into `*out` (NULL on
+ * failure); works while an outbox (of this or another process) has the directory open.
+ * Errors: `MLLP_IO`, `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_dead_letters(const char *dir,
+                                     struct mllp_dead_letters **out);
+
+/**
+ * How many dead letters the list holds (0 for NULL).
+ */
+size_t mllp_dead_letters_count(const struct mllp_dead_letters *list);
+
+/**
+ * Copies part `part` (`MLLP_DEAD_LETTER_*`) of dead letter `index` (from 0) into `buf`
+ * (capacity `cap`; NULL with 0 asks for the size) and stores its length in `*len`. Errors:
+ * `MLLP_BUFFER_TOO_SMALL` (nothing written, `*len` is the size needed),
+ * `MLLP_INVALID_ARGUMENT` (index out of range, unknown part), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_dead_letters_get(const struct mllp_dead_letters *list,
+                                  size_t index,
+                                  mllp_dead_letter_part part,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *len);
+
+/**
+ * Frees a dead-letter list. NULL is allowed and does nothing.
+ */
+void mllp_dead_letters_free(struct mllp_dead_letters *list);
+
+/**
+ * Puts every dead letter of the outbox directory `dir` back in its queue (behind the pending
+ * messages) and releases a hold; `*count` receives how many were requeued. An outbox that
+ * has the directory open (in any process) takes them within its poll interval; otherwise the
+ * next `mllp_outbox_open` does. Errors: `MLLP_IO`, `MLLP_INVALID_ARGUMENT`,
+ * `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_requeue_dead(const char *dir,
+                                     size_t *count);
+
+/**
+ * Deletes every dead letter of the outbox directory `dir`; `*count` receives how many.
+ * Errors: `MLLP_IO`, `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`. Thread-safe.
+ */
+mllp_result mllp_outbox_purge_dead(const char *dir,
+                                   size_t *count);
 
 /**
  * A static NUL-terminated description of a result code, e.g. `"invalid configuration"`.

@@ -55,6 +55,32 @@ pub enum Error {
     /// A [`Store`](crate::Store) could not keep a message (or be reached): its
     /// [kind](crate::StoreErrorKind) says whether a retry can succeed.
     Store(Box<crate::StoreError>),
+    /// An [`Outbox`](crate::Outbox) holds its most pending messages or bytes: the message was
+    /// not taken. Try again once deliveries have made room (a relay answers AE, so the sender
+    /// does), or raise the bounds.
+    Full {
+        /// Messages pending when the message was refused.
+        pending: u64,
+        /// Their bytes.
+        pending_bytes: u64,
+    },
+    /// Another [`Outbox`](crate::Outbox) has the directory open: process `pid` (this process,
+    /// when it is its own id). Close that one first; inspecting the directory needs no lock.
+    Locked {
+        /// The outbox directory.
+        dir: std::path::PathBuf,
+        /// The process holding it (0 when it cannot be told).
+        pid: u32,
+    },
+    /// An outbox segment holds a bad record that is not a torn tail: it is not the last
+    /// segment, so the records after it cannot be found. Nothing was changed; move the file
+    /// aside (its records before `offset` are intact) and open the outbox again.
+    Corrupt {
+        /// The segment file.
+        path: std::path::PathBuf,
+        /// Where its valid records end.
+        offset: u64,
+    },
 }
 
 /// What the crate was doing when an I/O error happened.
@@ -410,6 +436,24 @@ impl fmt::Display for Error {
             ),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Store(e) => write!(f, "store error: {e}"),
+            Error::Full {
+                pending,
+                pending_bytes,
+            } => write!(
+                f,
+                "the outbox is full ({pending} messages, {pending_bytes} bytes pending)"
+            ),
+            Error::Locked { dir, pid } => write!(
+                f,
+                "the outbox in {} is in use by process {pid}",
+                dir.display()
+            ),
+            Error::Corrupt { path, offset } => write!(
+                f,
+                "the outbox segment {} is corrupt after byte {offset} (not a torn tail: it is not \
+                 the last segment); move it aside to go on",
+                path.display()
+            ),
         }
     }
 }

@@ -7,8 +7,9 @@
 //!   delivered or is unconfirmed ([`Outcome`]).
 //! * A [`Listener`] serves one or many connections, hands each message to a [`Handler`] as
 //!   UTF-8, and writes the ACK only after the handler returned (store-then-ACK with a
-//!   [`Store`], such as [`FileStore`]). Limits on size, time and connections keep a bad peer from taking the port
-//!   down.
+//!   [`Store`], such as [`FileStore`]; [`DedupStore`] in front of any store answers a resend
+//!   without a second copy). Limits on size, time and connections keep a bad peer from taking
+//!   the port down.
 //! * The sender's protocol for one message is the sans-I/O [`Exchange`]: no sockets and no
 //!   clock, so a relay or a test can drive it by hand.
 //! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
@@ -78,6 +79,7 @@ mod error;
 mod framing;
 pub mod hl7;
 mod listener;
+mod outbox;
 mod reader;
 mod retry;
 mod scan;
@@ -102,13 +104,20 @@ pub use listener::{
     DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
 };
+pub use outbox::{
+    DeadLetter, OnReject, Outbox, OutboxConfig, OutboxStats, DEFAULT_OUTBOX_MAX_BYTES,
+    DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
+};
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;
 pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
-pub use store::{FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage};
+pub use store::{
+    DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage,
+    MAX_DEDUP_KEYS,
+};
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };

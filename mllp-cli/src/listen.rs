@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mllp::charset::Malformed;
 use mllp::hl7::AckMode;
 use mllp::{
-    Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store, StoreHandler,
+    DedupStore, Handler, Listener, ListenerStats, Message, Response, ShutdownHandle, Store,
+    StoreHandler,
 };
 
 use super::args::{Args, UsageError};
@@ -34,9 +35,10 @@ it is safely kept, else see --store-wait. Prints `listening on ADDR` first, then
 message (file or queue, MSH-10, MSH-9, peer), and a summary when stopped (Ctrl-C, SIGTERM).
 
 Options:
-  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR, or
+  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR,
                           amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]
-                          (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm
+                          (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm, or
+                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each
   --tls-ca PEM            CA certificates to trust for an amqps:// store
   --store-wait SECS       retry a failing store this long while the sender waits (default 5)
   --on-store-failure P    then close (default: no ACK, the sender resends) or nak (AE, reason)
@@ -44,6 +46,10 @@ Options:
   --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
   --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
   --count N               exit 0 once N messages have been stored and acknowledged
+  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
+                          is answered AA again and not stored twice (a directory store keeps
+                          them in DIR/.dedup-index)
+  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
   --max-connections N     connections served at once (default 10)
   --single                one connection; a new one replaces an idle old one
   --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
@@ -72,6 +78,14 @@ struct Config {
     addr: String,
     /// A directory or a URL; see [`stores::open`].
     store: String,
+    listen: ListenOptions,
+    store_options: stores::StoreOptions,
+    store_policy: StorePolicy,
+}
+
+/// The options of the receiving side, shared by `mllp listen` and `mllp relay`.
+#[derive(Debug)]
+pub struct ListenOptions {
     msh18: bool,
     malformed: Malformed,
     ack_mode: AckMode,
@@ -84,39 +98,43 @@ struct Config {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    store_options: stores::StoreOptions,
-    store_policy: StorePolicy,
+    /// `--dedup N`: how many keys to remember.
+    dedup: Option<usize>,
+    /// `--dedup-index PATH`.
+    dedup_index: Option<PathBuf>,
     /// `--health-addr`: where to answer health checks; see [`health`].
     health_addr: Option<String>,
 }
 
-fn parse(mut args: Args) -> Result<Config, UsageError> {
-    let mut common = Common::default();
-    let mut store = None;
-    let mut msh18 = true;
-    let mut malformed = Malformed::Reject;
-    let mut ack_mode = AckMode::Original;
-    let mut count = None;
-    let mut max_connections = None;
-    let mut single = false;
-    let mut evict_after = None;
-    let mut frame_timeout = None;
-    let mut idle_timeout = None;
-    let mut tls_cert = None;
-    let mut tls_key = None;
-    let mut store_options = stores::StoreOptions::default();
-    let mut store_policy = StorePolicy::default();
-    let mut health_addr = None;
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? || store_policy.take(&name, &mut args)? {
-            continue;
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            msh18: true,
+            malformed: Malformed::Reject,
+            ack_mode: AckMode::Original,
+            count: None,
+            max_connections: None,
+            single: false,
+            evict_after: None,
+            frame_timeout: None,
+            idle_timeout: None,
+            tls_cert: None,
+            tls_key: None,
+            dedup: None,
+            dedup_index: None,
+            health_addr: None,
         }
-        match name.as_str() {
-            "store" => store = Some(args.value(&name)?),
-            "msh18" => msh18 = true,
-            "no-msh18" => msh18 = false,
+    }
+}
+
+impl ListenOptions {
+    /// Takes option `name` (and its value) if it is a receiving one; returns whether it was.
+    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
+        match name {
+            "msh18" => self.msh18 = true,
+            "no-msh18" => self.msh18 = false,
             "malformed" => {
-                malformed = match args.value(&name)?.as_str() {
+                self.malformed = match args.value(name)?.as_str() {
                     "reject" => Malformed::Reject,
                     "replace" => Malformed::Replace,
                     other => {
@@ -127,7 +145,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "ack-mode" => {
-                ack_mode = match args.value(&name)?.as_str() {
+                self.ack_mode = match args.value(name)?.as_str() {
                     "original" => AckMode::Original,
                     "auto" => AckMode::Auto,
                     other => {
@@ -138,35 +156,125 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
                 }
             }
             "count" => {
-                let n: u64 = args.parsed(&name)?;
+                let n: u64 = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--count must be at least 1".into()));
                 }
-                count = Some(n);
+                self.count = Some(n);
             }
             "max-connections" => {
-                let n: usize = args.parsed(&name)?;
+                let n: usize = args.parsed(name)?;
                 if n == 0 {
                     return Err(UsageError("--max-connections must be at least 1".into()));
                 }
-                max_connections = Some(n);
+                self.max_connections = Some(n);
             }
-            "single" => single = true,
+            "single" => self.single = true,
             "evict-after" => {
-                let secs: f64 = args.parsed(&name)?;
+                let secs: f64 = args.parsed(name)?;
                 if !(secs.is_finite() && secs >= 0.0) {
                     return Err(UsageError(
                         "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
                     ));
                 }
-                evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+                self.evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
             }
-            "frame-timeout" => frame_timeout = Some(args.seconds(&name)?),
-            "idle-timeout" => idle_timeout = Some(args.seconds(&name)?),
-            "tls-cert" => tls_cert = Some(PathBuf::from(args.value(&name)?)),
-            "tls-key" => tls_key = Some(PathBuf::from(args.value(&name)?)),
+            "frame-timeout" => self.frame_timeout = Some(args.seconds(name)?),
+            "idle-timeout" => self.idle_timeout = Some(args.seconds(name)?),
+            "tls-cert" => self.tls_cert = Some(PathBuf::from(args.value(name)?)),
+            "health-addr" => self.health_addr = Some(args.value(name)?),
+            "tls-key" => self.tls_key = Some(PathBuf::from(args.value(name)?)),
+            "dedup" => {
+                let n: usize = args.parsed(name)?;
+                if n == 0 || n > mllp::MAX_DEDUP_KEYS {
+                    return Err(UsageError(format!(
+                        "--dedup is a number of keys from 1 to {}",
+                        mllp::MAX_DEDUP_KEYS
+                    )));
+                }
+                self.dedup = Some(n);
+            }
+            "dedup-index" => self.dedup_index = Some(PathBuf::from(args.value(name)?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the options that conflict, once all are read.
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.single && self.max_connections.is_some_and(|n| n != 1) {
+            return Err(UsageError(
+                "--single and --max-connections cannot be used together".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.tls_cert.is_some() {
+            return Err(super::options::no_tls("tls-cert"));
+        }
+        if self.dedup_index.is_some() && self.dedup.is_none() {
+            return Err(UsageError("--dedup-index needs --dedup N".into()));
+        }
+        Ok(())
+    }
+
+    /// `store` behind duplicate suppression when `--dedup N` was given: the keys are kept in
+    /// `--dedup-index PATH`, or else in `default_index` (a file beside the messages), which a
+    /// store without a local directory does not have.
+    pub fn dedup(
+        &self,
+        store: Box<dyn Store>,
+        default_index: Option<PathBuf>,
+    ) -> Result<Box<dyn Store>, Failure> {
+        let Some(n) = self.dedup else {
+            return Ok(store);
+        };
+        let index = match (&self.dedup_index, default_index) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => path,
+            (None, None) => {
+                return Err(Failure::fatal(format!(
+                    "--dedup with the store {} needs --dedup-index PATH (a file for the keys \
+                     it remembers)",
+                    store.name()
+                )))
+            }
+        };
+        let dedup = DedupStore::open(store, &index, n).map_err(|e| {
+            Failure::fatal(format!(
+                "cannot use the duplicate index: {}",
+                stores::innermost(&e)
+            ))
+        })?;
+        Ok(Box::new(dedup))
+    }
+
+    /// Whether the listener accepts TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+fn parse(mut args: Args) -> Result<Config, UsageError> {
+    let mut common = Common::default();
+    let mut listen = ListenOptions::default();
+    let mut store = None;
+    let mut store_options = stores::StoreOptions::default();
+    let mut store_policy = StorePolicy::default();
+    while let Some(name) = args.next_option() {
+        if common.take(&name, &mut args)?
+            || listen.take(&name, &mut args)?
+            || store_policy.take(&name, &mut args)?
+        {
+            continue;
+        }
+        match name.as_str() {
+            "store" => store = Some(args.value(&name)?),
             "tls-ca" => store_options.tls_ca = Some(PathBuf::from(args.value(&name)?)),
-            "health-addr" => health_addr = Some(args.value(&name)?),
             _ => return Err(unknown("listen", &name)),
         }
     }
@@ -177,38 +285,14 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "mllp listen takes one address, but {extra:?} was given as well"
         )));
     }
-    if single && max_connections.is_some_and(|n| n != 1) {
-        return Err(UsageError(
-            "--single and --max-connections cannot be used together".into(),
-        ));
-    }
-    if tls_cert.is_some() != tls_key.is_some() {
-        return Err(UsageError(
-            "--tls-cert and --tls-key must be given together".into(),
-        ));
-    }
-    #[cfg(not(feature = "tls"))]
-    if tls_cert.is_some() {
-        return Err(super::options::no_tls("tls-cert"));
-    }
+    listen.check()?;
     Ok(Config {
         common,
         addr,
         store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
-        msh18,
-        malformed,
-        ack_mode,
-        count,
-        max_connections,
-        single,
-        evict_after,
-        frame_timeout,
-        idle_timeout,
-        tls_cert,
-        tls_key,
+        listen,
         store_options,
         store_policy,
-        health_addr,
     })
 }
 
@@ -307,6 +391,8 @@ thread_local! {
 struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
+    /// Messages answered as resends of one already stored.
+    duplicates: Arc<AtomicU64>,
 }
 
 impl Handler for ListenHandler {
@@ -334,9 +420,14 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
+        let duplicates = Arc::new(AtomicU64::new(0));
+        let resends = Arc::clone(&duplicates);
         let inner = policy
             .apply(StoreHandler::new(store))
             .on_saved(move |message, receipt| {
+                if receipt.is_duplicate() {
+                    resends.fetch_add(1, Ordering::Relaxed);
+                }
                 if print {
                     let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
                     let kind = match message.segment_name() {
@@ -357,7 +448,11 @@ impl ListenHandler {
                     handle.shutdown();
                 }
             });
-        ListenHandler { inner, printer }
+        ListenHandler {
+            inner,
+            printer,
+            duplicates,
+        }
     }
 }
 
@@ -372,11 +467,7 @@ pub fn print_line(line: &str) {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
-    let framing = config.common.framing()?;
-    let charset = config.common.charset()?;
-    let store: Arc<dyn Store> = stores::open(&config.store, &config.store_options)
-        .map_err(Failure::fatal)?
-        .into();
+    let store = stores::open(&config.store, &config.store_options).map_err(Failure::fatal)?;
     store.check().map_err(|e| {
         Failure::fatal(format!(
             "cannot store in {}: {}",
@@ -384,28 +475,55 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             stores::innermost(&e)
         ))
     })?;
-    let mut builder = Listener::builder(config.addr.as_str())
+    let name = store.name();
+    let index = stores::local_dir(&config.store).map(|dir| dir.join(stores::DEDUP_INDEX_FILE));
+    let store = config.listen.dedup(store, index)?;
+    let tls = if config.listen.tls() { " with TLS" } else { "" };
+    serve(
+        &config.addr,
+        &config.listen,
+        &config.common,
+        store,
+        config.store_policy,
+        |local| format!("listening on {local}{tls} (storing in {name})"),
+    )
+}
+
+/// Listens on `addr`, saves each message in `store` before acknowledging it, and prints
+/// `first_line(local address)` once listening, then a line per message (unless `-q`) and a
+/// summary when stopped; the exit code.
+pub fn serve(
+    addr: &str,
+    options: &ListenOptions,
+    common: &Common,
+    store: Box<dyn Store>,
+    policy: StorePolicy,
+    first_line: impl FnOnce(std::net::SocketAddr) -> String,
+) -> Result<u8, Failure> {
+    let framing = common.framing()?;
+    let charset = common.charset()?;
+    let mut builder = Listener::builder(addr)
         .framing(framing)
         .charset(charset)
-        .detect_msh18(config.msh18)
-        .malformed(config.malformed)
-        .ack_mode(config.ack_mode)
-        .mllp2(config.common.mllp2);
-    if config.single {
+        .detect_msh18(options.msh18)
+        .malformed(options.malformed)
+        .ack_mode(options.ack_mode)
+        .mllp2(common.mllp2);
+    if options.single {
         builder = builder.max_connections(1).replace_idle(true);
-    } else if let Some(n) = config.max_connections {
+    } else if let Some(n) = options.max_connections {
         builder = builder.max_connections(n);
     }
-    if let Some(after) = config.evict_after {
+    if let Some(after) = options.evict_after {
         builder = builder.evict_after(after);
     }
-    if let Some(t) = config.frame_timeout {
+    if let Some(t) = options.frame_timeout {
         builder = builder.frame_timeout(Some(t));
     }
-    if config.idle_timeout.is_some() {
-        builder = builder.idle_timeout(config.idle_timeout);
+    if options.idle_timeout.is_some() {
+        builder = builder.idle_timeout(options.idle_timeout);
     }
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
@@ -415,40 +533,33 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             phase: mllp::Phase::Bind,
             ..
         } => Failure::fatal(format!("cannot listen: {e}")),
-        e => Failure::fatal(format!("cannot listen on {}: {e}", config.addr)),
+        e => Failure::fatal(format!("cannot listen on {addr}: {e}")),
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
-    let (store, health) = match &config.health_addr {
-        Some(addr) => {
-            let (at, watched) =
-                health::start(addr, store, handle.clone()).map_err(Failure::fatal)?;
-            (watched, Some(at))
+    let (store, health) = match &options.health_addr {
+        Some(at) => {
+            let (local, watched) =
+                health::start(at, Arc::from(store), handle.clone()).map_err(Failure::fatal)?;
+            (Box::new(watched) as Box<dyn Store>, Some(local))
         }
         None => (store, None),
     };
     signal::install(move || signal_handle.shutdown());
-    print_line(&format!(
-        "listening on {}{} (storing in {}){}",
-        listener.local_addr(),
-        if config.tls_cert.is_some() {
-            " with TLS"
-        } else {
-            ""
-        },
-        store.name(),
-        health
-            .map(|a| format!(", health on {a}"))
-            .unwrap_or_default()
-    ));
-    let printer = (!config.common.quiet).then(|| Arc::new(Printer::start()));
+    let mut line = first_line(listener.local_addr());
+    if let Some(local) = health {
+        line.push_str(&format!(", health on {local}"));
+    }
+    print_line(&line);
+    let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(
-        Box::new(store),
-        config.store_policy,
+        store,
+        policy,
         printer.clone(),
-        config.count,
+        options.count,
         handle.clone(),
     );
+    let duplicates = Arc::clone(&handler.duplicates);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -456,7 +567,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, lost);
+        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -467,7 +578,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             );
         }
     }
-    match config.count {
+    match options.count {
         Some(n) if stats.acks_aa + stats.acks_ca + stats.commit_acks < n => {
             Err(Failure::negative(format!(
                 "stopped before {n} messages were stored ({} were)",
@@ -478,9 +589,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
 }
 
-/// One line: messages, connections, acknowledgements by code, and how many message lines were
-/// not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
+/// One line: messages, connections, acknowledgements by code, resends not stored again, and how
+/// many message lines were not printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -502,6 +613,7 @@ pub fn summary(s: &ListenerStats, dropped_lines: u64) -> String {
         ("refused connections", s.connections_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
+        ("resends not stored again", resends),
         ("closed unanswered", s.closed_unanswered),
         ("unprinted lines", dropped_lines),
     ];
@@ -541,7 +653,7 @@ mod tests {
         assert_eq!(c.store, DEFAULT_STORE);
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
-            (c.addr.as_str(), c.count, c.single),
+            (c.addr.as_str(), c.listen.count, c.listen.single),
             ("0.0.0.0:1", Some(3), true)
         );
         for bad in [
@@ -550,6 +662,8 @@ mod tests {
             &["--tls-cert", "c.pem"],
             &["--count", "0"],
             &["--frame-timeout", "-1"],
+            &["--dedup", "0"],
+            &["--dedup-index", "x"],
             &["--nope"],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
@@ -564,8 +678,14 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s, 0),
+            summary(&s, 0, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
+        );
+        s.acks_aa = 3;
+        s.acks_ae = 0;
+        assert_eq!(
+            summary(&s, 2, 0),
+            "stopped: 3 messages on 1 connection; AA 3, resends not stored again 2"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The `mllp` command-line tool: demo, listen, send, bench, forward.
+//! The `mllp` command-line tool: demo, listen, send, relay, spool, forward, bench.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod args;
@@ -10,10 +10,12 @@ mod health;
 mod listen;
 mod logger;
 mod options;
+mod relay;
 mod send;
 mod sender_options;
 mod signal;
 mod split;
+mod spool;
 mod store_policy;
 mod stores;
 
@@ -32,6 +34,9 @@ Commands:
   demo                    a listener and a sender on loopback: messages, ACKs, a benchmark
   listen [ADDR]           receive messages, store each in a file, then acknowledge it
   send ADDR [FILE...]     send the messages in files (or standard input), print the ACKs
+  relay [ADDR] --to HOST:PORT --spool DIR
+                          receive, spool durably, acknowledge, forward in arrival order
+  spool DIR [COMMAND]     what a relay's spool holds; list, requeue or purge dead letters
   bench [ADDR]            measure messages/s and ACK latency
   forward --from URL --to ADDR   from a RabbitMQ queue to a listener, in order
 
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Some("demo") => (demo::HELP, demo::run),
         Some("listen") => (listen::HELP, listen::run),
         Some("send") => (send::HELP, send::run),
+        Some("relay") => (relay::HELP, relay::run),
+        Some("spool") => (spool::HELP, spool::run),
         Some("bench") => (bench_cmd::HELP, bench_cmd::run),
         #[cfg(feature = "amqp")]
         Some("forward") => (forward::HELP, forward::run),
@@ -69,6 +76,8 @@ fn main() -> ExitCode {
                 Some("demo") => print_help(demo::HELP),
                 Some("listen") => print_help(listen::HELP),
                 Some("send") => print_help(send::HELP),
+                Some("relay") => print_help(relay::HELP),
+                Some("spool") => print_help(spool::HELP),
                 Some("bench") => print_help(bench_cmd::HELP),
                 #[cfg(feature = "amqp")]
                 Some("forward") => print_help(forward::HELP),
@@ -79,8 +88,8 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => return print_version(),
         Some(other) => {
             return fail(&Failure::fatal(format!(
-                "there is no command {other:?}; the commands are demo, listen, send, bench and \
-                 forward (see mllp --help)"
+                "there is no command {other:?}; the commands are demo, listen, send, relay, \
+                 spool, forward and bench (see mllp --help)"
             )))
         }
         None => {

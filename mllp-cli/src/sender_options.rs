@@ -1,11 +1,11 @@
-//! The options of every command that sends over MLLP (`mllp send`, `mllp forward`): timeouts,
-//! retries and TLS, parsed once and turned into a [`Sender`].
+//! The options of every command that sends over MLLP (`mllp send`, `mllp forward`, `mllp
+//! relay`): timeouts, retries and TLS, parsed once and turned into a [`Sender`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mllp::charset::Charset;
-use mllp::{RetryPolicy, Sender};
+use mllp::{RetryPolicy, Sender, SenderBuilder};
 
 use super::args::{Args, UsageError};
 use super::options::{Common, Failure};
@@ -81,6 +81,17 @@ impl SenderOptions {
     /// A sender to `addr` with these options, the framing and MLLP release 2 setting of
     /// `common`, encoding into `charset`.
     pub fn sender(&self, addr: &str, common: &Common, charset: Charset) -> Result<Sender, Failure> {
+        Ok(self.builder(addr, common, charset)?.build()?)
+    }
+
+    /// The settings of [`sender`](Self::sender), not yet built (a relay's outbox builds its
+    /// own sender from them).
+    pub fn builder(
+        &self,
+        addr: &str,
+        common: &Common,
+        charset: Charset,
+    ) -> Result<SenderBuilder, Failure> {
         let mut builder = Sender::builder(addr.to_owned())
             .framing(common.framing()?)
             .charset(charset)
@@ -110,6 +121,6 @@ impl SenderOptions {
             }
             builder = builder.tls(tls);
         }
-        Ok(builder.build()?)
+        Ok(builder)
     }
 }

@@ -29,6 +29,13 @@ impl Default for StorePolicy {
 }
 
 impl StorePolicy {
+    /// No wait, `AE` at once: for a store whose failures do not pass while a sender waits (a
+    /// relay's full or failing spool).
+    pub const NAK_AT_ONCE: StorePolicy = StorePolicy {
+        wait: Duration::ZERO,
+        on_failure: OnStoreFailure::Nak,
+    };
+
     /// Takes option `name` (and its value) if it is one of these; returns whether it was.
     pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
         match name {

@@ -24,18 +24,20 @@ const BACKENDS: &[(&[&str], Open)] = &[
     (&["file"], open_file),
     #[cfg(feature = "amqp")]
     (&["amqp", "amqps"], open_amqp),
-    // #[cfg(feature = "mongodb")]
-    // (&["mongodb", "mongodb+srv"], mllp_mongodb::open_url),
+    #[cfg(feature = "mongodb")]
+    (&["mongodb", "mongodb+srv"], open_mongodb),
 ];
 
-/// Schemes with a store planned in a crate of its own, and the cargo feature that will bring
-/// it: named in the error, so that an operator knows the build, not the URL, is the problem.
+/// Schemes with a store in a crate of its own left out of this build, and the cargo feature
+/// that brings it: named in the error, so that an operator knows the build, not the URL, is the problem.
 const PLANNED: &[(&str, &str)] = &[
     #[cfg(not(feature = "amqp"))]
     ("amqp", "amqp"),
     #[cfg(not(feature = "amqp"))]
     ("amqps", "amqp"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb", "mongodb"),
+    #[cfg(not(feature = "mongodb"))]
     ("mongodb+srv", "mongodb"),
 ];
 
@@ -51,7 +53,7 @@ pub fn open(spec: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String
     if let Some((_, feature)) = PLANNED.iter().find(|(s, _)| *s == lower) {
         return Err(format!(
             "this build of mllp has no {feature} store; --store {lower}://... needs mllp built \
-             with the cargo feature {feature}, which is not yet available: use a directory"
+             with the cargo feature {feature} (a default one): use a directory, or that build"
         ));
     }
     let known: Vec<String> = BACKENDS
@@ -91,8 +93,19 @@ fn open_amqp(url: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String
     mllp_amqp::open_url(url, options.tls_ca.as_deref())
 }
 
+/// `mongodb://...` and `mongodb+srv://...`: a MongoDB collection.
+#[cfg(feature = "mongodb")]
+fn open_mongodb(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, String> {
+    mllp_mongodb::open_url(url)
+}
+
 /// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
 fn open_file(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, String> {
+    open_dir(&file_url_path(url)?)
+}
+
+/// The path of a `file:` URL.
+fn file_url_path(url: &str) -> Result<String, String> {
     let rest = &url["file://".len()..];
     let path = match rest.find('/') {
         Some(0) => rest,
@@ -109,10 +122,18 @@ fn open_file(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, Strin
             "--store {url}: a file URL takes no query or fragment"
         ));
     }
-    let path = percent_decode(path).ok_or_else(|| {
-        format!("--store {url}: the path has a bad percent escape, or is not UTF-8")
-    })?;
-    open_dir(&path)
+    percent_decode(path)
+        .ok_or_else(|| format!("--store {url}: the path has a bad percent escape, or is not UTF-8"))
+}
+
+/// The directory of a store in the local file system (a path or a `file:` URL), or `None` for
+/// a store elsewhere.
+pub fn local_dir(spec: &str) -> Option<PathBuf> {
+    match scheme(spec) {
+        None => Some(PathBuf::from(spec)),
+        Some(s) if s.eq_ignore_ascii_case("file") => file_url_path(spec).ok().map(PathBuf::from),
+        Some(_) => None,
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -131,6 +152,10 @@ fn percent_decode(s: &str) -> Option<String> {
     }
     String::from_utf8(out).ok()
 }
+
+/// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
+/// names that start with a dot and do not end in `.tmp`).
+pub const DEDUP_INDEX_FILE: &str = ".dedup-index";
 
 /// The innermost cause of an error (no phases).
 pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
@@ -167,15 +192,35 @@ mod tests {
 
     #[test]
     fn unknown_and_planned_schemes_are_errors() {
-        for url in ["mongodb://h", "mongodb+srv://h"] {
+        let mut planned = vec![];
+        if cfg!(not(feature = "amqp")) {
+            planned.extend(["amqp://h", "AMQPS://h"]);
+        }
+        if cfg!(not(feature = "mongodb")) {
+            planned.extend(["mongodb://h", "mongodb+srv://h"]);
+        }
+        for url in planned {
             let e = open_default(url).err().unwrap();
             assert!(e.starts_with("this build of mllp has no "), "{e}");
+        }
+        // A MongoDB URL reaches the MongoDB store, which finds what is wrong with it (here:
+        // no database) without contacting a server.
+        #[cfg(feature = "mongodb")]
+        for url in [
+            "mongodb://127.0.0.1:1",
+            "MONGODB://127.0.0.1:1/?collection=x",
+        ] {
+            let e = open_default(url).err().unwrap();
+            assert!(e.contains("names no database"), "{e}");
         }
         let e = open_default("s3://bucket").err().unwrap();
         assert!(e.contains("s3://") && e.contains("file://"), "{e}");
         for url in ["file://inbox", "file://", "file:///x?y"] {
             assert!(open_default(url).is_err(), "{url}");
         }
+        assert_eq!(local_dir("./in"), Some(PathBuf::from("./in")));
+        assert_eq!(local_dir("file:///a%20b"), Some(PathBuf::from("/a b")));
+        assert_eq!(local_dir("mongodb://h/db"), None);
     }
 
     #[cfg(feature = "amqp")]

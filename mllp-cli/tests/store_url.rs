@@ -1,6 +1,7 @@
-//! `mllp listen --store DIR|URL`: a directory or a `file:` URL is a file store; the broker and
-//! database schemes planned for their own crates, and any other scheme, stop the listener at
-//! startup with exit 2 and one sentence; a URL is never taken for a directory name.
+//! `mllp listen --store DIR|URL`: a directory or a `file:` URL is a file store; the broker
+//! schemes planned for a crate of their own, a MongoDB URL without a database, and any other
+//! scheme, stop the listener at startup with exit 2 and one sentence; a URL is never taken for
+//! a directory name.
 
 mod common;
 
@@ -68,12 +69,15 @@ fn refused(spec: &str, cwd: &Path) -> String {
 }
 
 #[test]
-fn broker_and_database_urls_are_not_in_this_build() {
+fn broker_urls_are_not_in_this_build() {
     let cwd = scratch_dir("store-url-planned");
-    let mut planned = vec![
-        ("mongodb://localhost:27017/hl7", "mongodb"),
-        ("mongodb+srv://cluster.example/hl7", "mongodb"),
-    ];
+    let mut planned = vec![];
+    if cfg!(not(feature = "mongodb")) {
+        planned.extend([
+            ("mongodb://localhost:27017/hl7", "mongodb"),
+            ("mongodb+srv://cluster.example/hl7", "mongodb"),
+        ]);
+    }
     if cfg!(not(feature = "amqp")) {
         planned.extend([
             ("amqp://guest:secret@localhost:5672/%2f", "amqp"),
@@ -107,6 +111,28 @@ fn broker_and_database_urls_are_not_in_this_build() {
         assert!(!reason.contains("secret"), "{reason}");
     }
     // Nothing was taken for a directory name.
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
+
+/// A MongoDB URL goes to the MongoDB store, which says what is wrong with it before it
+/// contacts any server, and never shows the password.
+#[test]
+fn a_mongodb_url_without_a_database_is_refused_without_credentials() {
+    let cwd = scratch_dir("store-url-mongodb");
+    for url in [
+        "mongodb://hl7:secret@127.0.0.1:1",
+        "mongodb://hl7:secret@127.0.0.1:1/?collection=adt",
+    ] {
+        let reason = refused(url, &cwd);
+        assert!(
+            reason.starts_with("mllp: error: --store mongodb: the URL names no database"),
+            "{reason}"
+        );
+        assert!(!reason.contains("secret"), "{reason}");
+    }
+    let reason = refused("mongodb://127.0.0.1:1/hl7?dedup=maybe", &cwd);
+    assert!(reason.contains("dedup is true or false"), "{reason}");
     assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
     std::fs::remove_dir_all(&cwd).unwrap();
 }

@@ -2,7 +2,7 @@
 //!
 //! The numbers never change meaning and are never reused. They are grouped by hundreds so new
 //! codes can join their group: below 100 not errors, 1xx caller errors, 2xx framing, 3xx HL7,
-//! 4xx character sets, 5xx network and TLS, 6xx delivery.
+//! 4xx character sets, 5xx network and TLS, 6xx delivery, 7xx the outbox.
 
 use std::ffi::c_char;
 
@@ -84,6 +84,16 @@ pub const MLLP_NOT_DELIVERED: mllp_result = 600;
 /// it. Sending it again may create a duplicate.
 pub const MLLP_UNCONFIRMED: mllp_result = 601;
 
+/// The outbox holds its most pending messages or bytes: the message was not taken. Try again
+/// once deliveries have made room.
+pub const MLLP_FULL: mllp_result = 700;
+/// Another outbox (in this process or another) has the directory open; the last-error text
+/// names the process.
+pub const MLLP_LOCKED: mllp_result = 701;
+/// An outbox segment other than the last holds a bad record (not a torn tail); the last-error
+/// text names the file. Nothing was changed.
+pub const MLLP_CORRUPT: mllp_result = 702;
+
 /// An error of a kind that has no code of its own in this version of the C API (the Rust
 /// library's errors can grow); the last-error text says what it is.
 pub const MLLP_ERROR: mllp_result = 900;
@@ -150,6 +160,12 @@ pub(crate) const CODES: &[(mllp_result, &str)] = &[
         MLLP_UNCONFIRMED,
         "the message is unconfirmed: written, but no valid acknowledgement received\0",
     ),
+    (MLLP_FULL, "the outbox is full\0"),
+    (
+        MLLP_LOCKED,
+        "the outbox is in use by another process or handle\0",
+    ),
+    (MLLP_CORRUPT, "an outbox segment is corrupt\0"),
     (MLLP_ERROR, "error (see the last-error text)\0"),
 ];
 
@@ -205,6 +221,9 @@ pub(crate) fn code_of(error: &Error) -> mllp_result {
             ..
         } => MLLP_UNCONFIRMED,
         Error::Closed => MLLP_CLOSED,
+        Error::Full { .. } => MLLP_FULL,
+        Error::Locked { .. } => MLLP_LOCKED,
+        Error::Corrupt { .. } => MLLP_CORRUPT,
         _ => MLLP_ERROR,
     }
 }
@@ -264,6 +283,9 @@ mod tests {
             (MLLP_TLS, 503),
             (MLLP_NOT_DELIVERED, 600),
             (MLLP_UNCONFIRMED, 601),
+            (MLLP_FULL, 700),
+            (MLLP_LOCKED, 701),
+            (MLLP_CORRUPT, 702),
             (MLLP_ERROR, 900),
         ];
         assert_eq!(fixed.len(), CODES.len());
@@ -304,6 +326,27 @@ mod tests {
             // MLLP_TLS for a TLS error: tests/c/tls_test.c (a TlsError is made by the library).
             (Error::Config("x".into()), MLLP_CONFIG),
             (Error::Closed, MLLP_CLOSED),
+            (
+                Error::Full {
+                    pending: 1,
+                    pending_bytes: 2,
+                },
+                MLLP_FULL,
+            ),
+            (
+                Error::Locked {
+                    dir: "d".into(),
+                    pid: 1,
+                },
+                MLLP_LOCKED,
+            ),
+            (
+                Error::Corrupt {
+                    path: "p".into(),
+                    offset: 8,
+                },
+                MLLP_CORRUPT,
+            ),
             (
                 Error::Delivery {
                     outcome: Outcome::NotDelivered,

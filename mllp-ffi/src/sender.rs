@@ -36,6 +36,16 @@ pub struct mllp_sender_builder {
 }
 
 impl mllp_sender_builder {
+    /// The settings, for the outbox's delivery.
+    pub(crate) fn config(&self) -> &SenderConfig {
+        &self.config
+    }
+
+    /// Whether messages are UTF-8 text to encode into the configured character set.
+    pub(crate) fn encodes(&self) -> bool {
+        self.encode
+    }
+
     /// The TLS configuration, TLS switched on.
     fn tls(&mut self) -> &mut TlsClientConfig {
         self.config.tls.get_or_insert_with(TlsClientConfig::new)

@@ -6,6 +6,8 @@
 //! * [`proxy`]: a fault-injecting loopback TCP proxy;
 //! * [`haproxy`]: a private HAProxy in front of listeners, and [`rabbitmq`]: private RabbitMQ
 //!   nodes and clusters;
+//! * [`mongo`]: a MongoDB wire-protocol server for the store tests (`nx-27017`, or a real
+//!   MongoDB named by `MLLP_TEST_MONGODB_URI`);
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
 //! * the test certificates of `certs/` and the helpers that load them;
@@ -14,6 +16,7 @@
 pub mod fuzzing;
 #[cfg(unix)]
 pub mod haproxy;
+pub mod mongo;
 pub mod proxy;
 pub mod rabbitmq;
 

@@ -1,6 +1,8 @@
 //! Where received messages are kept before they are acknowledged: the [`Store`] trait, its
-//! errors, the message view it gets, and [`FileStore`].
+//! errors, the message view it gets, [`FileStore`], and [`DedupStore`] (duplicate suppression
+//! in front of any store).
 
+mod dedup;
 mod error;
 mod file;
 mod message;
@@ -8,6 +10,7 @@ mod message;
 use std::fmt;
 use std::sync::Arc;
 
+pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 pub use message::StoredMessage;

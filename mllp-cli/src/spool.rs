@@ -1,0 +1,82 @@
+//! `mllp spool DIR`: what a relay's spool holds, and the operator's commands on its dead
+//! letters. Reading and the dead-letter commands work while a relay runs.
+
+use mllp::Outbox;
+
+use super::args::{Args, UsageError};
+use super::listen::print_line;
+use super::logger;
+use super::options::{unknown, Common, Failure};
+
+/// `mllp spool --help`.
+pub const HELP: &str = "\
+Usage: mllp spool DIR [stats|list|requeue-dead|purge-dead]
+
+The spool of `mllp relay`, read without disturbing a relay that runs on it:
+  stats (default)   `pending N`, `dead-lettered N`, `delivered N`, `oldest-pending-age SECS`
+                    (or -), `held yes|no`, `relay PID` (or `relay none`)
+  list              one line per dead letter: its name, MSH-10, and why (the ACK or error)
+  requeue-dead      put the dead letters back in the queue (behind the pending messages) and
+                    release a hold; a running relay takes them within a second
+  purge-dead        delete the dead letters
+
+Exit status: 0 on success, 2 for usage errors and an unreadable or corrupt spool.";
+
+/// Runs `mllp spool`.
+pub fn run(mut args: Args) -> Result<u8, Failure> {
+    let mut common = Common::default();
+    while let Some(name) = args.next_option() {
+        if !common.take(&name, &mut args)? {
+            return Err(unknown("spool", &name).into());
+        }
+    }
+    logger::init(common.log_level(log::LevelFilter::Warn));
+    let mut positionals = args.positionals().into_iter();
+    let dir = positionals.next().ok_or_else(|| {
+        UsageError("mllp spool needs the spool directory, as given to mllp relay --spool".into())
+    })?;
+    let action = positionals.next().unwrap_or_else(|| "stats".into());
+    if let Some(extra) = positionals.next() {
+        return Err(UsageError(format!("mllp spool takes one command, not also {extra:?}")).into());
+    }
+    let failed = |e: mllp::Error| Failure::fatal(format!("spool {dir}: {e}"));
+    match action.as_str() {
+        "stats" => {
+            let s = Outbox::inspect(&dir).map_err(failed)?;
+            print_line(&format!("pending {}", s.pending));
+            print_line(&format!("dead-lettered {}", s.dead_lettered));
+            print_line(&format!("delivered {}", s.delivered));
+            print_line(&match s.oldest_pending_age {
+                Some(age) => format!("oldest-pending-age {:.1}", age.as_secs_f64()),
+                None => "oldest-pending-age -".into(),
+            });
+            print_line(&format!("held {}", if s.held { "yes" } else { "no" }));
+            print_line(&match Outbox::holder(&dir) {
+                Some(pid) => format!("relay {pid}"),
+                None => "relay none".into(),
+            });
+        }
+        "list" => {
+            for d in Outbox::dead_letters(&dir).map_err(failed)? {
+                let reason = d.reason.replace(['\r', '\n'], " ");
+                let id = d.control_id().unwrap_or_else(|| "-".into());
+                print_line(&format!("{} {id} {}", d.name, reason.trim_end()));
+            }
+        }
+        "requeue-dead" => {
+            let n = Outbox::requeue_dead(&dir).map_err(failed)?;
+            print_line(&format!("requeued {n}"));
+        }
+        "purge-dead" => {
+            let n = Outbox::purge_dead(&dir).map_err(failed)?;
+            print_line(&format!("purged {n}"));
+        }
+        other => {
+            return Err(UsageError(format!(
+                "mllp spool has no command {other:?}: stats, list, requeue-dead or purge-dead"
+            ))
+            .into())
+        }
+    }
+    Ok(0)
+}

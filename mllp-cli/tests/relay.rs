@@ -1,0 +1,320 @@
+//! `mllp relay` and `mllp spool`: store-and-forward through the spool, in arrival order, across
+//! crashes (SIGKILL), with dead letters, hold, a full spool and the lock.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::process::{mllp, Proc, LIMIT};
+use common::{adt, eventually, scratch_dir, Rng};
+use mllp::{Listener, Message, Response, RunningListener};
+
+/// A downstream that records the control IDs it accepts, answering AE to those in `reject`
+/// while `rejecting` is set.
+struct Downstream {
+    running: RunningListener,
+    seen: Arc<Mutex<Vec<String>>>,
+    rejecting: Arc<AtomicBool>,
+}
+
+fn downstream_on(addr: &str, reject: &'static [&'static str]) -> Downstream {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rejecting = Arc::new(AtomicBool::new(true));
+    let (seen2, rejecting2) = (Arc::clone(&seen), Arc::clone(&rejecting));
+    let running = Listener::builder(addr)
+        .bind()
+        .unwrap()
+        .spawn(move |msg: &Message<'_>| {
+            let id = msg.control_id().unwrap_or("-").to_owned();
+            if rejecting2.load(Ordering::SeqCst) && reject.contains(&id.as_str()) {
+                return Response::error("downstream refuses this one");
+            }
+            seen2.lock().unwrap().push(id);
+            Response::accept()
+        })
+        .unwrap();
+    Downstream {
+        running,
+        seen,
+        rejecting,
+    }
+}
+
+impl Downstream {
+    fn addr(&self) -> String {
+        self.running.local_addr().to_string()
+    }
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Starts `mllp relay 127.0.0.1:0 --to TO --spool DIR -q EXTRA...`; its address.
+fn relay(to: &str, spool: &std::path::Path, extra: &[&str]) -> (Proc, String) {
+    let spool = spool.to_str().unwrap();
+    let mut args = vec!["relay", "127.0.0.1:0", "--to", to, "--spool", spool];
+    args.extend_from_slice(&["--max-backoff", "0.05", "-q"]);
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn(&args, None);
+    let first = proc.line();
+    let want_tail = format!("(spooling in {spool}, forwarding to {to})");
+    assert!(first.ends_with(&want_tail), "{first:?}");
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (proc, addr)
+}
+
+/// The ACK code a message gets from `addr` on a new connection.
+fn ack_code(addr: &str, id: &str) -> String {
+    let ack = common::exchange(addr, adt(id).as_bytes(), LIMIT).expect("an ACK");
+    let text = String::from_utf8_lossy(&ack).into_owned();
+    let msa = text
+        .split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .unwrap_or("");
+    msa.split('|').nth(1).unwrap_or("").to_owned()
+}
+
+fn spool_lines(spool: &std::path::Path, cmd: &[&str]) -> Vec<String> {
+    let mut args = vec!["spool", spool.to_str().unwrap()];
+    args.extend_from_slice(cmd);
+    let ended = mllp(&args);
+    assert_eq!(ended.code, 0, "{ended:?}");
+    ended.stdout
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("R{i:05}")).collect()
+}
+
+#[test]
+fn relay_acknowledges_spools_and_forwards_in_order() {
+    let down = downstream_on("127.0.0.1:0", &[]);
+    let spool = scratch_dir("relay-order");
+    let (proc, addr) = relay(&down.addr(), &spool, &[]);
+    let want = ids(40);
+    for id in &want {
+        assert_eq!(ack_code(&addr, id), "AA");
+    }
+    assert!(eventually(LIMIT, || down.seen().len() == want.len()));
+    assert_eq!(down.seen(), want);
+    // Readable while the relay runs, and names it.
+    let pid = proc.child.id();
+    assert!(eventually(LIMIT, || spool_lines(&spool, &[])
+        .contains(&"delivered 40".to_owned())));
+    let lines = spool_lines(&spool, &["stats"]);
+    for want in [
+        "pending 0",
+        "dead-lettered 0",
+        "oldest-pending-age -",
+        "held no",
+    ] {
+        assert!(lines.contains(&want.to_owned()), "{lines:?}");
+    }
+    assert!(lines.contains(&format!("relay {pid}")), "{lines:?}");
+    // A second relay on the spool is refused, naming the one that has it.
+    let second = Proc::spawn(
+        &[
+            "relay",
+            "127.0.0.1:0",
+            "--to",
+            &down.addr(),
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+        None,
+    )
+    .wait();
+    assert_eq!(second.code, 2, "{second:?}");
+    assert!(
+        second.stderr.contains(&format!("in use by process {pid}")),
+        "{}",
+        second.stderr
+    );
+}
+
+#[test]
+fn a_full_spool_answers_ae_and_takes_again_once_forwarded() {
+    // Nothing listens downstream yet: the spool fills.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = reserved.local_addr().unwrap().to_string();
+    drop(reserved);
+    let spool = scratch_dir("relay-full");
+    let (_proc, addr) = relay(&to, &spool, &["--max-spool-messages", "2"]);
+    assert_eq!(ack_code(&addr, "F1"), "AA");
+    assert_eq!(ack_code(&addr, "F2"), "AA");
+    assert_eq!(ack_code(&addr, "F3"), "AE");
+    assert!(spool_lines(&spool, &[]).contains(&"pending 2".to_owned()));
+    let down = downstream_on(&to, &[]);
+    assert!(eventually(LIMIT, || down.seen().len() == 2));
+    assert_eq!(ack_code(&addr, "F3"), "AA");
+    assert!(eventually(LIMIT, || down.seen() == ["F1", "F2", "F3"]));
+}
+
+#[test]
+fn dead_letters_are_listed_requeued_and_purged() {
+    let down = downstream_on("127.0.0.1:0", &["R00001", "R00003"]);
+    let spool = scratch_dir("relay-dead");
+    let (_proc, addr) = relay(&down.addr(), &spool, &[]);
+    for id in ids(5) {
+        assert_eq!(ack_code(&addr, &id), "AA");
+    }
+    assert!(eventually(LIMIT, || down.seen().len() == 3));
+    assert!(eventually(LIMIT, || spool_lines(&spool, &["list"]).len() == 2));
+    let list = spool_lines(&spool, &["list"]);
+    assert!(list[0].contains(" R00001 AE "), "{list:?}");
+    assert!(list[0].contains("downstream refuses this one"), "{list:?}");
+    assert!(list[1].contains(" R00003 "), "{list:?}");
+    assert!(spool_lines(&spool, &[]).contains(&"dead-lettered 2".to_owned()));
+    down.rejecting.store(false, Ordering::SeqCst);
+    assert_eq!(spool_lines(&spool, &["requeue-dead"]), ["requeued 2"]);
+    assert!(eventually(LIMIT, || down.seen().len() == 5));
+    assert_eq!(&down.seen()[3..], ["R00001", "R00003"]);
+    assert!(spool_lines(&spool, &["list"]).is_empty());
+    assert_eq!(spool_lines(&spool, &["purge-dead"]), ["purged 0"]);
+}
+
+#[test]
+fn hold_keeps_order_until_the_operator_requeues() {
+    let down = downstream_on("127.0.0.1:0", &["R00001"]);
+    let spool = scratch_dir("relay-hold");
+    let (_proc, addr) = relay(&down.addr(), &spool, &["--on-reject", "hold"]);
+    for id in ids(4) {
+        assert_eq!(ack_code(&addr, &id), "AA");
+    }
+    assert!(eventually(LIMIT, || spool_lines(&spool, &[])
+        .contains(&"held yes".to_owned())));
+    assert_eq!(down.seen(), ["R00000"]);
+    assert!(spool_lines(&spool, &[]).contains(&"pending 3".to_owned()));
+    down.rejecting.store(false, Ordering::SeqCst);
+    assert_eq!(spool_lines(&spool, &["requeue-dead"]), ["requeued 0"]);
+    assert!(eventually(LIMIT, || down.seen().len() == 4));
+    assert_eq!(down.seen(), ids(4));
+}
+
+/// SIGKILL the relay at 20 random points of a 3,000-message send while the downstream is
+/// down, restarting it each time; then bring the downstream up. Every message that got AA is
+/// delivered, the first deliveries come in arrival order, and a message is delivered twice
+/// only when it was resent around a kill.
+#[test]
+fn sigkill_at_random_points_loses_nothing_and_keeps_order() {
+    const TOTAL: usize = 3_000;
+    const KILLS: usize = 20;
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = reserved.local_addr().unwrap().to_string();
+    drop(reserved);
+    let spool = scratch_dir("relay-sigkill");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let mut kill_at: Vec<usize> = (0..KILLS).map(|_| 50 + rng.below(TOTAL - 100)).collect();
+    kill_at.sort_unstable();
+    let all = ids(TOTAL);
+    let mut acked = vec![false; TOTAL];
+    let (mut proc, mut addr) = relay(&to, &spool, &[]);
+    let mut kills = 0;
+    let mut next = 0;
+    let started = Instant::now();
+    while next < TOTAL {
+        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+        if kills < KILLS && next >= kill_at[kills] {
+            // Kill from another thread after a random delay, while this one keeps sending:
+            // the kill lands anywhere in receiving, appending, flushing or acknowledging.
+            let pid = proc.child.id();
+            let delay = Duration::from_micros(rng.below(3_000) as u64);
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            });
+            let mut sender = mllp::Sender::builder(addr.clone())
+                .retry(mllp::RetryPolicy::none())
+                .build()
+                .unwrap();
+            while next < TOTAL {
+                match sender.send(&adt(&all[next])) {
+                    Ok(ack) if ack.is_success() => {
+                        acked[next] = true;
+                        next += 1;
+                    }
+                    _ => break,
+                }
+            }
+            killer.join().unwrap();
+            let _ = proc.child.wait();
+            kills += 1;
+            drop(proc);
+            (proc, addr) = relay(&to, &spool, &[]);
+            continue;
+        }
+        let mut sender = mllp::Sender::builder(addr.clone())
+            .retry(mllp::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let stop = kill_at.get(kills).copied().unwrap_or(TOTAL).min(TOTAL);
+        while next < stop {
+            let ack = sender.send(&adt(&all[next])).expect("the relay answers");
+            assert!(ack.is_success(), "{:?}", ack.code);
+            acked[next] = true;
+            next += 1;
+        }
+    }
+    assert_eq!(kills, KILLS);
+    assert!(acked.iter().all(|&a| a));
+    let down = downstream_on(&to, &[]);
+    let everything = || {
+        let seen = down.seen();
+        let mut first = std::collections::HashSet::new();
+        seen.iter().for_each(|id| {
+            first.insert(id.clone());
+        });
+        first.len() == TOTAL
+    };
+    assert!(eventually(Duration::from_secs(120), everything));
+    let seen = down.seen();
+    let mut firsts = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    for id in &seen {
+        if known.insert(id.clone()) {
+            firsts.push(id.clone());
+        }
+    }
+    assert_eq!(firsts, all, "first deliveries out of arrival order");
+    let repeats = seen.len() - TOTAL;
+    eprintln!("{repeats} repeated deliveries after {KILLS} kills");
+    // A message whose ACK a kill cut off is resent (at least once): at most one per kill.
+    assert!(
+        repeats <= KILLS,
+        "{repeats} repeated deliveries after {KILLS} kills"
+    );
+    drop(proc);
+}
+
+#[test]
+fn dedup_answers_a_resend_without_forwarding_it_twice() {
+    let down = downstream_on("127.0.0.1:0", &[]);
+    let spool = scratch_dir("relay-dedup");
+    let (proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
+    for id in ["D1", "D2", "D1", "D3", "D2"] {
+        assert_eq!(ack_code(&addr, id), "AA");
+    }
+    assert!(eventually(LIMIT, || down.seen().len() == 3));
+    assert!(spool.join("dedup-index").exists());
+    drop(proc);
+    // The keys survive a restart (here a SIGKILL).
+    let (_proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
+    assert_eq!(ack_code(&addr, "D3"), "AA");
+    assert_eq!(ack_code(&addr, "D4"), "AA");
+    assert!(eventually(LIMIT, || down.seen().len() == 4));
+    assert_eq!(down.seen(), ["D1", "D2", "D3", "D4"]);
+}

@@ -1,0 +1,329 @@
+//! [`MongoStore`]: one document per message, inserted with an acknowledged write concern
+//! before the listener answers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use log::debug;
+use mllp::{Receipt, Store, StoreError, StoredMessage};
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions};
+use mongodb::sync::{Client, Collection};
+use mongodb::IndexModel;
+
+use crate::config::{
+    Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT,
+    DEFAULT_WRITE_CONCERN_TIMEOUT,
+};
+use crate::error::{is_duplicate_key, save_error, summary, Error};
+use crate::workers::Workers;
+
+/// The name of the unique index `dedup=true` creates.
+pub const DEDUP_INDEX: &str = "mllp_dedup";
+
+/// The largest message text stored: MongoDB's document limit is 16 MiB, and the other fields
+/// need a little room. A larger message is refused (`AE`, the store will never take it).
+pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+
+/// A [`Store`] that inserts each message as one document into a MongoDB collection and returns
+/// only once the server acknowledged the insert with the write concern: by default
+/// `w: "majority", j: true` (a majority of the replica set has it in its journal), unless the
+/// connection string sets `w`, `journal` or `wtimeoutMS` itself.
+///
+/// Each document has these fields (header fields are `null` when empty or absent):
+///
+/// | field | BSON type | value |
+/// |---|---|---|
+/// | `control_id` | string | MSH-10 (the batch control ID for a batch) |
+/// | `message_type` | string | MSH-9, whole (`ADT^A01^ADT_A01`) |
+/// | `sending_application` | string | MSH-3, whole |
+/// | `sending_facility` | string | MSH-4 |
+/// | `receiving_application` | string | MSH-5 |
+/// | `receiving_facility` | string | MSH-6 |
+/// | `received_at` | date | when the listener had read the whole message (ms) |
+/// | `peer` | string | the sender's address, `IP:PORT` |
+/// | `charset` | string | the character set on the wire (`UTF-8`, `ISO-8859-1`, ...) |
+/// | `message` | string | the message as UTF-8, segment endings as received |
+/// | `size` | int64 | the length of `message` in bytes (UTF-8) |
+///
+/// Every failure is an error, so the listener answers `AE`: a server that cannot be reached
+/// or a write concern not satisfied in time is [retryable](mllp::StoreErrorKind::Retryable)
+/// (the document may even have been kept: the sender's resend is then a duplicate, which
+/// `dedup=true` recognises); a message too large for a document is
+/// [refused](mllp::StoreErrorKind::Refused).
+///
+/// With [`Config::dedup`], a unique index on (`sending_application`, `sending_facility`,
+/// `control_id`) is created when the store opens (for documents whose `control_id` is a
+/// string: a message without MSH-10 is never taken for a resend), and an insert that hits it
+/// returns a [duplicate receipt](Receipt::duplicate) naming the document already there,
+/// counted in [`Stats::resends`].
+///
+/// The driver runs on a few threads of the store's own, started on demand (at most
+/// [`MAX_WORKERS`](crate::MAX_WORKERS), each with a stack of
+/// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)): its synchronous API polls an operation on
+/// the calling thread, and that needs more stack than a listener's connection thread has.
+pub struct MongoStore {
+    shared: Arc<Shared>,
+    workers: Workers,
+}
+
+/// What the worker threads need of the store.
+struct Shared {
+    client: Client,
+    collection: Collection<Document>,
+    /// `DATABASE.COLLECTION`, the start of every receipt.
+    location: String,
+    name: String,
+    dedup: bool,
+    stored: AtomicU64,
+    resends: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What a [`MongoStore`] has done since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages inserted as new documents.
+    pub stored: u64,
+    /// Resends recognised by the unique index (`dedup=true`): answered, not stored again.
+    pub resends: u64,
+    /// Saves that failed (answered `AE`).
+    pub failed: u64,
+}
+
+impl MongoStore {
+    /// Opens the store a [`Config`] describes. Reaches the server only for `dedup=true` (to
+    /// create the unique index); [`Store::check`] pings it.
+    ///
+    /// # Errors
+    /// [`Error`]: a connection string the driver rejects, one with no database or with `w=0`
+    /// (writes nobody acknowledges could be acknowledged to the sender and lost)
+    /// ([`Url`](crate::ErrorKind::Url)); with `dedup=true`, a server that cannot be reached
+    /// ([`Unreachable`](crate::ErrorKind::Unreachable)) or refuses the index
+    /// ([`Server`](crate::ErrorKind::Server)).
+    pub fn open(config: Config) -> Result<MongoStore, Error> {
+        let mut options = ClientOptions::parse(config.connection_string())
+            .run()
+            .map_err(|e| Error::driver("the MongoDB connection string is not valid", e))?;
+        let database = options.default_database.clone().ok_or_else(|| {
+            Error::url("the URL names no database: mongodb://HOST:PORT/DATABASE?collection=NAME")
+        })?;
+        let mut concern = options.write_concern.take().unwrap_or_default();
+        if concern.w == Some(Acknowledgment::Nodes(0)) {
+            return Err(Error::url(
+                "w=0 does not wait for the server: a message could be acknowledged and lost",
+            ));
+        }
+        concern.w.get_or_insert(Acknowledgment::Majority);
+        concern.journal.get_or_insert(true);
+        concern
+            .w_timeout
+            .get_or_insert(DEFAULT_WRITE_CONCERN_TIMEOUT);
+        options.write_concern = Some(concern);
+        options
+            .server_selection_timeout
+            .get_or_insert(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        options
+            .connect_timeout
+            .get_or_insert(DEFAULT_CONNECT_TIMEOUT);
+        options.app_name.get_or_insert_with(|| "mllp".to_owned());
+        let client = Client::with_options(options)
+            .map_err(|e| Error::driver("the MongoDB client cannot start", e))?;
+        let collection = client
+            .database(&database)
+            .collection::<Document>(config.collection_name());
+        let shared = Arc::new(Shared {
+            client,
+            location: format!("{database}.{}", config.collection_name()),
+            collection,
+            name: config.redacted(),
+            dedup: config.is_dedup(),
+            stored: AtomicU64::new(0),
+            resends: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        let store = MongoStore {
+            shared,
+            workers: Workers::new(),
+        };
+        if store.shared.dedup {
+            let shared = Arc::clone(&store.shared);
+            store
+                .workers
+                .run(move || shared.create_index())
+                .map_err(Error::other)??;
+        }
+        Ok(store)
+    }
+
+    /// Opens the store a store URL names ([`Config::from_url`], then [`open`](Self::open)).
+    ///
+    /// # Errors
+    /// As [`Config::from_url`] and [`open`](Self::open).
+    pub fn open_url(url: &str) -> Result<MongoStore, Error> {
+        MongoStore::open(Config::from_url(url)?)
+    }
+
+    /// The counters since the store was opened.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            stored: s.stored.load(Ordering::Relaxed),
+            resends: s.resends.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The document a message is stored as (see the table on [`MongoStore`]).
+    pub fn document(message: &StoredMessage<'_>) -> Document {
+        let text = |v: Option<&str>| v.map_or(Bson::Null, |s| Bson::String(s.to_owned()));
+        doc! {
+            "control_id": text(message.control_id()),
+            "message_type": text(message.message_type()),
+            "sending_application": text(message.sending_application()),
+            "sending_facility": text(message.sending_facility()),
+            "receiving_application": text(message.receiving_application()),
+            "receiving_facility": text(message.receiving_facility()),
+            "received_at": DateTime::from_system_time(message.received_at()),
+            "peer": message.peer_addr().to_string(),
+            "charset": message.charset().name(),
+            "message": message.text(),
+            "size": message.text().len() as i64,
+        }
+    }
+}
+
+impl Store for MongoStore {
+    /// Inserts the message's document, on one of the store's threads (see
+    /// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)).
+    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        if message.text().len() > MAX_TEXT_BYTES {
+            return Err(self.shared.fail(StoreError::refused(format!(
+                "{} bytes: larger than a MongoDB document can hold ({MAX_TEXT_BYTES} bytes \
+                 of text)",
+                message.text().len()
+            ))));
+        }
+        let document = Self::document(message);
+        let label = format!(
+            "message {} from {}",
+            message.control_id().unwrap_or("-"),
+            message.peer_addr()
+        );
+        let shared = Arc::clone(&self.shared);
+        match self.workers.run(move || shared.insert(document, &label)) {
+            Ok(result) => result,
+            Err(reason) => Err(self.shared.fail(StoreError::retryable(reason))),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    /// Pings the server (bounded by the server selection timeout, 5 s unless the URL sets
+    /// `serverSelectionTimeoutMS`).
+    fn check(&self) -> Result<(), StoreError> {
+        let shared = Arc::clone(&self.shared);
+        self.workers
+            .run(move || shared.ping())
+            .map_err(StoreError::retryable)?
+    }
+}
+
+impl Shared {
+    fn create_index(&self) -> Result<(), Error> {
+        let index = IndexModel::builder()
+            .keys(doc! { "sending_application": 1, "sending_facility": 1, "control_id": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name(DEDUP_INDEX.to_owned())
+                    .unique(true)
+                    .partial_filter_expression(doc! { "control_id": { "$type": "string" } })
+                    .build(),
+            )
+            .build();
+        self.collection.create_index(index).run().map_err(|e| {
+            Error::driver(
+                &format!("cannot create the unique index in {}", self.name),
+                e,
+            )
+        })?;
+        debug!("unique index {DEDUP_INDEX} ready in {}", self.name);
+        Ok(())
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .database(self.collection.namespace().db.as_str())
+            .run_command(doc! { "ping": 1 })
+            .run()
+            .map(|_| ())
+            .map_err(|e| {
+                StoreError::retryable(format!("MongoDB did not answer a ping: {}", summary(&e)))
+            })
+    }
+
+    /// Inserts `document` (of the message `label` names, for the log).
+    fn insert(&self, document: Document, label: &str) -> Result<Receipt, StoreError> {
+        let key = self.dedup.then(|| {
+            let field = |k: &str| document.get(k).cloned().unwrap_or(Bson::Null);
+            doc! {
+                "sending_application": field("sending_application"),
+                "sending_facility": field("sending_facility"),
+                "control_id": field("control_id"),
+            }
+        });
+        match self.collection.insert_one(document).run() {
+            Ok(done) => {
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                let id = match done.inserted_id {
+                    Bson::ObjectId(oid) => oid.to_hex(),
+                    other => other.to_string(),
+                };
+                Ok(Receipt::new(format!("{}/{id}", self.location)))
+            }
+            Err(e) if key.is_some() && is_duplicate_key(&e) => {
+                self.resends.fetch_add(1, Ordering::Relaxed);
+                let receipt = self.duplicate(key.unwrap_or_default());
+                // The listener logs it at info, with the store's name.
+                debug!("{label} is a resend of {receipt}: not stored again");
+                Ok(receipt)
+            }
+            Err(e) => Err(self.fail(save_error(e))),
+        }
+    }
+
+    /// The receipt for a resend: the document already stored, when it can be found.
+    fn duplicate(&self, key: Document) -> Receipt {
+        let found = self
+            .collection
+            .find_one(key)
+            .projection(doc! { "_id": 1 })
+            .run();
+        let id = match found {
+            Ok(Some(d)) => match d.get("_id") {
+                Some(Bson::ObjectId(oid)) => oid.to_hex(),
+                Some(other) => other.to_string(),
+                None => "duplicate".to_owned(),
+            },
+            _ => "duplicate".to_owned(),
+        };
+        Receipt::duplicate(format!("{}/{id}", self.location))
+    }
+
+    fn fail(&self, e: StoreError) -> StoreError {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        e
+    }
+}
+
+impl std::fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("name", &self.shared.name)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,424 @@
+//! The delivery thread: takes the flushed records in queue order, sends each through a
+//! [`Sender`], and moves the cursor past it once it is acknowledged (AA/CA) or dead-lettered;
+//! retries transport failures with backoff; on AE/AR follows [`OnReject`]; picks up the
+//! operator's requeues and hold releases made from other processes.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::commit::Pos;
+use super::config::OnReject;
+use super::cursor::Position;
+use super::dead::{self, millis};
+use super::segment::{Kind, RawHeader, MAGIC, RECORD_HEADER};
+use super::Inner;
+use crate::error::Error;
+use crate::hl7::AckCode;
+use crate::retry::{Backoff, Jitter, RetryPolicy};
+use crate::sender::Sender;
+
+/// How often, at most, the cursor is flushed while messages are being delivered. Between
+/// flushes a power cut can make delivered messages be delivered again (never lost).
+const CURSOR_SYNC: Duration = Duration::from_millis(500);
+
+/// A record read back for delivery.
+struct Record {
+    pos: Pos,
+    end: u64,
+    kind: Kind,
+    enqueued_ms: u64,
+    payload: Vec<u8>,
+}
+
+/// How the delivery of one record ended.
+enum Done {
+    /// Acknowledged with AA or CA.
+    Delivered,
+    /// Moved to the dead-letter area for this reason.
+    Dead(String),
+    /// The outbox is closing: the record stays pending.
+    Closing,
+}
+
+/// What the queue offers next.
+enum Next {
+    Record(u64, u64, u64),
+    SegmentDone(u64, u64),
+    Idle,
+    Closing,
+}
+
+pub(crate) struct Delivery {
+    inner: Arc<Inner>,
+    sender: Option<Sender>,
+    reader: Option<(u64, File)>,
+    jitter: Jitter,
+    next_poll: Instant,
+    cursor_synced: Instant,
+}
+
+impl Delivery {
+    pub(crate) fn new(inner: Arc<Inner>) -> Delivery {
+        let mut sender_config = inner.config.sender.clone();
+        sender_config.retry = RetryPolicy::none();
+        let sender = match Sender::with_config(inner.config.to.clone(), sender_config) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("the outbox cannot deliver to {}: {e}", inner.config.to);
+                None
+            }
+        };
+        Delivery {
+            inner,
+            sender,
+            reader: None,
+            jitter: Jitter::new(),
+            next_poll: Instant::now(),
+            cursor_synced: Instant::now(),
+        }
+    }
+
+    /// Delivers until the outbox closes.
+    pub(crate) fn run(mut self) {
+        loop {
+            self.poll_operator();
+            match self.next() {
+                Next::Closing => break,
+                Next::Idle => self.sync_cursor(true),
+                Next::SegmentDone(seq, next) => {
+                    self.reader = None;
+                    self.write_cursor((next, MAGIC.len() as u64), false);
+                    let path = self.inner.segment_path(seq);
+                    if let Err(e) = fs::remove_file(&path) {
+                        log::warn!(
+                            "cannot delete the delivered segment {}: {e}",
+                            path.display()
+                        );
+                    }
+                }
+                Next::Record(seq, off, limit) => match self.read(seq, off, limit) {
+                    Ok(record) => {
+                        if !self.deliver(record) {
+                            break;
+                        }
+                    }
+                    Err(why) => {
+                        let why = format!("segment {seq} unreadable at offset {off}: {why}");
+                        log::error!("the outbox stops delivering: {why}");
+                        self.inner.lock().failed = Some(why);
+                        break;
+                    }
+                },
+            }
+        }
+        self.sync_cursor(true);
+    }
+
+    /// Waits for the next thing to do.
+    fn next(&mut self) -> Next {
+        let mut st = self.inner.lock();
+        loop {
+            if st.closing {
+                return Next::Closing;
+            }
+            if st.held {
+                let wait = self.next_poll.saturating_duration_since(Instant::now());
+                let _ = self.inner.work_cv.wait_timeout(st, wait);
+                return Next::Idle;
+            }
+            let (seq, off) = st.read;
+            let limit = st.readable(seq);
+            if off < limit {
+                return Next::Record(seq, off, limit);
+            }
+            if seq < st.active_seq {
+                let next = st
+                    .segments
+                    .iter()
+                    .map(|s| s.seq)
+                    .find(|&s| s > seq)
+                    .unwrap_or(st.active_seq);
+                st.segments.retain(|s| s.seq != seq);
+                st.read = (next, MAGIC.len() as u64);
+                return Next::SegmentDone(seq, next);
+            }
+            if st.pending == 0 {
+                st.head_ms = None;
+            }
+            let wait = self.next_poll.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return Next::Idle;
+            }
+            let (guard, timeout) = self
+                .inner
+                .work_cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            if timeout.timed_out() {
+                return Next::Idle;
+            }
+        }
+    }
+
+    /// Reads and checks the record at `off` of segment `seq`, which is flushed up to `limit`.
+    fn read(&mut self, seq: u64, off: u64, limit: u64) -> Result<Record, String> {
+        if self.reader.as_ref().map(|r| r.0) != Some(seq) {
+            let path = self.inner.segment_path(seq);
+            let f = File::open(&path).map_err(|e| e.to_string())?;
+            self.reader = Some((seq, f));
+        }
+        let Some((_, f)) = self.reader.as_mut() else {
+            return Err("no reader".into());
+        };
+        f.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
+        let mut h = [0u8; RECORD_HEADER];
+        f.read_exact(&mut h).map_err(|e| e.to_string())?;
+        let header = RawHeader::parse(&h).ok_or("bad record header")?;
+        let end = off + RECORD_HEADER as u64 + u64::from(header.len());
+        if end > limit {
+            return Err("a record runs past the flushed end".into());
+        }
+        let mut payload = vec![0u8; header.len() as usize];
+        f.read_exact(&mut payload).map_err(|e| e.to_string())?;
+        let pos = header.check(off, &payload).ok_or("bad record checksum")?;
+        Ok(Record {
+            pos: (seq, off),
+            end,
+            kind: pos.kind,
+            enqueued_ms: pos.enqueued_ms,
+            payload,
+        })
+    }
+
+    /// Delivers one record and moves the cursor past it; `false` when the outbox is closing.
+    fn deliver(&mut self, record: Record) -> bool {
+        {
+            let mut st = self.inner.lock();
+            st.in_flight = true;
+            st.head_ms = Some(record.enqueued_ms);
+        }
+        let done = self.attempts(&record);
+        let mut st = self.inner.lock();
+        st.in_flight = false;
+        match done {
+            Done::Closing => return false,
+            Done::Delivered => st.delivered += 1,
+            Done::Dead(reason) => {
+                drop(st);
+                let name = format!("{:016}-{:012}.dead", record.pos.0, record.pos.1);
+                let bytes = dead::encode(
+                    record.kind,
+                    record.enqueued_ms,
+                    millis(SystemTime::now()),
+                    &reason,
+                    &record.payload,
+                );
+                let dir = dead::dead_dir(&self.inner.dir);
+                if let Err(e) = fs::create_dir_all(&dir)
+                    .map_err(|e| Error::Io {
+                        phase: crate::error::Phase::File,
+                        source: e,
+                    })
+                    .and_then(|()| dead::write_durably(&dir, &name, &bytes))
+                {
+                    // Never drop a message without a trace: stop, keep it pending.
+                    let why = format!("cannot write a dead letter: {e}");
+                    log::error!("the outbox stops delivering: {why}");
+                    self.inner.lock().failed = Some(why);
+                    return false;
+                }
+                log::warn!("message dead-lettered as {name}: {}", first_line(&reason));
+                st = self.inner.lock();
+                st.dead += 1;
+            }
+        }
+        st.pending = st.pending.saturating_sub(1);
+        st.pending_bytes = st.pending_bytes.saturating_sub(record.end - record.pos.1);
+        st.read = (record.pos.0, record.end);
+        if st.pending == 0 {
+            st.head_ms = None;
+        }
+        let delivered = st.delivered;
+        drop(st);
+        self.write_cursor_with((record.pos.0, record.end), delivered);
+        true
+    }
+
+    /// Sends `record` until it is acknowledged, dead-lettered, or the outbox closes.
+    fn attempts(&mut self, record: &Record) -> Done {
+        let mut backoff = Backoff::start(self.inner.config.retry);
+        loop {
+            if self.inner.lock().closing {
+                return Done::Closing;
+            }
+            backoff.begin();
+            let Some(sender) = self.sender.as_mut() else {
+                return Done::Closing;
+            };
+            let result = match record.kind {
+                Kind::Text => match std::str::from_utf8(&record.payload) {
+                    Ok(text) => sender.send(text),
+                    Err(_) => return Done::Dead("the text is not valid UTF-8".into()),
+                },
+                Kind::Bytes => sender.send_bytes(&record.payload),
+            };
+            let transient = match result {
+                Ok(ack) if ack.is_success() => return Done::Delivered,
+                Ok(ack)
+                    if self.inner.config.sender.resend_on_reject
+                        && matches!(
+                            ack.code,
+                            AckCode::ApplicationReject | AckCode::CommitReject
+                        ) =>
+                {
+                    format!("{} (resent on reject)", ack.code)
+                }
+                Ok(ack) => {
+                    let reason = format!(
+                        "{} from {}: {}",
+                        ack.code,
+                        self.inner.config.to,
+                        String::from_utf8_lossy(&ack.raw)
+                    );
+                    match self.inner.config.on_reject {
+                        OnReject::DeadLetter => return Done::Dead(reason),
+                        OnReject::Hold => {
+                            if !self.hold(record, &reason) {
+                                return Done::Closing;
+                            }
+                            backoff = Backoff::start(self.inner.config.retry);
+                            continue;
+                        }
+                    }
+                }
+                Err(e @ (Error::Header(_) | Error::Frame(_) | Error::Charset(_))) => {
+                    return Done::Dead(format!("cannot be sent: {e}"))
+                }
+                Err(e) => e.to_string(),
+            };
+            match backoff.next_delay(&mut self.jitter) {
+                None => {
+                    return Done::Dead(format!(
+                        "not delivered after {} attempts: {transient}",
+                        backoff.attempts()
+                    ))
+                }
+                Some(delay) => {
+                    log::debug!("delivery failed ({transient}); next attempt in {delay:?}");
+                    if !self.pause(delay) {
+                        return Done::Closing;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `delay` unless the outbox closes first; `false` if it does.
+    fn pause(&self, delay: Duration) -> bool {
+        let end = Instant::now() + delay;
+        let mut st = self.inner.lock();
+        loop {
+            if st.closing {
+                return false;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            st = self
+                .inner
+                .work_cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Holds delivery at `record` until an operator releases the hold; `false` when the
+    /// outbox closes first.
+    fn hold(&mut self, record: &Record, reason: &str) -> bool {
+        let marker = format!("{:016} {:012}\n{reason}", record.pos.0, record.pos.1);
+        if let Err(e) = dead::write_durably(&self.inner.dir, "held", marker.as_bytes()) {
+            log::warn!("cannot write the hold marker: {e}");
+        }
+        log::warn!(
+            "delivery held at a rejected message until it is requeued: {}",
+            first_line(reason)
+        );
+        self.inner.lock().held = true;
+        loop {
+            self.poll_operator();
+            let mut st = self.inner.lock();
+            if st.closing {
+                return false;
+            }
+            if !st.held {
+                return true;
+            }
+            let wait = self.next_poll.saturating_duration_since(Instant::now());
+            st = self
+                .inner
+                .work_cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            drop(st);
+        }
+    }
+
+    /// Looks for operator actions from other processes, at most once per poll interval: a
+    /// released hold, messages to requeue.
+    fn poll_operator(&mut self) {
+        if Instant::now() < self.next_poll {
+            return;
+        }
+        self.next_poll = Instant::now() + self.inner.config.poll_interval;
+        let dir = &self.inner.dir;
+        if self.inner.lock().held && !dead::held_path(dir).exists() {
+            log::info!("the hold was released: delivery goes on");
+            self.inner.lock().held = false;
+        }
+        if let Err(e) = self.inner.ingest_requeued() {
+            log::warn!("cannot requeue dead letters: {e}");
+        }
+    }
+
+    fn write_cursor(&mut self, pos: Pos, force_sync: bool) {
+        let delivered = self.inner.lock().delivered;
+        self.write_cursor_with(pos, delivered);
+        self.sync_cursor(force_sync);
+    }
+
+    fn write_cursor_with(&mut self, pos: Pos, delivered: u64) {
+        let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let written = cursor.write(&Position {
+            segment: pos.0,
+            offset: pos.1,
+            delivered,
+        });
+        if let Err(e) = written {
+            log::warn!("cannot write the delivery cursor: {e}");
+        }
+        drop(cursor);
+        self.sync_cursor(false);
+    }
+
+    /// Flushes the cursor when `force`, or when the last flush is older than [`CURSOR_SYNC`].
+    fn sync_cursor(&mut self, force: bool) {
+        if !force && self.cursor_synced.elapsed() < CURSOR_SYNC {
+            return;
+        }
+        self.cursor_synced = Instant::now();
+        let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = cursor.sync() {
+            log::warn!("cannot flush the delivery cursor: {e}");
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.split(['\r', '\n']).next().unwrap_or("")
+}

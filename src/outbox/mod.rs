@@ -1,0 +1,422 @@
+//! A durable outbox: a directory-backed FIFO of messages, delivered in order by a thread of
+//! its own through a [`Sender`](crate::Sender).
+//!
+//! # Layout of the directory
+//! ```text
+//! DIR/lock                 the process id of the outbox that has it open
+//! DIR/segments/N.seg       records: length, CRC-32, kind, enqueue time, payload
+//! DIR/cursor               the next record to deliver, and the delivered count
+//! DIR/dead/S-O.dead        dead letters: the message and why (the ACK's text, the last error)
+//! DIR/requeue/S-O.dead     dead letters an operator requeued, enqueued again by the outbox
+//! DIR/held                 present while delivery is held at a rejected message
+//! ```
+
+mod commit;
+mod config;
+mod crc;
+mod cursor;
+mod dead;
+mod delivery;
+mod lock;
+mod recovery;
+mod segment;
+mod stats;
+
+use std::collections::VecDeque;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+pub use config::{
+    OnReject, OutboxConfig, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_MESSAGES,
+    DEFAULT_SEGMENT_BYTES,
+};
+pub use dead::DeadLetter;
+pub use stats::OutboxStats;
+
+use commit::State;
+use cursor::Cursor;
+use lock::{file_error, Lock};
+use segment::Kind;
+
+use crate::error::{Error, Result};
+use crate::hl7::Header;
+use crate::store::{Receipt, Store, StoreError, StoredMessage};
+
+/// A durable, bounded FIFO of HL7 messages in a directory, delivered in order to one
+/// destination by a thread of its own: enqueue and forget.
+///
+/// [`enqueue`](Outbox::enqueue) returns once the message is on disk (flushed with
+/// `fdatasync`): from then on it survives a crash of the process or a power cut, and is
+/// delivered. Delivery is *at least once* and *in enqueue order*: the delivery thread sends the
+/// oldest pending message, waits for its acknowledgement, and only then moves on; after a crash
+/// the messages delivered in the last moments before it (whose cursor update was not yet
+/// flushed) are delivered again.
+///
+/// * **Group commit**: many threads enqueuing at once share flushes; one `fdatasync` covers
+///   every message appended while the previous one ran.
+/// * **Bounded**: past [`max_messages`](OutboxConfig::max_messages) or
+///   [`max_bytes`](OutboxConfig::max_bytes) pending, `enqueue` fails at once with
+///   [`Error::Full`]; a relay answers AE so the sender keeps the message.
+/// * **Failures**: a message that cannot be delivered (no connection, no ACK) is tried again
+///   with backoff, without limit by default ([`OutboxConfig::retry`]); with a limit it is
+///   dead-lettered when the attempts are used up. An AE or AR follows [`OnReject`]. Nothing is
+///   dropped without a trace: a dead letter keeps the message and the ACK's text.
+/// * **Crash recovery**: opening scans the segments; a record cut short by a crash at the end
+///   of the last segment is cut off (every complete record before it is kept); a bad record
+///   anywhere else is [`Error::Corrupt`].
+/// * **One owner**: a second open of a directory, by this process or another, fails with
+///   [`Error::Locked`] naming the holder. [`Outbox::inspect`] and [`Outbox::dead_letters`] read
+///   a directory without the lock, and [`Outbox::requeue_dead`] and [`Outbox::purge_dead`]
+///   change only the dead-letter area, so operators can use them while a relay runs.
+///
+/// ```
+/// use mllp::{Outbox, OutboxConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("mllp-outbox-doc-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// // Nothing listens on port 9 of loopback: the message waits in the outbox.
+/// let config = OutboxConfig::new("127.0.0.1:9").deliver(false);
+/// let outbox = Outbox::open(&dir, config)?;
+/// outbox.enqueue("MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101||ORU^R01|MSG1|P|2.5.1\r")?;
+/// assert_eq!(outbox.stats().pending, 1);
+/// outbox.close()?;
+/// assert_eq!(Outbox::inspect(&dir)?.pending, 1);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mllp::Error>(())
+/// ```
+pub struct Outbox {
+    inner: Arc<Inner>,
+    delivery: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the outbox handle and its delivery thread share.
+pub(crate) struct Inner {
+    dir: PathBuf,
+    config: OutboxConfig,
+    state: Mutex<State>,
+    /// Signalled when a flush ends.
+    synced_cv: Condvar,
+    /// Signalled when there is something for the delivery thread: flushed records, closing, a
+    /// released hold.
+    work_cv: Condvar,
+    cursor: Mutex<Cursor>,
+    _lock: Lock,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueues the messages in `DIR/requeue` again, each then deleted.
+    fn ingest_requeued(&self) -> Result<usize> {
+        let dir = dead::requeue_dir(&self.dir);
+        let mut done = 0;
+        for name in dead::names(&dir, ".dead")? {
+            let path = dir.join(&name);
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(file_error(&path, e)),
+            };
+            let Some(letter) = dead::decode(&name, &bytes) else {
+                log::warn!("{} is not a dead-letter file: left there", path.display());
+                continue;
+            };
+            let kind = if letter.is_text {
+                Kind::Text
+            } else {
+                Kind::Bytes
+            };
+            self.append(kind, &letter.message)?;
+            fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
+            done += 1;
+        }
+        if done > 0 {
+            log::info!("{done} requeued messages enqueued again");
+        }
+        Ok(done)
+    }
+}
+
+impl Outbox {
+    /// Opens (creating it if needed) the outbox in `dir`, recovers it, and starts delivering
+    /// its pending messages.
+    ///
+    /// # Errors
+    /// * [`Error::Config`] for invalid settings;
+    /// * [`Error::Locked`] when another outbox (in this or another process) has `dir` open;
+    /// * [`Error::Corrupt`] when a segment other than the last holds a bad record;
+    /// * [`Error::Io`] when the directory cannot be created, read or written.
+    pub fn open(dir: impl AsRef<Path>, config: OutboxConfig) -> Result<Outbox> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        for d in [
+            dir.clone(),
+            recovery::segments_dir(&dir),
+            dead::dead_dir(&dir),
+            dead::requeue_dir(&dir),
+        ] {
+            fs::create_dir_all(&d).map_err(|e| file_error(&d, e))?;
+        }
+        let lock = Lock::take(&dir)?;
+        let found = recovery::scan(&dir, true)?;
+        let cursor_path = dir.join("cursor");
+        let (cursor, stored) =
+            Cursor::open(&cursor_path).map_err(|e| file_error(&cursor_path, e))?;
+        let last = found.segments.last().copied().ok_or(Error::Closed)?;
+        let path = recovery::segments_dir(&dir).join(segment::file_name(last.seq));
+        let active = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| file_error(&path, e))?;
+        let mut state = State::new(
+            active,
+            found.segments.iter().copied().collect::<VecDeque<_>>(),
+            (found.cursor.segment, found.cursor.offset),
+            (found.pending, found.pending_bytes),
+            found.oldest_ms,
+        );
+        state.delivered = stored.map_or(0, |p| p.delivered);
+        state.dead = dead::names(&dead::dead_dir(&dir), ".dead")?.len() as u64;
+        state.held = dead::held_path(&dir).exists();
+        if found.cut > 0 {
+            log::warn!(
+                "the outbox in {} was not closed cleanly: {} bytes of a message being written \
+                 were cut",
+                dir.display(),
+                found.cut
+            );
+        }
+        let inner = Arc::new(Inner {
+            dir,
+            config,
+            state: Mutex::new(state),
+            synced_cv: Condvar::new(),
+            work_cv: Condvar::new(),
+            cursor: Mutex::new(cursor),
+            _lock: lock,
+        });
+        if let Err(e) = inner.ingest_requeued() {
+            log::warn!("cannot requeue dead letters yet: {e}");
+        }
+        let delivery = if inner.config.deliver {
+            let worker = delivery::Delivery::new(Arc::clone(&inner));
+            let thread = std::thread::Builder::new()
+                .name("mllp-outbox".into())
+                .spawn(move || worker.run())
+                .map_err(|e| Error::Io {
+                    phase: crate::error::Phase::File,
+                    source: e,
+                })?;
+            Some(thread)
+        } else {
+            None
+        };
+        Ok(Outbox {
+            inner,
+            delivery: Mutex::new(delivery),
+        })
+    }
+
+    /// Enqueues `message` (UTF-8 text, encoded into the sender's character set when it is
+    /// delivered); returns once it is on disk.
+    ///
+    /// # Errors
+    /// * [`Error::Header`] when the message has no readable MSH (or BHS/FHS) header: it could
+    ///   never be delivered;
+    /// * [`Error::Full`] at once when the outbox holds its most messages or bytes;
+    /// * [`Error::Io`] when it cannot be written or flushed (a full disk, say: nothing of it
+    ///   is kept, and the outbox goes on taking messages once there is room; after a failed
+    ///   flush it refuses every message until opened again);
+    /// * [`Error::Closed`] after [`close`](Self::close) began.
+    pub fn enqueue(&self, message: &str) -> Result<()> {
+        self.enqueue_kind(Kind::Text, message.as_bytes())
+    }
+
+    /// Enqueues `message` as bytes, delivered as they are (no character conversion). Errors
+    /// as for [`enqueue`](Self::enqueue).
+    pub fn enqueue_bytes(&self, message: &[u8]) -> Result<()> {
+        self.enqueue_kind(Kind::Bytes, message)
+    }
+
+    fn enqueue_kind(&self, kind: Kind, message: &[u8]) -> Result<()> {
+        Header::parse(message)?;
+        self.inner.append(kind, message).map(|_| ())
+    }
+
+    /// The outbox's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> OutboxStats {
+        let st = self.inner.lock();
+        OutboxStats {
+            pending: st.pending,
+            pending_bytes: st.pending_bytes,
+            in_flight: u64::from(st.in_flight),
+            delivered: st.delivered,
+            dead_lettered: st.dead,
+            oldest_pending_age: st.head_ms.filter(|_| st.pending > 0).map(age),
+            held: st.held,
+            refused_full: st.refused_full,
+            syncs: st.syncs,
+        }
+    }
+
+    /// The messages in the dead-letter area, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the area cannot be read.
+    pub fn dead_letters(dir: impl AsRef<Path>) -> Result<Vec<DeadLetter>> {
+        dead::list(dir.as_ref())
+    }
+
+    /// Puts every dead letter of the outbox in `dir` back in the queue (behind the pending
+    /// messages, in their original order among themselves), and releases a hold: delivery
+    /// goes on with the held message. Works while another process has the outbox open: that
+    /// outbox picks the messages up within its poll interval
+    /// ([`OutboxConfig::poll_interval`]); otherwise the next [`open`](Self::open) does.
+    /// Returns how many dead letters were requeued.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the files cannot be moved.
+    pub fn requeue_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        dead::requeue(dir.as_ref())
+    }
+
+    /// Deletes every dead letter of the outbox in `dir`; how many were deleted.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the files cannot be deleted.
+    pub fn purge_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        dead::purge(dir.as_ref())
+    }
+
+    /// The counters of the outbox in `dir`, read without changing anything: usable while
+    /// another process has it open (the in-flight, full and flush counters are then 0, and
+    /// `pending` may include a message being written).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] as for [`open`](Self::open); [`Error::Io`] when it cannot be read.
+    pub fn inspect(dir: impl AsRef<Path>) -> Result<OutboxStats> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(file_error(
+                dir,
+                io::Error::new(io::ErrorKind::NotFound, "no outbox directory here"),
+            ));
+        }
+        let found = recovery::scan(dir, false)?;
+        Ok(OutboxStats {
+            pending: found.pending,
+            pending_bytes: found.pending_bytes,
+            delivered: found.cursor.delivered,
+            dead_lettered: dead::names(&dead::dead_dir(dir), ".dead")?.len() as u64,
+            oldest_pending_age: found.oldest_ms.map(age),
+            held: dead::held_path(dir).exists(),
+            ..OutboxStats::default()
+        })
+    }
+
+    /// The process id holding the outbox in `dir`, if one does.
+    pub fn holder(dir: impl AsRef<Path>) -> Option<u32> {
+        lock::holder(dir.as_ref()).filter(|&pid| lock::process_exists(pid) != Some(false))
+    }
+
+    /// Releases a hold (see [`OnReject::Hold`]) at once: the held message is sent again.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the hold marker cannot be removed.
+    pub fn resume(&self) -> Result<()> {
+        dead::release_hold(&self.inner.dir)?;
+        self.inner.lock().held = false;
+        self.inner.work_cv.notify_all();
+        Ok(())
+    }
+
+    /// Stops taking messages, lets the delivery thread finish the message in flight (bounded
+    /// by the sender's timeouts), flushes the cursor and releases the directory. Pending
+    /// messages stay on disk for the next [`open`](Self::open).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the cursor cannot be flushed.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        self.inner.lock().closing = true;
+        self.inner.work_cv.notify_all();
+        self.inner.synced_cv.notify_all();
+        let thread = self
+            .delivery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.inner.dir.join("cursor");
+        cursor.sync().map_err(|e| file_error(&path, e))
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("dir", &self.inner.dir)
+            .field("to", &self.inner.config.to)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An outbox is a [`Store`]: a listener that saves into it acknowledges a message once it is
+/// durably queued for delivery (store-and-forward). A full or failing outbox is a retryable
+/// error: the sender gets AE and keeps the message.
+impl Store for Outbox {
+    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
+        match self.inner.append(Kind::Text, message.text().as_bytes()) {
+            Ok((seq, off)) => Ok(Receipt::new(format!(
+                "{}/segments/{} @{off}",
+                self.inner.dir.display(),
+                segment::file_name(seq)
+            ))),
+            Err(e @ Error::Full { .. }) => Err(StoreError::retryable(e.to_string())),
+            Err(e) => {
+                Err(StoreError::retryable(format!("cannot queue the message: {e}")).with_source(e))
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        self.inner.dir.display().to_string()
+    }
+
+    fn check(&self) -> std::result::Result<(), StoreError> {
+        match &self.inner.lock().failed {
+            Some(why) => Err(StoreError::retryable(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn age(ms: u64) -> Duration {
+    SystemTime::now()
+        .duration_since(dead::from_millis(ms))
+        .unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,444 @@
+//! The durable outbox: delivery in order, recovery after a crash, bounds, dead letters, hold,
+//! the lock, a full disk.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mllp::{
+    Error, Listener, Message, OnReject, Outbox, OutboxConfig, Response, RetryPolicy,
+    RunningListener,
+};
+use mllp_testkit::{adt, eventually, scratch_dir, skip};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A downstream listener that records the control IDs it receives and answers AE to those in
+/// `reject` while `rejecting` is set.
+struct Downstream {
+    running: RunningListener,
+    seen: Arc<Mutex<Vec<String>>>,
+    rejecting: Arc<AtomicBool>,
+}
+
+fn downstream(reject: &'static [&'static str]) -> Downstream {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rejecting = Arc::new(AtomicBool::new(true));
+    let (seen2, rejecting2) = (Arc::clone(&seen), Arc::clone(&rejecting));
+    let running = Listener::builder("127.0.0.1:0")
+        .bind()
+        .unwrap()
+        .spawn(move |msg: &Message<'_>| {
+            let id = msg.control_id().unwrap_or("-").to_owned();
+            if rejecting2.load(Ordering::SeqCst) && reject.contains(&id.as_str()) {
+                return Response::error("downstream refuses this one");
+            }
+            seen2.lock().unwrap().push(id);
+            Response::accept()
+        })
+        .unwrap();
+    Downstream {
+        running,
+        seen,
+        rejecting,
+    }
+}
+
+impl Downstream {
+    fn addr(&self) -> String {
+        self.running.local_addr().to_string()
+    }
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(None)
+        .initial_backoff(Duration::from_millis(5))
+        .max_backoff(Duration::from_millis(50))
+}
+
+fn config(to: &str) -> OutboxConfig {
+    OutboxConfig::new(to)
+        .retry(fast_retry())
+        .poll_interval(Duration::from_millis(20))
+}
+
+fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("M{i:05}")).collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn delivers_in_order_and_releases_segments() {
+    let down = downstream(&[]);
+    let dir = scratch_dir("outbox-order");
+    let outbox = Outbox::open(&dir, config(&down.addr()).segment_bytes(2_000)).unwrap();
+    let want = ids(0..200);
+    for id in &want {
+        outbox.enqueue(&adt(id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 200));
+    assert_eq!(down.seen(), want);
+    let stats = outbox.stats();
+    assert_eq!(
+        (stats.pending, stats.pending_bytes, stats.dead_lettered),
+        (0, 0, 0)
+    );
+    assert_eq!(stats.oldest_pending_age, None);
+    // Dozens of segments were written; once delivered, only the one being appended to is left.
+    assert!(eventually(LIMIT, || segment_files(&dir).len() == 1));
+    outbox.close().unwrap();
+    assert_eq!(Outbox::inspect(&dir).unwrap().delivered, 200);
+}
+
+#[test]
+fn pending_messages_survive_a_reopen_and_go_out_in_order() {
+    let dir = scratch_dir("outbox-reopen");
+    let down = downstream(&[]);
+    let outbox = Outbox::open(&dir, config(&down.addr()).deliver(false)).unwrap();
+    for id in ids(0..30) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    let stats = outbox.stats();
+    assert_eq!(stats.pending, 30);
+    assert!(stats.oldest_pending_age.is_some());
+    drop(outbox);
+    let offline = Outbox::inspect(&dir).unwrap();
+    assert_eq!((offline.pending, offline.delivered), (30, 0));
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 30));
+    assert_eq!(down.seen(), ids(0..30));
+}
+
+#[test]
+fn a_torn_last_record_is_cut_at_every_offset_keeping_the_earlier_ones() {
+    let dir = scratch_dir("outbox-torn-src");
+    let outbox = Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap();
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    outbox.close().unwrap();
+    let seg = segment_files(&dir).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let record = 20 + adt("M00002").len();
+    let last_start = bytes.len() - record;
+    let work = scratch_dir("outbox-torn");
+    for cut in last_start..bytes.len() {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("segments")).unwrap();
+        std::fs::write(
+            work.join("segments").join(seg.file_name().unwrap()),
+            &bytes[..cut],
+        )
+        .unwrap();
+        let down = downstream(&[]);
+        let outbox = Outbox::open(&work, config(&down.addr()).deliver(false)).unwrap();
+        assert_eq!(outbox.stats().pending, 2, "cut at {cut}");
+        // The next record follows the last complete one: nothing is lost after the cut.
+        outbox.enqueue(&adt("NEXT")).unwrap();
+        drop(outbox);
+        let after = std::fs::read(work.join("segments").join(seg.file_name().unwrap())).unwrap();
+        assert_eq!(&after[..last_start], &bytes[..last_start], "cut at {cut}");
+        assert_eq!(Outbox::inspect(&work).unwrap().pending, 3, "cut at {cut}");
+        if cut % 16 == 0 || cut + 1 == bytes.len() {
+            let outbox = Outbox::open(&work, config(&down.addr())).unwrap();
+            assert!(eventually(LIMIT, || outbox.stats().delivered == 3));
+            assert_eq!(down.seen(), ["M00000", "M00001", "NEXT"], "cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn corruption_before_the_last_segment_is_reported_not_dropped() {
+    let dir = scratch_dir("outbox-corrupt");
+    let outbox = Outbox::open(
+        &dir,
+        config("127.0.0.1:9").deliver(false).segment_bytes(500),
+    )
+    .unwrap();
+    for id in ids(0..12) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    drop(outbox);
+    let segs = segment_files(&dir);
+    assert!(segs.len() >= 3, "{segs:?}");
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x55;
+    std::fs::write(&segs[1], &bytes).unwrap();
+    let err = Outbox::open(&dir, config("127.0.0.1:9")).unwrap_err();
+    match &err {
+        Error::Corrupt { path, .. } => assert_eq!(path, &segs[1]),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    assert!(matches!(Outbox::inspect(&dir), Err(Error::Corrupt { .. })));
+    // Nothing was changed: the damaged file is still whole.
+    assert_eq!(std::fs::read(&segs[1]).unwrap(), bytes);
+}
+
+#[test]
+fn a_full_outbox_refuses_at_once_and_takes_again_after_delivery() {
+    let dir = scratch_dir("outbox-full");
+    let outbox = Outbox::open(&dir, config("127.0.0.1:9").deliver(false).max_messages(3)).unwrap();
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    let err = outbox.enqueue(&adt("M9")).unwrap_err();
+    assert!(matches!(err, Error::Full { pending: 3, .. }), "{err:?}");
+    assert_eq!(outbox.stats().refused_full, 1);
+    drop(outbox);
+    let bytes_cap = Outbox::open(&dir, config("127.0.0.1:9").deliver(false).max_bytes(50));
+    let outbox = bytes_cap.unwrap();
+    assert!(matches!(
+        outbox.enqueue(&adt("M9")),
+        Err(Error::Full { .. })
+    ));
+    drop(outbox);
+    let down = downstream(&[]);
+    let outbox = Outbox::open(&dir, config(&down.addr()).max_messages(3)).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 3));
+    outbox.enqueue(&adt("M9")).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4));
+}
+
+#[test]
+fn concurrent_enqueues_share_flushes() {
+    let dir = scratch_dir("outbox-group");
+    let outbox = Arc::new(Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap());
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let outbox = Arc::clone(&outbox);
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    outbox.enqueue(&adt(&format!("T{t}-{i}"))).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = outbox.stats();
+    assert_eq!(stats.pending, 640);
+    // One flush per enqueue would be 640.
+    assert!(
+        stats.syncs < 640,
+        "{} flushes for 640 messages",
+        stats.syncs
+    );
+    eprintln!("{} flushes for 640 messages", stats.syncs);
+    drop(outbox);
+    assert_eq!(Outbox::inspect(&dir).unwrap().pending, 640);
+}
+
+#[test]
+fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
+    let down = downstream(&["M00002"]);
+    let dir = scratch_dir("outbox-dead");
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    for id in ids(0..5) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || {
+        let s = outbox.stats();
+        s.delivered == 4 && s.dead_lettered == 1
+    }));
+    assert_eq!(down.seen(), ["M00000", "M00001", "M00003", "M00004"]);
+    let dead = Outbox::dead_letters(&dir).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].control_id().as_deref(), Some("M00002"));
+    assert!(
+        dead[0].reason.contains("MSA|AE|M00002"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(dead[0].reason.contains("downstream refuses this one"));
+    assert_eq!(dead[0].message, adt("M00002").into_bytes());
+    down.rejecting.store(false, Ordering::SeqCst);
+    assert_eq!(Outbox::requeue_dead(&dir).unwrap(), 1);
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 5));
+    assert_eq!(down.seen().last().map(String::as_str), Some("M00002"));
+    assert!(Outbox::dead_letters(&dir).unwrap().is_empty());
+    // Purging deletes what is there.
+    std::fs::write(dir.join("dead").join("x.dead"), b"junk").unwrap();
+    assert_eq!(Outbox::purge_dead(&dir).unwrap(), 1);
+}
+
+#[test]
+fn hold_stops_at_a_rejected_message_and_resumes_on_requeue() {
+    let down = downstream(&["M00001"]);
+    let dir = scratch_dir("outbox-hold");
+    let outbox = Outbox::open(&dir, config(&down.addr()).on_reject(OnReject::Hold)).unwrap();
+    for id in ids(0..4) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || outbox.stats().held));
+    let stats = outbox.stats();
+    assert_eq!(
+        (stats.delivered, stats.pending, stats.dead_lettered),
+        (1, 3, 0)
+    );
+    assert!(Outbox::inspect(&dir).unwrap().held);
+    // Held: nothing after the rejected message goes out, however long we wait for it.
+    assert!(!eventually(Duration::from_millis(300), || down
+        .seen()
+        .len()
+        > 1));
+    down.rejecting.store(false, Ordering::SeqCst);
+    Outbox::requeue_dead(&dir).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4));
+    assert_eq!(down.seen(), ids(0..4));
+    assert!(!outbox.stats().held);
+}
+
+#[test]
+fn a_retry_limit_dead_letters_an_undeliverable_message() {
+    let dir = scratch_dir("outbox-limit");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let outbox = Outbox::open(
+        &dir,
+        config(&addr).retry(fast_retry().max_attempts(Some(2))),
+    )
+    .unwrap();
+    outbox.enqueue(&adt("LOST")).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().dead_lettered == 1));
+    let dead = Outbox::dead_letters(&dir).unwrap();
+    assert!(
+        dead[0].reason.contains("after 2 attempts"),
+        "{}",
+        dead[0].reason
+    );
+}
+
+#[test]
+fn a_second_opener_gets_a_lock_error_naming_the_holder() {
+    let dir = scratch_dir("outbox-lock");
+    let outbox = Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap();
+    let err = Outbox::open(&dir, config("127.0.0.1:9")).unwrap_err();
+    assert!(
+        matches!(err, Error::Locked { pid, .. } if pid == std::process::id()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&std::process::id().to_string()));
+    assert_eq!(Outbox::holder(&dir), Some(std::process::id()));
+    // Reading needs no lock.
+    assert_eq!(Outbox::inspect(&dir).unwrap().pending, 0);
+    drop(outbox);
+    assert_eq!(Outbox::holder(&dir), None);
+    // A lock left by a process that no longer exists is taken over.
+    std::fs::write(dir.join("lock"), "999999999\n").unwrap();
+    Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap();
+}
+
+#[test]
+fn bad_input_is_refused_before_it_is_queued() {
+    let dir = scratch_dir("outbox-input");
+    let outbox = Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap();
+    assert!(matches!(outbox.enqueue("not hl7"), Err(Error::Header(_))));
+    assert!(matches!(outbox.enqueue(""), Err(Error::Header(_))));
+    assert_eq!(outbox.stats().pending, 0);
+    assert!(matches!(
+        Outbox::open(dir.join("x"), config("a:1").max_messages(0)),
+        Err(Error::Config(_))
+    ));
+}
+
+/// A real full disk: a 256 KiB tmpfs (needs root and a `mount` that works, as in CI's
+/// container).
+#[test]
+fn a_full_disk_is_an_error_leaves_no_corrupt_segment_and_recovers() {
+    let mnt = scratch_dir("outbox-disk");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        return skip("cannot mount a small tmpfs (needs root) to fill a disk");
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let dir = mnt.join("outbox");
+    let down = downstream(&[]);
+    let small = |c: OutboxConfig| c.segment_bytes(32_000);
+    let outbox = Outbox::open(&dir, small(config(&down.addr())).deliver(false)).unwrap();
+    let big = format!("{}{}\r", adt("BIG"), "x".repeat(8_000));
+    let mut taken = 0;
+    let err = loop {
+        match outbox.enqueue(&big) {
+            Ok(()) => taken += 1,
+            Err(e) => break e,
+        }
+        assert!(taken < 1_000, "the disk never filled");
+    };
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(taken > 5);
+    assert_eq!(outbox.stats().pending, taken);
+    drop(outbox);
+    // No partial record was left behind: every segment scans clean, all messages kept.
+    assert_eq!(Outbox::inspect(&dir).unwrap().pending, taken);
+    let outbox = Outbox::open(&dir, small(config(&down.addr()))).unwrap();
+    assert!(eventually(LIMIT, || outbox.stats().delivered == taken));
+    // Space returned as segments were released: messages are taken again.
+    assert!(eventually(LIMIT, || outbox.enqueue(&big).is_ok()));
+    assert!(eventually(LIMIT, || outbox.stats().delivered == taken + 1));
+    drop(outbox);
+    assert!(std::fs::read_dir(&dir).is_ok());
+}
+
+/// The fuzz target's checks on stable: its seeds, every truncation and many bit flips of a
+/// real segment, and random bytes.
+#[test]
+fn recovery_of_arbitrary_last_segments() {
+    use mllp_testkit::fuzzing::{naive_segment_records, outbox_recovery};
+    let dir = scratch_dir("outbox-fuzz-src");
+    let outbox = Outbox::open(&dir, config("127.0.0.1:9").deliver(false)).unwrap();
+    for id in ["A1", "B22", "C333"] {
+        outbox.enqueue(&adt(id)).unwrap();
+    }
+    outbox.enqueue_bytes(adt("D4").as_bytes()).unwrap();
+    drop(outbox);
+    let seg = std::fs::read(segment_files(&dir).pop().unwrap()).unwrap();
+    assert_eq!(naive_segment_records(&seg), 4);
+    let with = |selector: u8, bytes: &[u8]| {
+        let mut v = vec![selector];
+        v.extend_from_slice(bytes);
+        v
+    };
+    for cut in (0..=seg.len()).step_by(7) {
+        outbox_recovery(&with(0, &seg[..cut]));
+        outbox_recovery(&with(2, &seg[..cut]));
+    }
+    let mut rng = mllp_testkit::Rng(0x5EED_0B0C);
+    for _ in 0..60 {
+        let mut bad = seg.clone();
+        let at = rng.below(bad.len());
+        bad[at] ^= 1 << rng.below(8);
+        outbox_recovery(&with(rng.below(4) as u8, &bad));
+        outbox_recovery(&with(1, &rng.bytes(200)));
+    }
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/outbox_recovery");
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        outbox_recovery(&std::fs::read(entry.unwrap().path()).unwrap());
+    }
+}
