@@ -23,8 +23,11 @@ use mllp::{Connection, Framing, Listener, ListenerStats, Message, Response, Runn
 
 /// Read and write timeout of every test socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The bound on a normal client's round trip after an attack.
-const ROUND_TRIP: Duration = Duration::from_millis(100);
+/// The bound on a normal client's round trip after an attack: a liveness bound (a port taken
+/// down answers in seconds or never), loose enough for a CI machine whose two CPUs also run
+/// the broker tests' Erlang VMs (probes of 200-500 ms were seen there under load, before any
+/// attack); the worst probe is printed.
+const ROUND_TRIP: Duration = Duration::from_secs(1);
 /// The bound on the growth of resident memory over the whole attack sequence.
 const MEMORY_BOUND: u64 = 64 << 20;
 /// The listener's maximum message size.

@@ -139,12 +139,18 @@ impl AmqpStore {
                 })
             }
             Ok(Confirmation::Nack(None)) => {
-                self.put_channel(live.generation, channel);
-                Err(Error::Broker {
+                // A nack says the broker could not take the message (a quorum queue without
+                // a reachable leader, an internal error). The channel and connection may keep
+                // a stale view of the queue (seen after a cluster node stopped: every later
+                // publish on them nacked while the queue was healthy), so both are dropped
+                // and the next message starts afresh on the next host.
+                let e = Error::Broker {
                     during: "publish",
                     source: "the broker did not take the message (nack)".into(),
                     refused: false,
-                })
+                };
+                self.link.broken(&live, &e);
+                Err(e)
             }
             Ok(Confirmation::NotRequested) => Err(Error::Broker {
                 during: "publish",

@@ -490,7 +490,8 @@ fn talk(
             (ack.map(|a| a.code.as_str()), sent.elapsed(), Instant::now())
         }
     });
-    std::thread::sleep(Duration::from_millis(50));
+    // The slow callback is running (it says so) before the other connection sends.
+    wait_for(lines, output, deadline, "SLOW_STARTED")?;
     let mut b = sender()?;
     for id in ["ACC2", "ACC3"] {
         let ack = b.send(&msg(id)).map_err(|e| format!("{id}: {e}"))?;

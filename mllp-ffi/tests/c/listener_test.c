@@ -6,7 +6,7 @@
  * stdin while the Rust side sends. The callback answers by control ID prefix:
  *   ACC  -> accept, text "stored <id>"      ERR  -> error "cannot store", code 207
  *   REJ  -> reject "unsupported"            BAD  -> returns an invalid disposition (-> AE)
- *   SLOW -> sleeps 300 ms, then accepts     else -> accept
+ *   SLOW -> prints "SLOW_STARTED", sleeps 300 ms, then accepts      else -> accept
  * On "stop" it stops and frees the listener and prints "STATS key=value ...". */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -65,6 +65,9 @@ static mllp_disposition on_message(void *userdata, const mllp_message_info *info
     } else if (has_prefix(info, "BAD")) {
         d = 42;
     } else if (has_prefix(info, "SLOW")) {
+        /* The test sends on another connection once it reads this line. */
+        printf("SLOW_STARTED\n");
+        fflush(stdout);
         struct timespec t = {0, 300 * 1000 * 1000};
         nanosleep(&t, NULL);
     } else if (has_prefix(info, "STOP")) {
