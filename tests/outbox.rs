@@ -2,57 +2,14 @@
 //! the lock, a full disk.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mllp::{
-    Error, Listener, Message, OnReject, Outbox, OutboxConfig, Response, RetryPolicy,
-    RunningListener,
-};
+use mllp::{Error, OnReject, Outbox, OutboxConfig, RetryPolicy};
+use mllp_testkit::downstream::Downstream;
 use mllp_testkit::{adt, eventually, scratch_dir, skip};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A downstream listener that records the control IDs it receives and answers AE to those in
-/// `reject` while `rejecting` is set.
-struct Downstream {
-    running: RunningListener,
-    seen: Arc<Mutex<Vec<String>>>,
-    rejecting: Arc<AtomicBool>,
-}
-
-fn downstream(reject: &'static [&'static str]) -> Downstream {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let rejecting = Arc::new(AtomicBool::new(true));
-    let (seen2, rejecting2) = (Arc::clone(&seen), Arc::clone(&rejecting));
-    let running = Listener::builder("127.0.0.1:0")
-        .bind()
-        .unwrap()
-        .spawn(move |msg: &Message<'_>| {
-            let id = msg.control_id().unwrap_or("-").to_owned();
-            if rejecting2.load(Ordering::SeqCst) && reject.contains(&id.as_str()) {
-                return Response::error("downstream refuses this one");
-            }
-            seen2.lock().unwrap().push(id);
-            Response::accept()
-        })
-        .unwrap();
-    Downstream {
-        running,
-        seen,
-        rejecting,
-    }
-}
-
-impl Downstream {
-    fn addr(&self) -> String {
-        self.running.local_addr().to_string()
-    }
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy::default()
@@ -83,7 +40,7 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn delivers_in_order_and_releases_segments() {
-    let down = downstream(&[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let dir = scratch_dir("outbox-order");
     let outbox = Outbox::open(&dir, config(&down.addr()).segment_bytes(2_000)).unwrap();
     let want = ids(0..200);
@@ -107,7 +64,7 @@ fn delivers_in_order_and_releases_segments() {
 #[test]
 fn pending_messages_survive_a_reopen_and_go_out_in_order() {
     let dir = scratch_dir("outbox-reopen");
-    let down = downstream(&[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let outbox = Outbox::open(&dir, config(&down.addr()).deliver(false)).unwrap();
     for id in ids(0..30) {
         outbox.enqueue(&adt(&id)).unwrap();
@@ -144,7 +101,7 @@ fn a_torn_last_record_is_cut_at_every_offset_keeping_the_earlier_ones() {
             &bytes[..cut],
         )
         .unwrap();
-        let down = downstream(&[]);
+        let down = Downstream::start("127.0.0.1:0", &[]);
         let outbox = Outbox::open(&work, config(&down.addr()).deliver(false)).unwrap();
         assert_eq!(outbox.stats().pending, 2, "cut at {cut}");
         // The next record follows the last complete one: nothing is lost after the cut.
@@ -208,7 +165,7 @@ fn a_full_outbox_refuses_at_once_and_takes_again_after_delivery() {
         Err(Error::Full { .. })
     ));
     drop(outbox);
-    let down = downstream(&[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let outbox = Outbox::open(&dir, config(&down.addr()).max_messages(3)).unwrap();
     assert!(eventually(LIMIT, || outbox.stats().delivered == 3));
     outbox.enqueue(&adt("M9")).unwrap();
@@ -247,7 +204,7 @@ fn concurrent_enqueues_share_flushes() {
 
 #[test]
 fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
-    let down = downstream(&["M00002"]);
+    let down = Downstream::start("127.0.0.1:0", &["M00002"]);
     let dir = scratch_dir("outbox-dead");
     let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
     for id in ids(0..5) {
@@ -268,7 +225,7 @@ fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
     );
     assert!(dead[0].reason.contains("downstream refuses this one"));
     assert_eq!(dead[0].message, adt("M00002").into_bytes());
-    down.rejecting.store(false, Ordering::SeqCst);
+    down.stop_rejecting();
     assert_eq!(Outbox::requeue_dead(&dir).unwrap(), 1);
     assert!(eventually(LIMIT, || outbox.stats().delivered == 5));
     assert_eq!(down.seen().last().map(String::as_str), Some("M00002"));
@@ -280,7 +237,7 @@ fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
 
 #[test]
 fn hold_stops_at_a_rejected_message_and_resumes_on_requeue() {
-    let down = downstream(&["M00001"]);
+    let down = Downstream::start("127.0.0.1:0", &["M00001"]);
     let dir = scratch_dir("outbox-hold");
     let outbox = Outbox::open(&dir, config(&down.addr()).on_reject(OnReject::Hold)).unwrap();
     for id in ids(0..4) {
@@ -298,7 +255,7 @@ fn hold_stops_at_a_rejected_message_and_resumes_on_requeue() {
         .seen()
         .len()
         > 1));
-    down.rejecting.store(false, Ordering::SeqCst);
+    down.stop_rejecting();
     Outbox::requeue_dead(&dir).unwrap();
     assert!(eventually(LIMIT, || outbox.stats().delivered == 4));
     assert_eq!(down.seen(), ids(0..4));
@@ -379,7 +336,7 @@ fn a_full_disk_is_an_error_leaves_no_corrupt_segment_and_recovers() {
     }
     let _unmount = Unmount(&mnt);
     let dir = mnt.join("outbox");
-    let down = downstream(&[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let small = |c: OutboxConfig| c.segment_bytes(32_000);
     let outbox = Outbox::open(&dir, small(config(&down.addr())).deliver(false)).unwrap();
     let big = format!("{}{}\r", adt("BIG"), "x".repeat(8_000));

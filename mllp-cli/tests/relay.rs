@@ -3,53 +3,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::process::{mllp, Proc, LIMIT};
 use common::{adt, eventually, scratch_dir, Rng};
-use mllp::{Listener, Message, Response, RunningListener};
-
-/// A downstream that records the control IDs it accepts, answering AE to those in `reject`
-/// while `rejecting` is set.
-struct Downstream {
-    running: RunningListener,
-    seen: Arc<Mutex<Vec<String>>>,
-    rejecting: Arc<AtomicBool>,
-}
-
-fn downstream_on(addr: &str, reject: &'static [&'static str]) -> Downstream {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let rejecting = Arc::new(AtomicBool::new(true));
-    let (seen2, rejecting2) = (Arc::clone(&seen), Arc::clone(&rejecting));
-    let running = Listener::builder(addr)
-        .bind()
-        .unwrap()
-        .spawn(move |msg: &Message<'_>| {
-            let id = msg.control_id().unwrap_or("-").to_owned();
-            if rejecting2.load(Ordering::SeqCst) && reject.contains(&id.as_str()) {
-                return Response::error("downstream refuses this one");
-            }
-            seen2.lock().unwrap().push(id);
-            Response::accept()
-        })
-        .unwrap();
-    Downstream {
-        running,
-        seen,
-        rejecting,
-    }
-}
-
-impl Downstream {
-    fn addr(&self) -> String {
-        self.running.local_addr().to_string()
-    }
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
+use mllp_testkit::downstream::Downstream;
 
 /// Starts `mllp relay 127.0.0.1:0 --to TO --spool DIR -q EXTRA...`; its address.
 fn relay(to: &str, spool: &std::path::Path, extra: &[&str]) -> (Proc, String) {
@@ -94,7 +52,7 @@ fn ids(n: usize) -> Vec<String> {
 
 #[test]
 fn relay_acknowledges_spools_and_forwards_in_order() {
-    let down = downstream_on("127.0.0.1:0", &[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let spool = scratch_dir("relay-order");
     let (proc, addr) = relay(&down.addr(), &spool, &[]);
     let want = ids(40);
@@ -150,7 +108,7 @@ fn a_full_spool_answers_ae_and_takes_again_once_forwarded() {
     assert_eq!(ack_code(&addr, "F2"), "AA");
     assert_eq!(ack_code(&addr, "F3"), "AE");
     assert!(spool_lines(&spool, &[]).contains(&"pending 2".to_owned()));
-    let down = downstream_on(&to, &[]);
+    let down = Downstream::start(&to, &[]);
     assert!(eventually(LIMIT, || down.seen().len() == 2));
     assert_eq!(ack_code(&addr, "F3"), "AA");
     assert!(eventually(LIMIT, || down.seen() == ["F1", "F2", "F3"]));
@@ -158,7 +116,7 @@ fn a_full_spool_answers_ae_and_takes_again_once_forwarded() {
 
 #[test]
 fn dead_letters_are_listed_requeued_and_purged() {
-    let down = downstream_on("127.0.0.1:0", &["R00001", "R00003"]);
+    let down = Downstream::start("127.0.0.1:0", &["R00001", "R00003"]);
     let spool = scratch_dir("relay-dead");
     let (_proc, addr) = relay(&down.addr(), &spool, &[]);
     for id in ids(5) {
@@ -171,7 +129,7 @@ fn dead_letters_are_listed_requeued_and_purged() {
     assert!(list[0].contains("downstream refuses this one"), "{list:?}");
     assert!(list[1].contains(" R00003 "), "{list:?}");
     assert!(spool_lines(&spool, &[]).contains(&"dead-lettered 2".to_owned()));
-    down.rejecting.store(false, Ordering::SeqCst);
+    down.stop_rejecting();
     assert_eq!(spool_lines(&spool, &["requeue-dead"]), ["requeued 2"]);
     assert!(eventually(LIMIT, || down.seen().len() == 5));
     assert_eq!(&down.seen()[3..], ["R00001", "R00003"]);
@@ -181,7 +139,7 @@ fn dead_letters_are_listed_requeued_and_purged() {
 
 #[test]
 fn hold_keeps_order_until_the_operator_requeues() {
-    let down = downstream_on("127.0.0.1:0", &["R00001"]);
+    let down = Downstream::start("127.0.0.1:0", &["R00001"]);
     let spool = scratch_dir("relay-hold");
     let (_proc, addr) = relay(&down.addr(), &spool, &["--on-reject", "hold"]);
     for id in ids(4) {
@@ -191,7 +149,7 @@ fn hold_keeps_order_until_the_operator_requeues() {
         .contains(&"held yes".to_owned())));
     assert_eq!(down.seen(), ["R00000"]);
     assert!(spool_lines(&spool, &[]).contains(&"pending 3".to_owned()));
-    down.rejecting.store(false, Ordering::SeqCst);
+    down.stop_rejecting();
     assert_eq!(spool_lines(&spool, &["requeue-dead"]), ["requeued 0"]);
     assert!(eventually(LIMIT, || down.seen().len() == 4));
     assert_eq!(down.seen(), ids(4));
@@ -271,7 +229,7 @@ fn sigkill_at_random_points_loses_nothing_and_keeps_order() {
     }
     assert_eq!(kills, KILLS);
     assert!(acked.iter().all(|&a| a));
-    let down = downstream_on(&to, &[]);
+    let down = Downstream::start(&to, &[]);
     let everything = || {
         let seen = down.seen();
         let mut first = std::collections::HashSet::new();
@@ -302,7 +260,7 @@ fn sigkill_at_random_points_loses_nothing_and_keeps_order() {
 
 #[test]
 fn dedup_answers_a_resend_without_forwarding_it_twice() {
-    let down = downstream_on("127.0.0.1:0", &[]);
+    let down = Downstream::start("127.0.0.1:0", &[]);
     let spool = scratch_dir("relay-dedup");
     let (proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
     for id in ["D1", "D2", "D1", "D3", "D2"] {

@@ -3,7 +3,6 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::RwLock;
-use std::time::Duration;
 
 use super::args::{self, OutBuf};
 use super::last_error;
@@ -91,14 +90,12 @@ pub unsafe extern "C" fn mllp_outbox_builder_set_retry(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_outbox_builder_set_retry", builder, |b| {
-            let retry = b
-                .config
-                .retry
-                .max_attempts((max_attempts != 0).then_some(max_attempts))
-                .initial_backoff(Duration::from_millis(initial_backoff_ms.into()))
-                .max_backoff(Duration::from_millis(max_backoff_ms.into()));
-            args::check(retry.validate())?;
-            b.config.retry = retry;
+            b.config.retry = crate::sender::retry_from_c(
+                b.config.retry,
+                max_attempts,
+                initial_backoff_ms,
+                max_backoff_ms,
+            )?;
             Ok(())
         })
     }

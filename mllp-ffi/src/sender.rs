@@ -162,17 +162,31 @@ pub unsafe extern "C" fn mllp_sender_builder_set_retry(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_sender_builder_set_retry", builder, |b| {
-            let retry = b
-                .config
-                .retry
-                .max_attempts((max_attempts != 0).then_some(max_attempts))
-                .initial_backoff(Duration::from_millis(initial_backoff_ms.into()))
-                .max_backoff(Duration::from_millis(max_backoff_ms.into()));
-            args::check(retry.validate())?;
-            b.config.retry = retry;
+            b.config.retry = retry_from_c(
+                b.config.retry,
+                max_attempts,
+                initial_backoff_ms,
+                max_backoff_ms,
+            )?;
             Ok(())
         })
     }
+}
+
+/// `retry` with the arguments of a C `*_set_retry` function (0 attempts: no limit;
+/// milliseconds), checked: the policy, or why it is invalid.
+pub(crate) fn retry_from_c(
+    retry: mllp_core::RetryPolicy,
+    max_attempts: u32,
+    initial_backoff_ms: u32,
+    max_backoff_ms: u32,
+) -> Result<mllp_core::RetryPolicy, mllp_result> {
+    let retry = retry
+        .max_attempts((max_attempts != 0).then_some(max_attempts))
+        .initial_backoff(Duration::from_millis(initial_backoff_ms.into()))
+        .max_backoff(Duration::from_millis(max_backoff_ms.into()));
+    args::check(retry.validate())?;
+    Ok(retry)
 }
 
 /// How the delay between attempts grows and varies: each delay is the previous one times

@@ -13,6 +13,7 @@
 //! * the test certificates of `certs/` and the helpers that load them;
 //! * a seeded generator, bounded polling, and small HL7 and socket helpers.
 
+pub mod downstream;
 pub mod fuzzing;
 #[cfg(unix)]
 pub mod haproxy;
