@@ -44,14 +44,7 @@ fn file_store_pool_loses_nothing_when_one_listener_is_killed_and_one_stopped() {
         .iter()
         .map(|d| Member::start(d.to_str().unwrap(), &[]))
         .collect();
-    let names = ["l0", "l1", "l2"];
-    let backends: Vec<_> = members
-        .iter()
-        .zip(names)
-        .map(|(m, n)| m.backend(n))
-        .collect();
-    let proxy = HaProxy::start("scale-file", &backends);
-    all_up(&proxy, &names);
+    let proxy = pool::behind_haproxy("scale-file", &members);
 
     let started = Instant::now();
     let mut killed_at = None;
@@ -238,14 +231,7 @@ fn cluster_pool_loses_nothing_when_a_listener_is_killed_and_a_broker_node_stoppe
     let queue = "hl7-scale";
     let url = quorum_url(&cluster, queue);
     let mut members: Vec<Member> = (0..3).map(|_| Member::start(&url, &[])).collect();
-    let names = ["l0", "l1", "l2"];
-    let backends: Vec<_> = members
-        .iter()
-        .zip(names)
-        .map(|(m, n)| m.backend(n))
-        .collect();
-    let proxy = HaProxy::start("scale-cluster", &backends);
-    all_up(&proxy, &names);
+    let proxy = pool::behind_haproxy("scale-cluster", &members);
 
     // Every listener lists node 0 first, so stopping node 0 moves every listener's
     // connection to node 1, while the queue's leader, if it was there, moves too.

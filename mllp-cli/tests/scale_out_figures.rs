@@ -14,8 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pool::{self, all_up, ms, Member};
-use mllp_testkit::haproxy::HaProxy;
+use common::pool::{self, ms, Member};
 use mllp_testkit::rabbitmq::RabbitCluster;
 
 const SENDERS: usize = 16;
@@ -27,17 +26,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// messages/s and each listener's share of the messages.
 fn run(name: &str, stores: &[String]) -> (f64, Vec<usize>) {
     let members: Vec<Member> = stores.iter().map(|s| Member::start(s, &[])).collect();
-    let names: Vec<String> = (0..members.len()).map(|i| format!("l{i}")).collect();
-    let backends: Vec<_> = members
-        .iter()
-        .zip(&names)
-        .map(|(m, n)| m.backend(n))
-        .collect();
-    let proxy = HaProxy::start(name, &backends);
-    all_up(
-        &proxy,
-        &names.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let proxy = pool::behind_haproxy(name, &members);
     let started = Instant::now();
     let mut members = members;
     let sent = pool::load(&proxy.addr(), SENDERS, EACH, LIMIT, |_| {})
@@ -104,13 +93,7 @@ fn scale_out_figures() {
         cluster.url("%2f")
     );
     let mut members: Vec<Member> = (0..3).map(|_| Member::start(&url, &[])).collect();
-    let backends: Vec<_> = members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| m.backend(&format!("l{i}")))
-        .collect();
-    let proxy = HaProxy::start("figures-kill", &backends);
-    all_up(&proxy, &["l0", "l1", "l2"]);
+    let proxy = pool::behind_haproxy("figures-kill", &members);
     let mut killed_at = None;
     let sent = pool::load(&proxy.addr(), 8, 1_000, LIMIT, |progress| {
         pool::when_acked(progress, 2_000, LIMIT);

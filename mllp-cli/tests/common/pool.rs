@@ -340,6 +340,23 @@ pub fn rabbitmq_here() -> bool {
     true
 }
 
+/// A private HAProxy named `name` in front of `members` (servers `l0`, `l1`, ...), returned
+/// once it reports every one UP.
+pub fn behind_haproxy(name: &str, members: &[Member]) -> mllp_testkit::haproxy::HaProxy {
+    let names: Vec<String> = (0..members.len()).map(|i| format!("l{i}")).collect();
+    let backends: Vec<_> = members
+        .iter()
+        .zip(&names)
+        .map(|(m, n)| m.backend(n))
+        .collect();
+    let proxy = mllp_testkit::haproxy::HaProxy::start(name, &backends);
+    all_up(
+        &proxy,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    proxy
+}
+
 /// Waits until HAProxy reports every server in `names` UP.
 pub fn all_up(proxy: &mllp_testkit::haproxy::HaProxy, names: &[&str]) {
     for name in names {
