@@ -1,69 +1,165 @@
 //! `mllp bench`: the arguments of the benchmark; the measuring is in [`mllp_cli::bench`].
 
-use super::args::{Args, UsageError};
+use super::addr::{self, Use};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::logger;
-use super::options::{unknown, Common, Failure};
+use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use mllp_cli::bench::{self, BenchConfig, Pin};
 
-/// `mllp bench --help`.
-pub const HELP: &str = "\
-Usage: mllp bench [ADDR] [OPTIONS]
-
+/// `mllp bench`.
+pub static COMMAND: Command = Command {
+    name: "bench",
+    usage: "[ADDR] [OPTIONS]",
+    summary: "measure messages/s and ACK latency",
+    about: "\
 Sends valid ADT^A01 messages as fast as acknowledgements come back and prints messages/s,
 MB/s and the ACK latency (p50, p99, max). Without ADDR it starts its own listener on a free
 loopback port, which answers AA to everything; with ADDR it measures that listener (which
-must accept the messages).
+must accept the messages).",
+    tables: &[&BENCH, &ENCODING, &FRAMING, &OUTPUT],
+    footer: "Exit status: 0 after a complete run, 2 for usage errors and failures.",
+    run,
+    check: |args| parse(args).map(drop),
+};
 
-Options:
-  --messages N            messages in all (default 20000)
-  --connections C         concurrent connections, each with its own sender (default 1)
-  --size BYTES            approximate message size (default 1024)
-  --tls                   use TLS between sender and listener (own listener only; a test
-                          certificate built into the binary; the baseline stays plain TCP)
-  --baseline              also time a raw TCP ping-pong with the same frames, and the ratio
-  --sides                 also time our sender against a raw listener and a raw sender
-                          against our listener (implies --baseline)
-  --pin CPU[,CPU]         run listener and sender as processes pinned with taskset: both on
-                          one CPU, or the listener on the first and the sender on the second
-  --rounds N              measure each pairing N times, alternating; report the best (1)
-  --warmup N              messages per connection before the clock starts (default 1000)
-  --encoding LABEL        character set of the messages (default UTF-8)
-  --mllp2                 MLLP release 2 commit blocks instead of HL7 ACKs
-  --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
-  --max-message-bytes N   the largest message or reply accepted
-  -q, -v, -vv             less or more logging on standard error
-
-Exit status: 0 after a complete run, 2 for usage errors and failures.";
+const BENCH: Group<BenchConfig> = Group {
+    title: "Benchmark",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "messages",
+                short: None,
+                value: Some("N"),
+                help: "messages in all (default 20000)",
+            },
+            set: |c, v| {
+                c.messages = v.count()?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "connections",
+                short: None,
+                value: Some("C"),
+                help: "concurrent connections, each with its own sender (default 1)",
+            },
+            set: |c, v| {
+                c.connections = v.count()?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "size",
+                short: None,
+                value: Some("BYTES"),
+                help: "approximate message size (default 1024)",
+            },
+            set: |c, v| {
+                c.size = v.count()?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls",
+                short: None,
+                value: None,
+                help: "use TLS between sender and listener (own listener only; a test\n\
+                       certificate built into the binary; the baseline stays plain TCP)",
+            },
+            set: |c, _| {
+                c.tls = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "baseline",
+                short: None,
+                value: None,
+                help: "also time a raw TCP ping-pong with the same frames, and the ratio",
+            },
+            set: |c, _| {
+                c.baseline = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "sides",
+                short: None,
+                value: None,
+                help: "also time our sender against a raw listener and a raw sender\n\
+                       against our listener (implies --baseline)",
+            },
+            set: |c, _| {
+                c.sides = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "pin",
+                short: None,
+                value: Some("CPU[,CPU]"),
+                help: "run listener and sender as processes pinned with taskset: both on\n\
+                       one CPU, or the listener on the first and the sender on the second",
+            },
+            set: |c, v| {
+                c.pin = parse_pin(&v.text())?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "rounds",
+                short: None,
+                value: Some("N"),
+                help: "measure each pairing N times, alternating; report the best (default 1)",
+            },
+            set: |c, v| {
+                c.rounds = v.count()?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "warmup",
+                short: None,
+                value: Some("N"),
+                help: "messages per connection before the clock starts (default 1000)",
+            },
+            set: |c, v| {
+                c.warmup = v.parsed()?;
+                Ok(())
+            },
+        },
+    ],
+};
 
 fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
     let mut common = Common::default();
     let mut config = BenchConfig::default();
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
-            continue;
-        }
-        match name.as_str() {
-            "messages" => config.messages = at_least_one(&name, args.parsed(&name)?)?,
-            "connections" => config.connections = at_least_one(&name, args.parsed(&name)?)?,
-            "size" => config.size = at_least_one(&name, args.parsed(&name)?)?,
-            "tls" => {
-                #[cfg(not(feature = "tls"))]
-                return Err(super::options::no_tls("tls"));
-                #[cfg(feature = "tls")]
-                {
-                    config.tls = true;
-                }
-            }
-            "baseline" => config.baseline = true,
-            "sides" => config.sides = true,
-            "pin" => config.pin = parse_pin(&args.value(&name)?)?,
-            "rounds" => config.rounds = at_least_one(&name, args.parsed(&name)?)?,
-            "warmup" => config.warmup = args.parsed(&name)?,
-            _ => return Err(unknown("bench", &name)),
+    while let Some(f) = args.next_option()? {
+        let handled = BENCH.apply(&f, &mut config)?
+            || ENCODING.apply(&f, &mut common)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?;
+        if !handled {
+            return Err(f.unhandled("bench"));
         }
     }
+    #[cfg(not(feature = "tls"))]
+    if config.tls {
+        return Err(super::options::no_tls("tls"));
+    }
     let mut positionals = args.positionals().into_iter();
-    config.addr = positionals.next();
+    config.addr = positionals
+        .next()
+        .map(|a| addr::parse("ADDR", &a, Use::Connect))
+        .transpose()?;
     if let Some(extra) = positionals.next() {
         return Err(UsageError(format!(
             "mllp bench takes one address, but {extra:?} was given as well"
@@ -95,13 +191,6 @@ fn parse_pin(text: &str) -> Result<Pin, UsageError> {
     }
 }
 
-fn at_least_one(name: &str, n: usize) -> Result<usize, UsageError> {
-    if n == 0 {
-        return Err(UsageError(format!("--{name} must be at least 1")));
-    }
-    Ok(n)
-}
-
 /// Runs `mllp bench`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let (common, config) = parse(args)?;
@@ -119,7 +208,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn parse_v(v: &[&str]) -> Result<(Common, BenchConfig), UsageError> {
-        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+        parse(Args::new(&COMMAND, v.iter().map(OsString::from)))
     }
 
     #[test]

@@ -8,30 +8,49 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mllp::charset::Charset;
 use mllp::{FileStore, Framing, Handler, Listener, Message, Response, Sender, StoreHandler};
 
-use super::args::{Args, UsageError};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::print_line;
 use super::logger;
-use super::options::{unknown, Common, Failure};
+use super::options::{Common, Failure, FRAMING, OUTPUT};
 use mllp_cli::bench::{self, BenchConfig};
 
-/// `mllp demo --help`.
-pub const HELP: &str = "\
-Usage: mllp demo [OPTIONS]
-
+/// `mllp demo`.
+pub static COMMAND: Command = Command {
+    name: "demo",
+    usage: "[OPTIONS]",
+    summary: "a listener and a sender on loopback: messages, ACKs, a benchmark",
+    about: "\
 Shows the tool at work, on loopback only: starts a listener on a free port of 127.0.0.1 that
 stores each message as UTF-8 in a new temporary directory before acknowledging it, sends it a
 few built-in messages (one in ISO-8859-1, declared in MSH-18, and one of a type the demo
 listener rejects), prints each ACK and the file its message went to, and ends with a short
-benchmark. The stored files are left in place for you to look at.
-
-Options:
-  --bench-messages N      messages in the closing benchmark (default 2000)
-  --mllp2                 MLLP release 2 commit blocks instead of HL7 ACKs
-  --start-bytes HEX --end-bytes HEX   framing on both sides (default 0b and 1c0d)
-  -q, -v, -vv             less or more logging on standard error
-
+benchmark. The stored files are left in place for you to look at.",
+    tables: &[&DEMO, &FRAMING, &OUTPUT],
+    footer: "\
 Exit status: 0 when everything went as shown, 1 when an ACK was not the expected one, 2 for
-usage errors and failures.";
+usage errors and failures.",
+    run,
+    check: |args| parse(args).map(drop),
+};
+
+/// The number of messages of the closing benchmark.
+struct BenchMessages(usize);
+
+const DEMO: Group<BenchMessages> = Group {
+    title: "Demo",
+    opts: &[Opt {
+        spec: Spec {
+            long: "bench-messages",
+            short: None,
+            value: Some("N"),
+            help: "messages in the closing benchmark (default 2000)",
+        },
+        set: |b, v| {
+            b.0 = v.parsed()?;
+            Ok(())
+        },
+    }],
+};
 
 /// One built-in message.
 struct Sample {
@@ -82,25 +101,20 @@ const SAMPLES: &[Sample] = &[
 
 fn parse(mut args: Args) -> Result<(Common, usize), UsageError> {
     let mut common = Common::default();
-    let mut bench_messages = 2000;
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? {
-            continue;
-        }
-        match name.as_str() {
-            "bench-messages" => bench_messages = args.parsed(&name)?,
-            _ => return Err(unknown("demo", &name)),
+    let mut bench_messages = BenchMessages(2000);
+    while let Some(f) = args.next_option()? {
+        let handled = DEMO.apply(&f, &mut bench_messages)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?;
+        if !handled {
+            return Err(f.unhandled("demo"));
         }
     }
+    let bench_messages = bench_messages.0;
     if let Some(extra) = args.positionals().first() {
         return Err(UsageError(format!(
             "mllp demo takes no arguments, but {extra:?} was given"
         )));
-    }
-    if common.has_encoding() {
-        return Err(UsageError(
-            "mllp demo chooses its own character sets and takes no --encoding".into(),
-        ));
     }
     Ok((common, bench_messages))
 }

@@ -5,37 +5,95 @@ use std::path::PathBuf;
 
 use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, Outcome};
 
-use super::args::{Args, UsageError};
-use super::options::{unknown, Common, Failure};
-use super::sender_options::{sender_options_help, SenderOptions};
+use super::addr::{self, Use};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::sender_options::{SenderOptions, IDENTITY, SENDING};
 use super::{logger, signal};
 
-/// `mllp forward --help`.
-pub const HELP: &str = concat!(
-    "Usage: mllp forward --from AMQP_URL --to HOST:PORT [OPTIONS]
-
+/// `mllp forward`.
+pub static COMMAND: Command = Command {
+    name: "forward",
+    usage: "--from AMQP_URL --to HOST:PORT [OPTIONS]",
+    summary: "from a RabbitMQ queue to a listener, in order",
+    about: "\
 Consumes the RabbitMQ queue of AMQP_URL one message at a time (prefetch 1: in queue order) and
-sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or CA. On AE
-or AR the delivery is rejected without requeueing (the queue's dead-letter exchange keeps it)
-and the ACK's text is logged; a downstream that cannot be reached is retried in place, never
-requeued. Prints each message's MSH-10 and outcome, as `mllp send` does.
+sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or CA.
 
-Options:
-  --from URL              amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required)
-  --to HOST:PORT          the listener to deliver to (required)
-  --from-tls-ca PEM       CA certificates to trust for an amqps:// broker
-  --count N               exit once N deliveries were handled (delivered or rejected)
-  --encoding LABEL        character set on the wire (default UTF-8)
-",
-    sender_options_help!(),
-    "  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
-  --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
-  -q, --quiet             no per-message lines; -v, -vv: more logging
-
+On AE or AR the delivery is rejected without requeueing (the queue's dead-letter exchange
+keeps it) and the ACK's text is logged; a downstream that cannot be reached is retried in
+place, never requeued. Prints each message's MSH-10 and outcome, as `mllp send` does.",
+    tables: &[&FORWARD, &SENDING, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT],
+    footer: "\
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
 --count reached, 1 when stopped before --count was reached, 2 for usage errors and a queue
-the broker refuses."
-);
+the broker refuses.",
+    run,
+    check: |args| parse(args).map(drop),
+};
+
+/// The settings of `mllp forward` of its own.
+#[derive(Debug, Default)]
+struct ForwardOptions {
+    from: Option<String>,
+    to: Option<String>,
+    from_tls_ca: Option<PathBuf>,
+    count: Option<u64>,
+}
+
+const FORWARD: Group<ForwardOptions> = Group {
+    title: "Queue and downstream",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "from",
+                short: None,
+                value: Some("URL"),
+                help: "amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required)",
+            },
+            set: |f, v| {
+                f.from = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to",
+                short: None,
+                value: Some("HOST:PORT"),
+                help: "the listener to deliver to (required)",
+            },
+            set: |f, v| {
+                f.to = Some(addr::parse("--to", &v.text(), Use::Connect)?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "from-tls-ca",
+                short: None,
+                value: Some("PEM"),
+                help: "CA certificates to trust for an amqps:// broker",
+            },
+            set: |f, v| {
+                f.from_tls_ca = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "count",
+                short: None,
+                value: Some("N"),
+                help: "exit once N deliveries were handled (delivered or rejected)",
+            },
+            set: |f, v| {
+                f.count = Some(v.count()?);
+                Ok(())
+            },
+        },
+    ],
+};
 
 /// The settings of `mllp forward`.
 #[derive(Debug)]
@@ -51,25 +109,24 @@ struct Config {
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut sender = SenderOptions::default();
-    let (mut from, mut to, mut from_tls_ca, mut count) = (None, None, None, None);
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? || sender.take(&name, &mut args)? {
-            continue;
-        }
-        match name.as_str() {
-            "from" => from = Some(args.value(&name)?),
-            "to" => to = Some(args.value(&name)?),
-            "from-tls-ca" => from_tls_ca = Some(PathBuf::from(args.value(&name)?)),
-            "count" => {
-                let n: u64 = args.parsed(&name)?;
-                if n == 0 {
-                    return Err(UsageError("--count must be at least 1".into()));
-                }
-                count = Some(n);
-            }
-            _ => return Err(unknown("forward", &name)),
+    let mut forward = ForwardOptions::default();
+    while let Some(f) = args.next_option()? {
+        let handled = FORWARD.apply(&f, &mut forward)?
+            || SENDING.apply(&f, &mut sender)?
+            || IDENTITY.apply(&f, &mut sender)?
+            || ENCODING.apply(&f, &mut common)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?;
+        if !handled {
+            return Err(f.unhandled("forward"));
         }
     }
+    let ForwardOptions {
+        from,
+        to,
+        from_tls_ca,
+        count,
+    } = forward;
     if let Some(extra) = args.positionals().first() {
         return Err(UsageError(format!(
             "mllp forward takes no positional arguments, but {extra:?} was given: use --from \
@@ -117,6 +174,7 @@ fn ack_text(ack: &mllp::hl7::Ack) -> Option<&str> {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
+    addr::resolve("--to", &config.to)?;
     let charset = config.common.charset()?;
     let mut amqp =
         AmqpConfig::from_url(&config.from).map_err(|e| Failure::fatal(format!("--from: {e}")))?;
@@ -166,7 +224,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn parse_v(v: &[&str]) -> Result<Config, UsageError> {
-        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+        parse(Args::new(&COMMAND, v.iter().map(OsString::from)))
     }
 
     #[test]
@@ -191,7 +249,7 @@ mod tests {
             ("amqp://h?queue=q", "h:1")
         );
         assert_eq!((c.count, c.sender.retries), (Some(3), Some(0)));
-        assert!(c.common.has_encoding());
+        assert_ne!(c.common.charset().unwrap(), mllp::charset::Charset::UTF_8);
         for bad in [
             &["--to", "h:1"][..],
             &["--from", "amqp://h?queue=q"],

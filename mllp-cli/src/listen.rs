@@ -15,9 +15,10 @@ use mllp::{
     StoreHandler,
 };
 
-use super::args::{Args, UsageError};
-use super::options::{unknown, Common, Failure};
-use super::store_policy::StorePolicy;
+use super::addr::{self, Use};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::store_policy::{StorePolicy, STORE_POLICY};
 use super::{health, logger, signal, stores};
 
 /// The address listened on when none is given.
@@ -25,51 +26,73 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
 /// The store directory when `--store` is not given.
 pub const DEFAULT_STORE: &str = "./inbox";
 
-/// `mllp listen --help`.
-pub const HELP: &str = "\
-Usage: mllp listen [ADDR] [OPTIONS]
-
+/// `mllp listen`.
+pub static COMMAND: Command = Command {
+    name: "listen",
+    usage: "[ADDR] [OPTIONS]",
+    summary: "receive messages, store each (file, RabbitMQ, MongoDB), then acknowledge it",
+    about: "\
 Receives HL7 messages on ADDR (default 127.0.0.1:2575; port 0 picks a free port) and stores
-each one, as UTF-8, in a file of its own or a RabbitMQ queue before acknowledging it: AA once
-it is safely kept, else see --store-wait. Prints `listening on ADDR` first, then one line per
-message (file or queue, MSH-10, MSH-9, peer), and a summary when stopped (Ctrl-C, SIGTERM).
+each one, as UTF-8, in a file of its own, a RabbitMQ queue or a MongoDB collection before
+acknowledging it: AA once it is safely kept, else see --store-wait.
 
-Options:
-  --store DIR|URL         where messages go (default ./inbox): a directory, file:///DIR,
-                          amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]
-                          (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm, or
-                          mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each
-  --tls-ca PEM            CA certificates to trust for an amqps:// store
-  --store-wait SECS       retry a failing store this long while the sender waits (default 5)
-  --on-store-failure P    then close (default: no ACK, the sender resends) or nak (AE, reason)
-  --encoding LABEL        character set of incoming messages (default UTF-8)
-  --no-msh18              always use --encoding (default, or --msh18: MSH-18's when known)
-  --malformed POLICY      text invalid in its charset: reject (default: AE, not stored), replace
-  --count N               exit 0 once N messages have been stored and acknowledged
-  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend
-                          is answered AA again and not stored twice (a directory store keeps
-                          them in DIR/.dedup-index)
-  --dedup-index PATH      where --dedup keeps its keys (needed with a URL store)
-  --max-connections N     connections served at once (default 10)
-  --single                one connection; a new one replaces an idle old one
-  --evict-after SECS      all slots taken: evict the longest without a message, if >= SECS
-                          (default 5; 0: never, refuse the newcomer)
-  --frame-timeout SECS    a started frame must complete within this (default 60)
-  --idle-timeout SECS     close connections idle this long (default: never)
-  --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
-  --health-addr ADDR      answer each TCP connection on ADDR with one line for a load
-                          balancer (HAProxy agent-check): `up ready` while the store can take
-                          messages, `down` while it cannot (its check fails, or a save just
-                          failed), `drain` once stopping
-  --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
-                          when MSH-15/16 are valued, sent as MSH-15 asks
-  --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
-  --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
-  --max-message-bytes N   larger messages are refused with a NAK (default 16 MiB)
-  -q, --quiet             print only the `listening on` line; -v, -vv: more logging
-
+Prints `listening on ADDR` first, then one line per message (file or queue, MSH-10, MSH-9,
+peer), and a summary when stopped (Ctrl-C, SIGTERM).",
+    tables: &[
+        &STORE,
+        &STORE_POLICY,
+        &RECEIVING,
+        &ENCODING,
+        &FRAMING,
+        &OUTPUT,
+    ],
+    footer: "\
 Exit status: 0 when stopped (or --count reached), 1 when stopped before --count was reached,
-2 for usage errors and startup failures.";
+2 for usage errors and startup failures.",
+    run,
+    check: |args| parse(args).map(drop),
+};
+
+/// `--store` and what it needs.
+#[derive(Debug, Default)]
+struct StoreChoice {
+    /// A directory or a URL; see [`stores::open`].
+    store: Option<String>,
+    options: stores::StoreOptions,
+}
+
+const STORE: Group<StoreChoice> = Group {
+    title: "Store",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "store",
+                short: None,
+                value: Some("DIR|URL"),
+                help: "where messages go (default ./inbox): a directory, file:///DIR,\n\
+                       amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]\n\
+                       (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm, or\n\
+                       mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each",
+            },
+            set: |c, v| {
+                c.store = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-ca",
+                short: None,
+                value: Some("PEM"),
+                help: "CA certificates to trust for an amqps:// store",
+            },
+            set: |c, v| {
+                c.options.tls_ca = Some(v.path());
+                Ok(())
+            },
+        },
+    ],
+};
 
 /// The settings of `mllp listen`.
 #[derive(Debug)]
@@ -127,79 +150,219 @@ impl Default for ListenOptions {
     }
 }
 
-impl ListenOptions {
-    /// Takes option `name` (and its value) if it is a receiving one; returns whether it was.
-    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
-        match name {
-            "msh18" => self.msh18 = true,
-            "no-msh18" => self.msh18 = false,
-            "malformed" => {
-                self.malformed = match args.value(name)?.as_str() {
-                    "reject" => Malformed::Reject,
-                    "replace" => Malformed::Replace,
-                    other => {
-                        return Err(UsageError(format!(
-                            "--malformed is reject or replace, not {other:?}"
-                        )))
-                    }
-                }
-            }
-            "ack-mode" => {
-                self.ack_mode = match args.value(name)?.as_str() {
-                    "original" => AckMode::Original,
-                    "auto" => AckMode::Auto,
-                    other => {
-                        return Err(UsageError(format!(
-                            "--ack-mode is original or auto, not {other:?}"
-                        )))
-                    }
-                }
-            }
-            "count" => {
-                let n: u64 = args.parsed(name)?;
-                if n == 0 {
-                    return Err(UsageError("--count must be at least 1".into()));
-                }
-                self.count = Some(n);
-            }
-            "max-connections" => {
-                let n: usize = args.parsed(name)?;
-                if n == 0 {
-                    return Err(UsageError("--max-connections must be at least 1".into()));
-                }
-                self.max_connections = Some(n);
-            }
-            "single" => self.single = true,
-            "evict-after" => {
-                let secs: f64 = args.parsed(name)?;
+/// The options of the receiving side, shared by `mllp listen` and `mllp relay`.
+pub const RECEIVING: Group<ListenOptions> = Group {
+    title: "Receiving",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "count",
+                short: None,
+                value: Some("N"),
+                help: "exit 0 once N messages have been stored and acknowledged",
+            },
+            set: |l, v| {
+                l.count = Some(v.count()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "max-connections",
+                short: None,
+                value: Some("N"),
+                help: "connections served at once (default 10)",
+            },
+            set: |l, v| {
+                l.max_connections = Some(v.count()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "single",
+                short: None,
+                value: None,
+                help: "one connection; a new one replaces an idle old one",
+            },
+            set: |l, _| {
+                l.single = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "evict-after",
+                short: None,
+                value: Some("SECS"),
+                help: "all slots taken: evict the longest without a message, if >= SECS\n\
+                       (default 5; 0: never, refuse the newcomer)",
+            },
+            set: |l, v| {
+                let secs: f64 = v.parsed()?;
                 if !(secs.is_finite() && secs >= 0.0) {
                     return Err(UsageError(
                         "--evict-after must be a number of seconds, 0 to turn eviction off".into(),
                     ));
                 }
-                self.evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
-            }
-            "frame-timeout" => self.frame_timeout = Some(args.seconds(name)?),
-            "idle-timeout" => self.idle_timeout = Some(args.seconds(name)?),
-            "tls-cert" => self.tls_cert = Some(PathBuf::from(args.value(name)?)),
-            "health-addr" => self.health_addr = Some(args.value(name)?),
-            "tls-key" => self.tls_key = Some(PathBuf::from(args.value(name)?)),
-            "dedup" => {
-                let n: usize = args.parsed(name)?;
-                if n == 0 || n > mllp::MAX_DEDUP_KEYS {
+                l.evict_after = Some((secs > 0.0).then(|| Duration::from_secs_f64(secs)));
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "frame-timeout",
+                short: None,
+                value: Some("SECS"),
+                help: "a started frame must complete within this (default 60)",
+            },
+            set: |l, v| {
+                l.frame_timeout = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "idle-timeout",
+                short: None,
+                value: Some("SECS"),
+                help: "close connections idle this long (default: never)",
+            },
+            set: |l, v| {
+                l.idle_timeout = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-cert",
+                short: None,
+                value: Some("PEM"),
+                help: "accept TLS with this certificate (with --tls-key)",
+            },
+            set: |l, v| {
+                l.tls_cert = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-key",
+                short: None,
+                value: Some("PEM"),
+                help: "the certificate's PKCS#8 private key",
+            },
+            set: |l, v| {
+                l.tls_key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "ack-mode",
+                short: None,
+                value: Some("original|auto"),
+                help: "original (default): AA/AE/AR for every message; auto: CA/CE/CR when\n\
+                       MSH-15/16 are valued, sent as MSH-15 asks",
+            },
+            set: |l, v| {
+                l.ack_mode =
+                    v.choice(&[("original", AckMode::Original), ("auto", AckMode::Auto)])?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "malformed",
+                short: None,
+                value: Some("reject|replace"),
+                help: "text invalid in its character set: reject (default: AE, not stored) or\n\
+                       replace it with U+FFFD and store it",
+            },
+            set: |l, v| {
+                l.malformed = v.choice(&[
+                    ("reject", Malformed::Reject),
+                    ("replace", Malformed::Replace),
+                ])?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "msh18",
+                short: None,
+                value: None,
+                help: "decode each message in the character set its MSH-18 names, when known\n\
+                       (default)",
+            },
+            set: |l, _| {
+                l.msh18 = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "no-msh18",
+                short: None,
+                value: None,
+                help: "always decode in --encoding, whatever MSH-18 says",
+            },
+            set: |l, _| {
+                l.msh18 = false;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "dedup",
+                short: None,
+                value: Some("N"),
+                help: "remember the last N keys (MSH-3, MSH-4, MSH-10) stored: a resend is\n\
+                       answered AA again and not stored twice (a directory store keeps them\n\
+                       in DIR/.dedup-index, a relay in its spool)",
+            },
+            set: |l, v| {
+                let n: usize = v.count()?;
+                if n > mllp::MAX_DEDUP_KEYS {
                     return Err(UsageError(format!(
                         "--dedup is a number of keys from 1 to {}",
                         mllp::MAX_DEDUP_KEYS
                     )));
                 }
-                self.dedup = Some(n);
-            }
-            "dedup-index" => self.dedup_index = Some(PathBuf::from(args.value(name)?)),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
+                l.dedup = Some(n);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "dedup-index",
+                short: None,
+                value: Some("PATH"),
+                help: "where --dedup keeps its keys (needed with a URL store)",
+            },
+            set: |l, v| {
+                l.dedup_index = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "health-addr",
+                short: None,
+                value: Some("ADDR"),
+                help: "answer each TCP connection on ADDR with one line for a load balancer\n\
+                       (HAProxy agent-check): `up ready` while the store can take messages,\n\
+                       `down` while it cannot, `drain` once stopping",
+            },
+            set: |l, v| {
+                l.health_addr = Some(addr::parse("--health-addr", &v.text(), Use::Listen)?);
+                Ok(())
+            },
+        },
+    ],
+};
 
+impl ListenOptions {
     /// Checks the options that conflict, once all are read.
     pub fn check(&self) -> Result<(), UsageError> {
         if self.single && self.max_connections.is_some_and(|n| n != 1) {
@@ -262,24 +425,22 @@ impl ListenOptions {
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut listen = ListenOptions::default();
-    let mut store = None;
-    let mut store_options = stores::StoreOptions::default();
+    let mut store = StoreChoice::default();
     let mut store_policy = StorePolicy::default();
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)?
-            || listen.take(&name, &mut args)?
-            || store_policy.take(&name, &mut args)?
-        {
-            continue;
-        }
-        match name.as_str() {
-            "store" => store = Some(args.value(&name)?),
-            "tls-ca" => store_options.tls_ca = Some(PathBuf::from(args.value(&name)?)),
-            _ => return Err(unknown("listen", &name)),
+    while let Some(f) = args.next_option()? {
+        let handled = ENCODING.apply(&f, &mut common)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?
+            || RECEIVING.apply(&f, &mut listen)?
+            || STORE_POLICY.apply(&f, &mut store_policy)?
+            || STORE.apply(&f, &mut store)?;
+        if !handled {
+            return Err(f.unhandled("listen"));
         }
     }
     let mut positionals = args.positionals().into_iter();
     let addr = positionals.next().unwrap_or_else(|| DEFAULT_ADDR.into());
+    let addr = addr::parse("ADDR", &addr, Use::Listen)?;
     if let Some(extra) = positionals.next() {
         return Err(UsageError(format!(
             "mllp listen takes one address, but {extra:?} was given as well"
@@ -289,9 +450,9 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     Ok(Config {
         common,
         addr,
-        store: store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
+        store: store.store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
         listen,
-        store_options,
+        store_options: store.options,
         store_policy,
     })
 }
@@ -643,7 +804,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn parse_v(v: &[&str]) -> Result<Config, UsageError> {
-        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+        parse(Args::new(&COMMAND, v.iter().map(OsString::from)))
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use mllp::charset::Charset;
 use mllp::Framing;
 
-use super::args::{parse_hex, Args, UsageError};
+use super::args::{parse_hex, Group, Opt, Spec, UsageError};
 
 /// Why a subcommand failed: a one-sentence reason and the exit code.
 #[derive(Debug)]
@@ -59,30 +59,112 @@ pub struct Common {
     pub verbose: u8,
 }
 
-impl Common {
-    /// Takes option `name` (and its value) if it is a shared one; returns whether it was.
-    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
-        match name {
-            "start-bytes" => self.start = Some(parse_hex(name, &args.value(name)?)?),
-            "end-bytes" => self.end = Some(parse_hex(name, &args.value(name)?)?),
-            "max-message-bytes" => {
-                let n: usize = args.parsed(name)?;
-                if n == 0 {
-                    return Err(UsageError("--max-message-bytes must be at least 1".into()));
-                }
-                self.max_message_bytes = Some(n);
-            }
-            "encoding" => self.encoding = Some(args.value(name)?),
-            "mllp2" => self.mllp2 = true,
-            "q" | "quiet" => self.quiet = true,
-            "v" | "verbose" => self.verbose = self.verbose.saturating_add(1),
-            "vv" => self.verbose = self.verbose.saturating_add(2),
-            "vvv" => self.verbose = self.verbose.saturating_add(3),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
+/// `--encoding`: the character set on the wire.
+pub const ENCODING: Group<Common> = Group {
+    title: "Character set",
+    opts: &[Opt {
+        spec: Spec {
+            long: "encoding",
+            short: None,
+            value: Some("LABEL"),
+            help: "character set on the wire (default UTF-8; received messages are handed\n\
+                       on as UTF-8); any WHATWG label or HL7 MSH-18 name",
+        },
+        set: |c, v| {
+            c.encoding = Some(v.text());
+            Ok(())
+        },
+    }],
+};
 
+/// The framing options of every command that speaks MLLP.
+pub const FRAMING: Group<Common> = Group {
+    title: "Framing",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "mllp2",
+                short: None,
+                value: None,
+                help: "MLLP release 2: commit blocks (ACK/NAK bytes) instead of HL7 ACKs",
+            },
+            set: |c, _| {
+                c.mllp2 = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "start-bytes",
+                short: None,
+                value: Some("HEX"),
+                help: "the bytes that start a frame (default 0b)",
+            },
+            set: |c, v| {
+                c.start = Some(parse_hex(v.name(), &v.text())?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "end-bytes",
+                short: None,
+                value: Some("HEX"),
+                help: "the bytes that end a frame (default 1c0d)",
+            },
+            set: |c, v| {
+                c.end = Some(parse_hex(v.name(), &v.text())?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "max-message-bytes",
+                short: None,
+                value: Some("N"),
+                help: "the largest message (or reply) accepted (default 16 MiB); a larger one\n\
+                       is refused with a NAK",
+            },
+            set: |c, v| {
+                c.max_message_bytes = Some(v.count()?);
+                Ok(())
+            },
+        },
+    ],
+};
+
+/// `-q` and `-v`, which every command takes.
+pub const OUTPUT: Group<Common> = Group {
+    title: "Output",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "quiet",
+                short: Some('q'),
+                value: None,
+                help: "errors only: no per-message lines",
+            },
+            set: |c, _| {
+                c.quiet = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "verbose",
+                short: Some('v'),
+                value: None,
+                help: "more logging on standard error (-vv: debug, -vvv: trace)",
+            },
+            set: |c, _| {
+                c.verbose = c.verbose.saturating_add(1);
+                Ok(())
+            },
+        },
+    ],
+};
+
+impl Common {
     /// The framing from `--start-bytes`, `--end-bytes` and `--max-message-bytes`.
     pub fn framing(&self) -> Result<Framing, UsageError> {
         let start = self.start.as_deref().unwrap_or(mllp::DEFAULT_START);
@@ -100,11 +182,6 @@ impl Common {
             None => Ok(Charset::UTF_8),
             Some(label) => label_charset("encoding", label),
         }
-    }
-
-    /// Whether `--encoding` was given.
-    pub fn has_encoding(&self) -> bool {
-        self.encoding.is_some()
     }
 
     /// The log level: `-q` errors only, else `default`, raised by each `-v`.
@@ -139,13 +216,6 @@ fn config_usage(e: mllp::Error) -> UsageError {
     }
 }
 
-/// An unknown option of subcommand `cmd`.
-pub fn unknown(cmd: &str, name: &str) -> UsageError {
-    UsageError(format!(
-        "mllp {cmd} has no option --{name}; see mllp {cmd} --help"
-    ))
-}
-
 /// The error for a TLS option in a build without TLS support.
 #[cfg(not(feature = "tls"))]
 pub fn no_tls(name: &str) -> UsageError {
@@ -157,14 +227,28 @@ pub fn no_tls(name: &str) -> UsageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Args, Command};
     use std::ffi::OsString;
 
     fn common(v: &[&str]) -> Result<Common, UsageError> {
-        let mut args = Args::new(v.iter().map(OsString::from))?;
+        static CMD: Command = Command {
+            name: "x",
+            usage: "",
+            summary: "",
+            about: "",
+            tables: &[&ENCODING, &FRAMING, &OUTPUT],
+            footer: "",
+            run: |_| Ok(0),
+            check: |_| Ok(()),
+        };
+        let mut args = Args::new(&CMD, v.iter().map(OsString::from));
         let mut c = Common::default();
-        while let Some(name) = args.next_option() {
-            if !c.take(&name, &mut args)? {
-                return Err(unknown("x", &name));
+        while let Some(f) = args.next_option()? {
+            if !(ENCODING.apply(&f, &mut c)?
+                || FRAMING.apply(&f, &mut c)?
+                || OUTPUT.apply(&f, &mut c)?)
+            {
+                return Err(f.unhandled("x"));
             }
         }
         Ok(c)

@@ -5,57 +5,187 @@ use std::sync::Arc;
 
 use mllp::{OnReject, Outbox, OutboxConfig};
 
-use super::args::{Args, UsageError};
-use super::listen::{self, ListenOptions};
+use super::addr::{self, Use};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::listen::{self, ListenOptions, RECEIVING};
 use super::logger;
-use super::options::{label_charset, unknown, Common, Failure};
-use super::sender_options::SenderOptions;
+use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::sender_options::{SenderOptions, SENDING};
 use super::store_policy::StorePolicy;
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
 pub const DEDUP_INDEX_FILE: &str = "dedup-index";
 
-/// `mllp relay --help`.
-pub const HELP: &str = "\
-Usage: mllp relay [ADDR] --to HOST:PORT --spool DIR [OPTIONS]
-
+/// `mllp relay`.
+pub static COMMAND: Command = Command {
+    name: "relay",
+    usage: "[ADDR] --to HOST:PORT --spool DIR [OPTIONS]",
+    summary: "receive, spool durably, acknowledge, forward in arrival order",
+    about: "\
 Receives HL7 messages on ADDR (default 127.0.0.1:2575) like `mllp listen`, appends each one
 durably to the spool DIR (flushed to disk; one flush serves every connection that wrote
 meanwhile), then answers AA (AE when the spool is full or cannot be written), and forwards the
 spooled messages to HOST:PORT one at a time, in arrival order, removing each only once it is
-acknowledged with AA or CA. A downstream that is down or does not answer is retried with
-backoff, without limit unless --retries is given. Prints `listening on ADDR (spooling in DIR,
-forwarding to HOST:PORT)` first. Messages spooled and not yet forwarded are forwarded after a
-restart, even after a crash or a power cut; some may then be sent twice (at least once).
+acknowledged with AA or CA.
 
-Options (every option of `mllp listen` except --store, and of `mllp send`):
-  --to HOST:PORT          where messages are forwarded (required)
-  --spool DIR             the spool directory (required); see `mllp spool DIR`
-  --encoding LABEL        character set of incoming messages (default UTF-8)
-  --to-encoding LABEL     character set toward HOST:PORT (default: the same as --encoding)
-  --on-reject WHAT        downstream AE/AR: dead-letter (default: the message and the ACK go to
-                          DIR/dead, forwarding goes on) or hold (stop until
-                          `mllp spool DIR requeue-dead`)
-  --retries N             attempts after the first before a message is dead-lettered
-                          (default: no limit)
-  --max-backoff SECS      the longest wait between two attempts (default 30; the first is
-                          0.25 s, doubling)
-  --max-spool-messages N  --max-spool-bytes N   bounds of the spool (default 1000000
-                          messages, 1 GiB); when full, messages are answered AE
-  --dedup N               remember the last N keys (MSH-3, MSH-4, MSH-10) spooled, in
-                          DIR/dedup-index (or --dedup-index PATH): a resend is answered AA
-                          again and not forwarded twice
-  --connect-timeout SECS --ack-timeout SECS --write-timeout SECS   toward HOST:PORT
-  --tls --tls-ca PEM --tls-domain NAME   TLS toward HOST:PORT
-  --to-tls-cert PEM --to-tls-key PEM     client identity toward HOST:PORT
-  --tls-cert PEM --tls-key PEM           accept TLS with this certificate (as listen)
-  --count N, --max-connections N, --single, --evict-after SECS, --frame-timeout SECS,
-  --idle-timeout SECS, --ack-mode MODE, --malformed POLICY, --no-msh18: as `mllp listen`
-  --mllp2, --start-bytes HEX, --end-bytes HEX, --max-message-bytes N: both sides
-  -q, --quiet, -v, -vv
-
+A downstream that is down or does not answer is retried with backoff, without limit unless
+--retries is given. Prints `listening on ADDR (spooling in DIR, forwarding to HOST:PORT)`
+first. Messages spooled and not yet forwarded are forwarded after a restart, even after a
+crash or a power cut; some may then be sent twice (at least once).",
+    tables: &[
+        &RELAY,
+        &RECEIVING,
+        &SENDING,
+        &TO_IDENTITY,
+        &ENCODING,
+        &FRAMING,
+        &OUTPUT,
+    ],
+    footer: "\
 Exit status: 0 when stopped (or --count reached), 1 when stopped before --count was reached,
-2 for usage errors and startup failures (a spool another process uses, for one).";
+2 for usage errors and startup failures (a spool another process uses, for one).",
+    run,
+    check: |args| parse(args).map(drop),
+};
+
+/// The settings of `mllp relay` of its own.
+#[derive(Debug, Default)]
+struct RelayOptions {
+    to: Option<String>,
+    spool: Option<String>,
+    to_encoding: Option<String>,
+    on_reject: Option<OnReject>,
+    max_messages: Option<u64>,
+    max_bytes: Option<u64>,
+    max_backoff: Option<std::time::Duration>,
+}
+
+const RELAY: Group<RelayOptions> = Group {
+    title: "Spool and downstream",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "to",
+                short: None,
+                value: Some("HOST:PORT"),
+                help: "where messages are forwarded (required)",
+            },
+            set: |r, v| {
+                r.to = Some(addr::parse("--to", &v.text(), Use::Connect)?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "spool",
+                short: None,
+                value: Some("DIR"),
+                help: "the spool directory (required); see `mllp spool DIR`",
+            },
+            set: |r, v| {
+                r.spool = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to-encoding",
+                short: None,
+                value: Some("LABEL"),
+                help: "character set toward HOST:PORT (default: the same as --encoding)",
+            },
+            set: |r, v| {
+                r.to_encoding = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "on-reject",
+                short: None,
+                value: Some("dead-letter|hold"),
+                help: "downstream AE/AR: dead-letter (default: the message and the ACK go to\n\
+                       DIR/dead, forwarding goes on) or hold (stop until\n\
+                       `mllp spool DIR requeue-dead`)",
+            },
+            set: |r, v| {
+                r.on_reject = Some(v.choice(&[
+                    ("dead-letter", OnReject::DeadLetter),
+                    ("hold", OnReject::Hold),
+                ])?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "max-backoff",
+                short: None,
+                value: Some("SECS"),
+                help: "the longest wait between two attempts (default 30; the first is 0.25 s,\n\
+                       doubling)",
+            },
+            set: |r, v| {
+                r.max_backoff = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "max-spool-messages",
+                short: None,
+                value: Some("N"),
+                help: "when N messages are pending, new ones are answered AE (default 1000000)",
+            },
+            set: |r, v| {
+                r.max_messages = Some(v.count()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "max-spool-bytes",
+                short: None,
+                value: Some("N"),
+                help: "when N bytes are pending, new messages are answered AE (default 1 GiB)",
+            },
+            set: |r, v| {
+                r.max_bytes = Some(v.count()?);
+                Ok(())
+            },
+        },
+    ],
+};
+
+/// The client certificate toward HOST:PORT (`--tls-cert` is the listener's own).
+const TO_IDENTITY: Group<SenderOptions> = Group {
+    title: "Client certificate toward HOST:PORT",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "to-tls-cert",
+                short: None,
+                value: Some("PEM"),
+                help: "the client certificate to show downstream (with --to-tls-key)",
+            },
+            set: |s, v| {
+                s.tls.cert = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to-tls-key",
+                short: None,
+                value: Some("PEM"),
+                help: "its PKCS#8 private key",
+            },
+            set: |s, v| {
+                s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+    ],
+};
 
 /// The settings of `mllp relay`.
 #[derive(Debug)]
@@ -77,54 +207,24 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut listen = ListenOptions::default();
     let mut sender = SenderOptions::default();
-    let (mut to, mut spool, mut to_encoding) = (None, None, None);
-    let mut on_reject = OnReject::DeadLetter;
-    let (mut max_messages, mut max_bytes, mut max_backoff) = (None, None, None);
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? || listen.take(&name, &mut args)? {
-            continue;
-        }
-        match name.as_str() {
-            "to" => to = Some(args.value(&name)?),
-            "spool" => spool = Some(args.value(&name)?),
-            "to-encoding" => to_encoding = Some(args.value(&name)?),
-            "on-reject" => {
-                on_reject = match args.value(&name)?.as_str() {
-                    "dead-letter" => OnReject::DeadLetter,
-                    "hold" => OnReject::Hold,
-                    other => {
-                        return Err(UsageError(format!(
-                            "--on-reject is dead-letter or hold, not {other:?}"
-                        )))
-                    }
-                }
-            }
-            "max-spool-messages" => max_messages = Some(positive(&name, &mut args)?),
-            "max-spool-bytes" => max_bytes = Some(positive(&name, &mut args)?),
-            "max-backoff" => max_backoff = Some(args.seconds(&name)?),
-            "to-tls-cert" => {
-                sender.take("tls-cert", &mut args)?;
-            }
-            "to-tls-key" => {
-                sender.take("tls-key", &mut args)?;
-            }
-            "store" => {
-                return Err(UsageError(
-                    "mllp relay keeps messages in its --spool DIR; --store is for mllp listen"
-                        .into(),
-                ))
-            }
-            _ => {
-                if !sender.take(&name, &mut args)? {
-                    return Err(unknown("relay", &name));
-                }
-            }
+    let mut relay = RelayOptions::default();
+    while let Some(f) = args.next_option()? {
+        let handled = RELAY.apply(&f, &mut relay)?
+            || RECEIVING.apply(&f, &mut listen)?
+            || SENDING.apply(&f, &mut sender)?
+            || TO_IDENTITY.apply(&f, &mut sender)?
+            || ENCODING.apply(&f, &mut common)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?;
+        if !handled {
+            return Err(f.unhandled("relay"));
         }
     }
     let mut positionals = args.positionals().into_iter();
     let addr = positionals
         .next()
         .unwrap_or_else(|| listen::DEFAULT_ADDR.into());
+    let addr = addr::parse("ADDR", &addr, Use::Listen)?;
     if let Some(extra) = positionals.next() {
         return Err(UsageError(format!(
             "mllp relay takes one address, but {extra:?} was given as well"
@@ -132,10 +232,10 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     }
     listen.check()?;
     sender.finish()?;
-    let to = to.ok_or_else(|| {
+    let to = relay.to.ok_or_else(|| {
         UsageError("mllp relay needs --to HOST:PORT, where messages are forwarded".into())
     })?;
-    let spool = spool.ok_or_else(|| {
+    let spool = relay.spool.ok_or_else(|| {
         UsageError("mllp relay needs --spool DIR, where messages wait to be forwarded".into())
     })?;
     Ok(Config {
@@ -143,27 +243,22 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         addr,
         to,
         spool,
-        to_encoding,
-        on_reject,
-        max_messages,
-        max_bytes,
-        max_backoff,
+        to_encoding: relay.to_encoding,
+        on_reject: relay.on_reject.unwrap_or(OnReject::DeadLetter),
+        max_messages: relay.max_messages,
+        max_bytes: relay.max_bytes,
+        max_backoff: relay.max_backoff,
         listen,
         sender,
     })
 }
 
-fn positive(name: &str, args: &mut Args) -> Result<u64, UsageError> {
-    let n: u64 = args.parsed(name)?;
-    if n == 0 {
-        return Err(UsageError(format!("--{name} must be at least 1")));
-    }
-    Ok(n)
-}
-
 /// Runs `mllp relay`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
+    // A downstream name that does not resolve is a typing mistake, not an outage: refuse it
+    // before a single message is accepted that could never be forwarded.
+    addr::resolve("--to", &config.to)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     let wire = match &config.to_encoding {
         Some(label) => label_charset("to-encoding", label)?,
@@ -235,7 +330,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn parse_v(v: &[&str]) -> Result<Config, UsageError> {
-        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+        parse(Args::new(&COMMAND, v.iter().map(OsString::from)))
     }
 
     #[test]

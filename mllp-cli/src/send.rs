@@ -9,42 +9,100 @@ use mllp::charset::{Charset, Malformed};
 use mllp::hl7::Header;
 use mllp::{CharsetError, Sender};
 
-use super::args::{Args, UsageError};
-use super::options::{label_charset, stderr_line, unknown, Common, Failure};
-use super::sender_options::{sender_options_help, SenderOptions};
+use super::addr::{self, Use};
+use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::options::{label_charset, stderr_line, Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::sender_options::{SenderOptions, IDENTITY, SENDING};
 use super::{logger, split};
 
 mod resume;
 
-/// `mllp send --help`.
-pub const HELP: &str = concat!(
-    "Usage: mllp send ADDR [FILE...] [OPTIONS]
-
+/// `mllp send`.
+pub static COMMAND: Command = Command {
+    name: "send",
+    usage: "ADDR [FILE...] [OPTIONS]",
+    summary: "send the messages in files (or standard input), print the ACKs",
+    about: "\
 Sends the HL7 messages in each FILE (`-` or none: standard input) to the listener at ADDR,
 one at a time, each after the previous one was acknowledged, and prints each message's MSH-10
-and ACK code (and the ACK's MSA-3 text). A new message starts at each segment beginning with
-MSH; a file starting with FHS or BHS is sent as one block. LF and CRLF become CR. Files are
-read as UTF-8 (a byte order mark is dropped) and encoded into --encoding for the wire; a file
-not valid in its character set stops the run before anything is sent.
+and ACK code (and the ACK's MSA-3 text).
 
-Options:
-  --encoding LABEL        character set on the wire (default UTF-8)
-  --file-encoding LABEL   the files are in LABEL instead of UTF-8
-  --raw                   send the files' bytes as they are (no conversion, endings kept)
-  --split-batch           send the messages of an FHS/BHS batch one by one
-  --resume STATE          append each acknowledged message to the file STATE and skip those
-                          it already holds, so a rerun sends only the rest (a message is
-                          known by FILE as given, its position in FILE and its MSH-10)
-",
-    sender_options_help!(),
-    "  --mllp2                 expect MLLP release 2 commit blocks instead of HL7 ACKs
-  --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
-  -q, --quiet             no per-message lines (a progress line on a terminal)
-  -v, -vv                 log connections and retries on standard error
-
+A new message starts at each segment beginning with MSH; a file starting with FHS or BHS is
+sent as one block. LF and CRLF become CR. Files are read as UTF-8 (a byte order mark is
+dropped) and encoded into --encoding for the wire; a file not valid in its character set
+stops the run before anything is sent.",
+    tables: &[&FILES, &SENDING, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT],
+    footer: "\
 Exit status: 0 when every message got AA or CA, 1 when any got a negative ACK, 2 for usage
-errors, unreadable input and connection or delivery failures."
-);
+errors, unreadable input and connection or delivery failures.",
+    run,
+    check: |args| parse(args).map(drop),
+};
+
+/// The options about the files: how they are read and split.
+#[derive(Debug, Default)]
+struct FileOptions {
+    file_encoding: Option<Charset>,
+    split_batch: bool,
+    raw: bool,
+    resume: Option<PathBuf>,
+}
+
+const FILES: Group<FileOptions> = Group {
+    title: "Files",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "file-encoding",
+                short: None,
+                value: Some("LABEL"),
+                help: "the files are in LABEL instead of UTF-8",
+            },
+            set: |f, v| {
+                f.file_encoding = Some(label_charset(v.name(), &v.text())?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "raw",
+                short: None,
+                value: None,
+                help: "send the files' bytes as they are (no conversion, endings kept)",
+            },
+            set: |f, _| {
+                f.raw = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "split-batch",
+                short: None,
+                value: None,
+                help: "send the messages of an FHS/BHS batch one by one",
+            },
+            set: |f, _| {
+                f.split_batch = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "resume",
+                short: None,
+                value: Some("STATE"),
+                help: "append each acknowledged message to the file STATE and skip those it\n\
+                       already holds, so a rerun sends only the rest (a message is known by\n\
+                       FILE as given, its position in FILE and its MSH-10)",
+            },
+            set: |f, v| {
+                f.resume = Some(v.path());
+                Ok(())
+            },
+        },
+    ],
+};
 
 /// The settings of `mllp send`.
 #[derive(Debug)]
@@ -61,29 +119,32 @@ struct Config {
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
-    let mut file_encoding = None;
-    let mut split_batch = false;
-    let mut raw = false;
-    let mut resume = None;
+    let mut files = FileOptions::default();
     let mut sender = SenderOptions::default();
-    while let Some(name) = args.next_option() {
-        if common.take(&name, &mut args)? || sender.take(&name, &mut args)? {
-            continue;
-        }
-        match name.as_str() {
-            "file-encoding" => file_encoding = Some(label_charset(&name, &args.value(&name)?)?),
-            "split-batch" => split_batch = true,
-            "raw" => raw = true,
-            "resume" => resume = Some(PathBuf::from(args.value(&name)?)),
-            _ => return Err(unknown("send", &name)),
+    while let Some(f) = args.next_option()? {
+        let handled = FILES.apply(&f, &mut files)?
+            || SENDING.apply(&f, &mut sender)?
+            || IDENTITY.apply(&f, &mut sender)?
+            || ENCODING.apply(&f, &mut common)?
+            || FRAMING.apply(&f, &mut common)?
+            || OUTPUT.apply(&f, &mut common)?;
+        if !handled {
+            return Err(f.unhandled("send"));
         }
     }
+    let FileOptions {
+        file_encoding,
+        split_batch,
+        raw,
+        resume,
+    } = files;
     let mut positionals = args.positionals().into_iter();
     let Some(addr) = positionals.next() else {
         return Err(UsageError(
             "mllp send needs the address to send to, such as 127.0.0.1:2575".into(),
         ));
     };
+    let addr = addr::parse("ADDR", &addr, Use::Connect)?;
     let mut files: Vec<String> = positionals.collect();
     if files.is_empty() {
         files.push("-".into());
@@ -477,7 +538,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn parse_v(v: &[&str]) -> Result<Config, UsageError> {
-        parse(Args::new(v.iter().map(OsString::from)).unwrap())
+        parse(Args::new(&COMMAND, v.iter().map(OsString::from)))
     }
 
     #[test]

@@ -7,20 +7,8 @@ use std::time::Duration;
 use mllp::charset::Charset;
 use mllp::{RetryPolicy, Sender, SenderBuilder};
 
-use super::args::{Args, UsageError};
+use super::args::{Group, Opt, Spec, UsageError};
 use super::options::{Common, Failure};
-
-/// The help lines for these options, a literal for `concat!` in each command's help.
-macro_rules! sender_options_help {
-    () => {
-        "  --connect-timeout SECS  (default 10)   --ack-timeout SECS (default 30)
-  --write-timeout SECS    how long writing one message may take (default 10)
-  --retries N             attempts after the first for each message (default 4)
-  --tls, --tls-ca PEM, --tls-domain NAME, --tls-cert PEM --tls-key PEM (client identity)
-"
-    };
-}
-pub(crate) use sender_options_help;
 
 /// The values of the sender options.
 #[derive(Debug, Default)]
@@ -42,25 +30,131 @@ pub struct Tls {
     pub key: Option<PathBuf>,
 }
 
-impl SenderOptions {
-    /// Takes option `name` (and its value) if it is a sender option; returns whether it was.
-    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
-        let tls = &mut self.tls;
-        match name {
-            "connect-timeout" => self.connect_timeout = Some(args.seconds(name)?),
-            "ack-timeout" => self.ack_timeout = Some(args.seconds(name)?),
-            "write-timeout" => self.write_timeout = Some(args.seconds(name)?),
-            "retries" => self.retries = Some(args.parsed(name)?),
-            "tls" => tls.on = true,
-            "tls-ca" => tls.ca = Some(PathBuf::from(args.value(name)?)),
-            "tls-domain" => tls.domain = Some(args.value(name)?),
-            "tls-cert" => tls.cert = Some(PathBuf::from(args.value(name)?)),
-            "tls-key" => tls.key = Some(PathBuf::from(args.value(name)?)),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
+/// Timeouts, retries and TLS toward the listener a command sends to.
+pub const SENDING: Group<SenderOptions> = Group {
+    title: "Sending",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "connect-timeout",
+                short: None,
+                value: Some("SECS"),
+                help: "how long connecting may take (default 10)",
+            },
+            set: |s, v| {
+                s.connect_timeout = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "ack-timeout",
+                short: None,
+                value: Some("SECS"),
+                help: "how long to wait for each ACK (default 30)",
+            },
+            set: |s, v| {
+                s.ack_timeout = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "write-timeout",
+                short: None,
+                value: Some("SECS"),
+                help: "how long writing one message may take (default 10)",
+            },
+            set: |s, v| {
+                s.write_timeout = Some(v.seconds()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "retries",
+                short: None,
+                value: Some("N"),
+                help: "attempts after the first for each message (default 4; mllp relay: no\n\
+                       limit, and a message out of attempts is dead-lettered)",
+            },
+            set: |s, v| {
+                s.retries = Some(v.parsed()?);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls",
+                short: None,
+                value: None,
+                help: "connect with TLS (implied by the other --tls options)",
+            },
+            set: |s, _| {
+                s.tls.on = true;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-ca",
+                short: None,
+                value: Some("PEM"),
+                help: "CA certificates to trust (default: the system's)",
+            },
+            set: |s, v| {
+                s.tls.ca = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-domain",
+                short: None,
+                value: Some("NAME"),
+                help: "the name the listener's certificate must have (default: the host of the\n\
+                       address)",
+            },
+            set: |s, v| {
+                s.tls.domain = Some(v.text());
+                Ok(())
+            },
+        },
+    ],
+};
 
+/// The client certificate a sender shows, as `mllp send` and `mllp forward` name it.
+pub const IDENTITY: Group<SenderOptions> = Group {
+    title: "Client certificate",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "tls-cert",
+                short: None,
+                value: Some("PEM"),
+                help: "the client certificate to show (with --tls-key)",
+            },
+            set: |s, v| {
+                s.tls.cert = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-key",
+                short: None,
+                value: Some("PEM"),
+                help: "its PKCS#8 private key",
+            },
+            set: |s, v| {
+                s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+    ],
+};
+
+impl SenderOptions {
     /// Checks the options together, once all were taken (and turns TLS on when a TLS option
     /// was given).
     pub fn finish(&mut self) -> Result<(), UsageError> {

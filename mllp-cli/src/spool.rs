@@ -3,42 +3,55 @@
 
 use mllp::Outbox;
 
-use super::args::{Args, UsageError};
+use super::args::{Args, Command, UsageError};
 use super::listen::print_line;
 use super::logger;
-use super::options::{unknown, Common, Failure};
+use super::options::{Common, Failure, OUTPUT};
 
-/// `mllp spool --help`.
-pub const HELP: &str = "\
-Usage: mllp spool DIR [stats|list|requeue-dead|purge-dead]
-
+/// `mllp spool`.
+pub static COMMAND: Command = Command {
+    name: "spool",
+    usage: "DIR [stats|list|requeue-dead|purge-dead]",
+    summary: "what a relay's spool holds; list, requeue or purge dead letters",
+    about: "\
 The spool of `mllp relay`, read without disturbing a relay that runs on it:
   stats (default)   `pending N`, `dead-lettered N`, `delivered N`, `oldest-pending-age SECS`
                     (or -), `held yes|no`, `relay PID` (or `relay none`)
   list              one line per dead letter: its name, MSH-10, and why (the ACK or error)
   requeue-dead      put the dead letters back in the queue (behind the pending messages) and
                     release a hold; a running relay takes them within a second
-  purge-dead        delete the dead letters
+  purge-dead        delete the dead letters",
+    tables: &[&OUTPUT],
+    footer: "Exit status: 0 on success, 2 for usage errors and an unreadable or corrupt spool.",
+    run,
+    check: |args| parse(args).map(drop),
+};
 
-Exit status: 0 on success, 2 for usage errors and an unreadable or corrupt spool.";
-
-/// Runs `mllp spool`.
-pub fn run(mut args: Args) -> Result<u8, Failure> {
+/// The spool directory and what to do with it.
+fn parse(mut args: Args) -> Result<(Common, String, String), UsageError> {
     let mut common = Common::default();
-    while let Some(name) = args.next_option() {
-        if !common.take(&name, &mut args)? {
-            return Err(unknown("spool", &name).into());
+    while let Some(f) = args.next_option()? {
+        if !OUTPUT.apply(&f, &mut common)? {
+            return Err(f.unhandled("spool"));
         }
     }
-    logger::init(common.log_level(log::LevelFilter::Warn));
     let mut positionals = args.positionals().into_iter();
     let dir = positionals.next().ok_or_else(|| {
         UsageError("mllp spool needs the spool directory, as given to mllp relay --spool".into())
     })?;
     let action = positionals.next().unwrap_or_else(|| "stats".into());
     if let Some(extra) = positionals.next() {
-        return Err(UsageError(format!("mllp spool takes one command, not also {extra:?}")).into());
+        return Err(UsageError(format!(
+            "mllp spool takes one command, not also {extra:?}"
+        )));
     }
+    Ok((common, dir, action))
+}
+
+/// Runs `mllp spool`.
+pub fn run(args: Args) -> Result<u8, Failure> {
+    let (common, dir, action) = parse(args)?;
+    logger::init(common.log_level(log::LevelFilter::Warn));
     let failed = |e: mllp::Error| Failure::fatal(format!("spool {dir}: {e}"));
     match action.as_str() {
         "stats" => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mllp::{OnStoreFailure, Store, StoreHandler};
 
-use super::args::{Args, UsageError};
+use super::args::{Group, Opt, Spec};
 
 /// The store wait when `--store-wait` is not given.
 pub const DEFAULT_STORE_WAIT: Duration = Duration::from_secs(5);
@@ -28,6 +28,41 @@ impl Default for StorePolicy {
     }
 }
 
+/// `--store-wait` and `--on-store-failure`.
+pub const STORE_POLICY: Group<StorePolicy> = Group {
+    title: "When the store fails",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "store-wait",
+                short: None,
+                value: Some("SECS"),
+                help: "retry a failing store this long while the sender waits (default 5,\n\
+                       at most 3600)",
+            },
+            set: |p, v| {
+                p.wait = v.seconds_up_to(3600.0)?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "on-store-failure",
+                short: None,
+                value: Some("close|nak"),
+                help: "then close (default: no ACK, the sender resends) or nak (AE, reason)",
+            },
+            set: |p, v| {
+                p.on_failure = v.choice(&[
+                    ("close", OnStoreFailure::Close),
+                    ("nak", OnStoreFailure::Nak),
+                ])?;
+                Ok(())
+            },
+        },
+    ],
+};
+
 impl StorePolicy {
     /// No wait, `AE` at once: for a store whose failures do not pass while a sender waits (a
     /// relay's full or failing spool).
@@ -35,34 +70,6 @@ impl StorePolicy {
         wait: Duration::ZERO,
         on_failure: OnStoreFailure::Nak,
     };
-
-    /// Takes option `name` (and its value) if it is one of these; returns whether it was.
-    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, UsageError> {
-        match name {
-            "store-wait" => {
-                let secs: f64 = args.parsed(name)?;
-                if !(secs.is_finite() && (0.0..=3600.0).contains(&secs)) {
-                    return Err(UsageError(
-                        "--store-wait must be a number of seconds from 0 to 3600".into(),
-                    ));
-                }
-                self.wait = Duration::from_secs_f64(secs);
-            }
-            "on-store-failure" => {
-                self.on_failure = match args.value(name)?.as_str() {
-                    "close" => OnStoreFailure::Close,
-                    "nak" => OnStoreFailure::Nak,
-                    other => {
-                        return Err(UsageError(format!(
-                            "--on-store-failure is close or nak, not {other:?}"
-                        )))
-                    }
-                }
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
 
     /// `handler` with this policy.
     pub fn apply<S: Store>(&self, handler: StoreHandler<S>) -> StoreHandler<S> {
@@ -73,13 +80,24 @@ impl StorePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Args, Command, UsageError};
     use std::ffi::OsString;
 
     fn take(v: &[&str]) -> Result<StorePolicy, UsageError> {
-        let mut args = Args::new(v.iter().map(OsString::from)).unwrap();
+        static CMD: Command = Command {
+            name: "x",
+            usage: "",
+            summary: "",
+            about: "",
+            tables: &[&STORE_POLICY],
+            footer: "",
+            run: |_| Ok(0),
+            check: |_| Ok(()),
+        };
+        let mut args = Args::new(&CMD, v.iter().map(OsString::from));
         let mut policy = StorePolicy::default();
-        while let Some(name) = args.next_option() {
-            assert!(policy.take(&name, &mut args)?, "{name}");
+        while let Some(f) = args.next_option()? {
+            assert!(STORE_POLICY.apply(&f, &mut policy)?);
         }
         Ok(policy)
     }

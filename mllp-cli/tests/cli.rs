@@ -490,18 +490,23 @@ fn help_and_version() {
         commands.push("forward");
     }
     for cmd in commands {
-        let ended = mllp(&[cmd, "--help"]);
-        assert_eq!(ended.code, 0);
+        let short = mllp(&[cmd, "-h"]);
+        let long = mllp(&[cmd, "--help"]);
+        for ended in [&short, &long] {
+            assert_eq!(ended.code, 0);
+            assert!(
+                ended.stdout[0].starts_with(&format!("Usage: mllp {cmd}")),
+                "{ended:?}"
+            );
+        }
+        // -h: one line per option, a screenful or two; --help: the same options in full.
         assert!(
-            ended.stdout[0].starts_with(&format!("Usage: mllp {cmd}")),
-            "{ended:?}"
-        );
-        // A screenful: substantial, but short enough to read at once.
-        assert!(
-            ended.stdout.len() >= 10 && ended.stdout.len() <= 45,
+            short.stdout.len() >= 10 && short.stdout.len() <= 70,
             "{cmd}: {} lines",
-            ended.stdout.len()
+            short.stdout.len()
         );
+        assert!(long.stdout.len() >= short.stdout.len(), "{cmd}");
+        assert_eq!(mllp(&["help", cmd]).stdout, long.stdout);
     }
     let ended = mllp(&["--help"]);
     assert_eq!(ended.code, 0);

@@ -268,6 +268,10 @@ fn dedup_answers_a_resend_without_forwarding_it_twice() {
     }
     assert!(eventually(LIMIT, || down.seen().len() == 3));
     assert!(spool.join("dedup-index").exists());
+    // Delivered and recorded as delivered on disk: a kill now repeats nothing (at least once
+    // would allow a repeat of D3, which would look like a resend that got through).
+    assert!(eventually(LIMIT, || spool_lines(&spool, &["stats"])
+        .contains(&"pending 0".to_string())));
     drop(proc);
     // The keys survive a restart (here a SIGKILL).
     let (_proc, addr) = relay(&down.addr(), &spool, &["--dedup", "100"]);
