@@ -8,8 +8,8 @@ use mllp_testkit as common;
 
 use mllp::charset::Charset;
 use mllp::hl7::{
-    ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckCode, AckMode, Disposition, Header,
-    ReplyKind, COMMIT_ACK, COMMIT_NAK,
+    ack_control_id, build_nak_unparseable, salvage_control_id, Ack, AckBuilder, AckCode, AckMode,
+    Disposition, Header, ReplyKind, COMMIT_ACK, COMMIT_NAK,
 };
 use mllp::HeaderError;
 
@@ -359,10 +359,16 @@ fn corpus_headers_parse_and_acks_obey_the_rules() {
                     "{name}: header should parse, got {e}"
                 );
                 let mut out = Vec::new();
-                build_nak_unparseable(&e.to_string(), &mut out);
+                let salvaged = salvage_control_id(&bytes);
+                build_nak_unparseable(salvaged, &e.to_string(), &mut out);
                 let ack = Ack::parse(&out).unwrap();
                 assert_eq!(ack.code, AckCode::ApplicationReject);
-                assert_eq!(ack.control_id, "");
+                // The samples whose only fault is MSH-2 still name their message in MSA-2.
+                if expected.is_some() {
+                    let id = salvaged.unwrap_or_else(|| panic!("{name}: no MSH-10 found"));
+                    assert!(!id.is_empty(), "{name}");
+                    assert_eq!(ack.control_id.as_bytes(), id, "{name}");
+                }
                 assert_eq!(ack.errors, [e.to_string()]);
                 continue;
             }
@@ -638,7 +644,7 @@ fn batch_is_acknowledged_once_with_bhs11() {
 fn nak_for_unparseable_input() {
     let mut out = Vec::new();
     let reason = HeaderError::NoHeader.to_string();
-    build_nak_unparseable(&reason, &mut out);
+    build_nak_unparseable(None, &reason, &mut out);
     let segs = lines(&out);
     let msh = header_fields(segs[0]);
     assert_eq!(get(&msh, 9), b"ACK");
@@ -655,6 +661,41 @@ fn nak_for_unparseable_input() {
     assert_eq!(ack.code, AckCode::ApplicationReject);
     assert_eq!(ack.control_id, "");
     assert_eq!(ack.errors, [reason]);
+}
+
+#[test]
+fn a_nak_names_the_message_when_its_control_id_can_still_be_found() {
+    for (msg, id) in [
+        // MSH-2 with a doubled escape character (a real sample): MSH-10 is still there.
+        (
+            &b"MSH|^~\\\\&|A|B|C|D|2024||ADT^A01|ID-1|P|2.5\rPID|1\r"[..],
+            Some(&b"ID-1"[..]),
+        ),
+        (
+            b"\xEF\xBB\xBF\r\nMSH|^|A|B|C|D|2024||ADT^A01|X 9  |P|2.5\r",
+            Some(b"X 9"),
+        ),
+        (b"BHS|x|A|B|C|D|2024||||B-7\r", Some(b"B-7")),
+        (b"MSH#^~\\&#A#B#C#D#2024##ADT^A01#a|b#P\r", Some(b"a|b")),
+        (b"MSH|^~\\\\&|A|B|C|D|2024||ADT^A01||P\r", None),
+        (b"MSH|^~\\\\&|A|B\rPID|1|2|3|4|5|6|7|8|9|10\r", None),
+        (b"MSHA^~\\&|A", None),
+        (b"PID|1", None),
+    ] {
+        assert_eq!(
+            salvage_control_id(msg),
+            id,
+            "{}",
+            String::from_utf8_lossy(msg)
+        );
+    }
+    let mut out = Vec::new();
+    build_nak_unparseable(Some(b"a|b"), "bad header", &mut out);
+    let ack = Ack::parse(&out).unwrap();
+    assert_eq!(
+        (ack.code, ack.control_id.as_str()),
+        (AckCode::ApplicationReject, "a\\F\\b")
+    );
 }
 
 #[test]

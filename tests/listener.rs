@@ -372,6 +372,13 @@ fn garbage_and_half_frames_are_survived() {
     let ack = round_trip(&mut conn, b"hello, world");
     assert_eq!(ack.code, AckCode::ApplicationReject);
     assert_eq!(ack.control_id, "");
+    // A header whose encoding characters are wrong (a real sample): AR naming its MSH-10.
+    let ack = round_trip(
+        &mut conn,
+        b"MSH|^~\\\\&|A|B|C|D|2026||ADT^A01|BAD-2|T|2.6\rPID|1\r",
+    );
+    assert_eq!(ack.code, AckCode::ApplicationReject);
+    assert_eq!(ack.control_id, "BAD-2");
     // A frame abandoned for a new one (start byte inside a frame): the new one counts.
     conn.get_mut().write_all(b"\x0bMSH|^~\\&|half").unwrap();
     assert_aa(&round_trip(&mut conn, adt("2").as_bytes()), "2");
@@ -394,7 +401,7 @@ fn garbage_and_half_frames_are_survived() {
     assert_aa(&round_trip(&mut conn, adt("5").as_bytes()), "5");
     let stats = running.stats();
     assert_eq!(stats.messages, 5);
-    assert_eq!(stats.nak_unparseable, 1);
+    assert_eq!(stats.nak_unparseable, 2);
     assert!(stats.skipped_bytes >= 18 + noise.len() as u64);
     assert!(eventually(IO_TIMEOUT, || running.stats().connections_open == 2));
     stop(running);

@@ -336,9 +336,13 @@ pub fn reader_ops(data: &[u8]) {
 /// Never panics for any input (except on a broken invariant). When the input's header parses,
 /// every ACK built for it (each disposition, both modes, with a text taken from the input) parses
 /// back with MSA-2 equal to the header's control ID, the expected code, and the text intact;
-/// when it does not parse, the NAK for unparseable input parses back as AR with an empty MSA-2.
+/// when it does not parse, the NAK for unparseable input parses back as AR with MSA-2 the
+/// control ID that could still be found (or empty).
 pub fn ack_build(data: &[u8]) {
-    use mllp::hl7::{ack_control_id, build_nak_unparseable, Ack, AckBuilder, AckMode, ReplyKind};
+    use mllp::hl7::{
+        ack_control_id, build_nak_unparseable, salvage_control_id, Ack, AckBuilder, AckMode,
+        ReplyKind,
+    };
     use mllp::hl7::{AckCode, Disposition};
 
     let mut out = Vec::new();
@@ -346,10 +350,17 @@ pub fn ack_build(data: &[u8]) {
         Ok(h) => h,
         Err(e) => {
             let reason = e.to_string();
-            build_nak_unparseable(&reason, &mut out);
+            let salvaged = salvage_control_id(data);
+            build_nak_unparseable(salvaged, &reason, &mut out);
             let ack = Ack::parse(&out).expect("the NAK for unparseable input parses");
             assert_eq!(ack.code, AckCode::ApplicationReject);
-            assert_eq!(ack.control_id, "");
+            // MSA-2 holds the salvaged ID escaped into the NAK's own separators.
+            let mut expected = Vec::new();
+            if let Some(id) = salvaged {
+                let seps = mllp::hl7::Separators::default();
+                mllp::hl7::escape_into(&String::from_utf8_lossy(id), &seps, &mut expected);
+            }
+            assert_eq!(ack.control_id, String::from_utf8_lossy(&expected));
             assert_eq!(ack.errors, [reason]);
             return;
         }

@@ -463,15 +463,20 @@ fn write_message_type(header: &Header<'_>, seps: &Separators, out: &mut Vec<u8>)
 }
 
 /// Appends a NAK (AR) for input whose header cannot be parsed: separators `|^~\&`, version
-/// 2.5, processing ID `P`, MSA-2 empty, and an ERR segment (code 100, segment sequence error)
-/// whose text is `reason`.
-pub fn build_nak_unparseable(reason: &str, out: &mut Vec<u8>) {
+/// 2.5, processing ID `P`, MSA-2 the `control_id` when one could be found (see
+/// [`salvage_control_id`](super::salvage_control_id); escaped into these separators) or else
+/// empty, and an ERR segment (code 100, segment sequence error) whose text is `reason`.
+pub fn build_nak_unparseable(control_id: Option<&[u8]>, reason: &str, out: &mut Vec<u8>) {
     let seps = Separators::default();
     out.extend_from_slice(b"MSH|^~\\&|||||");
     write_timestamp(now_unix(), out);
     out.extend_from_slice(b"||ACK|");
     next_control_id().write_to(out);
-    out.extend_from_slice(b"|P|2.5\rMSA|AR||");
+    out.extend_from_slice(b"|P|2.5\rMSA|AR|");
+    if let Some(id) = control_id {
+        escape_into(&String::from_utf8_lossy(id), &seps, out);
+    }
+    out.push(b'|');
     escape_into(reason, &seps, out);
     out.push(b'\r');
     // UTF-8 never fails to encode.

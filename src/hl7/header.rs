@@ -91,6 +91,40 @@ pub(crate) fn segments(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|s| !s.is_empty())
 }
 
+/// The control ID of a message whose header [`Header::parse`] refuses, when it can still be
+/// found: the first segment is MSH (or BHS/FHS) with a usable field separator, and MSH-10 (or
+/// BHS-11/FHS-11) is valued. The encoding characters are not needed for that (they may be what
+/// is wrong: `^~\\&` in a real sample), so a NAK for such a message can still name it in MSA-2
+/// and its sender can match the NAK. The field is returned whole (components unsplit, since
+/// the component separator may be the unreadable part), without trailing spaces.
+///
+/// ```
+/// use mllp::hl7::{salvage_control_id, Header};
+///
+/// let msg = b"MSH|^~\\\\&|LAB|HOSP|||20260101||ORU^R01|CTRL-7|P|2.5\rPID|1\r";
+/// assert!(Header::parse(msg).is_err());
+/// assert_eq!(salvage_control_id(msg), Some(&b"CTRL-7"[..]));
+/// ```
+pub fn salvage_control_id(msg: &[u8]) -> Option<&[u8]> {
+    let mut data = msg.strip_prefix(BOM).unwrap_or(msg);
+    while let [b'\r' | b'\n', tail @ ..] = data {
+        data = tail;
+    }
+    let (segment, _) = split_segment(data);
+    let index = match segment.get(..3)? {
+        b"MSH" => 9,
+        b"BHS" | b"FHS" => 10,
+        _ => return None,
+    };
+    let field = *segment.get(3)?;
+    if !is_delimiter(field) {
+        return None;
+    }
+    let id = segment.split(|&b| b == field).nth(index)?;
+    let end = id.iter().rposition(|&b| b != b' ')? + 1;
+    Some(&id[..end])
+}
+
 impl<'a> Header<'a> {
     /// Reads the header of `msg`.
     ///

@@ -27,5 +27,5 @@ pub use ack::{
 };
 pub use control_id::{next_control_id, ControlId};
 pub use escape::{escape_into, unescape};
-pub use header::{Header, Separators};
+pub use header::{salvage_control_id, Header, Separators};
 pub use reply::{ack_control_id, Ack, ReplyKind};

@@ -16,7 +16,9 @@ use super::{ListenerConfig, Shared};
 use crate::charset::Charset;
 use crate::connection::Connection;
 use crate::error::{CharsetError, Error, FrameError, Timeout};
-use crate::hl7::{build_nak_unparseable, AckBuilder, AckCode, Disposition, Header, ReplyKind};
+use crate::hl7::{
+    build_nak_unparseable, salvage_control_id, AckBuilder, AckCode, Disposition, Header, ReplyKind,
+};
 use crate::hl7::{COMMIT_ACK, COMMIT_NAK};
 use crate::reader::ReaderStats;
 use crate::transport::{Stream, TlsPeer, TlsServer};
@@ -329,6 +331,7 @@ impl Session<'_> {
                     return self.commit(false);
                 }
                 build_nak_unparseable(
+                    salvage_control_id(frame),
                     &format!("the message header cannot be read: {e}"),
                     &mut self.ack,
                 );
@@ -415,7 +418,7 @@ impl Session<'_> {
             }
             None if self.settings.reply == ReplyKind::Mllp2 => self.commit(false),
             None => {
-                build_nak_unparseable(&text, &mut self.ack);
+                build_nak_unparseable(salvage_control_id(first_bytes), &text, &mut self.ack);
                 Sent::Code(AckCode::ApplicationReject)
             }
         }
@@ -494,7 +497,7 @@ impl Session<'_> {
                         self.peer.id, self.peer.addr
                     );
                     self.ack.clear();
-                    build_nak_unparseable(UNFRAMEABLE_TEXT, &mut self.ack);
+                    build_nak_unparseable(None, UNFRAMEABLE_TEXT, &mut self.ack);
                     return Sent::Code(AckCode::ApplicationReject);
                 }
                 Sent::Code(code)
@@ -507,7 +510,7 @@ impl Session<'_> {
                     self.peer.id
                 );
                 self.ack.clear();
-                build_nak_unparseable(PANIC_TEXT, &mut self.ack);
+                build_nak_unparseable(None, PANIC_TEXT, &mut self.ack);
                 Sent::Code(AckCode::ApplicationReject)
             }
         }
