@@ -26,11 +26,11 @@ const FLAT: u64 = 16 << 20;
 #[test]
 fn a_million_messages_in_flat_memory() {
     if std::env::var_os("MLLP_SOAK").is_none_or(|v| v != "1") {
-        eprintln!("MLLP_SOAK is not 1: skipping the soak test");
+        common::not_asked("the soak test runs only with MLLP_SOAK=1");
         return;
     }
     let Some(start_rss) = common::rss_bytes() else {
-        eprintln!("resident memory cannot be read on this system: skipping the soak test");
+        common::skip("resident memory cannot be read on this system (the soak test)");
         return;
     };
     let handled = Arc::new(AtomicU64::new(0));

@@ -32,12 +32,35 @@ pub fn require_all() -> bool {
 
 /// Says that a test, or a part of one, cannot run here, and why. Under `MLLP_REQUIRE_ALL=1`
 /// that fails the test instead, so a CI run never passes by skipping what it could not run.
+///
+/// The notice is written to the process's standard error directly, not through `eprintln!`,
+/// which the test harness captures and hides for a test that passes: a skip shows in the
+/// normal output of `cargo test`, as a line starting with `SKIPPED`.
 #[track_caller]
 pub fn skip(reason: impl std::fmt::Display) {
     if require_all() {
         panic!("{reason}: this cannot be skipped, because MLLP_REQUIRE_ALL=1");
     }
-    eprintln!("{reason}: skipping (set MLLP_REQUIRE_ALL=1 to make this a failure)");
+    visible(&format!(
+        "SKIPPED at {}: {reason} (set MLLP_REQUIRE_ALL=1 to make this a failure)",
+        std::panic::Location::caller()
+    ));
+}
+
+/// Says, where the output of `cargo test` shows it, that an opt-in test was not asked for
+/// (never a failure: such a test runs only when its variable is set).
+#[track_caller]
+pub fn not_asked(reason: impl std::fmt::Display) {
+    visible(&format!(
+        "NOT RUN at {}: {reason}",
+        std::panic::Location::caller()
+    ));
+}
+
+/// Writes a line to standard error past the test harness's capture.
+fn visible(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// The sample corpus directory from `MLLP_TEST_CORPUS`, or `None` (and a notice) when unset.
