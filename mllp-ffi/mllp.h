@@ -920,8 +920,8 @@ const char *mllp_version(void);
  * * `MLLP_NO_ACK` (not an error): the message asks, in enhanced mode (MSH-15), for no
  *   acknowledgement in this case; `*out_len` is 0.
  * * `MLLP_NAK_UNPARSEABLE` (not an error): the message's header could not be read, so `out`
- *   holds a reject (AR, empty MSA-2, the reason in MSA-3 and ERR) whatever `disposition`
- *   and `text` said. Send it back all the same.
+ *   holds a reject (AR, MSA-2 the MSH-10 if it can still be found, the reason in MSA-3 and
+ *   ERR) whatever `disposition` and `text` said. Send it back all the same.
  * * `MLLP_BUFFER_TOO_SMALL`: nothing written; `*out_len` is the size needed. The size does not
  *   depend on the time or the control ID, so a second call with that capacity succeeds.
  * * `MLLP_CHARSET`: the text cannot be represented in the message's character set.

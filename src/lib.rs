@@ -84,7 +84,7 @@ mod reader;
 mod retry;
 mod scan;
 mod sender;
-mod store;
+pub mod store;
 mod transport;
 mod writer;
 

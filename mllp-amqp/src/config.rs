@@ -1,5 +1,6 @@
 //! Where and how to reach the broker: [`AmqpConfig`], read from an AMQP URL with several hosts.
 
+use mllp::store::percent_decode;
 use std::fmt;
 use std::time::Duration;
 
@@ -172,8 +173,10 @@ impl AmqpConfig {
             None => ("guest".to_owned(), "guest".to_owned()),
             Some(info) => {
                 let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-                let user = decode(user).ok_or_else(|| bad("the user name has a bad % escape"))?;
-                let pass = decode(pass).ok_or_else(|| bad("the password has a bad % escape"))?;
+                let user =
+                    percent_decode(user).ok_or_else(|| bad("the user name has a bad % escape"))?;
+                let pass =
+                    percent_decode(pass).ok_or_else(|| bad("the password has a bad % escape"))?;
                 (user, pass)
             }
         };
@@ -189,7 +192,9 @@ impl AmqpConfig {
                     "the virtual host is one path segment: write / inside it as %2f",
                 ))
             }
-            Some(p) => decode(p).ok_or_else(|| bad("the virtual host has a bad % escape"))?,
+            Some(p) => {
+                percent_decode(p).ok_or_else(|| bad("the virtual host has a bad % escape"))?
+            }
         };
         let mut config = AmqpConfig {
             tls,
@@ -209,7 +214,7 @@ impl AmqpConfig {
         let (mut queue, mut exchange, mut routing_key) = (None, None, None);
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = decode(value)
+            let value = percent_decode(value)
                 .ok_or_else(|| Error::Url(format!("the value of {key} has a bad % escape")))?;
             let number = |what: &str| -> Result<u64, Error> {
                 value
@@ -368,24 +373,6 @@ fn parse_host(spec: &str, default_port: u16) -> Result<Host, Error> {
         host: host.to_owned(),
         port,
     })
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or text that is not UTF-8.
-fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Percent-encodes everything but unreserved characters.

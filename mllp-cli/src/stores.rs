@@ -122,7 +122,7 @@ fn file_url_path(url: &str) -> Result<String, String> {
             "--store {url}: a file URL takes no query or fragment"
         ));
     }
-    percent_decode(path)
+    mllp::store::percent_decode(path)
         .ok_or_else(|| format!("--store {url}: the path has a bad percent escape, or is not UTF-8"))
 }
 
@@ -134,23 +134,6 @@ pub fn local_dir(spec: &str) -> Option<PathBuf> {
         Some(s) if s.eq_ignore_ascii_case("file") => file_url_path(spec).ok().map(PathBuf::from),
         Some(_) => None,
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The file `--dedup` keeps its keys in inside a directory store (the file store ignores
@@ -180,10 +163,6 @@ mod tests {
         assert_eq!(scheme("1abc://x"), None);
         assert_eq!(scheme("://x"), None);
         assert_eq!(scheme("C:\\inbox"), None);
-        assert_eq!(percent_decode("/a%20b").as_deref(), Some("/a b"));
-        assert_eq!(percent_decode("/a%2"), None);
-        assert_eq!(percent_decode("/a%zz"), None);
-        assert_eq!(percent_decode("/%ff"), None);
     }
 
     fn open_default(spec: &str) -> Result<Box<dyn Store>, String> {

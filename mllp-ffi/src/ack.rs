@@ -9,7 +9,9 @@ use super::result::{
     code_of, mllp_result, MLLP_INVALID_ARGUMENT, MLLP_NAK_UNPARSEABLE, MLLP_NO_ACK, MLLP_OK,
 };
 use mllp_core::charset::Charset;
-use mllp_core::hl7::{build_nak_unparseable, Ack, AckBuilder, Disposition, Header};
+use mllp_core::hl7::{
+    build_nak_unparseable, salvage_control_id, Ack, AckBuilder, Disposition, Header,
+};
 use mllp_core::Error;
 
 /// What the receiver decided about a message (listener callbacks return one too).
@@ -47,8 +49,8 @@ pub(crate) fn disposition(value: mllp_disposition) -> Option<Disposition> {
 /// * `MLLP_NO_ACK` (not an error): the message asks, in enhanced mode (MSH-15), for no
 ///   acknowledgement in this case; `*out_len` is 0.
 /// * `MLLP_NAK_UNPARSEABLE` (not an error): the message's header could not be read, so `out`
-///   holds a reject (AR, empty MSA-2, the reason in MSA-3 and ERR) whatever `disposition`
-///   and `text` said. Send it back all the same.
+///   holds a reject (AR, MSA-2 the MSH-10 if it can still be found, the reason in MSA-3 and
+///   ERR) whatever `disposition` and `text` said. Send it back all the same.
 /// * `MLLP_BUFFER_TOO_SMALL`: nothing written; `*out_len` is the size needed. The size does not
 ///   depend on the time or the control ID, so a second call with that capacity succeeds.
 /// * `MLLP_CHARSET`: the text cannot be represented in the message's character set.
@@ -91,7 +93,11 @@ pub unsafe extern "C" fn mllp_build_ack(
                 }
             }
             Err(e) => {
-                build_nak_unparseable(&Error::from(e).to_string(), &mut ack);
+                build_nak_unparseable(
+                    salvage_control_id(msg),
+                    &Error::from(e).to_string(),
+                    &mut ack,
+                );
                 MLLP_NAK_UNPARSEABLE
             }
         };

@@ -90,7 +90,7 @@ impl Config {
                 if collection.is_some() {
                     return Err(Error::url("collection is given twice"));
                 }
-                let name = percent_decode(value)
+                let name = mllp::store::percent_decode(value)
                     .ok_or_else(|| Error::url("the collection name has a bad percent escape"))?;
                 if name.is_empty() || name.contains('\0') || name.starts_with('$') {
                     return Err(Error::url(format!("{name:?} is not a collection name")));
@@ -170,24 +170,6 @@ impl Config {
         }
         name
     }
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

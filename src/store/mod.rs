@@ -6,6 +6,7 @@ mod dedup;
 mod error;
 mod file;
 mod message;
+mod url;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 pub use message::StoredMessage;
+pub use url::percent_decode;
 
 /// A durable home for received messages.
 ///
