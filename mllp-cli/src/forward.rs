@@ -8,6 +8,7 @@ use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, Outcome};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::secret::Secret;
 use super::sender_options::{SenderOptions, IDENTITY, SENDING};
 use super::{logger, signal};
 
@@ -32,10 +33,14 @@ the broker refuses.",
     check: |args| parse(args).map(drop),
 };
 
+/// The environment variable that names the queue when neither `--from` nor `--from-file`
+/// does.
+pub const FROM_ENV: &str = "MLLP_FROM";
+
 /// The settings of `mllp forward` of its own.
 #[derive(Debug, Default)]
 struct ForwardOptions {
-    from: Option<String>,
+    from: Secret,
     to: Option<String>,
     from_tls_ca: Option<PathBuf>,
     count: Option<u64>,
@@ -49,10 +54,23 @@ const FORWARD: Group<ForwardOptions> = Group {
                 long: "from",
                 short: None,
                 value: Some("URL"),
-                help: "amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required)",
+                help: "amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required: this,\n\
+                       --from-file, or the environment variable MLLP_FROM)",
             },
             set: |f, v| {
-                f.from = Some(v.text());
+                f.from.given = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "from-file",
+                short: None,
+                value: Some("PATH"),
+                help: "read --from from the first line of PATH, so no password shows in `ps`",
+            },
+            set: |f, v| {
+                f.from.file = Some(v.path());
                 Ok(())
             },
         },
@@ -99,7 +117,8 @@ const FORWARD: Group<ForwardOptions> = Group {
 #[derive(Debug)]
 struct Config {
     common: Common,
-    from: String,
+    /// The queue's URL, from `--from`, `--from-file` or [`FROM_ENV`].
+    from: Secret,
     to: String,
     from_tls_ca: Option<PathBuf>,
     count: Option<u64>,
@@ -134,9 +153,6 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         )));
     }
     sender.finish()?;
-    let from = from.ok_or_else(|| {
-        UsageError("mllp forward needs --from amqp://.../VHOST?queue=NAME".into())
-    })?;
     let to = to.ok_or_else(|| UsageError("mllp forward needs --to HOST:PORT".into()))?;
     Ok(Config {
         common,
@@ -176,8 +192,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     addr::resolve("--to", &config.to)?;
     let charset = config.common.charset()?;
-    let mut amqp =
-        AmqpConfig::from_url(&config.from).map_err(|e| Failure::fatal(format!("--from: {e}")))?;
+    let mut amqp = AmqpConfig::from_url(&config.from.resolve("from", FROM_ENV, None)?)
+        .map_err(|e| Failure::fatal(format!("--from: {e}")))?;
     if let Some(path) = &config.from_tls_ca {
         let pem = std::fs::read_to_string(path).map_err(|e| {
             Failure::fatal(format!(
@@ -245,14 +261,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (c.from.as_str(), c.to.as_str()),
-            ("amqp://h?queue=q", "h:1")
+            (c.from.given.as_deref(), c.to.as_str()),
+            (Some("amqp://h?queue=q"), "h:1")
         );
         assert_eq!((c.count, c.sender.retries), (Some(3), Some(0)));
         assert_ne!(c.common.charset().unwrap(), mllp::charset::Charset::UTF_8);
         for bad in [
-            &["--to", "h:1"][..],
-            &["--from", "amqp://h?queue=q"],
+            &["--from", "amqp://h?queue=q"][..],
             &["--from", "u", "--to", "h:1", "extra"],
             &["--from", "u", "--to", "h:1", "--count", "0"],
             &["--from", "u", "--to", "h:1", "--tls-cert", "c"],

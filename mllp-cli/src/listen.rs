@@ -18,6 +18,7 @@ use mllp::{
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
+use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
 use super::{health, logger, signal, stores};
 
@@ -53,13 +54,17 @@ Exit status: 0 when stopped (or --count reached), 1 when stopped before --count 
     check: |args| parse(args).map(drop),
 };
 
-/// `--store` and what it needs.
+/// `--store` (or `--store-file`, or `MLLP_STORE`) and what it needs.
 #[derive(Debug, Default)]
 struct StoreChoice {
     /// A directory or a URL; see [`stores::open`].
-    store: Option<String>,
+    store: Secret,
     options: stores::StoreOptions,
 }
+
+/// The environment variable that names the store when neither `--store` nor `--store-file`
+/// does.
+pub const STORE_ENV: &str = "MLLP_STORE";
 
 const STORE: Group<StoreChoice> = Group {
     title: "Store",
@@ -72,10 +77,25 @@ const STORE: Group<StoreChoice> = Group {
                 help: "where messages go (default ./inbox): a directory, file:///DIR,\n\
                        amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q[&queue_type=quorum]\n\
                        (or ?exchange=E&routing_key=K): RabbitMQ, AA after its confirm, or\n\
-                       mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each",
+                       mongodb://HOST:PORT/DB?collection=NAME[&dedup=true]: a document each;\n\
+                       a URL with a password is better kept off the command line: see\n\
+                       --store-file, or set MLLP_STORE",
             },
             set: |c, v| {
-                c.store = Some(v.text());
+                c.store.given = Some(v.text());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "store-file",
+                short: None,
+                value: Some("PATH"),
+                help: "read --store from the first line of PATH (a file only this service can\n\
+                       read, such as a systemd credential), so no password shows in `ps`",
+            },
+            set: |c, v| {
+                c.store.file = Some(v.path());
                 Ok(())
             },
         },
@@ -99,8 +119,9 @@ const STORE: Group<StoreChoice> = Group {
 struct Config {
     common: Common,
     addr: String,
-    /// A directory or a URL; see [`stores::open`].
-    store: String,
+    /// A directory or a URL (see [`stores::open`]), from `--store`, `--store-file` or
+    /// [`STORE_ENV`].
+    store: Secret,
     listen: ListenOptions,
     store_options: stores::StoreOptions,
     store_policy: StorePolicy,
@@ -450,7 +471,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     Ok(Config {
         common,
         addr,
-        store: store.store.unwrap_or_else(|| DEFAULT_STORE.to_owned()),
+        store: store.store,
         listen,
         store_options: store.options,
         store_policy,
@@ -628,7 +649,10 @@ pub fn print_line(line: &str) {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
-    let store = stores::open(&config.store, &config.store_options).map_err(Failure::fatal)?;
+    let spec = config
+        .store
+        .resolve("store", STORE_ENV, Some(DEFAULT_STORE))?;
+    let store = stores::open(&spec, &config.store_options).map_err(Failure::fatal)?;
     store.check().map_err(|e| {
         Failure::fatal(format!(
             "cannot store in {}: {}",
@@ -637,7 +661,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         ))
     })?;
     let name = store.name();
-    let index = stores::local_dir(&config.store).map(|dir| dir.join(stores::DEDUP_INDEX_FILE));
+    let index = stores::local_dir(&spec).map(|dir| dir.join(stores::DEDUP_INDEX_FILE));
     let store = config.listen.dedup(store, index)?;
     let tls = if config.listen.tls() { " with TLS" } else { "" };
     serve(
@@ -811,7 +835,10 @@ mod tests {
     fn defaults_and_conflicts() {
         let c = parse_v(&[]).unwrap();
         assert_eq!(c.addr, DEFAULT_ADDR);
-        assert_eq!(c.store, DEFAULT_STORE);
+        assert_eq!(
+            (c.store.given.as_deref(), c.store.file.as_deref()),
+            (None, None)
+        );
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
             (c.addr.as_str(), c.listen.count, c.listen.single),

@@ -12,6 +12,7 @@ mod listen;
 mod logger;
 mod options;
 mod relay;
+mod secret;
 mod send;
 mod sender_options;
 mod signal;

@@ -180,3 +180,69 @@ fn a_relative_directory_that_only_contains_a_colon_is_still_a_directory() {
     assert!(ended.stdout.iter().any(|l| l.contains("--store DIR|URL")));
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+/// The address in a `listening on ADDR ...` line.
+fn address(first: &str) -> String {
+    first
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned()
+}
+
+#[test]
+fn a_store_named_in_a_file_or_the_environment_is_not_on_the_command_line() {
+    let dir = scratch_dir("store-url-secret");
+    // The store's name stands in for a URL with a password: it must not reach the command
+    // line that every user of the host can read in /proc/PID/cmdline or `ps`.
+    let secret_dir = dir.join("s3cret-store");
+    let spec_file = dir.join("store-url");
+    std::fs::write(&spec_file, format!("{}\n", secret_dir.display())).unwrap();
+    let by_file = Proc::spawn(
+        &[
+            "listen",
+            "127.0.0.1:0",
+            "--store-file",
+            spec_file.to_str().unwrap(),
+            "--count",
+            "1",
+        ],
+        None,
+    );
+    let by_env = Proc::spawn_env(
+        &["listen", "127.0.0.1:0", "--count", "1"],
+        None,
+        &[("MLLP_STORE", &secret_dir)],
+    );
+    for (proc, id) in [(by_file, "F1"), (by_env, "E1")] {
+        let addr = address(&proc.line());
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", proc.child.id())).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("s3cret"),
+            "{}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        let ack = exchange(&addr, adt(id).as_bytes(), Duration::from_secs(10)).unwrap();
+        assert!(String::from_utf8_lossy(&ack).contains(&format!("MSA|AA|{id}")));
+        assert_eq!(proc.wait().code, 0);
+    }
+    let mut stored: Vec<String> = std::fs::read_dir(&secret_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".hl7"))
+        .collect();
+    stored.sort();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    // Both at once is a usage error that does not echo the file's contents.
+    let ended = mllp(&[
+        "listen",
+        "127.0.0.1:0",
+        "--store",
+        "x",
+        "--store-file",
+        spec_file.to_str().unwrap(),
+    ]);
+    assert_eq!(ended.code, 2);
+    assert!(!ended.stderr.contains("s3cret"), "{}", ended.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
