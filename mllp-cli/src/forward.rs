@@ -252,8 +252,8 @@ mod tests {
             "h:1",
             "--count",
             "3",
-            "--retries",
-            "0",
+            "--attempts",
+            "1",
             "--ack-timeout",
             "2",
             "--encoding",
@@ -264,7 +264,7 @@ mod tests {
             (c.from.given.as_deref(), c.to.as_str()),
             (Some("amqp://h?queue=q"), "h:1")
         );
-        assert_eq!((c.count, c.sender.retries), (Some(3), Some(0)));
+        assert_eq!((c.count, c.sender.attempts), (Some(3), Some(1)));
         assert_ne!(c.common.charset().unwrap(), mllp::charset::Charset::UTF_8);
         for bad in [
             &["--from", "amqp://h?queue=q"][..],

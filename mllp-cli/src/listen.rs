@@ -155,7 +155,9 @@ impl Default for ListenOptions {
         ListenOptions {
             msh18: true,
             malformed: Malformed::Reject,
-            ack_mode: AckMode::Original,
+            // The library's default, so that a Rust program, a C program and the CLI answer
+            // the same message alike.
+            ack_mode: mllp::ListenerConfig::default().ack_mode,
             count: None,
             max_connections: None,
             single: false,
@@ -283,8 +285,9 @@ pub const RECEIVING: Group<ListenOptions> = Group {
                 long: "ack-mode",
                 short: None,
                 value: Some("original|auto"),
-                help: "original (default): AA/AE/AR for every message; auto: CA/CE/CR when\n\
-                       MSH-15/16 are valued, sent as MSH-15 asks",
+                help: "auto (default, as in the library and the C API): AA/AE/AR, or CA/CE/CR\n\
+                       sent as MSH-15 asks when MSH-15/16 are valued (enhanced mode);\n\
+                       original: AA/AE/AR for every message",
             },
             set: |l, v| {
                 l.ack_mode =

@@ -29,7 +29,7 @@ spooled messages to HOST:PORT one at a time, in arrival order, removing each onl
 acknowledged with AA or CA.
 
 A downstream that is down or does not answer is retried with backoff, without limit unless
---retries is given. Prints `listening on ADDR (spooling in DIR, forwarding to HOST:PORT)`
+--attempts is given. Prints `listening on ADDR (spooling in DIR, forwarding to HOST:PORT)`
 first. Messages spooled and not yet forwarded are forwarded after a restart, even after a
 crash or a power cut; some may then be sent twice (at least once).",
     tables: &[
@@ -268,9 +268,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let mut outbox_config = OutboxConfig::new(config.to.clone())
         .sender(builder.current_config().clone())
         .on_reject(config.on_reject);
-    if let Some(n) = config.sender.retries {
+    if let Some(n) = config.sender.attempts {
         let retry = outbox_config.retry;
-        outbox_config = outbox_config.retry(retry.max_attempts(Some(n.saturating_add(1))));
+        outbox_config = outbox_config.retry(retry.max_attempts((n != 0).then_some(n)));
     }
     if let Some(most) = config.max_backoff {
         let retry = outbox_config.retry;
@@ -342,8 +342,8 @@ mod tests {
             "--spool",
             "d",
             "--single",
-            "--retries",
-            "3",
+            "--attempts",
+            "4",
             "--on-reject",
             "hold",
             "--ack-timeout",
@@ -351,7 +351,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.to.as_str(), c.spool.as_str()), ("h:1", "d"));
-        assert_eq!(c.sender.retries, Some(3));
+        assert_eq!(c.sender.attempts, Some(4));
         assert_eq!(c.on_reject, OnReject::Hold);
         for bad in [
             &["--spool", "d"][..],

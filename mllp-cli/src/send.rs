@@ -548,9 +548,9 @@ mod tests {
             (c.addr.as_str(), c.files.as_slice()),
             ("h:1", &["-".to_string()][..])
         );
-        let c = parse_v(&["h:1", "a", "-", "--retries", "0", "--raw"]).unwrap();
+        let c = parse_v(&["h:1", "a", "-", "--attempts", "1", "--raw"]).unwrap();
         assert_eq!(c.files, ["a", "-"]);
-        assert_eq!((c.sender.retries, c.raw), (Some(0), true));
+        assert_eq!((c.sender.attempts, c.raw), (Some(1), true));
         assert!(parse_v(&[]).is_err());
         assert!(parse_v(&["h:1", "--tls-cert", "c"]).is_err());
         assert!(parse_v(&["h:1", "--file-encoding", "nope"]).is_err());

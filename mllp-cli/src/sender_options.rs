@@ -1,5 +1,5 @@
 //! The options of every command that sends over MLLP (`mllp send`, `mllp forward`, `mllp
-//! relay`): timeouts, retries and TLS, parsed once and turned into a [`Sender`].
+//! relay`): timeouts, attempts and TLS, parsed once and turned into a [`Sender`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +16,8 @@ pub struct SenderOptions {
     pub connect_timeout: Option<Duration>,
     pub ack_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
-    pub retries: Option<u32>,
+    /// `--attempts N`: the most attempts per message, the first included (0: no limit).
+    pub attempts: Option<u32>,
     pub tls: Tls,
 }
 
@@ -30,7 +31,7 @@ pub struct Tls {
     pub key: Option<PathBuf>,
 }
 
-/// Timeouts, retries and TLS toward the listener a command sends to.
+/// Timeouts, attempts and TLS toward the listener a command sends to.
 pub const SENDING: Group<SenderOptions> = Group {
     title: "Sending",
     opts: &[
@@ -72,14 +73,14 @@ pub const SENDING: Group<SenderOptions> = Group {
         },
         Opt {
             spec: Spec {
-                long: "retries",
+                long: "attempts",
                 short: None,
                 value: Some("N"),
-                help: "attempts after the first for each message (default 4; mllp relay: no\n\
-                       limit, and a message out of attempts is dead-lettered)",
+                help: "the most attempts for each message, the first included, as the library\n\
+                       and the C API count them (default 5; mllp relay: no limit; 0: no limit)",
             },
             set: |s, v| {
-                s.retries = Some(v.parsed()?);
+                s.attempts = Some(v.parsed()?);
                 Ok(())
             },
         },
@@ -199,8 +200,8 @@ impl SenderOptions {
         if let Some(t) = self.write_timeout {
             builder = builder.write_timeout(t);
         }
-        if let Some(n) = self.retries {
-            builder = builder.retry(RetryPolicy::default().max_attempts(Some(n.saturating_add(1))));
+        if let Some(n) = self.attempts {
+            builder = builder.retry(RetryPolicy::default().max_attempts((n != 0).then_some(n)));
         }
         if self.tls.on {
             let mut tls = mllp::TlsClientConfig::new();

@@ -77,8 +77,8 @@ fn forward_delivers_in_order_reports_each_message_and_stops_on_sigterm() {
             &to,
             "--count",
             "30",
-            "--retries",
-            "0",
+            "--attempts",
+            "1",
         ],
         None,
     )

@@ -82,7 +82,7 @@ fn with_the_broker_down_the_sender_waits_then_gets_ae_or_no_ack() {
     node.kill();
     let started = std::time::Instant::now();
     let sent = Proc::spawn(
-        &["send", &nak_addr, "--retries", "0", "-"],
+        &["send", &nak_addr, "--attempts", "1", "-"],
         Some(mllp_testkit::adt("DOWN1").into_bytes()),
     )
     .wait();
@@ -95,7 +95,7 @@ fn with_the_broker_down_the_sender_waits_then_gets_ae_or_no_ack() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     // The default: no ACK at all, so the sender counts the message as not delivered.
     let sent = Proc::spawn(
-        &["send", &close_addr, "--retries", "0", "-"],
+        &["send", &close_addr, "--attempts", "1", "-"],
         Some(mllp_testkit::adt("DOWN2").into_bytes()),
     )
     .wait();

@@ -203,7 +203,7 @@ fn failures_give_exit_2_with_one_line() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let sent = Proc::spawn(
-        &["send", &addr, "--retries", "0"],
+        &["send", &addr, "--attempts", "1"],
         Some(adt("X").into_bytes()),
     )
     .wait();
@@ -215,7 +215,7 @@ fn failures_give_exit_2_with_one_line() {
     for args in [
         &["send"][..],
         &["send", "127.0.0.1:1", "/nonexistent/file.hl7"],
-        &["send", "127.0.0.1:1", "--retries"],
+        &["send", "127.0.0.1:1", "--attempts"],
         &["listen", "--bogus"],
         &["listen", "--encoding", "no-such-charset"],
         &["bench", "--messages", "0"],
@@ -518,4 +518,27 @@ fn help_and_version() {
     );
     let ended = mllp(&[]);
     assert_eq!(ended.code, 2);
+}
+
+#[test]
+fn the_ack_mode_is_the_librarys_by_default() {
+    // MSH-15 AL, MSH-16 NE: enhanced mode. The library and the C API answer a stored message
+    // with a commit accept (CA) sent as MSH-15 asks; the command line must answer alike.
+    let dir = common::scratch_dir("cli-ack-mode");
+    let enhanced = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|E1|P|2.5|||AL|NE\rPID|1\r";
+    let (proc, addr) = listen(&dir, &["--count", "1"]);
+    let ack = common::exchange(&addr, enhanced.as_bytes(), LIMIT).unwrap();
+    assert!(
+        String::from_utf8_lossy(&ack).contains("MSA|CA|E1"),
+        "{ack:?}"
+    );
+    assert_eq!(proc.wait().code, 0);
+    let (proc, addr) = listen(&dir, &["--count", "1", "--ack-mode", "original"]);
+    let ack = common::exchange(&addr, enhanced.as_bytes(), LIMIT).unwrap();
+    assert!(
+        String::from_utf8_lossy(&ack).contains("MSA|AA|E1"),
+        "{ack:?}"
+    );
+    assert_eq!(proc.wait().code, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

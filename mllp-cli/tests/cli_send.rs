@@ -160,7 +160,7 @@ fn resume_skips_what_an_interrupted_run_got_acknowledged() {
     // A listener that stops after two messages: the run fails on the third.
     let first_store = dir.join("first");
     let (listener, addr) = listen(&first_store, &["--count", "2"]);
-    let sent = mllp(&["send", &addr, &file, "--resume", &state, "--retries", "0"]);
+    let sent = mllp(&["send", &addr, &file, "--resume", &state, "--attempts", "1"]);
     assert_eq!(sent.code, 2, "{sent:?}");
     assert_eq!(sent.stdout, ["R1 AA", "R2 AA"]);
     assert_eq!(listener.wait().code, 0);
@@ -216,7 +216,7 @@ fn ack_timeout_holds_against_a_peer_that_trickles_bytes() {
     const PEER_LIFE: Duration = Duration::from_secs(12);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    // Two connections at most (--retries 1), one after the other: read the message, then send
+    // Two connections at most (--attempts 2), one after the other: read the message, then send
     // a start byte and one byte every 200 ms until the sender leaves or the peer's life ends.
     let peer = thread::spawn(move || {
         for _ in 0..2 {
@@ -244,7 +244,15 @@ fn ack_timeout_holds_against_a_peer_that_trickles_bytes() {
     let dir = scratch("trickle");
     let file = write(&dir, "one.hl7", common::adt("SLOW").as_bytes());
     let started = Instant::now();
-    let sent = mllp(&["send", &addr, &file, "--ack-timeout", "1", "--retries", "1"]);
+    let sent = mllp(&[
+        "send",
+        &addr,
+        &file,
+        "--ack-timeout",
+        "1",
+        "--attempts",
+        "2",
+    ]);
     let took = started.elapsed();
     eprintln!("mllp send ended after {took:?}");
     assert_eq!(sent.code, 2, "{sent:?}");

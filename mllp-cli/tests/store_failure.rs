@@ -27,7 +27,7 @@ fn by_default_the_connection_closes_without_an_ack_after_the_wait() {
     let (listener, addr, dir) = broken_listener("close", &["--store-wait", "1"]);
     let started = Instant::now();
     let sent = Proc::spawn(
-        &["send", &addr, "--retries", "0", "-"],
+        &["send", &addr, "--attempts", "1", "-"],
         Some(mllp_testkit::adt("CLOSED1").into_bytes()),
     )
     .wait();
@@ -46,7 +46,7 @@ fn nak_answers_ae_with_the_reason_after_the_wait() {
         broken_listener("nak", &["--store-wait", "0.5", "--on-store-failure", "nak"]);
     let started = Instant::now();
     let sent = Proc::spawn(
-        &["send", &addr, "--retries", "0", "-"],
+        &["send", &addr, "--attempts", "1", "-"],
         Some(mllp_testkit::adt("NAK1").into_bytes()),
     )
     .wait();
