@@ -375,6 +375,21 @@ typedef uint32_t mllp_dead_letter_part;
 typedef uint32_t mllp_sender_stat;
 
 /**
+ * Flags of `mllp_split_messages`, or-ed together.
+ */
+typedef uint32_t mllp_split_flags;
+
+/**
+ * Called by `mllp_split_messages` for each message, in file order: `msg`/`msg_len` is the
+ * message (not NUL-terminated, valid only until the callback returns: copy what you keep),
+ * `index` its position from 0. Return 0 to go on, anything else to stop.
+ */
+typedef int32_t (*mllp_split_cb)(void *userdata,
+                                 size_t index,
+                                 const uint8_t *msg,
+                                 size_t msg_len);
+
+/**
  * Accepted: the acknowledgement carries AA (original mode) or CA (enhanced mode).
  */
 #define MLLP_DISPOSITION_ACCEPT 0
@@ -892,6 +907,18 @@ typedef uint32_t mllp_sender_stat;
  * IDs, frames that are not ACKs).
  */
 #define MLLP_SENDER_STAT_SKIPPED_FRAMES 9
+
+/**
+ * A batch file (one that starts with FHS or BHS) gives each of its MSH messages on its own,
+ * without the envelope segments; without this flag the whole batch is one message.
+ */
+#define MLLP_SPLIT_BATCH 1
+
+/**
+ * LF and CRLF segment endings become CR, HL7's segment terminator (and a UTF-8 byte order mark
+ * is dropped); without this flag each message's bytes are as in the file.
+ */
+#define MLLP_SPLIT_NORMALISE_ENDINGS 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -1868,6 +1895,25 @@ mllp_result mllp_sender_close(struct mllp_sender *sender);
  * Closes the connection and frees the sender. NULL is allowed and does nothing.
  */
 void mllp_sender_free(struct mllp_sender *sender);
+
+/**
+ * Cuts `data`/`len` (the contents of a file) into HL7 messages and calls `callback` with each:
+ * a new message starts at each segment beginning with MSH; blank lines and MLLP framing bytes
+ * saved with captured traffic (0x0B, 0x1C) are dropped; a batch is one message unless
+ * `MLLP_SPLIT_BATCH`; endings are fixed with `MLLP_SPLIT_NORMALISE_ENDINGS`. `userdata` is
+ * passed to the callback untouched. `*count` (when `count` is not NULL) is the number of
+ * messages handed to the callback.
+ *
+ * Returns `MLLP_OK` (also when the callback stopped early, or the data held no message),
+ * `MLLP_INVALID_ARGUMENT` (an unknown flag), `MLLP_NULL_ARGUMENT` (`data` or `callback` NULL).
+ * Thread-safe; the callback runs on the calling thread.
+ */
+mllp_result mllp_split_messages(const uint8_t *data,
+                                size_t len,
+                                mllp_split_flags flags,
+                                mllp_split_cb callback,
+                                void *userdata,
+                                size_t *count);
 
 #ifdef __cplusplus
 }  // extern "C"

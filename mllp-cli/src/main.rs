@@ -16,7 +16,6 @@ mod secret;
 mod send;
 mod sender_options;
 mod signal;
-mod split;
 mod spool;
 mod store_policy;
 mod stores;

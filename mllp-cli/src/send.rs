@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mllp::charset::{Charset, Malformed};
-use mllp::hl7::Header;
+use mllp::hl7::{normalise_endings, split_messages, Batches, Header};
 use mllp::{CharsetError, Sender};
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::logger;
 use super::options::{label_charset, stderr_line, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{SenderOptions, IDENTITY, SENDING};
-use super::{logger, split};
 
 mod resume;
 
@@ -181,6 +181,17 @@ struct Outgoing {
     body: Body,
 }
 
+impl Config {
+    /// How `--split-batch` says batches are cut.
+    fn batches(&self) -> Batches {
+        if self.split_batch {
+            Batches::Split
+        } else {
+            Batches::Whole
+        }
+    }
+}
+
 /// What is sent for one message.
 enum Body {
     /// Text, encoded into `--encoding` by the sender.
@@ -221,7 +232,7 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
             (file.clone(), bytes)
         };
         let messages: Vec<Body> = if config.raw {
-            split::messages(&bytes, config.split_batch)
+            split_messages(&bytes, config.batches())
                 .into_iter()
                 .map(Body::Raw)
                 .collect()
@@ -229,9 +240,9 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
             let file_cs = config.file_encoding.unwrap_or(Charset::UTF_8);
             let text = decode_file(config, &name, &bytes, file_cs)?;
             let mut bodies = Vec::new();
-            for msg in split::messages(text.as_bytes(), config.split_batch) {
+            for msg in split_messages(text.as_bytes(), config.batches()) {
                 // Cut at ASCII bytes only, so each message is still UTF-8.
-                let text = String::from_utf8(split::normalise(&msg)).map_err(|_| {
+                let text = String::from_utf8(normalise_endings(&msg)).map_err(|_| {
                     Failure::fatal(format!("{name} could not be cut into UTF-8 messages"))
                 })?;
                 bodies.push(Body::Text(text));
@@ -292,7 +303,7 @@ fn decode_file(config: &Config, name: &str, bytes: &[u8], cs: Charset) -> Result
     match cs.decode(body, Malformed::Reject) {
         Ok(decoded) => Ok(decoded.text.into_owned()),
         Err(CharsetError::Malformed { at }) => {
-            let message = split::messages(&body[..at.min(body.len())], config.split_batch)
+            let message = split_messages(&body[..at.min(body.len())], config.batches())
                 .len()
                 .max(1);
             let hint = if config.file_encoding.is_some() {

@@ -45,6 +45,7 @@ pub(crate) mod outbox;
 pub(crate) mod panic;
 pub(crate) mod result;
 pub(crate) mod sender;
+pub(crate) mod split;
 pub(crate) mod tls_options;
 
 use std::ffi::c_char;

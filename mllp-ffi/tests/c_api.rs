@@ -89,6 +89,7 @@ mod c_programs {
         errors_test: Peer::Alone;
         builder_test: Peer::Alone;
         ack_test: Peer::Alone;
+        split_test: Peer::Alone;
         log_test: Peer::Alone;
         sender_test: Peer::RustListener;
         listener_test: Peer::RustSender;

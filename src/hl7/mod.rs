@@ -14,12 +14,16 @@
 //!   matching replies to sent messages.
 //! * [`ReplyKind`] names which of the two answers a message: an HL7 acknowledgement or an MLLP
 //!   release 2 commit block, for senders, listeners and received replies alike.
+//! * [`split_messages`] cuts a file into messages (batches whole or split), and
+//!   [`normalise_endings`] turns LF and CRLF segment endings into CR: what a sender of files
+//!   needs before it sends anything.
 
 mod ack;
 mod control_id;
 mod escape;
 mod header;
 mod reply;
+mod split;
 
 pub use ack::{
     build_nak_unparseable, code_description, AckBuilder, AckCode, AckMode, Disposition, COMMIT_ACK,
@@ -29,3 +33,4 @@ pub use control_id::{next_control_id, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{salvage_control_id, Header, Separators};
 pub use reply::{ack_control_id, Ack, ReplyKind};
+pub use split::{normalise_endings, split_messages, Batches};

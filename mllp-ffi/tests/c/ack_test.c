@@ -134,6 +134,14 @@ static void unparseable(void) {
     CHECK_RC(mllp_build_ack(bin, sizeof bin, MLLP_DISPOSITION_ACCEPT, NULL, out, sizeof out, &len),
              MLLP_NAK_UNPARSEABLE);
     CHECK(contains(out, len, "\rMSA|AR||"));
+    /* Encoding characters that cannot be read (a doubled escape), MSH-10 still findable: the
+     * NAK names the message, so its sender can match it. */
+    static const char bad_msh2[] = "MSH|^~\\\\&|A|B|C|D|2024||ADT^A01|ID-9|P|2.5\rPID|1\r";
+    uint8_t *ack;
+    CHECK_RC(build(bad_msh2, strlen(bad_msh2), MLLP_DISPOSITION_ACCEPT, NULL, &ack, &len),
+             MLLP_NAK_UNPARSEABLE);
+    CHECK(contains(ack, len, "\rMSA|AR|ID-9|"));
+    free(ack);
 }
 
 static void framed_round_trip(void) {

@@ -1,7 +1,19 @@
-//! Cutting files into messages for `mllp send`.
+//! Cutting a file (or any byte stream saved to disk) into HL7 messages, as every sender of
+//! files must: a new message at each `MSH`, batches kept whole or split, blank lines and MLLP
+//! framing bytes saved with captured traffic dropped, and LF or CRLF segment endings turned
+//! into HL7's CR.
+//!
+//! ```
+//! use mllp::hl7::{normalise_endings, split_messages, Batches};
+//!
+//! let file = b"MSH|^~\\&|A|B|||2026||ADT^A01|1|P|2.5\nPID|1\n\nMSH|^~\\&|A|B|||2026||ADT^A08|2|P|2.5\r\n";
+//! let messages = split_messages(file, Batches::Whole);
+//! assert_eq!(messages.len(), 2);
+//! assert_eq!(normalise_endings(&messages[0]), b"MSH|^~\\&|A|B|||2026||ADT^A01|1|P|2.5\rPID|1\r");
+//! ```
 
 /// Segment endings: LF and CRLF become CR (HL7's segment terminator). A UTF-8 BOM is dropped.
-pub fn normalise(bytes: &[u8]) -> Vec<u8> {
+pub fn normalise_endings(bytes: &[u8]) -> Vec<u8> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -20,22 +32,32 @@ pub fn normalise(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What [`split_messages`] does with a batch file (one that starts with `FHS` or `BHS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batches {
+    /// The whole file is one message, sent as one block (its envelope included).
+    Whole,
+    /// Each MSH message of the batch is a message of its own; the envelope segments (FHS, BHS,
+    /// BTS, FTS) are dropped.
+    Split,
+}
+
 /// The messages in a file: a new message starts at each segment beginning with `MSH`; blank
 /// segments between messages are dropped. A file starting with `FHS` or `BHS` is one block,
-/// unless `split_batch`, when its MSH messages are sent one by one (the batch envelope
-/// segments are dropped). Segment terminators are kept as they are; see [`normalise`].
+/// or its MSH messages one by one, as `batches` says. Segment terminators are kept as they
+/// are; see [`normalise_endings`]. A file with no segment gives no message.
 ///
 /// MLLP framing bytes saved with captured traffic (0x0B before a segment, 0x1C after the last
 /// one) are dropped: they cannot be part of a message, and a listener would cut the message
 /// at a 0x0B.
-pub fn messages(bytes: &[u8], split_batch: bool) -> Vec<Vec<u8>> {
+pub fn split_messages(bytes: &[u8], batches: Batches) -> Vec<Vec<u8>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let segments: Vec<&[u8]> = split_segments(bytes);
     let is_batch = segments
         .iter()
         .find(|s| !is_blank(s))
         .is_some_and(|s| s.starts_with(b"FHS") || s.starts_with(b"BHS"));
-    if is_batch && !split_batch {
+    if is_batch && batches == Batches::Whole {
         let trimmed = trim_blank_lines(bytes);
         return if trimmed.is_empty() {
             Vec::new()
@@ -132,26 +154,35 @@ mod tests {
 
     #[test]
     fn normalises_endings() {
-        assert_eq!(normalise(b"\xEF\xBB\xBFA\r\nB\nC\rD"), b"A\rB\rC\rD");
+        assert_eq!(
+            normalise_endings(b"\xEF\xBB\xBFA\r\nB\nC\rD"),
+            b"A\rB\rC\rD"
+        );
     }
 
     #[test]
     fn splits_at_msh() {
         let file = b"\nMSH|1\nPID|1\n\nMSH|2\r\nPID|2\r\n\r\n";
-        let msgs = messages(file, false);
+        let msgs = split_messages(file, Batches::Whole);
         assert_eq!(msgs, [&b"MSH|1\nPID|1\n"[..], b"MSH|2\r\nPID|2\r\n"]);
     }
 
     #[test]
     fn framing_bytes_saved_with_the_messages_are_dropped() {
         let file = b"\x0bMSH|1\rPID|1\r\x1c\r\x0bMSH|2\r\x0b\r\r\n";
-        assert_eq!(messages(file, false), [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]);
+        assert_eq!(
+            split_messages(file, Batches::Whole),
+            [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]
+        );
     }
 
     #[test]
     fn batches_are_one_block_unless_split() {
         let file = b"FHS|^~\\&\rBHS|^~\\&\rMSH|1\rPID|1\rMSH|2\rBTS|2\rFTS|1\r\n";
-        assert_eq!(messages(file, false), [&file[..]]);
-        assert_eq!(messages(file, true), [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]);
+        assert_eq!(split_messages(file, Batches::Whole), [&file[..]]);
+        assert_eq!(
+            split_messages(file, Batches::Split),
+            [&b"MSH|1\rPID|1\r"[..], b"MSH|2\r"]
+        );
     }
 }
