@@ -176,8 +176,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         let ack = sender.send(sample.text)?;
         let id = mllp::hl7::Header::parse(sample.text.as_bytes())
             .ok()
-            .and_then(|h| h.control_id())
-            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .and_then(|h| h.control_id_text().map(String::from))
             .unwrap_or_default();
         let mut line = format!("{}: ACK {} for {id}", sample.what, ack.code);
         if let Some(text) = ack.text.as_deref().filter(|t| !t.is_empty()) {

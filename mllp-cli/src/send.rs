@@ -255,10 +255,7 @@ fn load(config: &Config) -> Result<Vec<Outgoing>, Failure> {
         for (i, body) in messages.into_iter().enumerate() {
             let id = Header::parse(body.bytes())
                 .ok()
-                .and_then(|h| {
-                    h.control_id()
-                        .map(|id| String::from_utf8_lossy(id).into_owned())
-                })
+                .and_then(|h| h.control_id_text().map(String::from))
                 .unwrap_or_else(|| "-".into());
             out.push(Outgoing {
                 origin: format!("{name} message {}", i + 1),

@@ -1,5 +1,7 @@
 //! A zero-copy view of the header segment (MSH, BHS or FHS) of a raw HL7 v2 message.
 
+use std::borrow::Cow;
+
 use crate::error::HeaderError;
 
 /// The delimiters a message declares in its header: the byte after the segment name and the
@@ -259,6 +261,28 @@ impl<'a> Header<'a> {
         }
         let first = first_repetition(value, self.separators.repetition);
         component_of(first, self.separators.component, comp)
+    }
+
+    /// Field `n` as text, when present and not empty: the header is ASCII in every character
+    /// set MLLP carries, so the bytes are the text; a byte that is not UTF-8 becomes U+FFFD
+    /// (borrowed, no copy, when the field is valid UTF-8).
+    ///
+    /// ```
+    /// use mllp::hl7::Header;
+    ///
+    /// let h = Header::parse(b"MSH|^~\\&|LAB|HOSP|||2026||ORU^R01|C-1|P|2.5\r").unwrap();
+    /// assert_eq!(h.text(3).as_deref(), Some("LAB"));
+    /// assert_eq!(h.text(9).as_deref(), Some("ORU^R01"));
+    /// assert_eq!(h.text(5), None);
+    /// assert_eq!(h.control_id_text().as_deref(), Some("C-1"));
+    /// ```
+    pub fn text(&self, n: usize) -> Option<Cow<'a, str>> {
+        self.valued(n).map(String::from_utf8_lossy)
+    }
+
+    /// [`control_id`](Self::control_id) as text, as [`text`](Self::text) gives fields.
+    pub fn control_id_text(&self) -> Option<Cow<'a, str>> {
+        self.control_id().map(String::from_utf8_lossy)
     }
 
     /// Field `n` when present and not empty.

@@ -347,7 +347,7 @@ impl Session<'_> {
                     "connection {} from {}: message {}: {e}; answering with an application error",
                     self.peer.id,
                     self.peer.addr,
-                    String::from_utf8_lossy(header.control_id().unwrap_or_default())
+                    header.control_id_text().unwrap_or_default()
                 );
                 let text = match e {
                     CharsetError::Malformed { at } => {
