@@ -3,7 +3,7 @@
 //!
 //! # Layout of the directory
 //! ```text
-//! DIR/lock                 the process id of the outbox that has it open
+//! DIR/lock                 locked (flock) by the outbox that has it open; its process id
 //! DIR/segments/N.seg       records: length, CRC-32, kind, enqueue time, payload
 //! DIR/cursor               the next record to deliver, and the delivered count
 //! DIR/dead/S-O.dead        dead letters: the message and why (the ACK's text, the last error)
@@ -68,8 +68,12 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 /// * **Crash recovery**: opening scans the segments; a record cut short by a crash at the end
 ///   of the last segment is cut off (every complete record before it is kept); a bad record
 ///   anywhere else is [`Error::Corrupt`].
-/// * **One owner**: a second open of a directory, by this process or another, fails with
-///   [`Error::Locked`] naming the holder. [`Outbox::inspect`] and [`Outbox::dead_letters`] read
+/// * **One owner**: a second open of a directory, by this process or another (also in
+///   another container or on another host sharing the directory), fails with
+///   [`Error::Locked`] naming the holder. The lock is an `flock` held by the kernel on
+///   `DIR/lock` (which is why the crate needs Rust 1.89, for [`std::fs::File::try_lock`]):
+///   released exactly when its holder dies, never judged stale from a process id; see
+///   `SPOOL.md` for what network file systems do with it. [`Outbox::inspect`] and [`Outbox::dead_letters`] read
 ///   a directory without the lock, and [`Outbox::requeue_dead`] and [`Outbox::purge_dead`]
 ///   change only the dead-letter area, so operators can use them while a relay runs.
 ///
@@ -326,9 +330,12 @@ impl Outbox {
         })
     }
 
-    /// The process id holding the outbox in `dir`, if one does.
+    /// The process id holding the outbox in `dir`, if one holds it (told by the kernel's
+    /// lock, not by the id written in `DIR/lock`; 0 when the holder has not written its id
+    /// yet). The id is the holder's as seen in its own PID namespace: in another container
+    /// it names a process there.
     pub fn holder(dir: impl AsRef<Path>) -> Option<u32> {
-        lock::holder(dir.as_ref()).filter(|&pid| lock::process_exists(pid) != Some(false))
+        lock::holder(dir.as_ref())
     }
 
     /// Releases a hold (see [`OnReject::Hold`]) at once: the held message is sent again.
