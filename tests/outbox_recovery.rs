@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mllp::{Error, Outbox, OutboxConfig, RetryPolicy};
+use mllp::{Damage, Error, Outbox, OutboxConfig, RetryPolicy};
+use mllp_testkit::downstream::Downstream;
+use mllp_testkit::fuzzing::naive_segment_offsets;
 
-use mllp_testkit::scratch_dir;
+use mllp_testkit::{adt, eventually, scratch_dir};
+
+const LIMIT: Duration = Duration::from_secs(20);
 
 /// The environment variable that turns this test binary into a lock holder (see
 /// [`lock_holder_child`]).
@@ -133,4 +137,209 @@ fn a_lock_file_naming_a_live_unrelated_process_blocks_nothing() {
         "{err:?}"
     );
     drop(outbox);
+}
+
+fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("M{i:05}")).collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An outbox in `dir` holding `ids`, written with delivery off and closed cleanly, in
+/// segments of `segment_bytes`.
+fn spool(dir: &Path, ids: &[String], segment_bytes: u64) {
+    let outbox = Outbox::open(
+        dir,
+        config("127.0.0.1:9")
+            .deliver(false)
+            .segment_bytes(segment_bytes),
+    )
+    .unwrap();
+    for id in ids {
+        outbox.enqueue(&adt(id)).unwrap();
+    }
+    outbox.close().unwrap();
+}
+
+/// Flips one payload byte of record `index` (0-based) of segment file `path`; the record's
+/// offset.
+fn flip_payload_byte(path: &Path, index: usize) -> u64 {
+    let mut bytes = std::fs::read(path).unwrap();
+    let record = naive_segment_offsets(&bytes)[index].clone();
+    bytes[record.start + 20 + 5] ^= 0x20;
+    std::fs::write(path, &bytes).unwrap();
+    record.start as u64
+}
+
+/// Opens the outbox in `dir` delivering to a new downstream, waits until `want` messages
+/// were delivered, and returns what the downstream saw and the stats.
+fn deliver_all(dir: &Path, want: u64) -> (Vec<String>, mllp::OutboxStats) {
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let outbox = Outbox::open(dir, config(&down.addr())).unwrap();
+    let done = eventually(LIMIT, || outbox.stats().delivered >= want);
+    let stats = outbox.stats();
+    assert!(done, "delivered {} of {want}", stats.delivered);
+    assert!(eventually(LIMIT, || down.seen().len() as u64 >= want));
+    outbox.close().unwrap();
+    (down.seen(), stats)
+}
+
+#[test]
+fn one_flipped_byte_in_the_last_segment_loses_one_record_and_says_so() {
+    let dir = scratch_dir("recovery-flip-last");
+    let all = ids(0..100);
+    spool(&dir, &all, 16 << 20);
+    let seg = segment_files(&dir).pop().unwrap();
+    let original = std::fs::read(&seg).unwrap();
+    let record = naive_segment_offsets(&original)[9].clone();
+    let offset = flip_payload_byte(&seg, 9);
+    let damaged = std::fs::read(&seg).unwrap();
+    // Before any open: the damage is visible, the 99 intact messages pending.
+    let seen = Outbox::inspect(&dir).unwrap();
+    assert_eq!((seen.pending, seen.damaged_regions), (99, 1));
+    let reported = Outbox::verify(&dir).unwrap();
+    assert!(
+        matches!(reported[..], [Damage::Region { segment: 1, offset: o, kept: None, .. }] if o == offset),
+        "{reported:?}"
+    );
+    let (delivered, stats) = deliver_all(&dir, 99);
+    let mut want = all.clone();
+    want.remove(9);
+    assert_eq!(delivered, want);
+    assert_eq!(
+        (stats.damaged_regions, stats.damaged_bytes),
+        (1, record.len() as u64)
+    );
+    // The damaged bytes are kept, exactly.
+    let kept = dir.join("damaged").join(format!("{:016}-{offset}.bin", 1));
+    assert_eq!(std::fs::read(&kept).unwrap(), &damaged[record.clone()]);
+    // Reported until an operator removes the kept bytes; then the spool is sound.
+    let reported = Outbox::verify(&dir).unwrap();
+    assert!(
+        matches!(&reported[..], [Damage::Region { kept: Some(k), .. }] if *k == kept),
+        "{reported:?}"
+    );
+    assert!(reported[0]
+        .to_string()
+        .contains(&format!("offset {offset}")));
+    std::fs::remove_file(&kept).unwrap();
+    assert_eq!(Outbox::verify(&dir).unwrap(), []);
+}
+
+#[test]
+fn damage_in_an_older_segment_keeps_every_intact_record_of_it() {
+    let dir = scratch_dir("recovery-flip-older");
+    let all = ids(0..60);
+    spool(&dir, &all, 2_000);
+    let segs = segment_files(&dir);
+    assert!(segs.len() >= 4, "{segs:?}");
+    // Damage in the first segment (where delivery starts) and in one in the middle.
+    let first = naive_segment_offsets(&std::fs::read(&segs[0]).unwrap()).len();
+    flip_payload_byte(&segs[0], 2);
+    flip_payload_byte(&segs[2], 0);
+    let second = first + naive_segment_offsets(&std::fs::read(&segs[1]).unwrap()).len();
+    let (delivered, stats) = deliver_all(&dir, 58);
+    let want: Vec<String> = all
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 2 && i != second)
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(delivered, want);
+    assert_eq!(stats.damaged_regions, 2);
+    assert_eq!(Outbox::verify(&dir).unwrap().len(), 2);
+}
+
+#[test]
+fn a_crash_tail_is_cut_but_a_complete_bad_record_at_the_end_is_kept_aside() {
+    // Zeros after the last record: an extent a crash left unwritten. Cut, no damage.
+    let dir = scratch_dir("recovery-zeros");
+    spool(&dir, &ids(0..5), 16 << 20);
+    let seg = segment_files(&dir).pop().unwrap();
+    let clean = std::fs::read(&seg).unwrap();
+    let mut zeros = clean.clone();
+    zeros.extend_from_slice(&[0; 4096]);
+    std::fs::write(&seg, &zeros).unwrap();
+    assert_eq!(Outbox::verify(&dir).unwrap(), []);
+    let (delivered, stats) = deliver_all(&dir, 5);
+    assert_eq!((delivered.len(), stats.damaged_regions), (5, 0));
+
+    // The last record complete in length but failing its checksum: not what a crash leaves
+    // on a file system that orders data before size, so not cut silently.
+    let dir = scratch_dir("recovery-bad-last");
+    spool(&dir, &ids(0..5), 16 << 20);
+    let seg = segment_files(&dir).pop().unwrap();
+    let offset = flip_payload_byte(&seg, 4);
+    let (delivered, stats) = deliver_all(&dir, 4);
+    assert_eq!(delivered, ids(0..4));
+    assert_eq!(stats.damaged_regions, 1);
+    assert!(dir
+        .join("damaged")
+        .join(format!("{:016}-{offset}.bin", 1))
+        .exists());
+}
+
+#[test]
+fn a_missing_segment_is_reported_and_the_rest_still_flows() {
+    let dir = scratch_dir("recovery-gap");
+    let all = ids(0..30);
+    spool(&dir, &all, 2_000);
+    let segs = segment_files(&dir);
+    assert!(segs.len() >= 3, "{segs:?}");
+    let before = naive_segment_offsets(&std::fs::read(&segs[0]).unwrap()).len();
+    let lost = naive_segment_offsets(&std::fs::read(&segs[1]).unwrap()).len();
+    std::fs::remove_file(&segs[1]).unwrap();
+    let seen = Outbox::inspect(&dir).unwrap();
+    assert_eq!(
+        (seen.pending, seen.missing_segments),
+        ((30 - lost) as u64, 1)
+    );
+    assert_eq!(
+        Outbox::verify(&dir).unwrap(),
+        [Damage::MissingSegment { segment: 2 }]
+    );
+    let (delivered, stats) = deliver_all(&dir, (30 - lost) as u64);
+    let mut want = all.clone();
+    want.drain(before..before + lost);
+    assert_eq!(delivered, want);
+    assert_eq!(stats.missing_segments, 1);
+    // Recorded: still reported once the segments around the gap are delivered and gone.
+    assert!(eventually(LIMIT, || segment_files(&dir).len() == 1));
+    assert_eq!(
+        Outbox::verify(&dir).unwrap(),
+        [Damage::MissingSegment { segment: 2 }]
+    );
+    assert_eq!(Outbox::inspect(&dir).unwrap().missing_segments, 1);
+}
+
+#[test]
+fn a_damaged_cursor_redelivers_and_says_so() {
+    let dir = scratch_dir("recovery-cursor");
+    let all = ids(0..100);
+    spool(&dir, &all, 16 << 20);
+    let (delivered, stats) = deliver_all(&dir, 100);
+    assert_eq!((delivered.len(), stats.cursor_lost), (100, 0));
+    let mut cursor = std::fs::read(dir.join("cursor")).unwrap();
+    assert_eq!(cursor.len(), 80);
+    cursor[3] ^= 0xFF;
+    cursor[43] ^= 0xFF;
+    std::fs::write(dir.join("cursor"), &cursor).unwrap();
+    assert_eq!(Outbox::inspect(&dir).unwrap().cursor_lost, 1);
+    // At least once: everything still in the segments goes out again, and it is counted.
+    let (again, stats) = deliver_all(&dir, 100);
+    assert_eq!(again, all);
+    assert_eq!(stats.cursor_lost, 1);
+    let reported = Outbox::verify(&dir).unwrap();
+    assert!(
+        matches!(&reported[..], [Damage::CursorLost { kept: Some(k) }] if std::fs::read(k).unwrap() == cursor),
+        "{reported:?}"
+    );
 }
