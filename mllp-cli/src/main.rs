@@ -36,7 +36,7 @@ Commands:
   send ADDR [FILE...]     send the messages in files (or standard input), print the ACKs
   relay [ADDR] --to HOST:PORT --spool DIR
                           receive, spool durably, acknowledge, forward in arrival order
-  spool DIR [COMMAND]     what a relay's spool holds; list, requeue or purge dead letters
+  spool DIR [COMMAND]     what a relay's spool holds; verify it; list, requeue or purge dead letters
   bench [ADDR]            measure messages/s and ACK latency
   forward --from URL --to ADDR   from a RabbitMQ queue to a listener, in order
 

@@ -211,8 +211,8 @@ impl Outbox {
         let damage = damage::kept(&dir)?;
         if !damage.is_empty() {
             log::error!(
-                "the outbox in {} has {} damage reports in {}: `mllp spool DIR verify` lists \
-                 them (see SPOOL.md)",
+                "the outbox in {} has {} damage reports in {}, listed by Outbox::verify \
+                 (`mllp spool DIR verify`); see SPOOL.md",
                 dir.display(),
                 damage.len(),
                 damage::damaged_dir(&dir).display()

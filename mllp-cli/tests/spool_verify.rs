@@ -1,0 +1,137 @@
+//! `mllp spool DIR verify` and the damage counters of `mllp spool DIR`: a damaged record, a
+//! missing segment and a lost cursor are reported with a non-zero exit, and a relay on the
+//! damaged spool still forwards every intact message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::process::{mllp, Proc};
+use common::{adt, eventually, scratch_dir};
+use mllp::{Outbox, OutboxConfig};
+use mllp_testkit::downstream::Downstream;
+use mllp_testkit::fuzzing::naive_segment_offsets;
+
+use common::process::LIMIT;
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("V{i:05}")).collect()
+}
+
+/// A spool holding `ids`, written with delivery off, in segments of `segment_bytes`; its
+/// segment files.
+fn spool(dir: &Path, ids: &[String], segment_bytes: u64) -> Vec<PathBuf> {
+    let config = OutboxConfig::new("127.0.0.1:9")
+        .deliver(false)
+        .segment_bytes(segment_bytes);
+    let outbox = Outbox::open(dir, config).unwrap();
+    for id in ids {
+        outbox.enqueue(&adt(id)).unwrap();
+    }
+    outbox.close().unwrap();
+    let mut segs: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+fn spool_cmd(dir: &Path, cmd: &[&str]) -> common::process::Ended {
+    let mut args = vec!["spool", dir.to_str().unwrap()];
+    args.extend_from_slice(cmd);
+    mllp(&args)
+}
+
+#[test]
+fn verify_names_a_damaged_record_and_the_relay_forwards_the_rest() {
+    let dir = scratch_dir("spool-verify-damage");
+    let all = ids(100);
+    let segs = spool(&dir, &all, 16 << 20);
+    let sound = spool_cmd(&dir, &["verify"]);
+    assert_eq!(
+        (sound.code, sound.stdout.clone()),
+        (0, vec!["ok".to_owned()])
+    );
+    // One payload byte of record 10 flipped.
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    let record = naive_segment_offsets(&bytes)[9].clone();
+    bytes[record.start + 30] ^= 0x01;
+    std::fs::write(&segs[0], &bytes).unwrap();
+    let verify = spool_cmd(&dir, &["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    let want = format!(
+        "damaged segment 0000000000000001.seg at offset {}: {} bytes hold no valid record",
+        record.start,
+        record.len()
+    );
+    assert!(verify.stdout[0].starts_with(&want), "{verify:?}");
+    let stats = spool_cmd(&dir, &[]);
+    assert_eq!(stats.code, 0);
+    for line in [
+        "pending 99",
+        "damaged 1",
+        "missing-segments 0",
+        "cursor-lost 0",
+    ] {
+        assert!(stats.stdout.contains(&line.to_owned()), "{stats:?}");
+    }
+    // A relay on it: every intact message goes out, and the damage is logged as an error.
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let relay = Proc::spawn(
+        &[
+            "relay",
+            "127.0.0.1:0",
+            "--to",
+            &down.addr(),
+            "--spool",
+            dir.to_str().unwrap(),
+            "-q",
+        ],
+        None,
+    );
+    relay.line();
+    assert!(eventually(LIMIT, || down.seen().len() == 99));
+    let mut want_ids = all.clone();
+    want_ids.remove(9);
+    assert_eq!(down.seen(), want_ids);
+    let mut relay = relay;
+    relay.child.kill().unwrap();
+    let ended = relay.wait();
+    assert!(
+        ended.stderr.contains("error: ") && ended.stderr.contains("hold no valid record"),
+        "{}",
+        ended.stderr
+    );
+    // Kept aside, still reported after the relay repaired the segment.
+    let verify = spool_cmd(&dir, &["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(verify.stdout[0].contains("kept in"), "{verify:?}");
+}
+
+#[test]
+fn verify_names_a_missing_segment_and_a_lost_cursor() {
+    let dir = scratch_dir("spool-verify-gap");
+    let segs = spool(&dir, &ids(30), 2_000);
+    assert!(segs.len() >= 3, "{segs:?}");
+    std::fs::remove_file(&segs[1]).unwrap();
+    std::fs::write(dir.join("cursor"), [0xA5u8; 80]).unwrap();
+    let verify = spool_cmd(&dir, &["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(
+        verify
+            .stdout
+            .iter()
+            .any(|l| l.starts_with("missing segment 0000000000000002.seg")),
+        "{verify:?}"
+    );
+    assert!(
+        verify.stdout.iter().any(|l| l.starts_with("lost cursor")),
+        "{verify:?}"
+    );
+    let stats = spool_cmd(&dir, &["stats"]);
+    for line in ["missing-segments 1", "cursor-lost 1"] {
+        assert!(stats.stdout.contains(&line.to_owned()), "{stats:?}");
+    }
+}
