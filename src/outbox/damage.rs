@@ -101,7 +101,7 @@ pub(crate) fn damaged_dir(dir: &Path) -> PathBuf {
 pub(crate) fn keep(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<PathBuf> {
     let area = damaged_dir(dir);
     fs::create_dir_all(&area).map_err(|e| file_error(&area, e))?;
-    for n in 0u32.. {
+    for n in 0..MAX_NAMES {
         let name = if n == 0 {
             format!("{stem}.{ext}")
         } else {
@@ -118,8 +118,16 @@ pub(crate) fn keep(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<Pa
             Err(e) => return Err(file_error(&path, e)),
         }
     }
-    unreachable!("u32 names run out")
+    Err(file_error(
+        &area.join(format!("{stem}.{ext}")),
+        io::Error::other(format!(
+            "{MAX_NAMES} different files of this name are kept already: remove some"
+        )),
+    ))
 }
+
+/// How many files of one name (`stem`, `stem-1`, ...) the damage area takes.
+const MAX_NAMES: u32 = 1_000;
 
 /// Keeps the bytes of a damaged region of segment `seq`.
 pub(crate) fn keep_region(dir: &Path, seq: u64, offset: u64, bytes: &[u8]) -> Result<PathBuf> {

@@ -181,8 +181,18 @@ impl Outbox {
         let lock = Lock::take(&dir)?;
         let found = recovery::scan(&dir, true)?;
         let cursor_path = dir.join("cursor");
-        let (cursor, stored) =
+        let (mut cursor, stored) =
             Cursor::open(&cursor_path).map_err(|e| file_error(&cursor_path, e))?;
+        if found.cursor_moved {
+            let moved = cursor::Position {
+                delivered: stored.map_or(0, |p| p.delivered),
+                ..found.cursor
+            };
+            cursor
+                .write(&moved)
+                .and_then(|()| cursor.sync())
+                .map_err(|e| file_error(&cursor_path, e))?;
+        }
         let last = found.segments.last().copied().ok_or(Error::Closed)?;
         let path = recovery::segments_dir(&dir).join(segment::file_name(last.seq));
         let active = OpenOptions::new()

@@ -54,6 +54,8 @@ pub(crate) struct Recovered {
     pub cut: u64,
     /// The damage found by this scan (kept aside when repairing).
     pub damage: Vec<Damage>,
+    /// Whether `cursor` had to be moved from where the cursor file says (to be written).
+    pub cursor_moved: bool,
 }
 
 /// The segment directory of an outbox directory.
@@ -140,6 +142,19 @@ pub(crate) fn scan(dir: &Path, repair: bool) -> Result<Recovered> {
             Err(e) => return Err(file_error(&path, e)),
         };
         let from = if seq == cur.segment {
+            let end = (bytes.len() as u64).max(MAGIC.len() as u64);
+            if cur.offset > end {
+                // Only damage does this (the cursor passes flushed records only): go on from
+                // the end, so that new records are not appended behind the cursor.
+                log::error!(
+                    "{}: the delivery cursor points at offset {}, past the end of the \
+                     segment ({end} bytes); going on from its end",
+                    path.display(),
+                    cur.offset
+                );
+                cur.offset = end;
+                out.cursor_moved = true;
+            }
             cur.offset
         } else {
             MAGIC.len() as u64
