@@ -312,7 +312,7 @@ fn a_missing_segment_is_reported_and_the_rest_still_flows() {
     );
     assert_eq!(
         Outbox::verify(&dir).unwrap(),
-        [Damage::MissingSegment { segment: 2 }]
+        [Damage::MissingSegments { first: 2, last: 2 }]
     );
     let (delivered, stats) = deliver_all(&dir, (30 - lost) as u64);
     let mut want = all.clone();
@@ -323,7 +323,7 @@ fn a_missing_segment_is_reported_and_the_rest_still_flows() {
     assert!(eventually(LIMIT, || segment_files(&dir).len() == 1));
     assert_eq!(
         Outbox::verify(&dir).unwrap(),
-        [Damage::MissingSegment { segment: 2 }]
+        [Damage::MissingSegments { first: 2, last: 2 }]
     );
     assert_eq!(Outbox::inspect(&dir).unwrap().missing_segments, 1);
 }
@@ -366,4 +366,24 @@ fn a_cursor_past_the_end_of_its_segment_does_not_hide_new_messages() {
     assert_eq!(Outbox::inspect(&dir).unwrap().pending, 2);
     let (delivered, _) = deliver_all(&dir, 7);
     assert_eq!(delivered, ids(5..7));
+}
+
+#[test]
+fn a_far_segment_number_is_one_gap_not_a_hang() {
+    let dir = scratch_dir("recovery-far-gap");
+    spool(&dir, &ids(0..3), 16 << 20);
+    let far = dir.join("segments").join(format!("{:016}.seg", 1u64 << 50));
+    std::fs::copy(&segment_files(&dir)[0], &far).unwrap();
+    let want = [Damage::MissingSegments {
+        first: 2,
+        last: (1 << 50) - 1,
+    }];
+    assert_eq!(Outbox::verify(&dir).unwrap(), want);
+    let (delivered, stats) = deliver_all(&dir, 6);
+    assert_eq!(delivered, [ids(0..3), ids(0..3)].concat());
+    assert_eq!(stats.missing_segments, (1 << 50) - 2);
+    assert!(matches!(
+        &Outbox::verify(&dir).unwrap()[..],
+        [Damage::MissingSegments { first: 2, .. }]
+    ));
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! DIR/damaged/S-O.bin         the bytes of segment S at offset O that held no valid record
 //! DIR/damaged/S.missing       segment S was missing between others (its messages are lost)
+//! DIR/damaged/S-T.missing     segments S to T were missing
 //! DIR/damaged/cursor-T.bin    the bytes of a cursor whose two slots were both damaged (T: ms)
 //! DIR/damaged/cursor-T.missing  the cursor file was gone while messages were pending
 //! ```
@@ -40,10 +41,13 @@ pub enum Damage {
         /// Where they are kept (`None` until an outbox has opened the directory).
         kept: Option<PathBuf>,
     },
-    /// A segment missing between others: the messages it held are lost.
-    MissingSegment {
-        /// Its sequence number.
-        segment: u64,
+    /// Segments missing between others (numbers `first..=last`): the messages they held are
+    /// lost.
+    MissingSegments {
+        /// The first missing sequence number.
+        first: u64,
+        /// The last one (`first` when one segment is missing).
+        last: u64,
     },
     /// The delivery cursor could not be read (both slots damaged, or the file gone while
     /// messages were pending): delivery started again at the oldest message kept, so
@@ -74,10 +78,16 @@ impl fmt::Display for Damage {
                 )?;
                 kept(f, k)
             }
-            Damage::MissingSegment { segment } => write!(
+            Damage::MissingSegments { first, last } if first == last => write!(
                 f,
                 "missing segment {}: the messages it held are lost",
-                segment::file_name(*segment)
+                segment::file_name(*first)
+            ),
+            Damage::MissingSegments { first, last } => write!(
+                f,
+                "missing segments {} to {}: the messages they held are lost",
+                segment::file_name(*first),
+                segment::file_name(*last)
             ),
             Damage::CursorLost { kept: k } => {
                 write!(
@@ -134,13 +144,18 @@ pub(crate) fn keep_region(dir: &Path, seq: u64, offset: u64, bytes: &[u8]) -> Re
     keep(dir, &format!("{seq:016}-{offset}"), "bin", bytes)
 }
 
-/// Records that segment `seq` is missing.
-pub(crate) fn keep_missing(dir: &Path, seq: u64) -> Result<PathBuf> {
+/// Records that segments `first..=last` are missing.
+pub(crate) fn keep_missing(dir: &Path, first: u64, last: u64) -> Result<PathBuf> {
+    let stem = if first == last {
+        format!("{first:016}")
+    } else {
+        format!("{first:016}-{last:016}")
+    };
     keep(
         dir,
-        &format!("{seq:016}"),
+        &stem,
         "missing",
-        b"this segment was missing between others when the outbox was opened\n",
+        b"these segments were missing between others when the outbox was opened\n",
     )
 }
 
@@ -183,7 +198,13 @@ fn parse(name: &str, path: &Path) -> Option<Damage> {
     let mut parts = stem.split('-');
     let seq = parts.next().filter(|s| s.len() == 16)?.parse().ok()?;
     match ext {
-        "missing" => Some(Damage::MissingSegment { segment: seq }),
+        "missing" => {
+            let last = match parts.next() {
+                Some(t) => t.parse().ok().filter(|&t| t >= seq)?,
+                None => seq,
+            };
+            Some(Damage::MissingSegments { first: seq, last })
+        }
         "bin" => Some(Damage::Region {
             segment: seq,
             offset: parts.next()?.parse().ok()?,
@@ -211,9 +232,10 @@ pub(crate) fn merge(mut kept: Vec<Damage>, found: Vec<Damage>) -> Vec<Damage> {
                     ..
                 },
             ) => a == b && x == y,
-            (Damage::MissingSegment { segment: a }, Damage::MissingSegment { segment: b }) => {
-                a == b
-            }
+            (
+                Damage::MissingSegments { first: a, last: x },
+                Damage::MissingSegments { first: b, last: y },
+            ) => a == b && x == y,
             _ => false,
         });
         if !known {
@@ -231,7 +253,9 @@ pub(crate) fn count(damage: &[Damage], stats: &mut OutboxStats) {
                 stats.damaged_regions += 1;
                 stats.damaged_bytes += len;
             }
-            Damage::MissingSegment { .. } => stats.missing_segments += 1,
+            Damage::MissingSegments { first, last } => {
+                stats.missing_segments += last.saturating_sub(*first).saturating_add(1);
+            }
             Damage::CursorLost { .. } => stats.cursor_lost += 1,
         }
     }

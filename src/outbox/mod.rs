@@ -80,9 +80,10 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 ///   [`Error::Locked`] naming the holder. The lock is an `flock` held by the kernel on
 ///   `DIR/lock` (which is why the crate needs Rust 1.89, for [`std::fs::File::try_lock`]):
 ///   released exactly when its holder dies, never judged stale from a process id; see
-///   `SPOOL.md` for what network file systems do with it. [`Outbox::inspect`] and [`Outbox::dead_letters`] read
-///   a directory without the lock, and [`Outbox::requeue_dead`] and [`Outbox::purge_dead`]
-///   change only the dead-letter area, so operators can use them while a relay runs.
+///   `SPOOL.md` for what network file systems do with it. [`Outbox::inspect`],
+///   [`Outbox::verify`] and [`Outbox::dead_letters`] read a directory without the lock, and
+///   [`Outbox::requeue_dead`] and [`Outbox::purge_dead`] change only the dead-letter area, so
+///   operators can use them while a relay runs.
 ///
 /// ```
 /// use mllp::{Outbox, OutboxConfig};

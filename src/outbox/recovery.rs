@@ -102,21 +102,22 @@ pub(crate) fn scan(dir: &Path, repair: bool) -> Result<Recovered> {
     let first = seqs.first().copied().unwrap_or(cur.segment);
     // Segment numbers are consecutive from the cursor's (or, when it was delivered and
     // deleted, the first one left) to the last.
-    if let Some(&last) = seqs.last() {
-        for seq in cur.segment.max(first)..last {
-            if seqs.binary_search(&seq).is_err() {
-                log::error!(
-                    "the outbox in {}: segment {} is missing between others; the messages it \
-                     held are lost (see SPOOL.md)",
-                    dir.display(),
-                    segment::file_name(seq)
-                );
-                if repair {
-                    damage::keep_missing(dir, seq)?;
-                }
-                out.damage.push(Damage::MissingSegment { segment: seq });
-            }
+    let from = cur.segment.max(first);
+    for pair in seqs.windows(2) {
+        let (a, b) = (pair[0].max(from.saturating_sub(1)), pair[1]);
+        if b <= from || b <= a + 1 {
+            continue;
         }
+        let (gap_first, gap_last) = (a + 1, b - 1);
+        let gap = Damage::MissingSegments {
+            first: gap_first,
+            last: gap_last,
+        };
+        log::error!("the outbox in {}: {gap} (see SPOOL.md)", dir.display());
+        if repair {
+            damage::keep_missing(dir, gap_first, gap_last)?;
+        }
+        out.damage.push(gap);
     }
     // The cursor's segment may have been deleted once delivered: go on with the next one.
     if !seqs.contains(&cur.segment) {
