@@ -1,6 +1,8 @@
-//! `mllp spool DIR verify` and the damage counters of `mllp spool DIR`: a damaged record, a
-//! missing segment and a lost cursor are reported with a non-zero exit, and a relay on the
-//! damaged spool still forwards every intact message.
+//! The spool's recovery rules seen from the command line: a second relay on a spool in use
+//! is refused even when the lock file names a process this one cannot see; `mllp spool DIR
+//! verify` and the damage counters of `mllp spool DIR` report a damaged record, a missing
+//! segment and a lost cursor with a non-zero exit, and a relay on the damaged spool still
+//! forwards every intact message.
 
 mod common;
 
@@ -134,4 +136,46 @@ fn verify_names_a_missing_segment_and_a_lost_cursor() {
     for line in ["missing-segments 1", "cursor-lost 1"] {
         assert!(stats.stdout.contains(&line.to_owned()), "{stats:?}");
     }
+}
+
+#[test]
+fn a_second_relay_is_refused_even_when_the_lock_names_a_process_it_cannot_see() {
+    let dir = scratch_dir("spool-two-relays");
+    // Nothing listens downstream: both relays would keep what they acknowledge.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = reserved.local_addr().unwrap().to_string();
+    drop(reserved);
+    let relay = |dir: &Path| {
+        Proc::spawn(
+            &[
+                "relay",
+                "127.0.0.1:0",
+                "--to",
+                &to,
+                "--spool",
+                dir.to_str().unwrap(),
+                "-q",
+            ],
+            None,
+        )
+    };
+    let first = relay(&dir);
+    assert!(first.line().starts_with("listening on "));
+    // The first relay runs in another PID namespace (another container on the same volume):
+    // the id it wrote names no process here.
+    let unseen = (4_000_000..4_194_304u32)
+        .find(|pid| !Path::new("/proc").join(pid.to_string()).exists())
+        .unwrap();
+    std::fs::write(dir.join("lock"), format!("{unseen}\n")).unwrap();
+    let second = relay(&dir).wait();
+    assert_eq!(second.code, 2, "{second:?}");
+    assert!(
+        second.stderr.contains("in use by process"),
+        "{}",
+        second.stderr
+    );
+    // Once the first is gone, the kernel has released its lock: a relay starts at once.
+    drop(first);
+    let third = relay(&dir);
+    assert!(third.line().starts_with("listening on "));
 }
