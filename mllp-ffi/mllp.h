@@ -476,12 +476,15 @@ typedef int32_t (*mllp_split_cb)(void *userdata,
 
 /**
  * HL7 acknowledgements following the message: original mode (AA/AE/AR) when MSH-15 and
- * MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks) otherwise. The default.
+ * MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks: none for `NE`) otherwise.
+ * Only for peers that really speak enhanced mode: many senders fill MSH-15/16 and still wait
+ * for an ACK to every message.
  */
 #define MLLP_ACK_POLICY_AUTO 0
 
 /**
- * Original-mode acknowledgements (AA/AE/AR) always.
+ * Original-mode acknowledgements (AA/AE/AR) to every message, whatever MSH-15/16 say. The
+ * default, as in Rust and the command line.
  */
 #define MLLP_ACK_POLICY_ORIGINAL 1
 
@@ -1202,7 +1205,7 @@ mllp_result mllp_last_error(char *buf,
  * default framing, UTF-8 unless MSH-18 names another character set, malformed messages
  * rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
  * silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
- * timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_AUTO`, 128 KiB thread stacks, plain
+ * timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
  * TCP. `*out` receives the builder (NULL on failure); free it with
  * `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
@@ -1311,7 +1314,8 @@ mllp_result mllp_listener_builder_set_shutdown_grace_ms(struct mllp_listener_bui
                                                         uint32_t ms);
 
 /**
- * How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
+ * How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default
+ * `MLLP_ACK_POLICY_ORIGINAL`.
  * Errors: `MLLP_INVALID_ARGUMENT` (another value), `MLLP_NULL_ARGUMENT`.
  */
 mllp_result mllp_listener_builder_set_ack_policy(struct mllp_listener_builder *builder,

@@ -72,9 +72,9 @@ pub enum Error {
         /// The process holding it (0 when it cannot be told).
         pid: u32,
     },
-    /// An outbox segment holds a bad record that is not a torn tail: it is not the last
-    /// segment, so the records after it cannot be found. Nothing was changed; move the file
-    /// aside (its records before `offset` are intact) and open the outbox again.
+    /// An outbox segment holds a bad record that is not a torn tail. No longer returned:
+    /// recovery keeps damage aside and goes on (see [`Outbox::verify`](crate::Outbox::verify)
+    /// and `SPOOL.md`); kept so that code matching it, and its C result number, stay valid.
     Corrupt {
         /// The segment file.
         path: std::path::PathBuf,

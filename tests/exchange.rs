@@ -439,7 +439,7 @@ fn fuzz_check_holds_on_seeded_random_inputs() {
             let op = rng.next() as u8;
             let piece = &pieces[(rng.next() % 8) as usize];
             let mut bytes = piece.clone();
-            if rng.next() % 4 == 0 {
+            if rng.next().is_multiple_of(4) {
                 bytes.truncate((rng.next() as usize) % (piece.len() + 1));
             }
             data.push(op);

@@ -507,6 +507,7 @@ fn acknowledgement_modes() {
 
     // Auto: original or enhanced, following MSH-15/16.
     let running = builder()
+        .ack_mode(AckMode::Auto)
         .bind()
         .unwrap()
         .spawn(|m: &Message<'_>| match m.control_id() {
@@ -546,13 +547,8 @@ fn acknowledgement_modes() {
     });
     stop(running);
 
-    // Original: AA even when the message asks for enhanced mode.
-    let running = builder()
-        .ack_mode(AckMode::Original)
-        .bind()
-        .unwrap()
-        .spawn(accept_all)
-        .unwrap();
+    // Original (the default): AA even when the message asks for enhanced mode.
+    let running = builder().bind().unwrap().spawn(accept_all).unwrap();
     let mut conn = client(running.local_addr());
     assert_aa(&round_trip(&mut conn, msg_enhanced.as_bytes()), "E1");
     stop(running);

@@ -43,7 +43,7 @@ fn the_builder_starts_from_the_one_default() {
     );
     let d = ListenerConfig::default();
     assert_eq!(d.stack_size, DEFAULT_STACK_SIZE);
-    assert_eq!((d.reply, d.ack_mode), (ReplyKind::Hl7, AckMode::Auto));
+    assert_eq!((d.reply, d.ack_mode), (ReplyKind::Hl7, AckMode::Original));
     assert!(d.tls.is_none() && d.detect_msh18 && d.idle_timeout.is_none());
     // Setters fill the same fields.
     let builder = Listener::builder("127.0.0.1:0")

@@ -285,9 +285,9 @@ pub const RECEIVING: Group<ListenOptions> = Group {
                 long: "ack-mode",
                 short: None,
                 value: Some("original|auto"),
-                help: "auto (default, as in the library and the C API): AA/AE/AR, or CA/CE/CR\n\
-                       sent as MSH-15 asks when MSH-15/16 are valued (enhanced mode);\n\
-                       original: AA/AE/AR for every message",
+                help: "original (default, as in the library and the C API): AA/AE/AR to every\n\
+                       message; auto: CA/CE/CR sent as MSH-15 asks when MSH-15/16 are valued\n\
+                       (only for peers that speak enhanced mode)",
             },
             set: |l, v| {
                 l.ack_mode =

@@ -320,6 +320,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             "spool: {} pending, {} forwarded, {} dead-lettered",
             stats.pending, stats.delivered, stats.dead_lettered
         ));
+        let faults = stats.damaged_regions + stats.missing_segments + stats.cursor_lost;
+        if faults > 0 {
+            listen::print_line(&format!(
+                "spool: {faults} faults found at start (see `mllp spool DIR verify`)"
+            ));
+        }
     }
     served
 }

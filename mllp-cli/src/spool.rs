@@ -11,18 +11,24 @@ use super::options::{Common, Failure, OUTPUT};
 /// `mllp spool`.
 pub static COMMAND: Command = Command {
     name: "spool",
-    usage: "DIR [stats|list|requeue-dead|purge-dead]",
-    summary: "what a relay's spool holds; list, requeue or purge dead letters",
+    usage: "DIR [stats|verify|list|requeue-dead|purge-dead]",
+    summary: "what a relay's spool holds; verify it; list, requeue or purge dead letters",
     about: "\
 The spool of `mllp relay`, read without disturbing a relay that runs on it:
   stats (default)   `pending N`, `dead-lettered N`, `delivered N`, `oldest-pending-age SECS`
-                    (or -), `held yes|no`, `relay PID` (or `relay none`)
+                    (or -), `held yes|no`, `damaged N` (damaged byte ranges skipped),
+                    `missing-segments N`, `cursor-lost N`, `relay PID` (or `relay none`)
+  verify            one line per fault (a damaged segment and offset, a missing segment, a
+                    lost cursor; kept in DIR/damaged until removed), or `ok`; exit status 1
+                    when there is any (see SPOOL.md)
   list              one line per dead letter: its name, MSH-10, and why (the ACK or error)
   requeue-dead      put the dead letters back in the queue (behind the pending messages) and
                     release a hold; a running relay takes them within a second
   purge-dead        delete the dead letters",
     tables: &[&OUTPUT],
-    footer: "Exit status: 0 on success, 2 for usage errors and an unreadable or corrupt spool.",
+    footer: "\
+Exit status: 0 on success, 1 when verify finds a fault, 2 for usage errors and an unreadable
+spool.",
     run,
     check: |args| parse(args).map(drop),
 };
@@ -64,10 +70,24 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                 None => "oldest-pending-age -".into(),
             });
             print_line(&format!("held {}", if s.held { "yes" } else { "no" }));
+            print_line(&format!("damaged {}", s.damaged_regions));
+            print_line(&format!("missing-segments {}", s.missing_segments));
+            print_line(&format!("cursor-lost {}", s.cursor_lost));
             print_line(&match Outbox::holder(&dir) {
                 Some(pid) => format!("relay {pid}"),
                 None => "relay none".into(),
             });
+        }
+        "verify" => {
+            let faults = Outbox::verify(&dir).map_err(failed)?;
+            for fault in &faults {
+                print_line(&fault.to_string());
+            }
+            if !faults.is_empty() {
+                log::error!("spool {dir}: {} faults (see SPOOL.md)", faults.len());
+                return Ok(1);
+            }
+            print_line("ok");
         }
         "list" => {
             for d in Outbox::dead_letters(&dir).map_err(failed)? {
@@ -86,8 +106,8 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         }
         other => {
             return Err(UsageError(format!(
-                "mllp spool has no command {other:?}: stats, list, requeue-dead or purge-dead"
-            ))
+            "mllp spool has no command {other:?}: stats, verify, list, requeue-dead or purge-dead"
+        ))
             .into())
         }
     }

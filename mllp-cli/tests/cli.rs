@@ -522,21 +522,26 @@ fn help_and_version() {
 
 #[test]
 fn the_ack_mode_is_the_librarys_by_default() {
-    // MSH-15 AL, MSH-16 NE: enhanced mode. The library and the C API answer a stored message
-    // with a commit accept (CA) sent as MSH-15 asks; the command line must answer alike.
+    // MSH-15 AL, MSH-16 NE: enhanced mode asked for. The library and the C API answer AA in
+    // original mode by default (what MLLP senders wait for) and CA when told to follow
+    // MSH-15/16; the command line must answer alike.
     let dir = common::scratch_dir("cli-ack-mode");
     let enhanced = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|E1|P|2.5|||AL|NE\rPID|1\r";
+    assert_eq!(
+        mllp::ListenerConfig::default().ack_mode,
+        mllp::hl7::AckMode::Original
+    );
     let (proc, addr) = listen(&dir, &["--count", "1"]);
     let ack = common::exchange(&addr, enhanced.as_bytes(), LIMIT).unwrap();
     assert!(
-        String::from_utf8_lossy(&ack).contains("MSA|CA|E1"),
+        String::from_utf8_lossy(&ack).contains("MSA|AA|E1"),
         "{ack:?}"
     );
     assert_eq!(proc.wait().code, 0);
-    let (proc, addr) = listen(&dir, &["--count", "1", "--ack-mode", "original"]);
+    let (proc, addr) = listen(&dir, &["--count", "1", "--ack-mode", "auto"]);
     let ack = common::exchange(&addr, enhanced.as_bytes(), LIMIT).unwrap();
     assert!(
-        String::from_utf8_lossy(&ack).contains("MSA|AA|E1"),
+        String::from_utf8_lossy(&ack).contains("MSA|CA|E1"),
         "{ack:?}"
     );
     assert_eq!(proc.wait().code, 0);

@@ -31,9 +31,12 @@ use mllp_core::{
 pub type mllp_ack_policy = u32;
 
 /// HL7 acknowledgements following the message: original mode (AA/AE/AR) when MSH-15 and
-/// MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks) otherwise. The default.
+/// MSH-16 are empty, enhanced mode (CA/CE/CR, sent as MSH-15 asks: none for `NE`) otherwise.
+/// Only for peers that really speak enhanced mode: many senders fill MSH-15/16 and still wait
+/// for an ACK to every message.
 pub const MLLP_ACK_POLICY_AUTO: mllp_ack_policy = 0;
-/// Original-mode acknowledgements (AA/AE/AR) always.
+/// Original-mode acknowledgements (AA/AE/AR) to every message, whatever MSH-15/16 say. The
+/// default, as in Rust and the command line.
 pub const MLLP_ACK_POLICY_ORIGINAL: mllp_ack_policy = 1;
 /// MLLP release 2 commit blocks: 0x06 when the callback accepted, 0x15 otherwise.
 pub const MLLP_ACK_POLICY_MLLP2: mllp_ack_policy = 2;
@@ -74,7 +77,7 @@ fn optional_ms(ms: u32) -> Option<Duration> {
 /// default framing, UTF-8 unless MSH-18 names another character set, malformed messages
 /// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
 /// silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
-/// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_AUTO`, 128 KiB thread stacks, plain
+/// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
 /// TCP. `*out` receives the builder (NULL on failure); free it with
 /// `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
@@ -333,7 +336,8 @@ pub unsafe extern "C" fn mllp_listener_builder_set_shutdown_grace_ms(
     }
 }
 
-/// How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default `MLLP_ACK_POLICY_AUTO`.
+/// How messages are acknowledged: one of `MLLP_ACK_POLICY_*`. Default
+/// `MLLP_ACK_POLICY_ORIGINAL`.
 /// Errors: `MLLP_INVALID_ARGUMENT` (another value), `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(

@@ -559,35 +559,42 @@ fn naive_crc32(parts: &[&[u8]]) -> u32 {
     !crc
 }
 
-/// How many complete records the bytes of an outbox segment hold, read naively from the
-/// format's description (`MLLPSEG1`, then records of length u32, CRC u32, kind u8, three zero
-/// bytes, time u64, payload; the CRC covers everything but itself).
-pub fn naive_segment_records(bytes: &[u8]) -> usize {
-    if !bytes.starts_with(b"MLLPSEG1") {
-        return 0;
-    }
-    let (mut at, mut count) = (8usize, 0);
+/// Where the valid records of an outbox segment lie (start..end of each), read naively from
+/// the format's description (`MLLPSEG1`, then records of length u32, CRC u32, kind u8, three
+/// zero bytes, time u64, payload; the CRC covers everything but itself) and the recovery
+/// rule: after the 8 header bytes, wherever no valid record starts, move on by one byte.
+pub fn naive_segment_offsets(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 8usize;
     while bytes.len() >= at + 20 {
         let h = &bytes[at..at + 20];
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-        if len == 0 || h[8] > 1 || h[9..12] != [0, 0, 0] || bytes.len() - at - 20 < len {
-            break;
+        let valid = len != 0
+            && h[8] <= 1
+            && h[9..12] == [0, 0, 0]
+            && bytes.len() - at - 20 >= len
+            && naive_crc32(&[&h[0..4], &h[8..20], &bytes[at + 20..at + 20 + len]]) == crc;
+        if valid {
+            out.push(at..at + 20 + len);
+            at += 20 + len;
+        } else {
+            at += 1;
         }
-        if naive_crc32(&[&h[0..4], &h[8..20], &bytes[at + 20..at + 20 + len]]) != crc {
-            break;
-        }
-        count += 1;
-        at += 20 + len;
     }
-    count
+    out
+}
+
+/// How many valid records the bytes of an outbox segment hold ([`naive_segment_offsets`]).
+pub fn naive_segment_records(bytes: &[u8]) -> usize {
+    naive_segment_offsets(bytes).len()
 }
 
 /// Recovers an outbox whose last segment holds arbitrary bytes and checks: inspecting and
-/// opening never fail on them (a bad tail of the last segment is a torn write, not
-/// corruption), never panic, keep exactly the complete records a naive reader finds (plus
-/// those of an earlier intact segment), and leave the segment so that a message enqueued
-/// after the cut is found by the next recovery.
+/// opening never fail on them (damage is kept aside and skipped, a torn tail cut), never
+/// panic, keep exactly the valid records a naive reader finds (plus those of an earlier
+/// intact segment), leave the segment so that a message enqueued after recovery is found by
+/// the next one, and leave nothing for the next open to report again.
 ///
 /// `data[0]` chooses: bit 0 puts the segment header in front of the bytes, bit 1 adds an
 /// intact earlier segment of one record. The rest is the last segment.
@@ -636,10 +643,20 @@ pub fn outbox_recovery(data: &[u8]) {
         .enqueue("MSH|^~\\&|A|B|C|D|1||ADT^A01|AFTER|P|2.5\r")
         .expect("an enqueue after recovery");
     drop(outbox);
+    let after = Outbox::inspect(&dir).expect("a recovered outbox");
+    assert_eq!(after.pending, complete + 1, "the record after the cut");
+    let reported = Outbox::verify(&dir).expect("verifying a recovered outbox");
     assert_eq!(
-        Outbox::inspect(&dir).expect("a recovered outbox").pending,
-        complete + 1,
-        "the record after the cut"
+        reported.len() as u64,
+        after.damaged_regions + after.missing_segments + after.cursor_lost,
+        "verify and the counters"
+    );
+    let again = Outbox::open(&dir, config()).expect("a second recovery");
+    drop(again);
+    assert_eq!(
+        Outbox::verify(&dir).expect("verifying again"),
+        reported,
+        "a repaired outbox reports the same damage again, and no new damage"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

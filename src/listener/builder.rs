@@ -145,8 +145,8 @@ impl ListenerBuilder {
         self.reply(if on { ReplyKind::Mllp2 } else { ReplyKind::Hl7 })
     }
 
-    /// The mode of HL7 acknowledgements (default [`AckMode::Auto`]: original or enhanced as the
-    /// message asks); see [`ListenerConfig::ack_mode`]. Not used with [`ReplyKind::Mllp2`].
+    /// The mode of HL7 acknowledgements (default [`AckMode::Original`]: AA/AE/AR to every
+    /// message); see [`ListenerConfig::ack_mode`]. Not used with [`ReplyKind::Mllp2`].
     pub fn ack_mode(mut self, mode: AckMode) -> Self {
         self.config.ack_mode = mode;
         self

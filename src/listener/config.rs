@@ -102,11 +102,13 @@ pub struct ListenerConfig {
     /// What messages are answered with: HL7 acknowledgements or MLLP release 2 commit blocks
     /// (see [`ReplyKind`]). Default: [`ReplyKind::Hl7`].
     pub reply: ReplyKind,
-    /// The mode of HL7 acknowledgements: [`AckMode::Auto`] (the default) follows the message,
-    /// original mode (AA/AE/AR) when MSH-15 and MSH-16 are empty, enhanced mode (CA/CE/CR, sent
-    /// according to MSH-15) when either is valued; [`AckMode::Original`] answers in original
-    /// mode whatever MSH-15/16 say. Not used when [`reply`](Self::reply) is
-    /// [`ReplyKind::Mllp2`].
+    /// The mode of HL7 acknowledgements: [`AckMode::Original`] (the default) answers AA/AE/AR
+    /// to every message whatever MSH-15/16 say, which is what MLLP senders wait for;
+    /// [`AckMode::Auto`] follows the message, original mode when MSH-15 and MSH-16 are empty,
+    /// enhanced mode (CA/CE/CR, sent according to MSH-15: none for `NE`) when either is valued.
+    /// Choose `Auto` only for peers that speak enhanced mode: many senders fill MSH-15/16 (13
+    /// of the sample corpus's real messages do, `NE` in several) and still wait for an ACK to
+    /// each message. Not used when [`reply`](Self::reply) is [`ReplyKind::Mllp2`].
     pub ack_mode: AckMode,
     /// How long shutdown waits for messages being handled to be acknowledged. Default:
     /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
@@ -139,7 +141,7 @@ impl Default for ListenerConfig {
             write_timeout: Some(DEFAULT_ACK_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             reply: ReplyKind::Hl7,
-            ack_mode: AckMode::Auto,
+            ack_mode: AckMode::Original,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             stack_size: DEFAULT_STACK_SIZE,
             tls: None,

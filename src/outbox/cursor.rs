@@ -63,19 +63,45 @@ fn newest(bytes: &[u8]) -> Option<(u64, Position)> {
     }
 }
 
-/// Reads the cursor at `path` without changing it: `None` when there is no file or no valid
-/// slot (a new outbox).
-pub(crate) fn read(path: &Path) -> io::Result<Option<Position>> {
+/// What a cursor file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// No file.
+    Missing,
+    /// A file with no slot written yet (nothing delivered, or the first write torn).
+    Unwritten,
+    /// The newest valid slot's position.
+    Valid(Position),
+    /// Bytes in both slots, neither valid: the position is lost. The bytes, for inspection.
+    Damaged(Vec<u8>),
+}
+
+/// Reads the cursor at `path` without changing it.
+pub(crate) fn read(path: &Path) -> io::Result<Stored> {
     match File::open(path) {
         Ok(mut f) => {
             let mut bytes = Vec::with_capacity(2 * SLOT);
             Read::by_ref(&mut f)
                 .take(2 * SLOT as u64)
                 .read_to_end(&mut bytes)?;
-            Ok(newest(&bytes).map(|(_, p)| p))
+            Ok(classify(bytes))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Stored::Missing),
         Err(e) => Err(e),
+    }
+}
+
+fn classify(bytes: Vec<u8>) -> Stored {
+    if let Some((_, p)) = newest(&bytes) {
+        return Stored::Valid(p);
+    }
+    // The first write goes to the second slot: the first is still zero until the second
+    // write, so a torn first write leaves it zero.
+    let first = &bytes[..bytes.len().min(SLOT)];
+    if first.iter().all(|&b| b == 0) {
+        Stored::Unwritten
+    } else {
+        Stored::Damaged(bytes)
     }
 }
 
@@ -155,6 +181,12 @@ mod tests {
         assert_eq!(newest(&bytes[..SLOT]), Some((2, p(1, 20))));
         assert_eq!(newest(&[]), None);
         assert_eq!(newest(&[0; 80]), None);
+        assert_eq!(classify(Vec::new()), Stored::Unwritten);
+        assert_eq!(classify(vec![0; 80]), Stored::Unwritten);
+        // Both slots damaged: the position is lost, and said so.
+        let mut both = bytes.clone();
+        both[5] ^= 0xFF;
+        assert_eq!(classify(both.clone()), Stored::Damaged(both));
     }
 
     #[test]
@@ -165,6 +197,7 @@ mod tests {
         let path = dir.join("cursor");
         let (mut c, found) = Cursor::open(&path).unwrap();
         assert_eq!(found, None);
+        assert_eq!(read(&path).unwrap(), Stored::Unwritten);
         for i in 1..=5 {
             let pos = Position {
                 segment: 7,
@@ -173,7 +206,7 @@ mod tests {
             };
             c.write(&pos).unwrap();
             c.sync().unwrap();
-            assert_eq!(read(&path).unwrap(), Some(pos));
+            assert_eq!(read(&path).unwrap(), Stored::Valid(pos));
         }
         drop(c);
         let (_, found) = Cursor::open(&path).unwrap();

@@ -1,48 +1,62 @@
-//! The outbox's lock: one `Outbox` per directory, across processes and within one.
+//! The outbox's lock: one `Outbox` per directory, across processes, containers and hosts
+//! that share the directory, and within one process.
 //!
-//! The lock is the file `DIR/lock`, created with `create_new` and holding the owner's process
-//! id. A lock whose process no longer exists (told through `/proc` on Linux) is stale and
-//! taken over; within one process a registry of held directories tells an outbox still open
-//! from a lock left by an earlier process that had the same id. (`File::try_lock` would do
-//! this with less code, but needs Rust 1.89; the crate supports 1.86.)
+//! The lock is an exclusive `flock` ([`File::try_lock`]) on the open file `DIR/lock`, held
+//! by the kernel for as long as the outbox keeps the file open: it is released exactly when
+//! its holder closes it or dies, wherever the holder runs (another PID namespace, another
+//! container on the same volume), and nothing ever has to judge a lock "stale". Two opens of
+//! the file in one process are two open file descriptions, and their `flock`s conflict too.
 //!
-//! Two processes that start at the same instant on a stale lock could both take it over; the
-//! window is the time between reading the stale id and re-reading the new file.
+//! The file also holds the holder's process id, written after the lock is taken, only as
+//! information for operators (`mllp spool DIR` shows it) and for [`Error::Locked`]; it is
+//! never used to decide anything, so an id left by a crashed holder, or one that a new,
+//! unrelated process has reused, blocks nothing. The file is emptied on release but never
+//! deleted: deleting it would let one opener lock the old file and another a new one.
+//!
+//! On network file systems the lock is only as good as the server's: NFSv4 (and NFSv3 with
+//! the lock manager) turns `flock` into a byte-range lock the server holds, released when
+//! the client's lease expires (a client cut off from the server loses it after the lease
+//! time, while it may still run); CIFS/SMB and some FUSE file systems keep `flock` local to
+//! one client, so two hosts can both take it. Put a spool on a local file system, or on a
+//! network file system whose locking is known to work across its clients.
 
-use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Error, Phase};
-
-/// The directories this process holds.
-fn held() -> &'static Mutex<HashSet<PathBuf>> {
-    static HELD: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    HELD.get_or_init(|| Mutex::new(HashSet::new()))
-}
 
 /// A held lock; released when dropped.
 #[derive(Debug)]
 pub(crate) struct Lock {
-    path: PathBuf,
-    key: PathBuf,
+    file: File,
 }
 
-/// The process id in a lock file, if it holds one.
-pub(crate) fn holder(dir: &Path) -> Option<u32> {
-    fs::read_to_string(dir.join("lock"))
+/// The path of the lock file of `dir`.
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("lock")
+}
+
+/// The process id written in a lock file, if it holds one.
+fn written_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// Whether a process with this id exists on this host, when that can be told.
-pub(crate) fn process_exists(pid: u32) -> Option<bool> {
-    if cfg!(target_os = "linux") {
-        Some(Path::new("/proc").join(pid.to_string()).exists())
-    } else {
-        None
+/// The process id of the holder of the lock of `dir`, when the lock is held (0 when the
+/// holder wrote no id yet); `None` when nobody holds it. Taking a shared lock for an instant
+/// tells it without trusting the written id.
+pub(crate) fn holder(dir: &Path) -> Option<u32> {
+    let path = lock_path(dir);
+    let file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => Some(written_pid(&path).unwrap_or(0)),
+        Err(TryLockError::Error(_)) => None,
     }
 }
 
@@ -50,74 +64,57 @@ impl Lock {
     /// Takes the lock of `dir`.
     ///
     /// # Errors
-    /// [`Error::Locked`] when another process (or another outbox of this process) holds it.
+    /// [`Error::Locked`] when another outbox (in this or another process, on this or another
+    /// host) holds it; [`Error::Io`] when the lock file cannot be opened or locked.
     pub(crate) fn take(dir: &Path) -> crate::Result<Lock> {
-        let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let mut registry = held().lock().unwrap_or_else(|p| p.into_inner());
-        let me = std::process::id();
-        if registry.contains(&key) {
-            return Err(Error::Locked {
-                dir: dir.to_path_buf(),
-                pid: me,
-            });
-        }
-        let path = dir.join("lock");
-        for _ in 0..3 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    f.write_all(format!("{me}\n").as_bytes())
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| file_error(&path, e))?;
-                    // Someone who judged an earlier lock stale may have replaced ours.
-                    if holder(dir) != Some(me) {
-                        continue;
-                    }
-                    registry.insert(key.clone());
-                    return Ok(Lock { path, key });
+        let path = lock_path(dir);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| file_error(&path, e))?;
+        // A [`holder`] probe holds a shared lock for an instant: try a few times before
+        // calling the directory taken.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let pid = holder(dir);
-                    let stale = match pid {
-                        // An earlier process with this id (this process holds no lock here).
-                        Some(pid) if pid == me => true,
-                        Some(pid) => process_exists(pid) == Some(false),
-                        // Empty or unreadable: a crash between creating and writing it.
-                        None => true,
-                    };
-                    if !stale {
-                        return Err(Error::Locked {
-                            dir: dir.to_path_buf(),
-                            pid: pid.unwrap_or(0),
-                        });
-                    }
-                    log::warn!(
-                        "taking over the stale outbox lock of process {} in {}",
-                        pid.map_or_else(|| "?".into(), |p| p.to_string()),
-                        dir.display()
-                    );
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(file_error(&path, e)),
-                    }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        dir: dir.to_path_buf(),
+                        pid: written_pid(&path).unwrap_or(0),
+                    })
                 }
-                Err(e) => return Err(file_error(&path, e)),
+                Err(TryLockError::Error(e)) => return Err(file_error(&path, e)),
             }
         }
-        Err(Error::Locked {
-            dir: dir.to_path_buf(),
-            pid: holder(dir).unwrap_or(0),
-        })
+        let me = std::process::id();
+        if let Some(old) = written_pid(&path).filter(|&pid| pid != me) {
+            log::info!(
+                "the outbox lock in {} named process {old}, which no longer holds it",
+                dir.display()
+            );
+        }
+        file.set_len(0)
+            .and_then(|()| file.write_all(format!("{me}\n").as_bytes()))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| file_error(&path, e))?;
+        Ok(Lock { file })
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if holder(self.path.parent().unwrap_or(Path::new("."))) == Some(std::process::id()) {
-            let _ = fs::remove_file(&self.path);
-        }
-        let mut registry = held().lock().unwrap_or_else(|p| p.into_inner());
-        registry.remove(&self.key);
+        // Emptied while still held, so that nobody reads the id of a holder that is gone;
+        // closing the file releases the lock.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
     }
 }
 

@@ -3,18 +3,20 @@
 //!
 //! # Layout of the directory
 //! ```text
-//! DIR/lock                 the process id of the outbox that has it open
+//! DIR/lock                 locked (flock) by the outbox that has it open; its process id
 //! DIR/segments/N.seg       records: length, CRC-32, kind, enqueue time, payload
 //! DIR/cursor               the next record to deliver, and the delivered count
 //! DIR/dead/S-O.dead        dead letters: the message and why (the ACK's text, the last error)
 //! DIR/requeue/S-O.dead     dead letters an operator requeued, enqueued again by the outbox
 //! DIR/held                 present while delivery is held at a rejected message
+//! DIR/damaged/             damage found by recovery, kept for an operator (see `damage`)
 //! ```
 
 mod commit;
 mod config;
 mod crc;
 mod cursor;
+mod damage;
 mod dead;
 mod delivery;
 mod lock;
@@ -34,6 +36,7 @@ pub use config::{
     OnReject, OutboxConfig, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_MESSAGES,
     DEFAULT_SEGMENT_BYTES,
 };
+pub use damage::Damage;
 pub use dead::DeadLetter;
 pub use stats::OutboxStats;
 
@@ -65,13 +68,22 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 ///   with backoff, without limit by default ([`OutboxConfig::retry`]); with a limit it is
 ///   dead-lettered when the attempts are used up. An AE or AR follows [`OnReject`]. Nothing is
 ///   dropped without a trace: a dead letter keeps the message and the ACK's text.
-/// * **Crash recovery**: opening scans the segments; a record cut short by a crash at the end
-///   of the last segment is cut off (every complete record before it is kept); a bad record
-///   anywhere else is [`Error::Corrupt`].
-/// * **One owner**: a second open of a directory, by this process or another, fails with
-///   [`Error::Locked`] naming the holder. [`Outbox::inspect`] and [`Outbox::dead_letters`] read
-///   a directory without the lock, and [`Outbox::requeue_dead`] and [`Outbox::purge_dead`]
-///   change only the dead-letter area, so operators can use them while a relay runs.
+/// * **Crash recovery**: opening scans the segments. A record cut short by a crash at the end
+///   of the last segment (a torn tail) is cut off; anything else that is not a valid record
+///   is damage: kept in `DIR/damaged/`, reported at error level, counted
+///   ([`OutboxStats::damaged_regions`]) and skipped, every intact record before and after it
+///   delivered. A missing segment and a lost cursor are reported and counted the same way;
+///   [`Outbox::verify`] lists it all. The rules, and what an operator does, are in
+///   `SPOOL.md`.
+/// * **One owner**: a second open of a directory, by this process or another (also in
+///   another container or on another host sharing the directory), fails with
+///   [`Error::Locked`] naming the holder. The lock is an `flock` held by the kernel on
+///   `DIR/lock` (which is why the crate needs Rust 1.89, for [`std::fs::File::try_lock`]):
+///   released exactly when its holder dies, never judged stale from a process id; see
+///   `SPOOL.md` for what network file systems do with it. [`Outbox::inspect`],
+///   [`Outbox::verify`] and [`Outbox::dead_letters`] read a directory without the lock, and
+///   [`Outbox::requeue_dead`] and [`Outbox::purge_dead`] change only the dead-letter area, so
+///   operators can use them while a relay runs.
 ///
 /// ```
 /// use mllp::{Outbox, OutboxConfig};
@@ -104,6 +116,8 @@ pub(crate) struct Inner {
     /// released hold.
     work_cv: Condvar,
     cursor: Mutex<Cursor>,
+    /// The damage recorded in `DIR/damaged/` when the outbox was opened.
+    damage: Vec<Damage>,
     _lock: Lock,
 }
 
@@ -145,12 +159,14 @@ impl Inner {
 
 impl Outbox {
     /// Opens (creating it if needed) the outbox in `dir`, recovers it, and starts delivering
-    /// its pending messages.
+    /// its pending messages. Recovery follows the rules of `SPOOL.md`: a torn tail of the last
+    /// segment is cut; damage anywhere is kept in `DIR/damaged/`, reported at error level and
+    /// skipped, every intact record around it delivered; a missing segment or a lost cursor
+    /// is reported and recorded there. None of them stops the outbox from opening.
     ///
     /// # Errors
     /// * [`Error::Config`] for invalid settings;
     /// * [`Error::Locked`] when another outbox (in this or another process) has `dir` open;
-    /// * [`Error::Corrupt`] when a segment other than the last holds a bad record;
     /// * [`Error::Io`] when the directory cannot be created, read or written.
     pub fn open(dir: impl AsRef<Path>, config: OutboxConfig) -> Result<Outbox> {
         config.validate()?;
@@ -166,8 +182,18 @@ impl Outbox {
         let lock = Lock::take(&dir)?;
         let found = recovery::scan(&dir, true)?;
         let cursor_path = dir.join("cursor");
-        let (cursor, stored) =
+        let (mut cursor, stored) =
             Cursor::open(&cursor_path).map_err(|e| file_error(&cursor_path, e))?;
+        if found.cursor_moved {
+            let moved = cursor::Position {
+                delivered: stored.map_or(0, |p| p.delivered),
+                ..found.cursor
+            };
+            cursor
+                .write(&moved)
+                .and_then(|()| cursor.sync())
+                .map_err(|e| file_error(&cursor_path, e))?;
+        }
         let last = found.segments.last().copied().ok_or(Error::Closed)?;
         let path = recovery::segments_dir(&dir).join(segment::file_name(last.seq));
         let active = OpenOptions::new()
@@ -193,6 +219,16 @@ impl Outbox {
                 found.cut
             );
         }
+        let damage = damage::kept(&dir)?;
+        if !damage.is_empty() {
+            log::error!(
+                "the outbox in {} has {} damage reports in {}, listed by Outbox::verify \
+                 (`mllp spool DIR verify`); see SPOOL.md",
+                dir.display(),
+                damage.len(),
+                damage::damaged_dir(&dir).display()
+            );
+        }
         let inner = Arc::new(Inner {
             dir,
             config,
@@ -200,6 +236,7 @@ impl Outbox {
             synced_cv: Condvar::new(),
             work_cv: Condvar::new(),
             cursor: Mutex::new(cursor),
+            damage,
             _lock: lock,
         });
         if let Err(e) = inner.ingest_requeued() {
@@ -258,7 +295,7 @@ impl Outbox {
     /// The counters now.
     pub fn stats(&self) -> OutboxStats {
         let st = self.inner.lock();
-        OutboxStats {
+        let mut stats = OutboxStats {
             pending: st.pending,
             pending_bytes: st.pending_bytes,
             in_flight: u64::from(st.in_flight),
@@ -268,7 +305,10 @@ impl Outbox {
             held: st.held,
             refused_full: st.refused_full,
             syncs: st.syncs,
-        }
+            ..OutboxStats::default()
+        };
+        damage::count(&self.inner.damage, &mut stats);
+        stats
     }
 
     /// The messages in the dead-letter area, oldest first.
@@ -304,8 +344,10 @@ impl Outbox {
     /// another process has it open (the in-flight, full and flush counters are then 0, and
     /// `pending` may include a message being written).
     ///
+    /// The damage counters count what [`verify`](Self::verify) lists.
+    ///
     /// # Errors
-    /// [`Error::Corrupt`] as for [`open`](Self::open); [`Error::Io`] when it cannot be read.
+    /// [`Error::Io`] when it cannot be read.
     pub fn inspect(dir: impl AsRef<Path>) -> Result<OutboxStats> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -315,7 +357,7 @@ impl Outbox {
             ));
         }
         let found = recovery::scan(dir, false)?;
-        Ok(OutboxStats {
+        let mut stats = OutboxStats {
             pending: found.pending,
             pending_bytes: found.pending_bytes,
             delivered: found.cursor.delivered,
@@ -323,12 +365,36 @@ impl Outbox {
             oldest_pending_age: found.oldest_ms.map(age),
             held: dead::held_path(dir).exists(),
             ..OutboxStats::default()
-        })
+        };
+        damage::count(&damage::merge(damage::kept(dir)?, found.damage), &mut stats);
+        Ok(stats)
     }
 
-    /// The process id holding the outbox in `dir`, if one does.
+    /// Every fault of the outbox in `dir`: the damage kept in `DIR/damaged/` by earlier opens
+    /// and the damage a scan finds now (before an open has kept it aside), each once. Empty
+    /// when the spool is sound. Read-only: usable while another process has it open (a
+    /// message being written is then not damage). The recovery rules are in `SPOOL.md`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be read.
+    pub fn verify(dir: impl AsRef<Path>) -> Result<Vec<Damage>> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(file_error(
+                dir,
+                io::Error::new(io::ErrorKind::NotFound, "no outbox directory here"),
+            ));
+        }
+        let found = recovery::scan(dir, false)?;
+        Ok(damage::merge(damage::kept(dir)?, found.damage))
+    }
+
+    /// The process id holding the outbox in `dir`, if one holds it (told by the kernel's
+    /// lock, not by the id written in `DIR/lock`; 0 when the holder has not written its id
+    /// yet). The id is the holder's as seen in its own PID namespace: in another container
+    /// it names a process there.
     pub fn holder(dir: impl AsRef<Path>) -> Option<u32> {
-        lock::holder(dir.as_ref()).filter(|&pid| lock::process_exists(pid) != Some(false))
+        lock::holder(dir.as_ref())
     }
 
     /// Releases a hold (see [`OnReject::Hold`]) at once: the held message is sent again.

@@ -9,9 +9,10 @@
 //! ```
 //!
 //! A record whose header is cut short, whose length runs past the end of the file, whose
-//! length is zero, whose kind or reserved bytes are unknown or whose CRC does not match ends
-//! the valid part of the segment: in the last segment that is a torn tail (a crash during a
-//! write), anywhere else corruption.
+//! length is zero, whose kind or reserved bytes are unknown or whose CRC does not match is
+//! not a record: the scan skips such bytes until the next valid record, and tells what the
+//! bytes after the last valid record are ([`Tail`]). The recovery rules that follow from it
+//! are in `recovery`.
 
 use super::crc::Crc32;
 
@@ -128,56 +129,122 @@ impl RawHeader {
     }
 }
 
+/// What follows the last valid record of a segment, when no valid record comes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Tail {
+    /// Nothing: the segment ends with a valid record (or its header).
+    #[default]
+    Clean,
+    /// Only zero bytes: an extent the file system allocated but a crash left unwritten.
+    Zeros,
+    /// The start of one record that runs to the end of the bytes (a header cut short, or a
+    /// header whose length reaches past the end): a write cut by a crash. In the last
+    /// segment only; anywhere else it is damage.
+    Torn,
+    /// Anything else: a record of full length whose checksum fails, foreign bytes.
+    Damaged,
+}
+
 /// The result of scanning a segment's bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
-    /// The complete records, in order.
+    /// The valid records, in order.
     pub records: Vec<RecordPos>,
-    /// The length of the valid prefix: the file header and the complete records.
-    pub valid_len: u64,
-    /// Whether bytes follow the valid prefix (a torn or corrupt record).
-    pub bad_tail: bool,
-    /// Whether the file header itself is missing or wrong (`valid_len` is then 0).
+    /// Byte ranges (start, end) that hold no valid record and are followed by a valid one:
+    /// damage, skipped to find the records after it.
+    pub damaged: Vec<(u64, u64)>,
+    /// What follows the last valid record, from `tail_at` to the end of the bytes.
+    pub tail: Tail,
+    /// Where the tail starts: the end of the last valid record, or of the skipped bytes
+    /// before it; the end of the bytes when the tail is clean.
+    pub tail_at: u64,
+    /// Whether the file header is missing or wrong.
     pub bad_magic: bool,
 }
 
-/// Scans a whole segment held in memory. Never panics, whatever the bytes.
-pub(crate) fn scan(bytes: &[u8]) -> Scan {
+impl Scan {
+    /// Whether the segment holds exactly what its writer wrote.
+    #[cfg(test)]
+    pub(crate) fn is_clean(&self) -> bool {
+        self.damaged.is_empty() && self.tail == Tail::Clean && !self.bad_magic
+    }
+}
+
+/// The valid record at `at` of `bytes`, if one starts there.
+fn record_at(bytes: &[u8], at: usize) -> Option<RecordPos> {
+    let header = bytes
+        .get(at..at.checked_add(RECORD_HEADER)?)
+        .and_then(|h| <&[u8; RECORD_HEADER]>::try_from(h).ok())
+        .and_then(RawHeader::parse)?;
+    let start = at + RECORD_HEADER;
+    let payload = bytes.get(start..start.checked_add(header.len() as usize)?)?;
+    header.check(at as u64, payload)
+}
+
+/// How the bytes after the last valid record came to be (see [`Tail`]).
+fn classify(rest: &[u8]) -> Tail {
+    if rest.is_empty() {
+        return Tail::Clean;
+    }
+    if rest.iter().all(|&b| b == 0) {
+        return Tail::Zeros;
+    }
+    let Some(h) = rest.get(..RECORD_HEADER) else {
+        return Tail::Torn;
+    };
+    match <&[u8; RECORD_HEADER]>::try_from(h)
+        .ok()
+        .and_then(RawHeader::parse)
+    {
+        Some(header) if RECORD_HEADER as u64 + u64::from(header.len()) > rest.len() as u64 => {
+            Tail::Torn
+        }
+        _ => Tail::Damaged,
+    }
+}
+
+/// Scans a whole segment held in memory for its valid records from offset `from` on (the
+/// file header when `from` is at most its length; a later offset skips what lies before it,
+/// a delivered part). Bytes that hold no valid record are skipped byte by byte until the next
+/// record whose header and checksum hold: every intact record around damage is found. Never
+/// panics, whatever the bytes.
+pub(crate) fn scan(bytes: &[u8], from: u64) -> Scan {
     let mut out = Scan::default();
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        out.bad_magic = true;
-        out.bad_tail = !bytes.is_empty();
+    let head = &bytes[..bytes.len().min(MAGIC.len())];
+    out.bad_magic = head != MAGIC;
+    if bytes.len() < MAGIC.len() {
+        // A file created by a crash before its header was complete, or foreign bytes.
+        out.tail = if MAGIC.starts_with(head) || head.iter().all(|&b| b == 0) {
+            Tail::Torn
+        } else {
+            Tail::Damaged
+        };
         return out;
     }
-    let mut at = MAGIC.len();
-    loop {
-        if at == bytes.len() {
-            break;
+    let from = usize::try_from(from)
+        .unwrap_or(usize::MAX)
+        .clamp(MAGIC.len(), bytes.len());
+    let mut at = from;
+    // The start of the bytes being skipped (a bad header is damage from byte 0).
+    let mut bad_from = (out.bad_magic && from == MAGIC.len()).then_some(0);
+    while at < bytes.len() {
+        if let Some(pos) = record_at(bytes, at) {
+            if let Some(start) = bad_from.take() {
+                out.damaged.push((start as u64, at as u64));
+            }
+            at = pos.end() as usize;
+            out.records.push(pos);
+        } else {
+            bad_from.get_or_insert(at);
+            at += 1;
         }
-        let Some(header) = bytes
-            .get(at..at + RECORD_HEADER)
-            .and_then(|h| <&[u8; RECORD_HEADER]>::try_from(h).ok())
-            .and_then(RawHeader::parse)
-        else {
-            out.bad_tail = true;
-            break;
-        };
-        let start = at + RECORD_HEADER;
-        let Some(payload) = start
-            .checked_add(header.len() as usize)
-            .and_then(|end| bytes.get(start..end))
-        else {
-            out.bad_tail = true;
-            break;
-        };
-        let Some(pos) = header.check(at as u64, payload) else {
-            out.bad_tail = true;
-            break;
-        };
-        at = pos.end() as usize;
-        out.records.push(pos);
     }
-    out.valid_len = at as u64;
+    out.tail_at = bad_from.unwrap_or(at) as u64;
+    out.tail = match bad_from {
+        Some(0) => Tail::Damaged,
+        Some(start) => classify(&bytes[start..]),
+        None => Tail::Clean,
+    };
     out
 }
 
@@ -210,9 +277,9 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let bytes = segment(&[b"one", b"two two", b"3"]);
-        let scan = scan(&bytes);
-        assert!(!scan.bad_tail && !scan.bad_magic);
-        assert_eq!(scan.valid_len, bytes.len() as u64);
+        let scan = scan(&bytes, 0);
+        assert!(scan.is_clean());
+        assert_eq!(scan.tail_at, bytes.len() as u64);
         let lens: Vec<u32> = scan.records.iter().map(|r| r.len).collect();
         assert_eq!(lens, [3, 7, 1]);
         assert_eq!(scan.records[1].enqueued_ms, 1_001);
@@ -221,49 +288,92 @@ mod tests {
             &bytes[r.offset as usize + RECORD_HEADER..r.end() as usize],
             b"two two"
         );
+        // From a later record on, the earlier ones are not looked at.
+        let later = super::scan(&bytes, r.offset);
+        assert_eq!(later.records.len(), 2);
+        assert!(later.is_clean());
     }
 
     #[test]
-    fn every_truncation_of_the_last_record_keeps_the_earlier_ones() {
+    fn every_truncation_of_the_last_record_is_a_torn_tail() {
         let bytes = segment(&[b"first", b"second", b"the last record"]);
-        let last_start = scan(&bytes).records[2].offset as usize;
+        let last_start = scan(&bytes, 0).records[2].offset as usize;
         for cut in last_start..bytes.len() {
-            let scan = scan(&bytes[..cut]);
+            let scan = scan(&bytes[..cut], 0);
             assert_eq!(scan.records.len(), 2, "cut at {cut}");
-            assert_eq!(scan.valid_len, last_start as u64, "cut at {cut}");
-            assert_eq!(scan.bad_tail, cut > last_start, "cut at {cut}");
+            assert_eq!(scan.tail_at, last_start as u64, "cut at {cut}");
+            let want = if cut > last_start {
+                Tail::Torn
+            } else {
+                Tail::Clean
+            };
+            assert_eq!(scan.tail, want, "cut at {cut}");
+            assert!(scan.damaged.is_empty(), "cut at {cut}");
         }
     }
 
     #[test]
-    fn any_flipped_bit_ends_the_valid_prefix_at_its_record() {
+    fn any_flipped_bit_loses_only_its_own_record() {
         let bytes = segment(&[b"first", b"second", b"third"]);
-        let recs = scan(&bytes).records;
+        let recs = scan(&bytes, 0).records;
         for at in MAGIC.len()..bytes.len() {
             for bit in [0x01u8, 0x80] {
                 let mut bad = bytes.clone();
                 bad[at] ^= bit;
-                let s = scan(&bad);
+                let s = scan(&bad, 0);
                 let hit = recs
                     .iter()
                     .position(|r| (r.offset as usize..r.end() as usize).contains(&at))
                     .unwrap();
-                assert!(s.bad_tail, "byte {at}");
-                assert_eq!(s.records.len(), hit, "byte {at}");
+                let kept: Vec<u64> = s.records.iter().map(|r| r.offset).collect();
+                let want: Vec<u64> = (0..recs.len())
+                    .filter(|&i| i != hit)
+                    .map(|i| recs[i].offset)
+                    .collect();
+                assert_eq!(kept, want, "byte {at}");
+                let region = (recs[hit].offset, recs[hit].end());
+                if hit + 1 < recs.len() {
+                    assert_eq!(s.damaged, [region], "byte {at}");
+                    assert_eq!(s.tail, Tail::Clean, "byte {at}");
+                } else {
+                    // The last record: torn when its length now runs past the end.
+                    assert!(s.damaged.is_empty(), "byte {at}");
+                    assert_eq!(s.tail_at, region.0, "byte {at}");
+                    assert!(matches!(s.tail, Tail::Torn | Tail::Damaged), "byte {at}");
+                }
             }
         }
     }
 
     #[test]
-    fn zeros_and_foreign_bytes_are_not_records() {
+    fn zeros_torn_headers_and_foreign_bytes_are_told_apart() {
         let mut bytes = segment(&[b"kept"]);
         let len = bytes.len() as u64;
         bytes.extend_from_slice(&[0; 64]);
-        let s = scan(&bytes);
-        assert_eq!((s.records.len(), s.valid_len, s.bad_tail), (1, len, true));
-        let s = scan(b"not a segment");
+        let s = scan(&bytes, 0);
+        assert_eq!((s.records.len(), s.tail_at, s.tail), (1, len, Tail::Zeros));
+        // Zeros, then a record: the zeros are damage (not the tail), the record is kept.
+        let mut more = bytes.clone();
+        encode(&mut more, Kind::Bytes, 7, b"after");
+        let s = scan(&more, 0);
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(s.damaged, [(len, len + 64)]);
+        assert_eq!(s.tail, Tail::Clean);
+        let s = scan(b"not a segment", 0);
         assert!(s.bad_magic && s.records.is_empty());
-        assert!(scan(b"").bad_magic);
+        assert_eq!(s.tail, Tail::Damaged);
+        for torn in [&b""[..], b"MLLP", b"\0\0\0"] {
+            let s = scan(torn, 0);
+            assert!(s.bad_magic && s.records.is_empty(), "{torn:?}");
+            assert_ne!(s.tail, Tail::Damaged, "{torn:?}");
+        }
+        // A damaged file header: the records after it are still found.
+        let mut head = segment(&[b"one", b"two"]);
+        head[0] = b'X';
+        let s = scan(&head, 0);
+        assert!(s.bad_magic);
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(s.damaged, [(0, MAGIC.len() as u64)]);
     }
 
     #[test]

@@ -27,4 +27,16 @@ pub struct OutboxStats {
     /// Disk flushes made for enqueues since the outbox was opened: fewer than the enqueues
     /// when group commit shared them.
     pub syncs: u64,
+    /// Damaged byte ranges in the segments (not torn tails), skipped with every intact
+    /// record around them kept: each is kept in `DIR/damaged/` until an operator removes it.
+    /// For an open outbox, as found when it was opened.
+    pub damaged_regions: u64,
+    /// Their total size in bytes.
+    pub damaged_bytes: u64,
+    /// Segments found missing between others (their messages are lost), as recorded in
+    /// `DIR/damaged/`.
+    pub missing_segments: u64,
+    /// Times the delivery cursor was found unreadable, so that delivery started again at the
+    /// oldest message (messages delivered again), as recorded in `DIR/damaged/`.
+    pub cursor_lost: u64,
 }
