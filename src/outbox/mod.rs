@@ -13,7 +13,6 @@
 
 mod commit;
 mod config;
-mod crc;
 mod cursor;
 mod dead;
 mod delivery;

@@ -13,7 +13,7 @@
 //! the valid part of the segment: in the last segment that is a torn tail (a crash during a
 //! write), anywhere else corruption.
 
-use super::crc::Crc32;
+use crate::crc::Crc32;
 
 /// The first bytes of every segment file.
 pub(crate) const MAGIC: &[u8; 8] = b"MLLPSEG1";
