@@ -1,11 +1,11 @@
 //! `mllp forward`: from a RabbitMQ queue to an MLLP listener, one message at a time.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, Outcome};
+use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, OnReject, Outcome};
 
 use super::args::{Args, UsageError};
+use super::listen::print_line;
 use super::options::{unknown, Common, Failure};
 use super::sender_options::{sender_options_help, SenderOptions};
 use super::{logger, signal};
@@ -14,15 +14,21 @@ use super::{logger, signal};
 pub const HELP: &str = concat!(
     "Usage: mllp forward --from AMQP_URL --to HOST:PORT [OPTIONS]
 
-Consumes the RabbitMQ queue of AMQP_URL one message at a time (prefetch 1: in queue order) and
-sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or CA. On AE
-or AR the delivery is rejected without requeueing (the queue's dead-letter exchange keeps it)
-and the ACK's text is logged; a downstream that cannot be reached is retried in place, never
-requeued. Prints each message's MSH-10 and outcome, as `mllp send` does.
+Consumes the existing RabbitMQ queue of AMQP_URL one message at a time (prefetch 1: in queue
+order) and sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or
+CA. A message answered AE or AR is never dropped: see --on-reject. A downstream that cannot be
+reached is retried in place, never requeued. Prints `forwarding from URL to HOST:PORT` once
+consuming, then each message's MSH-10 and outcome, as `mllp send` does, and a summary.
 
 Options:
-  --from URL              amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required)
+  --from URL              amqp[s]://USER:PASS@H1:P1[,H2:P2...]/VHOST?queue=Q (required; Q
+                          must exist)
   --to HOST:PORT          the listener to deliver to (required)
+  --on-reject P           on AE/AR: hold (default: keep the message at the head of the queue
+                          and send it again with backoff, a warning each time) or dead-letter
+                          (publish it, confirmed, with its ACK in headers, to the dead-letter
+                          queue, then go on). An unsendable message is always dead-lettered
+  --dead-letter-queue Q   the dead-letter queue, declared if missing (default: QUEUE.dead)
   --from-tls-ca PEM       CA certificates to trust for an amqps:// broker
   --count N               exit once N deliveries were handled (delivered or rejected)
   --encoding LABEL        character set on the wire (default UTF-8)
@@ -33,8 +39,8 @@ Options:
   -q, --quiet             no per-message lines; -v, -vv: more logging
 
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
---count reached, 1 when stopped before --count was reached, 2 for usage errors and a queue
-the broker refuses."
+--count reached, 1 when stopped before --count was reached, 2 for usage errors, a queue that
+does not exist and a queue the broker refuses."
 );
 
 /// The settings of `mllp forward`.
@@ -45,6 +51,8 @@ struct Config {
     to: String,
     from_tls_ca: Option<PathBuf>,
     count: Option<u64>,
+    on_reject: OnReject,
+    dead_letter_queue: Option<String>,
     sender: SenderOptions,
 }
 
@@ -52,6 +60,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut sender = SenderOptions::default();
     let (mut from, mut to, mut from_tls_ca, mut count) = (None, None, None, None);
+    let (mut on_reject, mut dead_letter_queue) = (OnReject::default(), None);
     while let Some(name) = args.next_option() {
         if common.take(&name, &mut args)? || sender.take(&name, &mut args)? {
             continue;
@@ -60,6 +69,24 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             "from" => from = Some(args.value(&name)?),
             "to" => to = Some(args.value(&name)?),
             "from-tls-ca" => from_tls_ca = Some(PathBuf::from(args.value(&name)?)),
+            "on-reject" => {
+                on_reject = match args.value(&name)?.as_str() {
+                    "hold" => OnReject::Hold,
+                    "dead-letter" => OnReject::DeadLetter,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--on-reject is hold or dead-letter, not {other:?}"
+                        )))
+                    }
+                }
+            }
+            "dead-letter-queue" => {
+                let q = args.value(&name)?;
+                if q.is_empty() {
+                    return Err(UsageError("--dead-letter-queue needs a name".into()));
+                }
+                dead_letter_queue = Some(q);
+            }
             "count" => {
                 let n: u64 = args.parsed(&name)?;
                 if n == 0 {
@@ -87,6 +114,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         to,
         from_tls_ca,
         count,
+        on_reject,
+        dead_letter_queue,
         sender,
     })
 }
@@ -96,8 +125,8 @@ pub fn line(f: &Forwarded) -> String {
     let id = f.control_id.as_deref().unwrap_or("-");
     let (code, text, note) = match &f.outcome {
         Outcome::Delivered(ack) => (ack.code.as_str(), ack_text(ack), ""),
-        Outcome::Rejected(ack) => (ack.code.as_str(), ack_text(ack), " (rejected)"),
-        Outcome::Unsendable(why) => ("unsendable", Some(why.as_str()), " (rejected)"),
+        Outcome::Rejected(ack) => (ack.code.as_str(), ack_text(ack), " (dead-lettered)"),
+        Outcome::Unsendable(why) => ("unsendable", Some(why.as_str()), " (dead-lettered)"),
         _ => ("-", None, ""),
     };
     match text {
@@ -131,27 +160,44 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
     let sender = config.sender.sender(&config.to, &config.common, charset)?;
     let name = amqp.name();
-    let mut forwarder = Forwarder::new(amqp, sender).map_err(|e| Failure::fatal(e.to_string()))?;
+    let mut forwarder = Forwarder::new(amqp, sender)
+        .map_err(|e| Failure::fatal(e.to_string()))?
+        .on_reject(config.on_reject);
+    if let Some(queue) = &config.dead_letter_queue {
+        forwarder = forwarder.dead_letter_queue(queue.as_str());
+    }
     let stop = forwarder.stop_handle();
     signal::install(move || stop.stop());
-    log::info!("forwarding from {name} to {}", config.to);
+    let failed = |e: mllp_amqp::Error| Failure::fatal(format!("forwarding from {name}: {e}"));
+    if forwarder.start().map_err(failed)? {
+        let rejects = match forwarder.rejects() {
+            OnReject::DeadLetter => "dead-lettered to",
+            _ => "held; unsendable ones dead-lettered to",
+        };
+        print_line(&format!(
+            "forwarding from {name} to {} (rejected messages {rejects} {})",
+            config.to,
+            forwarder.dead_letter_queue_name()
+        ));
+    }
     let quiet = config.common.quiet;
-    let (mut delivered, mut rejected) = (0u64, 0u64);
     let done = forwarder
         .run(config.count, |f| {
-            if matches!(f.outcome, Outcome::Delivered(_)) {
-                delivered += 1;
-            } else {
-                rejected += 1;
-            }
             if !quiet {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", line(f));
-                let _ = out.flush();
+                print_line(&line(f));
             }
         })
-        .map_err(|e| Failure::fatal(format!("forwarding from {name}: {e}")))?;
-    log::info!("{done} deliveries handled: {delivered} delivered, {rejected} rejected");
+        .map_err(failed)?;
+    let stats = forwarder.stats();
+    let summary = format!(
+        "stopped: {done} deliveries handled: {} delivered, {} dead-lettered, {} held retries",
+        stats.delivered, stats.dead_lettered, stats.held_retries
+    );
+    if quiet {
+        log::info!("{summary}");
+    } else {
+        print_line(&summary);
+    }
     match config.count {
         Some(n) if done < n => Err(Failure::negative(format!(
             "stopped before {n} deliveries were handled ({done} were)"
@@ -184,8 +230,16 @@ mod tests {
             "2",
             "--encoding",
             "latin1",
+            "--on-reject",
+            "dead-letter",
+            "--dead-letter-queue",
+            "q.rejected",
         ])
         .unwrap();
+        assert_eq!(c.on_reject, OnReject::DeadLetter);
+        assert_eq!(c.dead_letter_queue.as_deref(), Some("q.rejected"));
+        let c = parse_v(&["--from", "u", "--to", "h:1"]).unwrap();
+        assert_eq!((c.on_reject, c.dead_letter_queue), (OnReject::Hold, None));
         assert_eq!(
             (c.from.as_str(), c.to.as_str()),
             ("amqp://h?queue=q", "h:1")
@@ -199,6 +253,8 @@ mod tests {
             &["--from", "u", "--to", "h:1", "--count", "0"],
             &["--from", "u", "--to", "h:1", "--tls-cert", "c"],
             &["--from", "u", "--to", "h:1", "--nope"],
+            &["--from", "u", "--to", "h:1", "--on-reject", "drop"],
+            &["--from", "u", "--to", "h:1", "--dead-letter-queue", ""],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
         }
