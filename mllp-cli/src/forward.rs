@@ -238,8 +238,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.on_reject, OnReject::DeadLetter);
         assert_eq!(c.dead_letter_queue.as_deref(), Some("q.rejected"));
-        let c = parse_v(&["--from", "u", "--to", "h:1"]).unwrap();
-        assert_eq!((c.on_reject, c.dead_letter_queue), (OnReject::Hold, None));
+        let d = parse_v(&["--from", "u", "--to", "h:1"]).unwrap();
+        assert_eq!((d.on_reject, d.dead_letter_queue), (OnReject::Hold, None));
         assert_eq!(
             (c.from.as_str(), c.to.as_str()),
             ("amqp://h?queue=q", "h:1")
