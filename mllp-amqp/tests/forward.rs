@@ -197,6 +197,31 @@ fn a_rejected_message_is_held_by_default_dead_lettered_if_asked_and_never_droppe
     running.shutdown();
     running.join().unwrap();
 
+    // The dead-letter queue deleted under a running forwarder: the copy is returned as
+    // unroutable, so the original is not acknowledged; it comes back, and the copy is made
+    // once the dead-letter queue was declared again.
+    let url = format!("{}?queue=gone", node.url("%2f"));
+    fill(&url, 1);
+    let (running, seen) = downstream(|_, _| Response::error("patient unknown"));
+    let mut forwarder = self::forwarder(&url, running.local_addr()).on_reject(OnReject::DeadLetter);
+    assert!(forwarder.start().unwrap());
+    futures_lite::future::block_on(
+        client
+            .channel
+            .queue_delete("gone.dead".into(), Default::default()),
+    )
+    .unwrap();
+    let f = forwarder.forward_one().unwrap().unwrap();
+    assert!(matches!(f.outcome, Outcome::Rejected(_)), "{f:?}");
+    assert!(f.redelivered, "the first copy failed: delivered again");
+    assert_eq!(*seen.lock().unwrap(), ["ID0", "ID0"]);
+    assert_eq!(forwarder.stats().dead_lettered, 1);
+    drop(forwarder);
+    assert_eq!(client.count("gone"), 0);
+    assert_eq!(client.drain("gone.dead", Duration::from_secs(10)).len(), 1);
+    running.shutdown();
+    running.join().unwrap();
+
     // A queue that does not exist is an error, and is not created.
     let url = format!("{}?queue=nosuch", node.url("%2f"));
     let mut forwarder = self::forwarder(&url, "127.0.0.1:9".parse().unwrap());
