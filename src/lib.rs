@@ -75,6 +75,7 @@
 pub mod charset;
 mod codec;
 mod connection;
+mod crc;
 mod error;
 mod framing;
 pub mod hl7;
@@ -115,8 +116,8 @@ pub use sender::{
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
 pub use store::{
-    DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind, StoredMessage,
-    MAX_DEDUP_KEYS,
+    ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,
+    StoredMessage, MAX_DEDUP_KEYS,
 };
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,

@@ -34,6 +34,9 @@ pub enum Error {
     },
     /// Delivering a message onward over MLLP failed (the forwarder).
     Mllp(mllp::Error),
+    /// The queue a forwarder consumes from does not exist (a forwarder never declares it):
+    /// fix the name, or create the queue (`mllp listen --store amqp://...?queue=NAME` does).
+    NoQueue(String),
 }
 
 impl Error {
@@ -50,7 +53,7 @@ impl Error {
     /// operations the broker refused.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Url(_) => false,
+            Error::Url(_) | Error::NoQueue(_) => false,
             Error::Broker { refused, .. } => !refused,
             Error::Connect(_) | Error::Timeout { .. } => true,
             Error::Mllp(_) => true,
@@ -68,6 +71,7 @@ impl fmt::Display for Error {
                 write!(f, "no {what} from the broker within {after:?}")
             }
             Error::Mllp(e) => write!(f, "{e}"),
+            Error::NoQueue(queue) => write!(f, "the queue {queue} does not exist"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! RabbitMQ (AMQP 0-9-1) for [`mllp`]: [`AmqpStore`], a [`Store`](mllp::Store) that publishes
 //! every received message and lets the listener acknowledge it only after the broker's
 //! confirm, and [`Forwarder`], which consumes a queue and sends each message onward over MLLP,
-//! acknowledging the delivery only after the downstream's `AA`.
+//! acknowledging the delivery only after the downstream's `AA` (a message the downstream
+//! rejects is held and retried, or moved to a dead-letter queue: see [`OnReject`]).
 //!
 //! The client is [lapin](https://docs.rs/lapin) on its own executor (no tokio), driven from
 //! blocking calls; its `tracing` events are logged through `log`.
@@ -29,5 +30,8 @@ mod store;
 
 pub use config::{AmqpConfig, Host, Target, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
 pub use error::Error;
-pub use forward::{Backoff, Forwarded, Forwarder, Outcome, StopHandle};
+pub use forward::{
+    Backoff, ForwardStats, Forwarded, Forwarder, OnReject, Outcome, StopHandle, DEAD_LETTER_SUFFIX,
+    HEADER_ACK_CODE, HEADER_ACK_TEXT, HEADER_REJECTED_FROM,
+};
 pub use store::{open_url, AmqpStore, CHECK_TIMEOUT, CONTENT_TYPE};

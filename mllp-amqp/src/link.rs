@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
@@ -56,6 +56,16 @@ impl Live {
             .await
             .map_err(|e| Error::broker("open a channel", e))
     }
+
+    /// A new channel in confirm mode on this connection.
+    pub(crate) async fn confirm_channel(&self) -> Result<Channel, Error> {
+        let channel = self.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| Error::broker("confirm mode", e))?;
+        Ok(channel)
+    }
 }
 
 struct State {
@@ -69,6 +79,8 @@ pub(crate) struct Link {
     pub(crate) config: AmqpConfig,
     /// Names the connection in the broker's management views.
     client: &'static str,
+    /// Whether a missing queue is declared (a store) or an error (a consumer).
+    create_queue: bool,
     state: Mutex<State>,
     /// Held while connecting, so that concurrent callers wait for one attempt.
     connecting: Mutex<()>,
@@ -80,6 +92,7 @@ impl Link {
         Link {
             config,
             client,
+            create_queue: true,
             state: Mutex::new(State {
                 live: None,
                 next_host: 0,
@@ -87,6 +100,13 @@ impl Link {
             connecting: Mutex::new(()),
             generations: AtomicU64::new(0),
         }
+    }
+
+    /// This link, for a consumer: a queue that does not exist is [`Error::NoQueue`] instead
+    /// of being declared.
+    pub(crate) fn without_creating_the_queue(mut self) -> Link {
+        self.create_queue = false;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -258,48 +278,12 @@ impl Link {
             .map_err(|e| Error::broker("connect", e))
     }
 
-    /// Declares the queue (durable, if it does not exist yet: an existing queue is used as it
-    /// is, whatever its arguments), or checks that the exchange exists.
+    /// Declares the queue (durable, if it does not exist yet and the link creates it: an
+    /// existing queue is used as it is, whatever its arguments), or checks that the exchange
+    /// exists.
     async fn declare(&self, live: &Live) -> Result<(), Error> {
         match &self.config.target {
-            Target::Queue(queue) => {
-                let passive = QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                };
-                let channel = live.channel().await?;
-                match channel
-                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-                    .await
-                {
-                    Ok(_) => {
-                        let _ = channel.close(200, "declared".into()).await;
-                        return Ok(());
-                    }
-                    // NOT_FOUND closes the channel: declare it on another.
-                    Err(e) if e.is_amqp_soft_error() => {}
-                    Err(e) => return Err(Error::broker("declare the queue", e)),
-                }
-                let mut arguments = FieldTable::default();
-                if let Some(kind) = &self.config.queue_type {
-                    arguments.insert(
-                        "x-queue-type".into(),
-                        AMQPValue::LongString(kind.as_str().into()),
-                    );
-                }
-                let channel = live.channel().await?;
-                channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        QueueDeclareOptions::durable(),
-                        arguments,
-                    )
-                    .await
-                    .map_err(|e| Error::broker("declare the queue", e))?;
-                info!("declared the durable queue {queue}");
-                let _ = channel.close(200, "declared".into()).await;
-                Ok(())
-            }
+            Target::Queue(queue) => self.declare_queue(live, queue, self.create_queue).await,
             Target::Exchange { exchange, .. } if exchange.is_empty() => Ok(()),
             Target::Exchange { exchange, .. } => {
                 let channel = live.channel().await?;
@@ -321,6 +305,59 @@ impl Link {
             }
         }
     }
+}
+
+impl Link {
+    /// Checks that `queue` exists (a passive declare) and, when it does not, declares it
+    /// durable (with the configured `x-queue-type`) if `create`, else fails with
+    /// [`Error::NoQueue`]. An existing queue is used as it is, whatever its arguments.
+    pub(crate) async fn declare_queue(
+        &self,
+        live: &Live,
+        queue: &str,
+        create: bool,
+    ) -> Result<(), Error> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let channel = live.channel().await?;
+        match channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(_) => {
+                let _ = channel.close(200, "declared".into()).await;
+                return Ok(());
+            }
+            // NOT_FOUND closes the channel: declare it on another.
+            Err(e) if is_not_found(&e) && !create => return Err(Error::NoQueue(queue.into())),
+            Err(e) if e.is_amqp_soft_error() => {}
+            Err(e) => return Err(Error::broker("declare the queue", e)),
+        }
+        let mut arguments = FieldTable::default();
+        if let Some(kind) = &self.config.queue_type {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(kind.as_str().into()),
+            );
+        }
+        let channel = live.channel().await?;
+        channel
+            .queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments)
+            .await
+            .map_err(|e| Error::broker("declare the queue", e))?;
+        info!("declared the durable queue {queue}");
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+}
+
+/// Whether the broker answered NOT_FOUND (404).
+fn is_not_found(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
+        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
 /// The innermost cause of an error, for one-line reasons.

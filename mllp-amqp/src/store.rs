@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation};
 use log::debug;
@@ -181,14 +181,7 @@ impl AmqpStore {
             }
         }
         let timeout = self.link.config.connect_timeout;
-        block_on(within(timeout, "channel", async {
-            let channel = live.channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| Error::broker("confirm mode", e))?;
-            Ok(channel)
-        }))
+        block_on(within(timeout, "channel", live.confirm_channel()))
     }
 
     fn put_channel(&self, generation: u64, channel: Channel) {

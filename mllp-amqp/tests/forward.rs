@@ -1,6 +1,6 @@
 //! `Forwarder` against a private RabbitMQ node and an in-process MLLP listener: queue order,
-//! acknowledgement only after AA, dead-lettering on AE, transport failures retried in place,
-//! and stopping.
+//! acknowledgement only after AA, an AE or AR held and sent again or moved to the dead-letter
+//! queue, a queue that does not exist, transport failures retried in place, and stopping.
 
 mod common;
 
@@ -9,13 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{header, Client};
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::FieldTable;
 use mllp::charset::Charset;
 use mllp::hl7::AckCode;
 use mllp::{
     Listener, Message, Response, RetryPolicy, RunningListener, Sender, Store, StoredMessage,
 };
-use mllp_amqp::{AmqpConfig, AmqpStore, Backoff, Forwarded, Forwarder, Outcome};
+use mllp_amqp::{
+    AmqpConfig, AmqpStore, Backoff, Forwarded, Forwarder, OnReject, Outcome, HEADER_ACK_CODE,
+    HEADER_ACK_TEXT, HEADER_REJECTED_FROM,
+};
 
 /// Publishes `n` messages `ID0`... into the queue of `url` through the store.
 fn fill(url: &str, n: usize) {
@@ -99,48 +102,57 @@ fn five_hundred_messages_are_forwarded_in_order_and_leave_the_queue() {
 }
 
 #[test]
-fn an_ae_dead_letters_that_message_and_the_rest_go_on() {
-    let Some(node) = common::node("fwddlx") else {
+fn a_rejected_message_is_held_by_default_dead_lettered_if_asked_and_never_dropped() {
+    let Some(node) = common::node("fwdreject") else {
         return;
     };
     let client = Client::connect(&node.url("%2f"));
-    // A dead-letter exchange and a queue that keeps what it receives.
-    futures_lite::future::block_on(client.channel.exchange_declare(
-        "dlx".into(),
-        lapin::ExchangeKind::Fanout,
-        lapin::options::ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .unwrap();
-    client.declare("dead", FieldTable::default());
-    futures_lite::future::block_on(client.channel.queue_bind(
-        "dead".into(),
-        "dlx".into(),
-        "".into(),
-        Default::default(),
-        FieldTable::default(),
-    ))
-    .unwrap();
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(LongString::from("dlx")),
-    );
-    client.declare("work", args);
 
-    let url = format!("{}?queue=work", node.url("%2f"));
-    fill(&url, 10);
-    let (running, seen) = downstream(|id, _| {
-        if id == "ID4" {
-            Response::error("patient unknown")
+    // Hold (the default): ID2 is refused three times, then taken; nothing is skipped.
+    let url = format!("{}?queue=held", node.url("%2f"));
+    fill(&url, 5);
+    let (running, seen) = downstream(|id, times| {
+        if id == "ID2" && times < 3 {
+            Response::error("database busy")
         } else {
             Response::accept()
         }
     });
     let mut forwarder = forwarder(&url, running.local_addr());
+    assert_eq!(forwarder.rejects(), OnReject::Hold);
+    assert_eq!(forwarder.dead_letter_queue_name(), "held.dead");
+    let mut got = Vec::new();
+    forwarder.run(Some(5), |f| got.push(f.clone())).unwrap();
+    assert_eq!(ids(&got), ["ID0", "ID1", "ID2", "ID3", "ID4"]);
+    assert!(got
+        .iter()
+        .all(|f| matches!(f.outcome, Outcome::Delivered(_))));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["ID0", "ID1", "ID2", "ID2", "ID2", "ID2", "ID3", "ID4"],
+        "held in place, in order"
+    );
+    let stats = forwarder.stats();
+    assert_eq!(
+        (stats.delivered, stats.dead_lettered, stats.held_retries),
+        (5, 0, 3)
+    );
+    drop(forwarder);
+    assert_eq!(client.count("held"), 0);
+    assert_eq!(client.count("held.dead"), 0);
+    running.shutdown();
+    running.join().unwrap();
+
+    // Dead-letter: a queue without a dead-letter exchange (as `mllp listen` declares it);
+    // ID4 is AE'd and ID7 AR'd: both are in work.dead with the ACK, the rest delivered.
+    let url = format!("{}?queue=work", node.url("%2f"));
+    fill(&url, 10);
+    let (running, seen) = downstream(|id, _| match id {
+        "ID4" => Response::error("patient unknown"),
+        "ID7" => Response::reject("no such ward"),
+        _ => Response::accept(),
+    });
+    let mut forwarder = self::forwarder(&url, running.local_addr()).on_reject(OnReject::DeadLetter);
     let mut got = Vec::new();
     forwarder.run(Some(10), |f| got.push(f.clone())).unwrap();
     let expected: Vec<String> = (0..10).map(|i| format!("ID{i}")).collect();
@@ -152,34 +164,91 @@ fn an_ae_dead_letters_that_message_and_the_rest_go_on() {
                 assert_eq!(ack.code, AckCode::ApplicationError);
                 assert_eq!(ack.text.as_deref(), Some("patient unknown"));
             }
-            (Outcome::Delivered(_), Some(id)) => assert_ne!(id, "ID4"),
+            (Outcome::Rejected(ack), Some("ID7")) => {
+                assert_eq!(ack.code, AckCode::ApplicationReject);
+            }
+            (Outcome::Delivered(_), Some(id)) => assert!(id != "ID4" && id != "ID7"),
             other => panic!("{other:?}"),
         }
     }
+    let stats = forwarder.stats();
+    assert_eq!((stats.delivered, stats.dead_lettered), (8, 2));
     drop(forwarder);
     assert_eq!(client.count("work"), 0);
-    let dead = client.drain("dead", Duration::from_secs(10));
-    assert_eq!(dead.len(), 1);
-    let m = &dead[0];
-    assert_eq!(
-        m.delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .unwrap()
-            .as_str(),
-        "ID4"
-    );
-    assert_eq!(
-        std::str::from_utf8(&m.delivery.data).unwrap(),
-        mllp_testkit::adt("ID4")
-    );
-    assert!(
-        header(m, "x-death").is_some(),
-        "dead-lettered by the broker"
-    );
+    let dead = client.drain("work.dead", Duration::from_secs(10));
+    assert_eq!(dead.len(), 2);
+    for (m, id, code, text) in [
+        (&dead[0], "ID4", "AE", "patient unknown"),
+        (&dead[1], "ID7", "AR", "no such ward"),
+    ] {
+        let p = &m.delivery.properties;
+        assert_eq!(p.message_id().as_ref().unwrap().as_str(), id);
+        assert_eq!(p.delivery_mode(), &Some(2), "persistent");
+        assert_eq!(
+            std::str::from_utf8(&m.delivery.data).unwrap(),
+            mllp_testkit::adt(id)
+        );
+        assert_eq!(header(m, HEADER_ACK_CODE).as_deref(), Some(code));
+        assert_eq!(header(m, HEADER_ACK_TEXT).as_deref(), Some(text));
+        assert_eq!(header(m, HEADER_REJECTED_FROM).as_deref(), Some("work"));
+        // The headers the store wrote are kept.
+        assert_eq!(header(m, "sending_application").as_deref(), Some("SENDER"));
+    }
     running.shutdown();
     running.join().unwrap();
+
+    // The dead-letter queue deleted under a running forwarder: the copy is returned as
+    // unroutable, so the original is not acknowledged; it comes back, and the copy is made
+    // once the dead-letter queue was declared again.
+    let url = format!("{}?queue=gone", node.url("%2f"));
+    fill(&url, 1);
+    let (running, seen) = downstream(|_, _| Response::error("patient unknown"));
+    let mut forwarder = self::forwarder(&url, running.local_addr()).on_reject(OnReject::DeadLetter);
+    assert!(forwarder.start().unwrap());
+    futures_lite::future::block_on(
+        client
+            .channel
+            .queue_delete("gone.dead".into(), Default::default()),
+    )
+    .unwrap();
+    let f = forwarder.forward_one().unwrap().unwrap();
+    assert!(matches!(f.outcome, Outcome::Rejected(_)), "{f:?}");
+    assert!(f.redelivered, "the first copy failed: delivered again");
+    assert_eq!(*seen.lock().unwrap(), ["ID0", "ID0"]);
+    assert_eq!(forwarder.stats().dead_lettered, 1);
+    drop(forwarder);
+    assert_eq!(client.count("gone"), 0);
+    assert_eq!(client.drain("gone.dead", Duration::from_secs(10)).len(), 1);
+    running.shutdown();
+    running.join().unwrap();
+
+    // A queue that does not exist is an error, and is not created.
+    let url = format!("{}?queue=nosuch", node.url("%2f"));
+    let mut forwarder = self::forwarder(&url, "127.0.0.1:9".parse().unwrap());
+    let started = Instant::now();
+    match forwarder.start() {
+        Err(e @ mllp_amqp::Error::NoQueue(_)) => {
+            assert_eq!(e.to_string(), "the queue nosuch does not exist");
+            assert!(!e.is_retryable());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(
+        forwarder.forward_one(),
+        Err(mllp_amqp::Error::NoQueue(_))
+    ));
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let found =
+        futures_lite::future::block_on(Client::connect(&node.url("%2f")).channel.queue_declare(
+            "nosuch".into(),
+            passive,
+            FieldTable::default(),
+        ));
+    assert!(found.is_err(), "not declared by the forwarder");
 }
 
 #[test]

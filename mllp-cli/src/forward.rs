@@ -1,12 +1,12 @@
 //! `mllp forward`: from a RabbitMQ queue to an MLLP listener, one message at a time.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, Outcome};
+use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, OnReject, Outcome};
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::listen::print_line;
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::sender_options::{SenderOptions, IDENTITY, SENDING};
@@ -18,12 +18,13 @@ pub static COMMAND: Command = Command {
     usage: "--from AMQP_URL --to HOST:PORT [OPTIONS]",
     summary: "from a RabbitMQ queue to a listener, in order",
     about: "\
-Consumes the RabbitMQ queue of AMQP_URL one message at a time (prefetch 1: in queue order) and
-sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or CA.
+Consumes the existing RabbitMQ queue of AMQP_URL one message at a time (prefetch 1: in queue
+order) and sends each to the listener at HOST:PORT, acknowledging the delivery only after AA or
+CA. A message answered AE or AR is never dropped: see --on-reject.
 
-On AE or AR the delivery is rejected without requeueing (the queue's dead-letter exchange
-keeps it) and the ACK's text is logged; a downstream that cannot be reached is retried in
-place, never requeued. Prints each message's MSH-10 and outcome, as `mllp send` does.",
+A downstream that cannot be reached is retried in place, never requeued. Prints `forwarding
+from URL to HOST:PORT` once consuming, then each message's MSH-10 and outcome, as `mllp send`
+does, and a summary.",
     tables: &[&FORWARD, &SENDING, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT],
     footer: "\
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
@@ -44,6 +45,8 @@ struct ForwardOptions {
     to: Option<String>,
     from_tls_ca: Option<PathBuf>,
     count: Option<u64>,
+    on_reject: OnReject,
+    dead_letter_queue: Option<String>,
 }
 
 const FORWARD: Group<ForwardOptions> = Group {
@@ -88,6 +91,41 @@ const FORWARD: Group<ForwardOptions> = Group {
         },
         Opt {
             spec: Spec {
+                long: "on-reject",
+                short: None,
+                value: Some("hold|dead-letter"),
+                help: "on AE/AR: hold (default: keep the message at the head of the queue and\n\
+                       send it again with backoff, a warning each time) or dead-letter\n\
+                       (publish it, confirmed, with its ACK in headers, to the dead-letter\n\
+                       queue, then go on); an unsendable message is always dead-lettered",
+            },
+            set: |f, v| {
+                f.on_reject = v.choice(&[
+                    ("hold", OnReject::Hold),
+                    ("dead-letter", OnReject::DeadLetter),
+                ])?;
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "dead-letter-queue",
+                short: None,
+                value: Some("QUEUE"),
+                help: "the dead-letter queue, declared if missing (default: the queue's name\n\
+                       followed by .dead)",
+            },
+            set: |f, v| {
+                let q = v.text();
+                if q.is_empty() {
+                    return Err(UsageError("--dead-letter-queue needs a name".into()));
+                }
+                f.dead_letter_queue = Some(q);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
                 long: "from-tls-ca",
                 short: None,
                 value: Some("PEM"),
@@ -122,6 +160,8 @@ struct Config {
     to: String,
     from_tls_ca: Option<PathBuf>,
     count: Option<u64>,
+    on_reject: OnReject,
+    dead_letter_queue: Option<String>,
     sender: SenderOptions,
 }
 
@@ -145,6 +185,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         to,
         from_tls_ca,
         count,
+        on_reject,
+        dead_letter_queue,
     } = forward;
     if let Some(extra) = args.positionals().first() {
         return Err(UsageError(format!(
@@ -160,6 +202,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         to,
         from_tls_ca,
         count,
+        on_reject,
+        dead_letter_queue,
         sender,
     })
 }
@@ -169,8 +213,8 @@ pub fn line(f: &Forwarded) -> String {
     let id = f.control_id.as_deref().unwrap_or("-");
     let (code, text, note) = match &f.outcome {
         Outcome::Delivered(ack) => (ack.code.as_str(), ack_text(ack), ""),
-        Outcome::Rejected(ack) => (ack.code.as_str(), ack_text(ack), " (rejected)"),
-        Outcome::Unsendable(why) => ("unsendable", Some(why.as_str()), " (rejected)"),
+        Outcome::Rejected(ack) => (ack.code.as_str(), ack_text(ack), " (dead-lettered)"),
+        Outcome::Unsendable(why) => ("unsendable", Some(why.as_str()), " (dead-lettered)"),
         _ => ("-", None, ""),
     };
     match text {
@@ -205,27 +249,44 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
     let sender = config.sender.sender(&config.to, &config.common, charset)?;
     let name = amqp.name();
-    let mut forwarder = Forwarder::new(amqp, sender).map_err(|e| Failure::fatal(e.to_string()))?;
+    let mut forwarder = Forwarder::new(amqp, sender)
+        .map_err(|e| Failure::fatal(e.to_string()))?
+        .on_reject(config.on_reject);
+    if let Some(queue) = &config.dead_letter_queue {
+        forwarder = forwarder.dead_letter_queue(queue.as_str());
+    }
     let stop = forwarder.stop_handle();
     signal::install(move || stop.stop());
-    log::info!("forwarding from {name} to {}", config.to);
+    let failed = |e: mllp_amqp::Error| Failure::fatal(format!("forwarding from {name}: {e}"));
+    if forwarder.start().map_err(failed)? {
+        let rejects = match forwarder.rejects() {
+            OnReject::DeadLetter => "dead-lettered to",
+            _ => "held; unsendable ones dead-lettered to",
+        };
+        print_line(&format!(
+            "forwarding from {name} to {} (rejected messages {rejects} {})",
+            config.to,
+            forwarder.dead_letter_queue_name()
+        ));
+    }
     let quiet = config.common.quiet;
-    let (mut delivered, mut rejected) = (0u64, 0u64);
     let done = forwarder
         .run(config.count, |f| {
-            if matches!(f.outcome, Outcome::Delivered(_)) {
-                delivered += 1;
-            } else {
-                rejected += 1;
-            }
             if !quiet {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", line(f));
-                let _ = out.flush();
+                print_line(&line(f));
             }
         })
-        .map_err(|e| Failure::fatal(format!("forwarding from {name}: {e}")))?;
-    log::info!("{done} deliveries handled: {delivered} delivered, {rejected} rejected");
+        .map_err(failed)?;
+    let stats = forwarder.stats();
+    let summary = format!(
+        "stopped: {done} deliveries handled: {} delivered, {} dead-lettered, {} held retries",
+        stats.delivered, stats.dead_lettered, stats.held_retries
+    );
+    if quiet {
+        log::info!("{summary}");
+    } else {
+        print_line(&summary);
+    }
     match config.count {
         Some(n) if done < n => Err(Failure::negative(format!(
             "stopped before {n} deliveries were handled ({done} were)"
@@ -258,8 +319,16 @@ mod tests {
             "2",
             "--encoding",
             "latin1",
+            "--on-reject",
+            "dead-letter",
+            "--dead-letter-queue",
+            "q.rejected",
         ])
         .unwrap();
+        assert_eq!(c.on_reject, OnReject::DeadLetter);
+        assert_eq!(c.dead_letter_queue.as_deref(), Some("q.rejected"));
+        let d = parse_v(&["--from", "u", "--to", "h:1"]).unwrap();
+        assert_eq!((d.on_reject, d.dead_letter_queue), (OnReject::Hold, None));
         assert_eq!(
             (c.from.given.as_deref(), c.to.as_str()),
             (Some("amqp://h?queue=q"), "h:1")
@@ -272,6 +341,8 @@ mod tests {
             &["--from", "u", "--to", "h:1", "--count", "0"],
             &["--from", "u", "--to", "h:1", "--tls-cert", "c"],
             &["--from", "u", "--to", "h:1", "--nope"],
+            &["--from", "u", "--to", "h:1", "--on-reject", "drop"],
+            &["--from", "u", "--to", "h:1", "--dead-letter-queue", ""],
         ] {
             assert!(parse_v(bad).is_err(), "{bad:?}");
         }

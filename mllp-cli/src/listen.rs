@@ -576,8 +576,9 @@ thread_local! {
 struct ListenHandler {
     inner: StoreHandler<Box<dyn Store>>,
     printer: Option<Arc<Printer>>,
-    /// Messages answered as resends of one already stored.
-    duplicates: Arc<AtomicU64>,
+    /// Messages answered as resends of one already stored, and messages stored as new with
+    /// the key of another (a reused control ID).
+    receipts: Arc<[AtomicU64; 2]>,
 }
 
 impl Handler for ListenHandler {
@@ -605,13 +606,16 @@ impl ListenHandler {
     ) -> ListenHandler {
         let print = printer.is_some();
         let stored = AtomicU64::new(0);
-        let duplicates = Arc::new(AtomicU64::new(0));
-        let resends = Arc::clone(&duplicates);
+        let receipts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let counts = Arc::clone(&receipts);
         let inner = policy
             .apply(StoreHandler::new(store))
             .on_saved(move |message, receipt| {
                 if receipt.is_duplicate() {
-                    resends.fetch_add(1, Ordering::Relaxed);
+                    counts[0].fetch_add(1, Ordering::Relaxed);
+                }
+                if receipt.reuses_control_id() {
+                    counts[1].fetch_add(1, Ordering::Relaxed);
                 }
                 if print {
                     let field = |v: Option<&str>| v.unwrap_or("-").to_owned();
@@ -636,7 +640,7 @@ impl ListenHandler {
         ListenHandler {
             inner,
             printer,
-            duplicates,
+            receipts,
         }
     }
 }
@@ -747,7 +751,7 @@ pub fn serve(
         options.count,
         handle.clone(),
     );
-    let duplicates = Arc::clone(&handler.duplicates);
+    let receipts = Arc::clone(&handler.receipts);
     listener.run(handler)?;
     let stats = handle.stats();
     if let Some(printer) = printer {
@@ -755,7 +759,8 @@ pub fn serve(
         let end = Instant::now() + PRINT_DRAIN;
         let drained = printer.drain(end);
         let lost = printer.dropped() + printer.waiting();
-        let summary = summary(&stats, duplicates.load(Ordering::Relaxed), lost);
+        let [resends, reused] = [0, 1].map(|i| receipts[i].load(Ordering::Relaxed));
+        let summary = summary(&stats, resends, reused, lost);
         if drained {
             printer.line(summary.clone());
         }
@@ -777,9 +782,10 @@ pub fn serve(
     }
 }
 
-/// One line: messages, connections, acknowledgements by code, resends not stored again, and how
-/// many message lines were not printed because standard output did not keep up.
-pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
+/// One line: messages, connections, acknowledgements by code, resends not stored again,
+/// messages stored as new with a reused control ID, and how many message lines were not
+/// printed because standard output did not keep up.
+pub fn summary(s: &ListenerStats, resends: u64, reused: u64, dropped_lines: u64) -> String {
     let mut line = format!(
         "stopped: {} message{} on {} connection{}",
         s.messages,
@@ -802,6 +808,7 @@ pub fn summary(s: &ListenerStats, resends: u64, dropped_lines: u64) -> String {
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
         ("resends not stored again", resends),
+        ("reused control IDs stored as new", reused),
         ("closed unanswered", s.closed_unanswered),
         ("unprinted lines", dropped_lines),
     ];
@@ -869,14 +876,19 @@ mod tests {
         s.acks_aa = 2;
         s.acks_ae = 1;
         assert_eq!(
-            summary(&s, 0, 0),
+            summary(&s, 0, 0, 0),
             "stopped: 3 messages on 1 connection; AA 2, AE 1"
         );
         s.acks_aa = 3;
         s.acks_ae = 0;
         assert_eq!(
-            summary(&s, 2, 0),
+            summary(&s, 2, 0, 0),
             "stopped: 3 messages on 1 connection; AA 3, resends not stored again 2"
+        );
+        assert_eq!(
+            summary(&s, 2, 1, 0),
+            "stopped: 3 messages on 1 connection; AA 3, resends not stored again 2, reused \
+             control IDs stored as new 1"
         );
     }
 }

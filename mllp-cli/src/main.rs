@@ -166,7 +166,7 @@ mod tests {
             ("SECS", _) => "1.5",
             ("N" | "C" | "BYTES", _) => "3",
             ("LABEL", _) => "ISO-8859-1",
-            ("PEM" | "PATH" | "STATE" | "DIR" | "DIR|URL" | "NAME", _) => "x",
+            ("PEM" | "PATH" | "STATE" | "DIR" | "DIR|URL" | "NAME" | "QUEUE", _) => "x",
             ("URL", _) => "amqp://u:p@127.0.0.1:1/%2f?queue=q",
             ("HOST:PORT" | "ADDR", _) => "127.0.0.1:1",
             ("CPU[,CPU]", _) => "0",

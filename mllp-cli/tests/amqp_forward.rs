@@ -1,6 +1,7 @@
 //! `mllp forward` and `amqps://` against private RabbitMQ nodes: a queue filled by
-//! `mllp listen --store amqp://...` and forwarded to a listener in order, a downstream AE,
-//! SIGTERM, and TLS to the broker with `--tls-ca` / `--from-tls-ca`.
+//! `mllp listen --store amqp://...` and forwarded to a listener in order, downstream AEs
+//! dead-lettered or held (none lost), a queue that does not exist, SIGTERM, and TLS to the
+//! broker with `--tls-ca` / `--from-tls-ca`.
 
 mod common;
 
@@ -29,6 +30,20 @@ fn fill(url: &str, ids: &[String], extra: &[&str]) {
 /// A downstream listener answering AE "patient unknown" for MSH-10 `bad`, AA otherwise, and
 /// recording every control ID in order.
 fn downstream(bad: &'static str) -> (RunningListener, Arc<Mutex<Vec<String>>>) {
+    downstream_with(move |id, _| {
+        if id == bad {
+            Response::error("patient unknown")
+        } else {
+            Response::accept()
+        }
+    })
+}
+
+/// A downstream listener whose `answer` decides each response from the control ID and how
+/// many times it was seen before; records every control ID in order.
+fn downstream_with(
+    answer: impl Fn(&str, usize) -> Response + Send + Sync + 'static,
+) -> (RunningListener, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = Arc::clone(&seen);
     let running = Listener::builder("127.0.0.1:0")
@@ -36,15 +51,21 @@ fn downstream(bad: &'static str) -> (RunningListener, Arc<Mutex<Vec<String>>>) {
         .unwrap()
         .spawn(move |m: &Message<'_>| {
             let id = m.control_id().unwrap_or("-").to_owned();
-            seen2.lock().unwrap().push(id.clone());
-            if id == bad {
-                Response::error("patient unknown")
-            } else {
-                Response::accept()
-            }
+            let mut seen = seen2.lock().unwrap();
+            let times = seen.iter().filter(|s| **s == id).count();
+            seen.push(id.clone());
+            drop(seen);
+            answer(&id, times)
         })
         .unwrap();
     (running, seen)
+}
+
+/// Runs `mllp forward --from URL --to TO --attempts 1 [extra]` to its end.
+fn forward(url: &str, to: &str, extra: &[&str]) -> common::process::Ended {
+    let mut args = vec!["forward", "--from", url, "--to", to, "--attempts", "1"];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args, None).wait()
 }
 
 fn wait_for_messages(node: &RabbitNode, queue: &str, n: u64) {
@@ -57,48 +78,119 @@ fn wait_for_messages(node: &RabbitNode, queue: &str, n: u64) {
 }
 
 #[test]
-fn forward_delivers_in_order_reports_each_message_and_stops_on_sigterm() {
+fn forward_delivers_in_order_keeps_every_rejected_message_and_stops_on_sigterm() {
     let Some(node) = rabbit_node("cliforward") else {
         return;
     };
     let url = format!("{}?queue=fwd", node.url("%2f"));
-    let ids: Vec<String> = (1..=30).map(|i| format!("F{i}")).collect();
+    let ids: Vec<String> = (1..=20).map(|i| format!("F{i}")).collect();
     fill(&url, &ids, &[]);
-    wait_for_messages(&node, "fwd", 30);
+    wait_for_messages(&node, "fwd", 20);
 
-    let (running, seen) = downstream("F7");
+    // --on-reject dead-letter: the 3 messages the downstream answers AE go to fwd.dead.
+    let bad = ["F5", "F10", "F15"];
+    let (running, seen) = downstream_with(move |id, _| {
+        if bad.contains(&id) {
+            Response::error("patient unknown")
+        } else {
+            Response::accept()
+        }
+    });
     let to = running.local_addr().to_string();
-    let ended = Proc::spawn(
-        &[
-            "forward",
-            "--from",
-            &url,
-            "--to",
-            &to,
-            "--count",
-            "30",
-            "--attempts",
-            "1",
-        ],
-        None,
-    )
-    .wait();
+    let ended = forward(&url, &to, &["--count", "20", "--on-reject", "dead-letter"]);
     assert_eq!(ended.code, 0, "{ended:?}");
     assert_eq!(*seen.lock().unwrap(), ids);
-    assert_eq!(ended.stdout.len(), 30, "{ended:?}");
-    for (line, id) in ended.stdout.iter().zip(&ids) {
-        if id == "F7" {
-            assert_eq!(line, "F7 AE patient unknown (rejected)");
+    assert_eq!(ended.stdout.len(), 22, "{ended:?}");
+    let first = &ended.stdout[0];
+    assert!(
+        first.starts_with("forwarding from amqp://127.0.0.1:")
+            && first.ends_with(&format!(
+                "?queue=fwd to {to} (rejected messages dead-lettered to fwd.dead)"
+            ))
+            && !first.contains("guest"),
+        "{ended:?}"
+    );
+    for (line, id) in ended.stdout[1..21].iter().zip(&ids) {
+        if bad.contains(&id.as_str()) {
+            assert_eq!(line, &format!("{id} AE patient unknown (dead-lettered)"));
         } else {
             assert_eq!(line, &format!("{id} AA"));
         }
     }
-    // The ACK's text is logged as the delivery is rejected; the password never is.
+    assert_eq!(
+        ended.stdout[21],
+        "stopped: 20 deliveries handled: 17 delivered, 3 dead-lettered, 0 held retries"
+    );
+    // The ACK's text is logged as the message is dead-lettered; the password never is.
     assert!(ended.stderr.contains("patient unknown"), "{}", ended.stderr);
     assert!(!ended.stderr.contains("guest:guest"), "{}", ended.stderr);
     wait_for_messages(&node, "fwd", 0);
+    wait_for_messages(&node, "fwd.dead", 3);
+    // An operator sends them on later: forwarding the dead-letter queue.
+    let (again, resent) = downstream("none");
+    let dead_url = format!("{}?queue=fwd.dead", node.url("%2f"));
+    let ended = forward(
+        &dead_url,
+        &again.local_addr().to_string(),
+        &["--count", "3", "-q"],
+    );
+    assert_eq!(ended.code, 0, "{ended:?}");
+    assert_eq!(*resent.lock().unwrap(), bad);
+    again.shutdown();
+    again.join().unwrap();
+
+    // The default, hold: F2 is answered AE twice, then AA; nothing skipped, nothing lost.
+    let url = format!("{}?queue=fwdhold", node.url("%2f"));
+    let ids: Vec<String> = (1..=4).map(|i| format!("F{i}")).collect();
+    fill(&url, &ids, &[]);
+    wait_for_messages(&node, "fwdhold", 4);
+    let (held, seen) = downstream_with(|id, times| {
+        if id == "F2" && times < 2 {
+            Response::error("database busy")
+        } else {
+            Response::accept()
+        }
+    });
+    let ended = forward(&url, &held.local_addr().to_string(), &["--count", "4"]);
+    assert_eq!(ended.code, 0, "{ended:?}");
+    assert_eq!(*seen.lock().unwrap(), ["F1", "F2", "F2", "F2", "F3", "F4"]);
+    assert!(
+        ended.stdout[0]
+            .ends_with("(rejected messages held; unsendable ones dead-lettered to fwdhold.dead)"),
+        "{ended:?}"
+    );
+    assert_eq!(&ended.stdout[1..5], ["F1 AA", "F2 AA", "F3 AA", "F4 AA"]);
+    assert_eq!(
+        ended.stdout[5],
+        "stopped: 4 deliveries handled: 4 delivered, 0 dead-lettered, 2 held retries"
+    );
+    assert_eq!(
+        ended
+            .stderr
+            .matches("answered AE (database busy): held at the head of fwdhold")
+            .count(),
+        2,
+        "{}",
+        ended.stderr
+    );
+    wait_for_messages(&node, "fwdhold", 0);
+    held.shutdown();
+    held.join().unwrap();
+
+    // A queue that does not exist: exit 2 at once, and it is not created.
+    let nosuch = format!("{}?queue=nosuch", node.url("%2f"));
+    let ended = forward(&nosuch, &to, &[]);
+    assert_eq!(ended.code, 2, "{ended:?}");
+    assert!(ended.stdout.is_empty(), "{ended:?}");
+    assert!(
+        ended.stderr.contains("the queue nosuch does not exist"),
+        "{}",
+        ended.stderr
+    );
+    assert_eq!(rabbit_queue(&node, "nosuch"), None);
 
     // On an empty queue, SIGTERM stops it at once, exit 0 (no --count to reach).
+    let url = format!("{}?queue=fwd", node.url("%2f"));
     let waiting = Proc::spawn(&["forward", "--from", &url, "--to", &to], None);
     assert!(eventually(Duration::from_secs(20), || rabbit_consumers(
         &node, "fwd"
@@ -110,7 +202,12 @@ fn forward_delivers_in_order_reports_each_message_and_stops_on_sigterm() {
     assert!(killed.success());
     let ended = waiting.wait();
     assert_eq!(ended.code, 0, "{ended:?}");
-    assert!(ended.stdout.is_empty(), "{ended:?}");
+    assert_eq!(ended.stdout.len(), 2, "{ended:?}");
+    assert!(ended.stdout[0].starts_with("forwarding from "), "{ended:?}");
+    assert_eq!(
+        ended.stdout[1],
+        "stopped: 0 deliveries handled: 0 delivered, 0 dead-lettered, 0 held retries"
+    );
     running.shutdown();
     running.join().unwrap();
 }

@@ -1,6 +1,6 @@
 //! `mllp listen --dedup N`: a resend of a message already stored is answered AA again and not
-//! stored twice, also after a restart (the keys are in `DIR/.dedup-index`); a URL store needs
-//! `--dedup-index PATH`.
+//! stored twice, also after a restart (the keys are in `DIR/.dedup-index`); another message
+//! that reuses a control ID is stored; a URL store needs `--dedup-index PATH`.
 
 mod common;
 
@@ -23,7 +23,16 @@ fn stored(dir: &std::path::Path) -> Vec<String> {
 /// Runs `mllp listen --store DIR --dedup 100 --count N`, sends `ids` in order (each on a new
 /// connection, each answered AA), and returns its output once it has exited.
 fn listen_and_send(dir: &std::path::Path, ids: &[String]) -> common::process::Ended {
-    let count = ids.len().to_string();
+    let texts: Vec<(&str, String)> = ids.iter().map(|id| (id.as_str(), adt(id))).collect();
+    listen_and_send_texts(dir, &texts)
+}
+
+/// As [`listen_and_send`], with messages given as (MSH-10, text).
+fn listen_and_send_texts(
+    dir: &std::path::Path,
+    texts: &[(&str, String)],
+) -> common::process::Ended {
+    let count = texts.len().to_string();
     let proc = Proc::spawn(
         &[
             "listen",
@@ -43,8 +52,8 @@ fn listen_and_send(dir: &std::path::Path, ids: &[String]) -> common::process::En
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("{first}"))
         .to_owned();
-    for id in ids {
-        let ack = exchange(&addr, adt(id).as_bytes(), Duration::from_secs(10)).unwrap();
+    for (id, text) in texts {
+        let ack = exchange(&addr, text.as_bytes(), Duration::from_secs(10)).unwrap();
         let ack = String::from_utf8_lossy(&ack);
         assert!(ack.contains(&format!("MSA|AA|{id}")), "{ack}");
     }
@@ -135,5 +144,36 @@ fn a_url_store_needs_an_index_path_and_a_bad_one_is_a_startup_error() {
         args.extend_from_slice(bad);
         assert_eq!(mllp(&args).code, 2, "{bad:?}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn another_message_with_a_reused_control_id_is_stored_and_counted() {
+    let dir = scratch_dir("cli-dedup-reused");
+    let a = "MSH|^~\\&|LAB|HOSP|EHR|WARD|20260101120000||ADT^A01|1|P|2.5\rPID|1||7||SMITH\r";
+    // The sending system's counter was reset: same MSH-3, MSH-4, MSH-10, another patient.
+    let b = "MSH|^~\\&|LAB|HOSP|EHR|WARD|20260102080000||ADT^A01|1|P|2.5\rPID|1||8||JONES\r";
+    let texts = [
+        ("1", a.to_owned()),
+        ("1", b.to_owned()),
+        ("1", a.to_owned()),
+    ];
+    let ended = listen_and_send_texts(&dir, &texts);
+    let files = stored(&dir);
+    assert_eq!(files, ["0000000001-1.hl7", "0000000002-1.hl7"], "{ended:?}");
+    assert_eq!(std::fs::read_to_string(dir.join(&files[0])).unwrap(), a);
+    assert_eq!(std::fs::read_to_string(dir.join(&files[1])).unwrap(), b);
+    assert_eq!(
+        ended.stdout.last().unwrap(),
+        "stopped: 3 messages on 3 connections; AA 3, resends not stored again 1, reused control \
+         IDs stored as new 1"
+    );
+    assert!(
+        ended.stderr.starts_with("mllp: warning: message 1 from ")
+            && ended
+                .stderr
+                .contains("reuses the control ID of a different message"),
+        "{ended:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,8 +5,9 @@
 //! [`MongoStore`] implements [`mllp::Store`], so [`Listener::spawn_store`](mllp::Listener::spawn_store)
 //! (or `mllp listen --store mongodb://...`) acknowledges a message only once MongoDB has
 //! acknowledged its document; any failure is answered `AE` and the sender resends. With
-//! `dedup=true` a unique index on (`sending_application`, `sending_facility`, `control_id`)
-//! turns those at-least-once resends into exactly-once documents. The document schema is
+//! `dedup=true` a unique index on (`sending_application`, `sending_facility`, `control_id`,
+//! `content_digest`) turns those at-least-once resends into exactly-once documents, while a
+//! message that reuses a control ID with another content is stored (and counted). The document schema is
 //! on [`MongoStore`]; the URL options on [`Config::from_url`].
 //!
 //! It uses the official `mongodb` driver through its synchronous API (which runs a small tokio
@@ -34,6 +35,7 @@
 //! ```
 
 mod config;
+mod dedup;
 mod error;
 mod store;
 mod workers;
@@ -42,8 +44,9 @@ pub use config::{
     Config, DEFAULT_COLLECTION, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
+pub use dedup::DEDUP_INDEX;
 pub use error::{Error, ErrorKind};
-pub use store::{MongoStore, Stats, DEDUP_INDEX, MAX_TEXT_BYTES};
+pub use store::{MongoStore, Stats, MAX_TEXT_BYTES};
 pub use workers::{DRIVER_STACK_SIZE, MAX_WORKERS};
 
 use mllp::Store;

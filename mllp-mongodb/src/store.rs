@@ -4,22 +4,19 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use log::debug;
+use log::{debug, warn};
 use mllp::{Receipt, Store, StoreError, StoredMessage};
 use mongodb::bson::{doc, Bson, DateTime, Document};
-use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions};
 use mongodb::sync::{Client, Collection};
-use mongodb::IndexModel;
 
 use crate::config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
+use crate::dedup::{self, DIGEST_FIELD};
 use crate::error::{is_duplicate_key, save_error, summary, Error};
 use crate::workers::Workers;
-
-/// The name of the unique index `dedup=true` creates.
-pub const DEDUP_INDEX: &str = "mllp_dedup";
 
 /// The largest message text stored: MongoDB's document limit is 16 MiB, and the other fields
 /// need a little room. A larger message is refused (`AE`, the store will never take it).
@@ -45,6 +42,7 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// | `charset` | string | the character set on the wire (`UTF-8`, `ISO-8859-1`, ...) |
 /// | `message` | string | the message as UTF-8, segment endings as received |
 /// | `size` | int64 | the length of `message` in bytes (UTF-8) |
+/// | `content_digest` | string | the [`ContentDigest`](mllp::ContentDigest) of `message`, 32 hex digits |
 ///
 /// Every failure is an error, so the listener answers `AE`: a server that cannot be reached
 /// or a write concern not satisfied in time is [retryable](mllp::StoreErrorKind::Retryable)
@@ -52,11 +50,17 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// `dedup=true` recognises); a message too large for a document is
 /// [refused](mllp::StoreErrorKind::Refused).
 ///
-/// With [`Config::dedup`], a unique index on (`sending_application`, `sending_facility`,
-/// `control_id`) is created when the store opens (for documents whose `control_id` is a
-/// string: a message without MSH-10 is never taken for a resend), and an insert that hits it
-/// returns a [duplicate receipt](Receipt::duplicate) naming the document already there,
-/// counted in [`Stats::resends`].
+/// With [`Config::dedup`], a unique index ([`DEDUP_INDEX`](crate::DEDUP_INDEX)) on
+/// (`sending_application`, `sending_facility`, `control_id`, `content_digest`) is created
+/// when the store opens (for documents whose `control_id` is a string: a message without
+/// MSH-10 is never taken for a resend), and an insert that hits it returns a [duplicate
+/// receipt](Receipt::duplicate) naming the document already there, counted in
+/// [`Stats::resends`]. A message with the key of a stored one but another content (a sending
+/// system that reset its counter) is inserted as a new document, logged at warn, counted in
+/// [`Stats::reused_control_ids`], and its receipt
+/// [says so](Receipt::reuses_control_id). The key-only index `mllp_dedup` of earlier versions,
+/// which refused such messages, is dropped when the store opens (with a warning); documents
+/// stored before have no `content_digest`, so their resends are stored again once.
 ///
 /// The driver runs on a few threads of the store's own, started on demand (at most
 /// [`MAX_WORKERS`](crate::MAX_WORKERS), each with a stack of
@@ -77,6 +81,7 @@ struct Shared {
     dedup: bool,
     stored: AtomicU64,
     resends: AtomicU64,
+    reused: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -88,6 +93,9 @@ pub struct Stats {
     pub stored: u64,
     /// Resends recognised by the unique index (`dedup=true`): answered, not stored again.
     pub resends: u64,
+    /// Messages inserted as new documents although a document with the same key (MSH-3,
+    /// MSH-4, MSH-10) but another content was stored (`dedup=true`): reused control IDs.
+    pub reused_control_ids: u64,
     /// Saves that failed (answered `AE`).
     pub failed: u64,
 }
@@ -141,6 +149,7 @@ impl MongoStore {
             dedup: config.is_dedup(),
             stored: AtomicU64::new(0),
             resends: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         });
         let store = MongoStore {
@@ -171,6 +180,7 @@ impl MongoStore {
         Stats {
             stored: s.stored.load(Ordering::Relaxed),
             resends: s.resends.load(Ordering::Relaxed),
+            reused_control_ids: s.reused.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
         }
     }
@@ -190,6 +200,7 @@ impl MongoStore {
             "charset": message.charset().name(),
             "message": message.text(),
             "size": message.text().len() as i64,
+            DIGEST_FIELD: message.content_digest().to_string(),
         }
     }
 }
@@ -234,24 +245,7 @@ impl Store for MongoStore {
 
 impl Shared {
     fn create_index(&self) -> Result<(), Error> {
-        let index = IndexModel::builder()
-            .keys(doc! { "sending_application": 1, "sending_facility": 1, "control_id": 1 })
-            .options(
-                IndexOptions::builder()
-                    .name(DEDUP_INDEX.to_owned())
-                    .unique(true)
-                    .partial_filter_expression(doc! { "control_id": { "$type": "string" } })
-                    .build(),
-            )
-            .build();
-        self.collection.create_index(index).run().map_err(|e| {
-            Error::driver(
-                &format!("cannot create the unique index in {}", self.name),
-                e,
-            )
-        })?;
-        debug!("unique index {DEDUP_INDEX} ready in {}", self.name);
-        Ok(())
+        dedup::create_index(&self.collection, &self.name)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -267,14 +261,8 @@ impl Shared {
 
     /// Inserts `document` (of the message `label` names, for the log).
     fn insert(&self, document: Document, label: &str) -> Result<Receipt, StoreError> {
-        let key = self.dedup.then(|| {
-            let field = |k: &str| document.get(k).cloned().unwrap_or(Bson::Null);
-            doc! {
-                "sending_application": field("sending_application"),
-                "sending_facility": field("sending_facility"),
-                "control_id": field("control_id"),
-            }
-        });
+        let key = self.dedup.then(|| dedup::resend_filter(&document));
+        let check = key.is_some().then(|| document.clone());
         match self.collection.insert_one(document).run() {
             Ok(done) => {
                 self.stored.fetch_add(1, Ordering::Relaxed);
@@ -282,7 +270,19 @@ impl Shared {
                     Bson::ObjectId(oid) => oid.to_hex(),
                     other => other.to_string(),
                 };
-                Ok(Receipt::new(format!("{}/{id}", self.location)))
+                let receipt = Receipt::new(format!("{}/{id}", self.location));
+                match check.and_then(|d| dedup::reuses_key(&self.collection, &d)) {
+                    Some(true) => {
+                        self.reused.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            "{label} reuses the control ID of a different message stored \
+                             before (the sending system may have reset its counter): stored \
+                             as a new document, {receipt}"
+                        );
+                        Ok(receipt.reusing_control_id())
+                    }
+                    _ => Ok(receipt),
+                }
             }
             Err(e) if key.is_some() && is_duplicate_key(&e) => {
                 self.resends.fetch_add(1, Ordering::Relaxed);

@@ -73,7 +73,11 @@ fn a_message_becomes_one_document_with_every_field() {
         d.get_datetime("received_at").unwrap(),
         &DateTime::from_system_time(at)
     );
-    assert_eq!(d.len(), 12, "{d:?}"); // the eleven fields and _id
+    assert_eq!(
+        s("content_digest"),
+        mllp::ContentDigest::of(text.as_bytes()).to_string()
+    );
+    assert_eq!(d.len(), 13, "{d:?}"); // the twelve fields and _id
                                       // Empty header fields are null, not absent or "".
     let b = &docs[1];
     for k in [
@@ -324,4 +328,95 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(!e.to_string().contains("secret"), "{e}");
     let e = MongoStore::open_url(&format!("mongodb://127.0.0.1:{port}/hl7?w=0")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Url, "{e}");
+}
+
+/// `message("LAB", "HOSP", id)` with MSH-7 `at` and the patient `name`.
+fn patient(id: &str, at: &str, name: &str) -> String {
+    format!("MSH|^~\\&|LAB|HOSP|EHR|WARD|{at}||ADT^A01|{id}|P|2.5\rPID|1||7||{name}\r")
+}
+
+fn save(store: &MongoStore, text: &str) -> mllp::Receipt {
+    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    store
+        .save(&StoredMessage::new(
+            text,
+            peer,
+            Charset::UTF_8,
+            SystemTime::now(),
+        ))
+        .unwrap()
+}
+
+#[test]
+fn with_dedup_another_message_with_a_reused_control_id_is_a_new_document() {
+    let Some(server) = MongoServer::start("reused") else {
+        return;
+    };
+    let db = database("reused");
+    let coll = collection(&server, &db, "m");
+    // A collection of an earlier version: the unique index on the key alone, one document
+    // without a content digest.
+    let old = mongodb::IndexModel::builder()
+        .keys(doc! { "sending_application": 1, "sending_facility": 1, "control_id": 1 })
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .name("mllp_dedup".to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build();
+    coll.create_index(old).run().unwrap();
+    coll.insert_one(doc! {
+        "sending_application": "LAB", "sending_facility": "HOSP", "control_id": "OLD",
+        "message": "...",
+    })
+    .run()
+    .unwrap();
+    let url = format!("{}/{db}?collection=m&dedup=true&{FAST}", server.uri());
+    let store = MongoStore::open_url(&url).unwrap();
+    // The key-only index is gone, the index on key and digest is there.
+    let keys: Vec<Vec<String>> = coll
+        .list_indexes()
+        .run()
+        .unwrap()
+        .map(|i| i.unwrap().keys.keys().cloned().collect())
+        .collect();
+    assert!(!keys.iter().any(|k| k.len() == 3), "{keys:?}");
+    assert!(keys.iter().any(|k| k.len() == 4), "{keys:?}");
+
+    let a = patient("1", "20260101120000", "SMITH");
+    // The sending system reset its counter: same MSH-3, MSH-4, MSH-10, another message.
+    let b = patient("1", "20260102080000", "JONES");
+    let first = save(&store, &a);
+    assert!(!first.is_duplicate() && !first.reuses_control_id());
+    let second = save(&store, &b);
+    assert!(!second.is_duplicate(), "B is another message: stored");
+    assert!(second.reuses_control_id());
+    assert_ne!(first.location(), second.location());
+    // An exact resend of either is a duplicate naming its own document.
+    assert_eq!(save(&store, &a), mllp::Receipt::duplicate(first.location()));
+    assert_eq!(
+        save(&store, &b),
+        mllp::Receipt::duplicate(second.location())
+    );
+    // The key of the document stored before the upgrade is free again (it has no digest).
+    assert!(!save(&store, &patient("OLD", "2026", "X")).is_duplicate());
+    let stats = store.stats();
+    assert_eq!(
+        (stats.stored, stats.resends, stats.reused_control_ids),
+        (3, 2, 1),
+        "{stats:?}"
+    );
+    let docs = documents(&coll);
+    assert_eq!(docs.len(), 4);
+    let texts: Vec<&str> = docs
+        .iter()
+        .filter_map(|d| d.get_str("message").ok())
+        .collect();
+    assert!(texts.contains(&a.as_str()) && texts.contains(&b.as_str()));
+    let digest = |t: &str| mllp::ContentDigest::of(t.as_bytes()).to_string();
+    assert!(docs
+        .iter()
+        .any(|d| d.get_str("content_digest").ok() == Some(&digest(&b))));
+    drop_database(&server, &db);
 }

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::crc::crc32;
+use crate::crc::crc32;
 
 /// The size of one slot.
 const SLOT: usize = 40;

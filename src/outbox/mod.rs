@@ -14,7 +14,6 @@
 
 mod commit;
 mod config;
-mod crc;
 mod cursor;
 mod damage;
 mod dead;

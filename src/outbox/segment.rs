@@ -14,7 +14,7 @@
 //! bytes after the last valid record are ([`Tail`]). The recovery rules that follow from it
 //! are in `recovery`.
 
-use super::crc::Crc32;
+use crate::crc::Crc32;
 
 /// The first bytes of every segment file.
 pub(crate) const MAGIC: &[u8; 8] = b"MLLPSEG1";

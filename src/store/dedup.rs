@@ -1,12 +1,15 @@
 //! [`DedupStore`]: duplicate suppression in front of any [`Store`], remembering the keys
-//! (MSH-3, MSH-4, MSH-10) of the last N messages stored in a small file.
+//! (MSH-3, MSH-4, MSH-10) and [content digests](ContentDigest) of the last N messages stored
+//! in a small file.
 //!
 //! The index file is a header and a ring of `capacity` fixed-size slots. Slot `(seq - 1) %
-//! capacity` holds the key of the `seq`-th message remembered, with its sequence number, the
-//! receipt's location and a CRC-32. A slot is written in place (one write, no fsync: a key
-//! lost to a power cut makes a resend a second copy, never a loss). On open every slot is read
-//! back; a slot whose CRC or layout is wrong (a torn write, a damaged or truncated file) is
-//! forgotten with a warning, never an error.
+//! capacity` holds the key of the `seq`-th message remembered, with its sequence number, its
+//! content digest, the receipt's location and a CRC-32. A slot is written in place (one write,
+//! no fsync: a key lost to a power cut makes a resend a second copy, never a loss). On open
+//! every slot is read back; a slot whose CRC or layout is wrong (a torn write, a damaged or
+//! truncated file) is forgotten with a warning, never an error. The header's last magic byte
+//! is the format: 2 since slots hold a content digest; a file of format 1 (keys without a
+//! digest, which cannot tell a resend from a reused control ID) is started anew with a warning.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -17,7 +20,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use log::{debug, warn};
 
-use super::{Receipt, Store, StoreError, StoredMessage};
+use super::{ContentDigest, Receipt, Store, StoreError, StoredMessage};
+use crate::crc::crc32;
 use crate::error::{Error, Phase, Result};
 
 /// The size of the header and of each slot of the index file, in bytes.
@@ -25,9 +29,9 @@ pub(crate) const SLOT_BYTES: usize = 512;
 /// The most keys a [`DedupStore`] remembers (its index file is then 512 MiB).
 pub const MAX_CAPACITY: usize = 1 << 20;
 
-const MAGIC: &[u8; 12] = b"MLLP-DEDUP\0\x01";
-/// Bytes of a slot before the key: CRC-32, sequence number.
-const SLOT_HEAD: usize = 4 + 8;
+const MAGIC: &[u8; 12] = b"MLLP-DEDUP\0\x02";
+/// Bytes of a slot before the key: CRC-32, sequence number, content digest.
+const SLOT_HEAD: usize = 4 + 8 + 16;
 
 type Key = Box<[u8]>;
 
@@ -36,16 +40,24 @@ type Key = Box<[u8]>;
 ///
 /// A message's key is its sending application, sending facility and control ID (MSH-3, MSH-4,
 /// MSH-10, each whole; an empty MSH-3 or MSH-4 is part of the key as empty). A message without
-/// MSH-10 is never taken for a resend. A key is remembered only once the inner store saved the
-/// message; while one connection is saving a message, another with the same key waits for it
-/// (and is then a duplicate, or saves it itself if that save failed), so concurrent resends
-/// make one copy.
+/// MSH-10 is never taken for a resend. A resend has the key **and the content** of a message
+/// stored before (the same [`ContentDigest`] of the whole text). A message with a key already
+/// seen but another content is another message (a sending system that reset its counter):
+/// it is stored, its receipt [says so](Receipt::reuses_control_id), it is counted in
+/// [`reused_control_ids`](Self::reused_control_ids) and logged at warn. Each content of a key
+/// is remembered, so a later resend of either is recognised.
+///
+/// A key is remembered only once the inner store saved the message; while one connection is
+/// saving a message, another with the same key waits for it (and is then a duplicate, or
+/// saves it itself if that save failed or the content differs), so concurrent resends make
+/// one copy.
 ///
 /// The keys are kept in an index file of `capacity` slots of 512 bytes (the oldest key is
-/// forgotten first) and survive a restart. A damaged, truncated or foreign file costs the keys
-/// it held (with a warning), never the store: it is rewritten. A key too long for a slot (more
-/// than about 490 bytes) is not remembered. Writing the index can fail (a full disk) without
-/// failing the save: the key is then remembered until the process stops.
+/// forgotten first) and survive a restart. A damaged, truncated or foreign file, or one of an
+/// earlier format (without content digests), costs the keys it held (with a warning), never
+/// the store: it is rewritten. A key too long for a slot (more than about 475 bytes) is not
+/// remembered. Writing the index can fail (a full disk) without failing the save: the key is
+/// then remembered until the process stops.
 ///
 /// # Example
 /// ```
@@ -76,14 +88,25 @@ pub struct DedupStore<S> {
     /// Signalled when a save in flight ends.
     done: Condvar,
     resends: AtomicU64,
+    reused: AtomicU64,
+}
+
+/// What a slot remembers of one stored message.
+#[derive(Clone)]
+struct Entry {
+    key: Key,
+    digest: ContentDigest,
+    location: Box<str>,
 }
 
 struct State {
     file: File,
-    /// The key and location in each slot.
-    slots: Vec<Option<(Key, Box<str>)>>,
-    /// Which slot holds a key.
-    index: HashMap<Key, usize>,
+    /// The entry in each slot.
+    slots: Vec<Option<Entry>>,
+    /// Which slots hold a key (one per content stored with it; almost always one).
+    index: HashMap<Key, Vec<usize>>,
+    /// How many slots hold an entry.
+    remembered: usize,
     /// Keys whose message an inner save is storing now.
     in_flight: HashSet<Key>,
     /// The sequence number of the next key remembered.
@@ -123,8 +146,20 @@ impl<S: Store> DedupStore<S> {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| file_err("cannot read the duplicate index", e))?;
-        let (mut entries, lost, same_layout, header_ok) = read_index(&bytes, capacity);
-        if !bytes.is_empty() && !header_ok {
+        let ReadIndex {
+            mut entries,
+            lost,
+            same_layout,
+            header: found,
+        } = read_index(&bytes, capacity);
+        if found == Header::Format1 {
+            warn!(
+                "{} is a duplicate index of an earlier format (keys without a content digest): \
+                 starting it anew (the keys it held are forgotten: their resends would be \
+                 stored again)",
+                path.display()
+            );
+        } else if !bytes.is_empty() && found == Header::Invalid {
             warn!(
                 "{} is not a duplicate index, or its header is damaged: starting it anew (the \
                  keys it held are forgotten: their resends would be stored again)",
@@ -145,15 +180,17 @@ impl<S: Store> DedupStore<S> {
             file,
             slots: vec![None; capacity],
             index: HashMap::new(),
+            remembered: 0,
             in_flight: HashSet::new(),
             next: 1,
             write_failed: false,
         };
         if same_layout && lost == 0 {
-            for (seq, key, location) in entries {
+            for (seq, entry) in entries {
                 let slot = slot_of(seq, capacity);
-                state.index.insert(key.clone(), slot);
-                state.slots[slot] = Some((key, location));
+                state.index.entry(entry.key.clone()).or_default().push(slot);
+                state.slots[slot] = Some(entry);
+                state.remembered += 1;
                 state.next = seq + 1;
             }
         } else {
@@ -164,14 +201,14 @@ impl<S: Store> DedupStore<S> {
                 .map_err(|e| file_err("cannot rewrite the duplicate index", e))?;
             write_at(&mut state.file, 0, &header(capacity))
                 .map_err(|e| file_err("cannot write the duplicate index", e))?;
-            for (_, key, location) in entries {
-                state.remember(key, location, capacity, &path);
+            for (_, entry) in entries {
+                state.remember(entry, capacity, &path);
             }
         }
         debug!(
             "duplicate index {}: {} of {capacity} keys remembered",
             path.display(),
-            state.index.len()
+            state.remembered
         );
         Ok(DedupStore {
             inner,
@@ -180,6 +217,7 @@ impl<S: Store> DedupStore<S> {
             state: Mutex::new(state),
             done: Condvar::new(),
             resends: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
         })
     }
 
@@ -198,14 +236,21 @@ impl<S: Store> DedupStore<S> {
         self.capacity
     }
 
-    /// How many keys are remembered now.
+    /// How many keys are remembered now (a key stored with two contents counts twice).
     pub fn remembered(&self) -> usize {
-        self.lock().index.len()
+        self.lock().remembered
     }
 
     /// How many resends were answered with a duplicate receipt since the store was opened.
     pub fn resends(&self) -> u64 {
         self.resends.load(Ordering::Relaxed)
+    }
+
+    /// How many messages were stored as new since the store was opened although a message
+    /// with the same key but another content was remembered: control IDs a sending system
+    /// used twice (after its counter was reset, say).
+    pub fn reused_control_ids(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -220,28 +265,44 @@ impl<S: Store> Store for DedupStore<S> {
         let Some(key) = key_of(message) else {
             return self.inner.save(message);
         };
+        let digest = message.content_digest();
         let mut state = self.lock();
         loop {
-            if let Some(&slot) = state.index.get(&key) {
-                let location = state.slots[slot].as_ref().map_or("", |(_, l)| &**l);
+            if let Some(entry) = state.find(&key, digest) {
+                let receipt = Receipt::duplicate(&*entry.location);
                 self.resends.fetch_add(1, Ordering::Relaxed);
-                return Ok(Receipt::duplicate(location));
+                return Ok(receipt);
             }
             if !state.in_flight.contains(&key) {
                 break;
             }
             state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+        let reused = state.index.contains_key(&key);
         state.in_flight.insert(key.clone());
         drop(state);
         // Whatever happens (even a panic in the inner store), the key leaves `in_flight`.
         let guard = InFlight {
             store: self,
             key: Some(key),
+            digest,
         };
-        let result = self.inner.save(message);
-        if let Ok(receipt) = &result {
+        let mut result = self.inner.save(message);
+        if let Ok(receipt) = &mut result {
             guard.finish(Some(receipt.location()));
+            if reused {
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    "message {} from {} ({}|{}) reuses the control ID of a different message \
+                     stored before (the sending system may have reset its counter): stored as \
+                     a new message at {receipt}",
+                    message.control_id().unwrap_or("-"),
+                    message.peer_addr(),
+                    message.sending_application().unwrap_or(""),
+                    message.sending_facility().unwrap_or(""),
+                );
+                *receipt = receipt.clone().reusing_control_id();
+            }
         }
         result
     }
@@ -259,6 +320,7 @@ impl<S: Store> Store for DedupStore<S> {
 struct InFlight<'a, S: Store> {
     store: &'a DedupStore<S>,
     key: Option<Key>,
+    digest: ContentDigest,
 }
 
 impl<S: Store> InFlight<'_, S> {
@@ -271,7 +333,12 @@ impl<S: Store> InFlight<'_, S> {
         let mut state = self.store.lock();
         state.in_flight.remove(&key);
         if let Some(location) = location {
-            state.remember(key, location.into(), self.store.capacity, &self.store.path);
+            let entry = Entry {
+                key,
+                digest: self.digest,
+                location: location.into(),
+            };
+            state.remember(entry, self.store.capacity, &self.store.path);
         }
         drop(state);
         self.store.done.notify_all();
@@ -285,18 +352,33 @@ impl<S: Store> Drop for InFlight<'_, S> {
 }
 
 impl State {
-    /// Puts `key` in the next slot (forgetting the oldest key) and writes that slot.
-    fn remember(&mut self, key: Key, location: Box<str>, capacity: usize, path: &Path) {
+    /// The entry of a message with `key` and `digest`, if one is remembered.
+    fn find(&self, key: &[u8], digest: ContentDigest) -> Option<&Entry> {
+        self.index
+            .get(key)?
+            .iter()
+            .filter_map(|&slot| self.slots[slot].as_ref())
+            .find(|entry| entry.digest == digest)
+    }
+
+    /// Puts `entry` in the next slot (forgetting the oldest entry) and writes that slot.
+    fn remember(&mut self, entry: Entry, capacity: usize, path: &Path) {
         let seq = self.next;
         self.next += 1;
         let slot = slot_of(seq, capacity);
-        if let Some((old, _)) = self.slots[slot].take() {
-            self.index.remove(&old);
+        if let Some(old) = self.slots[slot].take() {
+            self.remembered -= 1;
+            if let Some(slots) = self.index.get_mut(&old.key) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.index.remove(&old.key);
+                }
+            }
         }
-        let Some(bytes) = encode_slot(seq, &key, &location) else {
+        let Some(bytes) = encode_slot(seq, &entry) else {
             debug!(
                 "a key of {} bytes is too long for the duplicate index",
-                key.len()
+                entry.key.len()
             );
             // The slot is empty now: write it so, or a restart would bring back the old key.
             let _ = write_at(&mut self.file, offset_of(slot), &[0; SLOT_BYTES]);
@@ -312,8 +394,9 @@ impl State {
                 self.write_failed = true;
             }
         }
-        self.index.insert(key.clone(), slot);
-        self.slots[slot] = Some((key, location));
+        self.index.entry(entry.key.clone()).or_default().push(slot);
+        self.slots[slot] = Some(entry);
+        self.remembered += 1;
     }
 }
 
@@ -349,9 +432,10 @@ fn header(capacity: usize) -> [u8; SLOT_BYTES] {
     h
 }
 
-/// A slot: CRC-32 (of the rest), sequence number, key length and key, location length and
-/// location, zeros. `None` when it does not fit.
-fn encode_slot(seq: u64, key: &[u8], location: &str) -> Option<[u8; SLOT_BYTES]> {
+/// A slot: CRC-32 (of the rest), sequence number, content digest, key length and key,
+/// location length and location, zeros. `None` when it does not fit.
+fn encode_slot(seq: u64, entry: &Entry) -> Option<[u8; SLOT_BYTES]> {
+    let (key, location) = (&entry.key, &entry.location);
     let mut s = [0; SLOT_BYTES];
     let loc_room = SLOT_BYTES.checked_sub(SLOT_HEAD + 2 + key.len() + 2)?;
     // A location too long is cut (at a character boundary): it is only shown to operators.
@@ -361,8 +445,9 @@ fn encode_slot(seq: u64, key: &[u8], location: &str) -> Option<[u8; SLOT_BYTES]>
     }
     let location = &location[..cut];
     s[4..12].copy_from_slice(&seq.to_le_bytes());
+    s[12..SLOT_HEAD].copy_from_slice(&entry.digest.to_bytes());
     let mut at = SLOT_HEAD;
-    for part in [key, location.as_bytes()] {
+    for part in [&key[..], location.as_bytes()] {
         s[at..at + 2].copy_from_slice(&(part.len() as u16).to_le_bytes());
         s[at + 2..at + 2 + part.len()].copy_from_slice(part);
         at += 2 + part.len();
@@ -372,10 +457,9 @@ fn encode_slot(seq: u64, key: &[u8], location: &str) -> Option<[u8; SLOT_BYTES]>
     Some(s)
 }
 
-/// A slot's sequence number, key and location; `None` for an empty slot; `Some(Err)` for a
-/// damaged one.
-#[allow(clippy::type_complexity)]
-fn decode_slot(s: &[u8]) -> Option<std::result::Result<(u64, Key, Box<str>), ()>> {
+/// A slot's sequence number and entry; `None` for an empty slot; `Some(Err)` for a damaged
+/// one.
+fn decode_slot(s: &[u8]) -> Option<std::result::Result<(u64, Entry), ()>> {
     if s.iter().all(|&b| b == 0) {
         return None;
     }
@@ -384,6 +468,7 @@ fn decode_slot(s: &[u8]) -> Option<std::result::Result<(u64, Key, Box<str>), ()>
             return None;
         }
         let seq = u64::from_le_bytes(s[4..12].try_into().ok()?);
+        let digest = ContentDigest::from_bytes(s[12..SLOT_HEAD].try_into().ok()?);
         let mut at = SLOT_HEAD;
         let mut part = || {
             let len = usize::from(u16::from_le_bytes(s.get(at..at + 2)?.try_into().ok()?));
@@ -393,63 +478,83 @@ fn decode_slot(s: &[u8]) -> Option<std::result::Result<(u64, Key, Box<str>), ()>
         };
         let key = part()?;
         let location = std::str::from_utf8(part()?).ok()?;
-        (seq > 0).then(|| (seq, Box::from(key), Box::from(location)))
+        let entry = Entry {
+            key: Box::from(key),
+            digest,
+            location: Box::from(location),
+        };
+        (seq > 0).then_some((seq, entry))
     })();
     Some(parsed.ok_or(()))
 }
 
-/// The entries of an index file, how many were damaged, whether the file has the layout of
-/// `capacity` (a valid header with that capacity, every entry in its slot), and whether its
-/// header is valid.
-#[allow(clippy::type_complexity)]
-fn read_index(bytes: &[u8], capacity: usize) -> (Vec<(u64, Key, Box<str>)>, usize, bool, bool) {
-    let mut entries = Vec::new();
-    let mut lost = 0;
+/// What the header of an index file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Header {
+    /// An index of this format.
+    Valid,
+    /// An index of format 1 (keys without a content digest).
+    Format1,
+    /// Not an index, or a damaged header.
+    Invalid,
+}
+
+/// What was read from an index file.
+struct ReadIndex {
+    /// The entries in its slots, with their sequence numbers.
+    entries: Vec<(u64, Entry)>,
+    /// How many slots were damaged.
+    lost: usize,
+    /// Whether the file has the layout of the capacity asked for (a valid header with that
+    /// capacity, every entry in its slot).
+    same_layout: bool,
+    header: Header,
+}
+
+/// The entries of an index file opened with `capacity`.
+fn read_index(bytes: &[u8], capacity: usize) -> ReadIndex {
+    let mut read = ReadIndex {
+        entries: Vec::new(),
+        lost: 0,
+        same_layout: false,
+        header: Header::Invalid,
+    };
     let head = &bytes[..bytes.len().min(SLOT_BYTES)];
-    let valid_header = head.len() == SLOT_BYTES
-        && head[..12] == MAGIC[..]
+    let header_crc_ok = head.len() == SLOT_BYTES
         && crc32(&head[..20]) == u32::from_le_bytes(head[20..24].try_into().unwrap_or_default());
-    if !valid_header {
-        return (entries, 0, false, false);
+    if header_crc_ok && head[..11] == MAGIC[..11] && head[11] == 1 {
+        read.header = Header::Format1;
     }
+    if !header_crc_ok || head[..12] != MAGIC[..] {
+        return read;
+    }
+    read.header = Header::Valid;
     let file_capacity = u64::from_le_bytes(head[12..20].try_into().unwrap_or_default());
-    let mut same = file_capacity == capacity as u64;
+    read.same_layout = file_capacity == capacity as u64;
     let mut seen = HashSet::new();
     for (i, slot) in bytes[SLOT_BYTES..].chunks(SLOT_BYTES).enumerate() {
         match decode_slot(slot) {
             None => {}
-            Some(Err(())) => lost += 1,
-            Some(Ok((seq, key, location))) => {
+            Some(Err(())) => read.lost += 1,
+            Some(Ok((seq, entry))) => {
                 if file_capacity == 0 || slot_of(seq, file_capacity as usize) != i {
-                    lost += 1;
-                } else if seen.insert(key.clone()) {
-                    entries.push((seq, key, location));
+                    read.lost += 1;
+                } else if seen.insert((entry.key.clone(), entry.digest)) {
+                    read.entries.push((seq, entry));
                 } else {
-                    // One key twice: a damaged file (a save remembers a key once).
-                    lost += 1;
-                    same = false;
+                    // One message twice: a damaged file (a save remembers a message once).
+                    read.lost += 1;
+                    read.same_layout = false;
                 }
             }
         }
     }
-    (entries, lost, same, true)
+    read
 }
 
 fn write_at(file: &mut File, offset: u64, bytes: &[u8]) -> io::Result<()> {
     file.seek(SeekFrom::Start(offset))?;
     file.write_all(bytes)
-}
-
-/// CRC-32 (IEEE, as zlib), bitwise: slots are small and written once per message.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
 }
 
 #[cfg(test)]

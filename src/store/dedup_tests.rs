@@ -1,4 +1,5 @@
-//! Tests of [`DedupStore`]: resends, restarts, wraparound, damaged files, concurrency.
+//! Tests of [`DedupStore`]: resends, reused control IDs, restarts, wraparound, damaged and
+//! earlier-format files, concurrency.
 
 use super::*;
 use crate::charset::Charset;
@@ -222,10 +223,15 @@ fn long_keys_and_locations_and_bad_capacities() {
     for key_len in [0, 1, 200, 480, 484, 485, 600] {
         let key = vec![b'k'; key_len];
         for loc in ["", "x", &"ü".repeat(300)] {
-            if let Some(slot) = encode_slot(7, &key, loc) {
-                let (seq, k, l) = decode_slot(&slot).unwrap().unwrap();
-                assert_eq!((seq, &*k), (7, &key[..]));
-                assert!(loc.starts_with(&*l));
+            let entry = Entry {
+                key: key.clone().into(),
+                digest: ContentDigest::of(loc.as_bytes()),
+                location: loc.into(),
+            };
+            if let Some(slot) = encode_slot(7, &entry) {
+                let (seq, e) = decode_slot(&slot).unwrap().unwrap();
+                assert_eq!((seq, &*e.key, e.digest), (7, &key[..], entry.digest));
+                assert!(loc.starts_with(&*e.location));
             } else {
                 assert!(key_len > SLOT_BYTES - SLOT_HEAD - 4);
             }
@@ -254,5 +260,102 @@ fn concurrent_resends_make_one_copy() {
     }
     assert_eq!(count(&s), 20, "each key saved once");
     assert_eq!(s.resends(), 8 * 40 - 20);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+/// A message with MSH-7 `at` and patient `name`, its key LAB|HOSP|`id`.
+fn adt(id: &str, at: &str, name: &str) -> String {
+    format!("MSH|^~\\&|LAB|HOSP|EHR|WARD|{at}||ADT^A01|{id}|P|2.5\rPID|1||7||{name}\r")
+}
+
+#[test]
+fn the_same_key_with_another_content_is_stored_counted_and_both_are_remembered() {
+    let path = scratch("reused");
+    let s = open(&path, 10);
+    let a = adt("1", "20260101120000", "SMITH");
+    // The sending system reset its counter: same MSH-3, MSH-4, MSH-10, another message.
+    let b = adt("1", "20260102080000", "JONES");
+    let first = save(&s, &a);
+    assert!(!first.is_duplicate() && !first.reuses_control_id());
+    let second = save(&s, &b);
+    assert!(!second.is_duplicate(), "B is another message: stored");
+    assert!(second.reuses_control_id());
+    assert_eq!(second.location(), "mem/2");
+    assert_eq!((count(&s), s.reused_control_ids(), s.resends()), (2, 1, 0));
+    // An exact resend of either is a duplicate of the right one.
+    assert_eq!(save(&s, &a), Receipt::duplicate("mem/1"));
+    assert_eq!(save(&s, &b), Receipt::duplicate("mem/2"));
+    // Only the content differs, by one byte: another message too.
+    let c = a.replace("SMITH", "SMITI");
+    assert!(save(&s, &c).reuses_control_id());
+    assert_eq!((count(&s), s.reused_control_ids(), s.resends()), (3, 2, 2));
+    assert_eq!(s.remembered(), 3);
+    drop(s);
+    let s = open(&path, 10);
+    assert_eq!(s.remembered(), 3);
+    for (t, at) in [(&a, "mem/1"), (&b, "mem/2"), (&c, "mem/3")] {
+        assert_eq!(save(&s, t), Receipt::duplicate(at));
+    }
+    assert_eq!((count(&s), s.resends(), s.reused_control_ids()), (0, 3, 0));
+    // A ring of 2: the oldest content of a key is forgotten, the other is still known.
+    drop(s);
+    let s = open(&path, 2);
+    assert_eq!(s.remembered(), 2);
+    assert!(save(&s, &c).is_duplicate());
+    assert!(save(&s, &b).is_duplicate());
+    let again = save(&s, &a);
+    assert!(!again.is_duplicate() && again.reuses_control_id());
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn an_index_of_the_earlier_format_is_started_anew() {
+    let path = scratch("format1");
+    // Format 1: the same header with version byte 1, slots without a content digest.
+    let mut head = [0u8; SLOT_BYTES];
+    head[..12].copy_from_slice(b"MLLP-DEDUP\0\x01");
+    head[12..20].copy_from_slice(&4u64.to_le_bytes());
+    let crc = crc32(&head[..20]);
+    head[20..24].copy_from_slice(&crc.to_le_bytes());
+    let mut slot = [0u8; SLOT_BYTES];
+    slot[4..12].copy_from_slice(&1u64.to_le_bytes());
+    let key = b"\x03\0\0\0LAB\x04\0\0\0HOSP\x01\0\0\0\x31";
+    slot[12..14].copy_from_slice(&(key.len() as u16).to_le_bytes());
+    slot[14..14 + key.len()].copy_from_slice(key);
+    let crc = crc32(&slot[4..]);
+    slot[..4].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, [head, slot].concat()).unwrap();
+    let s = open(&path, 4);
+    assert_eq!(s.remembered(), 0, "keys without a digest are forgotten");
+    let a = adt("1", "20260101120000", "SMITH");
+    assert!(!save(&s, &a).is_duplicate());
+    assert!(save(&s, &a).is_duplicate());
+    drop(s);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..12], MAGIC, "rewritten in the current format");
+    assert_eq!(open(&path, 4).remembered(), 1);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn concurrent_saves_of_two_contents_of_one_key_make_two_copies() {
+    let path = scratch("concurrent-reused");
+    let s = Arc::new(open(&path, 100));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let name = if t % 2 == 0 { "SMITH" } else { "JONES" };
+                for _ in 0..20 {
+                    save(&s, &adt("9", "2026", name));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(count(&s), 2, "one copy of each content");
+    assert_eq!((s.reused_control_ids(), s.resends()), (1, 8 * 20 - 2));
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }

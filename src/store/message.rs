@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use super::ContentDigest;
 use crate::charset::Charset;
 use crate::hl7::Header;
 use crate::listener::Message;
@@ -79,6 +80,12 @@ impl<'a> StoredMessage<'a> {
     /// The message as UTF-8, as the listener decoded it (segment endings as received).
     pub fn text(&self) -> &'a str {
         self.text
+    }
+
+    /// The digest of [`text`](Self::text), which tells a resend (same key, same content) from
+    /// another message that reuses its control ID (see [`ContentDigest`]).
+    pub fn content_digest(&self) -> ContentDigest {
+        ContentDigest::of(self.text.as_bytes())
     }
 
     /// The header (MSH, or FHS/BHS for a batch), when the text starts with a readable one.

@@ -1,8 +1,9 @@
 //! Where received messages are kept before they are acknowledged: the [`Store`] trait, its
 //! errors, the message view it gets, [`FileStore`], and [`DedupStore`] (duplicate suppression
-//! in front of any store).
+//! in front of any store, telling a resend from a reused control ID by a [`ContentDigest`]).
 
 mod dedup;
+mod digest;
 mod error;
 mod file;
 mod message;
@@ -12,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
+pub use digest::ContentDigest;
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 pub use message::StoredMessage;
@@ -132,11 +134,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 /// A store that recognises a resend of a message it already keeps (same sending application,
 /// facility and MSH-10) answers with a [`duplicate`](Receipt::duplicate) receipt instead of
 /// keeping a second copy: the listener acknowledges it `AA` all the same, so a sender's
-/// at-least-once retries become exactly-once in the store.
+/// at-least-once retries become exactly-once in the store. A message with the key of one
+/// already kept but another content (a sending system that reset its counter) is kept as a
+/// new message, and its receipt says so ([`reuses_control_id`](Receipt::reuses_control_id)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     location: String,
     duplicate: bool,
+    reused: bool,
 }
 
 impl Receipt {
@@ -145,6 +150,7 @@ impl Receipt {
         Receipt {
             location: location.into(),
             duplicate: false,
+            reused: false,
         }
     }
 
@@ -153,6 +159,7 @@ impl Receipt {
         Receipt {
             location: location.into(),
             duplicate: true,
+            reused: false,
         }
     }
 
@@ -164,6 +171,21 @@ impl Receipt {
     /// Whether the message was already kept, so that this save stored nothing new.
     pub fn is_duplicate(&self) -> bool {
         self.duplicate
+    }
+
+    /// This receipt, marked as that of a message stored as new although a message with the
+    /// same sending application, facility and MSH-10 but another content was stored before
+    /// (see [`ContentDigest`]).
+    #[must_use]
+    pub fn reusing_control_id(mut self) -> Receipt {
+        self.reused = true;
+        self
+    }
+
+    /// Whether the message was stored as new although its key (MSH-3, MSH-4, MSH-10) had been
+    /// seen with another content: the sending system reused a control ID.
+    pub fn reuses_control_id(&self) -> bool {
+        self.reused
     }
 }
 
