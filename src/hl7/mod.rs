@@ -25,7 +25,7 @@ pub use ack::{
     build_nak_unparseable, code_description, AckBuilder, AckCode, AckMode, Disposition, COMMIT_ACK,
     COMMIT_NAK,
 };
-pub use control_id::{next_control_id, ControlId};
+pub use control_id::{next_control_id, write_timestamp, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{Header, Separators};
 pub use reply::{ack_control_id, Ack, ReplyKind};
