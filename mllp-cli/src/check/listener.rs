@@ -72,9 +72,9 @@ fn sequence(
 ) -> Option<Vec<u8>> {
     let mut ids = Vec::new();
     let mut answers = Vec::new();
-    let mut closed_after = 0;
     let mut first_reply = None;
     let before = s.connections;
+    let first_send = s.per_send.len();
     for i in 0..plan.count {
         let (msg, id) = maker.plain();
         let answer = s.ask(&msg, &id);
@@ -84,14 +84,12 @@ fn sequence(
         // A second ACK comes at once if it comes at all; later extras show up before the
         // next reply and are counted there.
         if i < 2 || i + 1 == plan.count {
-            let (_, closed) = s.linger(linger(plan));
-            closed_after += usize::from(closed);
-        } else if s.wire.as_ref().is_some_and(|w| w.is_closed()) {
-            closed_after += 1;
+            s.linger(linger(plan));
         }
         ids.push(id);
         answers.push(answer);
     }
+    // The first connection was opened before the sequence.
     let connections = s.connections - before + 1;
     let accepted = answers.iter().filter(|a| a.accepted()).count();
     let n = answers.len();
@@ -109,23 +107,29 @@ fn sequence(
             answers[0].describe(s.target.ack_timeout)
         ),
     );
-    let (verdict, evidence) = if closed_after == 0 && connections == 1 {
-        (Verdict::Pass, format!("{n} messages on one connection"))
-    } else if closed_after >= n.saturating_sub(1) {
-        (
+    let (verdict, evidence) = match connections {
+        1 => (Verdict::Pass, format!("{n} messages on one connection")),
+        c if c >= n => (
             Verdict::Warn,
             format!(
-                "closed the connection after every reply: {connections} connections for {n} \
-                 messages (a sender must reconnect for each message)"
+                "closed the connection after every message: {c} connections for {n} messages \
+                 (a sender must reconnect for each one)"
             ),
-        )
-    } else {
-        (
+        ),
+        c => (
             Verdict::Warn,
             format!(
-                "{connections} connections for {n} messages; closed after {closed_after} replies"
+                "closed the connection {} times: {c} connections for {n} messages",
+                c - 1
             ),
-        )
+        ),
+    };
+    let evidence = match s.stale {
+        0 => evidence,
+        k => format!(
+            "{evidence}; {k} messages were written into a connection it had just closed and \
+             sent again"
+        ),
     };
     report.add(
         "keeps-connection",
@@ -133,21 +137,18 @@ fn sequence(
         verdict,
         evidence,
     );
-    let wrong: Vec<String> = ids
-        .iter()
-        .enumerate()
-        .filter(|(_, id)| s.acks_of(id) != 1)
-        .map(|(i, id)| format!("message {} got {}", i + 1, s.acks_of(id)))
-        .collect();
-    let (verdict, evidence) = if wrong.is_empty() {
-        (Verdict::Pass, format!("{n} messages, {n} ACK frames"))
-    } else if plan.mllp2 {
-        (
-            Verdict::Skip,
-            "MLLP release 2 commit blocks name no message".into(),
-        )
+    let frames: Vec<usize> = s.per_send[first_send..].to_vec();
+    let shown: Vec<String> = frames.iter().map(usize::to_string).collect();
+    let (verdict, evidence) = if frames.iter().all(|&f| f == 1) {
+        (Verdict::Pass, format!("{n} messages, one reply frame each"))
     } else {
-        (Verdict::Fail, list(&wrong, 6))
+        (
+            Verdict::Fail,
+            format!(
+                "reply frames after each of the {n} messages: {} (expected 1 each)",
+                shown.join(", ")
+            ),
+        )
     };
     report.add(
         "ack-per-message",
@@ -243,7 +244,7 @@ fn two_in_one_write(report: &mut Report, s: &mut Session<'_>, plan: &Plan, maker
         both.extend_from_slice(&w.framed(&m2));
         w.write_raw(&both, t)
     });
-    s.sent.push(id2.clone());
+    s.note_sent(&id2);
     let second = if s.wire.as_ref().is_some_and(|w| !w.is_closed()) || first.accepted() {
         s.read_reply(&id2, s.target.ack_timeout)
     } else {

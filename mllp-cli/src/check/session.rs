@@ -116,6 +116,11 @@ pub struct Session<'t> {
     pub latencies: Vec<Duration>,
     /// The raw reply frames, in order.
     pub replies: Vec<Vec<u8>>,
+    /// Reply frames read after each message sent and before the next.
+    pub per_send: Vec<usize>,
+    /// Messages sent again on a new connection because the peer had closed the one they were
+    /// written to.
+    pub stale: usize,
 }
 
 impl<'t> Session<'t> {
@@ -129,16 +134,19 @@ impl<'t> Session<'t> {
             sent: Vec::new(),
             latencies: Vec::new(),
             replies: Vec::new(),
+            per_send: Vec::new(),
+            stale: 0,
         }
     }
 
-    /// The current connection, opening one if there is none or the peer closed it.
-    pub fn wire(&mut self) -> Result<&mut Wire, String> {
-        if self.wire.as_ref().is_none_or(Wire::is_closed) {
+    /// Makes sure there is a current connection, opening one if there is none or the peer
+    /// closed it.
+    pub fn wire(&mut self) -> Result<(), String> {
+        if self.wire.as_mut().is_none_or(Wire::peer_gone) {
             self.wire = Some(self.target.connect()?);
             self.connections += 1;
         }
-        Ok(self.wire.as_mut().expect("connected above"))
+        Ok(())
     }
 
     /// Drops the current connection.
@@ -151,6 +159,9 @@ impl<'t> Session<'t> {
     /// Records a reply frame; returns its MSA-2 when it is an acknowledgement.
     pub fn record(&mut self, frame: &[u8]) -> Option<Ack> {
         self.replies.push(frame.to_vec());
+        if let Some(n) = self.per_send.last_mut() {
+            *n += 1;
+        }
         let ack = Ack::parse(frame).ok()?;
         *self.acks.entry(ack.control_id.clone()).or_default() += 1;
         Some(ack)
@@ -162,19 +173,54 @@ impl<'t> Session<'t> {
         &mut self,
         payload: &[u8],
         id: &str,
-        write: impl FnOnce(&mut Wire, &[u8], Duration) -> std::io::Result<()>,
+        write: impl Fn(&mut Wire, &[u8], Duration) -> std::io::Result<()>,
     ) -> Answer {
         let (ack_timeout, write_timeout) = (self.target.ack_timeout, self.target.write_timeout);
-        let wire = match self.wire() {
-            Ok(w) => w,
-            Err(e) => return Answer::NotSent(e),
+        let reused = self.wire.is_some();
+        let answer = self.attempt(payload, id, &write, write_timeout, ack_timeout);
+        // A peer that closes after each reply may close just after the check looked: a
+        // message written into that connection is sent again once on a new one, as a sender
+        // would.
+        let stale = matches!(answer, Answer::Closed | Answer::NotSent(_))
+            && self.per_send.last() == Some(&0);
+        if reused && stale {
+            self.hang_up();
+            self.stale += 1;
+            if let Some(last) = self.sent.pop() {
+                debug_assert_eq!(last, id);
+                self.per_send.pop();
+            }
+            return self.attempt(payload, id, &write, write_timeout, ack_timeout);
+        }
+        answer
+    }
+
+    fn attempt(
+        &mut self,
+        payload: &[u8],
+        id: &str,
+        write: &impl Fn(&mut Wire, &[u8], Duration) -> std::io::Result<()>,
+        write_timeout: Duration,
+        ack_timeout: Duration,
+    ) -> Answer {
+        if let Err(e) = self.wire() {
+            return Answer::NotSent(e);
+        }
+        self.note_sent(id);
+        let Some(wire) = self.wire.as_mut() else {
+            return Answer::NotSent("no connection".into());
         };
         if let Err(e) = write(wire, payload, write_timeout) {
             self.hang_up();
             return Answer::NotSent(e.to_string());
         }
-        self.sent.push(id.to_owned());
         self.read_reply(id, ack_timeout)
+    }
+
+    /// Notes that the message `id` was sent.
+    pub fn note_sent(&mut self, id: &str) {
+        self.sent.push(id.to_owned());
+        self.per_send.push(0);
     }
 
     /// Sends one message in one write and reads its reply.

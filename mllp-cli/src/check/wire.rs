@@ -56,6 +56,13 @@ impl Wire {
         self.closed
     }
 
+    /// Whether the peer closed the connection, looking without waiting (a peer that closes
+    /// after each reply must not make the next message look lost).
+    pub fn peer_gone(&mut self) -> bool {
+        self.closed |= self.buf.is_empty() && self.stream.peer_closed();
+        self.closed
+    }
+
     /// `payload` framed.
     pub fn framed(&self, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + 4);
