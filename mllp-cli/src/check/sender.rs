@@ -166,7 +166,7 @@ pub fn run(listener: TcpListener, plan: Plan) -> Report {
         refuse,
     };
     let wait = s.plan.wait;
-    let hold = wait.min(Duration::from_secs(1)) / 2;
+    let hold = wait.min(Duration::from_secs(1)) / 4;
     let Some(first) = s.frame(Instant::now() + s.plan.first_wait) else {
         report.add(
             "first-message",

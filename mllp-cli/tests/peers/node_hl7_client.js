@@ -1,20 +1,21 @@
-// node-hl7-client: sends the messages of the file given (separated by blank lines) to
-// 127.0.0.1:PORT over one connection (waitAck: each after the previous one's ACK), printing
-// each reply; exits once every message was answered.
+// node-hl7-client: once connected to 127.0.0.1:PORT, sends the messages of the file given
+// (separated by blank lines) over its connection, each after the previous one's reply (the
+// reply handler sends the next), printing MSA-1 and MSA-2 of each reply.
 require('./loopback.js');
 const fs = require('fs');
 const { Client, Message } = require('node-hl7-client');
 const [port, path] = [Number(process.argv[2]), process.argv[3]];
 const texts = fs.readFileSync(path, 'utf8').split('\n\n').filter((t) => t.trim());
 const client = new Client({ host: '127.0.0.1' });
-let answered = 0;
+let next = 0;
+const send = () => {
+  if (next === texts.length) process.exit(0);
+  void conn.sendMessage(new Message({ text: texts[next++].trim().replace(/\n/g, '\r') }));
+};
 const conn = client.createConnection({ port, waitAck: true }, async (res) => {
-  console.log(res.getMessage().get('MSA.1').toString(), res.getMessage().get('MSA.2').toString());
-  if (++answered === texts.length) process.exit(0);
+  const msg = res.getMessage();
+  console.log(msg.get('MSA.1').toString(), msg.get('MSA.2').toString());
+  setImmediate(send);
 });
 conn.on('error', (e) => console.error(String(e)));
-(async () => {
-  for (const text of texts) {
-    await conn.sendMessage(new Message({ text: text.trim().replace(/\n/g, '\r') }));
-  }
-})();
+conn.once('connect', send);

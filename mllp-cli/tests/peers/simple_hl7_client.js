@@ -14,7 +14,8 @@ function next() {
   const msg = parser.parse(texts[i++].trim().replace(/\n/g, '\r'));
   client.send(msg, (err, ack) => {
     console.log(err ? String(err) : ack.log().replace(/\r/g, ' | '));
-    next();
+    // The client marks itself free only after this callback returns.
+    setImmediate(next);
   });
 }
 next();
