@@ -241,7 +241,7 @@ fn mllp_listener_passes_every_row() {
         "pass",
         "10 messages, one reply frame each",
     );
-    pin(&json, "junk", "pass", "answered AR");
+    pin(&json, "junk", "pass", "reply: AR");
 }
 
 #[test]
@@ -383,7 +383,7 @@ fn node_hl7_server() {
         "pass",
         "every size up to 1 MiB accepted",
     );
-    pin(&json, "junk", "warn", "answered AA");
+    pin(&json, "junk", "warn", "reply: AA");
 }
 
 #[test]
@@ -494,4 +494,102 @@ fn simple_hl7_client() {
         "the last segment ends with no terminator",
     );
     simple_sender(&json);
+}
+
+#[test]
+fn mllp_listener_with_mllp2_commit_blocks() {
+    let store = common::scratch_dir("check-listen-mllp2");
+    let (_listener, addr) = listen(&store, &["--mllp2"]);
+    let port = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let (code, json) = check_listener(port, &["--mllp2"]);
+    assert_eq!(code, 0, "{json}");
+    assert!(json.contains("\"warned\":0,\"failed\":0,"), "{json}");
+    pin(&json, "accepts", "pass", "the first got CA");
+    pin(&json, "ack-header", "skip", "commit blocks");
+    pin(&json, "junk", "pass", "reply: CR");
+}
+
+/// A listener that takes connections and reads, and never answers: every row is bounded by
+/// the ACK timeout and the wait, and the report says what did not come.
+#[test]
+fn a_listener_that_never_answers_fails_within_the_timeouts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let addr = format!("127.0.0.1:{port}");
+    let ended = mllp(&[
+        "check",
+        "listener",
+        &addr,
+        "--json",
+        "--wait",
+        "0.3",
+        "--ack-timeout",
+        "0.3",
+        "--count",
+        "2",
+        "--max-size",
+        "2048",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ended.code, 1, "{ended:?}");
+    let json = ended.stdout.last().unwrap();
+    pin(
+        json,
+        "accepts",
+        "fail",
+        "0 of 2 plain test messages accepted; the first got no ACK within 300 ms",
+    );
+    pin(json, "ack-per-message", "fail", "0, 0 (expected 1 each)");
+    pin(
+        json,
+        "largest-message",
+        "fail",
+        "1 KiB: no ACK within 300 ms",
+    );
+    pin(json, "idle", "pass", "kept an idle connection open");
+}
+
+#[test]
+fn nothing_listening_is_exit_2_and_a_mode_is_required() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let ended = mllp(&[
+        "check",
+        "listener",
+        &format!("127.0.0.1:{port}"),
+        "--connect-timeout",
+        "2",
+    ]);
+    assert_eq!(ended.code, 2, "{ended:?}");
+    assert!(ended.stderr.contains("cannot connect"), "{}", ended.stderr);
+    let ended = mllp(&["check", "127.0.0.1:1"]);
+    assert_eq!(ended.code, 2);
+    assert!(
+        ended.stderr.contains("a listener or a sender"),
+        "{}",
+        ended.stderr
+    );
+    let ended = mllp(&["check", "sender", "--tls"]);
+    assert_eq!(ended.code, 2);
+    assert!(
+        ended
+            .stderr
+            .contains("--tls is for mllp check listener only"),
+        "{}",
+        ended.stderr
+    );
 }

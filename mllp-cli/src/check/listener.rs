@@ -261,7 +261,7 @@ fn two_in_one_write(report: &mut Report, s: &mut Session<'_>, plan: &Plan, maker
         )
     } else {
         format!(
-            "first: {} ({} ACK frames); second: {} ({} ACK frames)",
+            "first: {} (ACK frames naming it: {}); second: {} (ACK frames naming it: {})",
             first.describe(t),
             s.acks_of(&id1),
             second.describe(t),

@@ -65,7 +65,7 @@ fn row(
         title,
         verdict,
         format!(
-            "answered {}; a valid message after it: {}",
+            "reply: {}; a valid message after it: {}",
             answer.describe(t),
             after.describe(t)
         ),

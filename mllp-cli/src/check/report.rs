@@ -126,9 +126,16 @@ impl Report {
 
     /// The report as one line of JSON.
     pub fn json(&self) -> String {
+        let mut stamp = Vec::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        mllp::hl7::write_timestamp(now, &mut stamp);
         let mut out = format!(
-            "{{\"mode\":{},\"target\":{},\"passed\":{},\"warned\":{},\"failed\":{},\
+            "{{\"tool\":{},\"checked_at\":{},\"mode\":{},\"target\":{},\"passed\":{},\"warned\":{},\"failed\":{},\
              \"skipped\":{},\"rows\":[",
+            quote(concat!("mllp ", env!("CARGO_PKG_VERSION"))),
+            quote(&String::from_utf8_lossy(&stamp)),
             quote(self.mode),
             quote(&self.target),
             self.count(Verdict::Pass),

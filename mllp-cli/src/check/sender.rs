@@ -113,10 +113,13 @@ impl Script {
             return;
         }
         if let Some(other) = msa2 {
-            let from = format!("MSA|AA|{}", f.id);
-            let to = format!("MSA|AA|{other}");
-            let text = String::from_utf8_lossy(&ack).replacen(&from, &to, 1);
-            ack = text.into_bytes();
+            // MSA-2 is the last field of the MSA segment the builder wrote: `MSA|AA|<id>`.
+            let sep = char::from(header.separators().field);
+            let from = format!("MSA{sep}AA{sep}{}", f.id);
+            if let Some(at) = ack.windows(from.len()).position(|w| w == from.as_bytes()) {
+                let to = format!("MSA{sep}AA{sep}{other}");
+                ack.splice(at..at + from.len(), to.into_bytes());
+            }
         }
         self.reply(f.conn, &ack);
     }

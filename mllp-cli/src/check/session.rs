@@ -90,10 +90,7 @@ impl Answer {
             }
             Answer::Unreadable(f) => format!("a frame that is not an ACK: {}", shown(f, 60)),
             Answer::Closed => "closed the connection without an ACK".into(),
-            Answer::Silent => format!(
-                "no ACK within {} s",
-                super::report::secs(ack_timeout).trim_end_matches(" s")
-            ),
+            Answer::Silent => format!("no ACK within {}", super::report::secs(ack_timeout)),
             Answer::NotSent(e) => format!("not sent: {e}"),
         }
     }
@@ -241,7 +238,9 @@ impl<'t> Session<'t> {
                     let latency = written.elapsed();
                     match self.record(&frame) {
                         Some(ack)
-                            if ack.control_id != id && self.sent.contains(&ack.control_id) =>
+                            if !ack.control_id.is_empty()
+                                && ack.control_id != id
+                                && self.sent.contains(&ack.control_id) =>
                         {
                             continue
                         }
