@@ -257,7 +257,13 @@ fn mllp_listener_over_tls_shows_its_certificate() {
     let (code, json) = check_listener(port, &["--tls-ca", &ca, "--tls-domain", "localhost"]);
     all_pass(&json);
     assert_eq!(code, 0);
-    pin(&json, "tls-certificate", "pass", "expires in");
+    // The test certificate: CN localhost, from the test CA, valid until 2126.
+    pin(
+        &json,
+        "tls-certificate",
+        "pass",
+        "subject CN \"localhost\", issuer CN \"mllp test CA\", expires in 3",
+    );
     pin(
         &json,
         "tls-protocol",
@@ -290,6 +296,7 @@ fn mllp_sender_passes_every_row() {
         "ignored an ACK naming PEER-5X",
     );
     pin(&json, "resend-after-drop", "pass", "resent MSH-10 PEER-6");
+    pin(&json, "no-duplicates", "pass", "no message was sent again");
 }
 
 #[test]
@@ -430,6 +437,8 @@ fn simple_sender(json: &str) {
         "took an ACK naming PEER-5X as the ACK of PEER-5",
     );
     pin(json, "resend-after-drop", "warn", "nothing within");
+    pin(json, "reconnect", "warn", "no new connection");
+    pin(json, "no-duplicates", "pass", "no message was sent again");
 }
 
 #[test]

@@ -47,6 +47,10 @@ struct Script {
     attempts: Vec<Instant>,
     closes: Vec<(usize, Instant, usize)>,
     refuse: Arc<AtomicUsize>,
+    /// Control IDs answered with a plain AA.
+    acked: Vec<String>,
+    /// Control IDs sent again after their AA.
+    duplicates: Vec<String>,
 }
 
 impl Script {
@@ -67,6 +71,11 @@ impl Script {
                     self.writers.remove(&conn);
                     self.closes.push((conn, at, partial));
                 }
+                Ok(Ev::Frame(f)) if !f.id.is_empty() && self.acked.contains(&f.id) => {
+                    // Sent again after its AA: answered again, and noted.
+                    self.duplicates.push(f.id.clone());
+                    self.answer(&f, Disposition::Accept, None);
+                }
                 Ok(Ev::Frame(f)) => return Some(f),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
             }
@@ -85,6 +94,9 @@ impl Script {
 
     /// Answers `f` with `disposition`; with `msa2`, the ACK names that control ID instead.
     fn answer(&mut self, f: &Frame, disposition: Disposition, msa2: Option<&str>) {
+        if disposition == Disposition::Accept && msa2.is_none() && !f.id.is_empty() {
+            self.acked.push(f.id.clone());
+        }
         if self.plan.mllp2 {
             let code = if disposition == Disposition::Accept {
                 COMMIT_ACK
@@ -167,6 +179,8 @@ pub fn run(listener: TcpListener, plan: Plan) -> Report {
         attempts: Vec::new(),
         closes: Vec::new(),
         refuse,
+        acked: Vec::new(),
+        duplicates: Vec::new(),
     };
     let wait = s.plan.wait;
     let hold = wait.min(Duration::from_secs(1)) / 4;
@@ -186,6 +200,21 @@ pub fn run(listener: TcpListener, plan: Plan) -> Report {
     framing_row(&mut report, &s, &first);
     // 1. The ACK held back a little: does the next message wait for it?
     match s.frame(first.at + hold) {
+        Some(again) if !first.id.is_empty() && again.id == first.id => {
+            report.add(
+                "waits-for-ack",
+                "Waits for each ACK",
+                Verdict::Warn,
+                format!(
+                    "sent MSH-10 {} again {} while its ACK was held for {}: its ACK timeout is \
+                     shorter than that",
+                    first.id,
+                    when(&again, first.at, first.conn),
+                    secs(hold)
+                ),
+            );
+            s.answer(&again, Disposition::Accept, None);
+        }
         Some(next) => {
             report.add(
                 "waits-for-ack",
@@ -225,6 +254,25 @@ pub fn run(listener: TcpListener, plan: Plan) -> Report {
         };
         step(&mut report, &mut s, x);
     }
+    let (verdict, evidence) = match s.duplicates.as_slice() {
+        [] => (
+            Verdict::Pass,
+            "no message was sent again after its AA".to_owned(),
+        ),
+        d => (
+            Verdict::Warn,
+            format!(
+                "sent again after its AA: {} (the receiver must drop duplicates)",
+                d.join(", ")
+            ),
+        ),
+    };
+    report.add(
+        "no-duplicates",
+        "Sends an acknowledged message once",
+        verdict,
+        evidence,
+    );
     report
 }
 
@@ -287,7 +335,9 @@ enum Next {
 
 fn next_after(s: &mut Script, x: &Frame, until: Instant) -> Next {
     match s.frame(until) {
-        Some(f) if f.id == x.id => Next::Same(f),
+        // Without MSH-10, the same message is the same content.
+        Some(f) if x.id.is_empty() && body(&f.payload) == body(&x.payload) => Next::Same(f),
+        Some(f) if !x.id.is_empty() && f.id == x.id => Next::Same(f),
         Some(f) if body(&f.payload) == body(&x.payload) => Next::Renamed(f),
         Some(f) => Next::Other(f),
         None => Next::Nothing,
@@ -323,12 +373,22 @@ fn no_ack(report: &mut Report, s: &mut Script, x: Frame) {
         }
         Next::Nothing => {
             s.answer(&x, Disposition::Accept, None);
+            let closed = s.closes.iter().find(|c| c.0 == x.conn).map_or_else(
+                || "the connection stayed open; the late ACK was then sent".to_owned(),
+                |c| {
+                    let cut = match c.2 {
+                        0 => String::new(),
+                        n => format!(", {n} bytes into a frame"),
+                    };
+                    format!(
+                        "it closed the connection after {}{cut}",
+                        secs(c.1.saturating_duration_since(x.at))
+                    )
+                },
+            );
             (
                 Verdict::Warn,
-                format!(
-                    "no resend within {} (the late ACK was then sent)",
-                    secs(wait)
-                ),
+                format!("no resend within {}; {closed}", secs(wait)),
             )
         }
     };
