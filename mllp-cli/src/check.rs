@@ -269,6 +269,13 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         }
         Mode::Listener => only(check.first_wait.is_some(), "first-wait", "sender")?,
     }
+    if sender.retries.is_some() {
+        return Err(UsageError(
+            "--retries has no use in mllp check: each test message is sent once, and what the \
+             listener does with it is the report"
+                .into(),
+        ));
+    }
     sender.finish()?;
     Ok(Config {
         mode,
@@ -342,7 +349,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let text = if config.check.json {
         report.json()
     } else {
-        report.table()
+        report.table(config.common.quiet)
     };
     super::listen::print_line(&text);
     Ok(report.exit_code())
@@ -389,6 +396,10 @@ mod tests {
                 "--first-wait is for mllp check sender only",
             ),
             (&["listener", "h:1", "h:2"], "one too many"),
+            (
+                &["listener", "h:1", "--retries", "2"],
+                "--retries has no use",
+            ),
         ] {
             let e = parse_v(args).expect_err(&format!("{args:?}")).0;
             assert!(e.contains(says), "{args:?}: {e}");

@@ -88,8 +88,9 @@ impl Report {
         u8::from(self.count(Verdict::Fail) > 0)
     }
 
-    /// The report as a table: check, verdict, evidence (wrapped under itself).
-    pub fn table(&self) -> String {
+    /// The report as a table: check, verdict, evidence (wrapped under itself); with
+    /// `problems_only` (`-q`), only the rows that warned or failed.
+    pub fn table(&self, problems_only: bool) -> String {
         const EVIDENCE_WIDTH: usize = 72;
         let width = self
             .rows
@@ -100,7 +101,11 @@ impl Report {
             .max(5);
         let mut out = format!("mllp check {} {}\n\n", self.mode, self.target);
         let _ = writeln!(out, "{:width$}  VERDICT  EVIDENCE", "CHECK");
-        for row in &self.rows {
+        let shown = self
+            .rows
+            .iter()
+            .filter(|r| !problems_only || matches!(r.verdict, Verdict::Warn | Verdict::Fail));
+        for row in shown {
             let lines = wrap(&row.evidence, EVIDENCE_WIDTH);
             let _ = writeln!(
                 out,
@@ -241,7 +246,8 @@ mod tests {
         let json = r.json();
         assert!(json.contains(r#""evidence":"ok \"quoted\"\n""#), "{json}");
         assert!(json.contains(r#""failed":1"#), "{json}");
-        let table = r.table();
+        assert!(!r.table(true).contains("first"));
+        let table = r.table(false);
         assert!(table.contains("second check  fail"), "{table}");
         assert!(table.lines().all(|l| l.chars().count() < 100), "{table}");
         assert!(table.ends_with("1 passed, 0 warned, 1 failed, 0 skipped"));
