@@ -274,12 +274,13 @@ fn mllp_listener_over_tls_shows_its_certificate() {
 
 #[test]
 fn mllp_sender_passes_every_row() {
-    // Its resend comes after the ACK timeout, a backoff and a reconnection: --wait 2.
-    let (code, json) = check_sender("mllp", "2", |port, file| {
+    // Its resend comes after the ACK timeout (1 s, well above the check's 250 ms hold of the
+    // first ACK), a backoff and a reconnection: --wait 3.
+    let (code, json) = check_sender("mllp", "3", |port, file| {
         Command::new(env!("CARGO_BIN_EXE_mllp"))
             .args(["send", &format!("127.0.0.1:{port}")])
             .arg(file)
-            .args(["--ack-timeout", "0.5", "--retries", "8", "-q"])
+            .args(["--ack-timeout", "1", "--retries", "8", "-q"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
