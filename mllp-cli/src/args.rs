@@ -180,6 +180,11 @@ pub struct Found {
 }
 
 impl Found {
+    /// The option's long name.
+    pub fn long(&self) -> &'static str {
+        self.spec.long
+    }
+
     /// The error for an option the command defines but does not handle: a bug, which the
     /// test that walks every option finds.
     pub fn unhandled(&self, cmd: &str) -> UsageError {

@@ -203,19 +203,35 @@ impl SenderOptions {
         if let Some(n) = self.attempts {
             builder = builder.retry(RetryPolicy::default().max_attempts((n != 0).then_some(n)));
         }
-        if self.tls.on {
-            let mut tls = mllp::TlsClientConfig::new();
-            if let Some(ca) = &self.tls.ca {
-                tls = tls.add_root_pem_file(ca)?;
-            }
-            if let Some(domain) = &self.tls.domain {
-                tls = tls.server_name(domain.clone());
-            }
-            if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
-                tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
-            }
+        if let Some(tls) = self.tls_config()? {
             builder = builder.tls(tls);
         }
         Ok(builder)
+    }
+
+    /// The TLS settings of `--tls` and its companions; `None` without TLS.
+    pub fn tls_config(&self) -> Result<Option<mllp::TlsClientConfig>, Failure> {
+        if !self.tls.on {
+            return Ok(None);
+        }
+        let mut tls = mllp::TlsClientConfig::new();
+        if let Some(ca) = &self.tls.ca {
+            tls = tls.add_root_pem_file(ca)?;
+        }
+        if let Some(domain) = &self.tls.domain {
+            tls = tls.server_name(domain.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
+            tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
+        }
+        Ok(Some(tls))
+    }
+
+    /// A TLS client from [`tls_config`](Self::tls_config); `None` without TLS.
+    pub fn tls_client(&self) -> Result<Option<mllp::TlsClient>, Failure> {
+        match self.tls_config()? {
+            None => Ok(None),
+            Some(config) => Ok(Some(mllp::TlsClient::new(&config)?)),
+        }
     }
 }

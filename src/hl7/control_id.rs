@@ -11,8 +11,15 @@ pub(super) fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Appends `secs` (Unix time) as `YYYYMMDDHHMMSS+0000`.
-pub(crate) fn write_timestamp(secs: u64, out: &mut Vec<u8>) {
+/// Appends `secs` (Unix time) as an HL7 timestamp in UTC, `YYYYMMDDHHMMSS+0000` (the form of
+/// the MSH-7 this crate writes into acknowledgements).
+///
+/// ```
+/// let mut out = Vec::new();
+/// mllp::hl7::write_timestamp(86_400 + 3_661, &mut out);
+/// assert_eq!(out, b"19700102010101+0000");
+/// ```
+pub fn write_timestamp(secs: u64, out: &mut Vec<u8>) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

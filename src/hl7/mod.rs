@@ -12,6 +12,8 @@
 //! * [`Ack`] reads a reply: MSA-1/2/3, ERR texts, or an MLLP release 2 commit block
 //!   ([`COMMIT_ACK`], [`COMMIT_NAK`]). [`ack_control_id`] finds MSA-2 without copying, for
 //!   matching replies to sent messages.
+//! * [`next_control_id`] and [`write_timestamp`] make the MSH-10 and MSH-7 of a generated
+//!   message.
 //! * [`ReplyKind`] names which of the two answers a message: an HL7 acknowledgement or an MLLP
 //!   release 2 commit block, for senders, listeners and received replies alike.
 //! * [`split_messages`] cuts a file into messages (batches whole or split), and
@@ -29,7 +31,7 @@ pub use ack::{
     build_nak_unparseable, code_description, AckBuilder, AckCode, AckMode, Disposition, COMMIT_ACK,
     COMMIT_NAK,
 };
-pub use control_id::{next_control_id, ControlId};
+pub use control_id::{next_control_id, write_timestamp, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{salvage_control_id, Header, Separators};
 pub use reply::{ack_control_id, Ack, ReplyKind};
