@@ -269,13 +269,6 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         }
         Mode::Listener => only(check.first_wait.is_some(), "first-wait", "sender")?,
     }
-    if sender.retries.is_some() {
-        return Err(UsageError(
-            "--retries has no use in mllp check: each test message is sent once, and what the \
-             listener does with it is the report"
-                .into(),
-        ));
-    }
     sender.finish()?;
     Ok(Config {
         mode,
@@ -397,8 +390,8 @@ mod tests {
             ),
             (&["listener", "h:1", "h:2"], "one too many"),
             (
-                &["listener", "h:1", "--retries", "2"],
-                "--retries has no use",
+                &["listener", "h:1", "--attempts", "2"],
+                "has no option --attempts",
             ),
         ] {
             let e = parse_v(args).expect_err(&format!("{args:?}")).0;

@@ -9,7 +9,7 @@ use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::print_line;
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
-use super::sender_options::{SenderOptions, IDENTITY, SENDING};
+use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
 use super::{logger, signal};
 
 /// `mllp forward`.
@@ -25,7 +25,9 @@ CA. A message answered AE or AR is never dropped: see --on-reject.
 A downstream that cannot be reached is retried in place, never requeued. Prints `forwarding
 from URL to HOST:PORT` once consuming, then each message's MSH-10 and outcome, as `mllp send`
 does, and a summary.",
-    tables: &[&FORWARD, &SENDING, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT],
+    tables: &[
+        &FORWARD, &SENDING, &ATTEMPTS, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT,
+    ],
     footer: "\
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
 --count reached, 1 when stopped before --count was reached, 2 for usage errors and a queue
@@ -172,6 +174,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     while let Some(f) = args.next_option()? {
         let handled = FORWARD.apply(&f, &mut forward)?
             || SENDING.apply(&f, &mut sender)?
+            || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?

@@ -10,7 +10,7 @@ use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
 use super::logger;
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
-use super::sender_options::{SenderOptions, SENDING};
+use super::sender_options::{SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
@@ -36,6 +36,7 @@ crash or a power cut; some may then be sent twice (at least once).",
         &RELAY,
         &RECEIVING,
         &SENDING,
+        &ATTEMPTS,
         &TO_IDENTITY,
         &ENCODING,
         &FRAMING,
@@ -212,6 +213,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         let handled = RELAY.apply(&f, &mut relay)?
             || RECEIVING.apply(&f, &mut listen)?
             || SENDING.apply(&f, &mut sender)?
+            || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?

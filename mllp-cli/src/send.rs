@@ -13,7 +13,7 @@ use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::logger;
 use super::options::{label_charset, stderr_line, Common, Failure, ENCODING, FRAMING, OUTPUT};
-use super::sender_options::{SenderOptions, IDENTITY, SENDING};
+use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
 
 mod resume;
 
@@ -31,7 +31,9 @@ A new message starts at each segment beginning with MSH; a file starting with FH
 sent as one block. LF and CRLF become CR. Files are read as UTF-8 (a byte order mark is
 dropped) and encoded into --encoding for the wire; a file not valid in its character set
 stops the run before anything is sent.",
-    tables: &[&FILES, &SENDING, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT],
+    tables: &[
+        &FILES, &SENDING, &ATTEMPTS, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT,
+    ],
     footer: "\
 Exit status: 0 when every message got AA or CA, 1 when any got a negative ACK, 2 for usage
 errors, unreadable input and connection or delivery failures.",
@@ -124,6 +126,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     while let Some(f) = args.next_option()? {
         let handled = FILES.apply(&f, &mut files)?
             || SENDING.apply(&f, &mut sender)?
+            || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?

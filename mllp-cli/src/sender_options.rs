@@ -31,7 +31,7 @@ pub struct Tls {
     pub key: Option<PathBuf>,
 }
 
-/// Timeouts, attempts and TLS toward the listener a command sends to.
+/// Timeouts and TLS toward the listener a command sends to.
 pub const SENDING: Group<SenderOptions> = Group {
     title: "Sending",
     opts: &[
@@ -73,19 +73,6 @@ pub const SENDING: Group<SenderOptions> = Group {
         },
         Opt {
             spec: Spec {
-                long: "attempts",
-                short: None,
-                value: Some("N"),
-                help: "the most attempts for each message, the first included, as the library\n\
-                       and the C API count them (default 5; mllp relay: no limit; 0: no limit)",
-            },
-            set: |s, v| {
-                s.attempts = Some(v.parsed()?);
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
                 long: "tls",
                 short: None,
                 value: None,
@@ -122,6 +109,25 @@ pub const SENDING: Group<SenderOptions> = Group {
             },
         },
     ],
+};
+
+/// `--attempts`: how often one message is tried (the commands that deliver messages, not
+/// `mllp check`, which sends each test message once).
+pub const ATTEMPTS: Group<SenderOptions> = Group {
+    title: "Retrying",
+    opts: &[Opt {
+        spec: Spec {
+            long: "attempts",
+            short: None,
+            value: Some("N"),
+            help: "the most attempts for each message, the first included, as the library\n\
+                       and the C API count them (default 5; mllp relay: no limit; 0: no limit)",
+        },
+        set: |s, v| {
+            s.attempts = Some(v.parsed()?);
+            Ok(())
+        },
+    }],
 };
 
 /// The client certificate a sender shows, as `mllp send` and `mllp forward` name it.

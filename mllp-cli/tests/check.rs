@@ -280,7 +280,7 @@ fn mllp_sender_passes_every_row() {
         Command::new(env!("CARGO_BIN_EXE_mllp"))
             .args(["send", &format!("127.0.0.1:{port}")])
             .arg(file)
-            .args(["--ack-timeout", "1", "--retries", "8", "-q"])
+            .args(["--ack-timeout", "1", "--attempts", "9", "-q"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
