@@ -363,6 +363,81 @@ fn a_full_disk_is_an_error_leaves_no_corrupt_segment_and_recovers() {
     assert!(std::fs::read_dir(&dir).is_ok());
 }
 
+/// The bytes of every segment file of `dir`.
+fn segment_bytes_on_disk(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Delivered messages give their disk space back without waiting for a 16 MiB segment to
+/// fill, and the bounds count only what is not delivered.
+#[test]
+fn delivered_messages_give_their_disk_space_back() {
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let dir = scratch_dir("outbox-release");
+    // The default segment size; at most 100 kB pending, 1.4 MB enqueued in all.
+    let outbox = Outbox::open(&dir, config(&down.addr()).max_bytes(100_000)).unwrap();
+    let body = "x".repeat(400);
+    for i in 0..3_000 {
+        let m = format!("{}{body}\r", adt(&format!("M{i:05}")));
+        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 3_000));
+    assert!(
+        eventually(LIMIT, || segment_bytes_on_disk(&dir) < 64 * 1024),
+        "{} bytes of delivered messages kept on disk",
+        segment_bytes_on_disk(&dir)
+    );
+    outbox.close().unwrap();
+    // Nothing was lost or delivered twice, and a reopen finds nothing pending.
+    assert_eq!(down.seen().len(), 3_000);
+    assert_eq!(Outbox::inspect(&dir).unwrap().pending, 0);
+}
+
+/// A spool on a 1 MiB file system, the downstream up: messages go on being taken long after
+/// more than 1 MiB went through, and after a restart (needs root and a `mount` that works).
+#[test]
+fn a_small_disk_keeps_taking_messages_once_they_are_delivered() {
+    let mnt = scratch_dir("outbox-small-disk");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        return skip("cannot mount a small tmpfs (needs root) for a small disk");
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let dir = mnt.join("outbox");
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let body = "x".repeat(400);
+    let message = |i: u32| format!("{}{body}\r", adt(&format!("M{i:05}")));
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    // 4,000 messages of about 480 bytes: about twice the disk.
+    for i in 0..4_000 {
+        let m = message(i);
+        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4_000));
+    drop(outbox);
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    for i in 4_000..4_100 {
+        let m = message(i);
+        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4_100));
+    drop(outbox);
+    assert_eq!(down.seen().len(), 4_100);
+}
+
 /// The fuzz target's checks on stable: its seeds, every truncation and many bit flips of a
 /// real segment, and random bytes.
 #[test]

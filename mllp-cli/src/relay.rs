@@ -55,7 +55,8 @@ Options (every option of `mllp listen` except --store, and of `mllp send`):
   -q, --quiet, -v, -vv
 
 Exit status: 0 when stopped (or --count reached), 1 when stopped before --count was reached,
-2 for usage errors and startup failures (a spool another process uses, for one).";
+2 for usage errors and startup failures (a spool another process uses, a --to address that
+cannot be parsed or resolved).";
 
 /// The settings of `mllp relay`.
 #[derive(Debug)]
@@ -170,6 +171,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         None => config.common.charset()?,
     };
     let builder = config.sender.builder(&config.to, &config.common, wire)?;
+    // A destination that can never be reached is a startup error, as for `mllp send`: the
+    // relay must not answer AA to messages it cannot forward. A host that is down is not.
+    mllp::Sender::with_config(config.to.clone(), builder.current_config().clone())
+        .and_then(|sender| sender.resolve())
+        .map_err(|e| Failure::fatal(format!("--to {}: {e}", config.to)))?;
     let mut outbox_config = OutboxConfig::new(config.to.clone())
         .sender(builder.current_config().clone())
         .on_reject(config.on_reject);

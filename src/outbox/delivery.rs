@@ -52,7 +52,7 @@ enum Next {
 
 pub(crate) struct Delivery {
     inner: Arc<Inner>,
-    sender: Option<Sender>,
+    sender: Sender,
     reader: Option<(u64, File)>,
     jitter: Jitter,
     next_poll: Instant,
@@ -60,16 +60,9 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(inner: Arc<Inner>) -> Delivery {
-        let mut sender_config = inner.config.sender.clone();
-        sender_config.retry = RetryPolicy::none();
-        let sender = match Sender::with_config(inner.config.to.clone(), sender_config) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::error!("the outbox cannot deliver to {}: {e}", inner.config.to);
-                None
-            }
-        };
+    /// The delivery thread's state, delivering through `sender` (built by the caller, so that
+    /// an unusable destination is an error of [`Outbox::open`](super::Outbox::open)).
+    pub(crate) fn new(inner: Arc<Inner>, sender: Sender) -> Delivery {
         Delivery {
             inner,
             sender,
@@ -78,6 +71,18 @@ impl Delivery {
             next_poll: Instant::now(),
             cursor_synced: Instant::now(),
         }
+    }
+
+    /// The sender a delivery thread for `config` uses: the configured one without retries (the
+    /// outbox retries itself).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an address that is not `host:port` or invalid settings;
+    /// [`Error::Tls`] when the TLS settings cannot be loaded.
+    pub(crate) fn sender(config: &super::OutboxConfig) -> crate::Result<Sender> {
+        let mut sender_config = config.sender.clone();
+        sender_config.retry = RetryPolicy::none();
+        Sender::with_config(config.to.clone(), sender_config)
     }
 
     /// Delivers until the outbox closes.
@@ -146,6 +151,12 @@ impl Delivery {
             }
             if st.pending == 0 {
                 st.head_ms = None;
+                // Caught up with the writers: the delivered active segment can go.
+                if self.inner.release_due(&st) {
+                    if let Err(e) = self.inner.release(&mut st) {
+                        log::error!("cannot release the delivered part of the outbox: {e}");
+                    }
+                }
             }
             let wait = self.next_poll.saturating_duration_since(Instant::now());
             if wait.is_zero() {
@@ -255,9 +266,7 @@ impl Delivery {
                 return Done::Closing;
             }
             backoff.begin();
-            let Some(sender) = self.sender.as_mut() else {
-                return Done::Closing;
-            };
+            let sender = &mut self.sender;
             let result = match record.kind {
                 Kind::Text => match std::str::from_utf8(&record.payload) {
                     Ok(text) => sender.send(text),

@@ -19,6 +19,7 @@ mod dead;
 mod delivery;
 mod lock;
 mod recovery;
+mod release;
 mod segment;
 mod stats;
 
@@ -148,12 +149,20 @@ impl Outbox {
     /// its pending messages.
     ///
     /// # Errors
-    /// * [`Error::Config`] for invalid settings;
+    /// * [`Error::Config`] for invalid settings, among them a destination that is not a
+    ///   `host:port` address (with [`deliver`](OutboxConfig::deliver) on);
+    /// * [`Error::Tls`] when the TLS settings toward the destination cannot be loaded;
     /// * [`Error::Locked`] when another outbox (in this or another process) has `dir` open;
     /// * [`Error::Corrupt`] when a segment other than the last holds a bad record;
     /// * [`Error::Io`] when the directory cannot be created, read or written.
     pub fn open(dir: impl AsRef<Path>, config: OutboxConfig) -> Result<Outbox> {
         config.validate()?;
+        // An address that can never be delivered to is refused now, not found out after the
+        // messages were taken.
+        let sender = match config.deliver {
+            true => Some(delivery::Delivery::sender(&config)?),
+            false => None,
+        };
         let dir = dir.as_ref().to_path_buf();
         for d in [
             dir.clone(),
@@ -205,8 +214,8 @@ impl Outbox {
         if let Err(e) = inner.ingest_requeued() {
             log::warn!("cannot requeue dead letters yet: {e}");
         }
-        let delivery = if inner.config.deliver {
-            let worker = delivery::Delivery::new(Arc::clone(&inner));
+        let delivery = if let Some(sender) = sender {
+            let worker = delivery::Delivery::new(Arc::clone(&inner), sender);
             let thread = std::thread::Builder::new()
                 .name("mllp-outbox".into())
                 .spawn(move || worker.run())
@@ -276,6 +285,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the area cannot be read.
     pub fn dead_letters(dir: impl AsRef<Path>) -> Result<Vec<DeadLetter>> {
+        existing(dir.as_ref())?;
         dead::list(dir.as_ref())
     }
 
@@ -289,6 +299,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the files cannot be moved.
     pub fn requeue_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        existing(dir.as_ref())?;
         dead::requeue(dir.as_ref())
     }
 
@@ -297,6 +308,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the files cannot be deleted.
     pub fn purge_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        existing(dir.as_ref())?;
         dead::purge(dir.as_ref())
     }
 
@@ -308,12 +320,7 @@ impl Outbox {
     /// [`Error::Corrupt`] as for [`open`](Self::open); [`Error::Io`] when it cannot be read.
     pub fn inspect(dir: impl AsRef<Path>) -> Result<OutboxStats> {
         let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(file_error(
-                dir,
-                io::Error::new(io::ErrorKind::NotFound, "no outbox directory here"),
-            ));
-        }
+        existing(dir)?;
         let found = recovery::scan(dir, false)?;
         Ok(OutboxStats {
             pending: found.pending,
@@ -397,9 +404,8 @@ impl Store for Outbox {
                 segment::file_name(seq)
             ))),
             Err(e @ Error::Full { .. }) => Err(StoreError::retryable(e.to_string())),
-            Err(e) => {
-                Err(StoreError::retryable(format!("cannot queue the message: {e}")).with_source(e))
-            }
+            // The error is the source, shown once after the sentence.
+            Err(e) => Err(StoreError::retryable("cannot queue the message").with_source(e)),
         }
     }
 
@@ -413,6 +419,21 @@ impl Store for Outbox {
             None => Ok(()),
         }
     }
+}
+
+/// Checks that `dir` is an outbox directory (it has its segment directory), for the operations
+/// that work on an existing outbox without opening it: they must neither create anything nor
+/// report an empty outbox where there is none.
+fn existing(dir: &Path) -> Result<()> {
+    if recovery::segments_dir(dir).is_dir() {
+        return Ok(());
+    }
+    let why = if dir.is_dir() {
+        "not an outbox directory (it has no segments directory)"
+    } else {
+        "no outbox directory here"
+    };
+    Err(file_error(dir, io::Error::new(io::ErrorKind::NotFound, why)))
 }
 
 fn age(ms: u64) -> Duration {
