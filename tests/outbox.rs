@@ -383,7 +383,10 @@ fn delivered_messages_give_their_disk_space_back() {
     let body = "x".repeat(400);
     for i in 0..3_000 {
         let m = format!("{}{body}\r", adt(&format!("M{i:05}")));
-        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
     }
     assert!(eventually(LIMIT, || outbox.stats().delivered == 3_000));
     assert!(
@@ -424,14 +427,20 @@ fn a_small_disk_keeps_taking_messages_once_they_are_delivered() {
     // 4,000 messages of about 480 bytes: about twice the disk.
     for i in 0..4_000 {
         let m = message(i);
-        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
     }
     assert!(eventually(LIMIT, || outbox.stats().delivered == 4_000));
     drop(outbox);
     let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
     for i in 4_000..4_100 {
         let m = message(i);
-        assert!(eventually(LIMIT, || outbox.enqueue(&m).is_ok()), "message {i}");
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
     }
     assert!(eventually(LIMIT, || outbox.stats().delivered == 4_100));
     drop(outbox);

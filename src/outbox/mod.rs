@@ -433,7 +433,10 @@ fn existing(dir: &Path) -> Result<()> {
     } else {
         "no outbox directory here"
     };
-    Err(file_error(dir, io::Error::new(io::ErrorKind::NotFound, why)))
+    Err(file_error(
+        dir,
+        io::Error::new(io::ErrorKind::NotFound, why),
+    ))
 }
 
 fn age(ms: u64) -> Duration {
