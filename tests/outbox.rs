@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mllp::{Error, OnReject, Outbox, OutboxConfig, RetryPolicy};
-use mllp_testkit::downstream::Downstream;
+use mllp::{Error, HandledAs, OnReject, Outbox, OutboxConfig, RetryPolicy};
+use mllp_testkit::downstream::{Downstream, Silent};
 use mllp_testkit::{adt, eventually, scratch_dir, skip};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -361,6 +361,139 @@ fn a_full_disk_is_an_error_leaves_no_corrupt_segment_and_recovers() {
     assert!(eventually(LIMIT, || outbox.stats().delivered == taken + 1));
     drop(outbox);
     assert!(std::fs::read_dir(&dir).is_ok());
+}
+
+/// A rejected message held at the head is visible to another process (MSH-10, attempts, the
+/// ACK's MSA-3), and an operator's skip, asked while the outbox runs, dead-letters it so that
+/// the rest flows; one report per message handled.
+#[test]
+fn a_held_head_is_shown_and_skipped_while_the_outbox_runs() {
+    let down = Downstream::start("127.0.0.1:0", &["M00001"]);
+    let dir = scratch_dir("outbox-head-held");
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handled2 = Arc::clone(&handled);
+    let config = config(&down.addr())
+        .on_reject(OnReject::Hold)
+        .on_handled(move |h| handled2.lock().unwrap().push(h.clone()));
+    let outbox = Outbox::open(&dir, config).unwrap();
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || outbox.stats().held));
+    let head = Outbox::head(&dir).unwrap().expect("the held head is shown");
+    assert_eq!(head.control_id.as_deref(), Some("M00001"));
+    assert!(head.attempts >= 1);
+    let first = head.last_error.lines().next().unwrap();
+    assert!(first.starts_with("AE from 127.0.0.1:"), "{first}");
+    assert!(first.ends_with(": downstream refuses this one"), "{first}");
+    let skipped = Outbox::skip_head(&dir, LIMIT).unwrap().expect("skipped");
+    assert_eq!(skipped.name, head.name);
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 2));
+    assert_eq!(down.seen(), ["M00000", "M00002"]);
+    let dead = Outbox::dead_letters(&dir).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].name, head.name);
+    assert!(
+        dead[0].reason.starts_with("skipped by an operator after"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(dead[0].reason.contains("downstream refuses this one"));
+    let stats = outbox.stats();
+    assert!(!stats.held && stats.pending == 0, "{stats:?}");
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    assert!(!dir.join("skip").exists());
+    // Nothing stuck: nothing to skip.
+    assert_eq!(Outbox::skip_head(&dir, LIMIT).unwrap(), None);
+    drop(outbox);
+    let handled = handled.lock().unwrap();
+    let seen: Vec<_> = handled
+        .iter()
+        .map(|h| {
+            (
+                h.control_id.clone().unwrap(),
+                h.to.clone(),
+                h.outcome.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(matches!(&seen[0].2, HandledAs::Delivered(ack) if ack.code.as_str() == "AA"));
+    assert_eq!(seen[1].0, "M00001");
+    assert!(matches!(&seen[1].2, HandledAs::DeadLettered(why) if why.starts_with("skipped")));
+    assert_eq!(
+        (seen[2].0.as_str(), seen[2].1.as_str()),
+        ("M00002", down.addr().as_str())
+    );
+}
+
+/// A downstream that never answers: the head shows the timeouts while they last; with no
+/// outbox running, a skip takes the lock and dead-letters it itself, and the next open
+/// delivers the rest. A rejection dead-lettered keeps MSA-3 in the report.
+#[test]
+fn a_head_that_times_out_is_shown_and_skipped_offline() {
+    let silent = Silent::start();
+    let dir = scratch_dir("outbox-head-silent");
+    let mut sender = mllp::SenderConfig::default();
+    sender.timeouts.ack = Duration::from_millis(100);
+    let outbox = Outbox::open(&dir, config(&silent.addr()).sender(sender)).unwrap();
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || Outbox::head(&dir)
+        .unwrap()
+        .is_some_and(|h| h.attempts >= 3)));
+    let head = Outbox::head(&dir).unwrap().unwrap();
+    assert_eq!(head.control_id.as_deref(), Some("M00000"));
+    assert!(
+        head.last_error.contains("timed out") || head.last_error.contains("timeout"),
+        "{}",
+        head.last_error
+    );
+    assert!(head.first_failure_at <= head.last_failure_at);
+    drop(outbox);
+    assert_eq!(Outbox::holder(&dir), None);
+    let skipped = Outbox::skip_head(&dir, LIMIT).unwrap().expect("skipped");
+    assert_eq!(skipped.control_id.as_deref(), Some("M00000"));
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    let stats = Outbox::inspect(&dir).unwrap();
+    assert_eq!((stats.pending, stats.dead_lettered), (2, 1));
+    let down = Downstream::start("127.0.0.1:0", &["M00002"]);
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handled2 = Arc::clone(&handled);
+    let config = config(&down.addr()).on_handled(move |h| handled2.lock().unwrap().push(h.clone()));
+    let outbox = Outbox::open(&dir, config).unwrap();
+    assert!(eventually(LIMIT, || handled.lock().unwrap().len() == 2));
+    assert_eq!(down.seen(), ["M00001"]);
+    let last = handled.lock().unwrap()[1].clone();
+    match last.outcome {
+        HandledAs::Rejected(ack) => {
+            assert_eq!(ack.text.as_deref(), Some("downstream refuses this one"))
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(outbox);
+}
+
+/// The operations on an existing outbox refuse a directory that is not one, and create
+/// nothing there; an outbox cannot be opened toward an address it can never deliver to.
+#[test]
+fn operations_on_a_missing_outbox_fail_and_create_nothing() {
+    let missing = scratch_dir("outbox-missing").join("typo");
+    assert!(Outbox::requeue_dead(&missing).is_err());
+    assert!(Outbox::purge_dead(&missing).is_err());
+    assert!(Outbox::dead_letters(&missing).is_err());
+    assert!(Outbox::inspect(&missing).is_err());
+    assert!(Outbox::head(&missing).is_err());
+    assert!(Outbox::skip_head(&missing, LIMIT).is_err());
+    assert!(!missing.exists(), "{} was created", missing.display());
+    let dir = scratch_dir("outbox-bad-to");
+    for to in ["127.0.0.1:", "nonsense", "127.0.0.1:99999", ""] {
+        let err = Outbox::open(dir.join("spool"), config(to)).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{to:?}: {err:?}");
+    }
+    assert!(!dir.join("spool").exists());
 }
 
 /// The bytes of every segment file of `dir`.

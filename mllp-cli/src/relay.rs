@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mllp::{OnReject, Outbox, OutboxConfig};
+use mllp::{Handled, HandledAs, OnReject, Outbox, OutboxConfig};
 
 use super::args::{Args, UsageError};
 use super::listen::{self, ListenOptions};
@@ -25,7 +25,8 @@ meanwhile), then answers AA (AE when the spool is full or cannot be written), an
 spooled messages to HOST:PORT one at a time, in arrival order, removing each only once it is
 acknowledged with AA or CA. A downstream that is down or does not answer is retried with
 backoff, without limit unless --retries is given. Prints `listening on ADDR (spooling in DIR,
-forwarding to HOST:PORT)` first. Messages spooled and not yet forwarded are forwarded after a
+forwarding to HOST:PORT)` first, then (unless -q) one line per message forwarded or
+dead-lettered: `MSH-10 to HOST:PORT: CODE [TEXT]`, as `mllp forward`. Messages spooled and not yet forwarded are forwarded after a
 restart, even after a crash or a power cut; some may then be sent twice (at least once).
 
 Options (every option of `mllp listen` except --store, and of `mllp send`):
@@ -154,6 +155,22 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     })
 }
 
+/// The line printed for each message the relay is done with: MSH-10, the downstream, the
+/// outcome and the ACK's text (MSA-3 or ERR), in the words of `mllp forward`.
+pub fn line(h: &Handled) -> String {
+    let id = h.control_id.as_deref().unwrap_or("-");
+    let (code, text, note) = match &h.outcome {
+        HandledAs::Delivered(ack) => (ack.code.as_str(), ack.reason(), ""),
+        HandledAs::Rejected(ack) => (ack.code.as_str(), ack.reason(), " (dead-lettered)"),
+        HandledAs::DeadLettered(why) => ("dead-lettered", why.lines().next(), ""),
+        _ => ("-", None, ""),
+    };
+    match text {
+        Some(t) => format!("{id} to {}: {code} {t}{note}", h.to),
+        None => format!("{id} to {}: {code}{note}", h.to),
+    }
+}
+
 fn positive(name: &str, args: &mut Args) -> Result<u64, UsageError> {
     let n: u64 = args.parsed(name)?;
     if n == 0 {
@@ -196,6 +213,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
     if let Some(n) = config.max_bytes {
         outbox_config = outbox_config.max_bytes(n);
+    }
+    if !config.common.quiet {
+        // Queued for a printing thread: a standard output nobody reads never stalls delivery.
+        let printer = listen::Printer::start();
+        outbox_config = outbox_config.on_handled(move |h| printer.line(line(h)));
     }
     let outbox = Outbox::open(&config.spool, outbox_config)
         .map(Arc::new)

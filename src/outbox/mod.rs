@@ -9,7 +9,13 @@
 //! DIR/dead/S-O.dead        dead letters: the message and why (the ACK's text, the last error)
 //! DIR/requeue/S-O.dead     dead letters an operator requeued, enqueued again by the outbox
 //! DIR/held                 present while delivery is held at a rejected message
+//! DIR/head                 the message at the head while its delivery fails: attempts, error
+//! DIR/skip                 an operator's request to dead-letter the message at the head
 //! ```
+//!
+//! Delivered messages give their disk space back: a segment is deleted once all of it is
+//! delivered, and a new segment is started early once 64 KiB of the current one are delivered,
+//! so a spool on a small disk holds undelivered messages, not delivered ones.
 
 mod commit;
 mod config;
@@ -17,6 +23,8 @@ mod crc;
 mod cursor;
 mod dead;
 mod delivery;
+mod handled;
+mod head;
 mod lock;
 mod recovery;
 mod release;
@@ -36,6 +44,8 @@ pub use config::{
     DEFAULT_SEGMENT_BYTES,
 };
 pub use dead::DeadLetter;
+pub use handled::{Handled, HandledAs, OnHandled};
+pub use head::Head;
 pub use stats::OutboxStats;
 
 use commit::State;
@@ -215,7 +225,7 @@ impl Outbox {
             log::warn!("cannot requeue dead letters yet: {e}");
         }
         let delivery = if let Some(sender) = sender {
-            let worker = delivery::Delivery::new(Arc::clone(&inner), sender);
+            let worker = delivery::Delivery::new(Arc::clone(&inner), Some(sender));
             let thread = std::thread::Builder::new()
                 .name("mllp-outbox".into())
                 .spawn(move || worker.run())
@@ -331,6 +341,71 @@ impl Outbox {
             held: dead::held_path(dir).exists(),
             ..OutboxStats::default()
         })
+    }
+
+    /// The message at the head of the queue of the outbox in `dir` while its delivery fails
+    /// (from its first failed attempt until it is delivered, dead-lettered or skipped): how
+    /// many attempts failed, since when, and why. `None` when delivery is not failing. Read
+    /// without the lock, so usable while another process has the outbox open.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `dir` is not an outbox directory or the file cannot be read.
+    pub fn head(dir: impl AsRef<Path>) -> Result<Option<Head>> {
+        existing(dir.as_ref())?;
+        head::read(dir.as_ref())
+    }
+
+    /// Moves the message at the head of the queue of the outbox in `dir` to the dead letters,
+    /// if its delivery is failing ([`head`](Self::head)), so that the messages behind it are
+    /// delivered; releases a hold. The dead letter's reason says it was skipped, after how many
+    /// attempts, and the last error. Returns the skipped head, or `None` when no delivery was
+    /// failing (or the head was delivered meanwhile).
+    ///
+    /// Safe while another process has the outbox open: that outbox is asked (`DIR/skip`, naming
+    /// the head), and does it before its next attempt or within its poll interval; this call
+    /// waits for it, at most `wait`. Otherwise this call opens the outbox (taking its lock,
+    /// without delivering) and does it itself.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `dir` is not an outbox directory, the files cannot be written, or
+    /// (kind `TimedOut`) the outbox that has it open did not act within `wait` (the request
+    /// stays: it acts later); errors of [`open`](Self::open).
+    pub fn skip_head(dir: impl AsRef<Path>, wait: Duration) -> Result<Option<Head>> {
+        let dir = dir.as_ref();
+        existing(dir)?;
+        let Some(head) = head::read(dir)? else {
+            return Ok(None);
+        };
+        match Outbox::open(dir, OutboxConfig::new("").deliver(false)) {
+            Ok(outbox) => {
+                let worker = delivery::Delivery::new(Arc::clone(&outbox.inner), None);
+                let skipped = worker.skip_offline(head.clone())?;
+                outbox.close()?;
+                Ok(skipped.then_some(head))
+            }
+            Err(Error::Locked { pid, .. }) => {
+                dead::write_durably(dir, "skip", head.name.as_bytes())?;
+                let end = std::time::Instant::now() + wait;
+                while head::skip_path(dir).exists() {
+                    if std::time::Instant::now() >= end {
+                        return Err(file_error(
+                            &head::skip_path(dir),
+                            io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!(
+                                    "the outbox's owner (process {pid}) did not act within \
+                                     {wait:?}; it will when its attempt in progress ends"
+                                ),
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let skipped = dead::dead_dir(dir).join(&head.name).exists();
+                Ok(skipped.then_some(head))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The process id holding the outbox in `dir`, if one does.

@@ -6,18 +6,20 @@
 //! So the outbox starts a new segment early, once the active one holds [`RELEASE_BYTES`] of
 //! delivered records: when an enqueue finds that many, when the delivery thread catches up
 //! with the writers (also right after opening), and when a write fails because the disk is
-//! full. When
-//! everything in the old segment is delivered it is deleted at once; otherwise the delivery
-//! thread deletes it when it has delivered its last message, as for any segment. At most one
-//! early rotation happens per [`RELEASE_BYTES`] delivered, so the cost per message stays low
-//! (two flushes and a directory flush every 64 KiB: every few hundred messages).
+//! full. When everything in the active segment is delivered it is emptied in place and renamed
+//! to the next sequence number (no new file, so this works on a full disk, where a deleted
+//! file's space would not come back while the outbox holds it open); otherwise a new segment
+//! is started, and the old one is deleted once its last message is delivered, as any segment.
+//! At most one early release happens per [`RELEASE_BYTES`] delivered, so the cost per message
+//! stays low (two or three flushes every 64 KiB: every few hundred messages).
 
 use std::fs;
-use std::io;
 
 use super::commit::State;
+use super::cursor::Position;
+use super::dead::sync_dir;
 use super::lock::file_error;
-use super::recovery;
+use super::recovery::{self, Segment};
 use super::segment::MAGIC;
 use super::Inner;
 use crate::error::Result;
@@ -40,53 +42,60 @@ impl Inner {
         st.failed.is_none() && !st.closing && self.delivered_in_active(st) >= RELEASE_BYTES
     }
 
-    /// Starts a new segment so that the delivered part of the active one can go, and deletes
-    /// the old one at once when all of it is delivered. When the disk has no room even for a
-    /// new segment's header and the old one is all delivered, it is deleted first.
+    /// Lets the delivered part of the active segment go. When all of it is delivered, the
+    /// segment is emptied and renamed to the next sequence number in place (no new file: this
+    /// works on a full disk); otherwise a new segment is started and the old one is deleted
+    /// once its last message is delivered.
     ///
     /// # Errors
-    /// I/O errors naming the file; after a failed flush, or when the old segment is gone and
-    /// no new one can be made, the outbox stops taking messages (`State::failed`).
+    /// I/O errors naming the file; a failure after the cursor moved makes the outbox stop
+    /// taking messages (`State::failed`) until it is opened again.
     pub(crate) fn release(&self, st: &mut State) -> Result<()> {
-        let (old, old_len) = (st.active_seq, st.active_len);
-        // Nothing of it is pending: no record of it is in flight or waiting for a flush.
-        let all_delivered = st.read == (old, old_len);
-        self.seal(st)?;
-        let file = match recovery::create(&self.dir, old + 1) {
-            Ok(file) => file,
-            Err(e) if all_delivered => {
-                log::warn!("no room for a new segment ({e}): deleting the delivered one first");
-                self.delete_segment(old)?;
-                recovery::create(&self.dir, old + 1).inspect_err(|e| {
-                    st.failed = Some(format!("no segment to write to: {e}"));
-                })?
-            }
-            Err(e) => return Err(e),
-        };
-        self.start_next(st, file);
-        if all_delivered {
-            st.read = (old + 1, MAGIC.len() as u64);
-            st.segments.retain(|s| s.seq != old);
-            self.delete_segment(old)?;
+        if st.read != (st.active_seq, st.active_len) {
+            return self.rotate(st);
         }
-        log::debug!(
-            "outbox segment {old} released at {old_len} bytes ({})",
-            if all_delivered {
-                "deleted"
-            } else {
-                "deleted once delivered"
-            }
-        );
+        let (old, next) = (st.active_seq, st.active_seq + 1);
+        let seg_dir = recovery::segments_dir(&self.dir);
+        let (old_path, next_path) = (self.segment_path(old), self.segment_path(next));
+        // The order keeps every crash safe: first the cursor says "everything before segment
+        // `next` is delivered" (recovery then deletes `old`, whatever it holds), then `old` is
+        // emptied, then renamed. The cursor's lock is held throughout, so that the delivery
+        // thread's write of an older position lands after the rename, where recovery reads it
+        // as "`old` is gone: go on with the next segment".
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let cursor_path = self.dir.join("cursor");
+        cursor
+            .write(&Position {
+                segment: next,
+                offset: MAGIC.len() as u64,
+                delivered: st.delivered,
+            })
+            .and_then(|()| cursor.sync())
+            .map_err(|e| file_error(&cursor_path, e))?;
+        let emptied = st
+            .active
+            .set_len(MAGIC.len() as u64)
+            .and_then(|()| st.active.sync_all())
+            .map_err(|e| file_error(&old_path, e))
+            .and_then(|()| fs::rename(&old_path, &next_path).map_err(|e| file_error(&old_path, e)))
+            .and_then(|()| sync_dir(&seg_dir).map_err(|e| file_error(&seg_dir, e)));
+        if let Err(e) = emptied {
+            st.failed = Some(format!("releasing a delivered segment failed: {e}"));
+            return Err(e);
+        }
+        drop(cursor);
+        st.segments.retain(|s| s.seq != old);
+        st.segments.push_back(Segment {
+            seq: next,
+            len: MAGIC.len() as u64,
+        });
+        st.active_seq = next;
+        st.active_len = MAGIC.len() as u64;
+        st.synced = (next, MAGIC.len() as u64);
+        st.read = (next, MAGIC.len() as u64);
+        self.synced_cv.notify_all();
+        self.work_cv.notify_all();
+        log::debug!("outbox segment {old}, all delivered, emptied as segment {next}");
         Ok(())
-    }
-
-    /// Deletes segment `seq` (already gone is fine).
-    fn delete_segment(&self, seq: u64) -> Result<()> {
-        let path = self.segment_path(seq);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(file_error(&path, e)),
-        }
     }
 }
