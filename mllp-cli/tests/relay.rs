@@ -324,7 +324,7 @@ fn a_held_head_is_shown_and_skipped_while_the_relay_runs() {
     assert!(head.contains(" R00001 attempts 1 age "), "{head}");
     assert!(head.contains(": AE from 127.0.0.1:"), "{head}");
     assert!(head.ends_with(": downstream refuses this one"), "{head}");
-    assert_eq!(spool_lines(&spool, &["list"]), [head.clone()]);
+    assert_eq!(spool_lines(&spool, &["list"]), std::slice::from_ref(&head));
     let name = head.split(' ').nth(1).unwrap().to_owned();
     assert_eq!(
         spool_lines(&spool, &["skip"]),
