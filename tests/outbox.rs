@@ -228,6 +228,8 @@ fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
     down.stop_rejecting();
     assert_eq!(Outbox::requeue_dead(&dir).unwrap(), 1);
     assert!(eventually(LIMIT, || outbox.stats().delivered == 5));
+    // Requeued: no longer counted as a dead letter.
+    assert_eq!(outbox.stats().dead_lettered, 0);
     assert_eq!(down.seen().last().map(String::as_str), Some("M00002"));
     assert!(Outbox::dead_letters(&dir).unwrap().is_empty());
     // Purging deletes what is there.
@@ -578,6 +580,25 @@ fn a_small_disk_keeps_taking_messages_once_they_are_delivered() {
     assert!(eventually(LIMIT, || outbox.stats().delivered == 4_100));
     drop(outbox);
     assert_eq!(down.seen().len(), 4_100);
+    // A disk full of undelivered messages: the store's error (the relay's AE) says why once.
+    let full = Outbox::open(mnt.join("full"), config("127.0.0.1:9").deliver(false)).unwrap();
+    let text = message(0);
+    let stored = mllp::StoredMessage::new(
+        &text,
+        "127.0.0.1:1".parse().unwrap(),
+        mllp::charset::Charset::UTF_8,
+        std::time::SystemTime::now(),
+    );
+    let mut saved = 0;
+    let err = loop {
+        match mllp::Store::save(&full, &stored) {
+            Ok(_) => saved += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(saved < 10_000, "the disk never filled");
+    };
+    assert_eq!(err.matches("I/O error").count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
 }
 
 /// The fuzz target's checks on stable: its seeds, every truncation and many bit flips of a

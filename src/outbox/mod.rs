@@ -76,6 +76,11 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 ///   with backoff, without limit by default ([`OutboxConfig::retry`]); with a limit it is
 ///   dead-lettered when the attempts are used up. An AE or AR follows [`OnReject`]. Nothing is
 ///   dropped without a trace: a dead letter keeps the message and the ACK's text.
+/// * **Visible when stuck**: while delivery of the message at the head fails,
+///   [`Outbox::head`] tells which message, how many attempts, since when and why, to any
+///   process; [`Outbox::skip_head`] moves it to the dead letters so the rest flows.
+/// * **Space**: delivered messages give their disk space back (see
+///   [`segment_bytes`](OutboxConfig::segment_bytes)); the bounds count undelivered messages.
 /// * **Crash recovery**: opening scans the segments; a record cut short by a crash at the end
 ///   of the last segment is cut off (every complete record before it is kept); a bad record
 ///   anywhere else is [`Error::Corrupt`].
@@ -149,6 +154,9 @@ impl Inner {
         }
         if done > 0 {
             log::info!("{done} requeued messages enqueued again");
+            // They left the dead-letter area: the counter says what is there.
+            let dead = dead::names(&dead::dead_dir(&self.dir), ".dead")?.len() as u64;
+            self.lock().dead = dead;
         }
         Ok(done)
     }
