@@ -59,9 +59,8 @@ impl Inner {
         let (old_path, next_path) = (self.segment_path(old), self.segment_path(next));
         // The order keeps every crash safe: first the cursor says "everything before segment
         // `next` is delivered" (recovery then deletes `old`, whatever it holds), then `old` is
-        // emptied, then renamed. The cursor's lock is held throughout, so that the delivery
-        // thread's write of an older position lands after the rename, where recovery reads it
-        // as "`old` is gone: go on with the next segment".
+        // emptied, then renamed. The delivery thread writes the cursor under the state's lock,
+        // which this holds: no older position can overwrite this one meanwhile.
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let cursor_path = self.dir.join("cursor");
         cursor

@@ -308,9 +308,11 @@ impl Delivery {
         if st.pending == 0 {
             st.head_ms = None;
         }
-        let delivered = st.delivered;
+        // Written under the state's lock, so that it never lands after a release that moved
+        // the cursor past this segment (see `release`).
+        self.put_cursor((record.pos.0, record.end), st.delivered);
         drop(st);
-        self.write_cursor_with((record.pos.0, record.end), delivered);
+        self.sync_cursor(false);
         if self.failing.take().is_some() {
             self.clear_head();
         }
@@ -492,6 +494,12 @@ impl Delivery {
     }
 
     fn write_cursor_with(&mut self, pos: Pos, delivered: u64) {
+        self.put_cursor(pos, delivered);
+        self.sync_cursor(false);
+    }
+
+    /// Writes the cursor (not flushed).
+    fn put_cursor(&self, pos: Pos, delivered: u64) {
         let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let written = cursor.write(&Position {
             segment: pos.0,
@@ -501,8 +509,6 @@ impl Delivery {
         if let Err(e) = written {
             log::warn!("cannot write the delivery cursor: {e}");
         }
-        drop(cursor);
-        self.sync_cursor(false);
     }
 
     /// Flushes the cursor when `force`, or when the last flush is older than [`CURSOR_SYNC`].
