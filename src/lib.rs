@@ -106,8 +106,8 @@ pub use listener::{
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
 };
 pub use outbox::{
-    Damage, DeadLetter, OnReject, Outbox, OutboxConfig, OutboxStats, DEFAULT_OUTBOX_MAX_BYTES,
-    DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
+    Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,
+    OutboxStats, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::RetryPolicy;

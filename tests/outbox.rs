@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mllp::{Error, OnReject, Outbox, OutboxConfig, RetryPolicy};
-use mllp_testkit::downstream::Downstream;
+use mllp::{Error, HandledAs, OnReject, Outbox, OutboxConfig, RetryPolicy};
+use mllp_testkit::downstream::{Downstream, Silent};
 use mllp_testkit::{adt, eventually, scratch_dir, skip};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -199,6 +199,8 @@ fn a_rejected_message_is_dead_lettered_with_its_ack_and_requeued() {
     down.stop_rejecting();
     assert_eq!(Outbox::requeue_dead(&dir).unwrap(), 1);
     assert!(eventually(LIMIT, || outbox.stats().delivered == 5));
+    // Requeued: no longer counted as a dead letter.
+    assert_eq!(outbox.stats().dead_lettered, 0);
     assert_eq!(down.seen().last().map(String::as_str), Some("M00002"));
     assert!(Outbox::dead_letters(&dir).unwrap().is_empty());
     // Purging deletes what is there.
@@ -332,6 +334,242 @@ fn a_full_disk_is_an_error_leaves_no_corrupt_segment_and_recovers() {
     assert!(eventually(LIMIT, || outbox.stats().delivered == taken + 1));
     drop(outbox);
     assert!(std::fs::read_dir(&dir).is_ok());
+}
+
+/// A rejected message held at the head is visible to another process (MSH-10, attempts, the
+/// ACK's MSA-3), and an operator's skip, asked while the outbox runs, dead-letters it so that
+/// the rest flows; one report per message handled.
+#[test]
+fn a_held_head_is_shown_and_skipped_while_the_outbox_runs() {
+    let down = Downstream::start("127.0.0.1:0", &["M00001"]);
+    let dir = scratch_dir("outbox-head-held");
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handled2 = Arc::clone(&handled);
+    let config = config(&down.addr())
+        .on_reject(OnReject::Hold)
+        .on_handled(move |h| handled2.lock().unwrap().push(h.clone()));
+    let outbox = Outbox::open(&dir, config).unwrap();
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || outbox.stats().held));
+    let head = Outbox::head(&dir).unwrap().expect("the held head is shown");
+    assert_eq!(head.control_id.as_deref(), Some("M00001"));
+    assert!(head.attempts >= 1);
+    let first = head.last_error.lines().next().unwrap();
+    assert!(first.starts_with("AE from 127.0.0.1:"), "{first}");
+    assert!(first.ends_with(": downstream refuses this one"), "{first}");
+    let skipped = Outbox::skip_head(&dir, LIMIT).unwrap().expect("skipped");
+    assert_eq!(skipped.name, head.name);
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 2));
+    assert_eq!(down.seen(), ["M00000", "M00002"]);
+    let dead = Outbox::dead_letters(&dir).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].name, head.name);
+    assert!(
+        dead[0].reason.starts_with("skipped by an operator after"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(dead[0].reason.contains("downstream refuses this one"));
+    let stats = outbox.stats();
+    assert!(!stats.held && stats.pending == 0, "{stats:?}");
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    assert!(!dir.join("skip").exists());
+    // Nothing stuck: nothing to skip.
+    assert_eq!(Outbox::skip_head(&dir, LIMIT).unwrap(), None);
+    drop(outbox);
+    let handled = handled.lock().unwrap();
+    let seen: Vec<_> = handled
+        .iter()
+        .map(|h| {
+            (
+                h.control_id.clone().unwrap(),
+                h.to.clone(),
+                h.outcome.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(matches!(&seen[0].2, HandledAs::Delivered(ack) if ack.code.as_str() == "AA"));
+    assert_eq!(seen[1].0, "M00001");
+    assert!(matches!(&seen[1].2, HandledAs::DeadLettered(why) if why.starts_with("skipped")));
+    assert_eq!(
+        (seen[2].0.as_str(), seen[2].1.as_str()),
+        ("M00002", down.addr().as_str())
+    );
+}
+
+/// A downstream that never answers: the head shows the timeouts while they last; with no
+/// outbox running, a skip takes the lock and dead-letters it itself, and the next open
+/// delivers the rest. A rejection dead-lettered keeps MSA-3 in the report.
+#[test]
+fn a_head_that_times_out_is_shown_and_skipped_offline() {
+    let silent = Silent::start();
+    let dir = scratch_dir("outbox-head-silent");
+    let mut sender = mllp::SenderConfig::default();
+    sender.timeouts.ack = Duration::from_millis(100);
+    let outbox = Outbox::open(&dir, config(&silent.addr()).sender(sender)).unwrap();
+    for id in ids(0..3) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || Outbox::head(&dir)
+        .unwrap()
+        .is_some_and(|h| h.attempts >= 3)));
+    let head = Outbox::head(&dir).unwrap().unwrap();
+    assert_eq!(head.control_id.as_deref(), Some("M00000"));
+    assert!(
+        head.last_error.contains("timed out") || head.last_error.contains("timeout"),
+        "{}",
+        head.last_error
+    );
+    assert!(head.first_failure_at <= head.last_failure_at);
+    drop(outbox);
+    assert_eq!(Outbox::holder(&dir), None);
+    let skipped = Outbox::skip_head(&dir, LIMIT).unwrap().expect("skipped");
+    assert_eq!(skipped.control_id.as_deref(), Some("M00000"));
+    assert_eq!(Outbox::head(&dir).unwrap(), None);
+    let stats = Outbox::inspect(&dir).unwrap();
+    assert_eq!((stats.pending, stats.dead_lettered), (2, 1));
+    let down = Downstream::start("127.0.0.1:0", &["M00002"]);
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handled2 = Arc::clone(&handled);
+    let config = config(&down.addr()).on_handled(move |h| handled2.lock().unwrap().push(h.clone()));
+    let outbox = Outbox::open(&dir, config).unwrap();
+    assert!(eventually(LIMIT, || handled.lock().unwrap().len() == 2));
+    assert_eq!(down.seen(), ["M00001"]);
+    let last = handled.lock().unwrap()[1].clone();
+    match last.outcome {
+        HandledAs::Rejected(ack) => {
+            assert_eq!(ack.text.as_deref(), Some("downstream refuses this one"))
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(outbox);
+}
+
+/// The operations on an existing outbox refuse a directory that is not one, and create
+/// nothing there; an outbox cannot be opened toward an address it can never deliver to.
+#[test]
+fn operations_on_a_missing_outbox_fail_and_create_nothing() {
+    let missing = scratch_dir("outbox-missing").join("typo");
+    assert!(Outbox::requeue_dead(&missing).is_err());
+    assert!(Outbox::purge_dead(&missing).is_err());
+    assert!(Outbox::dead_letters(&missing).is_err());
+    assert!(Outbox::inspect(&missing).is_err());
+    assert!(Outbox::head(&missing).is_err());
+    assert!(Outbox::skip_head(&missing, LIMIT).is_err());
+    assert!(!missing.exists(), "{} was created", missing.display());
+    let dir = scratch_dir("outbox-bad-to");
+    for to in ["127.0.0.1:", "nonsense", "127.0.0.1:99999", ""] {
+        let err = Outbox::open(dir.join("spool"), config(to)).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{to:?}: {err:?}");
+    }
+    assert!(!dir.join("spool").exists());
+}
+
+/// The bytes of every segment file of `dir`.
+fn segment_bytes_on_disk(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Delivered messages give their disk space back without waiting for a 16 MiB segment to
+/// fill, and the bounds count only what is not delivered.
+#[test]
+fn delivered_messages_give_their_disk_space_back() {
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let dir = scratch_dir("outbox-release");
+    // The default segment size; at most 100 kB pending, 1.4 MB enqueued in all.
+    let outbox = Outbox::open(&dir, config(&down.addr()).max_bytes(100_000)).unwrap();
+    let body = "x".repeat(400);
+    for i in 0..3_000 {
+        let m = format!("{}{body}\r", adt(&format!("M{i:05}")));
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 3_000));
+    assert!(
+        eventually(LIMIT, || segment_bytes_on_disk(&dir) < 64 * 1024),
+        "{} bytes of delivered messages kept on disk",
+        segment_bytes_on_disk(&dir)
+    );
+    outbox.close().unwrap();
+    // Nothing was lost or delivered twice, and a reopen finds nothing pending.
+    assert_eq!(down.seen().len(), 3_000);
+    assert_eq!(Outbox::inspect(&dir).unwrap().pending, 0);
+}
+
+/// A spool on a 1 MiB file system, the downstream up: messages go on being taken long after
+/// more than 1 MiB went through, and after a restart (needs root and a `mount` that works).
+#[test]
+fn a_small_disk_keeps_taking_messages_once_they_are_delivered() {
+    let mnt = scratch_dir("outbox-small-disk");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        return skip("cannot mount a small tmpfs (needs root) for a small disk");
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let dir = mnt.join("outbox");
+    let down = Downstream::start("127.0.0.1:0", &[]);
+    let body = "x".repeat(400);
+    let message = |i: u32| format!("{}{body}\r", adt(&format!("M{i:05}")));
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    // 4,000 messages of about 480 bytes: about twice the disk.
+    for i in 0..4_000 {
+        let m = message(i);
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4_000));
+    drop(outbox);
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    for i in 4_000..4_100 {
+        let m = message(i);
+        assert!(
+            eventually(LIMIT, || outbox.enqueue(&m).is_ok()),
+            "message {i}"
+        );
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == 4_100));
+    drop(outbox);
+    assert_eq!(down.seen().len(), 4_100);
+    // A disk full of undelivered messages: the store's error (the relay's AE) says why once.
+    let full = Outbox::open(mnt.join("full"), config("127.0.0.1:9").deliver(false)).unwrap();
+    let text = message(0);
+    let stored = mllp::StoredMessage::new(
+        &text,
+        "127.0.0.1:1".parse().unwrap(),
+        mllp::charset::Charset::UTF_8,
+        std::time::SystemTime::now(),
+    );
+    let mut saved = 0;
+    let err = loop {
+        match mllp::Store::save(&full, &stored) {
+            Ok(_) => saved += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(saved < 10_000, "the disk never filled");
+    };
+    assert_eq!(err.matches("I/O error").count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
 }
 
 /// The fuzz target's checks on stable: its seeds, every truncation and many bit flips of a

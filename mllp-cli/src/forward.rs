@@ -215,8 +215,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
 pub fn line(f: &Forwarded) -> String {
     let id = f.control_id.as_deref().unwrap_or("-");
     let (code, text, note) = match &f.outcome {
-        Outcome::Delivered(ack) => (ack.code.as_str(), ack_text(ack), ""),
-        Outcome::Rejected(ack) => (ack.code.as_str(), ack_text(ack), " (dead-lettered)"),
+        Outcome::Delivered(ack) => (ack.code.as_str(), ack.reason(), ""),
+        Outcome::Rejected(ack) => (ack.code.as_str(), ack.reason(), " (dead-lettered)"),
         Outcome::Unsendable(why) => ("unsendable", Some(why.as_str()), " (dead-lettered)"),
         _ => ("-", None, ""),
     };
@@ -224,13 +224,6 @@ pub fn line(f: &Forwarded) -> String {
         Some(t) => format!("{id} {code} {t}{note}"),
         None => format!("{id} {code}{note}"),
     }
-}
-
-fn ack_text(ack: &mllp::hl7::Ack) -> Option<&str> {
-    ack.text
-        .as_deref()
-        .or(ack.errors.first().map(String::as_str))
-        .filter(|t| !t.is_empty())
 }
 
 /// Runs `mllp forward`.

@@ -489,7 +489,7 @@ const PRINT_DRAIN: Duration = Duration::from_secs(2);
 /// Per-message lines, printed by a thread of their own so that a standard output nobody reads
 /// never blocks a connection (and with it the ACKs and the shutdown). When the queue is full
 /// the line is dropped and counted.
-struct Printer {
+pub(crate) struct Printer {
     tx: Option<SyncSender<String>>,
     state: Arc<PrintState>,
 }
@@ -503,7 +503,7 @@ struct PrintState {
 }
 
 impl Printer {
-    fn start() -> Printer {
+    pub(crate) fn start() -> Printer {
         let (tx, rx) = mpsc::sync_channel::<String>(PRINT_QUEUE);
         let state = Arc::new(PrintState::default());
         let state2 = Arc::clone(&state);
@@ -531,7 +531,7 @@ impl Printer {
     }
 
     /// Queues a line; never blocks.
-    fn line(&self, line: String) {
+    pub(crate) fn line(&self, line: String) {
         let Some(tx) = &self.tx else {
             self.state.dropped.fetch_add(1, Ordering::Relaxed);
             return;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mllp::{OnReject, Outbox, OutboxConfig};
+use mllp::{Handled, HandledAs, OnReject, Outbox, OutboxConfig};
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
@@ -30,8 +30,10 @@ acknowledged with AA or CA.
 
 A downstream that is down or does not answer is retried with backoff, without limit unless
 --attempts is given. Prints `listening on ADDR (spooling in DIR, forwarding to HOST:PORT)`
-first. Messages spooled and not yet forwarded are forwarded after a restart, even after a
-crash or a power cut; some may then be sent twice (at least once).",
+first, then (unless -q) one line per message forwarded or dead-lettered: `MSH-10 to
+HOST:PORT: CODE [TEXT]`, as `mllp forward` does. Messages spooled and not yet forwarded are
+forwarded after a restart, even after a crash or a power cut; some may then be sent twice (at
+least once).",
     tables: &[
         &RELAY,
         &RECEIVING,
@@ -44,7 +46,8 @@ crash or a power cut; some may then be sent twice (at least once).",
     ],
     footer: "\
 Exit status: 0 when stopped (or --count reached), 1 when stopped before --count was reached,
-2 for usage errors and startup failures (a spool another process uses, for one).",
+2 for usage errors and startup failures (a spool another process uses, a --to address that
+cannot be parsed or resolved).",
     run,
     check: |args| parse(args).map(drop),
 };
@@ -255,11 +258,28 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     })
 }
 
+/// The line printed for each message the relay is done with: MSH-10, the downstream, the
+/// outcome and the ACK's text (MSA-3 or ERR), in the words of `mllp forward`.
+pub fn line(h: &Handled) -> String {
+    let id = h.control_id.as_deref().unwrap_or("-");
+    let (code, text, note) = match &h.outcome {
+        HandledAs::Delivered(ack) => (ack.code.as_str(), ack.reason(), ""),
+        HandledAs::Rejected(ack) => (ack.code.as_str(), ack.reason(), " (dead-lettered)"),
+        HandledAs::DeadLettered(why) => ("dead-lettered", why.lines().next(), ""),
+        _ => ("-", None, ""),
+    };
+    match text {
+        Some(t) => format!("{id} to {}: {code} {t}{note}", h.to),
+        None => format!("{id} to {}: {code}{note}", h.to),
+    }
+}
+
 /// Runs `mllp relay`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    // A downstream name that does not resolve is a typing mistake, not an outage: refuse it
-    // before a single message is accepted that could never be forwarded.
+    // A downstream that can never be reached (a name that does not resolve) is a startup
+    // error, as for `mllp send`: the relay must not answer AA to messages it cannot forward.
+    // A host that is down is not: that is the relay's normal job.
     addr::resolve("--to", &config.to)?;
     logger::init(config.common.log_level(log::LevelFilter::Warn));
     let wire = match &config.to_encoding {
@@ -287,6 +307,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     }
     if let Some(n) = config.max_bytes {
         outbox_config = outbox_config.max_bytes(n);
+    }
+    if !config.common.quiet {
+        // Queued for a printing thread: a standard output nobody reads never stalls delivery.
+        let printer = listen::Printer::start();
+        outbox_config = outbox_config.on_handled(move |h| printer.line(line(h)));
     }
     let outbox = Outbox::open(&config.spool, outbox_config)
         .map(Arc::new)

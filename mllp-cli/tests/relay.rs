@@ -280,3 +280,161 @@ fn dedup_answers_a_resend_without_forwarding_it_twice() {
     assert!(eventually(LIMIT, || down.seen().len() == 4));
     assert_eq!(down.seen(), ["D1", "D2", "D3", "D4"]);
 }
+
+#[test]
+fn a_to_address_that_can_never_be_used_is_a_startup_error() {
+    let spool = scratch_dir("relay-bad-to");
+    for to in ["127.0.0.1:", "[::1", "127.0.0.1:99999", "127.0.0.1:0"] {
+        let dir = spool.join("spool");
+        let ended = Proc::spawn(
+            &[
+                "relay",
+                "127.0.0.1:0",
+                "--to",
+                to,
+                "--spool",
+                dir.to_str().unwrap(),
+            ],
+            None,
+        )
+        .wait();
+        assert_eq!(ended.code, 2, "{to:?}: {ended:?}");
+        assert!(ended.stdout.is_empty(), "{to:?}: {ended:?}");
+        assert!(ended.stderr.contains("--to"), "{to:?}: {}", ended.stderr);
+        assert!(!dir.exists(), "{to:?}: the spool was created");
+    }
+}
+
+/// The first line of `mllp spool DIR` that starts with `word `.
+fn stat(spool: &std::path::Path, word: &str) -> String {
+    let lines = spool_lines(spool, &[]);
+    lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{word} ")))
+        .unwrap_or_else(|| panic!("no {word} line in {lines:?}"))
+        .clone()
+}
+
+#[test]
+fn a_held_head_is_shown_and_skipped_while_the_relay_runs() {
+    let down = Downstream::start("127.0.0.1:0", &["R00001"]);
+    let spool = scratch_dir("relay-skip-held");
+    let (_proc, addr) = relay(&down.addr(), &spool, &["--on-reject", "hold"]);
+    for id in ids(3) {
+        assert_eq!(ack_code(&addr, &id), "AA");
+    }
+    assert!(eventually(LIMIT, || stat(&spool, "held") == "held yes"));
+    let head = stat(&spool, "head");
+    assert!(head.contains(" R00001 attempts 1 age "), "{head}");
+    assert!(head.contains(": AE from 127.0.0.1:"), "{head}");
+    assert!(head.ends_with(": downstream refuses this one"), "{head}");
+    // `list` shows the same line (its age aside).
+    let list = spool_lines(&spool, &["list"]);
+    let upto_age = |l: &str| l.split(" age ").next().unwrap().to_owned();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(upto_age(&list[0]), upto_age(&head));
+    assert!(
+        list[0].ends_with(": downstream refuses this one"),
+        "{list:?}"
+    );
+    let name = head.split(' ').nth(1).unwrap().to_owned();
+    assert_eq!(
+        spool_lines(&spool, &["skip"]),
+        [format!("skipped {name} R00001")]
+    );
+    assert!(eventually(LIMIT, || down.seen().len() == 2));
+    assert_eq!(down.seen(), ["R00000", "R00002"]);
+    assert_eq!(stat(&spool, "head"), "head -");
+    assert_eq!(stat(&spool, "held"), "held no");
+    let list = spool_lines(&spool, &["list"]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(
+        list[0].starts_with(&format!(
+            "{name} R00001 skipped by an operator after 1 failed"
+        )),
+        "{list:?}"
+    );
+    // Nothing is failing now: nothing to skip.
+    let ended = mllp(&["spool", spool.to_str().unwrap(), "skip"]);
+    assert_eq!(ended.code, 1, "{ended:?}");
+}
+
+#[test]
+fn a_downstream_that_never_answers_shows_in_the_head_and_is_skipped() {
+    let silent = mllp_testkit::downstream::Silent::start();
+    let spool = scratch_dir("relay-skip-silent");
+    let (_proc, addr) = relay(&silent.addr(), &spool, &["--ack-timeout", "0.2"]);
+    for id in ids(2) {
+        assert_eq!(ack_code(&addr, &id), "AA");
+    }
+    let attempts = |line: &str| -> u32 {
+        let after = line.split(" attempts ").nth(1).unwrap_or("0");
+        after.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(eventually(LIMIT, || {
+        let head = stat(&spool, "head");
+        head.contains(" R00000 ") && attempts(&head) >= 3
+    }));
+    let head = stat(&spool, "head");
+    assert!(
+        head.contains("timed out") || head.contains("timeout"),
+        "{head}"
+    );
+    let skipped = spool_lines(&spool, &["skip"]);
+    assert!(skipped[0].ends_with(" R00000"), "{skipped:?}");
+    // The next message is now the one being tried.
+    assert!(eventually(LIMIT, || stat(&spool, "head").contains(" R00001 ")));
+    assert_eq!(stat(&spool, "dead-lettered"), "dead-lettered 1");
+}
+
+#[test]
+fn the_relay_prints_a_line_per_message_forwarded_or_dead_lettered() {
+    let down = Downstream::start("127.0.0.1:0", &["R00001"]);
+    let spool = scratch_dir("relay-lines");
+    let to = down.addr();
+    let args = [
+        "relay",
+        "127.0.0.1:0",
+        "--to",
+        &to,
+        "--spool",
+        spool.to_str().unwrap(),
+    ];
+    let proc = Proc::spawn(&args, None);
+    let first = proc.line();
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    for id in ids(2) {
+        assert_eq!(ack_code(&addr, &id), "AA");
+    }
+    let want = [
+        format!("R00000 to {to}: AA"),
+        format!("R00001 to {to}: AE downstream refuses this one (dead-lettered)"),
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = proc.line();
+        if line.starts_with("R0000") {
+            seen.push(line);
+        }
+    }
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn every_spool_command_on_a_missing_spool_fails_and_creates_nothing() {
+    let missing = scratch_dir("relay-missing").join("typo");
+    for cmd in ["stats", "list", "requeue-dead", "purge-dead", "skip"] {
+        let ended = mllp(&["spool", missing.to_str().unwrap(), cmd]);
+        assert_eq!(ended.code, 2, "{cmd}: {ended:?}");
+        assert!(
+            ended.stderr.contains("no outbox directory here"),
+            "{cmd}: {}",
+            ended.stderr
+        );
+        assert!(!missing.exists(), "{cmd} created {}", missing.display());
+    }
+}

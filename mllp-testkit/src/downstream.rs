@@ -54,3 +54,56 @@ impl Downstream {
         self.rejecting.store(false, Ordering::SeqCst);
     }
 }
+
+/// A downstream that accepts connections and reads what is sent, but never answers: every
+/// message sent to it ends in an ACK timeout. Stops when dropped.
+pub struct Silent {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Silent {
+    /// Listens on a free loopback port.
+    pub fn start() -> Silent {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !stop2.load(Ordering::SeqCst) {
+                if let Ok((stream, _)) = listener.accept() {
+                    stream.set_nonblocking(true).unwrap();
+                    held.push(stream);
+                }
+                for s in &mut held {
+                    let _ = s.read(&mut buf);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        Silent {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -131,6 +131,15 @@ impl Ack {
     pub fn is_success(&self) -> bool {
         self.code.is_success()
     }
+
+    /// The peer's words: MSA-3 when valued, else the first ERR text; `None` when neither is.
+    pub fn reason(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| !t.is_empty()).or(self
+            .errors
+            .iter()
+            .map(String::as_str)
+            .find(|t| !t.is_empty()))
+    }
 }
 
 /// The fields after the name of `seg` when it is a `name` segment.

@@ -131,20 +131,44 @@ impl Inner {
         if st.active_len > MAGIC.len() as u64 && st.active_len + record > self.config.segment_bytes
         {
             self.rotate(&mut st)?;
+        } else if self.release_due(&st) {
+            // Only an optimisation: on failure the record goes to the active segment.
+            if let Err(e) = self.release(&mut st) {
+                log::warn!("cannot release the delivered part of the outbox: {e}");
+            }
+            if let Some(why) = &st.failed {
+                return Err(failed(why));
+            }
         }
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
         segment::encode(&mut buf, kind, millis(SystemTime::now()), payload);
-        let at = st.active_len;
-        let written = write_at(&st.active, at, &buf);
-        st.buf = buf;
-        if let Err(e) = written {
+        let mut retried = false;
+        let at = loop {
+            let at = st.active_len;
+            let Err(e) = write_at(&st.active, at, &buf) else {
+                break at;
+            };
             // Cut the partial record, so that the next one follows the last complete record.
             if let Err(cut) = st.active.set_len(at) {
                 st.failed = Some(format!("cutting a partial write failed: {cut}"));
             }
+            // A full disk may be full of delivered messages: release them and try once more.
+            if !retried
+                && e.kind() == io::ErrorKind::StorageFull
+                && st.failed.is_none()
+                && self.delivered_in_active(&st) > 0
+            {
+                retried = true;
+                match self.release(&mut st) {
+                    Ok(()) => continue,
+                    Err(r) => log::warn!("the disk is full and nothing delivered can go: {r}"),
+                }
+            }
+            st.buf = buf;
             return Err(file_error(&self.segment_path(st.active_seq), e));
-        }
+        };
+        st.buf = buf;
         st.active_len += record;
         let target = (st.active_seq, st.active_len);
         if st.pending == 0 {
@@ -187,7 +211,15 @@ impl Inner {
     }
 
     /// Seals the active segment (flushed) and starts the next one.
-    fn rotate(&self, st: &mut State) -> Result<()> {
+    pub(crate) fn rotate(&self, st: &mut State) -> Result<()> {
+        self.seal(st)?;
+        let file = recovery::create(&self.dir, st.active_seq + 1)?;
+        self.start_next(st, file);
+        Ok(())
+    }
+
+    /// Flushes the active segment and records its final length, before a new one is started.
+    pub(crate) fn seal(&self, st: &mut State) -> Result<()> {
         // A flush another thread runs meanwhile covers the old file, which this one flushes
         // anyway: it can only move `synced` to a position this one passes.
         if let Err(e) = st.active.sync_data() {
@@ -200,18 +232,22 @@ impl Inner {
             s.len = len;
         }
         st.synced = st.synced.max((old, len));
-        let file = recovery::create(&self.dir, old + 1)?;
+        Ok(())
+    }
+
+    /// Makes `file`, the segment after the sealed active one, the active segment.
+    pub(crate) fn start_next(&self, st: &mut State, file: File) {
+        let next = st.active_seq + 1;
         st.active = Arc::new(file);
-        st.active_seq = old + 1;
+        st.active_seq = next;
         st.active_len = MAGIC.len() as u64;
         st.segments.push_back(Segment {
-            seq: old + 1,
+            seq: next,
             len: MAGIC.len() as u64,
         });
-        st.synced = (old + 1, MAGIC.len() as u64);
+        st.synced = (next, MAGIC.len() as u64);
         self.synced_cv.notify_all();
         self.work_cv.notify_all();
-        Ok(())
     }
 
     /// The path of segment `seq`.

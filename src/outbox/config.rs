@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::handled::{Handled, OnHandled};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::sender::SenderConfig;
@@ -59,7 +60,9 @@ pub struct OutboxConfig {
     /// The most pending messages. Default: 1,000,000.
     pub max_messages: u64,
     /// A segment file is closed, and a new one started, once it holds this many bytes; a
-    /// segment is deleted once all of its messages are delivered. Default: 16 MiB.
+    /// segment is deleted once all of its messages are delivered. A new segment is also started
+    /// early once 64 KiB of the current one are delivered, so that delivered messages never
+    /// hold more than that much disk space. Default: 16 MiB.
     pub segment_bytes: u64,
     /// How often the delivery thread looks for operator actions made by other processes (a
     /// requeue, a hold released) while it waits. Default: 1 s.
@@ -67,6 +70,9 @@ pub struct OutboxConfig {
     /// Whether the delivery thread runs. Default: `true`; `false` keeps messages without
     /// delivering them (a spool inspected or drained later).
     pub deliver: bool,
+    /// Called on the delivery thread with each message delivered or dead-lettered, to report
+    /// it (a line per message). Default: none.
+    pub on_handled: Option<OnHandled>,
 }
 
 impl OutboxConfig {
@@ -82,6 +88,7 @@ impl OutboxConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             poll_interval: Duration::from_secs(1),
             deliver: true,
+            on_handled: None,
         }
     }
 
@@ -130,6 +137,13 @@ impl OutboxConfig {
     /// Sets [`deliver`](Self::deliver).
     pub fn deliver(mut self, deliver: bool) -> Self {
         self.deliver = deliver;
+        self
+    }
+
+    /// Sets [`on_handled`](Self::on_handled): `f` is called on the delivery thread with each
+    /// message delivered or dead-lettered, and must return quickly.
+    pub fn on_handled(mut self, f: impl Fn(&Handled) + Send + Sync + 'static) -> Self {
+        self.on_handled = Some(OnHandled::new(f));
         self
     }
 

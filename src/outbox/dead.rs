@@ -57,11 +57,16 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The message's control ID (MSH-10), when its header can be read.
     pub fn control_id(&self) -> Option<String> {
-        Header::parse(&self.message).ok().and_then(|h| {
-            h.control_id()
-                .map(|id| String::from_utf8_lossy(id).into_owned())
-        })
+        control_id(&self.message)
     }
+}
+
+/// The control ID (MSH-10) of `message`, when its header can be read.
+pub(crate) fn control_id(message: &[u8]) -> Option<String> {
+    Header::parse(message).ok().and_then(|h| {
+        h.control_id()
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+    })
 }
 
 pub(crate) fn millis(t: SystemTime) -> u64 {

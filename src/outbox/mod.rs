@@ -10,7 +10,13 @@
 //! DIR/requeue/S-O.dead     dead letters an operator requeued, enqueued again by the outbox
 //! DIR/held                 present while delivery is held at a rejected message
 //! DIR/damaged/             damage found by recovery, kept for an operator (see `damage`)
+//! DIR/head                 the message at the head while its delivery fails: attempts, error
+//! DIR/skip                 an operator's request to dead-letter the message at the head
 //! ```
+//!
+//! Delivered messages give their disk space back: a segment is deleted once all of it is
+//! delivered, and a new segment is started early once 64 KiB of the current one are delivered,
+//! so a spool on a small disk holds undelivered messages, not delivered ones.
 
 mod commit;
 mod config;
@@ -18,8 +24,11 @@ mod cursor;
 mod damage;
 mod dead;
 mod delivery;
+mod handled;
+mod head;
 mod lock;
 mod recovery;
+mod release;
 mod segment;
 mod stats;
 
@@ -37,6 +46,8 @@ pub use config::{
 };
 pub use damage::Damage;
 pub use dead::DeadLetter;
+pub use handled::{Handled, HandledAs, OnHandled};
+pub use head::Head;
 pub use stats::OutboxStats;
 
 use commit::State;
@@ -67,6 +78,11 @@ use crate::store::{Receipt, Store, StoreError, StoredMessage};
 ///   with backoff, without limit by default ([`OutboxConfig::retry`]); with a limit it is
 ///   dead-lettered when the attempts are used up. An AE or AR follows [`OnReject`]. Nothing is
 ///   dropped without a trace: a dead letter keeps the message and the ACK's text.
+/// * **Visible when stuck**: while delivery of the message at the head fails,
+///   [`Outbox::head`] tells which message, how many attempts, since when and why, to any
+///   process; [`Outbox::skip_head`] moves it to the dead letters so the rest flows.
+/// * **Space**: delivered messages give their disk space back (see
+///   [`segment_bytes`](OutboxConfig::segment_bytes)); the bounds count undelivered messages.
 /// * **Crash recovery**: opening scans the segments. A record cut short by a crash at the end
 ///   of the last segment (a torn tail) is cut off; anything else that is not a valid record
 ///   is damage: kept in `DIR/damaged/`, reported at error level, counted
@@ -151,6 +167,9 @@ impl Inner {
         }
         if done > 0 {
             log::info!("{done} requeued messages enqueued again");
+            // They left the dead-letter area: the counter says what is there.
+            let dead = dead::names(&dead::dead_dir(&self.dir), ".dead")?.len() as u64;
+            self.lock().dead = dead;
         }
         Ok(done)
     }
@@ -164,11 +183,19 @@ impl Outbox {
     /// is reported and recorded there. None of them stops the outbox from opening.
     ///
     /// # Errors
-    /// * [`Error::Config`] for invalid settings;
+    /// * [`Error::Config`] for invalid settings, among them a destination that is not a
+    ///   `host:port` address (with [`deliver`](OutboxConfig::deliver) on);
+    /// * [`Error::Tls`] when the TLS settings toward the destination cannot be loaded;
     /// * [`Error::Locked`] when another outbox (in this or another process) has `dir` open;
     /// * [`Error::Io`] when the directory cannot be created, read or written.
     pub fn open(dir: impl AsRef<Path>, config: OutboxConfig) -> Result<Outbox> {
         config.validate()?;
+        // An address that can never be delivered to is refused now, not found out after the
+        // messages were taken.
+        let sender = match config.deliver {
+            true => Some(delivery::Delivery::sender(&config)?),
+            false => None,
+        };
         let dir = dir.as_ref().to_path_buf();
         for d in [
             dir.clone(),
@@ -241,8 +268,8 @@ impl Outbox {
         if let Err(e) = inner.ingest_requeued() {
             log::warn!("cannot requeue dead letters yet: {e}");
         }
-        let delivery = if inner.config.deliver {
-            let worker = delivery::Delivery::new(Arc::clone(&inner));
+        let delivery = if let Some(sender) = sender {
+            let worker = delivery::Delivery::new(Arc::clone(&inner), Some(sender));
             let thread = std::thread::Builder::new()
                 .name("mllp-outbox".into())
                 .spawn(move || worker.run())
@@ -315,6 +342,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the area cannot be read.
     pub fn dead_letters(dir: impl AsRef<Path>) -> Result<Vec<DeadLetter>> {
+        existing(dir.as_ref())?;
         dead::list(dir.as_ref())
     }
 
@@ -328,6 +356,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the files cannot be moved.
     pub fn requeue_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        existing(dir.as_ref())?;
         dead::requeue(dir.as_ref())
     }
 
@@ -336,6 +365,7 @@ impl Outbox {
     /// # Errors
     /// [`Error::Io`] when the files cannot be deleted.
     pub fn purge_dead(dir: impl AsRef<Path>) -> Result<usize> {
+        existing(dir.as_ref())?;
         dead::purge(dir.as_ref())
     }
 
@@ -349,12 +379,7 @@ impl Outbox {
     /// [`Error::Io`] when it cannot be read.
     pub fn inspect(dir: impl AsRef<Path>) -> Result<OutboxStats> {
         let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(file_error(
-                dir,
-                io::Error::new(io::ErrorKind::NotFound, "no outbox directory here"),
-            ));
-        }
+        existing(dir)?;
         let found = recovery::scan(dir, false)?;
         let mut stats = OutboxStats {
             pending: found.pending,
@@ -386,6 +411,71 @@ impl Outbox {
         }
         let found = recovery::scan(dir, false)?;
         Ok(damage::merge(damage::kept(dir)?, found.damage))
+    }
+
+    /// The message at the head of the queue of the outbox in `dir` while its delivery fails
+    /// (from its first failed attempt until it is delivered, dead-lettered or skipped): how
+    /// many attempts failed, since when, and why. `None` when delivery is not failing. Read
+    /// without the lock, so usable while another process has the outbox open.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `dir` is not an outbox directory or the file cannot be read.
+    pub fn head(dir: impl AsRef<Path>) -> Result<Option<Head>> {
+        existing(dir.as_ref())?;
+        head::read(dir.as_ref())
+    }
+
+    /// Moves the message at the head of the queue of the outbox in `dir` to the dead letters,
+    /// if its delivery is failing ([`head`](Self::head)), so that the messages behind it are
+    /// delivered; releases a hold. The dead letter's reason says it was skipped, after how many
+    /// attempts, and the last error. Returns the skipped head, or `None` when no delivery was
+    /// failing (or the head was delivered meanwhile).
+    ///
+    /// Safe while another process has the outbox open: that outbox is asked (`DIR/skip`, naming
+    /// the head), and does it before its next attempt or within its poll interval; this call
+    /// waits for it, at most `wait`. Otherwise this call opens the outbox (taking its lock,
+    /// without delivering) and does it itself.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `dir` is not an outbox directory, the files cannot be written, or
+    /// (kind `TimedOut`) the outbox that has it open did not act within `wait` (the request
+    /// stays: it acts later); errors of [`open`](Self::open).
+    pub fn skip_head(dir: impl AsRef<Path>, wait: Duration) -> Result<Option<Head>> {
+        let dir = dir.as_ref();
+        existing(dir)?;
+        let Some(head) = head::read(dir)? else {
+            return Ok(None);
+        };
+        match Outbox::open(dir, OutboxConfig::new("").deliver(false)) {
+            Ok(outbox) => {
+                let worker = delivery::Delivery::new(Arc::clone(&outbox.inner), None);
+                let skipped = worker.skip_offline(head.clone())?;
+                outbox.close()?;
+                Ok(skipped.then_some(head))
+            }
+            Err(Error::Locked { pid, .. }) => {
+                dead::write_durably(dir, "skip", head.name.as_bytes())?;
+                let end = std::time::Instant::now() + wait;
+                while head::skip_path(dir).exists() {
+                    if std::time::Instant::now() >= end {
+                        return Err(file_error(
+                            &head::skip_path(dir),
+                            io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!(
+                                    "the outbox's owner (process {pid}) did not act within \
+                                     {wait:?}; it will when its attempt in progress ends"
+                                ),
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let skipped = dead::dead_dir(dir).join(&head.name).exists();
+                Ok(skipped.then_some(head))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The process id holding the outbox in `dir`, if one holds it (told by the kernel's
@@ -462,9 +552,8 @@ impl Store for Outbox {
                 segment::file_name(seq)
             ))),
             Err(e @ Error::Full { .. }) => Err(StoreError::retryable(e.to_string())),
-            Err(e) => {
-                Err(StoreError::retryable(format!("cannot queue the message: {e}")).with_source(e))
-            }
+            // The error is the source, shown once after the sentence.
+            Err(e) => Err(StoreError::retryable("cannot queue the message").with_source(e)),
         }
     }
 
@@ -478,6 +567,24 @@ impl Store for Outbox {
             None => Ok(()),
         }
     }
+}
+
+/// Checks that `dir` is an outbox directory (it has its segment directory), for the operations
+/// that work on an existing outbox without opening it: they must neither create anything nor
+/// report an empty outbox where there is none.
+fn existing(dir: &Path) -> Result<()> {
+    if recovery::segments_dir(dir).is_dir() {
+        return Ok(());
+    }
+    let why = if dir.is_dir() {
+        "not an outbox directory (it has no segments directory)"
+    } else {
+        "no outbox directory here"
+    };
+    Err(file_error(
+        dir,
+        io::Error::new(io::ErrorKind::NotFound, why),
+    ))
 }
 
 fn age(ms: u64) -> Duration {

@@ -230,6 +230,16 @@ impl Sender {
         &self.addr
     }
 
+    /// Resolves the target address now, as the next connection would, without connecting: for
+    /// a program that must refuse to start with a destination it can never reach.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with [`Phase::Resolve`] when the name cannot be resolved or resolves to
+    /// nothing.
+    pub fn resolve(&self) -> Result<Vec<SocketAddr>> {
+        transport::resolve(&self.addr)
+    }
+
     /// Closes the connection, if any. The next [`send`](Sender::send) connects again.
     pub fn close(&mut self) {
         if let Some(mut stream) = self.conn.take() {

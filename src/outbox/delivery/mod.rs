@@ -12,12 +12,18 @@ use super::commit::Pos;
 use super::config::OnReject;
 use super::cursor::Position;
 use super::dead::{self, millis};
+use super::handled::{Handled, HandledAs};
+use super::head::{self, Head};
 use super::segment::{Kind, RawHeader, MAGIC, RECORD_HEADER};
 use super::Inner;
 use crate::error::Error;
-use crate::hl7::AckCode;
+use crate::hl7::{Ack, AckCode};
 use crate::retry::{Backoff, Jitter, RetryPolicy};
 use crate::sender::Sender;
+
+mod failing;
+
+use failing::{rejection, Failing};
 
 /// How often, at most, the cursor is flushed while messages are being delivered. Between
 /// flushes a power cut can make delivered messages be delivered again (never lost).
@@ -35,11 +41,21 @@ struct Record {
 /// How the delivery of one record ended.
 enum Done {
     /// Acknowledged with AA or CA.
-    Delivered,
-    /// Moved to the dead-letter area for this reason.
-    Dead(String),
+    Delivered(Ack),
+    /// Moved to the dead-letter area for this reason (with the negative ACK, if that was it).
+    Dead(String, Option<Ack>),
     /// The outbox is closing: the record stays pending.
     Closing,
+}
+
+/// How a wait between attempts ended.
+enum Wait {
+    /// Try again.
+    Go,
+    /// The outbox is closing.
+    Closing,
+    /// An operator asked to skip the record.
+    Skip,
 }
 
 /// What the queue offers next.
@@ -57,27 +73,43 @@ pub(crate) struct Delivery {
     jitter: Jitter,
     next_poll: Instant,
     cursor_synced: Instant,
+    /// The failures of the record being delivered; `DIR/head` exists while this is `Some`.
+    failing: Option<Failing>,
+    /// The head file left by the previous run, continued if it names the first record.
+    resumed: Option<Head>,
 }
 
 impl Delivery {
-    pub(crate) fn new(inner: Arc<Inner>) -> Delivery {
-        let mut sender_config = inner.config.sender.clone();
-        sender_config.retry = RetryPolicy::none();
-        let sender = match Sender::with_config(inner.config.to.clone(), sender_config) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::error!("the outbox cannot deliver to {}: {e}", inner.config.to);
-                None
-            }
-        };
+    /// The delivery thread's state, delivering through `sender` (built by the caller, so that
+    /// an unusable destination is an error of [`Outbox::open`](super::Outbox::open)).
+    /// Without a sender, it only serves [`skip_offline`](Self::skip_offline).
+    pub(crate) fn new(inner: Arc<Inner>, sender: Option<Sender>) -> Delivery {
+        let resumed = head::read(&inner.dir).unwrap_or_else(|e| {
+            log::warn!("cannot read the head file: {e}");
+            None
+        });
         Delivery {
             inner,
             sender,
+            failing: None,
+            resumed,
             reader: None,
             jitter: Jitter::new(),
             next_poll: Instant::now(),
             cursor_synced: Instant::now(),
         }
+    }
+
+    /// The sender a delivery thread for `config` uses: the configured one without retries (the
+    /// outbox retries itself).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an address that is not `host:port` or invalid settings;
+    /// [`Error::Tls`] when the TLS settings cannot be loaded.
+    pub(crate) fn sender(config: &super::OutboxConfig) -> crate::Result<Sender> {
+        let mut sender_config = config.sender.clone();
+        sender_config.retry = RetryPolicy::none();
+        Sender::with_config(config.to.clone(), sender_config)
     }
 
     /// Delivers until the outbox closes.
@@ -87,17 +119,7 @@ impl Delivery {
             match self.next() {
                 Next::Closing => break,
                 Next::Idle => self.sync_cursor(true),
-                Next::SegmentDone(seq, next) => {
-                    self.reader = None;
-                    self.write_cursor((next, MAGIC.len() as u64), false);
-                    let path = self.inner.segment_path(seq);
-                    if let Err(e) = fs::remove_file(&path) {
-                        log::warn!(
-                            "cannot delete the delivered segment {}: {e}",
-                            path.display()
-                        );
-                    }
-                }
+                Next::SegmentDone(seq, next) => self.segment_done(seq, next),
                 Next::Record(seq, off, limit) => match self.read(seq, off, limit) {
                     Ok(record) => {
                         if !self.deliver(record) {
@@ -114,6 +136,19 @@ impl Delivery {
             }
         }
         self.sync_cursor(true);
+    }
+
+    /// Moves the cursor past delivered segment `seq` to `next`, and deletes `seq`.
+    fn segment_done(&mut self, seq: u64, next: u64) {
+        self.reader = None;
+        self.write_cursor((next, MAGIC.len() as u64), false);
+        let path = self.inner.segment_path(seq);
+        if let Err(e) = fs::remove_file(&path) {
+            log::warn!(
+                "cannot delete the delivered segment {}: {e}",
+                path.display()
+            );
+        }
     }
 
     /// Waits for the next thing to do.
@@ -146,6 +181,12 @@ impl Delivery {
             }
             if st.pending == 0 {
                 st.head_ms = None;
+                // Caught up with the writers: the delivered active segment can go.
+                if self.inner.release_due(&st) {
+                    if let Err(e) = self.inner.release(&mut st) {
+                        log::error!("cannot release the delivered part of the outbox: {e}");
+                    }
+                }
             }
             let wait = self.next_poll.saturating_duration_since(Instant::now());
             if wait.is_zero() {
@@ -200,15 +241,37 @@ impl Delivery {
             st.in_flight = true;
             st.head_ms = Some(record.enqueued_ms);
         }
+        // The failures a previous run recorded for this record go on being counted.
+        self.failing = match self.resumed.take() {
+            Some(h) if h.name == head::name(record.pos) => Some(Failing {
+                attempts: h.attempts,
+                first_ms: millis(h.first_failure_at),
+                last: h.last_error,
+            }),
+            Some(_) => {
+                self.clear_head();
+                None
+            }
+            None => None,
+        };
         let done = self.attempts(&record);
+        self.inner.lock().in_flight = false;
+        self.finish(&record, done)
+    }
+
+    /// Records how `record` ended: counts it, writes its dead letter, moves the cursor past
+    /// it, reports it; `false` when the outbox is closing or cannot go on.
+    fn finish(&mut self, record: &Record, done: Done) -> bool {
         let mut st = self.inner.lock();
-        st.in_flight = false;
-        match done {
+        let outcome = match done {
             Done::Closing => return false,
-            Done::Delivered => st.delivered += 1,
-            Done::Dead(reason) => {
+            Done::Delivered(ack) => {
+                st.delivered += 1;
+                HandledAs::Delivered(ack)
+            }
+            Done::Dead(reason, ack) => {
                 drop(st);
-                let name = format!("{:016}-{:012}.dead", record.pos.0, record.pos.1);
+                let name = head::name(record.pos);
                 let bytes = dead::encode(
                     record.kind,
                     record.enqueued_ms,
@@ -233,26 +296,45 @@ impl Delivery {
                 log::warn!("message dead-lettered as {name}: {}", first_line(&reason));
                 st = self.inner.lock();
                 st.dead += 1;
+                match ack {
+                    Some(ack) => HandledAs::Rejected(ack),
+                    None => HandledAs::DeadLettered(reason),
+                }
             }
-        }
+        };
         st.pending = st.pending.saturating_sub(1);
         st.pending_bytes = st.pending_bytes.saturating_sub(record.end - record.pos.1);
         st.read = (record.pos.0, record.end);
         if st.pending == 0 {
             st.head_ms = None;
         }
-        let delivered = st.delivered;
+        // Written under the state's lock, so that it never lands after a release that moved
+        // the cursor past this segment (see `release`).
+        self.put_cursor((record.pos.0, record.end), st.delivered);
         drop(st);
-        self.write_cursor_with((record.pos.0, record.end), delivered);
+        self.sync_cursor(false);
+        if self.failing.take().is_some() {
+            self.clear_head();
+        }
+        if let Some(report) = &self.inner.config.on_handled {
+            (report.0)(&Handled {
+                control_id: dead::control_id(&record.payload),
+                to: self.inner.config.to.clone(),
+                outcome,
+            });
+        }
         true
     }
 
-    /// Sends `record` until it is acknowledged, dead-lettered, or the outbox closes.
+    /// Sends `record` until it is acknowledged, dead-lettered, skipped, or the outbox closes.
     fn attempts(&mut self, record: &Record) -> Done {
         let mut backoff = Backoff::start(self.inner.config.retry);
         loop {
             if self.inner.lock().closing {
                 return Done::Closing;
+            }
+            if self.skip_asked(record) {
+                return self.skipped();
             }
             backoff.begin();
             let Some(sender) = self.sender.as_mut() else {
@@ -261,12 +343,12 @@ impl Delivery {
             let result = match record.kind {
                 Kind::Text => match std::str::from_utf8(&record.payload) {
                     Ok(text) => sender.send(text),
-                    Err(_) => return Done::Dead("the text is not valid UTF-8".into()),
+                    Err(_) => return Done::Dead("the text is not valid UTF-8".into(), None),
                 },
                 Kind::Bytes => sender.send_bytes(&record.payload),
             };
             let transient = match result {
-                Ok(ack) if ack.is_success() => return Done::Delivered,
+                Ok(ack) if ack.is_success() => return Done::Delivered(ack),
                 Ok(ack)
                     if self.inner.config.sender.resend_on_reject
                         && matches!(
@@ -274,20 +356,21 @@ impl Delivery {
                             AckCode::ApplicationReject | AckCode::CommitReject
                         ) =>
                 {
-                    format!("{} (resent on reject)", ack.code)
+                    format!(
+                        "{} (resent on reject)",
+                        rejection(&ack, &self.inner.config.to)
+                    )
                 }
                 Ok(ack) => {
-                    let reason = format!(
-                        "{} from {}: {}",
-                        ack.code,
-                        self.inner.config.to,
-                        String::from_utf8_lossy(&ack.raw)
-                    );
+                    let reason = rejection(&ack, &self.inner.config.to);
                     match self.inner.config.on_reject {
-                        OnReject::DeadLetter => return Done::Dead(reason),
+                        OnReject::DeadLetter => return Done::Dead(reason, Some(ack)),
                         OnReject::Hold => {
-                            if !self.hold(record, &reason) {
-                                return Done::Closing;
+                            self.failed_attempt(record, &reason);
+                            match self.hold(record, &reason) {
+                                Wait::Go => {}
+                                Wait::Closing => return Done::Closing,
+                                Wait::Skip => return self.skipped(),
                             }
                             backoff = Backoff::start(self.inner.config.retry);
                             continue;
@@ -295,51 +378,62 @@ impl Delivery {
                     }
                 }
                 Err(e @ (Error::Header(_) | Error::Frame(_) | Error::Charset(_))) => {
-                    return Done::Dead(format!("cannot be sent: {e}"))
+                    return Done::Dead(format!("cannot be sent: {e}"), None)
                 }
                 Err(e) => e.to_string(),
             };
+            self.failed_attempt(record, &transient);
             match backoff.next_delay(&mut self.jitter) {
                 None => {
-                    return Done::Dead(format!(
-                        "not delivered after {} attempts: {transient}",
-                        backoff.attempts()
-                    ))
+                    return Done::Dead(
+                        format!(
+                            "not delivered after {} attempts: {transient}",
+                            backoff.attempts()
+                        ),
+                        None,
+                    )
                 }
                 Some(delay) => {
                     log::debug!("delivery failed ({transient}); next attempt in {delay:?}");
-                    if !self.pause(delay) {
-                        return Done::Closing;
+                    match self.pause(delay, record) {
+                        Wait::Go => {}
+                        Wait::Closing => return Done::Closing,
+                        Wait::Skip => return self.skipped(),
                     }
                 }
             }
         }
     }
 
-    /// Waits `delay` unless the outbox closes first; `false` if it does.
-    fn pause(&self, delay: Duration) -> bool {
+    /// Waits `delay`, unless the outbox closes or an operator asks to skip `record` first
+    /// (looked for once per poll interval).
+    fn pause(&self, delay: Duration, record: &Record) -> Wait {
         let end = Instant::now() + delay;
-        let mut st = self.inner.lock();
         loop {
+            if self.skip_asked(record) {
+                return Wait::Skip;
+            }
+            let st = self.inner.lock();
             if st.closing {
-                return false;
+                return Wait::Closing;
             }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return true;
+                return Wait::Go;
             }
-            st = self
-                .inner
-                .work_cv
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            let wait = left.min(self.inner.config.poll_interval);
+            drop(
+                self.inner
+                    .work_cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0,
+            );
         }
     }
 
-    /// Holds delivery at `record` until an operator releases the hold; `false` when the
-    /// outbox closes first.
-    fn hold(&mut self, record: &Record, reason: &str) -> bool {
+    /// Holds delivery at `record` until an operator releases the hold or skips the record.
+    fn hold(&mut self, record: &Record, reason: &str) -> Wait {
         let marker = format!("{:016} {:012}\n{reason}", record.pos.0, record.pos.1);
         if let Err(e) = dead::write_durably(&self.inner.dir, "held", marker.as_bytes()) {
             log::warn!("cannot write the hold marker: {e}");
@@ -351,21 +445,28 @@ impl Delivery {
         self.inner.lock().held = true;
         loop {
             self.poll_operator();
-            let mut st = self.inner.lock();
+            if self.skip_asked(record) {
+                if let Err(e) = dead::release_hold(&self.inner.dir) {
+                    log::warn!("cannot remove the hold marker: {e}");
+                }
+                self.inner.lock().held = false;
+                return Wait::Skip;
+            }
+            let st = self.inner.lock();
             if st.closing {
-                return false;
+                return Wait::Closing;
             }
             if !st.held {
-                return true;
+                return Wait::Go;
             }
             let wait = self.next_poll.saturating_duration_since(Instant::now());
-            st = self
-                .inner
-                .work_cv
-                .wait_timeout(st, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            drop(st);
+            drop(
+                self.inner
+                    .work_cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0,
+            );
         }
     }
 
@@ -393,6 +494,12 @@ impl Delivery {
     }
 
     fn write_cursor_with(&mut self, pos: Pos, delivered: u64) {
+        self.put_cursor(pos, delivered);
+        self.sync_cursor(false);
+    }
+
+    /// Writes the cursor (not flushed).
+    fn put_cursor(&self, pos: Pos, delivered: u64) {
         let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let written = cursor.write(&Position {
             segment: pos.0,
@@ -402,8 +509,6 @@ impl Delivery {
         if let Err(e) = written {
             log::warn!("cannot write the delivery cursor: {e}");
         }
-        drop(cursor);
-        self.sync_cursor(false);
     }
 
     /// Flushes the cursor when `force`, or when the last flush is older than [`CURSOR_SYNC`].
