@@ -169,7 +169,8 @@ impl ListenerBuilder {
         self
     }
 
-    /// The stack size of connection threads, in bytes (default 128 KiB, at least 64 KiB).
+    /// The stack size of connection threads, in bytes (default 128 KiB, from 64 KiB to 64 MiB:
+    /// [`bind`](Self::bind) refuses another).
     /// The handler runs on this stack: raise it if the handler needs deep recursion or large
     /// local arrays.
     pub fn stack_size(mut self, bytes: usize) -> Self {

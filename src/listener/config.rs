@@ -27,6 +27,10 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// The smallest stack size accepted for connection threads: 64 KiB.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
+/// The largest stack size accepted for connection threads: 64 MiB (eight times a main
+/// thread's usual 8 MiB). Every connection has a thread with a stack this size: a larger one
+/// fails to start (`SIZE_MAX / 2`), and each connection would be dropped.
+pub const MAX_STACK_SIZE: usize = 64 * 1024 * 1024;
 
 /// What happens to a new connection when every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,7 +115,8 @@ pub struct ListenerConfig {
     /// How long shutdown waits for messages being handled to be acknowledged. Default:
     /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
     pub shutdown_grace: Duration,
-    /// The stack size of connection threads, in bytes, at least [`MIN_STACK_SIZE`]. The
+    /// The stack size of connection threads, in bytes, from [`MIN_STACK_SIZE`] to
+    /// [`MAX_STACK_SIZE`]. The
     /// handler (and a [`Store`](crate::Store)) runs on this stack: raise it for deep recursion
     /// or large local arrays. Default: [`DEFAULT_STACK_SIZE`] (128 KiB), for every listener,
     /// whatever language starts it.
@@ -156,6 +161,26 @@ impl ListenerConfig {
         Listener::bind_with(addr, self)
     }
 
+    /// Checks a [stack size](Self::stack_size) for connection threads: from
+    /// [`MIN_STACK_SIZE`] to [`MAX_STACK_SIZE`] bytes. (The one check of the value, for the
+    /// builders and the C API.)
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bound the value is outside.
+    pub fn check_stack_size(bytes: usize) -> Result<()> {
+        if bytes < MIN_STACK_SIZE {
+            return Err(Error::Config(format!(
+                "the connection thread stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
+            )));
+        }
+        if bytes > MAX_STACK_SIZE {
+            return Err(Error::Config(format!(
+                "the connection thread stack size must be at most {MAX_STACK_SIZE} bytes, not {bytes}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks every value; the first invalid one as [`Error::Config`].
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_connections == 0 {
@@ -163,12 +188,7 @@ impl ListenerConfig {
                 "the maximum number of connections must be at least 1".into(),
             ));
         }
-        if self.stack_size < MIN_STACK_SIZE {
-            return Err(Error::Config(format!(
-                "the connection thread stack size must be at least {MIN_STACK_SIZE} bytes, not {}",
-                self.stack_size
-            )));
-        }
+        Self::check_stack_size(self.stack_size)?;
         for (name, value) in [
             ("frame timeout", self.frame_timeout),
             ("idle timeout", self.idle_timeout),

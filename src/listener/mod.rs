@@ -24,7 +24,7 @@ pub use builder::ListenerBuilder;
 pub use config::{
     ListenerConfig, Overflow, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
     DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
