@@ -59,8 +59,8 @@ Options:
   --tls-cert PEM --tls-key PEM   accept TLS with this certificate and PKCS#8 key
   --health-addr ADDR      answer each TCP connection on ADDR with one line for a load
                           balancer (HAProxy agent-check): `up ready` while the store can take
-                          messages, `down` while it cannot (its check fails, or a save just
-                          failed), `drain` once stopping
+                          messages, `down` while it cannot (its check fails or hangs, or a
+                          save just failed), `drain` once stopping
   --ack-mode MODE         original (default): AA/AE/AR for every message; auto: CA/CE/CR
                           when MSH-15/16 are valued, sent as MSH-15 asks
   --mllp2                 answer with MLLP release 2 commit blocks, not HL7 ACKs
