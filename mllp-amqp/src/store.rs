@@ -17,7 +17,8 @@ use crate::link::{block_on, innermost, within, Link, Live};
 /// The `content_type` of every published message.
 pub const CONTENT_TYPE: &str = "application/hl7-v2";
 
-/// How long [`Store::check`] may spend reconnecting when there is no open connection.
+/// How long [`Store::check`] may take: connecting when no connection is open, and finding the
+/// queue or exchange.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The most idle confirm channels kept for reuse (more concurrent publishers open more, and
@@ -79,7 +80,7 @@ impl AmqpStore {
         Ok(AmqpStore::new(AmqpConfig::from_url(url)?))
     }
 
-    /// Sets how long [`Store::check`] may spend reconnecting (default [`CHECK_TIMEOUT`]).
+    /// Sets how long [`Store::check`] may take (default [`CHECK_TIMEOUT`]).
     #[must_use]
     pub fn check_timeout(mut self, timeout: Duration) -> Self {
         self.check_timeout = timeout;
@@ -260,17 +261,16 @@ impl Store for AmqpStore {
         self.link.config.name()
     }
 
-    /// Whether the broker can be reached now: `Ok` at once while a connection is open, else
-    /// one connection attempt of at most [`check_timeout`](AmqpStore::check_timeout)
-    /// (cheap enough for a load balancer's health check every second).
+    /// Whether messages can be published now: the broker answers (a connection attempt when
+    /// none is open) and the queue or exchange is there (a passive declare on a channel of its
+    /// own: a queue deleted while the connection is open fails the check), all within
+    /// [`check_timeout`](AmqpStore::check_timeout), so that a broker that stopped answering
+    /// fails it too. Cheap enough for a load balancer's health check every second.
     fn check(&self) -> Result<(), StoreError> {
-        if self.link.current().is_some() {
-            return Ok(());
-        }
-        self.link
-            .get(Some(Instant::now() + self.check_timeout))
-            .map(|_| ())
-            .map_err(|e| store_error(&e))
+        let deadline = Instant::now() + self.check_timeout;
+        let live = self.link.get(Some(deadline)).map_err(|e| store_error(&e))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        block_on(within(left, "check", self.link.verify(&live))).map_err(|e| store_error(&e))
     }
 }
 

@@ -224,3 +224,35 @@ fn the_next_host_is_tried_when_one_is_down_and_check_is_bounded() {
     running.shutdown();
     running.join().unwrap();
 }
+
+#[test]
+fn the_check_fails_for_a_broker_that_hangs_and_for_a_deleted_queue() {
+    let Some(node) = common::node("checks") else {
+        return;
+    };
+    let url = format!("{}?queue=checked", node.url("%2f"));
+    let store = AmqpStore::open(&url).unwrap();
+    store.check().expect("the queue is declared and found");
+    let limit = mllp_amqp::CHECK_TIMEOUT + Duration::from_millis(500);
+
+    // A broker that stopped answering, with the connection open: the check fails in time.
+    let paused = mllp_testkit::pause::Paused::new(node.pid().expect("the node runs"));
+    let started = std::time::Instant::now();
+    let e = store.check().expect_err("a stopped broker fails the check");
+    let took = started.elapsed();
+    assert!(took < limit, "the check took {took:?}");
+    assert!(e.is_retryable(), "{e}");
+    paused.resume();
+    assert!(
+        common::eventually(Duration::from_secs(10), || store.check().is_ok()),
+        "the check still fails with the broker answering again"
+    );
+
+    // The queue deleted behind the open connection: every publish would be refused.
+    let out = node.ctl(&["delete_queue", "checked"]);
+    assert!(out.status.success(), "{out:?}");
+    let started = std::time::Instant::now();
+    let e = store.check().expect_err("a deleted queue fails the check");
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    assert!(e.to_string().contains("NOT_FOUND"), "{e}");
+}
