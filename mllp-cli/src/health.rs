@@ -109,10 +109,10 @@ impl Watched {
     }
 }
 
-impl Store for Watched {
-    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        let result = self.inner.save(message);
-        match &result {
+impl Watched {
+    /// Remembers how a save ended.
+    fn saw(&self, result: &Result<Receipt, StoreError>) {
+        match result {
             Ok(_) => self
                 .last_success
                 .fetch_max(self.stamp(Instant::now()), Ordering::AcqRel),
@@ -122,6 +122,22 @@ impl Store for Watched {
                 .fetch_max(self.stamp(Instant::now()), Ordering::AcqRel),
             Err(_) => 0,
         };
+    }
+}
+
+impl Store for Watched {
+    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        let result = self.inner.save(message);
+        self.saw(&result);
+        result
+    }
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        let result = self.inner.save_before(message, deadline);
+        self.saw(&result);
         result
     }
     fn name(&self) -> String {

@@ -43,7 +43,7 @@ pub use config::{
     DEFAULT_WRITE_CONCERN_TIMEOUT,
 };
 pub use error::{Error, ErrorKind};
-pub use store::{MongoStore, Stats, DEDUP_INDEX, MAX_TEXT_BYTES};
+pub use store::{MongoStore, Stats, CHECK_TIMEOUT, DEDUP_INDEX, MAX_TEXT_BYTES, SAVE_TIMEOUT};
 pub use workers::{DRIVER_STACK_SIZE, MAX_WORKERS};
 
 use mllp::Store;
