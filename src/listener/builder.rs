@@ -163,6 +163,13 @@ impl ListenerBuilder {
         self
     }
 
+    /// With TLS, the most connections in their handshake (or waiting for a slot after it) at
+    /// once (default 64, at least 1): see [`ListenerConfig::max_handshakes`].
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.config.max_handshakes = max;
+        self
+    }
+
     /// How long shutdown waits for messages being handled to be acknowledged (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;

@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
 pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
 /// The default frame timeout: 60 s.
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default bound on TLS connections without a slot yet (in their handshake, or waiting for
+/// a slot): 64.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
 /// The default TLS handshake timeout: 10 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default timeout for writing an acknowledgement: 10 s.
@@ -103,6 +106,13 @@ pub struct ListenerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a TLS handshake may take. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
     pub handshake_timeout: Duration,
+    /// With TLS, the most connections without a slot at once: a connection runs its
+    /// handshake before it takes a slot (a peer that stalls in it holds no slot), and when
+    /// this many are pending the oldest still in its handshake is closed for the newcomer
+    /// (counted in [`ListenerStats::handshakes_dropped`](super::ListenerStats::handshakes_dropped)).
+    /// Each pending connection has a thread. At least 1. Default: [`DEFAULT_MAX_HANDSHAKES`]
+    /// (64).
+    pub max_handshakes: usize,
     /// What messages are answered with: HL7 acknowledgements or MLLP release 2 commit blocks
     /// (see [`ReplyKind`]). Default: [`ReplyKind::Hl7`].
     pub reply: ReplyKind,
@@ -143,6 +153,7 @@ impl Default for ListenerConfig {
             idle_timeout: None,
             write_timeout: Some(DEFAULT_ACK_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             reply: ReplyKind::Hl7,
             ack_mode: AckMode::Auto,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -186,6 +197,11 @@ impl ListenerConfig {
         if self.max_connections == 0 {
             return Err(Error::Config(
                 "the maximum number of connections must be at least 1".into(),
+            ));
+        }
+        if self.max_handshakes == 0 {
+            return Err(Error::Config(
+                "the maximum number of pending TLS handshakes must be at least 1".into(),
             ));
         }
         Self::check_stack_size(self.stack_size)?;
