@@ -94,9 +94,19 @@ impl AmqpStore {
 
     /// Publishes `body` with `properties` and waits for the confirm: the one step of
     /// [`save`](Store::save). An unroutable message is [`Error::Broker`] with `refused` set.
-    fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
-        let live = self.link.get(None)?;
-        let channel = match self.take_channel(&live) {
+    /// With a `deadline`, every step (connecting, a channel, the confirm) ends by then.
+    fn publish(
+        &self,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let left = |bound: Duration| match deadline {
+            Some(deadline) => bound.min(deadline.saturating_duration_since(Instant::now())),
+            None => bound,
+        };
+        let live = self.link.get(deadline)?;
+        let channel = match self.take_channel(&live, left(self.link.config.connect_timeout)) {
             Ok(channel) => channel,
             Err(e) => {
                 self.link.broken(&live, &e);
@@ -120,7 +130,7 @@ impl AmqpStore {
                 .map_err(|e| Error::broker("publish", e))?;
             confirm.await.map_err(|e| Error::broker("confirm", e))
         };
-        let timeout = self.link.config.confirm_timeout;
+        let timeout = left(self.link.config.confirm_timeout);
         match block_on(within(timeout, "confirm", publish)) {
             Ok(Confirmation::Ack(None)) => {
                 self.put_channel(live.generation, channel);
@@ -171,7 +181,7 @@ impl AmqpStore {
     }
 
     /// An idle confirm channel of `live`, or a new one.
-    fn take_channel(&self, live: &Live) -> Result<Channel, Error> {
+    fn take_channel(&self, live: &Live, timeout: Duration) -> Result<Channel, Error> {
         {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             pool.retain(|(generation, channel)| {
@@ -181,7 +191,6 @@ impl AmqpStore {
                 return Ok(channel);
             }
         }
-        let timeout = self.link.config.connect_timeout;
         block_on(within(timeout, "channel", async {
             let channel = live.channel().await?;
             channel
@@ -250,11 +259,18 @@ fn store_error(e: &Error) -> StoreError {
 
 impl Store for AmqpStore {
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        let started = Instant::now();
-        self.publish(message.text().as_bytes(), properties(message))
-            .map_err(|e| store_error(&e))?;
-        debug!("confirmed in {:?}", started.elapsed());
-        Ok(Receipt::new(self.link.config.target.to_string()))
+        self.save_within(message, None)
+    }
+
+    /// As [`save`](Store::save), with every step (connecting, a channel, the confirm) ending
+    /// by `deadline`: a broker that stopped answering holds a message for a listener's store
+    /// wait and no longer.
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        self.save_within(message, Some(deadline))
     }
 
     fn name(&self) -> String {
@@ -278,6 +294,20 @@ impl Drop for AmqpStore {
     fn drop(&mut self) {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.link.close();
+    }
+}
+
+impl AmqpStore {
+    fn save_within(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Receipt, StoreError> {
+        let started = Instant::now();
+        self.publish(message.text().as_bytes(), properties(message), deadline)
+            .map_err(|e| store_error(&e))?;
+        debug!("confirmed in {:?}", started.elapsed());
+        Ok(Receipt::new(self.link.config.target.to_string()))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{header, Client};
 use mllp::charset::Charset;
 use mllp::hl7::AckCode;
-use mllp::{Listener, Sender, Store};
+use mllp::{Listener, Sender, Store, StoredMessage};
 use mllp_amqp::{AmqpConfig, AmqpStore};
 
 /// Message `i` of the 2,000: every fifth in ISO-8859-1 on the wire (MSH-18 `8859/1`), the rest
@@ -241,6 +241,18 @@ fn the_check_fails_for_a_broker_that_hangs_and_for_a_deleted_queue() {
     let e = store.check().expect_err("a stopped broker fails the check");
     let took = started.elapsed();
     assert!(took < limit, "the check took {took:?}");
+    assert!(e.is_retryable(), "{e}");
+    // A save bounded by a deadline (a listener's store wait) ends by then.
+    let (text, charset) = message(1);
+    let peer = "127.0.0.1:4000".parse().unwrap();
+    let m = StoredMessage::new(&text, peer, charset, SystemTime::now());
+    let started = std::time::Instant::now();
+    let e = store
+        .save_before(&m, started + Duration::from_secs(1))
+        .expect_err("a stopped broker takes nothing");
+    let took = started.elapsed();
+    eprintln!("stopped broker: save_before(1 s) returned after {took:?}: {e}");
+    assert!(took < Duration::from_millis(1500), "the save took {took:?}");
     assert!(e.is_retryable(), "{e}");
     paused.resume();
     assert!(
