@@ -3,7 +3,8 @@
 //! document read back through the driver and checked field by field against what was sent;
 //! a server that cannot be reached stops the listener at startup with one sentence; a server
 //! that hangs (SIGSTOP) turns the health line `down` within seconds, every answer at once, and
-//! holds a message for `--store-wait` and no longer.
+//! holds a message for `--store-wait` and no longer, and HAProxy takes its listener out within
+//! seconds.
 
 #![cfg(feature = "mongodb")]
 
@@ -332,4 +333,47 @@ fn a_hung_server_turns_health_down_at_once_and_holds_a_message_for_the_store_wai
     common::sigterm(&proc);
     let ended = proc.wait();
     assert!(ended.code == 0 || ended.code == 1, "{ended:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn haproxy_takes_a_listener_whose_mongodb_hangs_out_within_seconds_and_back() {
+    use common::pool::{behind_haproxy, haproxy_here, Member};
+    if !haproxy_here() {
+        return;
+    }
+    let Some(server) = MongoServer::start("cli-hung-haproxy") else {
+        return;
+    };
+    let Some(pid) = server.pid() else {
+        eprintln!("MLLP_TEST_MONGODB_URI names a server this test cannot stop: not run");
+        return;
+    };
+    let dir = common::scratch_dir("hung-haproxy-files");
+    let db = format!("mllp_test_{}_hung_haproxy", std::process::id());
+    let url = format!("{}/{db}?collection=adt", server.uri());
+    let members = vec![
+        Member::start(dir.to_str().unwrap(), &["-q"]),
+        Member::start(&url, &["-q"]),
+    ];
+    // l0 stores in a directory, l1 in MongoDB (deploy/haproxy.cfg's checks, every 2 s).
+    let proxy = behind_haproxy("hung-haproxy", &members);
+    let paused = common::pause::Paused::new(pid);
+    let hung = Instant::now();
+    let down = proxy.wait_for("l1", Duration::from_secs(30), |s| {
+        s.status.starts_with("DOWN")
+    });
+    let took = hung.elapsed();
+    eprintln!("MongoDB hung: HAProxy marked its listener DOWN after {took:?}");
+    assert!(down, "still {:?}\n{}", proxy.server("l1"), proxy.log());
+    assert!(took < Duration::from_secs(8), "DOWN only after {took:?}");
+    assert!(proxy.server("l0").is_some_and(|s| s.status == "UP"));
+    paused.resume();
+    assert!(
+        proxy.wait_for("l1", Duration::from_secs(15), |s| s.status == "UP"),
+        "not back: {:?}",
+        proxy.server("l1")
+    );
+    drop(members);
+    let _ = std::fs::remove_dir_all(dir);
 }
