@@ -284,7 +284,6 @@ fn a_hung_server_turns_health_down_at_once_and_holds_a_message_for_the_store_wai
 
     // The server stops answering; its connections stay open.
     let paused = common::pause::Paused::new(pid);
-    let hung = Instant::now();
     let sender = {
         let addr = addr.clone();
         std::thread::spawn(move || {
@@ -294,18 +293,7 @@ fn a_hung_server_turns_health_down_at_once_and_holds_a_message_for_the_store_wai
         })
     };
     // Every answer at once; `down` within a few seconds, with one message waiting.
-    let mut slowest = Duration::ZERO;
-    let mut down_after = None;
-    while hung.elapsed() < Duration::from_secs(8) {
-        let asked = Instant::now();
-        let answer = common::health(&health_addr);
-        slowest = slowest.max(asked.elapsed());
-        if answer == "down\n" {
-            down_after = Some(hung.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (down_after, slowest) = common::until_down(&health_addr, Duration::from_secs(8));
     let (result, held) = sender.join().unwrap();
     eprintln!(
         "hung server: health down after {down_after:?}, slowest answer {slowest:?}; \

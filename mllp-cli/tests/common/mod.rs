@@ -202,6 +202,24 @@ pub fn try_health(addr: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Asks the health server at `addr` every 100 ms until it answers `down`, for at most `limit`:
+/// how long that took (`None`: it never did), and how long the slowest answer took.
+pub fn until_down(addr: &str, limit: Duration) -> (Option<Duration>, Duration) {
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < limit {
+        let asked = Instant::now();
+        let answer = health(addr);
+        slowest = slowest.max(asked.elapsed());
+        if answer == "down\n" {
+            return (Some(started.elapsed()), slowest);
+        }
+        // The pace of a load balancer's checks, not a synchronisation.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (None, slowest)
+}
+
 /// Sends SIGTERM to `proc`.
 pub fn sigterm(proc: &process::Proc) {
     let status = Command::new("kill")
