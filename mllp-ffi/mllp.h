@@ -93,6 +93,12 @@
 #define MLLP_LISTENER_MIN_STACK_SIZE (64 * 1024)
 
 /**
+ * The largest stack size `mllp_listener_builder_set_stack_size` accepts: 64 MiB (every
+ * connection has a thread with a stack this size).
+ */
+#define MLLP_LISTENER_MAX_STACK_SIZE ((64 * 1024) * 1024)
+
+/**
  * `mllp_outbox_builder_set_on_reject`: an AE or AR moves the message and the ACK's text to
  * the dead-letter area, and delivery goes on (the default).
  */
@@ -1322,9 +1328,10 @@ mllp_result mllp_listener_builder_set_ack_policy(struct mllp_listener_builder *b
                                                  mllp_ack_policy policy);
 
 /**
- * The stack size of the threads that call the callback, in bytes (at least
- * `MLLP_LISTENER_MIN_STACK_SIZE`). Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors:
- * `MLLP_CONFIG` (too small), `MLLP_NULL_ARGUMENT`.
+ * The stack size of the threads that call the callback, in bytes (from
+ * `MLLP_LISTENER_MIN_STACK_SIZE` to `MLLP_LISTENER_MAX_STACK_SIZE`). Default
+ * `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors: `MLLP_CONFIG` (too small or too large),
+ * `MLLP_NULL_ARGUMENT`.
  */
 mllp_result mllp_listener_builder_set_stack_size(struct mllp_listener_builder *builder,
                                                  size_t bytes);

@@ -689,6 +689,8 @@ fn invalid_settings_are_errors() {
     assert!(config(builder().handshake_timeout(Duration::ZERO)));
     assert!(config(builder().max_message_size(0)));
     assert!(config(builder().stack_size(1024)));
+    assert!(config(builder().stack_size(usize::MAX / 2)));
+    assert!(config(builder().stack_size(mllp::MAX_STACK_SIZE + 1)));
     assert!(config(Listener::builder("127.0.0.1")));
     assert!(config(Listener::builder("127.0.0.1:99999")));
     let taken = builder().bind().unwrap();

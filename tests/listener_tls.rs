@@ -1,4 +1,5 @@
-//! The listener over TLS, with the test certificates in `tests/certs/`.
+//! The listener over TLS, with the test certificates in `tests/certs/`; handshakes that stall
+//! hold no connection slot.
 #![cfg(feature = "tls")]
 
 use mllp_testkit as common;
@@ -6,12 +7,13 @@ use mllp_testkit as common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{adt, cert_path, eventually};
 use mllp::hl7::{Ack, AckCode};
 use mllp::{Connection, Framing, Listener, Message, Response, TlsServerConfig};
 use mllp::{Identity, Stream, TlsClient, TlsClientConfig};
+use mllp::{ListenerBuilder, RunningListener, Sender};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -112,4 +114,98 @@ fn a_bad_identity_is_an_error_at_bind() {
         .tls(TlsServerConfig::new(identity))
         .bind();
     assert!(matches!(result, Err(mllp::Error::Tls(_))), "{result:?}");
+}
+
+/// The first 10 bytes of a TLS ClientHello (a handshake record announcing 512 bytes): a
+/// handshake that is started and never finished.
+const HELLO_START: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03];
+
+/// A TLS listener with at most 10 connections that accepts every message, with `extra`
+/// settings.
+fn flood_target(extra: impl FnOnce(ListenerBuilder) -> ListenerBuilder) -> RunningListener {
+    let identity =
+        Identity::from_pem_files(cert_path("server.pem"), cert_path("server.key")).unwrap();
+    let builder = Listener::builder("127.0.0.1:0")
+        .tls(TlsServerConfig::new(identity))
+        .max_connections(10);
+    extra(builder)
+        .bind()
+        .unwrap()
+        .spawn(|_: &Message<'_>| Response::accept())
+        .unwrap()
+}
+
+/// `n` connections that send the start of a ClientHello and stall, each accepted by the
+/// listener (the listener has read its bytes or holds it when this returns: a bounded wait).
+fn stall(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+            tcp.write_all(HELLO_START).unwrap();
+            tcp
+        })
+        .collect()
+}
+
+/// A default sender over TLS (5 attempts, backoff from 250 ms): one message, and how long its
+/// ACK took.
+fn real_sender(addr: SocketAddr) -> (Result<Ack, mllp::Error>, Duration) {
+    let started = Instant::now();
+    let mut sender = Sender::builder(addr.to_string())
+        .tls(common::trusting_test_ca())
+        .build()
+        .unwrap();
+    let ack = sender.send(&adt("REAL"));
+    (ack, started.elapsed())
+}
+
+#[test]
+fn stalled_tls_handshakes_hold_no_slot_and_keep_no_sender_out() {
+    let running = flood_target(|b| b);
+    let addr = running.local_addr();
+    let stalled = stall(addr, 50);
+    // Let the accept loop take them all before the real sender comes.
+    assert!(eventually(IO_TIMEOUT, || {
+        running.stats().handshakes_pending >= 50 || running.stats().connections_open >= 10
+    }));
+    let (ack, took) = real_sender(addr);
+    eprintln!(
+        "50 stalled handshakes, max 10 connections: {:?} after {took:?}",
+        ack.as_ref().map(|a| a.code)
+    );
+    let ack = ack.expect("the real sender gets its ACK");
+    assert_eq!(ack.code, AckCode::ApplicationAccept);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let stats = running.stats();
+    assert_eq!(stats.connections_refused, 0, "{stats:?}");
+    assert_eq!(stats.connections_evicted, 0, "{stats:?}");
+    drop(stalled);
+    running.shutdown();
+    running.join().unwrap();
+}
+
+#[test]
+fn past_the_handshake_bound_the_oldest_pending_handshake_is_dropped() {
+    let running = flood_target(|b| b.max_handshakes(8));
+    let addr = running.local_addr();
+    let stalled = stall(addr, 30);
+    assert!(eventually(IO_TIMEOUT, || running
+        .stats()
+        .handshakes_dropped
+        >= 22));
+    // The oldest are closed by the listener: their reads end.
+    let mut first = &stalled[0];
+    first.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(first.read(&mut buf), Ok(0) | Err(_)));
+    let (ack, took) = real_sender(addr);
+    let ack = ack.expect("the real sender gets its ACK");
+    assert_eq!(ack.code, AckCode::ApplicationAccept);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let stats = running.stats();
+    assert!(stats.handshakes_pending <= 8, "{stats:?}");
+    assert_eq!(stats.connections_refused, 0, "{stats:?}");
+    drop(stalled);
+    running.shutdown();
+    running.join().unwrap();
 }

@@ -678,6 +678,11 @@ fn builder_rejects_invalid_settings_without_connecting() {
         ("address is empty", Sender::builder("")),
         ("port is missing", Sender::builder("localhost")),
         ("port is not a number", Sender::builder("localhost:http")),
+        ("bracket", Sender::builder("[::1")),
+        ("bracket", Sender::builder("[::1:2575")),
+        ("bracket", Sender::builder("::1:2575")),
+        ("bracket", Sender::builder("::1]:2575")),
+        ("not an IPv6 address", Sender::builder("[localhost]:2575")),
         (
             "connect timeout",
             Sender::builder("localhost:2575").connect_timeout(Duration::ZERO),
@@ -707,6 +712,8 @@ fn builder_rejects_invalid_settings_without_connecting() {
         .unwrap();
     assert_eq!(s.addr(), "no-such-host.invalid:2575");
     assert_eq!(s.peer_addr(), None);
+    Sender::builder("[::1]:2575").build().unwrap();
+    Sender::builder("[fe80::1%eth0]:2575").build().unwrap();
 }
 
 #[test]

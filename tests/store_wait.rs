@@ -1,6 +1,7 @@
 //! What a store-then-ACK listener does when a save fails: retrying a retryable failure while
 //! the sender waits (`StoreHandler::store_wait`), answering a refusal at once, and closing the
-//! connection without an acknowledgement (`OnStoreFailure::Close`, `Response::close`).
+//! connection without an acknowledgement (`OnStoreFailure::Close`, `Response::close`), and a
+//! store that hangs holding the sender for the wait and no longer (`Store::save_before`).
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -143,6 +144,59 @@ fn after_the_wait_close_drops_the_connection_without_an_ack_and_nak_answers_ae()
         running.shutdown();
         running.join().unwrap();
     }
+}
+
+/// A store that hangs: `save` blocks for a minute (a database that stopped answering);
+/// `save_before` gives up at the deadline, as a store that can hang must.
+#[derive(Default)]
+struct Hung {
+    saves: AtomicU32,
+    bounded: AtomicU32,
+}
+
+impl Store for Hung {
+    fn save(&self, _: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(60));
+        Err(StoreError::retryable("no answer in a minute"))
+    }
+
+    fn save_before(&self, _: &StoredMessage<'_>, deadline: Instant) -> Result<Receipt, StoreError> {
+        self.bounded.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        Err(StoreError::retryable("no answer by the deadline"))
+    }
+
+    fn name(&self) -> String {
+        "hung".into()
+    }
+}
+
+#[test]
+fn a_hung_store_holds_the_sender_for_the_wait_and_no_longer() {
+    let store = Arc::new(Hung::default());
+    let handler = StoreHandler::new(Arc::clone(&store)).store_wait(Duration::from_secs(1));
+    let running = Listener::builder("127.0.0.1:0")
+        .bind()
+        .unwrap()
+        .spawn(handler)
+        .unwrap();
+    let mut conn = connect(running.local_addr());
+    let started = Instant::now();
+    let ack = send(&mut conn, "H1").expect("an ACK");
+    let took = started.elapsed();
+    assert_eq!(ack.code, AckCode::ApplicationError, "{ack:?}");
+    assert!(ack.text.unwrap().contains("deadline"));
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    // One attempt, bounded by the end of the wait; none started after it.
+    assert_eq!(store.bounded.load(Ordering::SeqCst), 1);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 0);
+    running.shutdown();
+    running.join().unwrap();
 }
 
 #[test]

@@ -284,9 +284,30 @@ impl Link {
     async fn declare(&self, live: &Live) -> Result<(), Error> {
         match &self.config.target {
             Target::Queue(queue) => self.declare_queue(live, queue, self.create_queue).await,
+            Target::Exchange { .. } => self.verify(live).await,
+        }
+    }
+}
+
+impl Link {
+    /// Checks, without declaring anything, that the queue or the exchange is there: a passive
+    /// declare on a channel of its own (a deleted queue is [`Error::Broker`], `NOT_FOUND`).
+    pub(crate) async fn verify(&self, live: &Live) -> Result<(), Error> {
+        let channel = live.channel().await?;
+        let found = match &self.config.target {
+            Target::Queue(queue) => {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                channel
+                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::broker("find the queue", e))
+            }
             Target::Exchange { exchange, .. } if exchange.is_empty() => Ok(()),
             Target::Exchange { exchange, .. } => {
-                let channel = live.channel().await?;
                 let passive = ExchangeDeclareOptions {
                     passive: true,
                     ..ExchangeDeclareOptions::default()
@@ -299,11 +320,14 @@ impl Link {
                         FieldTable::default(),
                     )
                     .await
-                    .map_err(|e| Error::broker("find the exchange", e))?;
-                let _ = channel.close(200, "checked".into()).await;
-                Ok(())
+                    .map_err(|e| Error::broker("find the exchange", e))
             }
+        };
+        // A refusal closed the channel already.
+        if found.is_ok() {
+            let _ = channel.close(200, "checked".into()).await;
         }
+        found
     }
 }
 

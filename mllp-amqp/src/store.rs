@@ -17,7 +17,8 @@ use crate::link::{block_on, innermost, within, Link, Live};
 /// The `content_type` of every published message.
 pub const CONTENT_TYPE: &str = "application/hl7-v2";
 
-/// How long [`Store::check`] may spend reconnecting when there is no open connection.
+/// How long [`Store::check`] may take: connecting when no connection is open, and finding the
+/// queue or exchange.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The most idle confirm channels kept for reuse (more concurrent publishers open more, and
@@ -79,7 +80,7 @@ impl AmqpStore {
         Ok(AmqpStore::new(AmqpConfig::from_url(url)?))
     }
 
-    /// Sets how long [`Store::check`] may spend reconnecting (default [`CHECK_TIMEOUT`]).
+    /// Sets how long [`Store::check`] may take (default [`CHECK_TIMEOUT`]).
     #[must_use]
     pub fn check_timeout(mut self, timeout: Duration) -> Self {
         self.check_timeout = timeout;
@@ -93,9 +94,19 @@ impl AmqpStore {
 
     /// Publishes `body` with `properties` and waits for the confirm: the one step of
     /// [`save`](Store::save). An unroutable message is [`Error::Broker`] with `refused` set.
-    fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
-        let live = self.link.get(None)?;
-        let channel = match self.take_channel(&live) {
+    /// With a `deadline`, every step (connecting, a channel, the confirm) ends by then.
+    fn publish(
+        &self,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let left = |bound: Duration| match deadline {
+            Some(deadline) => bound.min(deadline.saturating_duration_since(Instant::now())),
+            None => bound,
+        };
+        let live = self.link.get(deadline)?;
+        let channel = match self.take_channel(&live, left(self.link.config.connect_timeout)) {
             Ok(channel) => channel,
             Err(e) => {
                 self.link.broken(&live, &e);
@@ -119,7 +130,7 @@ impl AmqpStore {
                 .map_err(|e| Error::broker("publish", e))?;
             confirm.await.map_err(|e| Error::broker("confirm", e))
         };
-        let timeout = self.link.config.confirm_timeout;
+        let timeout = left(self.link.config.confirm_timeout);
         match block_on(within(timeout, "confirm", publish)) {
             Ok(Confirmation::Ack(None)) => {
                 self.put_channel(live.generation, channel);
@@ -170,7 +181,7 @@ impl AmqpStore {
     }
 
     /// An idle confirm channel of `live`, or a new one.
-    fn take_channel(&self, live: &Live) -> Result<Channel, Error> {
+    fn take_channel(&self, live: &Live, timeout: Duration) -> Result<Channel, Error> {
         {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             pool.retain(|(generation, channel)| {
@@ -180,7 +191,6 @@ impl AmqpStore {
                 return Ok(channel);
             }
         }
-        let timeout = self.link.config.connect_timeout;
         block_on(within(timeout, "channel", live.confirm_channel()))
     }
 
@@ -242,28 +252,34 @@ fn store_error(e: &Error) -> StoreError {
 
 impl Store for AmqpStore {
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        let started = Instant::now();
-        self.publish(message.text().as_bytes(), properties(message))
-            .map_err(|e| store_error(&e))?;
-        debug!("confirmed in {:?}", started.elapsed());
-        Ok(Receipt::new(self.link.config.target.to_string()))
+        self.save_within(message, None)
+    }
+
+    /// As [`save`](Store::save), with every step (connecting, a channel, the confirm) ending
+    /// by `deadline`: a broker that stopped answering holds a message for a listener's store
+    /// wait and no longer.
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        self.save_within(message, Some(deadline))
     }
 
     fn name(&self) -> String {
         self.link.config.name()
     }
 
-    /// Whether the broker can be reached now: `Ok` at once while a connection is open, else
-    /// one connection attempt of at most [`check_timeout`](AmqpStore::check_timeout)
-    /// (cheap enough for a load balancer's health check every second).
+    /// Whether messages can be published now: the broker answers (a connection attempt when
+    /// none is open) and the queue or exchange is there (a passive declare on a channel of its
+    /// own: a queue deleted while the connection is open fails the check), all within
+    /// [`check_timeout`](AmqpStore::check_timeout), so that a broker that stopped answering
+    /// fails it too. Cheap enough for a load balancer's health check every second.
     fn check(&self) -> Result<(), StoreError> {
-        if self.link.current().is_some() {
-            return Ok(());
-        }
-        self.link
-            .get(Some(Instant::now() + self.check_timeout))
-            .map(|_| ())
-            .map_err(|e| store_error(&e))
+        let deadline = Instant::now() + self.check_timeout;
+        let live = self.link.get(Some(deadline)).map_err(|e| store_error(&e))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        block_on(within(left, "check", self.link.verify(&live))).map_err(|e| store_error(&e))
     }
 }
 
@@ -271,6 +287,20 @@ impl Drop for AmqpStore {
     fn drop(&mut self) {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.link.close();
+    }
+}
+
+impl AmqpStore {
+    fn save_within(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Receipt, StoreError> {
+        let started = Instant::now();
+        self.publish(message.text().as_bytes(), properties(message), deadline)
+            .map_err(|e| store_error(&e))?;
+        debug!("confirmed in {:?}", started.elapsed());
+        Ok(Receipt::new(self.link.config.target.to_string()))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{header, Client};
 use mllp::charset::Charset;
 use mllp::hl7::AckCode;
-use mllp::{Listener, Sender, Store};
+use mllp::{Listener, Sender, Store, StoredMessage};
 use mllp_amqp::{AmqpConfig, AmqpStore};
 
 /// Message `i` of the 2,000: every fifth in ISO-8859-1 on the wire (MSH-18 `8859/1`), the rest
@@ -223,4 +223,48 @@ fn the_next_host_is_tried_when_one_is_down_and_check_is_bounded() {
     assert_eq!(ids, ["H1", "H3"]);
     running.shutdown();
     running.join().unwrap();
+}
+
+#[test]
+fn the_check_fails_for_a_broker_that_hangs_and_for_a_deleted_queue() {
+    let Some(node) = common::node("checks") else {
+        return;
+    };
+    let url = format!("{}?queue=checked", node.url("%2f"));
+    let store = AmqpStore::open(&url).unwrap();
+    store.check().expect("the queue is declared and found");
+    let limit = mllp_amqp::CHECK_TIMEOUT + Duration::from_millis(500);
+
+    // A broker that stopped answering, with the connection open: the check fails in time.
+    let paused = mllp_testkit::pause::Paused::new(node.pid().expect("the node runs"));
+    let started = std::time::Instant::now();
+    let e = store.check().expect_err("a stopped broker fails the check");
+    let took = started.elapsed();
+    assert!(took < limit, "the check took {took:?}");
+    assert!(e.is_retryable(), "{e}");
+    // A save bounded by a deadline (a listener's store wait) ends by then.
+    let (text, charset) = message(1);
+    let peer = "127.0.0.1:4000".parse().unwrap();
+    let m = StoredMessage::new(&text, peer, charset, SystemTime::now());
+    let started = std::time::Instant::now();
+    let e = store
+        .save_before(&m, started + Duration::from_secs(1))
+        .expect_err("a stopped broker takes nothing");
+    let took = started.elapsed();
+    eprintln!("stopped broker: save_before(1 s) returned after {took:?}: {e}");
+    assert!(took < Duration::from_millis(1500), "the save took {took:?}");
+    assert!(e.is_retryable(), "{e}");
+    paused.resume();
+    assert!(
+        common::eventually(Duration::from_secs(10), || store.check().is_ok()),
+        "the check still fails with the broker answering again"
+    );
+
+    // The queue deleted behind the open connection: every publish would be refused.
+    let out = node.ctl(&["delete_queue", "checked"]);
+    assert!(out.status.success(), "{out:?}");
+    let started = std::time::Instant::now();
+    let e = store.check().expect_err("a deleted queue fails the check");
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    assert!(e.to_string().contains("NOT_FOUND"), "{e}");
 }

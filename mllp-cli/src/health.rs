@@ -3,25 +3,33 @@
 //!
 //! Every accepted connection gets one line and is closed; nothing is read from it:
 //!
-//! * `up ready` while the store's [`check`](Store::check) succeeds: the listener can take
-//!   messages. (`ready` as well as `up`, because HAProxy keeps a server that its agent once put
-//!   in DRAIN drained until the agent says `ready`: a listener restarted on the same port after
-//!   a drain must bring itself back.)
-//! * `down` while it fails (a directory that cannot be written, a broker that cannot be
-//!   reached), and for [`FAILURE_TTL`] after a save failed in a way a retry can mend, unless a
-//!   save has succeeded since: a check can pass while saves fail (a broker connection that is
-//!   open, on which every publish is refused), and the senders of such a listener should go
-//!   elsewhere. HAProxy marks the server DOWN and sends new connections to other listeners,
+//! * `up ready` while the store works: its last [`check`](Store::check) passed. (`ready` as
+//!   well as `up`, because HAProxy keeps a server that its agent once put in DRAIN drained
+//!   until the agent says `ready`: a listener restarted on the same port after a drain must
+//!   bring itself back.)
+//! * `down` while it does not: the last check failed (a directory that cannot be written, a
+//!   broker that cannot be reached, a queue that was deleted), a check has not returned within
+//!   [`CHECK_DEADLINE`](judge::CHECK_DEADLINE) (a broker or a database that stopped answering), or a save failed in a
+//!   way a retry can mend less than [`FAILURE_TTL`] ago and none has succeeded since (a check
+//!   can pass while saves fail: a broker connection that is open, on which every publish is
+//!   refused). HAProxy marks the server DOWN and sends new connections to other listeners,
 //!   while this one keeps serving the connections it has (their messages are answered as the
 //!   store allows; with `--on-store-failure close` their connections close, and the senders
 //!   come back through HAProxy to another listener).
 //! * `drain` from the moment the listener is asked to stop (SIGTERM, Ctrl-C, `--count`
 //!   reached): no new connections, while the messages in flight are finished and acknowledged.
 //!
-//! A check result is reused for [`CHECK_TTL`], so that a burst of health connections (several
-//! balancers, a monitoring system) costs the store one check, not one each. Connections are
-//! answered one at a time on one thread; a client that does not read cannot hold it for more
-//! than [`WRITE_TIMEOUT`].
+//! The store is checked on a thread of its own, every [`CHECK_INTERVAL`](judge::CHECK_INTERVAL) (see [`judge`]);
+//! an answer reads the last judgement and never waits for the store, so it comes within
+//! milliseconds whatever the store does, and a burst of health connections (several
+//! balancers, a monitoring system) costs the store nothing. A store that hangs shows as
+//! `down` within `CHECK_INTERVAL + CHECK_DEADLINE` (3 s), with no traffic at all, and as `up`
+//! again once a check passes. Connections are answered one at a time on one thread; a client
+//! that does not read cannot hold it for more than [`WRITE_TIMEOUT`].
+
+mod judge;
+
+use judge::{Checks, Verdict};
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,9 +38,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mllp::{Receipt, ShutdownHandle, Store, StoreError, StoredMessage};
-
-/// How long a check result is reused.
-pub const CHECK_TTL: Duration = Duration::from_secs(1);
 
 /// How long a failed save keeps the answer `down` when no save has succeeded since (then the
 /// store's check decides again, and new connections show whether saves work).
@@ -104,10 +109,10 @@ impl Watched {
     }
 }
 
-impl Store for Watched {
-    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
-        let result = self.inner.save(message);
-        match &result {
+impl Watched {
+    /// Remembers how a save ended.
+    fn saw(&self, result: &Result<Receipt, StoreError>) {
+        match result {
             Ok(_) => self
                 .last_success
                 .fetch_max(self.stamp(Instant::now()), Ordering::AcqRel),
@@ -117,6 +122,22 @@ impl Store for Watched {
                 .fetch_max(self.stamp(Instant::now()), Ordering::AcqRel),
             Err(_) => 0,
         };
+    }
+}
+
+impl Store for Watched {
+    fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        let result = self.inner.save(message);
+        self.saw(&result);
+        result
+    }
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        let result = self.inner.save_before(message, deadline);
+        self.saw(&result);
         result
     }
     fn name(&self) -> String {
@@ -127,27 +148,34 @@ impl Store for Watched {
     }
 }
 
-/// The state of a listener, from its store (checked at most once per [`CHECK_TTL`], and its
-/// recent saves) and its shutdown handle.
+/// The state of a listener, from the checks of its store, its recent saves and its shutdown
+/// handle. Reading it never calls the store.
 pub struct Probe {
     store: Arc<Watched>,
+    checks: Arc<Checks>,
     failing: bool,
+    /// The start of the hung check last logged, so that each hang is logged once.
+    hung: Option<Instant>,
     stopping: Box<dyn Fn() -> bool + Send>,
-    last: Option<(Instant, bool)>,
 }
 
 impl Probe {
-    /// A probe of `store`, draining once `stopping` returns true.
-    pub fn new(store: Arc<Watched>, stopping: impl Fn() -> bool + Send + 'static) -> Probe {
+    /// A probe of `store` by `checks`, draining once `stopping` returns true.
+    pub fn new(
+        store: Arc<Watched>,
+        checks: Arc<Checks>,
+        stopping: impl Fn() -> bool + Send + 'static,
+    ) -> Probe {
         Probe {
             store,
+            checks,
             failing: false,
+            hung: None,
             stopping: Box::new(stopping),
-            last: None,
         }
     }
 
-    /// The state now; `now` is the time to judge the cached check by.
+    /// The state at `now`.
     pub fn state(&mut self, now: Instant) -> State {
         if (self.stopping)() {
             return State::Drain;
@@ -162,33 +190,18 @@ impl Probe {
         if failing {
             return State::Down;
         }
-        let ok = match self.last {
-            Some((at, ok)) if now.saturating_duration_since(at) < CHECK_TTL => ok,
-            _ => {
-                let was = self.last.map(|(_, ok)| ok);
-                let ok = match self.store.check() {
-                    Ok(()) => {
-                        if was == Some(false) {
-                            log::info!("health: the store {} works again", self.store.name());
-                        }
-                        true
-                    }
-                    Err(e) => {
-                        if was != Some(false) {
-                            log::warn!(
-                                "health: the store {} cannot take messages: {e}",
-                                self.store.name()
-                            );
-                        }
-                        false
-                    }
-                };
-                // The time after the check, so that a slow check is not repeated at once.
-                self.last = Some((Instant::now(), ok));
-                ok
+        let verdict = self.checks.verdict(now);
+        if let Verdict::Hung { since } = verdict {
+            if self.hung != Some(since) {
+                self.hung = Some(since);
+                log::error!(
+                    "health: the store {} has not answered a check in {:?}: down",
+                    self.store.name(),
+                    now.saturating_duration_since(since)
+                );
             }
-        };
-        if ok {
+        }
+        if verdict.works() {
             State::Up
         } else {
             State::Down
@@ -213,7 +226,10 @@ pub fn start(
         .local_addr()
         .map_err(|e| format!("cannot listen for health checks on {addr}: {e}"))?;
     let watched = Arc::new(Watched::new(store));
-    let mut probe = Probe::new(Arc::clone(&watched), move || handle.is_shutting_down());
+    let checks = judge::start(Arc::clone(&watched) as Arc<dyn Store>)?;
+    let mut probe = Probe::new(Arc::clone(&watched), checks, move || {
+        handle.is_shutting_down()
+    });
     std::thread::Builder::new()
         .name("mllp-health".into())
         .spawn(move || serve(&listener, &mut probe))
@@ -247,9 +263,11 @@ fn answer(mut tcp: TcpStream, state: State) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::judge::{CHECK_DEADLINE, CHECK_INTERVAL};
     use super::*;
     use std::io::Read;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
 
     /// A store whose check result the test sets, counting the checks.
     #[derive(Default)]
@@ -275,28 +293,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_burst_costs_one_check_and_a_change_shows_after_the_ttl() {
-        let store = Arc::new(Flaky::default());
+    /// A probe of `store` whose checks the test records, and the flag that makes it drain.
+    fn probe_of(store: Arc<dyn Store>) -> (Probe, Arc<Checks>, Arc<AtomicBool>) {
+        let checks = Arc::new(Checks::default());
         let stopping = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stopping);
-        let watched = Arc::new(Watched::new(store.clone()));
-        let mut probe = Probe::new(watched, move || flag.load(Ordering::SeqCst));
+        let watched = Arc::new(Watched::new(store));
+        let probe = Probe::new(watched, Arc::clone(&checks), move || {
+            flag.load(Ordering::SeqCst)
+        });
+        (probe, checks, stopping)
+    }
+
+    #[test]
+    fn the_answer_is_the_judgement_of_the_checks_and_never_calls_the_store() {
+        let store = Arc::new(Flaky::default());
+        let (mut probe, checks, stopping) = probe_of(store.clone());
         let t0 = Instant::now();
+        assert_eq!(probe.state(t0), State::Down, "not known to work yet");
+        checks.started(t0);
+        checks.finished(t0, true);
         for _ in 0..100 {
             assert_eq!(probe.state(t0), State::Up);
         }
-        assert_eq!(store.checks.load(Ordering::SeqCst), 1);
-        store.broken.store(true, Ordering::SeqCst);
-        // Within the TTL the cached result stands; after it the failure shows.
-        assert_eq!(probe.state(t0), State::Up);
-        let later = Instant::now() + CHECK_TTL;
-        assert_eq!(probe.state(later), State::Down);
-        assert_eq!(store.checks.load(Ordering::SeqCst), 2);
-        // Stopping wins over everything, without a check.
+        assert_eq!(store.checks.load(Ordering::SeqCst), 0);
+        // A check that does not return is down once past its deadline, up when it passes.
+        let t1 = t0 + CHECK_INTERVAL;
+        checks.started(t1);
+        assert_eq!(probe.state(t1 + CHECK_DEADLINE / 2), State::Up);
+        assert_eq!(probe.state(t1 + CHECK_DEADLINE), State::Down);
+        assert_eq!(probe.state(t1 + 10 * CHECK_DEADLINE), State::Down);
+        checks.finished(t1 + 10 * CHECK_DEADLINE, true);
+        assert_eq!(probe.state(t1 + 10 * CHECK_DEADLINE), State::Up);
+        checks.started(t1 + 11 * CHECK_DEADLINE);
+        checks.finished(t1 + 11 * CHECK_DEADLINE, false);
+        assert_eq!(probe.state(t1 + 11 * CHECK_DEADLINE), State::Down);
+        // Stopping wins over everything.
         stopping.store(true, Ordering::SeqCst);
-        assert_eq!(probe.state(later + CHECK_TTL), State::Drain);
-        assert_eq!(store.checks.load(Ordering::SeqCst), 2);
+        assert_eq!(probe.state(t1 + 12 * CHECK_DEADLINE), State::Drain);
+        assert_eq!(store.checks.load(Ordering::SeqCst), 0);
     }
 
     /// Saves fail with the error the test sets; the check always passes.
@@ -322,7 +357,10 @@ mod tests {
             fail: std::sync::Mutex::new(None),
         });
         let watched = Arc::new(Watched::new(store.clone()));
-        let mut probe = Probe::new(Arc::clone(&watched), || false);
+        let checks = Arc::new(Checks::default());
+        let mut probe = Probe::new(Arc::clone(&watched), Arc::clone(&checks), || false);
+        checks.started(Instant::now());
+        checks.finished(Instant::now(), true);
         let text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|H1|P|2.5\r";
         let peer = "127.0.0.1:1".parse().unwrap();
         let utf8 = mllp::charset::Charset::default();
@@ -370,5 +408,99 @@ mod tests {
         .err()
         .expect("the address is taken");
         assert!(e.contains("cannot listen for health checks"), "{e}");
+    }
+
+    /// A store whose check blocks while the test holds it hung.
+    #[derive(Default)]
+    struct Hanging {
+        hung: Mutex<bool>,
+        released: Condvar,
+    }
+
+    impl Hanging {
+        fn set(&self, hung: bool) {
+            *self.hung.lock().unwrap() = hung;
+            self.released.notify_all();
+        }
+    }
+
+    impl Store for Hanging {
+        fn save(&self, _: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+            Ok(Receipt::new("kept"))
+        }
+        fn name(&self) -> String {
+            "hanging".into()
+        }
+        fn check(&self) -> Result<(), StoreError> {
+            let guard = self.hung.lock().unwrap();
+            drop(self.released.wait_while(guard, |hung| *hung).unwrap());
+            Ok(())
+        }
+    }
+
+    /// Releases a hung store however the test ends, so that no check thread stays blocked.
+    struct Release(Arc<Hanging>);
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.set(false);
+        }
+    }
+
+    /// One health answer and how long it took.
+    fn timed_answer(addr: SocketAddr) -> (String, Duration) {
+        let started = Instant::now();
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).unwrap();
+        (text, started.elapsed())
+    }
+
+    #[test]
+    fn a_hung_store_is_down_within_seconds_and_every_answer_comes_at_once() {
+        let store = Arc::new(Hanging::default());
+        let release = Release(Arc::clone(&store));
+        let handle = mllp::Listener::builder("127.0.0.1:0")
+            .bind()
+            .unwrap()
+            .shutdown_handle();
+        let (addr, _) = start("127.0.0.1:0", store.clone(), handle).unwrap();
+        assert_eq!(timed_answer(addr).0, "up ready\n");
+        store.set(true);
+        let hung = Instant::now();
+        // Answers while the check hangs: each at once, `down` within a few seconds.
+        let limit = CHECK_INTERVAL + CHECK_DEADLINE + Duration::from_secs(2);
+        let mut slowest = Duration::ZERO;
+        let down_after = loop {
+            let (text, took) = timed_answer(addr);
+            slowest = slowest.max(took);
+            if text == "down\n" {
+                break hung.elapsed();
+            }
+            assert_eq!(text, "up ready\n");
+            assert!(
+                hung.elapsed() < limit,
+                "still up {:?} after the store hung",
+                hung.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        for _ in 0..10 {
+            let (text, took) = timed_answer(addr);
+            slowest = slowest.max(took);
+            assert_eq!(text, "down\n");
+        }
+        assert!(
+            slowest < Duration::from_millis(100),
+            "an answer took {slowest:?}"
+        );
+        eprintln!("down {down_after:?} after the store hung; slowest answer {slowest:?}");
+        drop(release);
+        assert!(
+            mllp_testkit::eventually(Duration::from_secs(5), || timed_answer(addr).0
+                == "up ready\n"),
+            "still down with the store answering again"
+        );
     }
 }

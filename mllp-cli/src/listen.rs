@@ -376,7 +376,8 @@ pub const RECEIVING: Group<ListenOptions> = Group {
                 value: Some("ADDR"),
                 help: "answer each TCP connection on ADDR with one line for a load balancer\n\
                        (HAProxy agent-check): `up ready` while the store can take messages,\n\
-                       `down` while it cannot, `drain` once stopping",
+                       `down` while it cannot (its check fails or hangs, or a save just\n\
+                       failed), `drain` once stopping",
             },
             set: |l, v| {
                 l.health_addr = Some(addr::parse("--health-addr", &v.text(), Use::Listen)?);

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::process::{listen, mllp, Proc};
 use common::{rabbit_node as node, rabbit_queue as queue_info};
@@ -111,4 +112,40 @@ fn with_the_broker_down_the_sender_waits_then_gets_ae_or_no_ack() {
     assert_eq!(sent.code, 0, "{sent:?}");
     assert_eq!(sent.stdout, ["UP1 AA"]);
     drop((nak, close));
+}
+
+#[test]
+fn health_turns_down_when_the_broker_hangs_or_the_queue_is_deleted_and_up_again() {
+    let Some(node) = node("clihealth") else {
+        return;
+    };
+    let url = format!("{}?queue=cli_health", node.url("%2f"));
+    let (proc, _addr, health_addr) = common::listen_with_health(&url, &["-q"]);
+    assert_eq!(common::health(&health_addr), "up ready\n");
+
+    // The broker stops answering while the listener is idle.
+    let paused = common::pause::Paused::new(node.pid().expect("the node runs"));
+    let (down_after, slowest) = common::until_down(&health_addr, Duration::from_secs(10));
+    eprintln!("broker hung, no traffic: down after {down_after:?}, slowest answer {slowest:?}");
+    let down_after = down_after.expect("the health line turns down");
+    assert!(down_after < Duration::from_secs(4), "{down_after:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "an answer took {slowest:?}"
+    );
+    paused.resume();
+    assert!(
+        mllp_testkit::eventually(Duration::from_secs(15), || common::health(&health_addr)
+            == "up ready\n"),
+        "still down with the broker answering again"
+    );
+
+    // The queue deleted behind the listener's open connection: every publish would fail.
+    let out = node.ctl(&["delete_queue", "cli_health"]);
+    assert!(out.status.success(), "{out:?}");
+    let (down_after, _) = common::until_down(&health_addr, Duration::from_secs(10));
+    eprintln!("queue deleted: down after {down_after:?}");
+    assert!(down_after.is_some(), "still up with the queue deleted");
+    common::sigterm(&proc);
+    assert_eq!(proc.wait().code, 0);
 }

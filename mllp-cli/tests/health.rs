@@ -7,58 +7,16 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::process::{Proc, LIMIT};
-
-/// `mllp listen 127.0.0.1:0 --store DIR --health-addr 127.0.0.1:0 EXTRA...`, with the
-/// listener's and the health server's addresses from its first line.
-fn listen_with_health(store: &Path, extra: &[&str]) -> (Proc, String, String) {
-    let mut args = vec!["listen", "127.0.0.1:0", "--store", store.to_str().unwrap()];
-    args.extend_from_slice(&["--health-addr", "127.0.0.1:0"]);
-    args.extend_from_slice(extra);
-    let proc = Proc::spawn(&args, None);
-    let first = proc.line();
-    let addr = first
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    let health = first
-        .rsplit_once(", health on ")
-        .map(|(_, a)| a.to_owned())
-        .unwrap_or_else(|| panic!("no health address in {first:?}"));
-    (proc, addr, health)
-}
-
-/// What the health server answers one connection (everything until it closes).
-fn health(addr: &str) -> String {
-    try_health(addr).expect("the health server accepts")
-}
-
-/// As [`health`]; `None` when nothing answers there (the process has exited, or is exiting:
-/// then a connection is refused, reset, or closed without a line).
-fn try_health(addr: &str) -> Option<String> {
-    let mut tcp = TcpStream::connect(addr).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).ok()?;
-    (!text.is_empty()).then_some(text)
-}
-
-fn sigterm(proc: &Proc) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &proc.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
+use common::process::LIMIT;
+use common::{health, listen_with_health, sigterm, try_health};
 
 #[test]
 fn up_with_a_working_store_down_when_it_breaks_up_when_it_is_back() {
     let dir = common::scratch_dir("health-down");
-    let (proc, addr, health_addr) = listen_with_health(&dir, &["-q", "--store-wait", "1"]);
+    let (proc, addr, health_addr) =
+        listen_with_health(dir.to_str().unwrap(), &["-q", "--store-wait", "1"]);
     assert_eq!(health(&health_addr), "up ready\n");
     // A burst is answered from the cached check, as fast as the connections come.
     for _ in 0..50 {
@@ -122,7 +80,7 @@ fn drain_after_sigterm_while_an_ack_is_in_flight_which_is_then_delivered() {
 /// One attempt; `false` when the listener exited before its drain could be seen.
 fn drain_attempt(attempt: usize) -> bool {
     let dir = common::scratch_dir(&format!("health-drain-{attempt}"));
-    let (mut proc, addr, health_addr) = listen_with_health(&dir, &[]);
+    let (mut proc, addr, health_addr) = listen_with_health(dir.to_str().unwrap(), &[]);
     assert_eq!(health(&health_addr), "up ready\n");
 
     // A sender that writes and never reads: once both directions are full, the listener is

@@ -1,7 +1,10 @@
 //! `mllp listen --store mongodb://...` against a MongoDB wire-protocol server (`nx-27017`, or
 //! the MongoDB `MLLP_TEST_MONGODB_URI` names): 500 messages over four connections, every
 //! document read back through the driver and checked field by field against what was sent;
-//! a server that cannot be reached stops the listener at startup with one sentence.
+//! a server that cannot be reached stops the listener at startup with one sentence; a server
+//! that hangs (SIGSTOP) turns the health line `down` within seconds, every answer at once, and
+//! holds a message for `--store-wait` and no longer, and HAProxy takes its listener out within
+//! seconds.
 
 #![cfg(feature = "mongodb")]
 
@@ -9,10 +12,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::mongo::{free_port, MongoServer};
-use common::process::{mllp, Proc};
+use common::process::{mllp, Proc, LIMIT};
 use mllp::charset::Charset;
 use mllp::{Connection, Framing};
 use mongodb::bson::{Bson, Document};
@@ -258,4 +261,107 @@ fn an_unreachable_server_stops_the_listener_at_startup() {
     // The default server selection timeout (5 s) bounds it too.
     let (_, took) = refused(&format!("mongodb://127.0.0.1:{port}/hl7"));
     assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+#[test]
+fn a_hung_server_turns_health_down_at_once_and_holds_a_message_for_the_store_wait() {
+    let Some(server) = MongoServer::start("cli-hung") else {
+        return;
+    };
+    let Some(pid) = server.pid() else {
+        eprintln!("MLLP_TEST_MONGODB_URI names a server this test cannot stop: not run");
+        return;
+    };
+    let db = format!("mllp_test_{}_hung", std::process::id());
+    let url = format!(
+        "{}/{db}?collection=adt&serverSelectionTimeoutMS=3000",
+        server.uri()
+    );
+    let (proc, addr, health_addr) = common::listen_with_health(&url, &["-q", "--store-wait", "5"]);
+    assert_eq!(common::health(&health_addr), "up ready\n");
+    let ack = common::exchange(&addr, common::adt("H1").as_bytes(), LIMIT).unwrap();
+    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|H1"));
+
+    // The server stops answering; its connections stay open.
+    let paused = common::pause::Paused::new(pid);
+    let sender = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let result = common::exchange(&addr, common::adt("H2").as_bytes(), LIMIT);
+            (result, started.elapsed())
+        })
+    };
+    // Every answer at once; `down` within a few seconds, with one message waiting.
+    let (down_after, slowest) = common::until_down(&health_addr, Duration::from_secs(8));
+    let (result, held) = sender.join().unwrap();
+    eprintln!(
+        "hung server: health down after {down_after:?}, slowest answer {slowest:?}; \
+         --store-wait 5: the message's connection held {held:?}"
+    );
+    let down_after = down_after.expect("the health line turns down");
+    assert!(down_after < Duration::from_secs(4), "{down_after:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "an answer took {slowest:?}"
+    );
+    // --on-store-failure close (the default): no ACK, the sender tries again.
+    let e = result.expect_err("no acknowledgement while the store hangs");
+    assert!(e.contains("closed without an acknowledgement"), "{e}");
+    assert!(held < Duration::from_secs(6), "held for {held:?}");
+
+    paused.resume();
+    assert!(
+        common::eventually(Duration::from_secs(10), || common::health(&health_addr)
+            == "up ready\n"),
+        "still down with the server answering again"
+    );
+    let ack = common::exchange(&addr, common::adt("H3").as_bytes(), LIMIT).unwrap();
+    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA|H3"));
+    common::sigterm(&proc);
+    let ended = proc.wait();
+    assert!(ended.code == 0 || ended.code == 1, "{ended:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn haproxy_takes_a_listener_whose_mongodb_hangs_out_within_seconds_and_back() {
+    use common::pool::{behind_haproxy, haproxy_here, Member};
+    if !haproxy_here() {
+        return;
+    }
+    let Some(server) = MongoServer::start("cli-hung-haproxy") else {
+        return;
+    };
+    let Some(pid) = server.pid() else {
+        eprintln!("MLLP_TEST_MONGODB_URI names a server this test cannot stop: not run");
+        return;
+    };
+    let dir = common::scratch_dir("hung-haproxy-files");
+    let db = format!("mllp_test_{}_hung_haproxy", std::process::id());
+    let url = format!("{}/{db}?collection=adt", server.uri());
+    let members = vec![
+        Member::start(dir.to_str().unwrap(), &["-q"]),
+        Member::start(&url, &["-q"]),
+    ];
+    // l0 stores in a directory, l1 in MongoDB (deploy/haproxy.cfg's checks, every 2 s).
+    let proxy = behind_haproxy("hung-haproxy", &members);
+    let paused = common::pause::Paused::new(pid);
+    let hung = Instant::now();
+    let down = proxy.wait_for("l1", Duration::from_secs(30), |s| {
+        s.status.starts_with("DOWN")
+    });
+    let took = hung.elapsed();
+    eprintln!("MongoDB hung: HAProxy marked its listener DOWN after {took:?}");
+    assert!(down, "still {:?}\n{}", proxy.server("l1"), proxy.log());
+    assert!(took < Duration::from_secs(8), "DOWN only after {took:?}");
+    assert!(proxy.server("l0").is_some_and(|s| s.status == "UP"));
+    paused.resume();
+    assert!(
+        proxy.wait_for("l1", Duration::from_secs(15), |s| s.status == "UP"),
+        "not back: {:?}",
+        proxy.server("l1")
+    );
+    drop(members);
+    let _ = std::fs::remove_dir_all(dir);
 }

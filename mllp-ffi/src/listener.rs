@@ -22,7 +22,7 @@ use mllp_core::Error;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
     Listener, ListenerConfig, ListenerStats, Message, Overflow, Response, RunningListener,
-    ShutdownHandle, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    ShutdownHandle, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
 
 /// How received messages are acknowledged.
@@ -48,10 +48,14 @@ pub const MLLP_ACK_POLICY_MLLP2: mllp_ack_policy = 2;
 pub const MLLP_LISTENER_DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// The smallest stack size `mllp_listener_builder_set_stack_size` accepts: 64 KiB.
 pub const MLLP_LISTENER_MIN_STACK_SIZE: usize = 64 * 1024;
+/// The largest stack size `mllp_listener_builder_set_stack_size` accepts: 64 MiB (every
+/// connection has a thread with a stack this size).
+pub const MLLP_LISTENER_MAX_STACK_SIZE: usize = 64 * 1024 * 1024;
 
 // The C constants are the Rust ones: a change in the core fails the build here.
 const _: () = assert!(MLLP_LISTENER_DEFAULT_STACK_SIZE == DEFAULT_STACK_SIZE);
 const _: () = assert!(MLLP_LISTENER_MIN_STACK_SIZE == MIN_STACK_SIZE);
+const _: () = assert!(MLLP_LISTENER_MAX_STACK_SIZE == MAX_STACK_SIZE);
 
 /// Settings for listeners: made by `mllp_listener_builder_new` with the defaults, changed by
 /// the `mllp_listener_builder_set_*` functions, turned into listeners by
@@ -362,9 +366,10 @@ pub unsafe extern "C" fn mllp_listener_builder_set_ack_policy(
     }
 }
 
-/// The stack size of the threads that call the callback, in bytes (at least
-/// `MLLP_LISTENER_MIN_STACK_SIZE`). Default `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors:
-/// `MLLP_CONFIG` (too small), `MLLP_NULL_ARGUMENT`.
+/// The stack size of the threads that call the callback, in bytes (from
+/// `MLLP_LISTENER_MIN_STACK_SIZE` to `MLLP_LISTENER_MAX_STACK_SIZE`). Default
+/// `MLLP_LISTENER_DEFAULT_STACK_SIZE`. Errors: `MLLP_CONFIG` (too small or too large),
+/// `MLLP_NULL_ARGUMENT`.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
     builder: *mut mllp_listener_builder,
@@ -373,11 +378,7 @@ pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
     // SAFETY: the caller passes a live builder or NULL.
     unsafe {
         args::set("mllp_listener_builder_set_stack_size", builder, |b| {
-            if bytes < MIN_STACK_SIZE {
-                return Err(args::config(format_args!(
-                    "the stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
-                )));
-            }
+            args::check(ListenerConfig::check_stack_size(bytes))?;
             b.config.stack_size = bytes;
             Ok(())
         })

@@ -46,7 +46,7 @@ pub use config::{
 };
 pub use dedup::DEDUP_INDEX;
 pub use error::{Error, ErrorKind};
-pub use store::{MongoStore, Stats, MAX_TEXT_BYTES};
+pub use store::{MongoStore, Stats, CHECK_TIMEOUT, MAX_TEXT_BYTES, SAVE_TIMEOUT};
 pub use workers::{DRIVER_STACK_SIZE, MAX_WORKERS};
 
 use mllp::Store;

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mllp::{Receipt, Store, StoreError, StoredMessage};
@@ -16,11 +17,22 @@ use crate::config::{
 };
 use crate::dedup::{self, DIGEST_FIELD};
 use crate::error::{is_duplicate_key, save_error, summary, Error};
-use crate::workers::Workers;
+use crate::workers::{Workers, LATE};
 
 /// The largest message text stored: MongoDB's document limit is 16 MiB, and the other fields
 /// need a little room. A larger message is refused (`AE`, the store will never take it).
 pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+
+/// The longest a [`save`](Store::save) (without a deadline of the caller's), or opening a
+/// store with `dedup=true` (which creates the index), waits for the server: its server
+/// selection (5 s by default) and write concern (10 s) timeouts fit in it. A listener with a
+/// store wait bounds each save by the end of the wait instead ([`Store::save_before`]).
+pub const SAVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest [`Store::check`] waits for the server's answer to a ping: a server that does
+/// not answer in that time fails the check (a health check every second must not wait for
+/// the server selection timeout).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A [`Store`] that inserts each message as one document into a MongoDB collection and returns
 /// only once the server acknowledged the insert with the write concern: by default
@@ -66,6 +78,15 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// [`MAX_WORKERS`](crate::MAX_WORKERS), each with a stack of
 /// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)): its synchronous API polls an operation on
 /// the calling thread, and that needs more stack than a listener's connection thread has.
+///
+/// Every call returns on time whatever the server does: the driver has no socket timeout, so
+/// an operation on a server that stopped answering (a hung process, a network that drops
+/// packets) could block for as long as it does; the caller waits for its thread until a
+/// deadline and then returns a retryable error ("did not answer within ..."):
+/// [`save_before`](Store::save_before) the caller's deadline (a listener's store wait),
+/// [`save`](Store::save) [`SAVE_TIMEOUT`], [`check`](Store::check) [`CHECK_TIMEOUT`]. An
+/// insert given up on may still complete on the server: the sender's resend is then a
+/// duplicate (which `dedup=true` recognises), never a loss.
 pub struct MongoStore {
     shared: Arc<Shared>,
     workers: Workers,
@@ -160,7 +181,7 @@ impl MongoStore {
             let shared = Arc::clone(&store.shared);
             store
                 .workers
-                .run(move || shared.create_index())
+                .run(Instant::now() + SAVE_TIMEOUT, move || shared.create_index())
                 .map_err(Error::other)??;
         }
         Ok(store)
@@ -207,8 +228,17 @@ impl MongoStore {
 
 impl Store for MongoStore {
     /// Inserts the message's document, on one of the store's threads (see
-    /// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)).
+    /// [`DRIVER_STACK_SIZE`](crate::DRIVER_STACK_SIZE)), waiting [`SAVE_TIMEOUT`] at most.
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
+        self.save_before(message, Instant::now() + SAVE_TIMEOUT)
+    }
+
+    /// As [`save`](Store::save), waiting until `deadline` at most.
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
         if message.text().len() > MAX_TEXT_BYTES {
             return Err(self.shared.fail(StoreError::refused(format!(
                 "{} bytes: larger than a MongoDB document can hold ({MAX_TEXT_BYTES} bytes \
@@ -223,9 +253,13 @@ impl Store for MongoStore {
             message.peer_addr()
         );
         let shared = Arc::clone(&self.shared);
-        match self.workers.run(move || shared.insert(document, &label)) {
+        let asked = Instant::now();
+        match self
+            .workers
+            .run(deadline, move || shared.insert(document, &label))
+        {
             Ok(result) => result,
-            Err(reason) => Err(self.shared.fail(StoreError::retryable(reason))),
+            Err(reason) => Err(self.shared.fail(StoreError::retryable(late(reason, asked)))),
         }
     }
 
@@ -233,13 +267,25 @@ impl Store for MongoStore {
         self.shared.name.clone()
     }
 
-    /// Pings the server (bounded by the server selection timeout, 5 s unless the URL sets
-    /// `serverSelectionTimeoutMS`).
+    /// Pings the server, waiting [`CHECK_TIMEOUT`] at most (and the server selection timeout,
+    /// 5 s unless the URL sets `serverSelectionTimeoutMS`, for a server that cannot be
+    /// reached).
     fn check(&self) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.shared);
+        let asked = Instant::now();
         self.workers
-            .run(move || shared.ping())
-            .map_err(StoreError::retryable)?
+            .run(asked + CHECK_TIMEOUT, move || shared.ping())
+            .map_err(|reason| StoreError::retryable(late(reason, asked)))?
+    }
+}
+
+/// The reason a call on the driver's threads failed, with how long it waited when that was
+/// the reason.
+fn late(reason: &'static str, asked: Instant) -> String {
+    if reason == LATE {
+        format!("{reason} (waited {} ms)", asked.elapsed().as_millis())
+    } else {
+        reason.to_owned()
     }
 }
 

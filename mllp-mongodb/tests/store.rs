@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use mllp::charset::Charset;
-use mllp::{Listener, Store, StoreErrorKind, StoredMessage};
-use mllp_mongodb::{ErrorKind, MongoStore, DEDUP_INDEX};
+use mllp::{Listener, Store, StoreErrorKind, StoreHandler, StoredMessage};
+use mllp_mongodb::{ErrorKind, MongoStore, CHECK_TIMEOUT, DEDUP_INDEX};
 use mllp_testkit::eventually;
 use mllp_testkit::mongo::free_port;
 use mongodb::bson::{doc, Bson, DateTime};
@@ -172,6 +172,64 @@ fn a_stopped_server_gets_no_aa_and_the_sender_finishes_after_it_returns() {
     // the resend is then recognised, not stored again.
     assert_eq!(stats.stored + stats.resends, N, "{stats:?}");
     assert!(stats.resends <= 1, "{stats:?}");
+    drop_database(&server, &db);
+}
+
+#[test]
+fn a_hung_server_holds_a_message_for_the_store_wait_and_no_longer() {
+    let Some(server) = MongoServer::start("hung") else {
+        return;
+    };
+    let Some(pid) = server.pid() else {
+        eprintln!("MLLP_TEST_MONGODB_URI names a server this test cannot stop: not run");
+        return;
+    };
+    let db = database("hung");
+    let url = format!("{}/{db}?collection=m&{FAST}", server.uri());
+    let store = Arc::new(MongoStore::open_url(&url).unwrap());
+    store.check().unwrap();
+    let wait = Duration::from_secs(2);
+    let running = Listener::builder("127.0.0.1:0")
+        .bind()
+        .unwrap()
+        .spawn(StoreHandler::new(Arc::clone(&store)).store_wait(wait))
+        .unwrap();
+    let mut peer = Peer::new(&running.local_addr().to_string());
+    let ack = peer
+        .exchange(message("LAB", "HOSP", "H1").as_bytes())
+        .unwrap();
+    assert!(ack.contains("MSA|AA|H1"), "{ack}");
+
+    // The server stops answering (its connections stay open): the message is answered AE at
+    // the end of the store wait, not when the driver gives up.
+    let paused = mllp_testkit::pause::Paused::new(pid);
+    let started = Instant::now();
+    let ack = peer.exchange(message("LAB", "HOSP", "H2").as_bytes());
+    let took = started.elapsed();
+    eprintln!("store wait {wait:?}: answered after {took:?}");
+    let ack = ack.unwrap();
+    assert!(ack.contains("MSA|AE|H2"), "{ack}");
+    assert!(
+        took < wait + Duration::from_secs(1),
+        "answered after {took:?}"
+    );
+    let started = Instant::now();
+    let e = store.check().expect_err("a hung server fails the check");
+    let took = started.elapsed();
+    assert!(
+        took < CHECK_TIMEOUT + Duration::from_secs(1),
+        "checked in {took:?}"
+    );
+    assert!(e.is_retryable(), "{e}");
+
+    // Back: the resend is accepted.
+    paused.resume();
+    peer.send_until_accepted(
+        message("LAB", "HOSP", "H2").as_bytes(),
+        Instant::now() + LIMIT,
+    );
+    running.shutdown();
+    running.join().unwrap();
     drop_database(&server, &db);
 }
 

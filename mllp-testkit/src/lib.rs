@@ -8,6 +8,7 @@
 //!   nodes and clusters;
 //! * [`mongo`]: a MongoDB wire-protocol server for the store tests (`nx-27017`, or a real
 //!   MongoDB named by `MLLP_TEST_MONGODB_URI`);
+//! * [`pause`]: a server process stopped with SIGSTOP (hung) until a guard drops;
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
 //! * the test certificates of `certs/` and the helpers that load them;
@@ -18,6 +19,8 @@ pub mod fuzzing;
 #[cfg(unix)]
 pub mod haproxy;
 pub mod mongo;
+#[cfg(unix)]
+pub mod pause;
 pub mod proxy;
 pub mod rabbitmq;
 

@@ -80,6 +80,15 @@ impl MongoServer {
         matches!(self.kind, Kind::Local { .. })
     }
 
+    /// The process id of the local server while it runs (to stop it with
+    /// [`Paused`](crate::pause::Paused), say); `None` for a real server.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Local { child, .. } => child.as_ref().map(std::process::Child::id),
+            Kind::External { .. } => None,
+        }
+    }
+
     /// Kills the local server (SIGKILL, as a crash) and waits for it to exit. Its port then
     /// refuses connections until [`start_again`](Self::start_again). Panics for a real server.
     pub fn stop(&mut self) {

@@ -314,6 +314,12 @@ impl RabbitNode {
         self.node.await_startup(&self.shared);
     }
 
+    /// The process id of the node's Erlang VM while it runs (to stop it with
+    /// [`Paused`](crate::pause::Paused), say).
+    pub fn pid(&self) -> Option<u32> {
+        self.node.server.as_ref().map(Child::id)
+    }
+
     /// The scratch directory of this node (certificates for a TLS listener can go there).
     pub fn dir(&self) -> &Path {
         &self.shared.dir

@@ -143,6 +143,8 @@ fn make_room(shared: &Shared, settings: &ListenerConfig, id: u64, peer: SocketAd
 pub(super) fn finish(shared: &Shared, settings: &ListenerConfig, threads: Vec<JoinHandle<()>>) {
     let open = shared.slots.len();
     debug!("shutting down: {open} connections open");
+    // Connections without a slot have no message in flight: closed at once.
+    shared.pending.close_all();
     shared.slots.shutdown_all(Shutdown::Read);
     let grace_end = Instant::now() + settings.shutdown_grace;
     if !shared.slots.wait_empty(grace_end) {

@@ -163,13 +163,21 @@ impl ListenerBuilder {
         self
     }
 
+    /// With TLS, the most connections in their handshake (or waiting for a slot after it) at
+    /// once (default 64, at least 1): see [`ListenerConfig::max_handshakes`].
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.config.max_handshakes = max;
+        self
+    }
+
     /// How long shutdown waits for messages being handled to be acknowledged (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;
         self
     }
 
-    /// The stack size of connection threads, in bytes (default 128 KiB, at least 64 KiB).
+    /// The stack size of connection threads, in bytes (default 128 KiB, from 64 KiB to 64 MiB:
+    /// [`bind`](Self::bind) refuses another).
     /// The handler runs on this stack: raise it if the handler needs deep recursion or large
     /// local arrays.
     pub fn stack_size(mut self, bytes: usize) -> Self {

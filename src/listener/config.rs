@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
 pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
 /// The default frame timeout: 60 s.
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default bound on TLS connections without a slot yet (in their handshake, or waiting for
+/// a slot): 64.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
 /// The default TLS handshake timeout: 10 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default timeout for writing an acknowledgement: 10 s.
@@ -27,6 +30,10 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// The smallest stack size accepted for connection threads: 64 KiB.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
+/// The largest stack size accepted for connection threads: 64 MiB (eight times a main
+/// thread's usual 8 MiB). Every connection has a thread with a stack this size: a larger one
+/// fails to start (`SIZE_MAX / 2`), and each connection would be dropped.
+pub const MAX_STACK_SIZE: usize = 64 * 1024 * 1024;
 
 /// What happens to a new connection when every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +106,13 @@ pub struct ListenerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a TLS handshake may take. Default: [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
     pub handshake_timeout: Duration,
+    /// With TLS, the most connections without a slot at once: a connection runs its
+    /// handshake before it takes a slot (a peer that stalls in it holds no slot), and when
+    /// this many are pending the oldest still in its handshake is closed for the newcomer
+    /// (counted in [`ListenerStats::handshakes_dropped`](super::ListenerStats::handshakes_dropped)).
+    /// Each pending connection has a thread. At least 1. Default: [`DEFAULT_MAX_HANDSHAKES`]
+    /// (64).
+    pub max_handshakes: usize,
     /// What messages are answered with: HL7 acknowledgements or MLLP release 2 commit blocks
     /// (see [`ReplyKind`]). Default: [`ReplyKind::Hl7`].
     pub reply: ReplyKind,
@@ -113,7 +127,8 @@ pub struct ListenerConfig {
     /// How long shutdown waits for messages being handled to be acknowledged. Default:
     /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
     pub shutdown_grace: Duration,
-    /// The stack size of connection threads, in bytes, at least [`MIN_STACK_SIZE`]. The
+    /// The stack size of connection threads, in bytes, from [`MIN_STACK_SIZE`] to
+    /// [`MAX_STACK_SIZE`]. The
     /// handler (and a [`Store`](crate::Store)) runs on this stack: raise it for deep recursion
     /// or large local arrays. Default: [`DEFAULT_STACK_SIZE`] (128 KiB), for every listener,
     /// whatever language starts it.
@@ -140,6 +155,7 @@ impl Default for ListenerConfig {
             idle_timeout: None,
             write_timeout: Some(DEFAULT_ACK_WRITE_TIMEOUT),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             reply: ReplyKind::Hl7,
             ack_mode: AckMode::Original,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -158,6 +174,26 @@ impl ListenerConfig {
         Listener::bind_with(addr, self)
     }
 
+    /// Checks a [stack size](Self::stack_size) for connection threads: from
+    /// [`MIN_STACK_SIZE`] to [`MAX_STACK_SIZE`] bytes. (The one check of the value, for the
+    /// builders and the C API.)
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bound the value is outside.
+    pub fn check_stack_size(bytes: usize) -> Result<()> {
+        if bytes < MIN_STACK_SIZE {
+            return Err(Error::Config(format!(
+                "the connection thread stack size must be at least {MIN_STACK_SIZE} bytes, not {bytes}"
+            )));
+        }
+        if bytes > MAX_STACK_SIZE {
+            return Err(Error::Config(format!(
+                "the connection thread stack size must be at most {MAX_STACK_SIZE} bytes, not {bytes}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks every value; the first invalid one as [`Error::Config`].
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_connections == 0 {
@@ -165,12 +201,12 @@ impl ListenerConfig {
                 "the maximum number of connections must be at least 1".into(),
             ));
         }
-        if self.stack_size < MIN_STACK_SIZE {
-            return Err(Error::Config(format!(
-                "the connection thread stack size must be at least {MIN_STACK_SIZE} bytes, not {}",
-                self.stack_size
-            )));
+        if self.max_handshakes == 0 {
+            return Err(Error::Config(
+                "the maximum number of pending TLS handshakes must be at least 1".into(),
+            ));
         }
+        Self::check_stack_size(self.stack_size)?;
         for (name, value) in [
             ("frame timeout", self.frame_timeout),
             ("idle timeout", self.idle_timeout),

@@ -1,7 +1,7 @@
 //! The per-connection loop: read a frame, hand it to the handler, write the acknowledgement.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 
 use super::handler::{Handler, Kind, Message, Response};
-use super::slots::Flags;
+use super::slots::{Flags, SlotGuard};
 use super::stats::bump;
 use super::{ListenerConfig, Shared};
 use crate::charset::Charset;
@@ -21,7 +21,7 @@ use crate::hl7::{
 };
 use crate::hl7::{COMMIT_ACK, COMMIT_NAK};
 use crate::reader::ReaderStats;
-use crate::transport::{Stream, TlsPeer, TlsServer};
+use crate::transport::{Stream, TlsPeer};
 
 /// The error code of the NAK for an oversized message: HL7 table 0357 has no "message too
 /// large" code, and 207 (application internal error) is its general "cannot process" code.
@@ -43,47 +43,17 @@ pub(crate) struct Peer {
     pub(crate) flags: Arc<Flags>,
 }
 
-/// Frees the connection's slot however its thread ends.
-struct SlotGuard<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        self.shared.slots.remove(self.id);
-        self.shared
-            .stats
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Serves one accepted connection until it closes, fails, times out or the listener stops.
-/// The connection's slot has been taken by the accept loop and is freed here.
+/// Serves one accepted connection (over TLS: after its handshake) until it closes, fails,
+/// times out or the listener stops. The connection's slot has been taken (and counted open)
+/// before, and is freed here.
 pub(crate) fn serve(
     shared: &Shared,
     settings: &ListenerConfig,
     handler: &dyn Handler,
-    tls: Option<&TlsServer>,
-    tcp: TcpStream,
+    stream: Stream,
     peer: Peer,
 ) {
-    let _slot = SlotGuard {
-        shared,
-        id: peer.id,
-    };
-    let stream = match tls {
-        None => Stream::from(tcp),
-        Some(tls) => match tls.accept(tcp, settings.handshake_timeout) {
-            Ok(stream) => stream,
-            Err(e) => {
-                bump(&shared.stats.tls_failures);
-                warn!("connection {} from {}: {e}", peer.id, peer.addr);
-                return;
-            }
-        },
-    };
+    let _slot = SlotGuard::new(shared, peer.id);
     let tls_peer = stream.tls_peer().cloned();
     let watched = Watched {
         stream,

@@ -6,6 +6,7 @@ mod builder;
 mod config;
 mod conn;
 mod handler;
+mod handshake;
 mod running;
 mod slots;
 mod stats;
@@ -24,7 +25,8 @@ pub use builder::ListenerBuilder;
 pub use config::{
     ListenerConfig, Overflow, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
     DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
+    MIN_STACK_SIZE,
 };
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
@@ -33,8 +35,9 @@ pub use store::{OnStoreFailure, StoreHandler, STORE_RETRY_FIRST, STORE_RETRY_MAX
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;
-use crate::transport::TlsServer;
+use crate::transport::{Stream, TlsServer};
 use accept::{configure, finish, take_slot, ACCEPT_BACKOFF};
+use handshake::Pending;
 use slots::{Flags, Table};
 use stats::{bump, Stats};
 
@@ -86,6 +89,7 @@ impl Listener {
                 stats: Stats::default(),
                 stop: AtomicBool::new(false),
                 slots: Table::default(),
+                pending: Pending::default(),
                 next_id: AtomicU64::new(1),
                 local_addr,
             }),
@@ -99,6 +103,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     stop: AtomicBool,
     pub(crate) slots: Table,
+    /// TLS connections without a slot yet (in their handshake, or waiting for a slot).
+    pub(crate) pending: Pending,
     next_id: AtomicU64,
     local_addr: SocketAddr,
 }
@@ -106,6 +112,13 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> ListenerStats {
+        let mut stats = self.stats.snapshot();
+        stats.handshakes_pending = self.pending.len() as u64;
+        stats
     }
 }
 
@@ -145,6 +158,18 @@ impl Shared {
 /// message to the handler: a frame it was sending is lost without an ACK, which its sender
 /// handles as any unacknowledged message. Evictions are logged at warn with the evicted peer
 /// and counted in [`ListenerStats::connections_evicted`].
+///
+/// ## TLS: the handshake comes before the slot
+/// With TLS, a connection runs its handshake (within
+/// [`handshake_timeout`](ListenerBuilder::handshake_timeout)) on its own thread before it takes
+/// a slot: peers that open connections and stall in the handshake hold no slot and cannot keep
+/// real senders out. At most [`max_handshakes`](ListenerBuilder::max_handshakes) (64)
+/// connections are without a slot at once (in their handshake, or waiting for a slot after it
+/// with [`Overflow::Backlog`]); when that many are, a new connection closes the oldest one
+/// still in its handshake (a real client finishes in milliseconds, a stalled one never),
+/// logged at info and counted in [`ListenerStats::handshakes_dropped`]. Only when every one of
+/// them has finished its handshake is the newcomer refused instead
+/// ([`ListenerStats::connections_refused`]).
 ///
 /// ## Single-connection mode and replacing an idle connection
 /// Most HL7 interfaces have exactly one sender per port. With `max_connections(1)` and
@@ -267,7 +292,7 @@ impl Listener {
 
     /// The counters so far.
     pub fn stats(&self) -> ListenerStats {
-        self.shared.stats.snapshot()
+        self.shared.stats()
     }
 
     /// Serves connections on the calling thread, calling `handler` for every message, until
@@ -287,6 +312,11 @@ impl Listener {
         } = self;
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let tls = tls.map(Arc::new);
+        let cx = handshake::Context {
+            shared: Arc::clone(&shared),
+            settings: Arc::clone(&settings),
+            handler: Arc::clone(&handler),
+        };
         while !shared.stopping() {
             let (tcp, peer) = match socket.accept() {
                 Ok(accepted) => accepted,
@@ -311,6 +341,14 @@ impl Listener {
             }
             threads.retain(|t| !t.is_finished());
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = configure(&tcp, &settings) {
+                warn!("connection {id} from {peer}: cannot configure the socket: {e}");
+            }
+            if let Some(tls) = &tls {
+                // The handshake comes before the slot, on the connection's thread.
+                threads.extend(handshake::start(&cx, tls, tcp, id, peer));
+                continue;
+            }
             let flags = Arc::new(Flags::default());
             if !take_slot(&shared, &settings, id, &tcp, &flags, peer) {
                 continue;
@@ -321,19 +359,15 @@ impl Listener {
                 .connections_open
                 .fetch_add(1, Ordering::Relaxed);
             debug!("connection {id} from {peer} accepted");
-            if let Err(e) = configure(&tcp, &settings) {
-                warn!("connection {id} from {peer}: cannot configure the socket: {e}");
-            }
             let conn_peer = conn::Peer {
                 id,
                 addr: peer,
                 flags,
             };
-            let (shared2, settings2, handler2, tls2) = (
+            let (shared2, settings2, handler2) = (
                 Arc::clone(&shared),
                 Arc::clone(&settings),
                 Arc::clone(&handler),
-                tls.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("mllp-conn-{id}"))
@@ -343,8 +377,7 @@ impl Listener {
                         &shared2,
                         &settings2,
                         &*handler2,
-                        tls2.as_deref(),
-                        tcp,
+                        Stream::from(tcp),
                         conn_peer,
                     );
                 });

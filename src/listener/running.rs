@@ -43,7 +43,7 @@ impl ShutdownHandle {
 
     /// The counters so far.
     pub fn stats(&self) -> ListenerStats {
-        self.shared.stats.snapshot()
+        self.shared.stats()
     }
 }
 

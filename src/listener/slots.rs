@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::Shared;
 use crate::transport::{peek_now, Peek};
 
 /// Not handling a message: the connection may be closed for a newcomer.
@@ -262,6 +263,29 @@ impl Table {
         for entry in self.lock().iter() {
             let _ = entry.tcp.shutdown(how);
         }
+    }
+}
+
+/// Frees a connection's slot (and counts it closed) however its thread ends.
+pub(crate) struct SlotGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl<'a> SlotGuard<'a> {
+    /// The guard of connection `id`, which holds a slot.
+    pub(crate) fn new(shared: &'a Shared, id: u64) -> SlotGuard<'a> {
+        SlotGuard { shared, id }
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.slots.remove(self.id);
+        self.shared
+            .stats
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

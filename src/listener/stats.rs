@@ -69,6 +69,13 @@ pub struct ListenerStats {
     pub handler_panics: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_failures: u64,
+    /// TLS connections in their handshake, or waiting for a slot after it, now (see
+    /// [`ListenerConfig::max_handshakes`](super::ListenerConfig::max_handshakes)).
+    pub handshakes_pending: u64,
+    /// TLS connections closed in their handshake to make room for a new connection, because
+    /// [`max_handshakes`](super::ListenerConfig::max_handshakes) were pending (a flood of
+    /// connections that stall in the handshake).
+    pub handshakes_dropped: u64,
 }
 
 /// The live counters.
@@ -94,6 +101,7 @@ pub(crate) struct Stats {
     pub(crate) idle_timeouts: AtomicU64,
     pub(crate) handler_panics: AtomicU64,
     pub(crate) tls_failures: AtomicU64,
+    pub(crate) handshakes_dropped: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -143,6 +151,9 @@ impl Stats {
             idle_timeouts: get(&self.idle_timeouts),
             handler_panics: get(&self.handler_panics),
             tls_failures: get(&self.tls_failures),
+            // A gauge of the pending table: filled in by the listener.
+            handshakes_pending: 0,
+            handshakes_dropped: get(&self.handshakes_dropped),
         }
     }
 }

@@ -44,6 +44,8 @@ type OnSaved = Box<dyn Fn(&StoredMessage<'_>, &Receipt) + Send + Sync + 'static>
 /// * a [refused](crate::StoreErrorKind::Refused) message, which no retry can store, is
 ///   answered at once with `AE` (`CE`), error code 207 and the text
 ///   "message could not be stored: ..." (a commit NAK in MLLP release 2 mode);
+///   Each attempt is bounded by the end of the wait ([`Store::save_before`]), and no attempt
+///   starts after it, so a store that hangs holds the sender for the wait and no longer;
 /// * a retryable failure that outlasted the wait is answered as the
 ///   [failure policy](Self::on_failure) says: `AE` as for a refusal
 ///   ([`OnStoreFailure::Nak`], the default), or no answer and the connection closed
@@ -159,15 +161,27 @@ impl<S: Store> StoreHandler<S> {
     }
 
     /// One save, then more while a retryable failure lasts and the store wait has time left.
+    /// With a wait, every attempt is a [`Store::save_before`] the end of the wait, and no
+    /// attempt starts once it is over: the whole wait ends on time even when the store hangs.
     fn save_waiting(&self, stored: &StoredMessage<'_>, id: &str) -> Result<Receipt, StoreError> {
         let end = Instant::now() + self.wait;
         let mut pause = STORE_RETRY_FIRST;
         let mut attempts = 1u32;
         loop {
-            match self.store.save(stored) {
+            let result = if self.wait.is_zero() {
+                self.store.save(stored)
+            } else {
+                self.store.save_before(stored, end)
+            };
+            match result {
                 Err(e) if e.is_retryable() => {
                     let left = end.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if !left.is_zero() {
+                        debug!("message {id}: save attempt {attempts} failed ({e}); retrying");
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(STORE_RETRY_MAX);
+                    }
+                    if Instant::now() >= end {
                         if attempts > 1 {
                             warn!(
                                 "message {id}: still not stored after {attempts} attempts in \
@@ -177,9 +191,6 @@ impl<S: Store> StoreHandler<S> {
                         }
                         return Err(e);
                     }
-                    debug!("message {id}: save attempt {attempts} failed ({e}); retrying");
-                    std::thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(STORE_RETRY_MAX);
                     attempts += 1;
                 }
                 result => return result,

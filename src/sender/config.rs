@@ -280,6 +280,24 @@ pub(super) fn check_addr(addr: &str) -> Result<()> {
     if host.is_empty() || host == "[]" {
         return bad("the host is missing");
     }
+    // An IPv6 address is written in brackets, `[::1]:2575`: a colon in the host, or a
+    // bracket on one side only, means the address is cut or mistyped.
+    match (host.strip_prefix('['), host.ends_with(']')) {
+        (Some(inner), true) => {
+            let inner = &inner[..inner.len() - 1];
+            // A zone (`%eth0`) may follow a link-local address.
+            let ip = inner.split_once('%').map_or(inner, |(ip, _)| ip);
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return bad("the host in brackets is not an IPv6 address");
+            }
+        }
+        (None, false) if !host.contains([':', '[', ']']) => {}
+        _ => {
+            return bad(
+                "an IPv6 address goes in brackets with the port after them, as in [::1]:2575",
+            )
+        }
+    }
     match port.parse::<u16>() {
         Ok(0) => bad("port 0 cannot be connected to"),
         Ok(_) => Ok(()),

@@ -17,6 +17,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use log::{debug, warn};
 
@@ -260,10 +261,19 @@ impl<S: Store> DedupStore<S> {
     }
 }
 
-impl<S: Store> Store for DedupStore<S> {
-    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
+impl<S: Store> DedupStore<S> {
+    /// `save` and `save_before`: `deadline` bounds the wait for a same-key save, and ours.
+    fn save_until(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Receipt, StoreError> {
+        let inner_save = |m: &StoredMessage<'_>| match deadline {
+            Some(at) => self.inner.save_before(m, at),
+            None => self.inner.save(m),
+        };
         let Some(key) = key_of(message) else {
-            return self.inner.save(message);
+            return inner_save(message);
         };
         let digest = message.content_digest();
         let mut state = self.lock();
@@ -276,7 +286,21 @@ impl<S: Store> Store for DedupStore<S> {
             if !state.in_flight.contains(&key) {
                 break;
             }
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = match deadline {
+                None => self.done.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(StoreError::retryable(
+                            "another connection is still saving a message with the same key",
+                        ));
+                    }
+                    self.done
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
         }
         let reused = state.index.contains_key(&key);
         state.in_flight.insert(key.clone());
@@ -287,7 +311,7 @@ impl<S: Store> Store for DedupStore<S> {
             key: Some(key),
             digest,
         };
-        let mut result = self.inner.save(message);
+        let mut result = inner_save(message);
         if let Ok(receipt) = &mut result {
             guard.finish(Some(receipt.location()));
             if reused {
@@ -305,6 +329,20 @@ impl<S: Store> Store for DedupStore<S> {
             }
         }
         result
+    }
+}
+
+impl<S: Store> Store for DedupStore<S> {
+    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
+        self.save_until(message, None)
+    }
+
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> std::result::Result<Receipt, StoreError> {
+        self.save_until(message, Some(deadline))
     }
 
     fn name(&self) -> String {

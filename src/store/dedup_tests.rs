@@ -6,11 +6,13 @@ use crate::charset::Charset;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// An in-memory store that counts its saves and fails while `fail` is set.
+/// An in-memory store that counts its saves, fails while `fail` is set, and keeps the last
+/// deadline it was given.
 #[derive(Default)]
 struct Memory {
     saved: Mutex<Vec<String>>,
     fail: std::sync::atomic::AtomicBool,
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Store for Memory {
@@ -21,6 +23,14 @@ impl Store for Memory {
         let mut saved = self.saved.lock().unwrap();
         saved.push(m.text().to_owned());
         Ok(Receipt::new(format!("mem/{}", saved.len())))
+    }
+    fn save_before(
+        &self,
+        m: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> std::result::Result<Receipt, StoreError> {
+        *self.deadline.lock().unwrap() = Some(deadline);
+        self.save(m)
     }
     fn name(&self) -> String {
         "memory".into()
@@ -358,4 +368,23 @@ fn concurrent_saves_of_two_contents_of_one_key_make_two_copies() {
     assert_eq!(count(&s), 2, "one copy of each content");
     assert_eq!((s.reused_control_ids(), s.resends()), (1, 8 * 20 - 2));
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn the_store_wait_deadline_reaches_the_inner_store() {
+    // A listener with a store wait bounds each save by a deadline; the duplicate check in
+    // front must hand it on, or a hung inner store holds the connection past the wait.
+    let path = scratch("deadline");
+    let s = open(&path, 10);
+    let t = text("A", "1");
+    let m = StoredMessage::new(
+        &t,
+        "127.0.0.1:9".parse().unwrap(),
+        Charset::UTF_8,
+        SystemTime::now(),
+    );
+    let at = Instant::now() + std::time::Duration::from_secs(7);
+    s.save_before(&m, at).unwrap();
+    assert_eq!(*s.inner().deadline.lock().unwrap(), Some(at));
+    assert_eq!(count(&s), 1);
 }

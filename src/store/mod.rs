@@ -11,6 +11,7 @@ mod url;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
 pub use digest::ContentDigest;
@@ -91,6 +92,29 @@ pub trait Store: Send + Sync + 'static {
     /// loss); [`StoreErrorKind::Refused`] for a message the store will never take.
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError>;
 
+    /// Saves as [`save`](Self::save) does, but returns by `deadline` (plus a small margin)
+    /// whatever the store does: a store that has not answered by then returns a
+    /// [retryable](StoreErrorKind::Retryable) error (the message may still be kept: the
+    /// sender's resend is then a duplicate, never a loss). A
+    /// [`StoreHandler`](crate::StoreHandler) with a [store wait](crate::StoreHandler::store_wait)
+    /// calls it with the end of the wait, so that a store that hangs (a database that stopped
+    /// answering) cannot hold a sender past it.
+    ///
+    /// The default calls `save`: enough for a store whose `save` is bounded on its own (a
+    /// directory). A store that can hang implements it (`MongoStore` runs the driver on a
+    /// thread and stops waiting at the deadline); a store that wraps another passes it on.
+    ///
+    /// # Errors
+    /// As [`save`](Self::save).
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        let _ = deadline;
+        self.save(message)
+    }
+
     /// Where messages go, for logs and the listener's startup line: a directory, or a URL
     /// without credentials.
     fn name(&self) -> String;
@@ -108,6 +132,13 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
         (**self).save(message)
     }
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        (**self).save_before(message, deadline)
+    }
     fn name(&self) -> String {
         (**self).name()
     }
@@ -119,6 +150,13 @@ impl<S: Store + ?Sized> Store for Box<S> {
 impl<S: Store + ?Sized> Store for Arc<S> {
     fn save(&self, message: &StoredMessage<'_>) -> Result<Receipt, StoreError> {
         (**self).save(message)
+    }
+    fn save_before(
+        &self,
+        message: &StoredMessage<'_>,
+        deadline: Instant,
+    ) -> Result<Receipt, StoreError> {
+        (**self).save_before(message, deadline)
     }
     fn name(&self) -> String {
         (**self).name()

@@ -165,3 +165,66 @@ pub fn rabbit_consumers(node: &mllp_testkit::rabbitmq::RabbitNode, queue: &str) 
         .filter(|l| l.split_whitespace().next() == Some(queue))
         .count()
 }
+
+/// `mllp listen 127.0.0.1:0 --store STORE --health-addr 127.0.0.1:0 EXTRA...` (a directory or a
+/// store URL), with the listener's and the health server's addresses from its first line.
+pub fn listen_with_health(store: &str, extra: &[&str]) -> (process::Proc, String, String) {
+    let mut args = vec!["listen", "127.0.0.1:0", "--store", store];
+    args.extend_from_slice(&["--health-addr", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    let proc = process::Proc::spawn(&args, None);
+    let first = proc.line();
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let health = first
+        .rsplit_once(", health on ")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_else(|| panic!("no health address in {first:?}"));
+    (proc, addr, health)
+}
+
+/// What the health server answers one connection (everything until it closes).
+pub fn health(addr: &str) -> String {
+    try_health(addr).expect("the health server accepts")
+}
+
+/// As [`health`]; `None` when nothing answers there (the process has exited, or is exiting:
+/// then a connection is refused, reset, or closed without a line).
+pub fn try_health(addr: &str) -> Option<String> {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// Asks the health server at `addr` every 100 ms until it answers `down`, for at most `limit`:
+/// how long that took (`None`: it never did), and how long the slowest answer took.
+pub fn until_down(addr: &str, limit: Duration) -> (Option<Duration>, Duration) {
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < limit {
+        let asked = Instant::now();
+        let answer = health(addr);
+        slowest = slowest.max(asked.elapsed());
+        if answer == "down\n" {
+            return (Some(started.elapsed()), slowest);
+        }
+        // The pace of a load balancer's checks, not a synchronisation.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (None, slowest)
+}
+
+/// Sends SIGTERM to `proc`.
+pub fn sigterm(proc: &process::Proc) {
+    let status = Command::new("kill")
+        .args(["-TERM", &proc.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}

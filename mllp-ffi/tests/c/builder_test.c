@@ -82,8 +82,17 @@ static void sender(void) {
     CHECK_RC(mllp_sender_builder_set_tls(NULL, 1), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_sender_builder_set_tls_server_name(NULL, "x"), MLLP_NULL_ARGUMENT);
     CHECK_RC(mllp_sender_builder_set_tls_danger_accept_invalid_certs(NULL, 0), MLLP_NULL_ARGUMENT);
+    /* An address that is not host:port is refused where it is given, and no sender made. */
+    mllp_sender *s = (mllp_sender *)b;
+    REFUSES(mllp_sender_builder_build(b, "[::1", &s), MLLP_CONFIG, "[::1");
+    CHECK(s == NULL);
+    REFUSES(mllp_sender_builder_build(b, "[::1:2575", &s), MLLP_CONFIG, "bracket");
+    REFUSES(mllp_sender_builder_build(b, "::1:2575", &s), MLLP_CONFIG, "bracket");
+    REFUSES(mllp_sender_builder_build(b, "[localhost]:2575", &s), MLLP_CONFIG, "IPv6");
+    CHECK_RC(mllp_sender_builder_build(b, "[::1]:2575", &s), MLLP_OK);
+    mllp_sender_free(s);
+    s = NULL;
     /* Every setting as it was: plain TCP, so this builds (nothing connects yet). */
-    mllp_sender *s = NULL;
     CHECK_RC(mllp_sender_builder_build(b, "127.0.0.1:9", &s), MLLP_OK);
     mllp_sender_free(s);
     mllp_sender_builder_free(b);
@@ -103,6 +112,10 @@ static void listener(void) {
     REFUSES(mllp_listener_builder_set_ack_policy(b, 9), MLLP_INVALID_ARGUMENT, "not 9");
     REFUSES(mllp_listener_builder_set_stack_size(b, MLLP_LISTENER_MIN_STACK_SIZE - 1), MLLP_CONFIG,
             "stack size");
+    /* A stack no thread can get would drop every connection: refused here, not then. */
+    REFUSES(mllp_listener_builder_set_stack_size(b, SIZE_MAX / 2), MLLP_CONFIG, "at most");
+    REFUSES(mllp_listener_builder_set_stack_size(b, MLLP_LISTENER_MAX_STACK_SIZE + 1), MLLP_CONFIG,
+            "stack size");
     REFUSES(mllp_listener_builder_set_tls_identity_pem(b, "server.pem", NULL), MLLP_NULL_ARGUMENT,
             "key file");
     REFUSES(mllp_listener_builder_set_tls_identity_pkcs12(b, "no-such.p12", "test"), MLLP_IO,
@@ -114,6 +127,7 @@ static void listener(void) {
     CHECK_RC(mllp_listener_builder_set_evict_after_ms(b, 0), MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_shutdown_grace_ms(b, 0), MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_stack_size(b, MLLP_LISTENER_MIN_STACK_SIZE), MLLP_OK);
+    CHECK_RC(mllp_listener_builder_set_stack_size(b, MLLP_LISTENER_MAX_STACK_SIZE), MLLP_OK);
     /* NULL builders. */
     REFUSES(mllp_listener_builder_set_max_connections(NULL, 1), MLLP_NULL_ARGUMENT,
             "mllp_listener_builder_set_max_connections");
