@@ -111,7 +111,7 @@ pub use outbox::{
     OutboxStats, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
 };
 pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
-pub use retry::RetryPolicy;
+pub use retry::{Outage, OutageEnd, OutageFailure, RetryPolicy, OUTAGE_REMINDER};
 pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,

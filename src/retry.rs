@@ -1,6 +1,10 @@
 //! How often and how patiently a [`Sender`](crate::Sender) tries again: [`RetryPolicy`] and the
 //! exponential backoff with jitter it describes.
 
+mod outage;
+
+pub use outage::{Outage, OutageEnd, OutageFailure, OUTAGE_REMINDER};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

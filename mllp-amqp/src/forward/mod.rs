@@ -11,9 +11,9 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mllp::hl7::Ack;
-use mllp::Sender;
+use mllp::{Outage, Sender};
 
 use crate::config::{AmqpConfig, Target};
 mod dead;
@@ -138,6 +138,9 @@ pub struct Forwarder {
     stats: ForwardStats,
     /// The pause before the next attempt after a dead letter could not be published.
     dead_pause: Duration,
+    /// Failed deliveries, and failed starts of the consumer, in a row: which are logged.
+    downstream: Outage,
+    broker: Outage,
 }
 
 /// A started consumer, and the confirm channel its dead letters are published on.
@@ -189,6 +192,8 @@ impl Forwarder {
             consumer: None,
             stats: ForwardStats::default(),
             dead_pause: backoff.first,
+            downstream: Outage::new(),
+            broker: Outage::new(),
         })
     }
 
@@ -335,10 +340,13 @@ impl Forwarder {
                 }
                 Err(e @ mllp::Error::Config(_)) => return Err(Error::Mllp(e)),
                 Err(e) => {
-                    warn!(
-                        "message {id}: delivery to {} failed ({e}); trying again in {pause:?}",
-                        self.sender.addr()
-                    );
+                    if let Some(line) = self.downstream.failed(Instant::now()) {
+                        warn!(
+                            "message {id}: delivery to {} failed ({e}); trying again in \
+                             {pause:?} ({line})",
+                            self.sender.addr()
+                        );
+                    }
                     if !self.pause(pause) {
                         return Ok(self.stopped());
                     }
@@ -346,6 +354,14 @@ impl Forwarder {
                 }
             }
         };
+        if let Some(end) = self.downstream.succeeded(Instant::now()) {
+            info!(
+                "message {id}: {} answers again, after {} failed deliveries in {:.1} s",
+                self.sender.addr(),
+                end.failures,
+                end.lasted.as_secs_f64()
+            );
+        }
         if matches!(outcome, Outcome::Delivered(_)) {
             self.stats.delivered += 1;
             self.acknowledge(delivery, &id);
@@ -417,12 +433,24 @@ impl Forwarder {
                 return Ok(false);
             }
             match self.start_consumer() {
-                Ok(consuming) => self.consumer = Some(consuming),
+                Ok(consuming) => {
+                    if let Some(end) = self.broker.succeeded(Instant::now()) {
+                        info!(
+                            "consuming from {} again after {} failures in {:.1} s",
+                            self.queue,
+                            end.failures,
+                            end.lasted.as_secs_f64()
+                        );
+                    }
+                    self.consumer = Some(consuming);
+                }
                 Err(e) if e.is_retryable() => {
-                    warn!(
-                        "cannot consume from {}: {e}; trying again in {pause:?}",
-                        self.queue
-                    );
+                    if let Some(line) = self.broker.failed(Instant::now()) {
+                        warn!(
+                            "cannot consume from {}: {e}; trying again in {pause:?} ({line})",
+                            self.queue
+                        );
+                    }
                     if !self.pause(pause) {
                         return Ok(false);
                     }
