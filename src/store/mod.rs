@@ -3,9 +3,11 @@
 //! in front of any store).
 
 mod dedup;
+mod dir_sync;
 mod error;
 mod file;
 mod message;
+mod temp_name;
 
 use std::fmt;
 use std::sync::Arc;
