@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 use mllp::charset::Charset;
 use mllp::{Framing, Listener, Response, RunningListener, Sender};
 
+mod syscalls;
+pub use syscalls::Syscalls;
+
 /// Which implementation plays a side of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -111,6 +114,9 @@ pub struct BenchConfig {
     pub sender: Side,
     /// The listener of the main measurement (default [`Side::Mllp`]).
     pub listener: Side,
+    /// Also count each side's system calls per message, in untimed runs under `strace -f -c`
+    /// (see [`Syscalls`]); skipped when `strace` cannot be run, or with [`addr`](Self::addr).
+    pub syscalls: bool,
 }
 
 impl Default for BenchConfig {
@@ -131,6 +137,7 @@ impl Default for BenchConfig {
             rounds: 1,
             sender: Side::Mllp,
             listener: Side::Mllp,
+            syscalls: false,
         }
     }
 }
@@ -156,6 +163,8 @@ pub struct BenchReport {
     pub baseline: Option<Box<BenchReport>>,
     /// Each side alone against the raw other side, when asked for ([`BenchConfig::sides`]).
     pub sides: Vec<BenchReport>,
+    /// System calls per message, when asked for ([`BenchConfig::syscalls`]) and counted.
+    pub syscalls: Option<Syscalls>,
 }
 
 impl BenchReport {
@@ -283,6 +292,7 @@ impl Sample {
             max: self.max,
             baseline: None,
             sides: Vec::new(),
+            syscalls: None,
         }
     }
 }
@@ -368,6 +378,11 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, mllp::Error> {
             })
         })
         .collect();
+    if config.syscalls && !external {
+        for (report, &(sender, listener)) in reports.iter_mut().zip(&pairings) {
+            report.syscalls = syscalls::count(config, sender, listener)?;
+        }
+    }
     let mut main = reports.remove(0);
     if with_baseline {
         let base = match pairings.iter().position(|&p| p == (Side::Raw, Side::Raw)) {
@@ -396,26 +411,48 @@ fn measure(config: &BenchConfig, sender: Side, listener: Side) -> Result<Sample,
             served.stop();
             sample
         }
-        Pin::One(cpu) => in_children(config, sender, listener, cpu, cpu),
-        Pin::Two(l, s) => in_children(config, sender, listener, l, s),
+        Pin::One(cpu) => in_children(config, sender, listener, Some((cpu, cpu)), None),
+        Pin::Two(l, s) => in_children(config, sender, listener, Some((l, s)), None),
     }
 }
 
-/// Runs each side in a child process pinned with `taskset`.
+/// Runs each side in a child process, pinned with `taskset` to the (listener, sender) CPUs
+/// when given, and each under `strace -f -c -o FILE` when `trace` names the (listener, sender)
+/// files.
 fn in_children(
     config: &BenchConfig,
     sender: Side,
     listener: Side,
-    listener_cpu: usize,
-    sender_cpu: usize,
+    cpus: Option<(usize, usize)>,
+    trace: Option<(&std::path::Path, &std::path::Path)>,
 ) -> Result<Sample, mllp::Error> {
     let params = Params::of(config).encode();
-    let spawn = |cpu: usize, role: &str, side: Side, addr: &str| -> Result<Child, mllp::Error> {
+    let (listener_cpu, sender_cpu) = match cpus {
+        Some((l, s)) => (Some(l), Some(s)),
+        None => (None, None),
+    };
+    let (listener_trace, sender_trace) = match trace {
+        Some((l, s)) => (Some(l), Some(s)),
+        None => (None, None),
+    };
+    let spawn = |cpu: Option<usize>,
+                 trace: Option<&std::path::Path>,
+                 role: &str,
+                 side: Side,
+                 addr: &str|
+     -> Result<Child, mllp::Error> {
         let exe = std::env::current_exe().map_err(io_error)?;
-        Command::new("taskset")
-            .arg("-c")
-            .arg(cpu.to_string())
-            .arg(exe)
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(file) = trace {
+            argv.extend(["strace", "-f", "-c", "-o"].map(Into::into));
+            argv.push(file.into());
+        }
+        if let Some(cpu) = cpu {
+            argv.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        argv.push(exe.into());
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .args(std::env::args_os().skip(1))
             .env(ENV_ROLE, role)
             .env(ENV_SIDE, side.name())
@@ -424,13 +461,16 @@ fn in_children(
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| bench_error(format!("cannot start `taskset` ({e}); is it installed?")))
+            .map_err(|e| {
+                let tool = argv[0].to_string_lossy();
+                bench_error(format!("cannot start `{tool}` ({e}); is it installed?"))
+            })
     };
-    let mut server = spawn(listener_cpu, "listener", listener, "")?;
+    let mut server = spawn(listener_cpu, listener_trace, "listener", listener, "")?;
     let result = (|| {
         let stdout = server.stdout.take().expect("piped");
         let addr = reply_line(stdout, ADDR_LINE)?;
-        let mut client = spawn(sender_cpu, "sender", sender, &addr)?;
+        let mut client = spawn(sender_cpu, sender_trace, "sender", sender, &addr)?;
         let stdout = client.stdout.take().expect("piped");
         let line = reply_line(stdout, RESULT_LINE);
         let _ = client.wait();
@@ -863,6 +903,13 @@ pub fn print(report: &BenchReport, out: &mut dyn Write) -> io::Result<()> {
             r.p99.as_secs_f64() * 1e6,
             r.max.as_secs_f64() * 1e6,
         )
+    };
+    let line = |r: &BenchReport, out: &mut dyn Write| -> io::Result<()> {
+        line(r, out)?;
+        match &r.syscalls {
+            Some(calls) => writeln!(out, "{:<26} {calls}", ""),
+            None => Ok(()),
+        }
     };
     if let Some(base) = &report.baseline {
         let mut base = (**base).clone();

@@ -27,6 +27,8 @@ Options:
                           one CPU, or the listener on the first and the sender on the second
   --rounds N              measure each pairing N times, alternating; report the best (1)
   --warmup N              messages per connection before the clock starts (default 1000)
+  --syscalls              also count each side's system calls per message, in untimed runs
+                          under `strace -f -c` (own listener only; skipped without strace)
   --encoding LABEL        character set of the messages (default UTF-8)
   --mllp2                 MLLP release 2 commit blocks instead of HL7 ACKs
   --start-bytes HEX --end-bytes HEX   framing (default 0b and 1c0d)
@@ -59,6 +61,7 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
             "pin" => config.pin = parse_pin(&args.value(&name)?)?,
             "rounds" => config.rounds = at_least_one(&name, args.parsed(&name)?)?,
             "warmup" => config.warmup = args.parsed(&name)?,
+            "syscalls" => config.syscalls = true,
             _ => return Err(unknown("bench", &name)),
         }
     }
@@ -70,10 +73,10 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
         )));
     }
     let own_listener_only =
-        config.tls || config.baseline || config.sides || config.pin != Pin::None;
+        config.tls || config.baseline || config.sides || config.syscalls || config.pin != Pin::None;
     if config.addr.is_some() && own_listener_only {
         return Err(UsageError(
-            "--tls, --baseline, --sides and --pin need the benchmark's own listener: leave out ADDR"
+            "--tls, --baseline, --sides, --syscalls and --pin need the benchmark's own listener: leave out ADDR"
                 .into(),
         ));
     }
