@@ -628,3 +628,31 @@ fn a_zero_idle_check_checks_before_every_write() {
     }
     assert_eq!(peer.peeks, 9, "every write on the open connection");
 }
+
+#[test]
+fn part_of_a_frame_left_by_the_last_read_makes_the_connection_checked() {
+    let mut link = Link::new("peer", &config(1));
+    let t0 = Instant::now();
+    let (p1, p2) = (msg_with_id("P1"), msg_with_id("P2"));
+    let mut ex = Exchange::new(&mut link, &p1, t0).unwrap();
+    connect_and_write(&mut ex, t0);
+    // The ACK, and the first half of a doubled copy, in one read.
+    let mut input = ack("AA", "P1");
+    let copy = ack("AA", "P1");
+    input.extend_from_slice(&copy[..10]);
+    ex.handle_input(&input, t0);
+    assert!(result(&mut ex).unwrap().is_success());
+    drop(ex);
+    // A fresh ID soon after: still checked, so the rest of the copy is read and discarded
+    // instead of the connection being dropped.
+    let soon = t0 + Duration::from_micros(10);
+    let mut ex = Exchange::new(&mut link, &p2, soon).unwrap();
+    assert_eq!(ex.poll_transmit(), Transmit::Drain);
+    ex.handle_input(&copy[10..], soon);
+    ex.handle_drained(soon);
+    write(&mut ex, soon);
+    ex.handle_input(&ack("AA", "P2"), soon);
+    assert!(result(&mut ex).unwrap().is_success());
+    drop(ex);
+    assert_eq!((link.stats().connects, link.stats().skipped_frames), (1, 1));
+}

@@ -382,8 +382,14 @@ impl<'a> Exchange<'a> {
             if !self.link.buf.is_empty() {
                 self.decode_stale(now);
             }
-            if matches!(self.state, State::Drain { .. }) && !self.link.check.needed(self.id, now) {
-                self.handle_drained(now);
+            // Nothing buffered, nothing half-read, and nothing the socket could hold would
+            // change the outcome: write at once.
+            let settled = self.link.buf.is_empty() && !self.link.decoder.in_frame();
+            if matches!(self.state, State::Drain { .. })
+                && settled
+                && !self.link.check.needed(self.id, now)
+            {
+                self.begin_write(now);
             }
         } else {
             self.state = State::Connect {
