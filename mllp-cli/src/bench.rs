@@ -186,6 +186,12 @@ impl BenchReport {
     }
 }
 
+/// Whether this process is a side started by a pinned measurement (see [`Pin`]): then
+/// [`run`] plays that side and exits, whatever configuration it is given.
+pub fn is_side_process() -> bool {
+    std::env::var_os(ENV_ROLE).is_some()
+}
+
 /// A valid ADT^A01 message of about `size` bytes (at least the header and a PID).
 pub fn adt_message(size: usize, control_id: &str) -> String {
     let mut msg = format!(
