@@ -78,8 +78,8 @@ impl DirSync {
                 st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            // This call runs the next sync: the batch pending now is ours (a batch is only taken by a sync that then
-            // sets its outcome before `running` is cleared).
+            // This call runs the next sync: the batch pending now is ours (a batch is only
+            // taken by a sync that then sets its outcome before `running` is cleared).
             let batch = std::mem::take(&mut st.pending);
             st.running = true;
             drop(st);
