@@ -114,7 +114,7 @@ pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
 pub use retry::{Outage, OutageEnd, OutageFailure, RetryPolicy, OUTAGE_REMINDER};
 pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
-    DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_CHECK, DEFAULT_WRITE_TIMEOUT,
 };
 pub use store::{
     ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,

@@ -463,3 +463,196 @@ fn fuzz_check_holds_on_committed_seeds() {
     }
     assert!(n >= 2);
 }
+
+/// An in-memory peer behind a `Read + Write` that counts the calls made on it: every frame
+/// written is answered with an AA echoing its MSH-10; `doubled` answers twice, the second copy
+/// held back until the next read (a doubled ACK that arrives after the first).
+#[derive(Default)]
+struct CountingPeer {
+    reads: usize,
+    writes: usize,
+    /// Non-blocking looks at what is waiting (the driver's [`Transmit::Drain`]).
+    peeks: usize,
+    /// What the next read returns.
+    ready: Vec<u8>,
+    /// What arrives after the next read.
+    later: Vec<u8>,
+    doubled: bool,
+}
+
+impl io::Write for CountingPeer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writes += 1;
+        let frame = &buf[1..buf.len() - 2];
+        let id = mllp::hl7::Header::parse(frame)
+            .unwrap()
+            .control_id()
+            .unwrap();
+        let id = String::from_utf8(id.to_vec()).unwrap();
+        self.ready.extend(ack("AA", &id));
+        if self.doubled {
+            self.later.extend(ack("AA", &id));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for CountingPeer {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
+        let n = self.ready.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.ready[..n]);
+        self.ready.drain(..n);
+        if self.ready.is_empty() {
+            self.ready = std::mem::take(&mut self.later);
+        }
+        Ok(n)
+    }
+}
+
+/// Drives one exchange of `msg` over `peer` as the blocking sender does; the clock advances
+/// 5 µs per step from `*now`. A drain step costs one look at what is waiting, plus a read
+/// when something is.
+fn drive(link: &mut Link, peer: &mut CountingPeer, msg: &[u8], now: &mut Instant) -> AckCode {
+    use std::io::{Read, Write};
+    let mut ex = Exchange::new(link, msg, *now).unwrap();
+    let mut buf = [0u8; 8192];
+    for _ in 0..100 {
+        *now += Duration::from_micros(5);
+        let t = *now;
+        match ex.poll_transmit() {
+            Transmit::Done => return ex.take_result().unwrap().unwrap().code,
+            Transmit::Connect => ex.handle_connected(None, t),
+            Transmit::Drain => {
+                peer.peeks += 1;
+                if peer.ready.is_empty() {
+                    ex.handle_drained(t);
+                } else {
+                    let n = peer.read(&mut buf).unwrap();
+                    ex.handle_input(&buf[..n], t);
+                }
+            }
+            Transmit::Write(parts) => {
+                let frame = parts.concat();
+                let n = peer.write(&frame).unwrap();
+                ex.handle_written(n, t);
+            }
+            Transmit::Read => {
+                let n = peer.read(&mut buf).unwrap();
+                ex.handle_input(&buf[..n], t);
+            }
+            other => panic!("unexpected step {other:?}"),
+        }
+    }
+    panic!("the exchange did not end");
+}
+
+fn msg_with_id(id: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01|{id}|P|2.5.1\rPID|1\r").into_bytes()
+}
+
+#[test]
+fn steady_state_costs_one_write_and_one_read_per_message() {
+    let mut link = Link::new("peer", &config(1));
+    let mut peer = CountingPeer::default();
+    let mut now = Instant::now();
+    // The first message connects.
+    assert_eq!(
+        drive(&mut link, &mut peer, &msg_with_id("W0"), &mut now),
+        AckCode::ApplicationAccept
+    );
+    let (reads, writes) = (peer.reads, peer.writes);
+    for i in 1..=1000 {
+        let code = drive(
+            &mut link,
+            &mut peer,
+            &msg_with_id(&format!("M{i}")),
+            &mut now,
+        );
+        assert_eq!(code, AckCode::ApplicationAccept);
+    }
+    assert_eq!(
+        (peer.writes - writes, peer.reads - reads, peer.peeks),
+        (1000, 1000, 0),
+        "writes, reads and checks for 1,000 messages on an open connection"
+    );
+    assert_eq!(link.stats().connects, 1);
+}
+
+#[test]
+fn a_repeated_control_id_or_an_idle_connection_is_checked_before_the_write() {
+    let mut link = Link::new("peer", &config(1));
+    let mut peer = CountingPeer {
+        doubled: true,
+        ..CountingPeer::default()
+    };
+    let mut now = Instant::now();
+    drive(&mut link, &mut peer, &msg_with_id("A"), &mut now);
+    // A fresh ID: not checked, and the late copy of A's ACK is skipped while awaiting B's.
+    drive(&mut link, &mut peer, &msg_with_id("B"), &mut now);
+    assert_eq!((peer.peeks, link.stats().skipped_frames), (0, 1));
+    // B again, while the doubled ACK of the first B waits: checked and discarded first, so the
+    // reply taken is the one the second B got.
+    peer.doubled = false;
+    // (One look finds the copy, the next finds nothing more.)
+    drive(&mut link, &mut peer, &msg_with_id("B"), &mut now);
+    assert_eq!((peer.peeks, link.stats().skipped_frames), (2, 2));
+    assert!(peer.ready.is_empty() && peer.later.is_empty());
+    // Idle for the check interval: checked.
+    now += mllp::DEFAULT_IDLE_CHECK;
+    drive(&mut link, &mut peer, &msg_with_id("C"), &mut now);
+    assert_eq!(peer.peeks, 3);
+    // Soon after: not.
+    drive(&mut link, &mut peer, &msg_with_id("D"), &mut now);
+    assert_eq!(peer.peeks, 3);
+    assert_eq!(link.stats().connects, 1);
+}
+
+#[test]
+fn a_zero_idle_check_checks_before_every_write() {
+    let mut c = config(1);
+    c.idle_check = Duration::ZERO;
+    let mut link = Link::new("peer", &c);
+    let mut peer = CountingPeer::default();
+    let mut now = Instant::now();
+    for i in 0..10 {
+        drive(
+            &mut link,
+            &mut peer,
+            &msg_with_id(&format!("Z{i}")),
+            &mut now,
+        );
+    }
+    assert_eq!(peer.peeks, 9, "every write on the open connection");
+}
+
+#[test]
+fn part_of_a_frame_left_by_the_last_read_makes_the_connection_checked() {
+    let mut link = Link::new("peer", &config(1));
+    let t0 = Instant::now();
+    let (p1, p2) = (msg_with_id("P1"), msg_with_id("P2"));
+    let mut ex = Exchange::new(&mut link, &p1, t0).unwrap();
+    connect_and_write(&mut ex, t0);
+    // The ACK, and the first half of a doubled copy, in one read.
+    let mut input = ack("AA", "P1");
+    let copy = ack("AA", "P1");
+    input.extend_from_slice(&copy[..10]);
+    ex.handle_input(&input, t0);
+    assert!(result(&mut ex).unwrap().is_success());
+    drop(ex);
+    // A fresh ID soon after: still checked, so the rest of the copy is read and discarded
+    // instead of the connection being dropped.
+    let soon = t0 + Duration::from_micros(10);
+    let mut ex = Exchange::new(&mut link, &p2, soon).unwrap();
+    assert_eq!(ex.poll_transmit(), Transmit::Drain);
+    ex.handle_input(&copy[10..], soon);
+    ex.handle_drained(soon);
+    write(&mut ex, soon);
+    ex.handle_input(&ack("AA", "P2"), soon);
+    assert!(result(&mut ex).unwrap().is_success());
+    drop(ex);
+    assert_eq!((link.stats().connects, link.stats().skipped_frames), (1, 1));
+}

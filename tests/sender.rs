@@ -262,7 +262,12 @@ fn idle_connection_closed_by_the_listener_is_replaced_before_writing() {
         0 => vec![Ack(Disposition::Accept, None), Close],
         _ => vec![Ack(Disposition::Accept, None)],
     });
-    let mut sender = sender(&script.addr()).build().unwrap();
+    // Checked before every write, however short the idle time (by default a connection is
+    // checked when it has been idle for 1 ms or more, which `tests/exchange.rs` shows).
+    let mut sender = sender(&script.addr())
+        .idle_check(Duration::ZERO)
+        .build()
+        .unwrap();
     assert!(sender.send(&common::adt("IDLE1")).unwrap().is_success());
     assert_eq!(script.event(), Event::Closed);
     // The sender still holds the connection the listener has closed.

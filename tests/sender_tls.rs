@@ -111,7 +111,11 @@ fn verified_tls_carries_messages_and_survives_an_idle_close() {
     // The first connection is closed by the server after one message.
     let server = Server::start(pem_identity("server"), 2, 1);
     let addr = format!("localhost:{}", server.port);
-    let mut sender = sender(&addr, trusting_test_ca()).build().unwrap();
+    // Checked before every write (by default only after 1 ms idle or for a repeated ID).
+    let mut sender = sender(&addr, trusting_test_ca())
+        .idle_check(Duration::ZERO)
+        .build()
+        .unwrap();
     let ack = sender.send(&adt("TLS1")).unwrap();
     assert_eq!(
         (ack.code, ack.control_id.as_str()),

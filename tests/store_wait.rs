@@ -128,17 +128,24 @@ fn after_the_wait_close_drops_the_connection_without_an_ack_and_nak_answers_ae()
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(400), "{took:?}");
         assert!(store.attempts.load(Ordering::SeqCst) >= 3);
-        let stats = running.stats();
+        // The counters are bumped once the answer (or the close) is on its way: the client can
+        // see it first, so wait for them rather than read them at once.
+        let counted = |want: (u64, u64)| {
+            mllp_testkit::eventually(Duration::from_secs(5), || {
+                let stats = running.stats();
+                (stats.closed_unanswered, stats.acks_ae) == want
+            })
+        };
         match policy {
             OnStoreFailure::Close => {
                 assert!(answer.is_none(), "{answer:?}");
-                assert_eq!((stats.closed_unanswered, stats.acks_ae), (1, 0));
+                assert!(counted((1, 0)), "{:?}", running.stats());
             }
             _ => {
                 let ack = answer.expect("an ACK");
                 assert_eq!(ack.code, AckCode::ApplicationError, "{ack:?}");
                 assert!(ack.text.unwrap().contains("broker unreachable"));
-                assert_eq!((stats.closed_unanswered, stats.acks_ae), (0, 1));
+                assert!(counted((0, 1)), "{:?}", running.stats());
             }
         }
         running.shutdown();

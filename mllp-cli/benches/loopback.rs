@@ -8,7 +8,8 @@
 //!
 //! Environment: `BENCH_ROUNDS` (default 3) runs per pairing, the fastest kept;
 //! `BENCH_SCALE` (default 1.0) multiplies the message counts; `BENCH_ONLY` runs only the
-//! scenarios whose title contains it.
+//! scenarios whose title contains it; `BENCH_SYSCALLS=0` skips counting the system calls per
+//! message (done by default when `strace` is installed, in untimed runs).
 
 use mllp_cli::bench::{self, BenchConfig, Pin};
 
@@ -17,6 +18,11 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 }
 
 fn main() {
+    // A side of a pinned measurement: play it at once. (Pinned to one CPU, it would not list
+    // the two-CPU scenarios, so `BENCH_ONLY="two CPUs"` would find nothing to run.)
+    if bench::is_side_process() {
+        let _ = bench::run(&BenchConfig::default());
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let rounds = if full {
         env("BENCH_ROUNDS").unwrap_or(3)
@@ -100,6 +106,7 @@ fn main() {
             sides: true,
             rounds,
             warmup: if full { 1000 } else { 5 },
+            syscalls: full && std::env::var("BENCH_SYSCALLS").map_or(true, |v| v != "0"),
             ..BenchConfig::default()
         };
         match bench::run(&config) {

@@ -136,6 +136,19 @@ const BENCH: Group<BenchConfig> = Group {
                 Ok(())
             },
         },
+        Opt {
+            spec: Spec {
+                long: "syscalls",
+                short: None,
+                value: None,
+                help: "also count each side's system calls per message, in untimed runs\n\
+                       under `strace -f -c` (own listener only; skipped without strace)",
+            },
+            set: |c, _| {
+                c.syscalls = true;
+                Ok(())
+            },
+        },
     ],
 };
 
@@ -166,10 +179,10 @@ fn parse(mut args: Args) -> Result<(Common, BenchConfig), UsageError> {
         )));
     }
     let own_listener_only =
-        config.tls || config.baseline || config.sides || config.pin != Pin::None;
+        config.tls || config.baseline || config.sides || config.syscalls || config.pin != Pin::None;
     if config.addr.is_some() && own_listener_only {
         return Err(UsageError(
-            "--tls, --baseline, --sides and --pin need the benchmark's own listener: leave out ADDR"
+            "--tls, --baseline, --sides, --syscalls and --pin need the benchmark's own listener: leave out ADDR"
                 .into(),
         ));
     }

@@ -17,6 +17,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default write timeout: 10 s.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default idle time after which a held connection is checked before a write: 1 ms.
+pub const DEFAULT_IDLE_CHECK: Duration = Duration::from_millis(1);
 
 /// The deadlines of a sender, each measured as wall time however the peer's bytes arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,15 @@ pub struct SenderConfig {
     /// retry policy; otherwise it is returned to the caller at once. AE and CE are always
     /// returned: they report a problem with the message itself. Default: `false`.
     pub resend_on_reject: bool,
+    /// How long a held connection must have been idle (since its last reply) before the
+    /// sender checks, without waiting, whether the peer has closed it or sent something, before
+    /// writing the next message on it: one system call (a non-blocking peek). Closed, it is
+    /// replaced first, which is not a failed attempt. A message whose control ID repeats a
+    /// recent one on the connection is always checked first (a doubled ACK of the earlier one
+    /// must not be taken for its reply). `Duration::ZERO` checks before every write.
+    /// Default: [`DEFAULT_IDLE_CHECK`] (1 ms): back-to-back messages make the system calls
+    /// of a plain socket loop, one write and one read each.
+    pub idle_check: Duration,
 }
 
 impl Default for SenderConfig {
@@ -106,6 +117,7 @@ impl Default for SenderConfig {
             retry: RetryPolicy::default(),
             reply: ReplyKind::Hl7,
             resend_on_reject: false,
+            idle_check: DEFAULT_IDLE_CHECK,
         }
     }
 }
@@ -249,6 +261,13 @@ impl SenderBuilder {
     /// always returned: they report a problem with the message itself.
     pub fn resend_on_reject(mut self, resend: bool) -> Self {
         self.config.resend_on_reject = resend;
+        self
+    }
+
+    /// How long a held connection must have been idle before it is checked ahead of a write
+    /// ([`SenderConfig::idle_check`]; default 1 ms; zero: before every write).
+    pub fn idle_check(mut self, idle: Duration) -> Self {
+        self.config.idle_check = idle;
         self
     }
 

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use super::link::Link;
-use super::reply::{control_id, discard, is_retryable, judge, Id};
+use super::reply::{control_id, is_retryable, judge, Id};
 pub use super::transmit::Transmit;
+
+mod decode;
 use crate::codec::Event;
 use crate::error::{Error, FrameError, Outcome, Result, Timeout};
 use crate::hl7::{Ack, AckCode, ReplyKind};
@@ -208,6 +210,7 @@ impl<'a> Exchange<'a> {
         }
         let link = &mut *self.link;
         link.reset_input();
+        link.check.connected();
         link.connected = true;
         link.peer = peer;
         link.stats.connects += 1;
@@ -367,7 +370,9 @@ impl<'a> Exchange<'a> {
         self.result.take()
     }
 
-    /// Starts an attempt: discard stale frames on an open connection, else connect.
+    /// Starts an attempt: discard stale frames on an open connection, else connect. What is
+    /// buffered is always looked at; the connection itself is checked only when that can
+    /// matter (see [`WriteCheck`](super::check::WriteCheck)), else the write begins at once.
     fn begin_attempt(&mut self, now: Instant) {
         if self.link.connected {
             self.state = State::Drain {
@@ -376,6 +381,15 @@ impl<'a> Exchange<'a> {
             };
             if !self.link.buf.is_empty() {
                 self.decode_stale(now);
+            }
+            // Nothing buffered, nothing half-read, and nothing the socket could hold would
+            // change the outcome: write at once.
+            let settled = self.link.buf.is_empty() && !self.link.decoder.in_frame();
+            if matches!(self.state, State::Drain { .. })
+                && settled
+                && !self.link.check.needed(self.id, now)
+            {
+                self.begin_write(now);
             }
         } else {
             self.state = State::Connect {
@@ -393,6 +407,7 @@ impl<'a> Exchange<'a> {
     }
 
     fn begin_write(&mut self, now: Instant) {
+        self.link.check.wrote(self.id);
         self.link.load_frame(self.message);
         self.state = State::Write {
             written: 0,
@@ -404,65 +419,8 @@ impl<'a> Exchange<'a> {
         matches!(self.state, State::Await { .. })
     }
 
-    /// Decodes what is buffered while discarding stale frames.
-    fn decode_stale(&mut self, now: Instant) {
-        let State::Drain { mut frames, bytes } = self.state else {
-            return;
-        };
-        loop {
-            let link = &mut *self.link;
-            let d = link.decoder.decode(&link.buf);
-            let event = d.event;
-            if discard(link, &event) {
-                frames += 1;
-            }
-            link.buf.drain(..d.consumed);
-            if frames >= MAX_STALE_FRAMES {
-                warn!(
-                    "{} keeps sending frames that answer no message; connecting again",
-                    self.link.peer()
-                );
-                return self.reconnect(now);
-            }
-            if event == Event::NeedMore {
-                break;
-            }
-        }
-        self.state = State::Drain { frames, bytes };
-    }
-
-    /// Decodes what is buffered while awaiting the reply.
-    fn decode_reply(&mut self, now: Instant) {
-        loop {
-            let link = &mut *self.link;
-            let d = link.decoder.decode(&link.buf);
-            match d.event {
-                Event::Frame(range) => {
-                    let ack = judge(link, range, self.id);
-                    link.buf.drain(..d.consumed);
-                    if let Some(ack) = ack {
-                        return self.on_ack(ack, now);
-                    }
-                }
-                Event::Oversized { .. } => {
-                    link.buf.drain(..d.consumed);
-                    return self.reply_oversized(now);
-                }
-                Event::NeedMore => {
-                    link.buf.drain(..d.consumed);
-                    if link.decoder.in_oversized_frame() {
-                        return self.reply_oversized(now);
-                    }
-                    return;
-                }
-                _ => {
-                    link.buf.drain(..d.consumed);
-                }
-            }
-        }
-    }
-
     fn on_ack(&mut self, ack: Ack, now: Instant) {
+        self.link.check.replied(now);
         if !self.should_resend(&ack) {
             return self.finish(Ok(ack));
         }
@@ -498,16 +456,6 @@ impl<'a> Exchange<'a> {
             AckCode::ApplicationReject | AckCode::CommitReject => self.link.resend_on_reject,
             _ => false,
         }
-    }
-
-    fn reply_oversized(&mut self, now: Instant) {
-        let max = self.link.framing.max_size();
-        warn!(
-            "a reply from {} to message {} is larger than {max} bytes",
-            self.link.peer(),
-            Id(self.id)
-        );
-        self.fail(FrameError::Oversized { max }.into(), true, now);
     }
 
     fn ack_timed_out(&mut self, now: Instant) {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use log::debug;
 
+use super::check::WriteCheck;
 use super::config::{SenderConfig, Timeouts};
 use super::reply::Peer;
 use super::SenderStats;
@@ -36,6 +37,8 @@ pub struct Link {
     pub(super) lost: bool,
     pub(super) jitter: Jitter,
     pub(super) stats: SenderStats,
+    /// Whether a write on the open connection is checked first.
+    pub(super) check: WriteCheck,
 }
 
 impl Link {
@@ -58,6 +61,7 @@ impl Link {
             lost: false,
             jitter: Jitter::new(),
             stats: SenderStats::default(),
+            check: WriteCheck::new(config.idle_check),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::{
     retry::RetryPolicy,
 };
 
+mod check;
 mod config;
 mod exchange;
 mod link;
@@ -29,7 +30,7 @@ mod transmit;
 
 pub use config::{
     SenderBuilder, SenderConfig, Timeouts, DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_IDLE_CHECK, DEFAULT_WRITE_TIMEOUT,
 };
 pub use exchange::{Exchange, Transmit};
 pub use link::Link;
@@ -73,14 +74,22 @@ const READ_CHUNK: usize = 8 * 1024;
 /// # Connection
 /// The sender connects on the first [`send`](Sender::send), trying every address the host name
 /// resolves to, and keeps the connection for the following messages. Before writing on a
-/// connection that has been idle, it checks without blocking whether the listener has closed it
-/// and, if so, connects again first (this is not a failed attempt).
+/// connection that has been idle for [`SenderConfig::idle_check`] (1 ms by default) or longer,
+/// it checks without blocking whether the listener has closed it and, if so, connects again
+/// first (this is not a failed attempt). Messages sent back to back make no such check: one
+/// write and one read each, the system calls of a plain socket loop. A listener that closes
+/// the connection right after each ACK races the next write either way; the write then fails,
+/// and the message is sent again on a new connection within the retry policy.
 ///
 /// # Correlation
-/// Before writing a message, the sender discards every frame the peer has already sent (read
-/// without waiting): it answers no message in flight, such as a late or doubled ACK of the
-/// previous message, and must not be taken for the reply to this one even when both messages
-/// carry the same control ID. Part of a frame waiting there makes the sender connect again.
+/// Before writing a message, the sender discards every frame the peer has already sent: what
+/// the last read brought after the previous reply, and, when the connection is checked (see
+/// above) or the message's control ID repeats one of the last 16 written on the connection,
+/// whatever is waiting on the socket (read without waiting). Such a frame answers no message
+/// in flight — a late or doubled ACK of an earlier message — and must not be taken for the
+/// reply to this one even when both messages carry the same control ID. Part of a frame waiting
+/// there makes the sender connect again. (A frame that answers an earlier message with another
+/// control ID is skipped by correlation, below, whenever it arrives.)
 ///
 /// After writing a message, the sender reads reply frames until one carries the message's
 /// control ID (MSH-10; for a batch, BHS-11 or FHS-11) in MSA-2. Acknowledgements for other
@@ -220,7 +229,7 @@ impl Sender {
     }
 
     /// Whether the sender holds a connection. The peer may have closed it since; the next
-    /// [`send`](Sender::send) checks.
+    /// [`send`](Sender::send) checks when it has been idle (see [Connection](Sender#connection)).
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
     }

@@ -12,7 +12,9 @@ pub enum Transmit<'a> {
     /// Read, without waiting, whatever the peer has already sent on the open connection and
     /// pass it to [`Exchange::handle_input`]; then call [`Exchange::handle_drained`] (or
     /// [`Exchange::handle_eof`] when the peer has closed the connection). None of it answers
-    /// the message about to be written.
+    /// the message about to be written. Asked for only when it can matter (the connection has
+    /// been idle, or the message's control ID repeats a recent one): in steady state an
+    /// exchange goes from [`Exchange::new`] straight to [`Transmit::Write`].
     Drain,
     /// Write these bytes, in order, and report how many were written with
     /// [`Exchange::handle_written`]. Empty parts may be skipped. When the last byte is written,

@@ -7,24 +7,30 @@
 //! crash a message is either completely there or not there at all (and then it was not
 //! acknowledged either).
 //!
+//! The directory is opened once, when the store is, and its `fsync` is shared: a save waits for
+//! a directory sync that began after its link, so saves finishing at the same time (several
+//! connections storing at once) are covered by one sync (group commit). A message costs
+//! `openat`, `write`, `fsync`, `linkat`, `unlinkat`, `close` and at most one directory `fsync`.
+//!
 //! Several stores — in one process, in several processes, or on several hosts sharing a volume
 //! — may use one directory: temporary names carry their owner (host, process id and a
 //! per-process tag), and a final name that another store took first is never replaced; the
 //! message is published under the next free sequence number instead.
 
-use std::fs::{self, File, OpenOptions};
-use std::hash::{BuildHasher, Hasher};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
 
+use super::dir_sync::DirSync;
+#[cfg(test)]
+use super::temp_name::owner;
+use super::temp_name::TempName;
 use super::{Receipt, Store, StoreError, StoredMessage};
 use crate::error::{Error, Phase, Result};
 
 /// The longest part of a file name taken from a control ID.
-const MAX_ID_CHARS: usize = 64;
+pub(super) const MAX_ID_CHARS: usize = 64;
 
 /// Sequence numbers above this in a file name are not ours (ours would take centuries to get
 /// there): such names are ignored when the next sequence is chosen, so a foreign file cannot
@@ -33,13 +39,6 @@ const MAX_SEQUENCE: u64 = 999_999_999_999_999_999;
 
 /// How often [`FileStore::save`] picks a new name after a collision before it gives up.
 const MAX_ATTEMPTS: u32 = 10_000;
-
-/// A temporary file whose owner cannot be checked (another host, or an unknown naming) is
-/// removed on open only when it has not been modified for this long.
-const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
-
-/// Separates the final name from the owner in a temporary name; never in a final name.
-const OWNER_SEP: char = '~';
 
 /// Saves messages into a directory, one file each.
 ///
@@ -74,6 +73,7 @@ const OWNER_SEP: char = '~';
 pub struct FileStore {
     dir: PathBuf,
     next: AtomicU64,
+    sync: DirSync,
 }
 
 impl FileStore {
@@ -118,6 +118,7 @@ impl FileStore {
             }
         }
         Ok(FileStore {
+            sync: DirSync::open(&dir),
             dir,
             next: AtomicU64::new(last + 1),
         })
@@ -126,6 +127,12 @@ impl FileStore {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Syncs of the directory completed so far: one per save when saves come one at a time,
+    /// fewer when concurrent saves shared one (see [`save`](Self::save)).
+    pub fn dir_syncs(&self) -> u64 {
+        self.sync.syncs()
     }
 
     /// Writes `text` to a new file named for the next sequence number and `control_id`, and
@@ -145,7 +152,7 @@ impl FileStore {
             let name = format!("{seq:010}-{id}.hl7");
             let path = self.dir.join(&name);
             let tmp = self.dir.join(TempName::ours(&name));
-            match publish(&self.dir, &tmp, &path, text.as_bytes()) {
+            match publish(&self.sync, &tmp, &path, text.as_bytes()) {
                 Ok(()) => return Ok(path),
                 // The name is taken, or the temporary file was removed under us (by another
                 // process's recovery that misjudged it): try again under the next number.
@@ -180,6 +187,7 @@ impl Store for FileStore {
     }
 
     fn check(&self) -> std::result::Result<(), StoreError> {
+        self.sync.refresh(&self.dir);
         probe(&self.dir).map_err(|e| {
             StoreError::retryable(format!(
                 "cannot write in the store directory {}",
@@ -196,8 +204,13 @@ enum Retry {
 }
 
 /// Writes `bytes` durably to `tmp`, links it to `path` (never replacing a file), removes `tmp`
-/// and syncs the directory.
-fn publish(dir: &Path, tmp: &Path, path: &Path, bytes: &[u8]) -> std::result::Result<(), Retry> {
+/// and syncs the directory (a sync shared with concurrent saves, begun after the link).
+fn publish(
+    sync: &DirSync,
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> std::result::Result<(), Retry> {
     let written = write_durably(tmp, bytes);
     if let Err(e) = written {
         let _ = fs::remove_file(tmp);
@@ -215,7 +228,7 @@ fn publish(dir: &Path, tmp: &Path, path: &Path, bytes: &[u8]) -> std::result::Re
     }
     // A crash before this leaves a harmless temporary file (removed by the next open).
     let _ = fs::remove_file(tmp);
-    sync_dir(dir).map_err(Retry::Fail)
+    sync.sync().map_err(Retry::Fail)
 }
 
 /// Creates, hard-links and removes a file in `dir`, so that an unusable directory is reported
@@ -248,116 +261,7 @@ fn sequence_of(name: &str) -> Option<u64> {
         .filter(|&seq| seq <= MAX_SEQUENCE)
 }
 
-/// Who this process is, as written into temporary names.
-struct Owner {
-    pid: u32,
-    /// Random per process: tells this process from an earlier one with the same pid.
-    tag: String,
-    host: String,
-}
-
-fn owner() -> &'static Owner {
-    static OWNER: OnceLock<Owner> = OnceLock::new();
-    OWNER.get_or_init(|| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-            h.write_u128(t.as_nanos());
-        }
-        Owner {
-            pid: std::process::id(),
-            tag: format!("{:08x}", h.finish() as u32),
-            host: host_name(),
-        }
-    })
-}
-
-/// This host's name, made safe for a file name, or `localhost`.
-fn host_name() -> String {
-    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_default();
-    let name: String = raw
-        .trim()
-        .bytes()
-        .take(MAX_ID_CHARS)
-        .map(|b| match b {
-            b'.' | OWNER_SEP_BYTE => '_',
-            b => safe_char(b),
-        })
-        .collect();
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
-    }
-}
-
-const OWNER_SEP_BYTE: u8 = OWNER_SEP as u8;
-
-/// A parsed temporary name: `.<final>~<pid>~<tag>~<host>.tmp`, or the older `.<final>.tmp`
-/// (no owner).
-#[derive(Debug, PartialEq, Eq)]
-struct TempName<'a> {
-    owner: Option<(u32, &'a str, &'a str)>,
-}
-
-impl<'a> TempName<'a> {
-    /// The temporary name for `final_name` in this process.
-    fn ours(final_name: &str) -> String {
-        let o = owner();
-        format!(
-            ".{final_name}{OWNER_SEP}{}{OWNER_SEP}{}{OWNER_SEP}{}.tmp",
-            o.pid, o.tag, o.host
-        )
-    }
-
-    fn parse(name: &'a str) -> Option<TempName<'a>> {
-        let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
-        let Some((_, owner)) = stem.split_once(OWNER_SEP) else {
-            return Some(TempName { owner: None });
-        };
-        let mut parts = owner.splitn(3, OWNER_SEP);
-        let owner = match (parts.next(), parts.next(), parts.next()) {
-            (Some(pid), Some(tag), Some(host)) => pid.parse().ok().map(|pid| (pid, tag, host)),
-            _ => None,
-        };
-        Some(TempName { owner })
-    }
-
-    /// Whether the writer of this file is certainly gone (or the file is stale), so that the
-    /// file can be removed. `modified` is asked only when the owner cannot be checked.
-    fn is_abandoned(&self, modified: impl FnOnce() -> Option<SystemTime>) -> bool {
-        let me = owner();
-        if let Some((pid, tag, host)) = self.owner {
-            if host == me.host {
-                if pid == me.pid {
-                    // This process, or an earlier one that had the same pid.
-                    return tag != me.tag;
-                }
-                if let Some(alive) = process_exists(pid) {
-                    return !alive;
-                }
-            }
-        }
-        modified()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age >= STALE_AFTER)
-    }
-}
-
-/// Whether a process with this id exists on this host, when that can be told.
-fn process_exists(pid: u32) -> Option<bool> {
-    if cfg!(target_os = "linux") {
-        Some(Path::new("/proc").join(pid.to_string()).exists())
-    } else {
-        None
-    }
-}
-
-fn safe_char(b: u8) -> char {
+pub(super) fn safe_char(b: u8) -> char {
     if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
         b as char
     } else {
@@ -369,14 +273,6 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    // Directories can be opened and synced on Unix; elsewhere this is best effort.
-    match File::open(dir) {
-        Ok(d) => d.sync_all().or(Ok(())),
-        Err(_) => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -532,6 +428,56 @@ mod tests {
                 assert_eq!(text, format!("{k}-{i}"));
             }
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn each_save_returns_after_a_directory_sync_that_began_after_its_link() {
+        let dir = temp_dir("synced");
+        let store = FileStore::open(&dir).unwrap();
+        for n in 1..=5 {
+            store.save(Some(b"S"), "S").unwrap();
+            assert_eq!(
+                store.dir_syncs(),
+                n,
+                "one directory sync per save, done before it returns"
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_saves_are_complete_uniquely_named_and_synced_when_they_return() {
+        let dir = temp_dir("concurrent");
+        let store = FileStore::open(&dir).unwrap();
+        std::thread::scope(|s| {
+            for k in 0..16 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let text = format!("{k}-{i}|{}", "x".repeat(1000));
+                        let before = store.dir_syncs();
+                        let path = store
+                            .save(Some(format!("{k}-{i}").as_bytes()), &text)
+                            .unwrap();
+                        // Complete and synced when `save` returns: a directory sync has
+                        // completed since the call began.
+                        assert!(store.dir_syncs() > before);
+                        assert_eq!(fs::read_to_string(path).unwrap(), text);
+                    }
+                });
+            }
+        });
+        let names = names(&dir);
+        assert_eq!(names.len(), 400, "no temporary file left, no name shared");
+        for k in 0..16 {
+            for i in 0..25 {
+                let suffix = format!("-{k}-{i}.hl7");
+                let found: Vec<_> = names.iter().filter(|n| n.ends_with(&suffix)).collect();
+                assert_eq!(found.len(), 1, "{suffix}: {found:?}");
+            }
+        }
+        assert!(store.dir_syncs() <= 400);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -4,9 +4,11 @@
 
 mod dedup;
 mod digest;
+mod dir_sync;
 mod error;
 mod file;
 mod message;
+mod temp_name;
 mod url;
 
 use std::fmt;
