@@ -184,7 +184,7 @@ impl<'a> Exchange<'a> {
                 self.link.peer()
             );
             self.link.drop_connection_into(&mut self.close);
-            return self.give_up(Error::Timeout(Timeout::Total), self.state_wrote());
+            return self.give_up(Error::Timeout(Timeout::Total), self.state_wrote(), now);
         }
         match self.state {
             State::Connect { deadline } if now >= deadline => {
@@ -421,6 +421,14 @@ impl<'a> Exchange<'a> {
 
     fn on_ack(&mut self, ack: Ack, now: Instant) {
         self.link.check.replied(now);
+        if let Some(end) = self.link.outage.succeeded(now) {
+            info!(
+                "{} answers again, after {} failed attempt(s) in {:.1} s",
+                self.link.target,
+                end.failures,
+                end.lasted.as_secs_f64()
+            );
+        }
         if !self.should_resend(&ack) {
             return self.finish(Ok(ack));
         }
@@ -489,37 +497,42 @@ impl<'a> Exchange<'a> {
             None
         };
         let Some(delay) = delay else {
-            return self.give_up(error, written);
+            return self.give_up(error, written, now);
         };
         self.written_any |= written;
-        warn!(
-            "attempt {} to send message {} to {} failed ({}); trying again in {} ms",
-            self.backoff.attempts(),
-            Id(self.id),
-            self.link.target,
-            error,
-            delay.as_millis()
-        );
+        // A peer that is down for hours makes a few lines, not one per attempt.
+        if let Some(line) = self.link.outage.failed(now) {
+            warn!(
+                "attempt {} to send message {} to {} failed ({}); trying again in {} ms ({line})",
+                self.backoff.attempts(),
+                Id(self.id),
+                self.link.target,
+                error,
+                delay.as_millis()
+            );
+        }
         self.state = State::Backoff {
             until: after(now, delay),
         };
     }
 
-    fn give_up(&mut self, error: Error, written: bool) {
+    fn give_up(&mut self, error: Error, written: bool, now: Instant) {
         self.written_any |= written;
         let outcome = if self.written_any {
             Outcome::Unconfirmed
         } else {
             Outcome::NotDelivered
         };
-        warn!(
-            "message {} to {} {} after {} attempt(s): {}",
-            Id(self.id),
-            self.link.target,
-            outcome,
-            self.backoff.attempts(),
-            error
-        );
+        if let Some(line) = self.link.outage.failed(now) {
+            warn!(
+                "message {} to {} {} after {} attempt(s): {} ({line})",
+                Id(self.id),
+                self.link.target,
+                outcome,
+                self.backoff.attempts(),
+                error
+            );
+        }
         self.finish(Err(Error::Delivery {
             outcome,
             attempts: self.backoff.attempts(),

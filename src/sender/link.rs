@@ -1,5 +1,6 @@
 //! The protocol state a sender keeps between messages.
 
+use crate::retry::Outage;
 use std::net::SocketAddr;
 
 use log::debug;
@@ -39,6 +40,8 @@ pub struct Link {
     pub(super) stats: SenderStats,
     /// Whether a write on the open connection is checked first.
     pub(super) check: WriteCheck,
+    /// Failed attempts in a row: which are logged (an outage of hours is a few lines).
+    pub(super) outage: Outage,
 }
 
 impl Link {
@@ -62,6 +65,7 @@ impl Link {
             jitter: Jitter::new(),
             stats: SenderStats::default(),
             check: WriteCheck::new(config.idle_check),
+            outage: Outage::new(),
         }
     }
 
