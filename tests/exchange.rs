@@ -656,3 +656,37 @@ fn part_of_a_frame_left_by_the_last_read_makes_the_connection_checked() {
     drop(ex);
     assert_eq!((link.stats().connects, link.stats().skipped_frames), (1, 1));
 }
+
+#[test]
+fn an_uncorrelated_exchange_takes_the_next_ack_and_tries_once() {
+    // A message whose control ID cannot be read (the encoding characters are wrong and MSH-10
+    // is empty): testing a peer with bad input. Correlated, it is refused before anything is
+    // sent; uncorrelated, it is sent and the next ACK is its reply, whatever its MSA-2.
+    let bad: &[u8] = b"MSH|^~\\\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01||P|2.5.1\rPID|1\r";
+    let mut link = Link::new("peer", &config(3));
+    let t0 = Instant::now();
+    assert!(matches!(
+        Exchange::new(&mut link, bad, t0),
+        Err(Error::Header(_))
+    ));
+    let mut ex = Exchange::uncorrelated(&mut link, bad, t0).unwrap();
+    assert_eq!(ex.control_id(), b"");
+    let frame = connect_and_write(&mut ex, t0);
+    assert_eq!(&frame[1..frame.len() - 2], bad);
+    ex.handle_input(&ack("AR", ""), t0);
+    let ack = result(&mut ex).unwrap();
+    assert_eq!(
+        (ack.code, ack.control_id.as_str()),
+        (AckCode::ApplicationReject, "")
+    );
+    // One attempt: an ACK timeout ends it instead of a resend.
+    let mut link = Link::new("peer", &config(3));
+    let mut ex = Exchange::uncorrelated(&mut link, bad, t0).unwrap();
+    connect_and_write(&mut ex, t0);
+    let late = t0 + Duration::from_secs(31);
+    ex.handle_timeout(late);
+    // The connection is closed first (a late reply must not meet a later message), then done.
+    assert_eq!(ex.poll_transmit(), Transmit::Close);
+    let e = result(&mut ex).unwrap_err();
+    assert!(matches!(e, Error::Delivery { attempts: 1, .. }), "{e:?}");
+}

@@ -70,7 +70,9 @@ const FILES: Group<FileOptions> = Group {
                 long: "raw",
                 short: None,
                 value: None,
-                help: "send the files' bytes as they are (no conversion, endings kept)",
+                help: "send the files' bytes as they are (no conversion, endings kept); a\n\
+                       message whose reply cannot be correlated (no readable header or\n\
+                       MSH-10) is sent once and the next ACK is its reply, said so",
             },
             set: |f, _| {
                 f.raw = true;
@@ -456,9 +458,17 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                         ),
                     );
                 }
-                sender.send_bytes(bytes)
+                // Bad input is a normal test of an engine: a message whose reply cannot be
+                // correlated (no readable header, no MSH-10) is still sent, once, and the next
+                // ACK is taken as its reply.
+                if msg.id == "-" {
+                    sender.send_uncorrelated(bytes)
+                } else {
+                    sender.send_bytes(bytes)
+                }
             }
         };
+        let uncorrelated = matches!(msg.body, Body::Raw(_)) && msg.id == "-";
         match result {
             Ok(ack) => {
                 if ack.is_success() {
@@ -473,10 +483,16 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                         .text
                         .as_deref()
                         .or(ack.errors.first().map(String::as_str));
-                    let line = match text {
+                    let mut line = match text {
                         Some(t) if !t.is_empty() => format!("{id} {} {t}", ack.code),
                         _ => format!("{id} {}", ack.code),
                     };
+                    if uncorrelated {
+                        line.push_str(&format!(
+                            " (not correlated: the next ACK received, MSA-2 {:?})",
+                            ack.control_id
+                        ));
+                    }
                     let _ = writeln!(out, "{line}");
                     let _ = out.flush();
                 }

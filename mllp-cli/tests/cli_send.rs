@@ -282,3 +282,36 @@ fn a_batch_with_an_empty_batch_control_id_names_the_batch_header_and_the_way_out
     assert!(ended.stderr.contains("--split-batch"), "{}", ended.stderr);
     assert!(!ended.stderr.contains("MSH-11"), "{}", ended.stderr);
 }
+
+#[test]
+fn raw_sends_malformed_corpus_files_and_says_their_replies_are_not_correlated() {
+    // Testing an engine with bad input is a normal job: with --raw, a message whose reply
+    // cannot be correlated (no readable header, no MSH-10) is sent anyway and the next ACK is
+    // taken as its reply, said to be not correlated. Without --raw it cannot be sent.
+    let Some(corpus) = common::corpus_dir() else {
+        return;
+    };
+    let dir = scratch("raw-malformed");
+    let (mut listener, addr) = listen(&dir.join("inbox"), &[]);
+    let mut sent_any = 0;
+    let mut uncorrelated = 0;
+    for (name, _) in common::hl7_files(&corpus.join("malformed")) {
+        let file = corpus.join("malformed").join(&name);
+        let file = file.to_str().unwrap();
+        let sent = mllp(&["send", &addr, file, "--raw", "--attempts", "1"]);
+        // Every message of the file reached the listener and got an answer (AA, AE or AR).
+        assert!(sent.code == 0 || sent.code == 1, "{name}: {sent:?}");
+        assert!(!sent.stdout.is_empty(), "{name}: {sent:?}");
+        sent_any += 1;
+        uncorrelated += sent
+            .stdout
+            .iter()
+            .filter(|l| l.contains("(not correlated: the next ACK received"))
+            .count();
+    }
+    assert!(sent_any >= 8, "{sent_any} malformed files");
+    assert!(uncorrelated >= 5, "{uncorrelated} replies not correlated");
+    let _ = listener.child.kill();
+    let _ = listener.child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -85,7 +85,11 @@ enum State {
 pub struct Exchange<'a> {
     link: &'a mut Link,
     message: &'a [u8],
+    /// The control ID the reply must echo; empty when not correlated.
     id: &'a [u8],
+    /// Whether the reply must echo `id` ([`uncorrelated`](Exchange::uncorrelated): any
+    /// acknowledgement is the reply).
+    correlate: bool,
     state: State,
     backoff: Backoff,
     total: Option<Instant>,
@@ -106,14 +110,44 @@ impl<'a> Exchange<'a> {
     /// contains the frame end sequence.
     pub fn new(link: &'a mut Link, message: &'a [u8], now: Instant) -> Result<Exchange<'a>> {
         let id = control_id(message)?;
+        Exchange::start(link, message, Some(id), now)
+    }
+
+    /// Like [`new`](Self::new), for a message whose reply cannot be correlated (no readable
+    /// header or no control ID: testing a peer with malformed input): the next
+    /// acknowledgement received is taken as the reply whatever its MSA-2, and there is one
+    /// attempt only, since a resend could not be told from the first send by its reply.
+    ///
+    /// # Errors
+    /// [`Error::Frame`] with [`FrameError::PayloadContainsEnd`] when the message contains the
+    /// frame end sequence.
+    pub fn uncorrelated(
+        link: &'a mut Link,
+        message: &'a [u8],
+        now: Instant,
+    ) -> Result<Exchange<'a>> {
+        Exchange::start(link, message, None, now)
+    }
+
+    fn start(
+        link: &'a mut Link,
+        message: &'a [u8],
+        id: Option<&'a [u8]>,
+        now: Instant,
+    ) -> Result<Exchange<'a>> {
         link.framing.check_payload(message)?;
         let total = link.timeouts.total.and_then(|t| now.checked_add(t));
-        let mut backoff = Backoff::start(link.retry);
+        let retry = match id {
+            Some(_) => link.retry,
+            None => link.retry.max_attempts(Some(1)),
+        };
+        let mut backoff = Backoff::start(retry);
         backoff.begin();
         let mut ex = Exchange {
             link,
             message,
-            id,
+            id: id.unwrap_or_default(),
+            correlate: id.is_some(),
             state: State::Done,
             backoff,
             total,
@@ -300,7 +334,7 @@ impl<'a> Exchange<'a> {
                 let error = match link.decoder.finish(&link.buf) {
                     Some(d) => match d.event {
                         Event::Frame(range) => {
-                            let ack = judge(link, range, self.id);
+                            let ack = judge(link, range, self.correlate.then_some(self.id));
                             link.buf.clear();
                             if let Some(ack) = ack {
                                 return self.on_ack(ack, now);

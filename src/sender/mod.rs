@@ -215,7 +215,20 @@ impl Sender {
     /// The header is read from the raw bytes for the control ID. Errors as for
     /// [`send`](Sender::send), except that there is no character set error.
     pub fn send_bytes(&mut self, message: &[u8]) -> Result<Ack> {
-        self.deliver(message)
+        self.deliver(message, true)
+    }
+
+    /// Sends `message` as it is and takes the next acknowledgement received as its reply,
+    /// whatever its MSA-2: for testing a peer with input whose reply cannot be correlated (no
+    /// readable header, an empty MSH-10). One attempt, no retry (a resend could not be told
+    /// from the first send by its reply). The returned [`Ack`]'s `control_id` is what the peer
+    /// put in MSA-2.
+    ///
+    /// # Errors
+    /// As for [`send_bytes`](Sender::send_bytes), but for the header errors, which do not
+    /// apply.
+    pub fn send_uncorrelated(&mut self, message: &[u8]) -> Result<Ack> {
+        self.deliver(message, false)
     }
 
     /// Counters since the sender was built.
@@ -262,11 +275,15 @@ impl Sender {
     }
 
     /// Drives one [`Exchange`] of `message` to its end over the connection.
-    fn deliver(&mut self, message: &[u8]) -> Result<Ack> {
+    fn deliver(&mut self, message: &[u8], correlate: bool) -> Result<Ack> {
         if self.conn.is_none() && self.link.is_connected() {
             self.link.handle_closed();
         }
-        let mut ex = Exchange::new(&mut self.link, message, Instant::now())?;
+        let mut ex = if correlate {
+            Exchange::new(&mut self.link, message, Instant::now())?
+        } else {
+            Exchange::uncorrelated(&mut self.link, message, Instant::now())?
+        };
         let conn = &mut self.conn;
         let buf = &mut self.buf;
         // Each step ends within its deadline, and the exchange ends within its attempts.
@@ -505,27 +522,27 @@ mod tests {
     fn replies_are_classified_by_control_id() {
         let ack = b"MSH|^~\\&|B|B|A|A|20240101||ACK|9|P|2.5\rMSA|AA|42\r";
         assert!(matches!(
-            classify(ack, b"42", ReplyKind::Hl7),
+            classify(ack, Some(b"42"), ReplyKind::Hl7),
             Verdict::Reply(_)
         ));
         assert!(matches!(
-            classify(ack, b"43", ReplyKind::Hl7),
+            classify(ack, Some(b"43"), ReplyKind::Hl7),
             Verdict::Stale(b"42")
         ));
         assert!(matches!(
-            classify(b"hello", b"42", ReplyKind::Hl7),
+            classify(b"hello", Some(b"42"), ReplyKind::Hl7),
             Verdict::Junk(_)
         ));
         assert!(matches!(
-            classify(COMMIT_ACK, b"42", ReplyKind::Hl7),
+            classify(COMMIT_ACK, Some(b"42"), ReplyKind::Hl7),
             Verdict::Junk(_)
         ));
         assert!(matches!(
-            classify(COMMIT_NAK, b"42", ReplyKind::Mllp2),
+            classify(COMMIT_NAK, Some(b"42"), ReplyKind::Mllp2),
             Verdict::Reply(_)
         ));
         assert!(matches!(
-            classify(ack, b"42", ReplyKind::Mllp2),
+            classify(ack, Some(b"42"), ReplyKind::Mllp2),
             Verdict::Reply(_)
         ));
     }

@@ -12,12 +12,15 @@ use crate::codec::Event;
 use crate::error::{Error, HeaderError, Result, Timeout};
 use crate::hl7::{ack_control_id, Ack, Header, ReplyKind, COMMIT_ACK, COMMIT_NAK};
 
-/// Judges the frame at `range` of the link's buffer as the reply to the message `id`: the
-/// acknowledgement when it is one, else `None` after counting and logging the skipped frame.
-pub(super) fn judge(link: &mut Link, range: Range<usize>, id: &[u8]) -> Option<Ack> {
+/// Judges the frame at `range` of the link's buffer as the reply to the message `id` (`None`:
+/// not correlated, any acknowledgement): the acknowledgement when it is one, else `None` after
+/// counting and logging the skipped frame.
+pub(super) fn judge(link: &mut Link, range: Range<usize>, id: Option<&[u8]>) -> Option<Ack> {
     let peer = Peer(link.peer, &link.target);
     let stats = &mut link.stats;
-    match classify(&link.buf[range], id, link.reply) {
+    let verdict = classify(&link.buf[range], id, link.reply);
+    let id = id.unwrap_or(b"(not correlated)");
+    match verdict {
         Verdict::Reply(frame) => match Ack::parse(frame) {
             Ok(ack) => {
                 if ack.is_success() {
@@ -90,8 +93,8 @@ pub(super) enum Verdict<'f> {
     Junk(usize),
 }
 
-/// What `frame` is to a message awaiting the reply for `id`.
-pub(super) fn classify<'f>(frame: &'f [u8], id: &[u8], reply: ReplyKind) -> Verdict<'f> {
+/// What `frame` is to a message awaiting the reply for `id` (`None`: any acknowledgement).
+pub(super) fn classify<'f>(frame: &'f [u8], id: Option<&[u8]>, reply: ReplyKind) -> Verdict<'f> {
     if frame == COMMIT_ACK || frame == COMMIT_NAK {
         return match reply {
             ReplyKind::Mllp2 => Verdict::Reply(frame),
@@ -99,7 +102,8 @@ pub(super) fn classify<'f>(frame: &'f [u8], id: &[u8], reply: ReplyKind) -> Verd
         };
     }
     match ack_control_id(frame) {
-        Some(got) if got == id => Verdict::Reply(frame),
+        _ if id.is_none() && reply == ReplyKind::Hl7 => Verdict::Reply(frame),
+        Some(got) if Some(got) == id => Verdict::Reply(frame),
         Some(got) => Verdict::Stale(got),
         None => Verdict::Junk(frame.len()),
     }

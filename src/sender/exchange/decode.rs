@@ -44,7 +44,7 @@ impl Exchange<'_> {
             let d = link.decoder.decode(&link.buf);
             match d.event {
                 Event::Frame(range) => {
-                    let ack = judge(link, range, self.id);
+                    let ack = judge(link, range, self.correlate.then_some(self.id));
                     link.buf.drain(..d.consumed);
                     if let Some(ack) = ack {
                         return self.on_ack(ack, now);
