@@ -104,13 +104,13 @@ pub use listener::{
     Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT,
     DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
+    MIN_STACK_SIZE,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,
     OutboxStats, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_MESSAGES, DEFAULT_SEGMENT_BYTES,
 };
-pub use reader::{Reader, ReaderStats, DEFAULT_READ_CHUNK};
+pub use reader::{Reader, ReaderStats};
 pub use retry::{Outage, OutageEnd, OutageFailure, RetryPolicy, OUTAGE_REMINDER};
 pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
@@ -123,4 +123,4 @@ pub use store::{
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
 };
-pub use writer::{Writer, COALESCE_LIMIT};
+pub use writer::Writer;

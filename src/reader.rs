@@ -8,7 +8,7 @@ use crate::framing::Framing;
 
 /// The buffer the reader allocates on its first read, and the least free space it asks the
 /// stream to fill. Idle connections that never send cost nothing.
-pub const DEFAULT_READ_CHUNK: usize = 8 * 1024;
+pub(crate) const DEFAULT_READ_CHUNK: usize = 8 * 1024;
 
 /// Counters kept by a [`Reader`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::framing::Framing;
 
 /// Payloads up to this size are copied with their framing bytes into one buffer and written
 /// with one call; larger ones are written with vectored writes, without copying.
-pub const COALESCE_LIMIT: usize = 64 * 1024;
+pub(crate) const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// Writes MLLP frames to a byte stream.
 ///
@@ -39,7 +39,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes start + `payload` + end and flushes, with one write call for payloads up to
-    /// [`COALESCE_LIMIT`].
+    /// 64 KiB (larger ones are written with vectored writes, without a copy).
     ///
     /// A payload that contains the end sequence is refused with
     /// [`FrameError::PayloadContainsEnd`](crate::FrameError::PayloadContainsEnd) before

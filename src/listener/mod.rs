@@ -31,7 +31,7 @@ pub use config::{
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
 pub use stats::ListenerStats;
-pub use store::{OnStoreFailure, StoreHandler, STORE_RETRY_FIRST, STORE_RETRY_MAX};
+pub use store::{OnStoreFailure, StoreHandler};
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;

@@ -25,9 +25,9 @@ pub enum OnStoreFailure {
 
 /// The first pause between two save attempts during a [store wait](StoreHandler::store_wait);
 /// each following pause doubles, up to [`STORE_RETRY_MAX`].
-pub const STORE_RETRY_FIRST: Duration = Duration::from_millis(50);
+pub(crate) const STORE_RETRY_FIRST: Duration = Duration::from_millis(50);
 /// The longest pause between two save attempts during a store wait.
-pub const STORE_RETRY_MAX: Duration = Duration::from_millis(500);
+pub(crate) const STORE_RETRY_MAX: Duration = Duration::from_millis(500);
 
 /// Called after each successful save, before the acknowledgement is written.
 type OnSaved = Box<dyn Fn(&StoredMessage<'_>, &Receipt) + Send + Sync + 'static>;
