@@ -68,7 +68,8 @@
 //! Errors, including [`CharsetError`] and [`HeaderError`], are at the root with [`Error`].
 //!
 //! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate
-//! `mllp-ffi`, and the `mllp` command-line tool is `mllp-cli`; see the README.
+//! `mllp-ffi` (its guide is `mllp-ffi/README.md`), and the `mllp` command-line tool is `mllp-cli`
+//! (`docs/cli.md`); the other guides are listed in the README.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 

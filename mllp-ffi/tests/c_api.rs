@@ -41,7 +41,7 @@ enum Peer {
     /// The program is a listener: it prints `PORT <n>`, [`drive_c_listener`] sends to it with
     /// Rust senders, then writes `stop` to its stdin and checks the `STATS` line it prints.
     RustSender,
-    /// The gateway example of the README, run against a Rust listener with two files.
+    /// The gateway example of `mllp-ffi/README.md`, run against a Rust listener with two files.
     Gateway,
     /// TLS (`tls_test`): a Rust TLS listener ([`rust_listener`] serving `server.pem`), its port
     /// in `MLLP_TEST_TLS_PORT` and the certificate directory in `MLLP_TEST_CERTS`; then the
