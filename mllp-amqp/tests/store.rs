@@ -170,7 +170,7 @@ fn the_next_host_is_tried_when_one_is_down_and_check_is_bounded() {
     let Some(mut node) = common::node("hosts") else {
         return;
     };
-    let dead = mllp_testkit::rabbitmq::free_port();
+    let dead = mllp_testkit::free_port();
     let url = format!(
         "amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:{}/%2f?queue=failover",
         node.port()

@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::process::{listen, Proc};
 use common::{eventually, rabbit_consumers, rabbit_node, rabbit_queue};
 use mllp::{Listener, Message, Response, RunningListener};
-use mllp_testkit::rabbitmq::{free_port, RabbitNode};
+use mllp_testkit::free_port;
+use mllp_testkit::rabbitmq::RabbitNode;
 
 /// Stores `ids` into the queue of `url` through `mllp listen --store URL [extra]`.
 fn fill(url: &str, ids: &[String], extra: &[&str]) {

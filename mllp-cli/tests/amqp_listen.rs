@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::process::{listen, mllp, Proc};
 use common::{rabbit_node as node, rabbit_queue as queue_info};
-use mllp_testkit::rabbitmq::free_port;
+use mllp_testkit::free_port;
 
 #[test]
 fn listen_stores_into_a_quorum_queue_through_the_first_live_host() {

@@ -25,18 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The stored files of `dir`, sorted by name (that is, by arrival), as text.
 fn stored(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = String::from_utf8(std::fs::read(&path).unwrap())
-                .unwrap_or_else(|_| panic!("{name} is not UTF-8"));
-            (name, text)
-        })
-        .collect();
-    files.sort();
-    files
+    common::stored_messages(dir)
 }
 
 /// The messages of a file as the issue defines them, written independently of the tool: CRLF

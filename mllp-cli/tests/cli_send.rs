@@ -24,18 +24,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The stored messages of `dir`, sorted by file name, as text.
 fn stored(dir: &Path) -> Vec<String> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = String::from_utf8(std::fs::read(&path).unwrap())
-                .unwrap_or_else(|_| panic!("{name} is not UTF-8"));
-            (name, text)
-        })
-        .collect();
-    files.sort();
-    files.into_iter().map(|(_, text)| text).collect()
+    common::stored_messages(dir)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -11,13 +11,10 @@ use common::{adt, exchange, scratch_dir};
 
 /// The `.hl7` files of the store directory.
 fn stored(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".hl7"))
-        .collect();
-    names.sort();
-    names
+    common::stored_messages(dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Runs `mllp listen --store DIR --dedup 100 --count N`, sends `ids` in order (each on a new

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::mongo::{free_port, MongoServer};
+use common::free_port;
+use common::mongo::MongoServer;
 use common::process::{mllp, Proc, LIMIT};
 use mllp::charset::Charset;
 use mllp::{Connection, Framing};

@@ -80,18 +80,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The stored files: (name, contents), sorted by name.
 fn stored(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".hl7"))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| {
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            (e.file_name().into_string().unwrap(), text)
-        })
-        .collect();
-    files.sort();
-    files
+    common::stored_messages(dir)
 }
 
 /// The names of the temporary files in `dir`.

@@ -15,7 +15,7 @@ use mllp::charset::Charset;
 use mllp::{Listener, Store, StoreErrorKind, StoreHandler, StoredMessage};
 use mllp_mongodb::{ErrorKind, MongoStore, CHECK_TIMEOUT, DEDUP_INDEX};
 use mllp_testkit::eventually;
-use mllp_testkit::mongo::free_port;
+use mllp_testkit::free_port;
 use mongodb::bson::{doc, Bson, DateTime};
 
 #[test]

@@ -119,7 +119,7 @@ impl HaProxy {
     pub fn start(name: &str, backends: &[Backend]) -> HaProxy {
         let program = program().expect("HAProxy is not installed");
         let dir = crate::scratch_dir(&format!("haproxy-{name}"));
-        let port = crate::rabbitmq::free_port();
+        let port = crate::free_port();
         let cfg = dir.join("haproxy.cfg");
         std::fs::write(&cfg, config(port, &dir.join("admin.sock"), backends)).unwrap();
         let out = std::fs::File::create(dir.join("haproxy.log")).unwrap();

@@ -78,6 +78,35 @@ pub fn corpus_dir() -> Option<PathBuf> {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for a
+/// server process that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// The messages a file store keeps in `dir`: its `.hl7` files (not the hidden ones), sorted by
+/// name (that is, by arrival), as (file name, text).
+pub fn stored_messages(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("the store directory")
+        .map(|e| e.expect("a directory entry").path())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            (name.ends_with(".hl7") && !name.starts_with('.')).then_some((path, name))
+        })
+        .map(|(path, name)| {
+            let text = String::from_utf8(std::fs::read(&path).expect("a stored file"))
+                .unwrap_or_else(|_| panic!("{name} is not UTF-8"));
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// The `.hl7` files directly in `dir`, sorted, as (file name, bytes).
 pub fn hl7_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();

@@ -6,7 +6,8 @@
 //! A test that must stop and restart the server ([`MongoServer::stop`], [`MongoServer::start_again`])
 //! can do that only with the local `nx-27017`; [`MongoServer::can_restart`] says which it has.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use crate::free_port;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -165,14 +166,6 @@ impl Drop for MongoServer {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-/// A loopback port that was free a moment ago (bound on port 0, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `nx-27017`: `MLLP_TEST_NX27017`, else beside `MLLP_TEST_PYTHON`, else in the workspace's

@@ -6,8 +6,9 @@
 //! One node ([`RabbitNode::start`]) or a cluster of several ([`RabbitCluster::start`]: one
 //! cookie, one port mapper, joined with `rabbitmqctl join_cluster`).
 
+use crate::free_port;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -30,14 +31,6 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(program))
             .find(|p| p.is_file())
     })
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
 }
 
 /// What every node of one test shares: the scratch directory (also `HOME`, so the Erlang
