@@ -304,13 +304,22 @@ impl AmqpStore {
     }
 }
 
-/// Opens the store a `--store` URL names, for the `mllp` command line: `Err` holds one
-/// sentence for the operator. `tls_ca` is a PEM file of certificates to trust for `amqps`.
-pub fn open_url(url: &str, tls_ca: Option<&std::path::Path>) -> Result<Box<dyn Store>, String> {
-    let mut config = AmqpConfig::from_url(url).map_err(|e| format!("--store: {e}"))?;
-    if let Some(path) = tls_ca {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the CA certificates {}: {e}", path.display()))?;
+/// Opens the store an `amqp://` or `amqps://` URL names, for a registry of stores by URL
+/// scheme (`mllp listen --store`), with the same signature as every store crate's
+/// `open_url`: `options.tls_ca` is a PEM file of certificates to trust for `amqps`.
+///
+/// # Errors
+/// [`Error::Url`] for a URL this crate cannot use or a CA file that cannot be read (the text
+/// never holds the password).
+pub fn open_url(url: &str, options: &mllp::store::UrlOptions) -> Result<Box<dyn Store>, Error> {
+    let mut config = AmqpConfig::from_url(url)?;
+    if let Some(path) = &options.tls_ca {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            Error::Url(format!(
+                "cannot read the CA certificates {}: {e}",
+                path.display()
+            ))
+        })?;
         config = config.tls_ca_pem(pem);
     }
     Ok(Box::new(AmqpStore::new(config)))

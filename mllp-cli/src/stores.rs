@@ -9,12 +9,8 @@ use std::path::PathBuf;
 
 use mllp::{FileStore, Store};
 
-/// What `--store` URLs may need besides the URL (other options of `mllp listen`).
-#[derive(Debug, Default)]
-pub struct StoreOptions {
-    /// `--tls-ca PEM`: certificates to trust for a store reached over TLS (`amqps://`).
-    pub tls_ca: Option<PathBuf>,
-}
+/// What `--store` URLs may need besides the URL (`--tls-ca`), as every store crate takes it.
+pub use mllp::store::UrlOptions as StoreOptions;
 
 /// Opens the store a `--store` value names; `Err` holds one sentence for the operator.
 type Open = fn(&str, &StoreOptions) -> Result<Box<dyn Store>, String>;
@@ -90,13 +86,13 @@ fn open_dir(dir: &str) -> Result<Box<dyn Store>, String> {
 /// `amqp://...` and `amqps://...`: a RabbitMQ queue or exchange.
 #[cfg(feature = "amqp")]
 fn open_amqp(url: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String> {
-    mllp_amqp::open_url(url, options.tls_ca.as_deref())
+    mllp_amqp::open_url(url, options).map_err(|e| format!("--store: {e}"))
 }
 
 /// `mongodb://...` and `mongodb+srv://...`: a MongoDB collection.
 #[cfg(feature = "mongodb")]
-fn open_mongodb(url: &str, _options: &StoreOptions) -> Result<Box<dyn Store>, String> {
-    mllp_mongodb::open_url(url)
+fn open_mongodb(url: &str, options: &StoreOptions) -> Result<Box<dyn Store>, String> {
+    mllp_mongodb::open_url(url, options).map_err(|e| format!("--store mongodb: {e}"))
 }
 
 /// `file:///abs/path` or `file://localhost/abs/path`, percent-escapes decoded.
@@ -215,9 +211,7 @@ mod tests {
                 "{e}"
             );
         }
-        let options = StoreOptions {
-            tls_ca: Some("/nonexistent/ca.pem".into()),
-        };
+        let options = StoreOptions::new().tls_ca("/nonexistent/ca.pem");
         let e = open("amqps://h?queue=q", &options).err().unwrap();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }

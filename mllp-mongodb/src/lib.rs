@@ -52,11 +52,33 @@ pub use workers::{DRIVER_STACK_SIZE, MAX_WORKERS};
 use mllp::Store;
 
 /// Opens the store a `mongodb://` or `mongodb+srv://` URL names, for a registry of stores by
-/// URL scheme (`mllp listen --store`); `Err` is one sentence for the operator, without
+/// URL scheme (`mllp listen --store`), with the same signature as every store crate's
+/// `open_url`. TLS settings go in the URL (`tls=true&tlsCAFile=...`), so `options.tls_ca` is
+/// refused rather than ignored.
+///
+/// # Errors
+/// As [`MongoStore::open_url`]; a URL error for `options.tls_ca`. The text never holds
 /// credentials.
-pub fn open_url(url: &str) -> Result<Box<dyn Store>, String> {
-    match MongoStore::open_url(url) {
-        Ok(store) => Ok(Box::new(store)),
-        Err(e) => Err(format!("--store mongodb: {e}")),
+pub fn open_url(url: &str, options: &mllp::store::UrlOptions) -> Result<Box<dyn Store>, Error> {
+    if options.tls_ca.is_some() {
+        return Err(Error::url(
+            "a CA file for MongoDB goes in the URL (tls=true&tlsCAFile=PATH), not beside it",
+        ));
+    }
+    Ok(Box::new(MongoStore::open_url(url)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_url_refuses_a_setting_it_has_no_use_for() {
+        let options = mllp::store::UrlOptions::new().tls_ca("/some/ca.pem");
+        let e = open_url("mongodb://127.0.0.1:1/hl7", &options)
+            .err()
+            .expect("a CA file beside a MongoDB URL is refused");
+        assert_eq!(e.kind(), ErrorKind::Url, "{e}");
+        assert!(e.to_string().contains("tlsCAFile"), "{e}");
     }
 }

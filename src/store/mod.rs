@@ -20,7 +20,7 @@ pub use digest::ContentDigest;
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 pub use message::StoredMessage;
-pub use url::percent_decode;
+pub use url::{percent_decode, UrlOptions};
 
 /// A durable home for received messages.
 ///

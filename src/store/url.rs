@@ -1,5 +1,30 @@
 //! Pieces of the URLs that name stores (`file:///DIR`, `amqp://…`, `mongodb://…`), shared by
-//! the store crates and the command line so that each rule is written once.
+//! the store crates and the command line so that each rule is written once: the settings given
+//! beside a URL ([`UrlOptions`]) and percent-decoding.
+
+use std::path::PathBuf;
+
+/// What may be given beside a store's URL, the same for every store crate's `open_url(url,
+/// &UrlOptions)`: a store refuses a setting it has no use for rather than ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UrlOptions {
+    /// A PEM file of CA certificates to trust for a TLS connection to the store (`amqps://`).
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl UrlOptions {
+    /// No option.
+    pub fn new() -> UrlOptions {
+        UrlOptions::default()
+    }
+
+    /// Sets [`tls_ca`](Self::tls_ca).
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> UrlOptions {
+        self.tls_ca = Some(path.into());
+        self
+    }
+}
 
 /// Decodes the `%XX` escapes of a URL component (RFC 3986: `%` and exactly two hex digits).
 ///
