@@ -493,7 +493,10 @@ fn mllp2_commit_nak_makes_the_sender_send_again() {
         ],
         _ => vec![Frame(COMMIT_ACK.to_vec())],
     });
-    let mut sender = sender(&script.addr()).mllp2(true).build().unwrap();
+    let mut sender = sender(&script.addr())
+        .reply(ReplyKind::Mllp2)
+        .build()
+        .unwrap();
     let ack = sender.send(&common::adt("R2-1")).unwrap();
     assert_eq!(
         (ack.kind, ack.code),

@@ -273,7 +273,7 @@ fn a_handler_can_close_the_connection_instead_of_answering() {
     assert!(send(&mut conn, "CLOSE").is_none());
     // In MLLP release 2 mode too: no commit NAK, just the close.
     let mllp2 = Listener::builder("127.0.0.1:0")
-        .mllp2(true)
+        .reply(mllp::hl7::ReplyKind::Mllp2)
         .bind()
         .unwrap()
         .spawn(Closing(Arc::clone(&closer)))

@@ -201,6 +201,16 @@ pub fn is_side_process() -> bool {
     std::env::var_os(ENV_ROLE).is_some()
 }
 
+/// What messages are answered with: MLLP release 2 commit blocks when `mllp2` (the
+/// `--mllp2` switch of every command), else HL7 acknowledgements.
+pub fn reply_kind(mllp2: bool) -> mllp::hl7::ReplyKind {
+    if mllp2 {
+        mllp::hl7::ReplyKind::Mllp2
+    } else {
+        mllp::hl7::ReplyKind::Hl7
+    }
+}
+
 /// A valid ADT^A01 message of about `size` bytes (at least the header and a PID).
 pub fn adt_message(size: usize, control_id: &str) -> String {
     let mut msg = format!(

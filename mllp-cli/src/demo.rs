@@ -162,7 +162,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let builder = Listener::builder("127.0.0.1:0")
         .framing(framing)
         .detect_msh18(true)
-        .mllp2(common.mllp2);
+        .reply(common.reply());
     let running = builder.bind()?.spawn(handler)?;
     let addr = running.local_addr().to_string();
     print_line(&format!(
@@ -228,7 +228,7 @@ fn sender(addr: &str, framing: Framing, charset: Charset, mllp2: bool) -> Result
     Ok(Sender::builder(addr)
         .framing(framing)
         .charset(charset)
-        .mllp2(mllp2)
+        .reply(mllp_cli::bench::reply_kind(mllp2))
         .build()?)
 }
 

@@ -701,7 +701,7 @@ pub fn serve(
         .detect_msh18(options.msh18)
         .malformed(options.malformed)
         .ack_mode(options.ack_mode)
-        .mllp2(common.mllp2);
+        .reply(common.reply());
     if options.single {
         builder = builder.max_connections(1).replace_idle(true);
     } else if let Some(n) = options.max_connections {

@@ -165,6 +165,11 @@ pub const OUTPUT: Group<Common> = Group {
 };
 
 impl Common {
+    /// What messages are answered with (`--mllp2`: MLLP release 2 commit blocks).
+    pub fn reply(&self) -> mllp::hl7::ReplyKind {
+        mllp_cli::bench::reply_kind(self.mllp2)
+    }
+
     /// The framing from `--start-bytes`, `--end-bytes` and `--max-message-bytes`.
     pub fn framing(&self) -> Result<Framing, UsageError> {
         let start = self.start.as_deref().unwrap_or(mllp::DEFAULT_START);

@@ -196,7 +196,7 @@ impl SenderOptions {
         let mut builder = Sender::builder(addr.to_owned())
             .framing(common.framing()?)
             .charset(charset)
-            .mllp2(common.mllp2);
+            .reply(common.reply());
         if let Some(t) = self.connect_timeout {
             builder = builder.connect_timeout(t);
         }

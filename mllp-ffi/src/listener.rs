@@ -631,7 +631,7 @@ pub unsafe extern "C" fn mllp_listener_builder_build(
         let f = callback.ok_or_else(|| {
             last_error::set(super::result::MLLP_NULL_ARGUMENT, "the callback is NULL")
         })?;
-        let listener = args::check(Listener::bind_with(addr, b.config.clone()))?;
+        let listener = args::check(Listener::builder(addr).config(b.config.clone()).bind())?;
         let handle = Box::into_raw(Box::new(mllp_listener {
             handle: listener.shutdown_handle(),
             local_addr: listener.local_addr(),

@@ -478,7 +478,7 @@ pub unsafe extern "C" fn mllp_sender_builder_build(
         let b = unsafe { args::borrow(builder) }?;
         // SAFETY: the caller passes a NUL-terminated string or NULL (checked).
         let addr = unsafe { args::req_string(address, "the address") }?;
-        let sender = args::check(Sender::with_config(addr, b.config.clone()))?;
+        let sender = args::check(Sender::builder(addr).config(b.config.clone()).build())?;
         let handle = Box::into_raw(Box::new(mllp_sender {
             inner: Mutex::new(Inner {
                 sender,

@@ -139,12 +139,6 @@ impl ListenerBuilder {
         self
     }
 
-    /// MLLP release 2: shorthand for [`reply`](Self::reply) with [`ReplyKind::Mllp2`] (`true`)
-    /// or [`ReplyKind::Hl7`] (`false`).
-    pub fn mllp2(self, on: bool) -> Self {
-        self.reply(if on { ReplyKind::Mllp2 } else { ReplyKind::Hl7 })
-    }
-
     /// The mode of HL7 acknowledgements (default [`AckMode::Original`]: AA/AE/AR to every
     /// message); see [`ListenerConfig::ack_mode`]. Not used with [`ReplyKind::Mllp2`].
     pub fn ack_mode(mut self, mode: AckMode) -> Self {

@@ -1,6 +1,5 @@
 //! [`ListenerConfig`]: every setting of a listener in one value, with its defaults.
 
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use crate::charset::{Charset, Malformed};
@@ -8,8 +7,6 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::hl7::{AckMode, ReplyKind};
 use crate::transport::TlsServerConfig;
-
-use super::Listener;
 
 /// The default maximum number of connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
@@ -46,20 +43,19 @@ pub enum Overflow {
     Backlog,
 }
 
-/// Every setting of a [`Listener`], with one [`Default`]: bind it with
-/// [`bind`](Self::bind) (or [`Listener::bind_with`]), or hand it to
-/// [`ListenerBuilder::config`](super::ListenerBuilder::config). The builder's setters fill
-/// the same fields. Values are checked when the listener is bound.
+/// Every setting of a [`Listener`](super::Listener), with one [`Default`]: hand it to
+/// [`ListenerBuilder::config`](super::ListenerBuilder::config) (one way to build a listener:
+/// the builder), whose setters fill the same fields. Values are checked when the listener is bound.
 ///
 /// ```
 /// use std::time::Duration;
-/// use mllp::ListenerConfig;
+/// use mllp::{Listener, ListenerConfig};
 ///
 /// let mut config = ListenerConfig::default();
 /// config.max_connections = 1;
 /// config.replace_idle = true;
 /// config.idle_timeout = Some(Duration::from_secs(600));
-/// let listener = config.bind("127.0.0.1:0")?;
+/// let listener = Listener::builder("127.0.0.1:0").config(config).bind()?;
 /// assert_ne!(listener.local_addr().port(), 0);
 /// # Ok::<(), mllp::Error>(())
 /// ```
@@ -166,14 +162,6 @@ impl Default for ListenerConfig {
 }
 
 impl ListenerConfig {
-    /// Binds a listener on `addr` with these settings: [`Listener::bind_with`].
-    ///
-    /// # Errors
-    /// As [`ListenerBuilder::bind`](super::ListenerBuilder::bind).
-    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<Listener> {
-        Listener::bind_with(addr, self)
-    }
-
     /// Checks a [stack size](Self::stack_size) for connection threads: from
     /// [`MIN_STACK_SIZE`] to [`MAX_STACK_SIZE`] bytes. (The one check of the value, for the
     /// builders and the C API.)

@@ -42,14 +42,6 @@ use slots::{Flags, Table};
 use stats::{bump, Stats};
 
 impl Listener {
-    /// Binds a listener on `addr` with every setting in `config`.
-    ///
-    /// # Errors
-    /// As [`ListenerBuilder::bind`].
-    pub fn bind_with(addr: impl ToSocketAddrs, config: ListenerConfig) -> Result<Listener> {
-        Listener::bind_addrs(addr.to_socket_addrs().map(Iterator::collect), config)
-    }
-
     /// Checks the settings, prepares TLS and binds the listening socket.
     fn bind_addrs(
         addrs: io::Result<Vec<SocketAddr>>,
@@ -127,8 +119,8 @@ impl Shared {
 ///
 /// # Settings
 /// Every setting is a public field of [`ListenerConfig`], whose [`Default`] is the one set of
-/// defaults; bind one with [`Listener::bind_with`], or fill it setter by setter with
-/// [`Listener::builder`]. To save every message in a [`Store`] before acknowledging it, use
+/// defaults; a listener is built one way, by [`Listener::builder`]: hand it the value
+/// ([`ListenerBuilder::config`]) or fill it setter by setter. To save every message in a [`Store`] before acknowledging it, use
 /// [`Listener::spawn_store`] (a [`StoreHandler`]; build one yourself for a
 /// [store wait](StoreHandler::store_wait) or to close the connection instead of answering `AE`
 /// when a store fails, [`OnStoreFailure`]).

@@ -53,20 +53,21 @@ impl Default for Timeouts {
     }
 }
 
-/// Every setting of a [`Sender`] in one value, with one [`Default`]. Fill the fields and call
-/// [`build`](Self::build) (or [`Sender::with_config`]), or use [`Sender::builder`], which
-/// fills the same value.
+/// Every setting of a [`Sender`] in one value, with one [`Default`]. A sender is built one
+/// way, by [`Sender::builder`]: hand it this value ([`SenderBuilder::config`]) or let its
+/// setters fill the same fields.
 ///
 /// ```
 /// use std::time::Duration;
 /// use mllp::hl7::ReplyKind;
-/// use mllp::SenderConfig;
+/// use mllp::{Sender, SenderConfig};
 ///
 /// let mut config = SenderConfig::default();
 /// config.timeouts.ack = Duration::from_secs(5);
 /// config.timeouts.total = Some(Duration::from_secs(60));
 /// config.reply = ReplyKind::Mllp2;
-/// let sender = config.build("127.0.0.1:2575")?; // nothing is connected yet
+/// // Nothing is connected yet.
+/// let sender = Sender::builder("127.0.0.1:2575").config(config).build()?;
 /// assert!(!sender.is_connected());
 /// # Ok::<(), mllp::Error>(())
 /// ```
@@ -142,15 +143,6 @@ impl SenderConfig {
             }
         }
         self.retry.validate()
-    }
-
-    /// Makes a sender to `addr` (`host:port`) with these settings; the same as
-    /// [`Sender::with_config`].
-    ///
-    /// # Errors
-    /// As for [`SenderBuilder::build`].
-    pub fn build(self, addr: impl Into<String>) -> Result<Sender> {
-        Sender::with_config(addr, self)
     }
 }
 
@@ -248,12 +240,6 @@ impl SenderBuilder {
     pub fn reply(mut self, kind: ReplyKind) -> Self {
         self.config.reply = kind;
         self
-    }
-
-    /// MLLP release 2: shorthand for [`reply`](Self::reply) with [`ReplyKind::Mllp2`] (`true`)
-    /// or [`ReplyKind::Hl7`] (`false`).
-    pub fn mllp2(self, on: bool) -> Self {
-        self.reply(if on { ReplyKind::Mllp2 } else { ReplyKind::Hl7 })
     }
 
     /// Whether an AR or CR acknowledgement makes the sender send the message again, within the

@@ -166,7 +166,7 @@ impl Sender {
     ///
     /// # Errors
     /// As for [`SenderBuilder::build`].
-    pub fn with_config(addr: impl Into<String>, config: SenderConfig) -> Result<Sender> {
+    pub(crate) fn with_config(addr: impl Into<String>, config: SenderConfig) -> Result<Sender> {
         let addr = addr.into();
         check_addr(&addr)?;
         config.validate()?;
@@ -247,7 +247,7 @@ impl Sender {
         self.conn.is_some()
     }
 
-    /// The target address, as given to [`Sender::builder`] or [`Sender::with_config`].
+    /// The target address, as given to [`Sender::builder`].
     pub fn addr(&self) -> &str {
         &self.addr
     }

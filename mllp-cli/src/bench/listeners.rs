@@ -50,7 +50,7 @@ pub(super) fn serve(
                 .framing(framing)
                 .charset(charset)
                 .max_connections(params.connections)
-                .mllp2(params.mllp2)
+                .reply(super::reply_kind(params.mllp2))
                 .bind()?;
             let running = listener.spawn(|_: &mllp::Message<'_>| Response::accept())?;
             Ok(Served {

@@ -97,7 +97,10 @@ pub(super) fn mllp_sender(
     if params.tls {
         builder = builder.tls(tls::client()?);
     }
-    let mut sender = builder.framing(framing).mllp2(params.mllp2).build()?;
+    let mut sender = builder
+        .framing(framing)
+        .reply(super::reply_kind(params.mllp2))
+        .build()?;
     let mut latencies = Vec::with_capacity(count);
     let mut n = 0u64;
     let mut one = |msg: &mut Vec<u8>, sender: &mut Sender| -> Result<Duration, mllp::Error> {
