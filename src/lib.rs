@@ -79,6 +79,7 @@ mod crc;
 mod error;
 mod framing;
 pub mod hl7;
+mod inbuf;
 mod listener;
 mod outbox;
 mod reader;
@@ -100,11 +101,12 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use listener::{
-    Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, OnStoreFailure,
-    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT,
-    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
+    CloseReason, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
+    OnStoreFailure, Overflow, Response, RunningListener, Session, SessionStep, ShutdownHandle,
+    StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,

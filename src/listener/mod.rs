@@ -7,7 +7,9 @@ mod config;
 mod conn;
 mod handler;
 mod handshake;
+mod respond;
 mod running;
+mod session;
 mod slots;
 mod stats;
 mod store;
@@ -30,6 +32,7 @@ pub use config::{
 };
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
+pub use session::{CloseReason, Session, SessionStep};
 pub use stats::ListenerStats;
 pub use store::{OnStoreFailure, StoreHandler, STORE_RETRY_FIRST, STORE_RETRY_MAX};
 
@@ -86,7 +89,7 @@ impl Listener {
             settings: Arc::new(config),
             tls,
             shared: Arc::new(Shared {
-                stats: Stats::default(),
+                stats: Arc::new(Stats::default()),
                 stop: AtomicBool::new(false),
                 slots: Table::default(),
                 pending: Pending::default(),
@@ -100,7 +103,7 @@ impl Listener {
 /// State shared by the accept loop, the connection threads and the handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) stats: Stats,
+    pub(crate) stats: Arc<Stats>,
     stop: AtomicBool,
     pub(crate) slots: Table,
     /// TLS connections without a slot yet (in their handshake, or waiting for a slot).

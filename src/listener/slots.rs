@@ -78,7 +78,7 @@ impl Flags {
     }
 
     /// Claims the connection for closing, unless it is handling a message.
-    fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         self.state
             .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
