@@ -10,8 +10,9 @@
 //!   [`Store`], such as [`FileStore`]; [`DedupStore`] in front of any store answers a resend
 //!   without a second copy). Limits on size, time and connections keep a bad peer from taking
 //!   the port down.
-//! * The sender's protocol for one message is the sans-I/O [`Exchange`]: no sockets and no
-//!   clock, so a relay or a test can drive it by hand.
+//! * The sender's protocol for one message is the sans-I/O [`Exchange`], and the listener's
+//!   for one connection the sans-I/O [`Session`]: no sockets and no clock, so a relay or a
+//!   test can drive them by hand.
 //! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
 //!   slice of the read buffer), driven by the blocking [`Reader`], [`Writer`] and
 //!   [`Connection`] over any `Read + Write`.

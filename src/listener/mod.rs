@@ -1,5 +1,7 @@
 //! The listener: accept, connection slots, one thread per connection, the Handler, shutdown
-//! (the behaviour is documented on [`Listener`]).
+//! (the behaviour is documented on [`Listener`]). Each connection's protocol is a sans-I/O
+//! [`Session`] (`session.rs`, answers built in `respond.rs`); its thread (`conn.rs`) only moves
+//! bytes and time in and out.
 
 mod accept;
 mod builder;
