@@ -17,6 +17,22 @@ use super::{ListenerConfig, Shared};
 use crate::error::is_timeout_kind;
 use crate::transport::Stream;
 
+/// How late past its deadline a read may return: the read timeout set for an earlier read is
+/// kept while it ends at most this much after the deadline, which saves a system call per read
+/// of a message that arrives in several pieces.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(10);
+
+/// Whether the socket's read timeout, `armed`, must be set to `wanted`: not when no deadline is
+/// wanted and none is set, nor when the one set ends no earlier and at most [`TIMEOUT_SLACK`]
+/// later. A timeout that ends too early only makes the driver poll again.
+fn needs_arming(armed: Option<Duration>, wanted: Option<Duration>) -> bool {
+    match (armed, wanted) {
+        (None, None) => false,
+        (Some(armed), Some(wanted)) => armed < wanted || armed > wanted + TIMEOUT_SLACK,
+        _ => true,
+    }
+}
+
 /// A connection's identity, fixed when it is accepted.
 pub(crate) struct Peer {
     pub(crate) id: u64,
@@ -56,7 +72,7 @@ pub(crate) fn serve(
                     at.saturating_duration_since(now)
                         .max(Duration::from_millis(1))
                 });
-                if timeout != armed {
+                if needs_arming(armed, timeout) {
                     if let Err(e) = stream.set_read_timeout(timeout) {
                         session.handle_read_error(e);
                         continue;
@@ -86,4 +102,32 @@ pub(crate) fn serve(
     debug!("connection {} from {} closed: {reason}", peer.id, peer.addr);
     // The peer may already be gone; nothing to do about a failed close.
     let _ = stream.shutdown();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_timeout_is_set_again_only_when_it_would_end_too_early_or_too_late() {
+        let ms = Duration::from_millis;
+        let cases = [
+            (None, None, false),
+            (None, Some(ms(500)), true),
+            (Some(ms(500)), None, true),
+            // Later reads of the same message: the deadline is nearer by a few microseconds.
+            (Some(ms(500)), Some(ms(499)), false),
+            (Some(ms(500)), Some(ms(490)), false),
+            (Some(ms(500)), Some(ms(489)), true),
+            // A later deadline (the next message): the old timeout would end too early.
+            (Some(ms(500)), Some(ms(501)), true),
+        ];
+        for (armed, wanted, expected) in cases {
+            assert_eq!(
+                needs_arming(armed, wanted),
+                expected,
+                "{armed:?} {wanted:?}"
+            );
+        }
+    }
 }
