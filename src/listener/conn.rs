@@ -57,14 +57,16 @@ pub(crate) fn serve(
         tls_peer: stream.tls_peer().cloned(),
     };
     let stats = Arc::clone(&shared.stats);
-    let mut session = Session::serving(settings, handler, stats, who, peer.flags, Instant::now());
+    // The time as of the last event (a read, a timeout, a write): the session needs it only to
+    // compare with its deadline before a read, so the clock is read once per event.
+    let mut now = Instant::now();
+    let mut session = Session::serving(settings, handler, stats, who, peer.flags, now);
     // The read timeout currently set on the socket.
     let mut armed: Option<Duration> = None;
     let reason = loop {
         if shared.stopping() {
             session.handle_stop();
         }
-        let now = Instant::now();
         match session.poll(now) {
             SessionStep::Read { until } => {
                 // Socket timeouts have millisecond granularity; never arm a zero timeout.
@@ -80,10 +82,16 @@ pub(crate) fn serve(
                     armed = timeout;
                 }
                 match stream.read(session.read_buf()) {
-                    Ok(n) => session.handle_read(n, Instant::now()),
+                    Ok(n) => {
+                        now = Instant::now();
+                        session.handle_read(n, now);
+                    }
                     // A deadline may have passed: the next poll tells.
                     Err(e)
-                        if e.kind() == io::ErrorKind::Interrupted || is_timeout_kind(e.kind()) => {}
+                        if e.kind() == io::ErrorKind::Interrupted || is_timeout_kind(e.kind()) =>
+                    {
+                        now = Instant::now();
+                    }
                     Err(e) => session.handle_read_error(e),
                 }
             }
@@ -94,7 +102,8 @@ pub(crate) fn serve(
                 } else {
                     stream.write_all(bytes).and_then(|()| stream.flush())
                 };
-                session.handle_written(result, Instant::now());
+                now = Instant::now();
+                session.handle_written(result, now);
             }
             SessionStep::Close(reason) => break reason.to_string(),
         }
