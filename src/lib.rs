@@ -10,8 +10,9 @@
 //!   [`Store`], such as [`FileStore`]; [`DedupStore`] in front of any store answers a resend
 //!   without a second copy). Limits on size, time and connections keep a bad peer from taking
 //!   the port down.
-//! * The sender's protocol for one message is the sans-I/O [`Exchange`]: no sockets and no
-//!   clock, so a relay or a test can drive it by hand.
+//! * The sender's protocol for one message is the sans-I/O [`Exchange`], and the listener's
+//!   for one connection the sans-I/O [`Session`]: no sockets and no clock, so a relay or a
+//!   test can drive them by hand.
 //! * Underneath, a sans-I/O [`Decoder`] finds frame boundaries in place (a received frame is a
 //!   slice of the read buffer), driven by the blocking [`Reader`], [`Writer`] and
 //!   [`Connection`] over any `Read + Write`.
@@ -80,6 +81,7 @@ mod crc;
 mod error;
 mod framing;
 pub mod hl7;
+mod inbuf;
 mod listener;
 mod outbox;
 mod reader;
@@ -101,11 +103,11 @@ pub use framing::{
     MAX_SEQUENCE_LEN,
 };
 pub use listener::{
-    Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, OnStoreFailure,
-    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT,
-    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MIN_STACK_SIZE,
+    CloseReason, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
+    OnStoreFailure, Overflow, Response, RunningListener, Session, SessionStep, ShutdownHandle,
+    StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,

@@ -21,9 +21,9 @@ use mllp::{
 
 /// Read and write timeout of every test socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The bound on a normal round trip while hostile peers are connected. The target is well
-/// under 10 ms; the margin is for a loaded two-core machine.
-const ROUND_TRIP: Duration = Duration::from_millis(100);
+/// The bound on a normal round trip while hostile peers are connected: far below the slow peer's life (cut after 1.5 s), so it shows the others were not held
+/// up, and far above what a loaded machine adds to a round trip.
+const ROUND_TRIP: Duration = Duration::from_secs(1);
 
 fn builder() -> ListenerBuilder {
     Listener::builder("127.0.0.1:0")

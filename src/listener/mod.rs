@@ -1,5 +1,7 @@
 //! The listener: accept, connection slots, one thread per connection, the Handler, shutdown
-//! (the behaviour is documented on [`Listener`]).
+//! (the behaviour is documented on [`Listener`]). Each connection's protocol is a sans-I/O
+//! [`Session`] (`session.rs`, answers built in `respond.rs`); its thread (`conn.rs`) only moves
+//! bytes and time in and out.
 
 mod accept;
 mod builder;
@@ -7,7 +9,9 @@ mod config;
 mod conn;
 mod handler;
 mod handshake;
+mod respond;
 mod running;
+mod session;
 mod slots;
 mod stats;
 mod store;
@@ -30,6 +34,7 @@ pub use config::{
 };
 pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
+pub use session::{CloseReason, Session, SessionStep};
 pub use stats::ListenerStats;
 pub use store::{OnStoreFailure, StoreHandler};
 
@@ -78,7 +83,7 @@ impl Listener {
             settings: Arc::new(config),
             tls,
             shared: Arc::new(Shared {
-                stats: Stats::default(),
+                stats: Arc::new(Stats::default()),
                 stop: AtomicBool::new(false),
                 slots: Table::default(),
                 pending: Pending::default(),
@@ -92,7 +97,7 @@ impl Listener {
 /// State shared by the accept loop, the connection threads and the handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) stats: Stats,
+    pub(crate) stats: Arc<Stats>,
     stop: AtomicBool,
     pub(crate) slots: Table,
     /// TLS connections without a slot yet (in their handshake, or waiting for a slot).

@@ -78,7 +78,7 @@ impl Flags {
     }
 
     /// Claims the connection for closing, unless it is handling a message.
-    fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         self.state
             .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -183,8 +183,17 @@ impl Table {
         replace_single: bool,
         evict_after: Option<Duration>,
     ) -> Option<Victim> {
+        self.close_for_newcomer_at(replace_single, evict_after, now_ms())
+    }
+
+    /// [`close_for_newcomer`](Self::close_for_newcomer) at `now` (from [`now_ms`]).
+    fn close_for_newcomer_at(
+        &self,
+        replace_single: bool,
+        evict_after: Option<Duration>,
+        now: u64,
+    ) -> Option<Victim> {
         let entries = self.lock();
-        let now = now_ms();
         let close = |entry: &Entry, why: Why| {
             entry.flags.claim().then(|| {
                 let _ = entry.tcp.shutdown(Shutdown::Both);
@@ -298,4 +307,91 @@ impl Drop for SlotGuard<'_> {
 /// connection loop treats as a read timeout before any deadline and simply reads again.
 fn has_unread_bytes(tcp: &TcpStream) -> bool {
     peek_now(tcp) == Peek::Data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A table of `quiet.len()` loopback connections whose last frames completed at the given
+    /// times (ms from [`now_ms`]'s epoch); the client side of each.
+    fn table(last_frames: &[u64]) -> (Table, Vec<Arc<Flags>>, Vec<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let table = Table::default();
+        let mut flags = Vec::new();
+        let mut clients = Vec::new();
+        for (id, &at) in last_frames.iter().enumerate() {
+            let client = TcpStream::connect(addr).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            let f = Arc::new(Flags::default());
+            f.last_frame.store(at, Ordering::Release);
+            assert!(table.try_insert(10, id as u64, peer, &server, &f).unwrap());
+            flags.push(f);
+            clients.push(client);
+        }
+        (table, flags, clients)
+    }
+
+    fn closed(client: &TcpStream) -> bool {
+        let mut buf = [0u8; 1];
+        matches!((&*client).read(&mut buf), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn the_longest_quiet_connection_past_the_threshold_is_evicted_in_order() {
+        // Quiet for 3 s, 9 s and 6 s at t = 10 s; threshold 5 s.
+        let (table, _flags, clients) = table(&[7_000, 1_000, 4_000]);
+        let min = Some(Duration::from_secs(5));
+        let first = table.close_for_newcomer_at(false, min, 10_000).unwrap();
+        assert_eq!((first.id, first.why), (1, Why::Evicted));
+        assert_eq!(first.quiet, Duration::from_secs(9));
+        assert!(closed(&clients[1]));
+        table.remove(1);
+        let second = table.close_for_newcomer_at(false, min, 10_000).unwrap();
+        assert_eq!((second.id, second.quiet), (2, Duration::from_secs(6)));
+        table.remove(2);
+        // The last one has been quiet 3 s: under the threshold, until time passes.
+        assert!(table.close_for_newcomer_at(false, min, 10_000).is_none());
+        assert!(table.close_for_newcomer_at(false, min, 11_999).is_none());
+        let third = table.close_for_newcomer_at(false, min, 12_000).unwrap();
+        assert_eq!(third.id, 0);
+    }
+
+    #[test]
+    fn a_connection_handling_a_message_is_never_evicted() {
+        let (table, flags, clients) = table(&[0, 1_000]);
+        let min = Some(Duration::from_secs(1));
+        assert!(flags[0].begin_handling());
+        let victim = table.close_for_newcomer_at(false, min, 60_000).unwrap();
+        assert_eq!(victim.id, 1, "the handling one is passed over");
+        table.remove(1);
+        assert!(table.close_for_newcomer_at(false, min, 60_000).is_none());
+        assert!(!closed_now(&clients[0]));
+        flags[0].end_handling();
+        assert_eq!(
+            table.close_for_newcomer_at(false, min, 60_000).unwrap().id,
+            0
+        );
+    }
+
+    #[test]
+    fn without_a_threshold_nobody_is_evicted() {
+        let (table, _flags, _clients) = table(&[0]);
+        assert!(table.close_for_newcomer_at(false, None, u64::MAX).is_none());
+    }
+
+    /// Whether the client's connection is closed, without waiting for more than a moment.
+    fn closed_now(client: &TcpStream) -> bool {
+        client.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 1];
+        let result = matches!((&*client).read(&mut buf), Ok(0));
+        client.set_nonblocking(false).unwrap();
+        result
+    }
 }
