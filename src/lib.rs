@@ -85,6 +85,7 @@ mod reader;
 mod retry;
 mod scan;
 mod sender;
+mod stat;
 pub mod store;
 mod transport;
 mod writer;
@@ -101,10 +102,11 @@ pub use framing::{
 };
 pub use listener::{
     Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, OnStoreFailure,
-    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT,
-    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
+    Overflow, Response, RunningListener, ShutdownHandle, StoreCounters, StoreHandler, StoreStats,
+    DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,
@@ -116,6 +118,7 @@ pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
 };
+pub use stat::{Histogram, HistogramSnapshot, Stat, StatKind, DURATION_BUCKETS};
 pub use store::{
     ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,
     StoredMessage, MAX_DEDUP_KEYS,

@@ -198,6 +198,9 @@ impl Session<'_> {
 
     /// Adds the reader's new skipped bytes to the listener's counters.
     fn sync_stats(&mut self, now: ReaderStats) {
+        let read = now.bytes_read - self.seen.bytes_read;
+        let stats = &self.shared.stats;
+        stats.received_bytes.fetch_add(read, Ordering::Relaxed);
         let skipped = now.skipped_bytes - self.seen.skipped_bytes;
         if skipped > 0 {
             self.shared

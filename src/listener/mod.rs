@@ -11,6 +11,7 @@ mod running;
 mod slots;
 mod stats;
 mod store;
+mod store_stats;
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -32,6 +33,7 @@ pub use handler::{Handler, Message, Response};
 pub use running::{RunningListener, ShutdownHandle};
 pub use stats::ListenerStats;
 pub use store::{OnStoreFailure, StoreHandler, STORE_RETRY_FIRST, STORE_RETRY_MAX};
+pub use store_stats::{StoreCounters, StoreStats};
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;
