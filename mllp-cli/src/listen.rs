@@ -17,6 +17,7 @@ use mllp::{
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::metrics::{self, MetricsOptions, Sources, MONITORING};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
@@ -43,6 +44,7 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &STORE,
         &STORE_POLICY,
         &RECEIVING,
+        &MONITORING,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -148,6 +150,8 @@ pub struct ListenOptions {
     dedup_index: Option<PathBuf>,
     /// `--health-addr`: where to answer health checks; see [`health`].
     health_addr: Option<String>,
+    /// `--metrics-addr`; see [`metrics`].
+    pub metrics: MetricsOptions,
 }
 
 impl Default for ListenOptions {
@@ -169,6 +173,7 @@ impl Default for ListenOptions {
             dedup: None,
             dedup_index: None,
             health_addr: None,
+            metrics: MetricsOptions::default(),
         }
     }
 }
@@ -457,6 +462,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?
             || RECEIVING.apply(&f, &mut listen)?
+            || MONITORING.apply(&f, &mut listen.metrics)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -678,11 +684,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         &config.common,
         store,
         config.store_policy,
+        None,
         |local| format!("listening on {local}{tls} (storing in {name})"),
     )
 }
 
-/// Listens on `addr`, saves each message in `store` before acknowledging it, and prints
+/// Listens on `addr`, saves each message in `store` before acknowledging it (`spool`: the
+/// relay's outbox, for the metrics), and prints
 /// `first_line(local address)` once listening, then a line per message (unless `-q`) and a
 /// summary when stopped; the exit code.
 pub fn serve(
@@ -691,6 +699,7 @@ pub fn serve(
     common: &Common,
     store: Box<dyn Store>,
     policy: StorePolicy,
+    spool: Option<Arc<mllp::Outbox>>,
     first_line: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> Result<u8, Failure> {
     let framing = common.framing()?;
@@ -730,18 +739,32 @@ pub fn serve(
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
-    let (store, health) = match &options.health_addr {
-        Some(at) => {
-            let (local, watched) =
-                health::start(at, Arc::from(store), handle.clone()).map_err(Failure::fatal)?;
-            (Box::new(watched) as Box<dyn Store>, Some(local))
+    // One judgement of the store for the health line, /healthz and mllp_store_up.
+    let watching = options.health_addr.is_some() || options.metrics.addr.is_some();
+    let (store, probe) = if watching {
+        let (probe, watched) =
+            health::watch(Arc::from(store), handle.clone()).map_err(Failure::fatal)?;
+        (Box::new(watched) as Box<dyn Store>, Some(probe))
+    } else {
+        (store, None)
+    };
+    let health = match (&options.health_addr, &probe) {
+        (Some(at), Some(probe)) => {
+            Some(health::serve_on(at, Arc::clone(probe)).map_err(Failure::fatal)?)
         }
-        None => (store, None),
+        _ => None,
+    };
+    let metrics = match &options.metrics.addr {
+        Some(at) => Some(metrics::bind(at).map_err(Failure::fatal)?),
+        None => None,
     };
     signal::install(move || signal_handle.shutdown());
     let mut line = first_line(listener.local_addr());
     if let Some(local) = health {
         line.push_str(&format!(", health on {local}"));
+    }
+    if let Some(bound) = &metrics {
+        line.push_str(&format!(", metrics on {}", bound.local_addr()));
     }
     print_line(&line);
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
@@ -752,6 +775,17 @@ pub fn serve(
         options.count,
         handle.clone(),
     );
+    if let Some(bound) = metrics {
+        bound
+            .start(Sources {
+                listener: Some(handle.clone()),
+                store: Some(handler.inner.counters()),
+                probe,
+                spool: spool.as_ref().map(Arc::downgrade),
+                extra: None,
+            })
+            .map_err(Failure::fatal)?;
+    }
     let receipts = Arc::clone(&handler.receipts);
     listener.run(handler)?;
     let stats = handle.stats();

@@ -11,6 +11,7 @@ mod forward;
 mod health;
 mod listen;
 mod logger;
+mod metrics;
 mod options;
 mod relay;
 mod secret;

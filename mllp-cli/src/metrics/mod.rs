@@ -1,0 +1,198 @@
+//! `--metrics-addr ADDR` (on `listen`, `relay` and `forward`): an HTTP endpoint for
+//! Prometheus and for probes that speak HTTP.
+//!
+//! * `GET /metrics`: every counter of the core's tables for the roles the command plays
+//!   ([`ListenerStats::TABLE`], [`StoreStats::TABLE`], [`OutboxStats::TABLE`]), the store and
+//!   delivery duration histograms, `mllp_store_up` (the judgement of the health server, see
+//!   [`health`](super::health)), the forwarder's deliveries, `mllp_build_info` and
+//!   `process_start_time_seconds`, in the Prometheus text format ([`expose`]).
+//! * `GET /healthz`: `200 up` while the store can take messages, `503 down` (or `503 drain`
+//!   once stopping): the same judgement as `--health-addr`.
+//!
+//! A scrape never slows message handling: the server runs on a thread of its own, answers one
+//! connection at a time ([`http`]), and reads atomics and the last health judgement; it never
+//! calls the store. (The relay's spool gauges take the spool's state lock for a copy of a few
+//! integers, as an enqueue does.)
+
+pub mod expose;
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mllp::{ListenerStats, Outbox, OutboxStats, ShutdownHandle, StoreCounters, StoreStats};
+
+use super::addr::{self, Use};
+use super::args::{Group, Opt, Spec};
+use super::health::{self, SharedProbe, State};
+pub use expose::Page;
+use http::Answer;
+
+/// After a failed `accept`, the thread waits this long before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The settings of the metrics endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct MetricsOptions {
+    /// `--metrics-addr`: where to answer `/metrics` and `/healthz`.
+    pub addr: Option<String>,
+}
+
+/// `--metrics-addr`.
+pub const MONITORING: Group<MetricsOptions> = Group {
+    title: "Monitoring",
+    opts: &[Opt {
+        spec: Spec {
+            long: "metrics-addr",
+            short: None,
+            value: Some("ADDR"),
+            help: "answer HTTP on ADDR: GET /metrics in the Prometheus text format, GET\n\
+                   /healthz 200 while the store can take messages, 503 while it cannot\n\
+                   (the judgement of --health-addr); see docs/monitoring.md",
+        },
+        set: |m, v| {
+            m.addr = Some(addr::parse("--metrics-addr", &v.text(), Use::Listen)?);
+            Ok(())
+        },
+    }],
+};
+
+/// The process start, as Unix time in seconds: taken when the first metrics endpoint is
+/// bound, at startup.
+static START: OnceLock<f64> = OnceLock::new();
+
+/// Where the figures of a page come from: each role the command plays.
+#[derive(Default)]
+pub struct Sources {
+    /// The listener's counters.
+    pub listener: Option<ShutdownHandle>,
+    /// The store handler's counters.
+    pub store: Option<StoreCounters>,
+    /// The health judgement of the store.
+    pub probe: Option<SharedProbe>,
+    /// The relay's spool (weak: the relay closes it at the end, when it holds the last
+    /// handle).
+    pub spool: Option<Weak<Outbox>>,
+    /// More metrics, written by the command (the forwarder's deliveries).
+    pub extra: Option<Box<dyn Fn(&mut Page) + Send>>,
+}
+
+/// A bound metrics endpoint, not yet answering (the sources may not exist yet).
+pub struct Bound {
+    listener: TcpListener,
+    local: SocketAddr,
+}
+
+/// Binds the metrics endpoint on `addr`.
+///
+/// # Errors
+/// One sentence for the operator.
+pub fn bind(addr: &str) -> Result<Bound, String> {
+    START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    let cannot = |e: std::io::Error| format!("cannot listen for metrics on {addr}: {e}");
+    let listener = TcpListener::bind(addr).map_err(cannot)?;
+    let local = listener.local_addr().map_err(cannot)?;
+    Ok(Bound { listener, local })
+}
+
+impl Bound {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Answers requests from `sources` on a thread of its own, for as long as the process
+    /// runs.
+    ///
+    /// # Errors
+    /// One sentence when the thread cannot start.
+    pub fn start(self, sources: Sources) -> Result<(), String> {
+        std::thread::Builder::new()
+            .name("mllp-metrics".into())
+            .spawn(move || loop {
+                match self.listener.accept() {
+                    Ok((tcp, peer)) => {
+                        if let Err(e) = http::serve_one(tcp, |path| route(path, &sources)) {
+                            log::debug!("metrics: cannot answer {peer}: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("metrics: accept failed: {e}");
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
+                }
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start the metrics thread: {e}"))
+    }
+}
+
+fn route(path: &str, sources: &Sources) -> Answer {
+    match path {
+        "/metrics" => Answer {
+            status: "200 OK",
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: page(sources),
+        },
+        "/healthz" => match sources.probe.as_ref().map(health::state_of) {
+            None | Some(State::Up) => Answer::text("200 OK", "up\n"),
+            Some(State::Down) => Answer::text("503 Service Unavailable", "down\n"),
+            Some(State::Drain) => Answer::text("503 Service Unavailable", "drain\n"),
+        },
+        _ => Answer::text("404 Not Found", "try /metrics or /healthz\n"),
+    }
+}
+
+/// The page of `/metrics`.
+pub fn page(sources: &Sources) -> String {
+    let mut page = Page::default();
+    page.info(
+        "mllp_build_info",
+        "The version of mllp that is running (always 1).",
+        &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+    );
+    page.gauge(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch in seconds.",
+        START.get().copied().unwrap_or(0.0),
+    );
+    if let Some(handle) = &sources.listener {
+        let stats: ListenerStats = handle.stats();
+        page.table(ListenerStats::TABLE, &stats);
+    }
+    if let Some(store) = &sources.store {
+        let stats: StoreStats = store.stats();
+        page.table(StoreStats::TABLE, &stats);
+        page.histogram(
+            "mllp_store_duration_seconds",
+            "How long each message's save took, store wait and retries included.",
+            &store.durations(),
+        );
+    }
+    if let Some(probe) = &sources.probe {
+        let up = health::state_of(probe) == State::Up;
+        page.gauge(
+            "mllp_store_up",
+            "1 while the store can take messages (the health judgement), else 0.",
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+    if let Some(spool) = sources.spool.as_ref().and_then(Weak::upgrade) {
+        let stats: OutboxStats = spool.stats();
+        page.table(OutboxStats::TABLE, &stats);
+        page.histogram(
+            "mllp_delivery_duration_seconds",
+            "How long each delivery attempt took (connection, write and acknowledgement).",
+            &spool.delivery_durations(),
+        );
+    }
+    if let Some(extra) = &sources.extra {
+        extra(&mut page);
+    }
+    page.into_text()
+}
