@@ -288,7 +288,10 @@ pub fn line(f: &Forwarded) -> String {
 /// Runs `mllp forward`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     addr::resolve("--to", &config.to)?;
     let charset = config.common.charset()?;
     let mut amqp = AmqpConfig::from_url(&config.from.resolve("from", FROM_ENV, None)?)

@@ -662,7 +662,10 @@ pub fn print_line(line: &str) {
 /// Runs `mllp listen`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     let spec = config
         .store
         .resolve("store", STORE_ENV, Some(DEFAULT_STORE))?;

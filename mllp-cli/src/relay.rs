@@ -284,7 +284,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     // error, as for `mllp send`: the relay must not answer AA to messages it cannot forward.
     // A host that is down is not: that is the relay's normal job.
     addr::resolve("--to", &config.to)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     let wire = match &config.to_encoding {
         Some(label) => label_charset("to-encoding", label)?,
         None => config.common.charset()?,

@@ -155,8 +155,22 @@ impl<S: Store> StoreHandler<S> {
             Ok(receipt) => {
                 if receipt.is_duplicate() {
                     info!(
+                        event = "duplicate", peer:% = message.peer_addr(),
+                        connection = message.connection_id(), control_id = id,
+                        message_type = stored.message_type().unwrap_or(""),
+                        store:% = self.store.name(), outcome = "duplicate";
                         "message {id} from {} was already stored in {} ({receipt}): \
                          acknowledged again, not stored twice",
+                        message.peer_addr(),
+                        self.store.name()
+                    );
+                } else {
+                    debug!(
+                        event = "stored", peer:% = message.peer_addr(),
+                        connection = message.connection_id(), control_id = id,
+                        message_type = stored.message_type().unwrap_or(""),
+                        store:% = self.store.name(), outcome = "stored";
+                        "message {id} from {} stored in {} ({receipt})",
                         message.peer_addr(),
                         self.store.name()
                     );
@@ -168,6 +182,12 @@ impl<S: Store> StoreHandler<S> {
             }
             Err(e) => {
                 error!(
+                    event = "store_failed", peer:% = message.peer_addr(),
+                    connection = message.connection_id(), control_id = id,
+                    message_type = stored.message_type().unwrap_or(""),
+                    store:% = self.store.name(),
+                    outcome = if e.is_retryable() { "retryable" } else { "refused" },
+                    error:% = e;
                     "message {id} from {} could not be stored in {}: {e}",
                     message.peer_addr(),
                     self.store.name()

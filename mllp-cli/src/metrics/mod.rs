@@ -5,7 +5,7 @@
 //!   ([`ListenerStats::TABLE`], [`StoreStats::TABLE`], [`OutboxStats::TABLE`]), the store and
 //!   delivery duration histograms, `mllp_store_up` (the judgement of the health server, see
 //!   [`health`](super::health)), the forwarder's deliveries, `mllp_build_info` and
-//!   `process_start_time_seconds`, in the Prometheus text format ([`expose`]).
+//!   `process_start_time_seconds`, `mllp_log_lines_dropped_total`, in the Prometheus text format ([`expose`]).
 //! * `GET /healthz`: `200 up` while the store can take messages, `503 down` (or `503 drain`
 //!   once stopping): the same judgement as `--health-addr`.
 //!
@@ -160,6 +160,11 @@ pub fn page(sources: &Sources) -> String {
         "process_start_time_seconds",
         "Start time of the process since the Unix epoch in seconds.",
         START.get().copied().unwrap_or(0.0),
+    );
+    page.counter(
+        "mllp_log_lines_dropped_total",
+        "Log lines dropped because standard error did not keep up (nobody read it).",
+        &[("", super::logger::dropped())],
     );
     if let Some(handle) = &sources.listener {
         let stats: ListenerStats = handle.stats();
