@@ -17,11 +17,11 @@ use mllp::{
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
-use super::metrics::{self, MetricsOptions, Sources, MONITORING};
+use super::metrics::{self, MetricsOptions, MONITORING};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
-use super::{health, logger, signal, stores};
+use super::{logger, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -148,7 +148,7 @@ pub struct ListenOptions {
     dedup: Option<usize>,
     /// `--dedup-index PATH`.
     dedup_index: Option<PathBuf>,
-    /// `--health-addr`: where to answer health checks; see [`health`].
+    /// `--health-addr`: where to answer health checks; see [`health`](super::health).
     health_addr: Option<String>,
     /// `--metrics-addr`; see [`metrics`].
     pub metrics: MetricsOptions,
@@ -742,33 +742,15 @@ pub fn serve(
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
-    // One judgement of the store for the health line, /healthz and mllp_store_up.
-    let watching = options.health_addr.is_some() || options.metrics.addr.is_some();
-    let (store, probe) = if watching {
-        let (probe, watched) =
-            health::watch(Arc::from(store), handle.clone()).map_err(Failure::fatal)?;
-        (Box::new(watched) as Box<dyn Store>, Some(probe))
-    } else {
-        (store, None)
-    };
-    let health = match (&options.health_addr, &probe) {
-        (Some(at), Some(probe)) => {
-            Some(health::serve_on(at, Arc::clone(probe)).map_err(Failure::fatal)?)
-        }
-        _ => None,
-    };
-    let metrics = match &options.metrics.addr {
-        Some(at) => Some(metrics::bind(at).map_err(Failure::fatal)?),
-        None => None,
-    };
+    let (store, monitor) = metrics::Monitor::start(
+        store,
+        &handle,
+        options.health_addr.as_deref(),
+        options.metrics.addr.as_deref(),
+    )
+    .map_err(Failure::fatal)?;
     signal::install(move || signal_handle.shutdown());
-    let mut line = first_line(listener.local_addr());
-    if let Some(local) = health {
-        line.push_str(&format!(", health on {local}"));
-    }
-    if let Some(bound) = &metrics {
-        line.push_str(&format!(", metrics on {}", bound.local_addr()));
-    }
+    let line = first_line(listener.local_addr()) + &monitor.addresses();
     print_line(&line);
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(
@@ -778,17 +760,9 @@ pub fn serve(
         options.count,
         handle.clone(),
     );
-    if let Some(bound) = metrics {
-        bound
-            .start(Sources {
-                listener: Some(handle.clone()),
-                store: Some(handler.inner.counters()),
-                probe,
-                spool: spool.as_ref().map(Arc::downgrade),
-                extra: None,
-            })
-            .map_err(Failure::fatal)?;
-    }
+    monitor
+        .serve(&handle, handler.inner.counters(), spool)
+        .map_err(Failure::fatal)?;
     let receipts = Arc::clone(&handler.receipts);
     listener.run(handler)?;
     let stats = handle.stats();

@@ -18,10 +18,10 @@ pub mod expose;
 pub mod http;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mllp::{ListenerStats, Outbox, OutboxStats, ShutdownHandle, StoreCounters, StoreStats};
+use mllp::{ListenerStats, Outbox, OutboxStats, ShutdownHandle, Store, StoreCounters, StoreStats};
 
 use super::addr::{self, Use};
 use super::args::{Group, Opt, Spec};
@@ -62,6 +62,9 @@ pub const MONITORING: Group<MetricsOptions> = Group {
 /// bound, at startup.
 static START: OnceLock<f64> = OnceLock::new();
 
+/// Writes more metrics to a page.
+pub type Extra = Box<dyn Fn(&mut Page) + Send>;
+
 /// Where the figures of a page come from: each role the command plays.
 #[derive(Default)]
 pub struct Sources {
@@ -75,7 +78,7 @@ pub struct Sources {
     /// handle).
     pub spool: Option<Weak<Outbox>>,
     /// More metrics, written by the command (the forwarder's deliveries).
-    pub extra: Option<Box<dyn Fn(&mut Page) + Send>>,
+    pub extra: Option<Extra>,
 }
 
 /// A bound metrics endpoint, not yet answering (the sources may not exist yet).
@@ -129,6 +132,82 @@ impl Bound {
             })
             .map(drop)
             .map_err(|e| format!("cannot start the metrics thread: {e}"))
+    }
+}
+
+/// The monitoring of a listening command (`listen`, `relay`): one judgement of the store for
+/// the health line (`--health-addr`), `/healthz` and `mllp_store_up`, and the endpoints bound.
+pub struct Monitor {
+    probe: Option<SharedProbe>,
+    health: Option<SocketAddr>,
+    metrics: Option<Bound>,
+}
+
+impl Monitor {
+    /// Watches `store` when either address is given (the listener must then save through the
+    /// store returned), answers health checks on `health_addr` at once, and binds
+    /// `metrics_addr` (answered once [`serve`](Self::serve) names the counters).
+    ///
+    /// # Errors
+    /// One sentence for the operator.
+    pub fn start(
+        store: Box<dyn Store>,
+        handle: &ShutdownHandle,
+        health_addr: Option<&str>,
+        metrics_addr: Option<&str>,
+    ) -> Result<(Box<dyn Store>, Monitor), String> {
+        let (store, probe) = if health_addr.is_some() || metrics_addr.is_some() {
+            let (probe, watched) = health::watch(Arc::from(store), handle.clone())?;
+            (Box::new(watched) as Box<dyn Store>, Some(probe))
+        } else {
+            (store, None)
+        };
+        let health = match (health_addr, &probe) {
+            (Some(at), Some(probe)) => Some(health::serve_on(at, Arc::clone(probe))?),
+            _ => None,
+        };
+        let metrics = metrics_addr.map(bind).transpose()?;
+        let monitor = Monitor {
+            probe,
+            health,
+            metrics,
+        };
+        Ok((store, monitor))
+    }
+
+    /// `, health on ADDR, metrics on ADDR` for the first line, as far as they are served.
+    pub fn addresses(&self) -> String {
+        let mut line = String::new();
+        if let Some(local) = self.health {
+            line.push_str(&format!(", health on {local}"));
+        }
+        if let Some(bound) = &self.metrics {
+            line.push_str(&format!(", metrics on {}", bound.local_addr()));
+        }
+        line
+    }
+
+    /// Answers `/metrics` and `/healthz` from the listener of `handle`, the store handler's
+    /// `counters` and the relay's `spool`, if metrics were asked for.
+    ///
+    /// # Errors
+    /// One sentence when the thread cannot start.
+    pub fn serve(
+        self,
+        handle: &ShutdownHandle,
+        counters: StoreCounters,
+        spool: Option<Arc<Outbox>>,
+    ) -> Result<(), String> {
+        let Some(bound) = self.metrics else {
+            return Ok(());
+        };
+        bound.start(Sources {
+            listener: Some(handle.clone()),
+            store: Some(counters),
+            probe: self.probe,
+            spool: spool.as_ref().map(Arc::downgrade),
+            extra: None,
+        })
     }
 }
 
@@ -202,6 +281,7 @@ pub fn page(sources: &Sources) -> String {
     page.into_text()
 }
 
+#[cfg(test)]
 /// The metric table of `docs/monitoring.md`, made from the core's tables and the metrics this
 /// module adds: one row per metric, with its type, labels and help.
 pub fn doc_table() -> String {
