@@ -611,6 +611,41 @@ typedef int32_t (*mllp_split_cb)(void *userdata,
 #define MLLP_LISTENER_STAT_CONNECTIONS_EVICTED 21
 
 /**
+ * Handler calls that panicked (answered with AE).
+ */
+#define MLLP_LISTENER_STAT_HANDLER_PANICS 22
+
+/**
+ * Custom acknowledgements sent.
+ */
+#define MLLP_LISTENER_STAT_CUSTOM_ACKS 23
+
+/**
+ * Connections closed without acknowledging their last message (the callback asked to close).
+ */
+#define MLLP_LISTENER_STAT_CLOSED_UNANSWERED 24
+
+/**
+ * TLS connections in their handshake, or waiting for a slot after it, now.
+ */
+#define MLLP_LISTENER_STAT_HANDSHAKES_PENDING 25
+
+/**
+ * TLS connections closed in their handshake to make room for a new connection.
+ */
+#define MLLP_LISTENER_STAT_HANDSHAKES_DROPPED 26
+
+/**
+ * Bytes read from the connections.
+ */
+#define MLLP_LISTENER_STAT_RECEIVED_BYTES 27
+
+/**
+ * Connections served that have closed.
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_CLOSED 28
+
+/**
  * No records (as a level passed to `mllp_set_log_callback`).
  */
 #define MLLP_LOG_OFF 0
@@ -686,6 +721,41 @@ typedef int32_t (*mllp_split_cb)(void *userdata,
  * concurrent enqueues shared them).
  */
 #define MLLP_OUTBOX_STAT_SYNCS 8
+
+/**
+ * Damaged byte ranges found in the segments (kept in `DIR/damaged/`).
+ */
+#define MLLP_OUTBOX_STAT_DAMAGED_REGIONS 9
+
+/**
+ * Their total size in bytes.
+ */
+#define MLLP_OUTBOX_STAT_DAMAGED_BYTES 10
+
+/**
+ * Segments found missing between others (their messages are lost).
+ */
+#define MLLP_OUTBOX_STAT_MISSING_SEGMENTS 11
+
+/**
+ * Times the delivery cursor was found unreadable (messages delivered again).
+ */
+#define MLLP_OUTBOX_STAT_CURSOR_LOST 12
+
+/**
+ * Delivery attempts answered positively since the outbox was opened.
+ */
+#define MLLP_OUTBOX_STAT_DELIVERIES_ACCEPTED 13
+
+/**
+ * Delivery attempts answered negatively since the outbox was opened.
+ */
+#define MLLP_OUTBOX_STAT_DELIVERIES_REJECTED 14
+
+/**
+ * Delivery attempts that got no answer since the outbox was opened.
+ */
+#define MLLP_OUTBOX_STAT_DELIVERIES_FAILED 15
 
 /**
  * The message as enqueued (bytes, not NUL-terminated).

@@ -88,6 +88,7 @@ mod reader;
 mod retry;
 mod scan;
 mod sender;
+mod stat;
 pub mod store;
 mod transport;
 mod writer;
@@ -105,9 +106,10 @@ pub use framing::{
 pub use listener::{
     CloseReason, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
     OnStoreFailure, Overflow, Response, RunningListener, Session, SessionStep, ShutdownHandle,
-    StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
+    StoreCounters, StoreHandler, StoreStats, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
+    MIN_STACK_SIZE,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,
@@ -119,6 +121,7 @@ pub use sender::{
     Exchange, Link, Sender, SenderBuilder, SenderConfig, SenderStats, Timeouts, Transmit,
     DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_CHECK, DEFAULT_WRITE_TIMEOUT,
 };
+pub use stat::{Histogram, HistogramSnapshot, Stat, StatKind, DURATION_BUCKETS};
 pub use store::{
     ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,
     StoredMessage, MAX_DEDUP_KEYS,

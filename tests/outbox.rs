@@ -608,3 +608,37 @@ fn recovery_of_arbitrary_last_segments() {
         outbox_recovery(&std::fs::read(entry.unwrap().path()).unwrap());
     }
 }
+
+#[test]
+fn delivery_attempts_are_counted_by_outcome_and_timed() {
+    let down = Downstream::start("127.0.0.1:0", &["M00002"]);
+    let dir = scratch_dir("outbox-attempts");
+    let outbox = Outbox::open(&dir, config(&down.addr())).unwrap();
+    for id in ids(0..5) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
+    assert!(eventually(LIMIT, || {
+        let s = outbox.stats();
+        s.delivered == 4 && s.dead_lettered == 1
+    }));
+    let s = outbox.stats();
+    assert_eq!(
+        (
+            s.deliveries_accepted,
+            s.deliveries_rejected,
+            s.deliveries_failed
+        ),
+        (4, 1, 0)
+    );
+    assert_eq!(outbox.delivery_durations().count(), 5);
+    // A downstream that nothing listens on: failed attempts, counted and timed too.
+    let gone = format!("127.0.0.1:{}", mllp_testkit::free_port());
+    let other = Outbox::open(scratch_dir("outbox-attempts-gone"), config(&gone)).unwrap();
+    other.enqueue(&adt("M00009")).unwrap();
+    assert!(eventually(LIMIT, || other.stats().deliveries_failed >= 2));
+    assert!(other.delivery_durations().count() >= 2);
+    assert_eq!(
+        (other.stats().pending, other.stats().deliveries_accepted),
+        (1, 0)
+    );
+}

@@ -207,7 +207,7 @@ fn parse_pin(text: &str) -> Result<Pin, UsageError> {
 /// Runs `mllp bench`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let (common, config) = parse(args)?;
-    logger::init(common.log_level(log::LevelFilter::Warn));
+    logger::init(common.log_level(log::LevelFilter::Warn), common.log_format);
     let report =
         bench::run(&config).map_err(|e| Failure::fatal(format!("the benchmark failed: {e}")))?;
     bench::print(&report, &mut std::io::stdout())

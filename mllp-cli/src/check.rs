@@ -282,7 +282,10 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
 /// Runs `mllp check`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    logger::init(config.common.log_level(log::LevelFilter::Error));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Error),
+        config.common.log_format,
+    );
     let charset = config.common.charset()?;
     let framing = config.common.framing()?;
     let report = match config.mode {

@@ -137,7 +137,7 @@ fn temp_store() -> Result<FileStore, Failure> {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let (common, bench_messages) = parse(args)?;
     // The demo shows its negative acknowledgement itself; the library's warning comes with -v.
-    logger::init(common.log_level(log::LevelFilter::Error));
+    logger::init(common.log_level(log::LevelFilter::Error), common.log_format);
     let framing = common.framing()?;
     let store = temp_store()?;
     let dir = store.dir().to_path_buf();

@@ -7,10 +7,58 @@ use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, OnReject, Outcome};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::print_line;
+use super::metrics::{self, MetricsOptions, Page, Sources, MONITORING};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
 use super::{logger, signal};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The forwarder's counters for `--metrics-addr`, bumped by the per-delivery callback.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    unsendable: AtomicU64,
+    redelivered: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one handled delivery.
+    fn handled(&self, f: &Forwarded) {
+        let counter = match f.outcome {
+            Outcome::Delivered(_) => &self.accepted,
+            Outcome::Rejected(_) => &self.rejected,
+            _ => &self.unsendable,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if f.redelivered {
+            self.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes them to a metrics page.
+    fn write(&self, page: &mut Page) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        page.counter(
+            "mllp_deliveries_total",
+            "Deliveries by outcome: accepted (AA, CA), rejected (a negative acknowledgement), \
+             unsendable (dead-lettered unsent).",
+            &[
+                ("outcome=\"accepted\"", get(&self.accepted)),
+                ("outcome=\"rejected\"", get(&self.rejected)),
+                ("outcome=\"unsendable\"", get(&self.unsendable)),
+            ],
+        );
+        page.counter(
+            "mllp_redeliveries_total",
+            "Deliveries the broker had delivered before, to a consumer that did not acknowledge them.",
+            &[("", get(&self.redelivered))],
+        );
+    }
+}
 
 /// `mllp forward`.
 pub static COMMAND: Command = Command {
@@ -26,7 +74,14 @@ A downstream that cannot be reached is retried in place, never requeued. Prints 
 from URL to HOST:PORT` once consuming, then each message's MSH-10 and outcome, as `mllp send`
 does, and a summary.",
     tables: &[
-        &FORWARD, &SENDING, &ATTEMPTS, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT,
+        &FORWARD,
+        &SENDING,
+        &ATTEMPTS,
+        &IDENTITY,
+        &ENCODING,
+        &FRAMING,
+        &OUTPUT,
+        &MONITORING,
     ],
     footer: "\
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
@@ -165,14 +220,17 @@ struct Config {
     on_reject: OnReject,
     dead_letter_queue: Option<String>,
     sender: SenderOptions,
+    metrics: MetricsOptions,
 }
 
 fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut sender = SenderOptions::default();
     let mut forward = ForwardOptions::default();
+    let mut metrics = MetricsOptions::default();
     while let Some(f) = args.next_option()? {
         let handled = FORWARD.apply(&f, &mut forward)?
+            || MONITORING.apply(&f, &mut metrics)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
@@ -208,6 +266,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         on_reject,
         dead_letter_queue,
         sender,
+        metrics,
     })
 }
 
@@ -229,7 +288,10 @@ pub fn line(f: &Forwarded) -> String {
 /// Runs `mllp forward`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     addr::resolve("--to", &config.to)?;
     let charset = config.common.charset()?;
     let mut amqp = AmqpConfig::from_url(&config.from.resolve("from", FROM_ENV, None)?)
@@ -251,6 +313,11 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     if let Some(queue) = &config.dead_letter_queue {
         forwarder = forwarder.dead_letter_queue(queue.as_str());
     }
+    let counters = Arc::new(Counters::default());
+    let bound = match &config.metrics.addr {
+        Some(at) => Some(metrics::bind(at).map_err(Failure::fatal)?),
+        None => None,
+    };
     let stop = forwarder.stop_handle();
     signal::install(move || stop.stop());
     let failed = |e: mllp_amqp::Error| Failure::fatal(format!("forwarding from {name}: {e}"));
@@ -259,15 +326,29 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             OnReject::DeadLetter => "dead-lettered to",
             _ => "held; unsendable ones dead-lettered to",
         };
+        let metrics_at = bound
+            .as_ref()
+            .map(|b| format!(", metrics on {}", b.local_addr()))
+            .unwrap_or_default();
         print_line(&format!(
-            "forwarding from {name} to {} (rejected messages {rejects} {})",
+            "forwarding from {name} to {} (rejected messages {rejects} {}){metrics_at}",
             config.to,
             forwarder.dead_letter_queue_name()
         ));
     }
+    if let Some(bound) = bound {
+        let counters = Arc::clone(&counters);
+        bound
+            .start(Sources {
+                extra: Some(Box::new(move |page| counters.write(page))),
+                ..Sources::default()
+            })
+            .map_err(Failure::fatal)?;
+    }
     let quiet = config.common.quiet;
     let done = forwarder
         .run(config.count, |f| {
+            counters.handled(f);
             if !quiet {
                 print_line(&line(f));
             }

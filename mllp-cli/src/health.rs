@@ -34,7 +34,7 @@ use judge::{Checks, Verdict};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mllp::{Receipt, ShutdownHandle, Store, StoreError, StoredMessage};
@@ -209,39 +209,75 @@ impl Probe {
     }
 }
 
+/// A probe shared by the health server and the metrics server (`/healthz`, `mllp_store_up`):
+/// one judgement for both. Each reads it on its own thread; neither calls the store.
+pub type SharedProbe = Arc<Mutex<Probe>>;
+
+/// Watches `store`: starts its checks on a thread of their own and returns the probe that
+/// judges it, and `store` watched (the listener saves through it, so that failing saves show
+/// in the judgement).
+///
+/// # Errors
+/// One sentence for the operator when the check thread cannot start.
+pub fn watch(
+    store: Arc<dyn Store>,
+    handle: ShutdownHandle,
+) -> Result<(SharedProbe, Arc<dyn Store>), String> {
+    let watched = Arc::new(Watched::new(store));
+    let checks = judge::start(Arc::clone(&watched) as Arc<dyn Store>)?;
+    let probe = Probe::new(Arc::clone(&watched), checks, move || {
+        handle.is_shutting_down()
+    });
+    Ok((Arc::new(Mutex::new(probe)), watched))
+}
+
+/// The state of `probe` now.
+pub fn state_of(probe: &SharedProbe) -> State {
+    probe
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .state(Instant::now())
+}
+
 /// Binds `addr` and answers health connections on a thread of its own, for as long as the
 /// process runs. Returns the bound address (`addr` may have port 0) and `store` watched: the
 /// listener saves through it, so that failing saves show in the answer.
 ///
 /// # Errors
 /// One sentence for the operator when `addr` cannot be bound or the thread cannot start.
+#[cfg(test)]
 pub fn start(
     addr: &str,
     store: Arc<dyn Store>,
     handle: ShutdownHandle,
 ) -> Result<(SocketAddr, Arc<dyn Store>), String> {
+    let (probe, watched) = watch(store, handle)?;
+    Ok((serve_on(addr, probe)?, watched))
+}
+
+/// Binds `addr` and answers health connections with the judgement of `probe`, on a thread of
+/// its own, for as long as the process runs; the bound address (`addr` may have port 0).
+///
+/// # Errors
+/// One sentence for the operator when `addr` cannot be bound or the thread cannot start.
+pub fn serve_on(addr: &str, probe: SharedProbe) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen for health checks on {addr}: {e}"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot listen for health checks on {addr}: {e}"))?;
-    let watched = Arc::new(Watched::new(store));
-    let checks = judge::start(Arc::clone(&watched) as Arc<dyn Store>)?;
-    let mut probe = Probe::new(Arc::clone(&watched), checks, move || {
-        handle.is_shutting_down()
-    });
     std::thread::Builder::new()
         .name("mllp-health".into())
-        .spawn(move || serve(&listener, &mut probe))
+        .spawn(move || serve(&listener, &probe))
         .map_err(|e| format!("cannot start the health check thread: {e}"))?;
-    Ok((local, watched))
+    Ok(local)
 }
 
-fn serve(listener: &TcpListener, probe: &mut Probe) {
+fn serve(listener: &TcpListener, probe: &SharedProbe) {
     loop {
         match listener.accept() {
             Ok((tcp, peer)) => {
-                let state = probe.state(Instant::now());
+                let state = state_of(probe);
                 if let Err(e) = answer(tcp, state) {
                     log::debug!("health: cannot answer {peer}: {e}");
                 }

@@ -17,10 +17,11 @@ use mllp::{
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::metrics::{self, MetricsOptions, MONITORING};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
-use super::{health, logger, signal, stores};
+use super::{logger, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -43,6 +44,7 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &STORE,
         &STORE_POLICY,
         &RECEIVING,
+        &MONITORING,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -146,8 +148,10 @@ pub struct ListenOptions {
     dedup: Option<usize>,
     /// `--dedup-index PATH`.
     dedup_index: Option<PathBuf>,
-    /// `--health-addr`: where to answer health checks; see [`health`].
+    /// `--health-addr`: where to answer health checks; see [`health`](super::health).
     health_addr: Option<String>,
+    /// `--metrics-addr`; see [`metrics`].
+    pub metrics: MetricsOptions,
 }
 
 impl Default for ListenOptions {
@@ -169,6 +173,7 @@ impl Default for ListenOptions {
             dedup: None,
             dedup_index: None,
             health_addr: None,
+            metrics: MetricsOptions::default(),
         }
     }
 }
@@ -457,6 +462,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?
             || RECEIVING.apply(&f, &mut listen)?
+            || MONITORING.apply(&f, &mut listen.metrics)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -656,7 +662,10 @@ pub fn print_line(line: &str) {
 /// Runs `mllp listen`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     let spec = config
         .store
         .resolve("store", STORE_ENV, Some(DEFAULT_STORE))?;
@@ -678,11 +687,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         &config.common,
         store,
         config.store_policy,
+        None,
         |local| format!("listening on {local}{tls} (storing in {name})"),
     )
 }
 
-/// Listens on `addr`, saves each message in `store` before acknowledging it, and prints
+/// Listens on `addr`, saves each message in `store` before acknowledging it (`spool`: the
+/// relay's outbox, for the metrics), and prints
 /// `first_line(local address)` once listening, then a line per message (unless `-q`) and a
 /// summary when stopped; the exit code.
 pub fn serve(
@@ -691,6 +702,7 @@ pub fn serve(
     common: &Common,
     store: Box<dyn Store>,
     policy: StorePolicy,
+    spool: Option<Arc<mllp::Outbox>>,
     first_line: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> Result<u8, Failure> {
     let framing = common.framing()?;
@@ -730,19 +742,15 @@ pub fn serve(
     })?;
     let handle = listener.shutdown_handle();
     let signal_handle = handle.clone();
-    let (store, health) = match &options.health_addr {
-        Some(at) => {
-            let (local, watched) =
-                health::start(at, Arc::from(store), handle.clone()).map_err(Failure::fatal)?;
-            (Box::new(watched) as Box<dyn Store>, Some(local))
-        }
-        None => (store, None),
-    };
+    let (store, monitor) = metrics::Monitor::start(
+        store,
+        &handle,
+        options.health_addr.as_deref(),
+        options.metrics.addr.as_deref(),
+    )
+    .map_err(Failure::fatal)?;
     signal::install(move || signal_handle.shutdown());
-    let mut line = first_line(listener.local_addr());
-    if let Some(local) = health {
-        line.push_str(&format!(", health on {local}"));
-    }
+    let line = first_line(listener.local_addr()) + &monitor.addresses();
     print_line(&line);
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));
     let handler = ListenHandler::new(
@@ -752,6 +760,9 @@ pub fn serve(
         options.count,
         handle.clone(),
     );
+    monitor
+        .serve(&handle, handler.inner.counters(), spool)
+        .map_err(Failure::fatal)?;
     let receipts = Arc::clone(&handler.receipts);
     listener.run(handler)?;
     let stats = handle.stats();

@@ -11,6 +11,7 @@ mod forward;
 mod health;
 mod listen;
 mod logger;
+mod metrics;
 mod options;
 mod relay;
 mod secret;
@@ -102,7 +103,10 @@ fn main() -> ExitCode {
             _ => {}
         }
     }
-    match (cmd.run)(args::Args::new(cmd, args)) {
+    let result = (cmd.run)(args::Args::new(cmd, args));
+    // The log lines still queued for standard error come before the last word.
+    logger::flush();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => fail(&failure),
     }

@@ -4,6 +4,7 @@ use mllp::charset::Charset;
 use mllp::Framing;
 
 use super::args::{parse_hex, Group, Opt, Spec, UsageError};
+use super::logger::LogFormat;
 
 /// Why a subcommand failed: a one-sentence reason and the exit code.
 #[derive(Debug)]
@@ -57,6 +58,8 @@ pub struct Common {
     pub quiet: bool,
     /// How many `-v` were given (`-vv` counts two).
     pub verbose: u8,
+    /// `--log-format`: how log records are written on standard error.
+    pub log_format: LogFormat,
 }
 
 /// `--encoding`: the character set on the wire.
@@ -158,6 +161,28 @@ pub const OUTPUT: Group<Common> = Group {
             },
             set: |c, _| {
                 c.verbose = c.verbose.saturating_add(1);
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "log-format",
+                short: None,
+                value: Some("text|json"),
+                help: "how log records are written on standard error: text (default,\n\
+                       `mllp: LEVEL: ...`) or json (one object per line: time, level, event,\n\
+                       peer, connection, MSH-10, MSH-9, store, outcome, error where known)",
+            },
+            set: |c, v| {
+                c.log_format = match v.text().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--log-format {other:?}: write text or json"
+                        )))
+                    }
+                };
                 Ok(())
             },
         },

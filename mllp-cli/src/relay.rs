@@ -9,6 +9,7 @@ use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
 use super::logger;
+use super::metrics::MONITORING;
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
@@ -37,6 +38,7 @@ least once).",
     tables: &[
         &RELAY,
         &RECEIVING,
+        &MONITORING,
         &SENDING,
         &ATTEMPTS,
         &TO_IDENTITY,
@@ -215,6 +217,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     while let Some(f) = args.next_option()? {
         let handled = RELAY.apply(&f, &mut relay)?
             || RECEIVING.apply(&f, &mut listen)?
+            || MONITORING.apply(&f, &mut listen.metrics)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?
@@ -281,7 +284,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     // error, as for `mllp send`: the relay must not answer AA to messages it cannot forward.
     // A host that is down is not: that is the relay's normal job.
     addr::resolve("--to", &config.to)?;
-    logger::init(config.common.log_level(log::LevelFilter::Warn));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Warn),
+        config.common.log_format,
+    );
     let wire = match &config.to_encoding {
         Some(label) => label_charset("to-encoding", label)?,
         None => config.common.charset()?,
@@ -329,6 +335,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         store,
         // A full or failing spool is answered AE at once (the sender keeps the message).
         StorePolicy::NAK_AT_ONCE,
+        Some(Arc::clone(&outbox)),
         |local| format!("listening on {local}{tls} (spooling in {spool}, forwarding to {to})"),
     );
     // The listener and its handler are gone: this is the last handle. Closing lets the

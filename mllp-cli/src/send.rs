@@ -401,7 +401,10 @@ impl Progress {
 pub fn run(args: Args) -> Result<u8, Failure> {
     let config = parse(args)?;
     // The tool reports every outcome itself; the library's retry warnings come with -v.
-    logger::init(config.common.log_level(log::LevelFilter::Error));
+    logger::init(
+        config.common.log_level(log::LevelFilter::Error),
+        config.common.log_format,
+    );
     let charset = config.common.charset()?;
     let framing = config.common.framing()?;
     let mut messages = load(&config)?;

@@ -66,7 +66,7 @@ fn parse(mut args: Args) -> Result<(Common, String, String), UsageError> {
 /// Runs `mllp spool`.
 pub fn run(args: Args) -> Result<u8, Failure> {
     let (common, dir, action) = parse(args)?;
-    logger::init(common.log_level(log::LevelFilter::Warn));
+    logger::init(common.log_level(log::LevelFilter::Warn), common.log_format);
     let failed = |e: mllp::Error| Failure::fatal(format!("spool {dir}: {e}"));
     match action.as_str() {
         "stats" => {

@@ -190,12 +190,49 @@ fn forward_delivers_in_order_keeps_every_rejected_message_and_stops_on_sigterm()
     );
     assert_eq!(rabbit_queue(&node, "nosuch"), None);
 
-    // On an empty queue, SIGTERM stops it at once, exit 0 (no --count to reach).
+    // Running with --metrics-addr; on an empty queue, SIGTERM stops it at once, exit 0 (no
+    // --count to reach).
     let url = format!("{}?queue=fwd", node.url("%2f"));
-    let waiting = Proc::spawn(&["forward", "--from", &url, "--to", &to], None);
+    let waiting = Proc::spawn(
+        &[
+            "forward",
+            "--from",
+            &url,
+            "--to",
+            &to,
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    let first = waiting.line();
+    let metrics = first
+        .rsplit_once(", metrics on ")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_else(|| panic!("no metrics address in {first:?}"));
     assert!(eventually(Duration::from_secs(20), || rabbit_consumers(
         &node, "fwd"
     ) == 1));
+    // Two messages while it runs: counted on its /metrics page.
+    let more = ["F21".to_owned(), "F22".to_owned()];
+    fill(&url, &more, &[]);
+    let sample = |name: &str| -> Option<f64> {
+        let (_, page) = mllp_testkit::prometheus::http_get(&metrics, "/metrics").ok()?;
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            sample("mllp_deliveries_total{outcome=\"accepted\"}") == Some(2.0)
+        }),
+        "{:?}",
+        mllp_testkit::prometheus::http_get(&metrics, "/metrics")
+    );
+    assert_eq!(sample("mllp_redeliveries_total"), Some(0.0));
+    assert_eq!(
+        mllp_testkit::prometheus::http_get(&metrics, "/healthz").map(|(code, _)| code),
+        Ok(200)
+    );
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &waiting.child.id().to_string()])
         .status()
@@ -203,12 +240,16 @@ fn forward_delivers_in_order_keeps_every_rejected_message_and_stops_on_sigterm()
     assert!(killed.success());
     let ended = waiting.wait();
     assert_eq!(ended.code, 0, "{ended:?}");
-    assert_eq!(ended.stdout.len(), 2, "{ended:?}");
-    assert!(ended.stdout[0].starts_with("forwarding from "), "{ended:?}");
     assert_eq!(
-        ended.stdout[1],
-        "stopped: 0 deliveries handled: 0 delivered, 0 dead-lettered, 0 held retries"
+        ended.stdout,
+        [
+            "F21 AA",
+            "F22 AA",
+            "stopped: 2 deliveries handled: 2 delivered, 0 dead-lettered, 0 held retries"
+        ],
+        "{ended:?}"
     );
+    assert!(first.starts_with("forwarding from "), "{first}");
     running.shutdown();
     running.join().unwrap();
 }

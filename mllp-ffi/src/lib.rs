@@ -40,6 +40,7 @@ pub(crate) mod decoder;
 pub(crate) mod framing;
 pub(crate) mod last_error;
 pub(crate) mod listener;
+pub(crate) mod listener_stat;
 pub(crate) mod log;
 pub(crate) mod outbox;
 pub(crate) mod panic;
@@ -94,6 +95,45 @@ mod tests {
                 v(env!("CARGO_PKG_VERSION_MINOR")),
                 v(env!("CARGO_PKG_VERSION_PATCH"))
             )
+        );
+    }
+
+    /// The `#define MLLP_<ROLE>_STAT_<NAME> <n>` lines of the checked-in header.
+    fn header_stats(role: &str) -> Vec<(String, u32)> {
+        let prefix = format!("#define MLLP_{role}_STAT_");
+        include_str!("../mllp.h")
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| {
+                let (name, n) = l.split_once(' ')?;
+                Some((name.to_ascii_lowercase(), n.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn table_stats<S>(table: &[mllp_core::Stat<S>]) -> Vec<(String, u32)> {
+        table.iter().map(|s| (s.field.to_owned(), s.id)).collect()
+    }
+
+    /// Every counter of the core's tables has its C constant, with its number, and the header
+    /// has no other: a counter added to a table and not to C fails here.
+    #[test]
+    fn the_c_counters_are_the_core_tables() {
+        let sorted = |mut v: Vec<(String, u32)>| {
+            v.sort_by_key(|(_, n)| *n);
+            v
+        };
+        assert_eq!(
+            sorted(header_stats("LISTENER")),
+            sorted(table_stats(mllp_core::ListenerStats::TABLE))
+        );
+        assert_eq!(
+            sorted(header_stats("OUTBOX")),
+            sorted(table_stats(mllp_core::OutboxStats::TABLE))
+        );
+        assert_eq!(
+            sorted(header_stats("SENDER")),
+            sorted(table_stats(mllp_core::SenderStats::TABLE))
         );
     }
 }

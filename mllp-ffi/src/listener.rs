@@ -12,6 +12,7 @@ use super::args;
 use super::callback::{mllp_message_cb, Callback, IN_CALLBACK};
 use super::framing::mllp_framing;
 use super::last_error;
+use super::listener_stat::{listener_stat, mllp_listener_stat};
 use super::panic::{guard, guard_or};
 use super::result::{mllp_result, MLLP_INVALID_STATE, MLLP_OK};
 use super::sender::positive_ms;
@@ -21,8 +22,8 @@ use mllp_core::hl7::{AckMode, ReplyKind};
 use mllp_core::Error;
 use mllp_core::TlsServerConfig;
 use mllp_core::{
-    Listener, ListenerConfig, ListenerStats, Message, Overflow, Response, RunningListener,
-    ShutdownHandle, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
+    Listener, ListenerConfig, Message, Overflow, Response, RunningListener, ShutdownHandle,
+    DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
 
 /// How received messages are acknowledged.
@@ -441,85 +442,6 @@ pub unsafe extern "C" fn mllp_listener_builder_free(builder: *mut mllp_listener_
     })
 }
 
-/// Which counter of a listener `mllp_listener_get_stat` reads. New counters get new numbers;
-/// the numbers never change.
-pub type mllp_listener_stat = u32;
-
-/// Connections being served now.
-pub const MLLP_LISTENER_STAT_CONNECTIONS_OPEN: mllp_listener_stat = 0;
-/// Connections served since the start (refused ones not included).
-pub const MLLP_LISTENER_STAT_CONNECTIONS_TOTAL: mllp_listener_stat = 1;
-/// Connections closed at once because every slot was taken.
-pub const MLLP_LISTENER_STAT_CONNECTIONS_REFUSED: mllp_listener_stat = 2;
-/// Idle connections closed to make room for a new one (`replace_idle`).
-pub const MLLP_LISTENER_STAT_CONNECTIONS_REPLACED: mllp_listener_stat = 3;
-/// Messages handed to the callback.
-pub const MLLP_LISTENER_STAT_MESSAGES: mllp_listener_stat = 4;
-/// `AA` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_AA: mllp_listener_stat = 5;
-/// `AE` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_AE: mllp_listener_stat = 6;
-/// `AR` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_AR: mllp_listener_stat = 7;
-/// `CA` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_CA: mllp_listener_stat = 8;
-/// `CE` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_CE: mllp_listener_stat = 9;
-/// `CR` acknowledgements sent.
-pub const MLLP_LISTENER_STAT_ACKS_CR: mllp_listener_stat = 10;
-/// MLLP release 2 commit acknowledgements sent.
-pub const MLLP_LISTENER_STAT_COMMIT_ACKS: mllp_listener_stat = 11;
-/// MLLP release 2 negative commit acknowledgements sent.
-pub const MLLP_LISTENER_STAT_COMMIT_NAKS: mllp_listener_stat = 12;
-/// Acknowledgements not sent because MSH-15 asked for none.
-pub const MLLP_LISTENER_STAT_ACKS_SUPPRESSED: mllp_listener_stat = 13;
-/// Frames whose header could not be read, answered with AR without calling the callback.
-pub const MLLP_LISTENER_STAT_NAK_UNPARSEABLE: mllp_listener_stat = 14;
-/// Messages not valid in their character set, answered with AE without calling the callback.
-pub const MLLP_LISTENER_STAT_CHARSET_ERRORS: mllp_listener_stat = 15;
-/// Bytes received outside any frame and dropped.
-pub const MLLP_LISTENER_STAT_SKIPPED_BYTES: mllp_listener_stat = 16;
-/// Frames larger than the maximum message size (skipped and answered negatively).
-pub const MLLP_LISTENER_STAT_OVERSIZED_FRAMES: mllp_listener_stat = 17;
-/// Connections closed because a started frame did not complete in time.
-pub const MLLP_LISTENER_STAT_FRAME_TIMEOUTS: mllp_listener_stat = 18;
-/// Connections closed because they were idle too long.
-pub const MLLP_LISTENER_STAT_IDLE_TIMEOUTS: mllp_listener_stat = 19;
-/// TLS handshakes that failed or timed out.
-pub const MLLP_LISTENER_STAT_TLS_FAILURES: mllp_listener_stat = 20;
-/// Connections closed to make room for a new one because they had gone longest without
-/// completing a frame (`mllp_listener_builder_set_evict_after_ms`).
-pub const MLLP_LISTENER_STAT_CONNECTIONS_EVICTED: mllp_listener_stat = 21;
-
-/// The counter `which` of a set of listener counters, `None` for an unknown number.
-fn listener_stat(s: &ListenerStats, which: mllp_listener_stat) -> Option<u64> {
-    Some(match which {
-        MLLP_LISTENER_STAT_CONNECTIONS_OPEN => s.connections_open,
-        MLLP_LISTENER_STAT_CONNECTIONS_TOTAL => s.connections_total,
-        MLLP_LISTENER_STAT_CONNECTIONS_REFUSED => s.connections_refused,
-        MLLP_LISTENER_STAT_CONNECTIONS_REPLACED => s.connections_replaced,
-        MLLP_LISTENER_STAT_MESSAGES => s.messages,
-        MLLP_LISTENER_STAT_ACKS_AA => s.acks_aa,
-        MLLP_LISTENER_STAT_ACKS_AE => s.acks_ae,
-        MLLP_LISTENER_STAT_ACKS_AR => s.acks_ar,
-        MLLP_LISTENER_STAT_ACKS_CA => s.acks_ca,
-        MLLP_LISTENER_STAT_ACKS_CE => s.acks_ce,
-        MLLP_LISTENER_STAT_ACKS_CR => s.acks_cr,
-        MLLP_LISTENER_STAT_COMMIT_ACKS => s.commit_acks,
-        MLLP_LISTENER_STAT_COMMIT_NAKS => s.commit_naks,
-        MLLP_LISTENER_STAT_ACKS_SUPPRESSED => s.acks_suppressed,
-        MLLP_LISTENER_STAT_NAK_UNPARSEABLE => s.nak_unparseable,
-        MLLP_LISTENER_STAT_CHARSET_ERRORS => s.charset_errors,
-        MLLP_LISTENER_STAT_SKIPPED_BYTES => s.skipped_bytes,
-        MLLP_LISTENER_STAT_OVERSIZED_FRAMES => s.oversized_frames,
-        MLLP_LISTENER_STAT_FRAME_TIMEOUTS => s.frame_timeouts,
-        MLLP_LISTENER_STAT_IDLE_TIMEOUTS => s.idle_timeouts,
-        MLLP_LISTENER_STAT_TLS_FAILURES => s.tls_failures,
-        MLLP_LISTENER_STAT_CONNECTIONS_EVICTED => s.connections_evicted,
-        _ => return None,
-    })
-}
-
 /// Where a listener is in its life.
 enum State {
     /// Bound, not serving yet.
@@ -784,6 +706,7 @@ mod tests {
     use super::*;
     use crate::ack::{mllp_disposition, MLLP_DISPOSITION_ACCEPT, MLLP_DISPOSITION_REJECT};
     use crate::callback::{mllp_message_info, mllp_response, mllp_response_set_text};
+    use crate::listener_stat::*;
     use crate::result::{
         MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_IO, MLLP_NULL_ARGUMENT,
     };
@@ -853,13 +776,17 @@ mod tests {
             ("AR", Some("no thanks"))
         );
         assert_eq!(sender.send(&msg("X1")).unwrap().code.as_str(), "AE");
-        let mut stats = [0u64; 3];
+        let mut stats = [0u64; 6];
         // SAFETY: a live handle.
         unsafe {
             for (i, which) in [
                 MLLP_LISTENER_STAT_MESSAGES,
                 MLLP_LISTENER_STAT_ACKS_AA,
                 MLLP_LISTENER_STAT_ACKS_AR,
+                // Readable from C since the counters come from the core's table.
+                MLLP_LISTENER_STAT_HANDLER_PANICS,
+                MLLP_LISTENER_STAT_CLOSED_UNANSWERED,
+                MLLP_LISTENER_STAT_RECEIVED_BYTES,
             ]
             .into_iter()
             .enumerate()
@@ -877,7 +804,8 @@ mod tests {
             mllp_listener_free(l);
             mllp_listener_free(std::ptr::null_mut());
         }
-        assert_eq!(stats, [3, 1, 1]);
+        assert_eq!(stats[..5], [3, 1, 1, 0, 0]);
+        assert!(stats[5] > 3 * 40, "received bytes {}", stats[5]);
         assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 

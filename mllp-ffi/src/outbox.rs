@@ -320,21 +320,46 @@ pub const MLLP_OUTBOX_STAT_REFUSED_FULL: mllp_outbox_stat = 7;
 /// concurrent enqueues shared them).
 pub const MLLP_OUTBOX_STAT_SYNCS: mllp_outbox_stat = 8;
 
+/// Damaged byte ranges found in the segments (kept in `DIR/damaged/`).
+pub const MLLP_OUTBOX_STAT_DAMAGED_REGIONS: mllp_outbox_stat = 9;
+/// Their total size in bytes.
+pub const MLLP_OUTBOX_STAT_DAMAGED_BYTES: mllp_outbox_stat = 10;
+/// Segments found missing between others (their messages are lost).
+pub const MLLP_OUTBOX_STAT_MISSING_SEGMENTS: mllp_outbox_stat = 11;
+/// Times the delivery cursor was found unreadable (messages delivered again).
+pub const MLLP_OUTBOX_STAT_CURSOR_LOST: mllp_outbox_stat = 12;
+/// Delivery attempts answered positively since the outbox was opened.
+pub const MLLP_OUTBOX_STAT_DELIVERIES_ACCEPTED: mllp_outbox_stat = 13;
+/// Delivery attempts answered negatively since the outbox was opened.
+pub const MLLP_OUTBOX_STAT_DELIVERIES_REJECTED: mllp_outbox_stat = 14;
+/// Delivery attempts that got no answer since the outbox was opened.
+pub const MLLP_OUTBOX_STAT_DELIVERIES_FAILED: mllp_outbox_stat = 15;
+
+// The numbers are written for C (cbindgen) and checked against the core's table by a test
+// that reads the header; listed here so that the compiler sees them used.
+const _: [mllp_outbox_stat; 16] = [
+    MLLP_OUTBOX_STAT_PENDING,
+    MLLP_OUTBOX_STAT_PENDING_BYTES,
+    MLLP_OUTBOX_STAT_IN_FLIGHT,
+    MLLP_OUTBOX_STAT_DELIVERED,
+    MLLP_OUTBOX_STAT_DEAD_LETTERED,
+    MLLP_OUTBOX_STAT_OLDEST_PENDING_AGE_MS,
+    MLLP_OUTBOX_STAT_HELD,
+    MLLP_OUTBOX_STAT_REFUSED_FULL,
+    MLLP_OUTBOX_STAT_SYNCS,
+    MLLP_OUTBOX_STAT_DAMAGED_REGIONS,
+    MLLP_OUTBOX_STAT_DAMAGED_BYTES,
+    MLLP_OUTBOX_STAT_MISSING_SEGMENTS,
+    MLLP_OUTBOX_STAT_CURSOR_LOST,
+    MLLP_OUTBOX_STAT_DELIVERIES_ACCEPTED,
+    MLLP_OUTBOX_STAT_DELIVERIES_REJECTED,
+    MLLP_OUTBOX_STAT_DELIVERIES_FAILED,
+];
+
+/// The counter `which`, read through the core's table (every `MLLP_OUTBOX_STAT_*` number
+/// comes from it).
 fn outbox_stat(s: &OutboxStats, which: mllp_outbox_stat) -> Option<u64> {
-    Some(match which {
-        MLLP_OUTBOX_STAT_PENDING => s.pending,
-        MLLP_OUTBOX_STAT_PENDING_BYTES => s.pending_bytes,
-        MLLP_OUTBOX_STAT_IN_FLIGHT => s.in_flight,
-        MLLP_OUTBOX_STAT_DELIVERED => s.delivered,
-        MLLP_OUTBOX_STAT_DEAD_LETTERED => s.dead_lettered,
-        MLLP_OUTBOX_STAT_OLDEST_PENDING_AGE_MS => s
-            .oldest_pending_age
-            .map_or(0, |a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
-        MLLP_OUTBOX_STAT_HELD => u64::from(s.held),
-        MLLP_OUTBOX_STAT_REFUSED_FULL => s.refused_full,
-        MLLP_OUTBOX_STAT_SYNCS => s.syncs,
-        _ => return None,
-    })
+    mllp_core::Stat::by_id(OutboxStats::TABLE, which).map(|stat| (stat.get)(s))
 }
 
 /// Stores the counter `which` (`MLLP_OUTBOX_STAT_*`) in `*value`. Errors:

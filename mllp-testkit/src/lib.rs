@@ -8,6 +8,7 @@
 //!   nodes and clusters;
 //! * [`mongo`]: a MongoDB wire-protocol server for the store tests (`nx-27017`, or a real
 //!   MongoDB named by `MLLP_TEST_MONGODB_URI`);
+//! * [`prometheus`]: a private Prometheus server, and an HTTP GET for metrics endpoints;
 //! * [`pause`]: a server process stopped with SIGSTOP (hung) until a guard drops;
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
@@ -21,6 +22,7 @@ pub mod haproxy;
 pub mod mongo;
 #[cfg(unix)]
 pub mod pause;
+pub mod prometheus;
 pub mod proxy;
 pub mod rabbitmq;
 

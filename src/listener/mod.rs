@@ -15,6 +15,7 @@ mod session;
 mod slots;
 mod stats;
 mod store;
+mod store_stats;
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -37,6 +38,7 @@ pub use running::{RunningListener, ShutdownHandle};
 pub use session::{CloseReason, Session, SessionStep};
 pub use stats::ListenerStats;
 pub use store::{OnStoreFailure, StoreHandler};
+pub use store_stats::{StoreCounters, StoreStats};
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;

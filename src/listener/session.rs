@@ -381,6 +381,10 @@ impl<'h> Session<'h> {
             self.eof = true;
             return;
         }
+        self.respond
+            .stats
+            .received_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         let bytes = self.input.filled(n);
         // White space between frames (a line feed after the end sequence, padding) is not the
         // start of a message; anything else starts the frame clock.

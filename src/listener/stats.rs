@@ -76,6 +76,57 @@ pub struct ListenerStats {
     /// [`max_handshakes`](super::ListenerConfig::max_handshakes) were pending (a flood of
     /// connections that stall in the handshake).
     pub handshakes_dropped: u64,
+    /// Bytes read from the connections (framing and skipped bytes included; TLS records
+    /// counted after decryption).
+    pub received_bytes: u64,
+    /// Connections served that have closed since the start (`connections_total` minus
+    /// `connections_open`).
+    pub connections_closed: u64,
+}
+
+use crate::stat::{stat, Stat};
+
+const CONNECTIONS: &str = "Connections by event: accepted (served), refused (every slot taken), \
+                           replaced (idle, in single-connection mode), evicted (stalled), closed.";
+const ACKS: &str = "HL7 acknowledgements sent, by acknowledgement code.";
+const COMMITS: &str = "MLLP release 2 commit blocks sent (ack 0x06, nak 0x15).";
+const TIMEOUTS: &str = "Connections closed by a timeout: frame (a started frame not finished), \
+                        idle.";
+
+impl ListenerStats {
+    /// Every counter of the listener, once: the C numbers (`MLLP_LISTENER_STAT_*`), the
+    /// Prometheus metrics of `mllp listen --metrics-addr` and the documentation derive from it.
+    pub const TABLE: &'static [Stat<ListenerStats>] = &[
+        stat!(ListenerStats, connections_open, 0, Gauge, "mllp_connections_open", "", "Connections being served now."),
+        stat!(ListenerStats, connections_total, 1, Counter, "mllp_connections_total", "event=\"accepted\"", CONNECTIONS),
+        stat!(ListenerStats, connections_refused, 2, Counter, "mllp_connections_total", "event=\"refused\"", CONNECTIONS),
+        stat!(ListenerStats, connections_replaced, 3, Counter, "mllp_connections_total", "event=\"replaced\"", CONNECTIONS),
+        stat!(ListenerStats, messages, 4, Counter, "mllp_messages_received_total", "", "Messages handed to the handler (the store)."),
+        stat!(ListenerStats, acks_aa, 5, Counter, "mllp_acks_sent_total", "code=\"AA\"", ACKS),
+        stat!(ListenerStats, acks_ae, 6, Counter, "mllp_acks_sent_total", "code=\"AE\"", ACKS),
+        stat!(ListenerStats, acks_ar, 7, Counter, "mllp_acks_sent_total", "code=\"AR\"", ACKS),
+        stat!(ListenerStats, acks_ca, 8, Counter, "mllp_acks_sent_total", "code=\"CA\"", ACKS),
+        stat!(ListenerStats, acks_ce, 9, Counter, "mllp_acks_sent_total", "code=\"CE\"", ACKS),
+        stat!(ListenerStats, acks_cr, 10, Counter, "mllp_acks_sent_total", "code=\"CR\"", ACKS),
+        stat!(ListenerStats, commit_acks, 11, Counter, "mllp_commit_blocks_sent_total", "kind=\"ack\"", COMMITS),
+        stat!(ListenerStats, commit_naks, 12, Counter, "mllp_commit_blocks_sent_total", "kind=\"nak\"", COMMITS),
+        stat!(ListenerStats, acks_suppressed, 13, Counter, "mllp_acks_suppressed_total", "", "Acknowledgements not sent because MSH-15 asked for none."),
+        stat!(ListenerStats, nak_unparseable, 14, Counter, "mllp_unparseable_messages_total", "", "Frames whose header could not be read (answered AR)."),
+        stat!(ListenerStats, charset_errors, 15, Counter, "mllp_charset_errors_total", "", "Messages not valid in their character set (answered AE)."),
+        stat!(ListenerStats, skipped_bytes, 16, Counter, "mllp_skipped_bytes_total", "", "Bytes received outside any frame and dropped."),
+        stat!(ListenerStats, oversized_frames, 17, Counter, "mllp_oversized_frames_total", "", "Frames larger than the maximum message size."),
+        stat!(ListenerStats, frame_timeouts, 18, Counter, "mllp_connection_timeouts_total", "kind=\"frame\"", TIMEOUTS),
+        stat!(ListenerStats, idle_timeouts, 19, Counter, "mllp_connection_timeouts_total", "kind=\"idle\"", TIMEOUTS),
+        stat!(ListenerStats, tls_failures, 20, Counter, "mllp_tls_handshake_failures_total", "", "TLS handshakes that failed or timed out."),
+        stat!(ListenerStats, connections_evicted, 21, Counter, "mllp_connections_total", "event=\"evicted\"", CONNECTIONS),
+        stat!(ListenerStats, handler_panics, 22, Counter, "mllp_handler_panics_total", "", "Handler calls that panicked (answered AE)."),
+        stat!(ListenerStats, custom_acks, 23, Counter, "mllp_custom_acks_sent_total", "", "Custom acknowledgements sent."),
+        stat!(ListenerStats, closed_unanswered, 24, Counter, "mllp_closed_unanswered_total", "", "Connections closed without acknowledging their last message (the store could not keep it)."),
+        stat!(ListenerStats, handshakes_pending, 25, Gauge, "mllp_tls_handshakes_pending", "", "TLS connections in their handshake, or waiting for a slot after it."),
+        stat!(ListenerStats, handshakes_dropped, 26, Counter, "mllp_tls_handshakes_dropped_total", "", "TLS handshakes closed to make room for a new connection."),
+        stat!(ListenerStats, received_bytes, 27, Counter, "mllp_received_bytes_total", "", "Bytes read from the connections."),
+        stat!(ListenerStats, connections_closed, 28, Counter, "mllp_connections_total", "event=\"closed\"", CONNECTIONS),
+    ];
 }
 
 /// The live counters.
@@ -102,6 +153,7 @@ pub(crate) struct Stats {
     pub(crate) handler_panics: AtomicU64,
     pub(crate) tls_failures: AtomicU64,
     pub(crate) handshakes_dropped: AtomicU64,
+    pub(crate) received_bytes: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -154,6 +206,9 @@ impl Stats {
             // A gauge of the pending table: filled in by the listener.
             handshakes_pending: 0,
             handshakes_dropped: get(&self.handshakes_dropped),
+            received_bytes: get(&self.received_bytes),
+            connections_closed: get(&self.connections_total)
+                .saturating_sub(get(&self.connections_open)),
         }
     }
 }

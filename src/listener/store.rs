@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, error, info, warn};
 
 use super::handler::{Handler, Message, Response};
+use super::store_stats::{StoreCounters, StoreStats};
 use crate::store::{Receipt, Store, StoreError, StoredMessage};
 
 /// What a [`StoreHandler`] answers when a message could not be stored, once any
@@ -62,6 +63,7 @@ pub struct StoreHandler<S> {
     on_saved: Option<OnSaved>,
     wait: Duration,
     on_failure: OnStoreFailure,
+    counters: StoreCounters,
 }
 
 impl<S: Store> StoreHandler<S> {
@@ -72,6 +74,7 @@ impl<S: Store> StoreHandler<S> {
             on_saved: None,
             wait: Duration::ZERO,
             on_failure: OnStoreFailure::Nak,
+            counters: StoreCounters::default(),
         }
     }
 
@@ -106,6 +109,17 @@ impl<S: Store> StoreHandler<S> {
         self
     }
 
+    /// The counters of the messages saved so far (see [`StoreStats`]).
+    pub fn stats(&self) -> StoreStats {
+        self.counters.stats()
+    }
+
+    /// The live counters, shared: keep a clone to read them once the handler is given to a
+    /// listener.
+    pub fn counters(&self) -> StoreCounters {
+        self.counters.clone()
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -134,12 +148,29 @@ impl<S: Store> StoreHandler<S> {
                 message.charset()
             );
         }
-        match self.save_waiting(&stored, id) {
+        let started = Instant::now();
+        let result = self.save_waiting(&stored, id);
+        self.counters.saved(started.elapsed(), &result);
+        match result {
             Ok(receipt) => {
                 if receipt.is_duplicate() {
                     info!(
+                        event = "duplicate", peer:% = message.peer_addr(),
+                        connection = message.connection_id(), control_id = id,
+                        message_type = stored.message_type().unwrap_or(""),
+                        store:% = self.store.name(), outcome = "duplicate";
                         "message {id} from {} was already stored in {} ({receipt}): \
                          acknowledged again, not stored twice",
+                        message.peer_addr(),
+                        self.store.name()
+                    );
+                } else {
+                    debug!(
+                        event = "stored", peer:% = message.peer_addr(),
+                        connection = message.connection_id(), control_id = id,
+                        message_type = stored.message_type().unwrap_or(""),
+                        store:% = self.store.name(), outcome = "stored";
+                        "message {id} from {} stored in {} ({receipt})",
                         message.peer_addr(),
                         self.store.name()
                     );
@@ -151,6 +182,12 @@ impl<S: Store> StoreHandler<S> {
             }
             Err(e) => {
                 error!(
+                    event = "store_failed", peer:% = message.peer_addr(),
+                    connection = message.connection_id(), control_id = id,
+                    message_type = stored.message_type().unwrap_or(""),
+                    store:% = self.store.name(),
+                    outcome = if e.is_retryable() { "retryable" } else { "refused" },
+                    error:% = e;
                     "message {id} from {} could not be stored in {}: {e}",
                     message.peer_addr(),
                     self.store.name()

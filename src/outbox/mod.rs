@@ -133,6 +133,7 @@ pub(crate) struct Inner {
     cursor: Mutex<Cursor>,
     /// The damage recorded in `DIR/damaged/` when the outbox was opened.
     damage: Vec<Damage>,
+    deliveries: stats::Deliveries,
     _lock: Lock,
 }
 
@@ -263,6 +264,7 @@ impl Outbox {
             work_cv: Condvar::new(),
             cursor: Mutex::new(cursor),
             damage,
+            deliveries: stats::Deliveries::default(),
             _lock: lock,
         });
         if let Err(e) = inner.ingest_requeued() {
@@ -334,6 +336,7 @@ impl Outbox {
             ..OutboxStats::default()
         };
         damage::count(&self.inner.damage, &mut stats);
+        self.inner.deliveries.fill(&mut stats);
         stats
     }
 

@@ -340,6 +340,7 @@ impl Delivery {
             let Some(sender) = self.sender.as_mut() else {
                 return Done::Closing;
             };
+            let started = std::time::Instant::now();
             let result = match record.kind {
                 Kind::Text => match std::str::from_utf8(&record.payload) {
                     Ok(text) => sender.send(text),
@@ -347,6 +348,9 @@ impl Delivery {
                 },
                 Kind::Bytes => sender.send_bytes(&record.payload),
             };
+            self.inner
+                .deliveries
+                .attempt(started.elapsed(), attempt(&result));
             let transient = match result {
                 Ok(ack) if ack.is_success() => return Done::Delivered(ack),
                 Ok(ack)
@@ -521,6 +525,16 @@ impl Delivery {
         if let Err(e) = cursor.sync() {
             log::warn!("cannot flush the delivery cursor: {e}");
         }
+    }
+}
+
+/// How an attempt ended, for the counters: unsendable messages count as failed.
+fn attempt(result: &crate::Result<crate::hl7::Ack>) -> super::stats::Attempt {
+    use super::stats::Attempt;
+    match result {
+        Ok(ack) if ack.is_success() => Attempt::Accepted,
+        Ok(_) => Attempt::Rejected,
+        Err(_) => Attempt::Failed,
     }
 }
 
