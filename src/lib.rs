@@ -101,10 +101,11 @@ pub use framing::{
 };
 pub use listener::{
     Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message, OnStoreFailure,
-    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, DEFAULT_ACK_WRITE_TIMEOUT,
-    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
-    MIN_STACK_SIZE, STORE_RETRY_FIRST, STORE_RETRY_MAX,
+    Overflow, Response, RunningListener, ShutdownHandle, StoreHandler, TlsHandle,
+    DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
 };
 pub use outbox::{
     Damage, DeadLetter, Handled, HandledAs, Head, OnHandled, OnReject, Outbox, OutboxConfig,
@@ -121,6 +122,7 @@ pub use store::{
     StoredMessage, MAX_DEDUP_KEYS,
 };
 pub use transport::{
-    Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+    Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+    TlsSession, TlsSocket, TlsVersion,
 };
 pub use writer::{Writer, COALESCE_LIMIT};

@@ -29,6 +29,7 @@
 
 mod connect;
 mod deadline;
+mod session;
 mod stream;
 mod sys;
 mod tls;
@@ -42,6 +43,9 @@ mod native;
 mod native;
 
 pub(crate) use connect::{connect_any, host_of, resolve};
+pub use session::{TlsAcceptor, TlsSession, TlsSocket};
 pub use stream::Stream;
 pub(crate) use sys::{peek_now, Peek};
-pub use tls::{Identity, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig};
+pub use tls::{
+    Identity, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig, TlsVersion,
+};
