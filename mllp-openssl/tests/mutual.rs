@@ -151,7 +151,7 @@ fn openssl_s_client_is_asked_for_a_certificate_and_refused_below_the_minimum_ver
         text.contains("Acceptable client certificate CA names") && text.contains("mllp test CA"),
         "{text}"
     );
-    assert!(text.contains("TLSv1.3"), "{text}");
+    assert!(text.contains("New, TLSv1.3, Cipher is"), "{text}");
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
 
     // TLS 1.2 only: refused by a listener that requires 1.3.
