@@ -20,7 +20,7 @@ use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
-use super::{health, logger, signal, stores};
+use super::{health, logger, serve_tls, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -142,6 +142,10 @@ pub struct ListenOptions {
     idle_timeout: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `--tls-client-ca PEM`: require client certificates from these CAs.
+    tls_client_ca: Option<PathBuf>,
+    /// `--tls-min-version`.
+    tls_min_version: Option<mllp::TlsVersion>,
     /// `--dedup N`: how many keys to remember.
     dedup: Option<usize>,
     /// `--dedup-index PATH`.
@@ -166,6 +170,8 @@ impl Default for ListenOptions {
             idle_timeout: None,
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
+            tls_min_version: None,
             dedup: None,
             dedup_index: None,
             health_addr: None,
@@ -277,6 +283,34 @@ pub const RECEIVING: Group<ListenOptions> = Group {
             },
             set: |l, v| {
                 l.tls_key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-client-ca",
+                short: None,
+                value: Some("PEM"),
+                help: "require a client certificate signed by a CA of this file (mutual TLS;\n\
+                       with --tls-cert); the verified subject is stored with each message",
+            },
+            set: |l, v| {
+                l.tls_client_ca = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-min-version",
+                short: None,
+                value: Some("1.2|1.3"),
+                help: "the oldest TLS version accepted (default 1.2; with --tls-cert)",
+            },
+            set: |l, v| {
+                l.tls_min_version = Some(
+                    mllp::TlsVersion::parse(&v.text())
+                        .map_err(|e| UsageError(format!("--tls-min-version: {e}")))?,
+                );
                 Ok(())
             },
         },
@@ -400,6 +434,16 @@ impl ListenOptions {
                 "--tls-cert and --tls-key must be given together".into(),
             ));
         }
+        if self.tls_cert.is_none() {
+            for (given, name) in [
+                (self.tls_client_ca.is_some(), "--tls-client-ca"),
+                (self.tls_min_version.is_some(), "--tls-min-version"),
+            ] {
+                if given {
+                    return Err(UsageError(format!("{name} needs --tls-cert and --tls-key")));
+                }
+            }
+        }
         #[cfg(not(feature = "tls"))]
         if self.tls_cert.is_some() {
             return Err(super::options::no_tls("tls-cert"));
@@ -444,6 +488,19 @@ impl ListenOptions {
     /// Whether the listener accepts TLS.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
+    }
+
+    /// The TLS files and settings, `None` without TLS.
+    fn tls_files(&self) -> Option<serve_tls::TlsFiles> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return None;
+        };
+        Some(serve_tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            min_version: self.tls_min_version.unwrap_or_default(),
+        })
     }
 }
 
@@ -716,9 +773,9 @@ pub fn serve(
     if options.idle_timeout.is_some() {
         builder = builder.idle_timeout(options.idle_timeout);
     }
-    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
-        let identity = mllp::Identity::from_pem_files(cert, key)?;
-        builder = builder.tls(mllp::TlsServerConfig::new(identity));
+    let tls = options.tls_files();
+    if let Some(files) = &tls {
+        builder = builder.tls_acceptor(files.acceptor()?);
     }
     let listener = builder.bind().map_err(|e| match e {
         // The error names the address already.
@@ -739,6 +796,9 @@ pub fn serve(
         None => (store, None),
     };
     signal::install(move || signal_handle.shutdown());
+    if let (Some(files), Some(handle)) = (tls, listener.tls_handle()) {
+        serve_tls::reload_on_hangup(files, handle);
+    }
     let mut line = first_line(listener.local_addr());
     if let Some(local) = health {
         line.push_str(&format!(", health on {local}"));

@@ -10,7 +10,7 @@ use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
 use super::logger;
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
-use super::sender_options::{SenderOptions, ATTEMPTS, SENDING};
+use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
@@ -162,7 +162,7 @@ const RELAY: Group<RelayOptions> = Group {
 
 /// The client certificate toward HOST:PORT (`--tls-cert` is the listener's own).
 const TO_IDENTITY: Group<SenderOptions> = Group {
-    title: "Client certificate toward HOST:PORT",
+    title: "Client certificate, TLS version toward HOST:PORT",
     opts: &[
         Opt {
             spec: Spec {
@@ -185,6 +185,18 @@ const TO_IDENTITY: Group<SenderOptions> = Group {
             },
             set: |s, v| {
                 s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to-tls-min-version",
+                short: None,
+                value: Some("1.2|1.3"),
+                help: "the oldest TLS version accepted downstream (default 1.2)",
+            },
+            set: |s, v| {
+                s.tls.min_version = Some(tls_version("to-tls-min-version", &v.text())?);
                 Ok(())
             },
         },
