@@ -119,7 +119,7 @@ pub use sender::{
 };
 pub use store::{
     ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,
-    StoredMessage, MAX_DEDUP_KEYS,
+    StoredMessage, MAX_DEDUP_KEYS, TLS_SUBJECT_EXTENSION,
 };
 pub use transport::{
     Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use super::{Receipt, Store, StoreError, StoredMessage};
+#[cfg(doc)]
+use super::{Store, StoreError, StoredMessage};
 use crate::error::{Error, Phase, Result};
 
 /// The longest part of a file name taken from a control ID.
@@ -58,7 +59,8 @@ const OWNER_SEP: char = '~';
 /// on this host that no longer exist, and any not modified for an hour.
 ///
 /// As a [`Store`] it names files after [`StoredMessage::control_id`], returns the path as the
-/// [`Receipt`], and never refuses a message: every failure (a full disk, a missing permission,
+/// [`Receipt`](super::Receipt), keeps the verified TLS client subject of a message that has one
+/// in a file beside it (`<sequence>-<control id>.tls-subject`, see [`TLS_SUBJECT_EXTENSION`](super::TLS_SUBJECT_EXTENSION)), and never refuses a message: every failure (a full disk, a missing permission,
 /// a failing device) is [retryable](StoreError::is_retryable), fixed while the sender resends.
 ///
 /// ```
@@ -164,40 +166,19 @@ impl FileStore {
     }
 }
 
-impl Store for FileStore {
-    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
-        let id = message.control_id().map(str::as_bytes);
-        let failed = StoreError::retryable("cannot write the message file");
-        match FileStore::save(self, id, message.text()) {
-            Ok(path) => Ok(Receipt::new(path.display().to_string())),
-            Err(Error::Io { source, .. }) => Err(failed.with_source(source)),
-            Err(e) => Err(failed.with_source(e)),
-        }
-    }
-
-    fn name(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn check(&self) -> std::result::Result<(), StoreError> {
-        probe(&self.dir).map_err(|e| {
-            StoreError::retryable(format!(
-                "cannot write in the store directory {}",
-                self.dir.display()
-            ))
-            .with_source(e)
-        })
-    }
-}
-
-enum Retry {
+pub(super) enum Retry {
     Again(io::Error),
     Fail(io::Error),
 }
 
 /// Writes `bytes` durably to `tmp`, links it to `path` (never replacing a file), removes `tmp`
 /// and syncs the directory.
-fn publish(dir: &Path, tmp: &Path, path: &Path, bytes: &[u8]) -> std::result::Result<(), Retry> {
+pub(super) fn publish(
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> std::result::Result<(), Retry> {
     let written = write_durably(tmp, bytes);
     if let Err(e) = written {
         let _ = fs::remove_file(tmp);
@@ -220,7 +201,7 @@ fn publish(dir: &Path, tmp: &Path, path: &Path, bytes: &[u8]) -> std::result::Re
 
 /// Creates, hard-links and removes a file in `dir`, so that an unusable directory is reported
 /// when the store is opened.
-fn probe(dir: &Path) -> io::Result<()> {
+pub(super) fn probe(dir: &Path) -> io::Result<()> {
     let tmp = dir.join(TempName::ours("probe"));
     let link = dir.join(TempName::ours("probe-link"));
     let result = write_durably(&tmp, b"probe")
@@ -300,13 +281,13 @@ const OWNER_SEP_BYTE: u8 = OWNER_SEP as u8;
 /// A parsed temporary name: `.<final>~<pid>~<tag>~<host>.tmp`, or the older `.<final>.tmp`
 /// (no owner).
 #[derive(Debug, PartialEq, Eq)]
-struct TempName<'a> {
+pub(super) struct TempName<'a> {
     owner: Option<(u32, &'a str, &'a str)>,
 }
 
 impl<'a> TempName<'a> {
     /// The temporary name for `final_name` in this process.
-    fn ours(final_name: &str) -> String {
+    pub(super) fn ours(final_name: &str) -> String {
         let o = owner();
         format!(
             ".{final_name}{OWNER_SEP}{}{OWNER_SEP}{}{OWNER_SEP}{}.tmp",
