@@ -4,8 +4,8 @@
 //!
 //! A reload reads the certificate, the key and the client CA file again and replaces the
 //! acceptor for new connections; connections already open keep their session. A reload that
-//! fails (a file missing, a key that does not match) keeps the acceptor in use and logs why at
-//! error level.
+//! fails (a file missing, a key that does not match) keeps the acceptor in use and says why
+//! (at error level in the log, and on standard output, where a successful reload is reported).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,9 +59,13 @@ pub fn reload_on_hangup(files: TlsFiles, handle: TlsHandle) {
                 files.cert.display()
             ));
         }
-        Err(e) => log::error!(
-            "SIGHUP: TLS reload failed, the certificate in use stays: {}",
-            e.reason
-        ),
+        Err(e) => {
+            let line = format!(
+                "SIGHUP: TLS reload failed, the certificate in use stays: {}",
+                e.reason
+            );
+            log::error!("{line}");
+            super::listen::print_line(&line);
+        }
     });
 }
