@@ -48,6 +48,9 @@ pub(crate) mod sender;
 pub(crate) mod split;
 pub(crate) mod tls_options;
 
+#[cfg(all(test, feature = "tls"))]
+mod listener_tls_tests;
+
 use std::ffi::c_char;
 
 /// The major version of the library this header belongs to. It changes with every change that

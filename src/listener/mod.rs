@@ -52,6 +52,21 @@ impl Listener {
         Listener::bind_addrs(addr.to_socket_addrs().map(Iterator::collect), config, None)
     }
 
+    /// Binds a listener on `addr` with every setting in `config`, serving TLS through
+    /// `acceptor` (instead of [`ListenerConfig::tls`]); see
+    /// [`ListenerBuilder::tls_acceptor`].
+    ///
+    /// # Errors
+    /// As [`ListenerBuilder::bind`].
+    pub fn bind_with_acceptor(
+        addr: impl ToSocketAddrs,
+        config: ListenerConfig,
+        acceptor: std::sync::Arc<dyn crate::TlsAcceptor>,
+    ) -> Result<Listener> {
+        let addrs = addr.to_socket_addrs().map(Iterator::collect);
+        Listener::bind_addrs(addrs, config, Some(TlsHandle::new(acceptor)))
+    }
+
     /// Checks the settings, prepares TLS and binds the listening socket.
     fn bind_addrs(
         addrs: io::Result<Vec<SocketAddr>>,
