@@ -501,7 +501,7 @@ fn help_and_version() {
         }
         // -h: one line per option, a screenful or two; --help: the same options in full.
         assert!(
-            short.stdout.len() >= 10 && short.stdout.len() <= 70,
+            short.stdout.len() >= 10 && short.stdout.len() <= 80,
             "{cmd}: {} lines",
             short.stdout.len()
         );
