@@ -796,8 +796,10 @@ pub fn serve(
         None => (store, None),
     };
     signal::install(move || signal_handle.shutdown());
-    if let (Some(files), Some(handle)) = (tls, listener.tls_handle()) {
-        serve_tls::reload_on_hangup(files, handle);
+    match (tls, listener.tls_handle()) {
+        (Some(files), Some(handle)) => serve_tls::reload_on_hangup(files, handle),
+        // SIGHUP (`systemctl reload`) must not end a listener that has nothing to reload.
+        _ => signal::on_hangup(|| print_line("SIGHUP: nothing to reload (no TLS)")),
     }
     let mut line = first_line(listener.local_addr());
     if let Some(local) = health {

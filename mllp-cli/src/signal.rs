@@ -93,11 +93,12 @@ pub fn install(on_signal: impl FnOnce() + Send + 'static) {
 /// Catches SIGHUP from now on (instead of ending the process), and calls `on_hangup` on a
 /// thread of its own after each one (several close together may make one call).
 pub fn on_hangup(mut on_hangup: impl FnMut() + Send + 'static) {
+    // Counted from before the handler exists: a SIGHUP right after this call is never missed.
+    let mut seen = HANGUPS.load(Ordering::SeqCst);
     imp::install_hangup();
     let spawned = std::thread::Builder::new()
         .name("mllp-sighup".into())
         .spawn(move || {
-            let mut seen = HANGUPS.load(Ordering::SeqCst);
             while !RECEIVED.load(Ordering::SeqCst) {
                 std::thread::sleep(POLL);
                 let now = HANGUPS.load(Ordering::SeqCst);

@@ -215,3 +215,17 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_theirs() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sighup_does_not_end_a_plain_listener() {
+    let dir = scratch_dir("cli-plain-sighup");
+    let mut listener = ListenProc::start(&dir.join("inbox"), &[], true);
+    let lines = listener.stdout.take().unwrap();
+    sighup(&listener.child);
+    let line = lines.recv_timeout(LIMIT).expect("a line from the listener");
+    assert!(line.contains("nothing to reload"), "{line}");
+    assert_eq!(listener.wait_for_exit(Duration::from_millis(200)), None);
+    listener.terminate();
+    assert_eq!(listener.wait_for_exit(LIMIT), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
