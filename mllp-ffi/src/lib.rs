@@ -40,6 +40,7 @@ pub(crate) mod decoder;
 pub(crate) mod framing;
 pub(crate) mod last_error;
 pub(crate) mod listener;
+pub(crate) mod listener_tls;
 pub(crate) mod log;
 pub(crate) mod outbox;
 pub(crate) mod panic;

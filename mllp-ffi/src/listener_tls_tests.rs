@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::ack::{mllp_disposition, MLLP_DISPOSITION_ACCEPT};
 use crate::callback::{mllp_message_info, mllp_response};
 use crate::listener::*;
+use crate::listener_tls::*;
 use crate::result::{MLLP_CONFIG, MLLP_INVALID_STATE, MLLP_OK, MLLP_TLS};
 use mllp_core::{Connection, Framing, Stream, TlsClient, TlsClientConfig};
 use mllp_testkit::{adt, cert, cert_path, pem_identity};
