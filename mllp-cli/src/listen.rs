@@ -43,6 +43,7 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &STORE,
         &STORE_POLICY,
         &RECEIVING,
+        &serve_tls::SERVING_TLS,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -140,12 +141,8 @@ pub struct ListenOptions {
     evict_after: Option<Option<Duration>>,
     frame_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    /// `--tls-client-ca PEM`: require client certificates from these CAs.
-    tls_client_ca: Option<PathBuf>,
-    /// `--tls-min-version`.
-    tls_min_version: Option<mllp::TlsVersion>,
+    /// `--tls-cert` and its companions; see [`serve_tls::SERVING_TLS`].
+    pub(crate) tls: serve_tls::TlsOptions,
     /// `--dedup N`: how many keys to remember.
     dedup: Option<usize>,
     /// `--dedup-index PATH`.
@@ -168,10 +165,7 @@ impl Default for ListenOptions {
             evict_after: None,
             frame_timeout: None,
             idle_timeout: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            tls_min_version: None,
+            tls: serve_tls::TlsOptions::default(),
             dedup: None,
             dedup_index: None,
             health_addr: None,
@@ -259,58 +253,6 @@ pub const RECEIVING: Group<ListenOptions> = Group {
             },
             set: |l, v| {
                 l.idle_timeout = Some(v.seconds()?);
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-cert",
-                short: None,
-                value: Some("PEM"),
-                help: "accept TLS with this certificate (with --tls-key)",
-            },
-            set: |l, v| {
-                l.tls_cert = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-key",
-                short: None,
-                value: Some("PEM"),
-                help: "the certificate's PKCS#8 private key",
-            },
-            set: |l, v| {
-                l.tls_key = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-client-ca",
-                short: None,
-                value: Some("PEM"),
-                help: "require a client certificate signed by a CA of this file (mutual TLS;\n\
-                       with --tls-cert); the verified subject is stored with each message",
-            },
-            set: |l, v| {
-                l.tls_client_ca = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-min-version",
-                short: None,
-                value: Some("1.2|1.3"),
-                help: "the oldest TLS version accepted (default 1.2; with --tls-cert)",
-            },
-            set: |l, v| {
-                l.tls_min_version = Some(
-                    mllp::TlsVersion::parse(&v.text())
-                        .map_err(|e| UsageError(format!("--tls-min-version: {e}")))?,
-                );
                 Ok(())
             },
         },
@@ -429,25 +371,7 @@ impl ListenOptions {
                 "--single and --max-connections cannot be used together".into(),
             ));
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(UsageError(
-                "--tls-cert and --tls-key must be given together".into(),
-            ));
-        }
-        if self.tls_cert.is_none() {
-            for (given, name) in [
-                (self.tls_client_ca.is_some(), "--tls-client-ca"),
-                (self.tls_min_version.is_some(), "--tls-min-version"),
-            ] {
-                if given {
-                    return Err(UsageError(format!("{name} needs --tls-cert and --tls-key")));
-                }
-            }
-        }
-        #[cfg(not(feature = "tls"))]
-        if self.tls_cert.is_some() {
-            return Err(super::options::no_tls("tls-cert"));
-        }
+        self.tls.check()?;
         if self.dedup_index.is_some() && self.dedup.is_none() {
             return Err(UsageError("--dedup-index needs --dedup N".into()));
         }
@@ -487,20 +411,7 @@ impl ListenOptions {
 
     /// Whether the listener accepts TLS.
     pub fn tls(&self) -> bool {
-        self.tls_cert.is_some()
-    }
-
-    /// The TLS files and settings, `None` without TLS.
-    fn tls_files(&self) -> Option<serve_tls::TlsFiles> {
-        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return None;
-        };
-        Some(serve_tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: self.tls_client_ca.clone(),
-            min_version: self.tls_min_version.unwrap_or_default(),
-        })
+        self.tls.cert.is_some()
     }
 }
 
@@ -514,6 +425,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?
             || RECEIVING.apply(&f, &mut listen)?
+            || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -773,7 +685,7 @@ pub fn serve(
     if options.idle_timeout.is_some() {
         builder = builder.idle_timeout(options.idle_timeout);
     }
-    let tls = options.tls_files();
+    let tls = options.tls.files();
     if let Some(files) = &tls {
         builder = builder.tls_acceptor(files.acceptor()?);
     }

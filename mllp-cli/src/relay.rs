@@ -8,10 +8,10 @@ use mllp::{Handled, HandledAs, OnReject, Outbox, OutboxConfig};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
-use super::logger;
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
+use super::{logger, serve_tls};
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
 pub const DEDUP_INDEX_FILE: &str = "dedup-index";
@@ -37,6 +37,7 @@ least once).",
     tables: &[
         &RELAY,
         &RECEIVING,
+        &serve_tls::SERVING_TLS,
         &SENDING,
         &ATTEMPTS,
         &TO_IDENTITY,
@@ -227,6 +228,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     while let Some(f) = args.next_option()? {
         let handled = RELAY.apply(&f, &mut relay)?
             || RECEIVING.apply(&f, &mut listen)?
+            || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?

@@ -12,8 +12,121 @@ use std::sync::Arc;
 
 use mllp::{TlsAcceptor, TlsHandle, TlsVersion};
 
+use super::args::{Group, Opt, Spec, UsageError};
+use super::listen::ListenOptions;
 use super::options::Failure;
 use super::signal;
+
+/// The TLS options of the listening side (`mllp listen`, `mllp relay`).
+#[derive(Debug, Default)]
+pub struct TlsOptions {
+    /// `--tls-cert PEM`.
+    pub cert: Option<PathBuf>,
+    /// `--tls-key PEM`.
+    pub key: Option<PathBuf>,
+    /// `--tls-client-ca PEM`: require client certificates from these CAs.
+    pub client_ca: Option<PathBuf>,
+    /// `--tls-min-version`.
+    pub min_version: Option<TlsVersion>,
+}
+
+/// TLS on the listening side.
+pub const SERVING_TLS: Group<ListenOptions> = Group {
+    title: "TLS",
+    opts: &[
+        Opt {
+            spec: Spec {
+                long: "tls-cert",
+                short: None,
+                value: Some("PEM"),
+                help: "accept TLS with this certificate (with --tls-key)",
+            },
+            set: |l, v| {
+                l.tls.cert = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-key",
+                short: None,
+                value: Some("PEM"),
+                help: "the certificate's PKCS#8 private key",
+            },
+            set: |l, v| {
+                l.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-client-ca",
+                short: None,
+                value: Some("PEM"),
+                help: "require a client certificate signed by a CA of this file (mutual TLS;\n\
+                       with --tls-cert); the verified subject is stored with each message",
+            },
+            set: |l, v| {
+                l.tls.client_ca = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-min-version",
+                short: None,
+                value: Some("1.2|1.3"),
+                help: "the oldest TLS version accepted (default 1.2; with --tls-cert)",
+            },
+            set: |l, v| {
+                l.tls.min_version = Some(
+                    mllp::TlsVersion::parse(&v.text())
+                        .map_err(|e| UsageError(format!("--tls-min-version: {e}")))?,
+                );
+                Ok(())
+            },
+        },
+    ],
+};
+
+impl TlsOptions {
+    /// Checks the options that go together, once all are read.
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
+        }
+        if self.cert.is_none() {
+            for (given, name) in [
+                (self.client_ca.is_some(), "--tls-client-ca"),
+                (self.min_version.is_some(), "--tls-min-version"),
+            ] {
+                if given {
+                    return Err(UsageError(format!("{name} needs --tls-cert and --tls-key")));
+                }
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.cert.is_some() {
+            return Err(super::options::no_tls("tls-cert"));
+        }
+        Ok(())
+    }
+
+    /// The TLS files and settings, `None` without TLS.
+    pub fn files(&self) -> Option<TlsFiles> {
+        let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+            return None;
+        };
+        Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.client_ca.clone(),
+            min_version: self.min_version.unwrap_or_default(),
+        })
+    }
+}
 
 /// The TLS files and settings of the command line.
 #[derive(Debug, Clone)]
