@@ -156,6 +156,7 @@ impl TlsFiles {
     /// Without TLS in the build there is no acceptor (the options are refused before).
     #[cfg(not(feature = "tls"))]
     pub fn acceptor(&self) -> Result<Arc<dyn TlsAcceptor>, Failure> {
+        let _ = (&self.key, &self.client_ca, self.min_version);
         Err(Failure::fatal(
             "this build has no TLS support (feature `tls`)",
         ))
