@@ -313,6 +313,24 @@ typedef struct mllp_message_info {
    * `mllp_listener_builder_set_reject_malformed`).
    */
   size_t replaced;
+  /**
+   * The verified subject of the client's TLS certificate, `CN=...,O=...` (a listener with
+   * `mllp_listener_builder_set_tls_client_ca`); empty otherwise.
+   */
+  const uint8_t *tls_subject;
+  /**
+   * Bytes at `tls_subject`.
+   */
+  size_t tls_subject_len;
+  /**
+   * The client's TLS certificate, DER (a listener with
+   * `mllp_listener_builder_set_tls_client_ca`); empty otherwise.
+   */
+  const uint8_t *tls_certificate;
+  /**
+   * Bytes at `tls_certificate`.
+   */
+  size_t tls_certificate_len;
 } mllp_message_info;
 
 /**
@@ -1407,25 +1425,6 @@ mllp_result mllp_listener_builder_set_stack_size(struct mllp_listener_builder *b
                                                  size_t bytes);
 
 /**
- * Serves TLS with the PEM certificate chain `cert_file` and its unencrypted PKCS#8 PEM key
- * `key_file` (neither NULL), read now. Replaces an identity set before. Errors: `MLLP_IO` (a
- * file cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key
- * that cannot be used is `MLLP_TLS` from `mllp_listener_builder_build`.
- */
-mllp_result mllp_listener_builder_set_tls_identity_pem(struct mllp_listener_builder *builder,
-                                                       const char *cert_file,
-                                                       const char *key_file);
-
-/**
- * As `mllp_listener_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
- * not NULL) holding the server certificate, its chain and its key, with `password` (NULL:
- * empty). A wrong password is `MLLP_TLS` from `mllp_listener_builder_build`.
- */
-mllp_result mllp_listener_builder_set_tls_identity_pkcs12(struct mllp_listener_builder *builder,
-                                                          const char *file,
-                                                          const char *password);
-
-/**
  * Frees a listener builder; listeners built from it are not affected. NULL is allowed and
  * does nothing.
  */
@@ -1509,6 +1508,61 @@ mllp_result mllp_listener_get_stat(const struct mllp_listener *listener,
  * by an error log record and the handle is left alone).
  */
 void mllp_listener_free(struct mllp_listener *listener);
+
+/**
+ * Serves TLS with the PEM certificate chain `cert_file` and its unencrypted PKCS#8 PEM key
+ * `key_file` (neither NULL), read now. Replaces an identity set before. Errors: `MLLP_IO` (a
+ * file cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key
+ * that cannot be used is `MLLP_TLS` from `mllp_listener_builder_build`.
+ */
+mllp_result mllp_listener_builder_set_tls_identity_pem(struct mllp_listener_builder *builder,
+                                                       const char *cert_file,
+                                                       const char *key_file);
+
+/**
+ * As `mllp_listener_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
+ * not NULL) holding the server certificate, its chain and its key, with `password` (NULL:
+ * empty). A wrong password is `MLLP_TLS` from `mllp_listener_builder_build`.
+ */
+mllp_result mllp_listener_builder_set_tls_identity_pkcs12(struct mllp_listener_builder *builder,
+                                                          const char *file,
+                                                          const char *password);
+
+/**
+ * Requires every TLS client to present a certificate that chains to a CA certificate of the
+ * PEM file `ca_file` (not NULL, read now), and refuses the handshake of a client without one,
+ * or with one from another CA, expired or not yet valid (mutual TLS). The verified subject
+ * and the certificate reach the callback (`tls_subject`, `tls_certificate` of
+ * `mllp_message_info`). Needs a TLS identity
+ * (`mllp_listener_builder_set_tls_identity_pem` or `..._pkcs12`) by
+ * `mllp_listener_builder_build`. Errors: `MLLP_IO` (the file cannot be read),
+ * `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a file without a PEM certificate is
+ * `MLLP_TLS` from `mllp_listener_builder_build`.
+ */
+mllp_result mllp_listener_builder_set_tls_client_ca(struct mllp_listener_builder *builder,
+                                                    const char *ca_file);
+
+/**
+ * The oldest TLS version the listener accepts: 12 (TLS 1.2, the default) or 13 (TLS 1.3).
+ * Errors: `MLLP_CONFIG` for another value, `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_tls_min_version(struct mllp_listener_builder *builder,
+                                                      uint32_t version);
+
+/**
+ * Renews the certificate of a TLS listener while it serves: reads the PEM certificate chain
+ * `cert_file`, its PKCS#8 key `key_file` (neither NULL) and, unless `client_ca_file` is NULL,
+ * the CA file client certificates must chain to (NULL: no client certificate is required from
+ * now on), and gives new connections the new settings; connections already open keep theirs.
+ * A reload that fails (a file missing, a key that does not match) changes nothing and says why
+ * in `mllp_last_error`. The oldest TLS version stays as set on the builder. Errors:
+ * `MLLP_INVALID_STATE` (a plain TCP listener), `MLLP_IO`, `MLLP_TLS`, `MLLP_INVALID_ARGUMENT`,
+ * `MLLP_NULL_ARGUMENT`. Thread-safe, also from a callback.
+ */
+mllp_result mllp_listener_reload_tls_pem(const struct mllp_listener *listener,
+                                         const char *cert_file,
+                                         const char *key_file,
+                                         const char *client_ca_file);
 
 /**
  * Sends the library's log records of `level` and more severe to `callback`.
@@ -1851,6 +1905,13 @@ mllp_result mllp_sender_builder_set_tls_ca_file(struct mllp_sender_builder *buil
  */
 mllp_result mllp_sender_builder_set_tls_server_name(struct mllp_sender_builder *builder,
                                                     const char *name);
+
+/**
+ * Switches TLS on and accepts no protocol older than `version`: 12 (TLS 1.2, the default) or
+ * 13 (TLS 1.3). Errors: `MLLP_CONFIG` for another value, `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_tls_min_version(struct mllp_sender_builder *builder,
+                                                    uint32_t version);
 
 /**
  * Switches TLS on and presents a client certificate when the server asks for one: the PEM

@@ -218,9 +218,9 @@ pub struct TlsError {
 }
 
 impl TlsError {
-    /// A TLS error with a message and an optional source.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub(crate) fn new(
+    /// A TLS error with a message and an optional source (for [`TlsAcceptor`](crate::TlsAcceptor)
+    /// implementations).
+    pub fn new(
         kind: TlsErrorKind,
         message: impl Into<String>,
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,

@@ -55,11 +55,18 @@
 //! # TLS client certificates
 //!
 //! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
-//! which is what mutual TLS needs on the client side. The server side is limited by
-//! `native-tls`: its acceptor never asks the client for a certificate, so [`TlsServer`] can
-//! neither require nor verify client certificates, and [`TlsPeer::certificate_der`] is normally
-//! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
-//! certificates must be enforced.
+//! which is what mutual TLS needs on the client side. The built-in server side, [`TlsServer`],
+//! goes through `native-tls`, whose acceptor never asks the client for a certificate. So the
+//! listener runs its handshakes through a seam, [`TlsAcceptor`] (over a [`TlsSocket`] that
+//! keeps the handshake's deadline, giving back a [`TlsSession`]): the workspace crate
+//! `mllp-openssl` implements it with OpenSSL, requires and verifies client certificates against
+//! a CA file, and puts the verified subject and the certificate in [`TlsPeer`], which the
+//! handler sees ([`Message::tls_peer`]) and stores keep ([`StoredMessage::tls_subject`]). Give
+//! it to [`ListenerBuilder::tls_acceptor`]. The core keeps its three runtime dependencies.
+//!
+//! The oldest protocol version accepted is TLS 1.2 on both sides, or TLS 1.3
+//! ([`TlsVersion`]); a listener's certificate is renewed while it runs through its
+//! [`TlsHandle`] (connections already open keep theirs).
 //!
 //! # Where items live
 //!
@@ -106,8 +113,8 @@ pub use framing::{
 pub use listener::{
     CloseReason, Handler, Listener, ListenerBuilder, ListenerConfig, ListenerStats, Message,
     OnStoreFailure, Overflow, Response, RunningListener, Session, SessionStep, ShutdownHandle,
-    StoreCounters, StoreHandler, StoreStats, DEFAULT_ACK_WRITE_TIMEOUT, DEFAULT_EVICT_AFTER,
-    DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    StoreCounters, StoreHandler, StoreStats, TlsHandle, DEFAULT_ACK_WRITE_TIMEOUT,
+    DEFAULT_EVICT_AFTER, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
     MIN_STACK_SIZE,
 };
@@ -124,9 +131,10 @@ pub use sender::{
 pub use stat::{Histogram, HistogramSnapshot, Stat, StatKind, DURATION_BUCKETS};
 pub use store::{
     ContentDigest, DedupStore, FileStore, Receipt, Store, StoreError, StoreErrorKind,
-    StoredMessage, MAX_DEDUP_KEYS,
+    StoredMessage, MAX_DEDUP_KEYS, TLS_SUBJECT_EXTENSION,
 };
 pub use transport::{
-    Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+    Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+    TlsSession, TlsSocket, TlsVersion,
 };
 pub use writer::Writer;

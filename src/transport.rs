@@ -21,14 +21,17 @@
 //!
 //! # Client certificates
 //! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
-//! which is what mutual TLS needs on the client side. The server side is limited by
-//! `native-tls`: its acceptor never asks the client for a certificate, so [`TlsServer`] can
-//! neither require nor verify client certificates, and [`TlsPeer::certificate_der`] is normally
-//! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
-//! certificates must be enforced.
+//! which is what mutual TLS needs on the client side. The built-in [`TlsServer`] is limited by
+//! `native-tls`: its acceptor never asks the client for a certificate. `session` is the seam for
+//! another TLS library: a [`TlsAcceptor`] runs the server handshake over a [`TlsSocket`] (which
+//! enforces the handshake's deadline) and returns a [`TlsSession`] and a [`TlsPeer`]; the crate
+//! keeps the deadline, the socket timeouts, `close_notify` and [`Stream::peer_closed`] on its
+//! side. The workspace crate `mllp-openssl` implements it to require and verify client
+//! certificates.
 
 mod connect;
 mod deadline;
+mod session;
 mod stream;
 mod sys;
 mod tls;
@@ -42,6 +45,9 @@ mod native;
 mod native;
 
 pub(crate) use connect::{connect_any, host_of, resolve};
+pub use session::{TlsAcceptor, TlsSession, TlsSocket};
 pub use stream::Stream;
 pub(crate) use sys::{peek_now, Peek};
-pub use tls::{Identity, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig};
+pub use tls::{
+    Identity, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig, TlsVersion,
+};

@@ -209,3 +209,102 @@ fn past_the_handshake_bound_the_oldest_pending_handshake_is_dropped() {
     running.shutdown();
     running.join().unwrap();
 }
+
+/// The certificate the listener at `addr` serves, read by the library's TLS client (which
+/// trusts both test CAs), and the open connection.
+fn served_certificate(addr: SocketAddr) -> (Vec<u8>, Connection<Stream>) {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let config = TlsClientConfig::new()
+        .add_root_pem(common::cert("ca.pem"))
+        .add_root_pem(common::cert("untrusted-ca.pem"));
+    let stream = TlsClient::new(&config)
+        .unwrap()
+        .connect("localhost", tcp, IO_TIMEOUT)
+        .unwrap();
+    let der = stream
+        .tls_peer()
+        .unwrap()
+        .certificate_der()
+        .unwrap()
+        .to_vec();
+    (der, Connection::new(stream, Framing::default()))
+}
+
+#[test]
+fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_theirs() {
+    let running = Listener::builder("127.0.0.1:0")
+        .tls(TlsServerConfig::new(common::pem_identity("server")))
+        .bind()
+        .unwrap()
+        .spawn(|_: &Message<'_>| Response::accept())
+        .unwrap();
+    let addr = running.local_addr();
+    let (first, mut old) = served_certificate(addr);
+    assert_eq!(round_trip(&mut old, "OLD1").control_id, "OLD1");
+
+    let handle = running.tls_handle().expect("a TLS listener");
+    // A reload that fails keeps the certificate in use, and says why.
+    let broken = Identity::Pem {
+        cert: b"not a certificate".to_vec(),
+        key: common::cert("server.key"),
+    };
+    let e = handle.reload(&TlsServerConfig::new(broken)).unwrap_err();
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    let (still, _) = served_certificate(addr);
+    assert_eq!(still, first);
+
+    // Rotate: new connections get the new certificate.
+    handle
+        .reload(&TlsServerConfig::new(common::pem_identity(
+            "untrusted-server",
+        )))
+        .unwrap();
+    let (second, mut new) = served_certificate(addr);
+    assert_ne!(second, first);
+    assert_eq!(round_trip(&mut new, "NEW1").control_id, "NEW1");
+    // The connection opened before the reload was not dropped and still answers.
+    assert_eq!(round_trip(&mut old, "OLD2").control_id, "OLD2");
+    let stats = running.stats();
+    assert_eq!((stats.messages, stats.tls_failures), (3, 0));
+}
+
+/// Whether `openssl s_client -tls1_2` completes a handshake with the listener at `addr`.
+fn tls12_client_gets_in(addr: SocketAddr) -> bool {
+    let out = std::process::Command::new("timeout")
+        .args(["10", "openssl", "s_client", "-tls1_2", "-connect"])
+        .arg(addr.to_string())
+        .args(["-CAfile", &cert_path("ca.pem"), "-servername", "localhost"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the openssl command (install openssl)");
+    // On failure the session block still names the protocol tried; this line does not.
+    String::from_utf8_lossy(&out.stdout).contains("New, TLSv1.2, Cipher is")
+}
+
+#[test]
+fn a_minimum_of_tls_1_3_refuses_a_tls_1_2_client() {
+    let serve = |min| {
+        Listener::builder("127.0.0.1:0")
+            .tls(TlsServerConfig::new(common::pem_identity("server")).min_version(min))
+            .bind()
+            .unwrap()
+            .spawn(|_: &Message<'_>| Response::accept())
+            .unwrap()
+    };
+    let default = serve(mllp::TlsVersion::default());
+    assert!(tls12_client_gets_in(default.local_addr()));
+    let strict = serve(mllp::TlsVersion::Tls13);
+    assert!(!tls12_client_gets_in(strict.local_addr()));
+    assert!(eventually(IO_TIMEOUT, || strict.stats().tls_failures == 1));
+    assert_eq!(
+        mllp::TlsVersion::parse("1.3").unwrap(),
+        mllp::TlsVersion::Tls13
+    );
+    assert_eq!(
+        mllp::TlsVersion::parse("TLSv1.2").unwrap(),
+        mllp::TlsVersion::Tls12
+    );
+    assert!(mllp::TlsVersion::parse("1.1").is_err());
+}

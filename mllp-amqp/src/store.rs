@@ -33,8 +33,9 @@ const POOL_MAX: usize = 64;
 /// * **Properties**: `message_id` MSH-10, `content_type` `application/hl7-v2`,
 ///   `content_encoding` `utf-8` (the body is the message as UTF-8), `timestamp` the second it
 ///   was received, and headers `msh9`, `sending_application`, `sending_facility` (each only
-///   when the field has a value), `peer` (the sender's address) and `charset` (the character
-///   set on the wire).
+///   when the field has a value), `peer` (the sender's address), `tls_subject` (the verified
+///   subject of the client's TLS certificate, only with mutual TLS) and `charset` (the
+///   character set on the wire).
 /// * **Errors**: a message the broker returned as unroutable, or an operation it refused
 ///   (NOT_FOUND, ACCESS_REFUSED...), is [`Refused`](mllp::StoreErrorKind::Refused); a nack, a
 ///   confirm that did not come within [`AmqpConfig::confirm_timeout`], a lost connection and
@@ -217,6 +218,7 @@ fn properties(message: &StoredMessage<'_>) -> BasicProperties {
     text("sending_application", message.sending_application());
     text("sending_facility", message.sending_facility());
     text("peer", Some(&message.peer_addr().to_string()));
+    text("tls_subject", message.tls_subject());
     text("charset", Some(message.charset().name()));
     let timestamp = message
         .received_at()
@@ -354,6 +356,14 @@ mod tests {
         assert_eq!(header(&p, "sending_facility").as_deref(), Some("HOSP"));
         assert_eq!(header(&p, "peer").as_deref(), Some("10.1.2.3:4567"));
         assert_eq!(header(&p, "charset").as_deref(), Some("ISO-8859-1"));
+        assert_eq!(header(&p, "tls_subject"), None);
+        let signed = StoredMessage::new(text, peer, Charset::UTF_8, at)
+            .with_tls_subject(Some("CN=lab,O=Hospital"));
+        let p = properties(&signed);
+        assert_eq!(
+            header(&p, "tls_subject").as_deref(),
+            Some("CN=lab,O=Hospital")
+        );
 
         // No header fields, and an MSH-10 too long for a short string: left out, no panic.
         let long = format!("MSH|^~\\&|{}{}|P|2.5\r", "|".repeat(7), "9".repeat(300));

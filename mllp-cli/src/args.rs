@@ -126,8 +126,10 @@ impl Command {
             out.push_str(self.about.split("\n\n").next().unwrap_or_default());
         }
         out.push('\n');
-        for table in self.tables {
-            out.push_str(&format!("\n{}:\n", table.title()));
+        for (i, table) in self.tables.iter().enumerate() {
+            // -h is one screen: no blank line between the groups.
+            let gap = if long || i == 0 { "\n" } else { "" };
+            out.push_str(&format!("{gap}{}:\n", table.title()));
             for spec in table.specs() {
                 push_option(&mut out, spec, long);
             }
@@ -154,10 +156,14 @@ fn push_option(out: &mut String, spec: &Spec, long: bool) {
     }
     let mut lines = spec.help.lines();
     let first = lines.next().unwrap_or_default();
-    if label.len() + 2 > HELP_COLUMN {
+    if label.len() + 2 > HELP_COLUMN && long {
         out.push_str(&label);
         out.push('\n');
         out.push_str(&" ".repeat(HELP_COLUMN));
+    } else if label.len() + 2 > HELP_COLUMN {
+        // -h keeps one line per option.
+        out.push_str(&label);
+        out.push_str("  ");
     } else {
         out.push_str(&format!("{label:HELP_COLUMN$}"));
     }

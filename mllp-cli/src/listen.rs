@@ -21,7 +21,7 @@ use super::metrics::{self, MetricsOptions, MONITORING};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
-use super::{logger, signal, stores};
+use super::{logger, serve_tls, signal, stores};
 
 /// The address listened on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2575";
@@ -45,6 +45,7 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &STORE_POLICY,
         &RECEIVING,
         &MONITORING,
+        &serve_tls::SERVING_TLS,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -142,8 +143,8 @@ pub struct ListenOptions {
     evict_after: Option<Option<Duration>>,
     frame_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
+    /// `--tls-cert` and its companions; see [`serve_tls::SERVING_TLS`].
+    pub(crate) tls: serve_tls::TlsOptions,
     /// `--dedup N`: how many keys to remember.
     dedup: Option<usize>,
     /// `--dedup-index PATH`.
@@ -168,8 +169,7 @@ impl Default for ListenOptions {
             evict_after: None,
             frame_timeout: None,
             idle_timeout: None,
-            tls_cert: None,
-            tls_key: None,
+            tls: serve_tls::TlsOptions::default(),
             dedup: None,
             dedup_index: None,
             health_addr: None,
@@ -258,30 +258,6 @@ pub const RECEIVING: Group<ListenOptions> = Group {
             },
             set: |l, v| {
                 l.idle_timeout = Some(v.seconds()?);
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-cert",
-                short: None,
-                value: Some("PEM"),
-                help: "accept TLS with this certificate (with --tls-key)",
-            },
-            set: |l, v| {
-                l.tls_cert = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-key",
-                short: None,
-                value: Some("PEM"),
-                help: "the certificate's PKCS#8 private key",
-            },
-            set: |l, v| {
-                l.tls_key = Some(v.path());
                 Ok(())
             },
         },
@@ -400,15 +376,7 @@ impl ListenOptions {
                 "--single and --max-connections cannot be used together".into(),
             ));
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(UsageError(
-                "--tls-cert and --tls-key must be given together".into(),
-            ));
-        }
-        #[cfg(not(feature = "tls"))]
-        if self.tls_cert.is_some() {
-            return Err(super::options::no_tls("tls-cert"));
-        }
+        self.tls.check()?;
         if self.dedup_index.is_some() && self.dedup.is_none() {
             return Err(UsageError("--dedup-index needs --dedup N".into()));
         }
@@ -448,7 +416,7 @@ impl ListenOptions {
 
     /// Whether the listener accepts TLS.
     pub fn tls(&self) -> bool {
-        self.tls_cert.is_some()
+        self.tls.cert.is_some()
     }
 }
 
@@ -463,6 +431,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || OUTPUT.apply(&f, &mut common)?
             || RECEIVING.apply(&f, &mut listen)?
             || MONITORING.apply(&f, &mut listen.metrics)?
+            || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -728,9 +697,9 @@ pub fn serve(
     if options.idle_timeout.is_some() {
         builder = builder.idle_timeout(options.idle_timeout);
     }
-    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
-        let identity = mllp::Identity::from_pem_files(cert, key)?;
-        builder = builder.tls(mllp::TlsServerConfig::new(identity));
+    let tls = options.tls.files();
+    if let Some(files) = &tls {
+        builder = builder.tls_acceptor(files.acceptor()?);
     }
     let listener = builder.bind().map_err(|e| match e {
         // The error names the address already.
@@ -750,6 +719,11 @@ pub fn serve(
     )
     .map_err(Failure::fatal)?;
     signal::install(move || signal_handle.shutdown());
+    match (tls, listener.tls_handle()) {
+        (Some(files), Some(handle)) => serve_tls::reload_on_hangup(files, handle),
+        // SIGHUP (`systemctl reload`) must not end a listener that has nothing to reload.
+        _ => signal::on_hangup(|| print_line("SIGHUP: nothing to reload (no TLS)")),
+    }
     let line = first_line(listener.local_addr()) + &monitor.addresses();
     print_line(&line);
     let printer = (!common.quiet).then(|| Arc::new(Printer::start()));

@@ -17,6 +17,7 @@ mod relay;
 mod secret;
 mod send;
 mod sender_options;
+mod serve_tls;
 mod signal;
 mod spool;
 mod store_policy;
@@ -163,6 +164,8 @@ mod tests {
             "tls-key" => &["--tls-cert", "c.pem"],
             "to-tls-cert" => &["--to-tls-key", "k.pem"],
             "to-tls-key" => &["--to-tls-cert", "c.pem"],
+            // A listener's need its certificate; a sender takes a client certificate too.
+            "tls-client-ca" | "tls-min-version" => &["--tls-cert", "c.pem", "--tls-key", "k.pem"],
             "dedup-index" => &["--dedup", "5"],
             _ => &[],
         }

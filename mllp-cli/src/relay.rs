@@ -8,11 +8,11 @@ use mllp::{Handled, HandledAs, OnReject, Outbox, OutboxConfig};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
-use super::logger;
 use super::metrics::MONITORING;
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
-use super::sender_options::{SenderOptions, ATTEMPTS, SENDING};
+use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
+use super::{logger, serve_tls};
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
 pub const DEDUP_INDEX_FILE: &str = "dedup-index";
@@ -39,6 +39,7 @@ least once).",
         &RELAY,
         &RECEIVING,
         &MONITORING,
+        &serve_tls::SERVING_TLS,
         &SENDING,
         &ATTEMPTS,
         &TO_IDENTITY,
@@ -164,7 +165,7 @@ const RELAY: Group<RelayOptions> = Group {
 
 /// The client certificate toward HOST:PORT (`--tls-cert` is the listener's own).
 const TO_IDENTITY: Group<SenderOptions> = Group {
-    title: "Client certificate toward HOST:PORT",
+    title: "Client certificate, TLS version toward HOST:PORT",
     opts: &[
         Opt {
             spec: Spec {
@@ -187,6 +188,18 @@ const TO_IDENTITY: Group<SenderOptions> = Group {
             },
             set: |s, v| {
                 s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to-tls-min-version",
+                short: None,
+                value: Some("1.2|1.3"),
+                help: "the oldest TLS version accepted downstream (default 1.2)",
+            },
+            set: |s, v| {
+                s.tls.min_version = Some(tls_version("to-tls-min-version", &v.text())?);
                 Ok(())
             },
         },
@@ -218,6 +231,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
         let handled = RELAY.apply(&f, &mut relay)?
             || RECEIVING.apply(&f, &mut listen)?
             || MONITORING.apply(&f, &mut listen.metrics)?
+            || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?

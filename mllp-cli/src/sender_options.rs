@@ -29,6 +29,13 @@ pub struct Tls {
     pub domain: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// `--tls-min-version` (`--to-tls-min-version` in `mllp relay`).
+    pub min_version: Option<mllp::TlsVersion>,
+}
+
+/// Parses a TLS version option's value.
+pub fn tls_version(option: &str, text: &str) -> Result<mllp::TlsVersion, UsageError> {
+    mllp::TlsVersion::parse(text).map_err(|e| UsageError(format!("--{option}: {e}")))
 }
 
 /// Timeouts and TLS toward the listener a command sends to.
@@ -130,9 +137,10 @@ pub const ATTEMPTS: Group<SenderOptions> = Group {
     }],
 };
 
-/// The client certificate a sender shows, as `mllp send` and `mllp forward` name it.
+/// The client certificate a sender shows and the oldest TLS version it accepts, as `mllp send`
+/// and `mllp forward` name them.
 pub const IDENTITY: Group<SenderOptions> = Group {
-    title: "Client certificate",
+    title: "Client certificate, TLS version",
     opts: &[
         Opt {
             spec: Spec {
@@ -158,6 +166,18 @@ pub const IDENTITY: Group<SenderOptions> = Group {
                 Ok(())
             },
         },
+        Opt {
+            spec: Spec {
+                long: "tls-min-version",
+                short: None,
+                value: Some("1.2|1.3"),
+                help: "the oldest TLS version accepted (default 1.2)",
+            },
+            set: |s, v| {
+                s.tls.min_version = Some(tls_version("tls-min-version", &v.text())?);
+                Ok(())
+            },
+        },
     ],
 };
 
@@ -171,7 +191,10 @@ impl SenderOptions {
                 "--tls-cert and --tls-key must be given together".into(),
             ));
         }
-        tls.on |= tls.ca.is_some() || tls.domain.is_some() || tls.cert.is_some();
+        tls.on |= tls.ca.is_some()
+            || tls.domain.is_some()
+            || tls.cert.is_some()
+            || tls.min_version.is_some();
         #[cfg(not(feature = "tls"))]
         if tls.on {
             return Err(super::options::no_tls("tls"));
@@ -229,6 +252,9 @@ impl SenderOptions {
         }
         if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
             tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
+        }
+        if let Some(min) = self.tls.min_version {
+            tls = tls.min_version(min);
         }
         Ok(Some(tls))
     }

@@ -54,6 +54,16 @@ pub struct mllp_message_info {
     /// when malformed messages are rejected (the default; see
     /// `mllp_listener_builder_set_reject_malformed`).
     pub replaced: usize,
+    /// The verified subject of the client's TLS certificate, `CN=...,O=...` (a listener with
+    /// `mllp_listener_builder_set_tls_client_ca`); empty otherwise.
+    pub tls_subject: *const u8,
+    /// Bytes at `tls_subject`.
+    pub tls_subject_len: usize,
+    /// The client's TLS certificate, DER (a listener with
+    /// `mllp_listener_builder_set_tls_client_ca`); empty otherwise.
+    pub tls_certificate: *const u8,
+    /// Bytes at `tls_certificate`.
+    pub tls_certificate_len: usize,
 }
 
 /// The callback's answer beyond its disposition: an optional text (MSA-3, and the ERR segment
@@ -154,6 +164,11 @@ impl Callback {
         let message_type = header.message_type().unwrap_or(&EMPTY[..0]);
         let peer = Text::new(format_args!("{}", message.peer_addr()));
         let charset = Text::new(message.charset().name());
+        let tls = message.tls_peer();
+        let subject = tls
+            .and_then(|p| p.subject())
+            .map_or(&EMPTY[..0], str::as_bytes);
+        let certificate = tls.and_then(|p| p.certificate_der()).unwrap_or(&EMPTY[..0]);
         let info = mllp_message_info {
             size: std::mem::size_of::<mllp_message_info>(),
             text: message.text().as_ptr(),
@@ -168,6 +183,10 @@ impl Callback {
             connection_id: message.connection_id(),
             charset: charset.as_ptr(),
             replaced: message.replaced(),
+            tls_subject: subject.as_ptr(),
+            tls_subject_len: subject.len(),
+            tls_certificate: certificate.as_ptr(),
+            tls_certificate_len: certificate.len(),
         };
         let mut response = mllp_response {
             text: None,

@@ -41,6 +41,7 @@ pub(crate) mod framing;
 pub(crate) mod last_error;
 pub(crate) mod listener;
 pub(crate) mod listener_stat;
+pub(crate) mod listener_tls;
 pub(crate) mod log;
 pub(crate) mod outbox;
 pub(crate) mod panic;
@@ -48,6 +49,9 @@ pub(crate) mod result;
 pub(crate) mod sender;
 pub(crate) mod split;
 pub(crate) mod tls_options;
+
+#[cfg(all(test, feature = "tls"))]
+mod listener_tls_tests;
 
 use std::ffi::c_char;
 

@@ -20,11 +20,11 @@ use super::tls_options;
 use mllp_core::charset::{Charset, Malformed};
 use mllp_core::hl7::{AckMode, ReplyKind};
 use mllp_core::Error;
-use mllp_core::TlsServerConfig;
 use mllp_core::{
     Listener, ListenerConfig, Message, Overflow, Response, RunningListener, ShutdownHandle,
     DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
 };
+use mllp_core::{TlsHandle, TlsVersion};
 
 /// How received messages are acknowledged.
 // Each value sets both Rust settings: `ReplyKind` (HL7 acknowledgements or MLLP release 2
@@ -70,7 +70,12 @@ const _: () = assert!(MLLP_LISTENER_MAX_STACK_SIZE == MAX_STACK_SIZE);
 #[derive(Debug, Clone, Default)]
 pub struct mllp_listener_builder {
     /// The settings: the very value the Rust API takes, so C and Rust share every default.
-    config: ListenerConfig,
+    pub(crate) config: ListenerConfig,
+    /// `mllp_listener_builder_set_tls_client_ca`: the CA certificates (PEM) client
+    /// certificates must chain to.
+    pub(crate) client_ca: Option<Vec<u8>>,
+    /// `mllp_listener_builder_set_tls_min_version`.
+    pub(crate) tls_min_version: TlsVersion,
 }
 
 /// Milliseconds as a timeout, 0 meaning none.
@@ -386,49 +391,6 @@ pub unsafe extern "C" fn mllp_listener_builder_set_stack_size(
     }
 }
 
-/// Serves TLS with the PEM certificate chain `cert_file` and its unencrypted PKCS#8 PEM key
-/// `key_file` (neither NULL), read now. Replaces an identity set before. Errors: `MLLP_IO` (a
-/// file cannot be read), `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`; a certificate or key
-/// that cannot be used is `MLLP_TLS` from `mllp_listener_builder_build`.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pem(
-    builder: *mut mllp_listener_builder,
-    cert_file: *const c_char,
-    key_file: *const c_char,
-) -> mllp_result {
-    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
-    unsafe {
-        args::set("mllp_listener_builder_set_tls_identity_pem", builder, |b| {
-            let identity = tls_options::pem_identity(cert_file, key_file);
-            b.config.tls = Some(TlsServerConfig::new(identity?));
-            Ok(())
-        })
-    }
-}
-
-/// As `mllp_listener_builder_set_tls_identity_pem`, from a PKCS#12 archive (`.p12` / `.pfx`,
-/// not NULL) holding the server certificate, its chain and its key, with `password` (NULL:
-/// empty). A wrong password is `MLLP_TLS` from `mllp_listener_builder_build`.
-#[no_mangle]
-pub unsafe extern "C" fn mllp_listener_builder_set_tls_identity_pkcs12(
-    builder: *mut mllp_listener_builder,
-    file: *const c_char,
-    password: *const c_char,
-) -> mllp_result {
-    // SAFETY: the caller passes a live builder or NULL, and strings or NULL.
-    unsafe {
-        args::set(
-            "mllp_listener_builder_set_tls_identity_pkcs12",
-            builder,
-            |b| {
-                let identity = tls_options::pkcs12_identity(file, password);
-                b.config.tls = Some(TlsServerConfig::new(identity?));
-                Ok(())
-            },
-        )
-    }
-}
-
 /// Frees a listener builder; listeners built from it are not affected. NULL is allowed and
 /// does nothing.
 #[no_mangle]
@@ -468,6 +430,10 @@ pub struct mllp_listener {
     handle: ShutdownHandle,
     local_addr: SocketAddr,
     callback: Callback,
+    /// The acceptor of a TLS listener, replaced by `mllp_listener_reload_tls_pem`.
+    pub(crate) tls: Option<TlsHandle>,
+    /// The oldest TLS version, kept for reloads.
+    pub(crate) tls_min_version: TlsVersion,
 }
 
 impl mllp_listener {
@@ -553,9 +519,36 @@ pub unsafe extern "C" fn mllp_listener_builder_build(
         let f = callback.ok_or_else(|| {
             last_error::set(super::result::MLLP_NULL_ARGUMENT, "the callback is NULL")
         })?;
-        let listener = args::check(Listener::builder(addr).config(b.config.clone()).bind())?;
+        let mut config = b.config.clone();
+        let listener =
+            match (config.tls.take(), &b.client_ca) {
+                (None, Some(_)) => return Err(args::config(
+                    "a client CA needs a TLS identity (mllp_listener_builder_set_tls_identity_*)",
+                )),
+                (None, None) => args::check(Listener::builder(addr).config(config).bind())?,
+                (Some(tls), None) => {
+                    let tls = tls.min_version(b.tls_min_version);
+                    config.tls = Some(tls);
+                    args::check(Listener::builder(addr).config(config).bind())?
+                }
+                (Some(tls), Some(ca)) => {
+                    let acceptor = tls_options::openssl_acceptor(
+                        tls.identity,
+                        b.tls_min_version,
+                        Some(ca.clone()),
+                    )?;
+                    args::check(
+                        Listener::builder(addr)
+                            .config(config)
+                            .tls_acceptor(acceptor)
+                            .bind(),
+                    )?
+                }
+            };
         let handle = Box::into_raw(Box::new(mllp_listener {
             handle: listener.shutdown_handle(),
+            tls: listener.tls_handle(),
+            tls_min_version: b.tls_min_version,
             local_addr: listener.local_addr(),
             state: Mutex::new(State::Bound(listener)),
             run_done: Condvar::new(),
@@ -707,6 +700,7 @@ mod tests {
     use crate::ack::{mllp_disposition, MLLP_DISPOSITION_ACCEPT, MLLP_DISPOSITION_REJECT};
     use crate::callback::{mllp_message_info, mllp_response, mllp_response_set_text};
     use crate::listener_stat::*;
+    use crate::listener_tls::mllp_listener_builder_set_tls_identity_pem;
     use crate::result::{
         MLLP_CHARSET, MLLP_CONFIG, MLLP_INVALID_ARGUMENT, MLLP_IO, MLLP_NULL_ARGUMENT,
     };

@@ -375,6 +375,24 @@ pub unsafe extern "C" fn mllp_sender_builder_set_tls_server_name(
     }
 }
 
+/// Switches TLS on and accepts no protocol older than `version`: 12 (TLS 1.2, the default) or
+/// 13 (TLS 1.3). Errors: `MLLP_CONFIG` for another value, `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_sender_builder_set_tls_min_version(
+    builder: *mut mllp_sender_builder,
+    version: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        args::set("mllp_sender_builder_set_tls_min_version", builder, |b| {
+            let min = tls_options::min_version(version)?;
+            let config = b.tls().clone().min_version(min);
+            b.config.tls = Some(config);
+            Ok(())
+        })
+    }
+}
+
 /// Switches TLS on and presents a client certificate when the server asks for one: the PEM
 /// certificate chain `cert_file` and its unencrypted PKCS#8 PEM key `key_file` (neither NULL),
 /// read now. Replaces an identity set before (PEM or PKCS#12). Errors: `MLLP_IO` (a file

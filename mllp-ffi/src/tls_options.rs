@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use super::args;
 use super::result::mllp_result;
-use mllp_core::{Identity, TlsClientConfig};
+use mllp_core::{Identity, TlsClientConfig, TlsVersion};
 
 /// A certificate chain and its key from PEM files (neither NULL).
 ///
@@ -68,6 +68,60 @@ pub(crate) unsafe fn server_name(name: *const c_char) -> Result<String, mllp_res
         return Err(args::config("the server name is empty"));
     }
     Ok(name.to_owned())
+}
+
+/// A TLS minimum version from C: 12 (TLS 1.2) or 13 (TLS 1.3).
+pub(crate) fn min_version(version: u32) -> Result<TlsVersion, mllp_result> {
+    match version {
+        12 => Ok(TlsVersion::Tls12),
+        13 => Ok(TlsVersion::Tls13),
+        other => Err(args::config(format_args!(
+            "the TLS minimum version must be 12 (TLS 1.2) or 13 (TLS 1.3), not {other}"
+        ))),
+    }
+}
+
+/// The bytes of a PEM file of CA certificates (not NULL), read now.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+pub(crate) unsafe fn read_ca_file(path: *const c_char) -> Result<Vec<u8>, mllp_result> {
+    // SAFETY: forwarded contract.
+    let path = unsafe { args::req_string(path, "the client CA file") }?;
+    std::fs::read(path).map_err(|e| {
+        super::last_error::error(&mllp_core::Error::Io {
+            phase: mllp_core::Phase::File,
+            source: std::io::Error::new(e.kind(), format!("{path}: {e}")),
+        })
+    })
+}
+
+/// A listener's acceptor through OpenSSL: `identity`, the oldest version, and client
+/// certificates required from `client_ca` when given.
+#[cfg(feature = "tls")]
+pub(crate) fn openssl_acceptor(
+    identity: Identity,
+    min: TlsVersion,
+    client_ca: Option<Vec<u8>>,
+) -> Result<std::sync::Arc<dyn mllp_core::TlsAcceptor>, mllp_result> {
+    let mut config = mllp_openssl::AcceptorConfig::new(identity).min_version(min);
+    if let Some(ca) = client_ca {
+        config = config.client_ca_pem(ca);
+    }
+    let acceptor = args::check(mllp_openssl::Acceptor::new(&config))?;
+    Ok(std::sync::Arc::new(acceptor))
+}
+
+/// Without TLS in the build: the error every TLS setting gives.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn openssl_acceptor(
+    _: Identity,
+    _: TlsVersion,
+    _: Option<Vec<u8>>,
+) -> Result<std::sync::Arc<dyn mllp_core::TlsAcceptor>, mllp_result> {
+    Err(super::last_error::error(&mllp_core::Error::Config(
+        "this build has no TLS support (feature `tls`)".into(),
+    )))
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// | `receiving_facility` | string | MSH-6 |
 /// | `received_at` | date | when the listener had read the whole message (ms) |
 /// | `peer` | string | the sender's address, `IP:PORT` |
+/// | `tls_subject` | string or null | the verified subject of the client's TLS certificate (mutual TLS only) |
 /// | `charset` | string | the character set on the wire (`UTF-8`, `ISO-8859-1`, ...) |
 /// | `message` | string | the message as UTF-8, segment endings as received |
 /// | `size` | int64 | the length of `message` in bytes (UTF-8) |
@@ -218,6 +219,7 @@ impl MongoStore {
             "receiving_facility": text(message.receiving_facility()),
             "received_at": DateTime::from_system_time(message.received_at()),
             "peer": message.peer_addr().to_string(),
+            "tls_subject": text(message.tls_subject()),
             "charset": message.charset().name(),
             "message": message.text(),
             "size": message.text().len() as i64,

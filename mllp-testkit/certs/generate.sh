@@ -7,8 +7,10 @@
 #   client.pem / client.key              client certificate signed by the test CA
 #   untrusted-ca.pem / untrusted-ca.key  a second CA that the tests do not trust
 #   untrusted-server.pem / .key          server certificate for localhost signed by the untrusted CA
+#   untrusted-client.pem / .key          client certificate signed by the untrusted CA
+#   expired-client.pem / .key            client certificate signed by the test CA, valid in 2000 only
 #
-# All keys are PKCS#8 PEM without a password. Everything expires in 100 years.
+# All keys are PKCS#8 PEM without a password. Everything else expires in 100 years.
 # These files are for tests only: never use them anywhere else.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,3 +53,29 @@ openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem \
 
 ca untrusted-ca "mllp untrusted test CA"
 leaf untrusted-server untrusted-ca localhost "$SERVER_EXT"
+
+leaf untrusted-client untrusted-ca "mllp untrusted test client" "$CLIENT_EXT"
+
+# `openssl x509` cannot back-date a certificate; `openssl ca` can.
+key expired-client.key
+openssl req -new -key expired-client.key -subj "/CN=mllp expired test client" -out "$tmp/expired.csr"
+touch "$tmp/index.txt"
+echo 01 >"$tmp/serial"
+cat >"$tmp/ca.cnf" <<EOF
+[ca]
+default_ca = test
+[test]
+database = $tmp/index.txt
+new_certs_dir = $tmp
+serial = $tmp/serial
+default_md = sha256
+policy = any
+copy_extensions = none
+[any]
+commonName = supplied
+[client]
+$CLIENT_EXT
+EOF
+openssl ca -batch -config "$tmp/ca.cnf" -cert ca.pem -keyfile ca.key -in "$tmp/expired.csr" \
+    -out expired-client.pem -startdate 20000101000000Z -enddate 20010101000000Z \
+    -extensions client -notext 2>/dev/null

@@ -7,9 +7,11 @@ use std::time::Duration;
 use crate::charset::{Charset, Malformed};
 use crate::error::Result;
 use crate::framing::Framing;
-use crate::transport::TlsServerConfig;
+use std::sync::Arc;
 
-use super::{Listener, ListenerConfig, Overflow};
+use crate::transport::{TlsAcceptor, TlsServerConfig};
+
+use super::{Listener, ListenerConfig, Overflow, TlsHandle};
 use crate::hl7::{AckMode, ReplyKind};
 
 /// Configures and binds a [`Listener`]; from [`Listener::builder`].
@@ -21,6 +23,8 @@ pub struct ListenerBuilder {
     pub(super) addrs: io::Result<Vec<SocketAddr>>,
     pub(super) config: ListenerConfig,
     pub(super) max_message_size: Option<usize>,
+    /// A TLS acceptor given instead of [`ListenerConfig::tls`].
+    pub(super) acceptor: Option<TlsHandle>,
 }
 
 impl ListenerBuilder {
@@ -150,10 +154,21 @@ impl ListenerBuilder {
     /// that does not speak TLS, or whose handshake fails or times out, loses only its own
     /// connection (logged at warn, counted in [`ListenerStats::tls_failures`](super::ListenerStats::tls_failures)).
     ///
-    /// Client certificates are neither requested nor verified (a limit of `native-tls`), so
-    /// [`Message::tls_peer`](super::Message::tls_peer) carries none.
+    /// The built-in acceptor neither requests nor verifies client certificates (a limit of
+    /// `native-tls`), so [`Message::tls_peer`](super::Message::tls_peer) carries none: for
+    /// mutual TLS give an acceptor that does with [`tls_acceptor`](Self::tls_acceptor).
     pub fn tls(mut self, config: TlsServerConfig) -> Self {
         self.config.tls = Some(config);
+        self.acceptor = None;
+        self
+    }
+
+    /// Serves TLS through `acceptor`, any [`TlsAcceptor`] (for example the `mllp-openssl`
+    /// crate's, which can require and verify client certificates), instead of the built-in one
+    /// of [`tls`](Self::tls). Handshake failures are handled as there.
+    pub fn tls_acceptor(mut self, acceptor: Arc<dyn TlsAcceptor>) -> Self {
+        self.config.tls = None;
+        self.acceptor = Some(TlsHandle::new(acceptor));
         self
     }
 
@@ -193,6 +208,6 @@ impl ListenerBuilder {
             config.validate()?;
             config.framing = config.framing.max_message_size(max)?;
         }
-        Listener::bind_addrs(addrs, config)
+        Listener::bind_addrs(addrs, config, self.acceptor)
     }
 }

@@ -131,8 +131,9 @@ pub struct ListenerConfig {
     pub stack_size: usize,
     /// Serve TLS with these settings; `None` (the default): plain TCP. A client whose
     /// handshake fails or times out loses only its own connection (logged at warn, counted in
-    /// [`ListenerStats::tls_failures`](super::ListenerStats::tls_failures)). Client
-    /// certificates are neither requested nor verified (a limit of `native-tls`).
+    /// [`ListenerStats::tls_failures`](super::ListenerStats::tls_failures)). The built-in
+    /// acceptor neither requests nor verifies client certificates (a limit of `native-tls`):
+    /// see [`ListenerBuilder::tls_acceptor`](super::ListenerBuilder::tls_acceptor).
     pub tls: Option<TlsServerConfig>,
 }
 

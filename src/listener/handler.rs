@@ -109,9 +109,11 @@ impl<'a> Message<'a> {
 
     /// TLS information about the peer, or `None` on a plain TCP connection.
     ///
-    /// The `native-tls` acceptor never asks clients for a certificate, so
-    /// [`TlsPeer::certificate_der`] is `None` here today: the value only tells that the
-    /// connection is TLS. See [TLS client certificates](crate#tls-client-certificates).
+    /// With an acceptor that verifies client certificates (the `mllp-openssl` crate's, with a
+    /// client CA), [`TlsPeer::subject`] is the verified subject and
+    /// [`TlsPeer::certificate_der`] the certificate. The built-in acceptor never asks clients
+    /// for one, so both are `None` there: the value only tells that the connection is TLS. See
+    /// [TLS client certificates](crate#tls-client-certificates).
     pub fn tls_peer(&self) -> Option<&'a TlsPeer> {
         self.tls_peer
     }

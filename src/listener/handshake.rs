@@ -27,8 +27,9 @@ use super::conn;
 use super::handler::Handler;
 use super::slots::Flags;
 use super::stats::bump;
+use super::tls::TlsHandle;
 use super::{ListenerConfig, Shared};
-use crate::transport::TlsServer;
+use crate::transport::{TlsAcceptor, TlsServer};
 
 /// A connection without a slot yet.
 #[derive(Debug)]
@@ -162,7 +163,7 @@ pub(crate) struct Context {
 /// start (then the connection is closed).
 pub(crate) fn start(
     cx: &Context,
-    tls: &Arc<TlsServer>,
+    tls: &TlsHandle,
     tcp: TcpStream,
     id: u64,
     peer: SocketAddr,
@@ -196,12 +197,13 @@ pub(crate) fn start(
         Arc::clone(shared),
         Arc::clone(&cx.settings),
         Arc::clone(&cx.handler),
-        Arc::clone(tls),
+        // The acceptor current now serves this connection to its end.
+        tls.current(),
     );
     let spawned = std::thread::Builder::new()
         .name(format!("mllp-conn-{id}"))
         .stack_size(cx.settings.stack_size)
-        .spawn(move || run(&shared2, &settings, &*handler, &tls, tcp, id, peer));
+        .spawn(move || run(&shared2, &settings, &*handler, &*tls, tcp, id, peer));
     match spawned {
         Ok(thread) => Some(thread),
         Err(e) => {
@@ -218,13 +220,13 @@ fn run(
     shared: &Shared,
     settings: &ListenerConfig,
     handler: &dyn Handler,
-    tls: &TlsServer,
+    tls: &dyn TlsAcceptor,
     tcp: TcpStream,
     id: u64,
     peer: SocketAddr,
 ) {
     let pending = PendingGuard { shared, id };
-    let stream = match tls.accept(tcp, settings.handshake_timeout) {
+    let stream = match TlsServer::accept_with(tls, tcp, settings.handshake_timeout) {
         Ok(stream) => stream,
         Err(e) if !shared.pending.contains(id) => {
             // Closed for a newcomer (counted and logged then) or at shutdown.

@@ -16,6 +16,7 @@ mod slots;
 mod stats;
 mod store;
 mod store_stats;
+mod tls;
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -39,6 +40,7 @@ pub use session::{CloseReason, Session, SessionStep};
 pub use stats::ListenerStats;
 pub use store::{OnStoreFailure, StoreHandler};
 pub use store_stats::{StoreCounters, StoreStats};
+pub use tls::TlsHandle;
 
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;
@@ -53,6 +55,7 @@ impl Listener {
     fn bind_addrs(
         addrs: io::Result<Vec<SocketAddr>>,
         mut config: ListenerConfig,
+        acceptor: Option<TlsHandle>,
     ) -> Result<Listener> {
         let addrs =
             addrs.map_err(|e| Error::Config(format!("the listening address is not valid: {e}")))?;
@@ -62,9 +65,10 @@ impl Listener {
             ));
         }
         config.validate()?;
-        let tls = match config.tls.take() {
-            Some(tls) => Some(TlsServer::new(&tls)?),
-            None => None,
+        let tls = match (config.tls.take(), acceptor) {
+            (_, Some(handle)) => Some(handle),
+            (Some(tls), None) => Some(TlsHandle::new(Arc::new(TlsServer::new(&tls)?))),
+            (None, None) => None,
         };
         let socket = TcpListener::bind(&addrs[..]).map_err(|e| {
             let names: Vec<String> = addrs.iter().map(ToString::to_string).collect();
@@ -261,7 +265,7 @@ impl Shared {
 pub struct Listener {
     socket: TcpListener,
     settings: Arc<ListenerConfig>,
-    tls: Option<TlsServer>,
+    tls: Option<TlsHandle>,
     shared: Arc<Shared>,
 }
 
@@ -274,6 +278,7 @@ impl Listener {
             addrs: addr.to_socket_addrs().map(Iterator::collect),
             config: ListenerConfig::default(),
             max_message_size: None,
+            acceptor: None,
         }
     }
 
@@ -294,6 +299,12 @@ impl Listener {
         self.shared.stats()
     }
 
+    /// A handle to replace the TLS certificate while the listener runs (see [`TlsHandle`]);
+    /// `None` for a plain TCP listener.
+    pub fn tls_handle(&self) -> Option<TlsHandle> {
+        self.tls.clone()
+    }
+
     /// Serves connections on the calling thread, calling `handler` for every message, until
     /// [`ShutdownHandle::shutdown`] is called; then finishes as described in the
     /// [`Listener`](Listener) documentation and returns `Ok(())`.
@@ -310,7 +321,6 @@ impl Listener {
             shared,
         } = self;
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
-        let tls = tls.map(Arc::new);
         let cx = handshake::Context {
             shared: Arc::clone(&shared),
             settings: Arc::clone(&settings),
@@ -405,6 +415,7 @@ impl Listener {
     pub fn spawn(self, handler: impl Handler) -> Result<RunningListener> {
         let handle = self.shutdown_handle();
         let local_addr = self.local_addr();
+        let tls = self.tls_handle();
         let thread = std::thread::Builder::new()
             .name("mllp-accept".into())
             .spawn(move || self.run(handler))
@@ -413,6 +424,7 @@ impl Listener {
             thread: Some(thread),
             handle,
             local_addr,
+            tls,
         })
     }
 }

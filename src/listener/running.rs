@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
-use super::{ListenerStats, Shared};
+use super::{ListenerStats, Shared, TlsHandle};
 use crate::error::{Error, Phase, Result};
 
 /// Stops a listener from any thread, and reads its counters. Cheap to clone.
@@ -66,6 +66,7 @@ pub struct RunningListener {
     pub(super) thread: Option<JoinHandle<Result<()>>>,
     pub(super) handle: ShutdownHandle,
     pub(super) local_addr: SocketAddr,
+    pub(super) tls: Option<TlsHandle>,
 }
 
 impl RunningListener {
@@ -77,6 +78,12 @@ impl RunningListener {
     /// The counters so far.
     pub fn stats(&self) -> ListenerStats {
         self.handle.stats()
+    }
+
+    /// A handle to replace the TLS certificate while the listener runs (see [`TlsHandle`]);
+    /// `None` for a plain TCP listener.
+    pub fn tls_handle(&self) -> Option<TlsHandle> {
+        self.tls.clone()
     }
 
     /// A handle to stop the listener from another thread.

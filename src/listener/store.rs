@@ -1,7 +1,7 @@
 //! Store, then acknowledge: the [`Handler`] that saves every message in a [`Store`].
 
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
@@ -132,12 +132,7 @@ impl<S: Store> StoreHandler<S> {
     /// # Errors
     /// What the last [`Store::save`] returned.
     pub fn save(&self, message: &Message<'_>) -> Result<Receipt, StoreError> {
-        let stored = StoredMessage::new(
-            message.text(),
-            message.peer_addr(),
-            message.charset(),
-            SystemTime::now(),
-        );
+        let stored = StoredMessage::from_message(message);
         let id = stored.control_id().unwrap_or("(no MSH-10)");
         if message.replaced() > 0 {
             warn!(

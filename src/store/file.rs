@@ -26,7 +26,8 @@ use super::dir_sync::DirSync;
 #[cfg(test)]
 use super::temp_name::owner;
 use super::temp_name::TempName;
-use super::{Receipt, Store, StoreError, StoredMessage};
+#[cfg(doc)]
+use super::{Store, StoreError, StoredMessage};
 use crate::error::{Error, Phase, Result};
 
 /// The longest part of a file name taken from a control ID.
@@ -57,8 +58,11 @@ const MAX_ATTEMPTS: u32 = 10_000;
 /// on this host that no longer exist, and any not modified for an hour.
 ///
 /// As a [`Store`] it names files after [`StoredMessage::control_id`], returns the path as the
-/// [`Receipt`], and never refuses a message: every failure (a full disk, a missing permission,
-/// a failing device) is [retryable](StoreError::is_retryable), fixed while the sender resends.
+/// [`Receipt`](super::Receipt), keeps the verified TLS client subject of a message that has
+/// one in a file beside it (`<sequence>-<control id>.tls-subject`, see
+/// [`TLS_SUBJECT_EXTENSION`](super::TLS_SUBJECT_EXTENSION)), and never refuses a message: every
+/// failure (a full disk, a missing permission, a failing device) is
+/// [retryable](StoreError::is_retryable), fixed while the sender resends.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("mllp-store-doc-{}", std::process::id()));
@@ -73,7 +77,7 @@ const MAX_ATTEMPTS: u32 = 10_000;
 pub struct FileStore {
     dir: PathBuf,
     next: AtomicU64,
-    sync: DirSync,
+    pub(super) sync: DirSync,
 }
 
 impl FileStore {
@@ -171,41 +175,14 @@ impl FileStore {
     }
 }
 
-impl Store for FileStore {
-    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
-        let id = message.control_id().map(str::as_bytes);
-        let failed = StoreError::retryable("cannot write the message file");
-        match FileStore::save(self, id, message.text()) {
-            Ok(path) => Ok(Receipt::new(path.display().to_string())),
-            Err(Error::Io { source, .. }) => Err(failed.with_source(source)),
-            Err(e) => Err(failed.with_source(e)),
-        }
-    }
-
-    fn name(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn check(&self) -> std::result::Result<(), StoreError> {
-        self.sync.refresh(&self.dir);
-        probe(&self.dir).map_err(|e| {
-            StoreError::retryable(format!(
-                "cannot write in the store directory {}",
-                self.dir.display()
-            ))
-            .with_source(e)
-        })
-    }
-}
-
-enum Retry {
+pub(super) enum Retry {
     Again(io::Error),
     Fail(io::Error),
 }
 
 /// Writes `bytes` durably to `tmp`, links it to `path` (never replacing a file), removes `tmp`
 /// and syncs the directory (a sync shared with concurrent saves, begun after the link).
-fn publish(
+pub(super) fn publish(
     sync: &DirSync,
     tmp: &Path,
     path: &Path,
@@ -233,7 +210,7 @@ fn publish(
 
 /// Creates, hard-links and removes a file in `dir`, so that an unusable directory is reported
 /// when the store is opened.
-fn probe(dir: &Path) -> io::Result<()> {
+pub(super) fn probe(dir: &Path) -> io::Result<()> {
     let tmp = dir.join(TempName::ours("probe"));
     let link = dir.join(TempName::ours("probe-link"));
     let result = write_durably(&tmp, b"probe")

@@ -25,6 +25,7 @@ pub struct StoredMessage<'a> {
     peer_addr: SocketAddr,
     charset: Charset,
     received_at: SystemTime,
+    tls_subject: Option<&'a str>,
 }
 
 impl std::fmt::Debug for StoredMessage<'_> {
@@ -36,6 +37,7 @@ impl std::fmt::Debug for StoredMessage<'_> {
             .field("peer_addr", &self.peer_addr)
             .field("charset", &self.charset)
             .field("received_at", &self.received_at)
+            .field("tls_subject", &self.tls_subject)
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +57,14 @@ impl<'a> StoredMessage<'a> {
             peer_addr,
             charset,
             received_at,
+            tls_subject: None,
         }
+    }
+
+    /// The same message, from a TLS client whose certificate had the verified `subject`.
+    pub fn with_tls_subject(mut self, subject: Option<&'a str>) -> StoredMessage<'a> {
+        self.tls_subject = subject;
+        self
     }
 
     /// What a listener received, received now.
@@ -74,6 +83,7 @@ impl<'a> StoredMessage<'a> {
             peer_addr: message.peer_addr(),
             charset: message.charset(),
             received_at: SystemTime::now(),
+            tls_subject: message.tls_peer().and_then(|peer| peer.subject()),
         }
     }
 
@@ -138,6 +148,13 @@ impl<'a> StoredMessage<'a> {
         self.charset
     }
 
+    /// The verified subject of the TLS client certificate the message came with (see
+    /// [`TlsPeer::subject`](crate::TlsPeer::subject)); `None` without TLS or without a
+    /// verifying acceptor. Stores keep it with the message.
+    pub fn tls_subject(&self) -> Option<&'a str> {
+        self.tls_subject
+    }
+
     /// When the listener had read the whole message and handed it on.
     pub fn received_at(&self) -> SystemTime {
         self.received_at
@@ -186,5 +203,9 @@ mod tests {
         let junk = StoredMessage::new("not hl7", peer, Charset::UTF_8, at);
         assert_eq!((junk.control_id(), junk.segment_name()), (None, None));
         assert!(junk.header().is_none());
+        assert_eq!(junk.tls_subject(), None);
+        let signed = junk.with_tls_subject(Some("CN=lab"));
+        assert_eq!(signed.tls_subject(), Some("CN=lab"));
+        assert!(format!("{signed:?}").contains("CN=lab"));
     }
 }

@@ -7,6 +7,7 @@ mod digest;
 mod dir_sync;
 mod error;
 mod file;
+mod file_store;
 mod message;
 mod temp_name;
 mod url;
@@ -19,6 +20,7 @@ pub use dedup::{DedupStore, MAX_CAPACITY as MAX_DEDUP_KEYS};
 pub use digest::ContentDigest;
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
+pub use file_store::TLS_SUBJECT_EXTENSION;
 pub use message::StoredMessage;
 pub use url::{percent_decode, UrlOptions};
 

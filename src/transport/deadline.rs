@@ -18,6 +18,9 @@ const ARM_SLACK: Duration = Duration::from_millis(1);
 /// it.
 const UNKNOWN: u64 = u64::MAX;
 
+/// The name the crate uses inside.
+pub(crate) type Sock = TlsSocket;
+
 /// A direction of the socket, for its timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
@@ -65,7 +68,11 @@ fn deadline_passed() -> io::Error {
 /// The TCP socket under a [`Stream`] (under TLS, what the TLS library reads and writes), which
 /// enforces the stream's deadline on every system call: before each read or write the socket
 /// timeout is set to the time left, unless the one set is within the deadline's slack of it.
-pub(crate) struct Sock {
+///
+/// A [`TlsAcceptor`](crate::TlsAcceptor) gets one, with the handshake's deadline set, and runs
+/// its TLS library over it (`Read` and `Write`); so a handshake ends by its deadline whatever
+/// the library does.
+pub struct TlsSocket {
     pub(super) tcp: TcpStream,
     pub(super) deadline: Option<Deadline>,
     /// The read timeout known to be set on the socket, in nanoseconds, or [`UNKNOWN`]. Atomic
@@ -75,14 +82,20 @@ pub(crate) struct Sock {
     write_armed: AtomicU64,
 }
 
-impl Sock {
-    pub(super) fn new(tcp: TcpStream) -> Sock {
-        Sock {
+impl TlsSocket {
+    pub(super) fn new(tcp: TcpStream) -> TlsSocket {
+        TlsSocket {
             tcp,
             deadline: None,
             read_armed: AtomicU64::new(UNKNOWN),
             write_armed: AtomicU64::new(UNKNOWN),
         }
+    }
+
+    /// The TCP socket underneath, for its addresses and options. Reading or writing it
+    /// directly would corrupt the TLS session.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
     }
 
     fn armed(&self, dir: Dir) -> &AtomicU64 {
@@ -135,7 +148,7 @@ impl Sock {
     }
 }
 
-impl Read for Sock {
+impl Read for TlsSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.arm(Dir::Read)?;
         let result = self.tcp.read(buf);
@@ -143,7 +156,7 @@ impl Read for Sock {
     }
 }
 
-impl Write for Sock {
+impl Write for TlsSocket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.arm(Dir::Write)?;
         let result = self.tcp.write(buf);
@@ -155,9 +168,9 @@ impl Write for Sock {
     }
 }
 
-impl fmt::Debug for Sock {
+impl fmt::Debug for TlsSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sock")
+        f.debug_struct("TlsSocket")
             .field("tcp", &self.tcp)
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()

@@ -1,131 +1,61 @@
 //! TLS through `native-tls`. Nothing from `native-tls` leaves this module.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use log::{debug, warn};
 use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream};
 
-use super::deadline::{Deadline, Dir, Sock};
-use super::sys::{peek_now, Peek};
-use super::{Identity, TlsClientConfig, TlsPeer, TlsServerConfig};
+/// The `native-tls` protocol version of a minimum.
+fn protocol(version: TlsVersion) -> Protocol {
+    match version {
+        TlsVersion::Tls12 => Protocol::Tlsv12,
+        TlsVersion::Tls13 => Protocol::Tlsv13,
+    }
+}
+
+use super::deadline::Sock;
+use super::session::{self, Conn, TlsSession};
+use super::{Identity, TlsClientConfig, TlsPeer, TlsServerConfig, TlsVersion};
 use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError, TlsErrorKind};
 
-/// The oldest protocol version either side accepts.
-const MIN_PROTOCOL: Protocol = Protocol::Tlsv12;
-
-/// An established TLS connection.
-pub(super) struct Conn {
-    tls: TlsStream<Sock>,
-    peer: TlsPeer,
-    /// Application data read by [`Conn::peer_closed`], returned by the next read.
-    unread: Vec<u8>,
-}
-
-impl Conn {
-    pub(super) fn sock(&self) -> &Sock {
-        self.tls.get_ref()
+impl TlsSession for TlsStream<Sock> {
+    fn socket(&self) -> &Sock {
+        self.get_ref()
     }
 
-    pub(super) fn sock_mut(&mut self) -> &mut Sock {
-        self.tls.get_mut()
+    fn socket_mut(&mut self) -> &mut Sock {
+        self.get_mut()
     }
 
-    fn tcp(&self) -> &TcpStream {
-        &self.sock().tcp
+    fn close_notify(&mut self) {
+        let _ = self.shutdown();
     }
 
-    /// Runs `f` with the deadline put aside: for the non-blocking operations, which must work
-    /// whether the deadline of the last exchange has passed or not.
-    fn without_deadline<T>(&mut self, f: impl FnOnce(&mut Conn) -> T) -> T {
-        let deadline = self.sock_mut().deadline.take();
-        let result = f(self);
-        self.sock_mut().deadline = deadline;
-        result
-    }
-
-    pub(super) fn peer(&self) -> &TlsPeer {
-        &self.peer
-    }
-
-    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.unread.is_empty() {
-            return self.tls.read(buf);
-        }
-        let n = buf.len().min(self.unread.len());
-        buf[..n].copy_from_slice(&self.unread[..n]);
-        self.unread.drain(..n);
-        Ok(n)
-    }
-
-    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tls.write(buf)
-    }
-
-    pub(super) fn flush(&mut self) -> io::Result<()> {
-        self.tls.flush()
-    }
-
-    /// Sends `close_notify` if that can be done without blocking; errors are ignored.
-    pub(super) fn close_notify(&mut self) {
-        self.without_deadline(|conn| {
-            if conn.tcp().set_nonblocking(true).is_ok() {
-                let _ = conn.tls.shutdown();
-                let _ = conn.tcp().set_nonblocking(false);
-            }
-        });
-    }
-
-    pub(super) fn peer_closed(&mut self) -> bool {
-        self.without_deadline(Conn::peer_closed_now)
-    }
-
-    fn peer_closed_now(&mut self) -> bool {
-        if !self.unread.is_empty() || matches!(self.tls.buffered_read_size(), Ok(n) if n > 0) {
-            return false;
-        }
-        match peek_now(self.tcp()) {
-            Peek::Idle => false,
-            Peek::Closed => true,
-            // Records are waiting: let TLS process them (without blocking). Session tickets
-            // are consumed and the read would block; an alert or close_notify ends the session.
-            Peek::Data => {
-                if self.tcp().set_nonblocking(true).is_err() {
-                    return true;
-                }
-                let mut buf = [0u8; 4096];
-                let closed = loop {
-                    match self.tls.read(&mut buf) {
-                        Ok(0) => break true,
-                        Ok(n) => {
-                            self.unread.extend_from_slice(&buf[..n]);
-                            break false;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                        Err(_) => break true,
-                    }
-                };
-                let restored = self.tcp().set_nonblocking(false).is_ok();
-                closed || !restored
-            }
-        }
+    fn buffered(&self) -> usize {
+        self.buffered_read_size().unwrap_or(0)
     }
 }
 
-/// Runs a handshake over `tcp` within `deadline`, restoring the socket timeouts afterwards.
+/// Runs a `native-tls` handshake over `tcp` within `deadline`; native-tls does not tell the
+/// protocol or cipher agreed, so the peer has only the certificate.
 fn handshake(
     tcp: TcpStream,
     deadline: Duration,
     run: impl FnOnce(Sock) -> std::result::Result<TlsStream<Sock>, HandshakeError<Sock>>,
     describe: impl FnOnce(native_tls::Error) -> Error,
 ) -> Result<Conn> {
-    let read_timeout = tcp.read_timeout().map_err(configure)?;
-    let write_timeout = tcp.write_timeout().map_err(configure)?;
-    let mut sock = Sock::new(tcp);
-    sock.deadline = Some(Deadline::new(deadline));
-    let mut tls = match run(sock) {
+    session::handshake(tcp, deadline, |sock| native_session(sock, run, describe))
+}
+
+/// Runs a `native-tls` handshake over `sock`.
+fn native_session(
+    sock: Sock,
+    run: impl FnOnce(Sock) -> std::result::Result<TlsStream<Sock>, HandshakeError<Sock>>,
+    describe: impl FnOnce(native_tls::Error) -> Error,
+) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
+    let tls = match run(sock) {
         Ok(tls) => tls,
         // Not expected with a blocking socket; if it happens, the socket timed out.
         Err(HandshakeError::WouldBlock(_)) => return Err(Error::Timeout(Timeout::Connect)),
@@ -134,25 +64,11 @@ fn handshake(
         }
         Err(HandshakeError::Failure(e)) => return Err(describe(e)),
     };
-    let sock = tls.get_mut();
-    sock.deadline = None;
-    sock.set_timeout(Dir::Read, read_timeout)
-        .map_err(configure)?;
-    sock.set_timeout(Dir::Write, write_timeout)
-        .map_err(configure)?;
-    let certificate = match tls.peer_certificate() {
-        Ok(Some(cert)) => cert.to_der().ok(),
-        _ => None,
-    };
-    Ok(Conn {
-        tls,
-        peer: TlsPeer { certificate },
-        unread: Vec::new(),
-    })
-}
-
-fn configure(e: io::Error) -> Error {
-    Error::io(crate::error::Phase::Configure, e)
+    let mut peer = TlsPeer::default();
+    if let Ok(Some(cert)) = tls.peer_certificate() {
+        peer.certificate = cert.to_der().ok();
+    }
+    Ok((Box::new(tls), peer))
 }
 
 /// The kind of a handshake failure that is not about the certificate: [`TlsErrorKind::Io`] when
@@ -227,12 +143,13 @@ pub(super) struct Client {
     connector: TlsConnector,
     server_name: Option<String>,
     dangerous: bool,
+    min_version: TlsVersion,
 }
 
 impl Client {
     pub(super) fn new(config: &TlsClientConfig) -> Result<Client> {
         let mut builder = TlsConnector::builder();
-        builder.min_protocol_version(Some(MIN_PROTOCOL));
+        builder.min_protocol_version(Some(protocol(config.min_version)));
         for (i, pem) in config.root_pems.iter().enumerate() {
             let certs = native_tls::Certificate::stack_from_pem(pem).map_err(|e| {
                 tls_error(
@@ -274,6 +191,7 @@ impl Client {
             connector,
             server_name: config.server_name.clone(),
             dangerous: config.danger_accept_invalid_certs,
+            min_version: config.min_version,
         })
     }
 
@@ -294,7 +212,11 @@ impl Client {
             |e| describe_client_failure(name, e),
         );
         match &conn {
-            Ok(_) => debug!("TLS session with {name} established"),
+            Ok(_) => debug!(
+                "TLS session with {name} established (native-tls reports neither the protocol \
+                 nor the cipher; the oldest protocol accepted is {})",
+                self.min_version
+            ),
             Err(e) => debug!("TLS handshake with {name} failed: {e}"),
         }
         conn
@@ -335,13 +257,14 @@ fn describe_client_failure(name: &str, e: native_tls::Error) -> Error {
 #[derive(Clone)]
 pub(super) struct Server {
     acceptor: TlsAcceptor,
+    min_version: TlsVersion,
 }
 
 impl Server {
     pub(super) fn new(config: &TlsServerConfig) -> Result<Server> {
         let identity = native_identity(&config.identity)?;
         let acceptor = TlsAcceptor::builder(identity)
-            .min_protocol_version(Some(MIN_PROTOCOL))
+            .min_protocol_version(Some(protocol(config.min_version)))
             .build()
             .map_err(|e| {
                 tls_error(
@@ -350,16 +273,23 @@ impl Server {
                     e,
                 )
             })?;
-        Ok(Server { acceptor })
+        Ok(Server {
+            acceptor,
+            min_version: config.min_version,
+        })
     }
 
     pub(super) fn accept(&self, tcp: TcpStream, deadline: Duration) -> Result<Conn> {
-        let peer = tcp
+        session::handshake(tcp, deadline, |sock| self.accept_session(sock))
+    }
+
+    pub(super) fn accept_session(&self, sock: Sock) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
+        let peer = sock
+            .tcp
             .peer_addr()
             .map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
-        let conn = handshake(
-            tcp,
-            deadline,
+        let conn = native_session(
+            sock,
             |sock| self.acceptor.accept(sock),
             |e| {
                 let text = e.to_string();
@@ -381,7 +311,11 @@ impl Server {
             },
         );
         match &conn {
-            Ok(_) => debug!("TLS session with {peer} established"),
+            Ok(_) => debug!(
+                "TLS session with {peer} established (native-tls reports neither the protocol \
+                 nor the cipher; the oldest protocol accepted is {})",
+                self.min_version
+            ),
             Err(e) => debug!("TLS handshake with {peer} failed: {e}"),
         }
         conn

@@ -6,8 +6,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::deadline::{Deadline, Dir, Sock};
+use super::session::Conn;
 use super::sys::{peek_now, write_vectored_nosignal, Peek};
-use super::{native, TlsPeer};
+use super::TlsPeer;
 
 /// A connected stream: plain TCP, or TLS over TCP.
 ///
@@ -20,7 +21,7 @@ pub struct Stream {
 
 enum Inner {
     Tcp(Sock),
-    Tls(Box<native::Conn>),
+    Tls(Box<Conn>),
 }
 
 impl From<TcpStream> for Stream {
@@ -34,7 +35,7 @@ impl From<TcpStream> for Stream {
 
 impl Stream {
     /// A stream over an established TLS connection.
-    pub(super) fn tls(conn: native::Conn) -> Stream {
+    pub(super) fn tls(conn: Conn) -> Stream {
         Stream {
             inner: Inner::Tls(Box::new(conn)),
         }

@@ -7,25 +7,119 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use super::session::{TlsAcceptor, TlsSession, TlsSocket};
 use super::{native, Stream};
 #[cfg(doc)]
 use crate::error::Timeout;
 use crate::error::{Error, Phase, Result};
 
-/// What is known about the TLS peer of a connection.
+/// What is known about the TLS peer of a connection: its certificate, the subject a verifying
+/// acceptor checked, and the protocol and cipher agreed, as far as the TLS library tells.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsPeer {
     pub(super) certificate: Option<Vec<u8>>,
+    subject: Option<String>,
+    protocol: Option<String>,
+    cipher: Option<String>,
 }
 
 impl TlsPeer {
+    /// Nothing known yet; the `with_*` methods add what the TLS library reports.
+    pub fn new() -> TlsPeer {
+        TlsPeer::default()
+    }
+
+    /// The peer's certificate (DER).
+    pub fn with_certificate(mut self, der: Vec<u8>) -> TlsPeer {
+        self.certificate = Some(der);
+        self
+    }
+
+    /// The subject of the peer's certificate, *verified* (it chains to a trusted CA).
+    pub fn with_subject(mut self, subject: impl Into<String>) -> TlsPeer {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The protocol version agreed (e.g. `TLSv1.3`).
+    pub fn with_protocol(mut self, protocol: impl Into<String>) -> TlsPeer {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// The cipher suite agreed (e.g. `TLS_AES_256_GCM_SHA384`).
+    pub fn with_cipher(mut self, cipher: impl Into<String>) -> TlsPeer {
+        self.cipher = Some(cipher.into());
+        self
+    }
+
     /// The peer's certificate in DER form, if it presented one.
     ///
-    /// A client always sees the server's certificate. A server normally sees none: the
-    /// `native-tls` acceptor does not ask clients for certificates (see the
-    /// [crate documentation](crate#tls-client-certificates)).
+    /// A client always sees the server's certificate. A server sees the client's only with an
+    /// acceptor that asks for one, such as the `mllp-openssl` crate's with a client CA: the
+    /// built-in [`TlsServer`] never does (see the [crate documentation](crate#tls-client-certificates)).
     pub fn certificate_der(&self) -> Option<&[u8]> {
         self.certificate.as_deref()
+    }
+
+    /// The subject of the peer's certificate when the acceptor verified it against its client
+    /// CA, as `CN=...,O=...` (OpenSSL's short names, in the certificate's order); `None` when
+    /// no certificate was verified.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The protocol version agreed, when the TLS library reports it (`native-tls` does not).
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The cipher suite agreed, when the TLS library reports it (`native-tls` does not).
+    pub fn cipher(&self) -> Option<&str> {
+        self.cipher.as_deref()
+    }
+}
+
+/// The oldest TLS protocol version a side accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 (and 1.3). The default.
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The version named `1.2` or `1.3` (also `TLSv1.2`, `tls1.3`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for another name.
+    pub fn parse(name: &str) -> Result<TlsVersion> {
+        let bare = name.trim();
+        let bare = bare
+            .strip_prefix("TLSv")
+            .or_else(|| bare.strip_prefix("tlsv"))
+            .or_else(|| bare.strip_prefix("tls"))
+            .or_else(|| bare.strip_prefix("TLS"))
+            .unwrap_or(bare);
+        match bare {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(Error::Config(format!(
+                "the TLS version must be 1.2 or 1.3, not {name:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLS 1.2",
+            TlsVersion::Tls13 => "TLS 1.3",
+        })
     }
 }
 
@@ -111,7 +205,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 ///
 /// The server's certificate is verified against the system's trusted roots plus
 /// [`root_pems`](Self::root_pems), and must be valid for the host name connected to (or
-/// [`server_name`](Self::server_name)). TLS 1.2 is the oldest protocol version accepted.
+/// [`server_name`](Self::server_name)). TLS 1.2 is the oldest protocol version accepted unless
+/// [`min_version`](Self::min_version) says 1.3.
 /// Build a [`TlsClient`] from it once and reuse it for every connection.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -128,6 +223,8 @@ pub struct TlsClientConfig {
     /// the protection TLS gives against someone between client and server; a warning is logged
     /// on every connect. Default: `false`.
     pub danger_accept_invalid_certs: bool,
+    /// The oldest protocol version accepted. Default: [`TlsVersion::Tls12`].
+    pub min_version: TlsVersion,
 }
 
 impl TlsClientConfig {
@@ -164,6 +261,12 @@ impl TlsClientConfig {
         self
     }
 
+    /// Accepts no protocol older than `version`; see the field of that name.
+    pub fn min_version(mut self, version: TlsVersion) -> TlsClientConfig {
+        self.min_version = version;
+        self
+    }
+
     /// Accepts any server certificate when `dangerous` is `true`; see the field of that name.
     pub fn danger_accept_invalid_certs(mut self, dangerous: bool) -> TlsClientConfig {
         self.danger_accept_invalid_certs = dangerous;
@@ -173,19 +276,31 @@ impl TlsClientConfig {
 
 /// TLS settings of a server (the listening side).
 ///
-/// TLS 1.2 is the oldest protocol version accepted. Client certificates are not requested (see
-/// the [crate documentation](crate#tls-client-certificates)). Build a [`TlsServer`] from it once.
+/// TLS 1.2 is the oldest protocol version accepted unless [`min_version`](Self::min_version)
+/// says 1.3. The built-in [`TlsServer`] does not request client certificates (see the
+/// [crate documentation](crate#tls-client-certificates)). Build a [`TlsServer`] from it once.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TlsServerConfig {
     /// The server's certificate and private key.
     pub identity: Identity,
+    /// The oldest protocol version accepted. Default: [`TlsVersion::Tls12`].
+    pub min_version: TlsVersion,
 }
 
 impl TlsServerConfig {
     /// Settings presenting `identity` to clients.
     pub fn new(identity: Identity) -> TlsServerConfig {
-        TlsServerConfig { identity }
+        TlsServerConfig {
+            identity,
+            min_version: TlsVersion::default(),
+        }
+    }
+
+    /// Accepts no protocol older than `version`; see the field of that name.
+    pub fn min_version(mut self, version: TlsVersion) -> TlsServerConfig {
+        self.min_version = version;
+        self
     }
 }
 
@@ -270,6 +385,26 @@ impl TlsServer {
     pub fn accept(&self, tcp: TcpStream, deadline: Duration) -> Result<Stream> {
         let conn = self.inner.accept(tcp, deadline)?;
         Ok(Stream::tls(conn))
+    }
+
+    /// Runs the TLS handshake of any [`TlsAcceptor`] over an accepted `tcp` connection, within
+    /// `deadline`, as [`accept`](Self::accept) does with this one.
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept).
+    pub fn accept_with(
+        acceptor: &dyn TlsAcceptor,
+        tcp: TcpStream,
+        deadline: Duration,
+    ) -> Result<Stream> {
+        let conn = super::session::handshake(tcp, deadline, |sock| acceptor.accept(sock))?;
+        Ok(Stream::tls(conn))
+    }
+}
+
+impl TlsAcceptor for TlsServer {
+    fn accept(&self, socket: TlsSocket) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
+        self.inner.accept_session(socket)
     }
 }
 
