@@ -73,6 +73,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod charset;
+mod cidr;
 mod codec;
 mod connection;
 mod crc;
@@ -81,6 +82,7 @@ mod framing;
 pub mod hl7;
 mod listener;
 mod outbox;
+pub mod proxy_protocol;
 mod reader;
 mod retry;
 mod scan;
@@ -89,6 +91,7 @@ pub mod store;
 mod transport;
 mod writer;
 
+pub use cidr::Cidr;
 pub use codec::{DecodeStep, Decoder, Event, HEADER_LOOKAHEAD, OVERSIZED_HEADER_LEN};
 pub use connection::Connection;
 pub use error::{
@@ -122,5 +125,9 @@ pub use store::{
 };
 pub use transport::{
     Identity, Stream, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
+};
+pub use transport::{
+    Keepalive, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_INTERVAL,
+    MAX_KEEPALIVE_COUNT, MAX_KEEPALIVE_SECS,
 };
 pub use writer::{Writer, COALESCE_LIMIT};

@@ -76,6 +76,13 @@ pub struct ListenerStats {
     /// [`max_handshakes`](super::ListenerConfig::max_handshakes) were pending (a flood of
     /// connections that stall in the handshake).
     pub handshakes_dropped: u64,
+    /// Connections closed at once because their peer is outside
+    /// [`allow`](super::ListenerConfig::allow) (checked after any PROXY protocol header).
+    pub connections_denied: u64,
+    /// Connections closed because of their PROXY protocol header: missing, malformed or late
+    /// from a listed proxy, or sent by an address not listed in
+    /// [`proxy_protocol_from`](super::ListenerConfig::proxy_protocol_from).
+    pub proxy_refused: u64,
 }
 
 /// The live counters.
@@ -102,6 +109,8 @@ pub(crate) struct Stats {
     pub(crate) handler_panics: AtomicU64,
     pub(crate) tls_failures: AtomicU64,
     pub(crate) handshakes_dropped: AtomicU64,
+    pub(crate) connections_denied: AtomicU64,
+    pub(crate) proxy_refused: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -154,6 +163,8 @@ impl Stats {
             // A gauge of the pending table: filled in by the listener.
             handshakes_pending: 0,
             handshakes_dropped: get(&self.handshakes_dropped),
+            connections_denied: get(&self.connections_denied),
+            proxy_refused: get(&self.proxy_refused),
         }
     }
 }
