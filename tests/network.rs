@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::source::connect_from;
+use common::sockets::{connect_from, established};
 use common::{adt, eventually};
 use mllp::hl7::{Ack, AckCode};
 use mllp::proxy_protocol::V2_SIGNATURE;
@@ -198,9 +198,14 @@ fn the_allow_list_is_checked_on_the_client_a_proxy_names() {
     assert!(exchange(TcpStream::connect(at).unwrap(), &v1(other, at), "X").is_none());
     let client: SocketAddr = "127.0.0.5:4000".parse().unwrap();
     exchange(TcpStream::connect(at).unwrap(), &v1(client, at), "Y").expect("an ACK");
+    // The listed proxy's own connection (a LOCAL header) is trusted, not checked.
+    let own = TcpStream::connect(at).unwrap();
+    let proxy = own.local_addr().unwrap();
+    let local = [&V2_SIGNATURE[..], &[0x20, 0x00, 0, 0]].concat();
+    exchange(own, &local, "Z").expect("an ACK");
     let stats = stats_until(&running, |s| s.connections_denied == 1);
-    assert_eq!((stats.connections_denied, stats.messages), (1, 1));
-    assert_eq!(*peers.lock().unwrap(), vec![client]);
+    assert_eq!((stats.connections_denied, stats.messages), (1, 2));
+    assert_eq!(*peers.lock().unwrap(), vec![client, proxy]);
     running.shutdown();
     running.join().unwrap();
 }
@@ -251,120 +256,59 @@ fn the_proxy_header_comes_before_the_tls_handshake() {
     running.join().unwrap();
 }
 
-/// What `ss` reports for the established TCP connections of port `port` (either end): one
-/// line each.
-fn ss_lines(port: u16) -> Vec<String> {
-    let out = std::process::Command::new("ss")
-        .args(["-tnoH", "state", "established"])
-        .output()
-        .expect("ss (iproute2) is needed to see the sockets' keepalive timers");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| {
-            // Without a state column: queues, then the local and the peer address.
-            let end = format!(":{port}");
-            l.split_whitespace()
-                .skip(2)
-                .take(2)
-                .any(|a| a.ends_with(&end))
-        })
-        .map(str::to_owned)
-        .collect()
+/// The keepalive timers (seconds left) on the two ends of the one connection to `port`: the
+/// listener's side, then the sender's.
+fn timers(port: u16) -> (Option<f64>, Option<f64>) {
+    let conns = established(port);
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    let listening = format!("127.0.0.1:{port}");
+    let side = |listener: bool| {
+        conns
+            .iter()
+            .find(|c| (c.local == listening) == listener)
+            .unwrap_or_else(|| panic!("{conns:?}"))
+            .keepalive
+    };
+    (side(true), side(false))
 }
 
-/// The time left on a line's keepalive timer, in seconds (`timer:(keepalive,2min59sec,0)`).
-fn keepalive_timer(line: &str) -> Option<f64> {
-    let rest = &line[line.find("timer:(keepalive,")? + "timer:(keepalive,".len()..];
-    let text = &rest[..rest.find(',')?];
-    let mut secs = 0.0;
-    let mut number = String::new();
-    let mut unit = String::new();
-    for c in text.chars().chain(std::iter::once('0')) {
-        if c.is_ascii_digit() && !unit.is_empty() {
-            let n: f64 = number.parse().ok()?;
-            secs += n * match unit.as_str() {
-                "min" => 60.0,
-                "sec" => 1.0,
-                "ms" => 0.001,
-                _ => return None,
-            };
-            number.clear();
-            unit.clear();
-        }
-        if c.is_ascii_digit() {
-            number.push(c);
-        } else {
-            unit.push(c);
-        }
-    }
-    Some(secs)
-}
-
-/// The keepalive settings of the connected socket `tcp`, as the kernel reports them.
-fn keepalive_of(tcp: &TcpStream) -> Option<Keepalive> {
-    Keepalive::of(tcp).unwrap()
+/// Whether `left` seconds remain of an idle time of `idle` seconds just started.
+fn just_started(left: Option<f64>, idle: f64) -> bool {
+    left.is_some_and(|left| left > idle - 20.0 && left <= idle)
 }
 
 #[test]
 fn keepalive_is_on_by_default_on_both_sides_and_configurable() {
-    // Defaults: a sender and a listener, one connection; both ends show a keepalive timer.
-    let (running, _) = start(Listener::builder("127.0.0.1:0"));
-    let port = running.local_addr().port();
-    let mut sender = Sender::builder(running.local_addr().to_string())
-        .build()
-        .unwrap();
-    sender.send(&adt("K1")).unwrap();
-    let lines = ss_lines(port);
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    for line in &lines {
-        let left = keepalive_timer(line).unwrap_or_else(|| panic!("no keepalive: {line}"));
-        assert!(left > 280.0 && left <= 300.0, "{line}");
-    }
-    drop(sender);
-    running.shutdown();
-    running.join().unwrap();
-
-    // Chosen timers: the listener's side 3 minutes, the sender's 2; off on both.
+    let round = |listener: ListenerBuilder, sender: Option<Option<Keepalive>>| {
+        let (running, _) = start(listener);
+        let mut builder = Sender::builder(running.local_addr().to_string());
+        if let Some(k) = sender {
+            builder = builder.keepalive(k);
+        }
+        let mut sender = builder.build().unwrap();
+        sender.send(&adt("K")).unwrap();
+        let seen = timers(running.local_addr().port());
+        drop(sender);
+        running.shutdown();
+        running.join().unwrap();
+        seen
+    };
+    // Defaults: a probe after 5 minutes idle, on both ends.
+    let (listener, sender) = round(Listener::builder("127.0.0.1:0"), None);
+    assert!(just_started(listener, 300.0), "{listener:?}");
+    assert!(just_started(sender, 300.0), "{sender:?}");
+    // Chosen timers: the listener's 3 minutes, the sender's 2.
     let three = Keepalive::new(Duration::from_secs(180), Duration::from_secs(20), 4);
     let two = Keepalive::new(Duration::from_secs(120), Duration::from_secs(10), 3);
-    let (running, _) = start(Listener::builder("127.0.0.1:0").keepalive(Some(three)));
-    let port = running.local_addr().port();
-    let mut sender = Sender::builder(running.local_addr().to_string())
-        .keepalive(Some(two))
-        .build()
-        .unwrap();
-    sender.send(&adt("K2")).unwrap();
-    let lines = ss_lines(port);
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    let listening = format!("127.0.0.1:{port}");
-    for line in &lines {
-        // Without a state column, the third is the local address.
-        let listener_side = line.split_whitespace().nth(2) == Some(listening.as_str());
-        let idle = if listener_side { 180.0 } else { 120.0 };
-        let left = keepalive_timer(line).unwrap_or_else(|| panic!("no keepalive: {line}"));
-        assert!(left > idle - 20.0 && left <= idle, "{line}");
-    }
-    drop(sender);
-    running.shutdown();
-    running.join().unwrap();
-
-    let (running, _) = start(Listener::builder("127.0.0.1:0").keepalive(None));
-    let mut sender = Sender::builder(running.local_addr().to_string())
-        .keepalive(None)
-        .build()
-        .unwrap();
-    sender.send(&adt("K3")).unwrap();
-    let lines = ss_lines(running.local_addr().port());
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines.iter().all(|l| !l.contains("keepalive")), "{lines:?}");
-    drop(sender);
-    running.shutdown();
-    running.join().unwrap();
-
-    // The timers as set, read back with getsockopt.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    assert_eq!(keepalive_of(&tcp), None, "off unless set");
+    let (listener, sender) = round(
+        Listener::builder("127.0.0.1:0").keepalive(Some(three)),
+        Some(Some(two)),
+    );
+    assert!(just_started(listener, 180.0), "{listener:?}");
+    assert!(just_started(sender, 120.0), "{sender:?}");
+    // Off on both.
+    let off = round(Listener::builder("127.0.0.1:0").keepalive(None), Some(None));
+    assert_eq!(off, (None, None));
 }
 
 /// A store that keeps each message's peer.

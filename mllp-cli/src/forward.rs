@@ -7,6 +7,7 @@ use mllp_amqp::{AmqpConfig, Forwarded, Forwarder, OnReject, Outcome};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::print_line;
+use super::network::KEEPALIVE;
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
@@ -26,7 +27,7 @@ A downstream that cannot be reached is retried in place, never requeued. Prints 
 from URL to HOST:PORT` once consuming, then each message's MSH-10 and outcome, as `mllp send`
 does, and a summary.",
     tables: &[
-        &FORWARD, &SENDING, &ATTEMPTS, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT,
+        &FORWARD, &SENDING, &ATTEMPTS, &IDENTITY, &KEEPALIVE, &ENCODING, &FRAMING, &OUTPUT,
     ],
     footer: "\
 Exit status: 0 when stopped (Ctrl-C, SIGTERM: the message in flight is finished first) or
@@ -176,6 +177,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
+            || KEEPALIVE.apply(&f, &mut sender.keepalive)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?;

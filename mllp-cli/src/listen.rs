@@ -17,6 +17,7 @@ use mllp::{
 
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
+use super::network::{Access, KeepaliveChoice, ACCESS, KEEPALIVE};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
@@ -43,6 +44,8 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &STORE,
         &STORE_POLICY,
         &RECEIVING,
+        &ACCESS,
+        &KEEPALIVE,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -148,6 +151,10 @@ pub struct ListenOptions {
     dedup_index: Option<PathBuf>,
     /// `--health-addr`: where to answer health checks; see [`health`].
     health_addr: Option<String>,
+    /// `--keepalive` (in a relay, for both sides).
+    pub keepalive: KeepaliveChoice,
+    /// `--allow` and `--proxy-protocol-from`.
+    pub access: Access,
 }
 
 impl Default for ListenOptions {
@@ -169,6 +176,8 @@ impl Default for ListenOptions {
             dedup: None,
             dedup_index: None,
             health_addr: None,
+            keepalive: KeepaliveChoice::default(),
+            access: Access::default(),
         }
     }
 }
@@ -457,6 +466,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?
             || RECEIVING.apply(&f, &mut listen)?
+            || ACCESS.apply(&f, &mut listen.access)?
+            || KEEPALIVE.apply(&f, &mut listen.keepalive)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -720,6 +731,7 @@ pub fn serve(
         let identity = mllp::Identity::from_pem_files(cert, key)?;
         builder = builder.tls(mllp::TlsServerConfig::new(identity));
     }
+    builder = options.access.listener(options.keepalive.listener(builder));
     let listener = builder.bind().map_err(|e| match e {
         // The error names the address already.
         mllp::Error::Io {
@@ -806,6 +818,8 @@ pub fn summary(s: &ListenerStats, resends: u64, reused: u64, dropped_lines: u64)
         ("unreadable", s.nak_unparseable),
         ("oversized", s.oversized_frames),
         ("refused connections", s.connections_refused),
+        ("denied connections", s.connections_denied),
+        ("refused PROXY headers", s.proxy_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
         ("resends not stored again", resends),

@@ -9,6 +9,7 @@ use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
 use super::logger;
+use super::network::{ACCESS, KEEPALIVE};
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
@@ -37,9 +38,11 @@ least once).",
     tables: &[
         &RELAY,
         &RECEIVING,
+        &ACCESS,
         &SENDING,
         &ATTEMPTS,
         &TO_IDENTITY,
+        &KEEPALIVE,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -215,6 +218,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     while let Some(f) = args.next_option()? {
         let handled = RELAY.apply(&f, &mut relay)?
             || RECEIVING.apply(&f, &mut listen)?
+            || ACCESS.apply(&f, &mut listen.access)?
+            || KEEPALIVE.apply(&f, &mut listen.keepalive)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?
@@ -237,6 +242,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     }
     listen.check()?;
     sender.finish()?;
+    // One --keepalive for both sides.
+    sender.keepalive = listen.keepalive;
     let to = relay.to.ok_or_else(|| {
         UsageError("mllp relay needs --to HOST:PORT, where messages are forwarded".into())
     })?;

@@ -148,6 +148,9 @@ pub struct ListenerConfig {
     /// default): everyone. A peer outside every block is closed before it gets a slot, a TLS
     /// handshake or a thread, logged at info and counted in
     /// [`ListenerStats::connections_denied`](super::ListenerStats::connections_denied).
+    /// A proxy listed in [`proxy_protocol_from`](Self::proxy_protocol_from) is trusted: the
+    /// clients its headers name are checked, its own connections (a `LOCAL` or `UNKNOWN`
+    /// header, a health check that connects and closes) are not.
     pub allow: Vec<Cidr>,
     /// The proxies whose connections start with a PROXY protocol header (version 1 or 2,
     /// such as HAProxy's `send-proxy-v2`); empty (the default): the PROXY protocol is off.

@@ -250,12 +250,14 @@ fn run(
             return;
         }
     };
+    // A proxy's own connections (a LOCAL or UNKNOWN header, a check that closes at once)
+    // keep its address, and a listed proxy is trusted: only clients it names are checked.
     if peer != from {
         debug!("connection {id} from {from} is a proxy's for {peer}");
-    }
-    if proxied::from_proxy(settings, from) && !proxied::allowed(settings, peer) {
-        deny(shared, id, peer, &tcp);
-        return;
+        if !proxied::allowed(settings, peer) {
+            deny(shared, id, peer, &tcp);
+            return;
+        }
     }
     let Some(tls) = tls else {
         if shared.pending.handshaken(id) {

@@ -72,7 +72,8 @@ impl Keepalive {
         for (name, d) in [("idle time", self.idle), ("interval", self.interval)] {
             if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > MAX_KEEPALIVE_SECS {
                 return Err(Error::Config(format!(
-                    "the keepalive {name} must be whole seconds from 1 to {MAX_KEEPALIVE_SECS}, not {d:?}"
+                    "the keepalive {name} must be whole seconds from 1 to {MAX_KEEPALIVE_SECS}, not {} s",
+                    d.as_secs_f64()
                 )));
             }
         }
