@@ -41,6 +41,7 @@ pub(crate) mod framing;
 pub(crate) mod last_error;
 pub(crate) mod listener;
 pub(crate) mod log;
+pub(crate) mod network;
 pub(crate) mod outbox;
 pub(crate) mod panic;
 pub(crate) mod result;

@@ -69,7 +69,7 @@ const _: () = assert!(MLLP_LISTENER_MAX_STACK_SIZE == MAX_STACK_SIZE);
 #[derive(Debug, Clone, Default)]
 pub struct mllp_listener_builder {
     /// The settings: the very value the Rust API takes, so C and Rust share every default.
-    config: ListenerConfig,
+    pub(crate) config: ListenerConfig,
 }
 
 /// Milliseconds as a timeout, 0 meaning none.
@@ -82,7 +82,7 @@ fn optional_ms(ms: u32) -> Option<Duration> {
 /// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
 /// silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
 /// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
-/// TCP. `*out` receives the builder (NULL on failure); free it with
+/// TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed, no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
 /// `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_builder_new(
@@ -490,6 +490,13 @@ pub const MLLP_LISTENER_STAT_TLS_FAILURES: mllp_listener_stat = 20;
 /// Connections closed to make room for a new one because they had gone longest without
 /// completing a frame (`mllp_listener_builder_set_evict_after_ms`).
 pub const MLLP_LISTENER_STAT_CONNECTIONS_EVICTED: mllp_listener_stat = 21;
+/// Connections closed at once because their peer is outside the allow list
+/// (`mllp_listener_builder_add_allow`), checked after any PROXY protocol header.
+pub const MLLP_LISTENER_STAT_CONNECTIONS_DENIED: mllp_listener_stat = 22;
+/// Connections closed because of their PROXY protocol header: missing, malformed or late from
+/// a listed proxy, or sent by an address not listed
+/// (`mllp_listener_builder_add_proxy_protocol_from`).
+pub const MLLP_LISTENER_STAT_PROXY_REFUSED: mllp_listener_stat = 23;
 
 /// The counter `which` of a set of listener counters, `None` for an unknown number.
 fn listener_stat(s: &ListenerStats, which: mllp_listener_stat) -> Option<u64> {
@@ -516,6 +523,8 @@ fn listener_stat(s: &ListenerStats, which: mllp_listener_stat) -> Option<u64> {
         MLLP_LISTENER_STAT_IDLE_TIMEOUTS => s.idle_timeouts,
         MLLP_LISTENER_STAT_TLS_FAILURES => s.tls_failures,
         MLLP_LISTENER_STAT_CONNECTIONS_EVICTED => s.connections_evicted,
+        MLLP_LISTENER_STAT_CONNECTIONS_DENIED => s.connections_denied,
+        MLLP_LISTENER_STAT_PROXY_REFUSED => s.proxy_refused,
         _ => return None,
     })
 }
