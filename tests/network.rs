@@ -363,3 +363,30 @@ fn behind_haproxy_with_send_proxy_v2_the_stored_peer_is_the_client() {
     running.shutdown();
     running.join().unwrap();
 }
+
+#[test]
+fn the_proxy_header_fuzz_check_holds_on_seeds_and_mutations() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/proxy_header");
+    let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .expect("seed directory")
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(!seeds.is_empty(), "no seeds");
+    for seed in &seeds {
+        common::fuzzing::proxy_header(seed);
+    }
+    // Seeds with a few bytes changed, cut short or lengthened.
+    let mut rng = common::Rng(24);
+    for _ in 0..5000 {
+        let mut data = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..=rng.below(3) {
+            if !data.is_empty() {
+                let at = rng.below(data.len());
+                data[at] = rng.next() as u8;
+            }
+        }
+        data.truncate(rng.below(data.len() + 1));
+        data.extend(rng.bytes(8));
+        common::fuzzing::proxy_header(&data);
+    }
+}
