@@ -60,11 +60,21 @@
 //! `None` on accepted connections. Put a TLS-terminating proxy in front of the listener when client
 //! certificates must be enforced.
 //!
+//! # Connections: keepalive, allow lists, the PROXY protocol
+//!
+//! Every connection, both sides, runs with TCP keepalive ([`Keepalive`], on by default: a first
+//! probe after 5 minutes idle), so a peer that vanished is noticed without a message. A listener
+//! can serve only peers in some address blocks ([`ListenerConfig::allow`], [`Cidr`]) and read
+//! the PROXY protocol header (v1 and v2) from listed proxies
+//! ([`ListenerConfig::proxy_protocol_from`]), whose client is then the peer everywhere. See the
+//! [`Listener`] documentation.
+//!
 //! # Where items live
 //!
-//! Every item has one path. Everything is at the crate root, except the two documented homes:
-//! [`hl7`] (headers, ACK building and parsing, escaping, control IDs) and [`charset`]
-//! (character sets and decoded text), whose items are only there. The other modules are private.
+//! Every item has one path. Everything is at the crate root, except the three documented
+//! homes: [`hl7`] (headers, ACK building and parsing, escaping, control IDs), [`charset`]
+//! (character sets and decoded text) and [`proxy_protocol`] (the PROXY protocol parser), whose
+//! items are only there. The other modules are private.
 //! Errors, including [`CharsetError`] and [`HeaderError`], are at the root with [`Error`].
 //!
 //! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate

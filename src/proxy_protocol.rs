@@ -20,7 +20,8 @@
 //! let Parsed::Header { header, len } = parse(bytes)? else { unreachable!() };
 //! assert_eq!(header.source.unwrap().to_string(), "127.0.0.5:50000");
 //! assert_eq!(&bytes[len..len + 1], b"\x0b");
-//! assert_eq!(parse(b"PROXY TCP4")?, Parsed::NeedMore(1));
+//! assert_eq!(parse(b"PROXY TCP4")?, Parsed::NeedMore(5)); // the shortest header is 15 bytes
+//! assert_eq!(parse(b"PROXY TCP4 127.0.0.5")?, Parsed::NeedMore(1));
 //! # Ok::<(), mllp::proxy_protocol::ProxyError>(())
 //! ```
 
