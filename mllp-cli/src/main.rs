@@ -182,7 +182,7 @@ mod tests {
             ("URL", _) => "amqp://u:p@127.0.0.1:1/%2f?queue=q",
             ("HOST:PORT" | "ADDR", _) => "127.0.0.1:1",
             ("CPU[,CPU]", _) => "0",
-            ("IDLE,INTVL,N", _) => "120,30,4",
+            ("IDLE,INT,N", _) => "120,30,4",
             ("CIDR[,CIDR]", _) => "127.0.0.1,10.0.0.0/8,::1",
             _ => panic!("--{long}: no example value for the placeholder {placeholder}"),
         }

@@ -36,9 +36,9 @@ pub const KEEPALIVE: Group<KeepaliveChoice> = Group {
         spec: Spec {
             long: "keepalive",
             short: None,
-            value: Some("IDLE,INTVL,N"),
+            value: Some("IDLE,INT,N"),
             help: "TCP keepalive on every connection: a probe after IDLE seconds without\n\
-                   traffic, then one every INTVL seconds, the connection dropped after N\n\
+                   traffic, then one every INT seconds, the connection dropped after N\n\
                    unanswered (default 300,60,5: 5 minutes, 1 minute, 5 probes); `off`",
         },
         set: |k, v| {
@@ -48,14 +48,14 @@ pub const KEEPALIVE: Group<KeepaliveChoice> = Group {
     }],
 };
 
-/// Parses `IDLE,INTVL,N` (whole seconds) or `off`.
+/// Parses `IDLE,INT,N` (whole seconds) or `off`.
 fn keepalive(name: &str, text: &str) -> Result<Option<Keepalive>, UsageError> {
     if text == "off" {
         return Ok(None);
     }
     let bad = || {
         UsageError(format!(
-            "--{name} is IDLE,INTVL,N (whole seconds, seconds, probes: 300,60,5) or off, not {text:?}"
+            "--{name} is IDLE,INT,N (whole seconds, seconds, probes: 300,60,5) or off, not {text:?}"
         ))
     };
     let parts: Vec<&str> = text.split(',').collect();
