@@ -664,6 +664,18 @@ typedef int32_t (*mllp_split_cb)(void *userdata,
 #define MLLP_LISTENER_STAT_CONNECTIONS_CLOSED 28
 
 /**
+ * Connections closed at once because their peer is outside the allow list
+ * (`mllp_listener_builder_add_allow`).
+ */
+#define MLLP_LISTENER_STAT_CONNECTIONS_DENIED 29
+
+/**
+ * Connections closed for their PROXY protocol header: missing, malformed or late from a
+ * listed proxy, or sent by an address not listed.
+ */
+#define MLLP_LISTENER_STAT_PROXY_REFUSED 30
+
+/**
  * No records (as a level passed to `mllp_set_log_callback`).
  */
 #define MLLP_LOG_OFF 0
@@ -1300,7 +1312,7 @@ mllp_result mllp_last_error(char *buf,
  * rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
  * silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
  * timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
- * TCP. `*out` receives the builder (NULL on failure); free it with
+ * TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed, no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
  * `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
 mllp_result mllp_listener_builder_new(struct mllp_listener_builder **out);
@@ -1584,6 +1596,51 @@ mllp_result mllp_set_log_callback(mllp_log_callback callback,
                                   mllp_log_level level);
 
 /**
+ * TCP keepalive on the sender's connections: a probe after `idle_s` seconds without traffic,
+ * then one every `interval_s` seconds, the connection dropped after `count` unanswered, so a
+ * listener that vanished behind a firewall is noticed without a message. `idle_s` 0 turns
+ * keepalive off (the other values are then ignored). Default: on, 300, 60, 5 (5 minutes,
+ * 1 minute, 5 probes). Errors: `MLLP_CONFIG` (idle time or interval above 32767 s, count
+ * 0 or above 127), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_sender_builder_set_keepalive(struct mllp_sender_builder *builder,
+                                              uint32_t idle_s,
+                                              uint32_t interval_s,
+                                              uint32_t count);
+
+/**
+ * TCP keepalive on accepted connections, as `mllp_sender_builder_set_keepalive`: a sender
+ * that vanished frees its connection slot without a message. `idle_s` 0 turns it off.
+ * Default: on, 300, 60, 5. Errors: `MLLP_CONFIG`, `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_keepalive(struct mllp_listener_builder *builder,
+                                                uint32_t idle_s,
+                                                uint32_t interval_s,
+                                                uint32_t count);
+
+/**
+ * Lets the peers in `cidr` connect (`"10.0.0.0/8"`, `"192.0.2.7"`, `"fd00::/8"`, or several
+ * separated by commas; not NULL); once a block is added, every other peer is closed at once,
+ * before a slot, a handshake or a callback (counted in
+ * `MLLP_LISTENER_STAT_CONNECTIONS_DENIED`). The address checked is the client's, after any
+ * PROXY protocol header. Default: everyone. Errors: `MLLP_CONFIG` (not an address block, or
+ * bits set after the prefix), `MLLP_INVALID_ARGUMENT` (not UTF-8), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_add_allow(struct mllp_listener_builder *builder,
+                                            const char *cidr);
+
+/**
+ * Connections from the proxies in `cidr` (as in `mllp_listener_builder_add_allow`; HAProxy
+ * with `send-proxy-v2`, say) start with a PROXY protocol header, version 1 or 2, read before
+ * the TLS handshake; the client it names is the peer the callback and the allow list see.
+ * From these addresses the header is required; from anyone else a header is refused (counted
+ * in `MLLP_LISTENER_STAT_PROXY_REFUSED`). Default: the PROXY protocol is off. Errors:
+ * `MLLP_CONFIG`, `MLLP_INVALID_ARGUMENT`, `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_add_proxy_protocol_from(struct mllp_listener_builder *builder,
+                                                          const char *cidr);
+
+/**
  * Creates an outbox builder with the defaults (those of the Rust `OutboxConfig`): delivery
  * with the defaults of `mllp_sender_builder_new` (messages sent as the bytes given), tried
  * without limit with a backoff of 250 ms doubling to 30 s, AE/AR dead-lettered, at most
@@ -1779,7 +1836,7 @@ const char *mllp_result_str(mllp_result code);
  * Creates a sender builder with the defaults (those of the Rust `Sender::builder`): default
  * framing, messages sent as the bytes given, connect timeout 10 s, ACK timeout 30 s, write
  * timeout 10 s, no total timeout, 5 attempts with a backoff of 250 ms doubling to 30 s (half of
- * it random), TCP_NODELAY on, original HL7 acknowledgements (not MLLP release 2), AR/CR
+ * it random), TCP_NODELAY on, TCP keepalive on (300 s, 60 s, 5 probes), original HL7 acknowledgements (not MLLP release 2), AR/CR
  * returned at once, plain TCP. `*out` receives the builder (NULL on failure); free it with
  * `mllp_sender_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */

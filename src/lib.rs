@@ -68,11 +68,21 @@
 //! ([`TlsVersion`]); a listener's certificate is renewed while it runs through its
 //! [`TlsHandle`] (connections already open keep theirs).
 //!
+//! # Connections: keepalive, allow lists, the PROXY protocol
+//!
+//! Every connection, both sides, runs with TCP keepalive ([`Keepalive`], on by default: a first
+//! probe after 5 minutes idle), so a peer that vanished is noticed without a message. A listener
+//! can serve only peers in some address blocks ([`ListenerConfig::allow`], [`Cidr`]) and read
+//! the PROXY protocol header (v1 and v2) from listed proxies
+//! ([`ListenerConfig::proxy_protocol_from`]), whose client is then the peer everywhere. See the
+//! [`Listener`] documentation.
+//!
 //! # Where items live
 //!
-//! Every item has one path. Everything is at the crate root, except the two documented homes:
-//! [`hl7`] (headers, ACK building and parsing, escaping, control IDs) and [`charset`]
-//! (character sets and decoded text), whose items are only there. The other modules are private.
+//! Every item has one path. Everything is at the crate root, except the three documented
+//! homes: [`hl7`] (headers, ACK building and parsing, escaping, control IDs), [`charset`]
+//! (character sets and decoded text) and [`proxy_protocol`] (the PROXY protocol parser), whose
+//! items are only there. The other modules are private.
 //! Errors, including [`CharsetError`] and [`HeaderError`], are at the root with [`Error`].
 //!
 //! The C library (`libmllp.a`, `libmllp.so`, header `mllp.h`) is the workspace crate
@@ -82,6 +92,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod charset;
+mod cidr;
 mod codec;
 mod connection;
 mod crc;
@@ -91,6 +102,7 @@ pub mod hl7;
 mod inbuf;
 mod listener;
 mod outbox;
+pub mod proxy_protocol;
 mod reader;
 mod retry;
 mod scan;
@@ -100,6 +112,7 @@ pub mod store;
 mod transport;
 mod writer;
 
+pub use cidr::Cidr;
 pub use codec::{DecodeStep, Decoder, Event, HEADER_LOOKAHEAD, OVERSIZED_HEADER_LEN};
 pub use connection::Connection;
 pub use error::{
@@ -136,5 +149,9 @@ pub use store::{
 pub use transport::{
     Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
     TlsSession, TlsSocket, TlsVersion,
+};
+pub use transport::{
+    Keepalive, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_INTERVAL,
+    MAX_KEEPALIVE_COUNT, MAX_KEEPALIVE_SECS,
 };
 pub use writer::Writer;

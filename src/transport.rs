@@ -10,8 +10,9 @@
 //!
 //! One job per file: `connect` (resolving and connecting with a timeout), `stream` (the
 //! [`Stream`]), `deadline` (the socket under a stream, which enforces its deadline on every
-//! system call), `sys` (the platform calls: `sendmsg(MSG_NOSIGNAL)` and
-//! `recv(MSG_PEEK | MSG_DONTWAIT)`), `tls` (settings, identities and handshakes) and `native`
+//! system call), `keepalive` (the TCP keepalive timers, [`Keepalive`]), `sys` (the platform
+//! calls: `sendmsg(MSG_NOSIGNAL)`, `recv(MSG_PEEK | MSG_DONTWAIT)`, and `setsockopt` for the
+//! keepalive timers), `tls` (settings, identities and handshakes) and `native`
 //! (the `native-tls` glue).
 //!
 //! TLS is provided by `native-tls` (OpenSSL on Linux, the platform libraries elsewhere) behind
@@ -31,6 +32,7 @@
 
 mod connect;
 mod deadline;
+mod keepalive;
 mod session;
 mod stream;
 mod sys;
@@ -45,6 +47,10 @@ mod native;
 mod native;
 
 pub(crate) use connect::{connect_any, host_of, resolve};
+pub use keepalive::{
+    Keepalive, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_INTERVAL,
+    MAX_KEEPALIVE_COUNT, MAX_KEEPALIVE_SECS,
+};
 pub use session::{TlsAcceptor, TlsSession, TlsSocket};
 pub use stream::Stream;
 pub(crate) use sys::{peek_now, Peek};

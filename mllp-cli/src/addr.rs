@@ -1,5 +1,6 @@
 //! Addresses on the command line: one rule and one wording for every address a command takes
-//! (`listen`/`relay`/`bench` ADDR, `send` ADDR, `--to`, `--health-addr`).
+//! (`listen`/`relay`/`bench` ADDR, `send` ADDR, `--to`, `--health-addr`), and of the address
+//! blocks of `--allow` and `--proxy-protocol-from` ([`blocks`]).
 //!
 //! | given | means |
 //! |---|---|
@@ -26,6 +27,18 @@ pub enum Use {
     Listen,
     /// To connect to: port 0 is refused.
     Connect,
+}
+
+/// The address blocks of `text` (`10.0.0.0/8,192.0.2.7`, see [`mllp::Cidr`]), given as
+/// `what` (`--allow`): IP addresses only, never host names, so nothing is resolved.
+pub fn blocks(what: &str, text: &str) -> Result<Vec<mllp::Cidr>, UsageError> {
+    mllp::Cidr::parse_list(text).map_err(|e| {
+        let msg = match e {
+            mllp::Error::Config(msg) => msg,
+            e => e.to_string(),
+        };
+        UsageError(format!("--{what}: {msg}"))
+    })
 }
 
 /// The address `text`, given as `what` (`ADDR`, `--to`), as `HOST:PORT` by the rule of this

@@ -8,6 +8,7 @@ use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::print_line;
 use super::metrics::{self, MetricsOptions, Page, Sources, MONITORING};
+use super::network::KEEPALIVE;
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
@@ -78,6 +79,7 @@ does, and a summary.",
         &SENDING,
         &ATTEMPTS,
         &IDENTITY,
+        &KEEPALIVE,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -234,6 +236,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
+            || KEEPALIVE.apply(&f, &mut sender.keepalive)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?;

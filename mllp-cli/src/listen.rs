@@ -18,6 +18,7 @@ use mllp::{
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::metrics::{self, MetricsOptions, MONITORING};
+use super::network::{Access, KeepaliveChoice, ACCESS, KEEPALIVE};
 use super::options::{Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::secret::Secret;
 use super::store_policy::{StorePolicy, STORE_POLICY};
@@ -46,6 +47,8 @@ peer), and a summary when stopped (Ctrl-C, SIGTERM).",
         &RECEIVING,
         &MONITORING,
         &serve_tls::SERVING_TLS,
+        &ACCESS,
+        &KEEPALIVE,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -153,6 +156,10 @@ pub struct ListenOptions {
     health_addr: Option<String>,
     /// `--metrics-addr`; see [`metrics`].
     pub metrics: MetricsOptions,
+    /// `--keepalive` (in a relay, for both sides).
+    pub keepalive: KeepaliveChoice,
+    /// `--allow` and `--proxy-protocol-from`.
+    pub access: Access,
 }
 
 impl Default for ListenOptions {
@@ -174,6 +181,8 @@ impl Default for ListenOptions {
             dedup_index: None,
             health_addr: None,
             metrics: MetricsOptions::default(),
+            keepalive: KeepaliveChoice::default(),
+            access: Access::default(),
         }
     }
 }
@@ -432,6 +441,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || RECEIVING.apply(&f, &mut listen)?
             || MONITORING.apply(&f, &mut listen.metrics)?
             || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
+            || ACCESS.apply(&f, &mut listen.access)?
+            || KEEPALIVE.apply(&f, &mut listen.keepalive)?
             || STORE_POLICY.apply(&f, &mut store_policy)?
             || STORE.apply(&f, &mut store)?;
         if !handled {
@@ -701,6 +712,7 @@ pub fn serve(
     if let Some(files) = &tls {
         builder = builder.tls_acceptor(files.acceptor()?);
     }
+    builder = options.access.listener(options.keepalive.listener(builder));
     let listener = builder.bind().map_err(|e| match e {
         // The error names the address already.
         mllp::Error::Io {
@@ -791,6 +803,8 @@ pub fn summary(s: &ListenerStats, resends: u64, reused: u64, dropped_lines: u64)
         ("unreadable", s.nak_unparseable),
         ("oversized", s.oversized_frames),
         ("refused connections", s.connections_refused),
+        ("denied connections", s.connections_denied),
+        ("refused PROXY headers", s.proxy_refused),
         ("replaced connections", s.connections_replaced),
         ("evicted connections", s.connections_evicted),
         ("resends not stored again", resends),

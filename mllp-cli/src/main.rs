@@ -12,6 +12,7 @@ mod health;
 mod listen;
 mod logger;
 mod metrics;
+mod network;
 mod options;
 mod relay;
 mod secret;
@@ -188,6 +189,8 @@ mod tests {
             ("URL", _) => "amqp://u:p@127.0.0.1:1/%2f?queue=q",
             ("HOST:PORT" | "ADDR", _) => "127.0.0.1:1",
             ("CPU[,CPU]", _) => "0",
+            ("IDLE,INT,N", _) => "120,30,4",
+            ("CIDR[,CIDR]", _) => "127.0.0.1,10.0.0.0/8,::1",
             _ => panic!("--{long}: no example value for the placeholder {placeholder}"),
         }
         .to_owned()

@@ -9,6 +9,7 @@ use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::listen::{self, ListenOptions, RECEIVING};
 use super::metrics::MONITORING;
+use super::network::{ACCESS, KEEPALIVE};
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
@@ -40,9 +41,11 @@ least once).",
         &RECEIVING,
         &MONITORING,
         &serve_tls::SERVING_TLS,
+        &ACCESS,
         &SENDING,
         &ATTEMPTS,
         &TO_IDENTITY,
+        &KEEPALIVE,
         &ENCODING,
         &FRAMING,
         &OUTPUT,
@@ -232,6 +235,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || RECEIVING.apply(&f, &mut listen)?
             || MONITORING.apply(&f, &mut listen.metrics)?
             || serve_tls::SERVING_TLS.apply(&f, &mut listen)?
+            || ACCESS.apply(&f, &mut listen.access)?
+            || KEEPALIVE.apply(&f, &mut listen.keepalive)?
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || TO_IDENTITY.apply(&f, &mut sender)?
@@ -254,6 +259,8 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     }
     listen.check()?;
     sender.finish()?;
+    // One --keepalive for both sides.
+    sender.keepalive = listen.keepalive;
     let to = relay.to.ok_or_else(|| {
         UsageError("mllp relay needs --to HOST:PORT, where messages are forwarded".into())
     })?;

@@ -12,6 +12,7 @@ use mllp::{CharsetError, Sender};
 use super::addr::{self, Use};
 use super::args::{Args, Command, Group, Opt, Spec, UsageError};
 use super::logger;
+use super::network::KEEPALIVE;
 use super::options::{label_charset, stderr_line, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{SenderOptions, ATTEMPTS, IDENTITY, SENDING};
 
@@ -32,7 +33,7 @@ sent as one block. LF and CRLF become CR. Files are read as UTF-8 (a byte order 
 dropped) and encoded into --encoding for the wire; a file not valid in its character set
 stops the run before anything is sent.",
     tables: &[
-        &FILES, &SENDING, &ATTEMPTS, &IDENTITY, &ENCODING, &FRAMING, &OUTPUT,
+        &FILES, &SENDING, &ATTEMPTS, &IDENTITY, &KEEPALIVE, &ENCODING, &FRAMING, &OUTPUT,
     ],
     footer: "\
 Exit status: 0 when every message got AA or CA, 1 when any got a negative ACK, 2 for usage
@@ -130,6 +131,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
             || SENDING.apply(&f, &mut sender)?
             || ATTEMPTS.apply(&f, &mut sender)?
             || IDENTITY.apply(&f, &mut sender)?
+            || KEEPALIVE.apply(&f, &mut sender.keepalive)?
             || ENCODING.apply(&f, &mut common)?
             || FRAMING.apply(&f, &mut common)?
             || OUTPUT.apply(&f, &mut common)?;

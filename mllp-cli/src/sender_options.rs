@@ -19,6 +19,8 @@ pub struct SenderOptions {
     /// `--attempts N`: the most attempts per message, the first included (0: no limit).
     pub attempts: Option<u32>,
     pub tls: Tls,
+    /// `--keepalive` (a group of its own: [`KEEPALIVE`](super::network::KEEPALIVE)).
+    pub keepalive: super::network::KeepaliveChoice,
 }
 
 /// `--tls` and the options that go with it.
@@ -235,7 +237,7 @@ impl SenderOptions {
         if let Some(tls) = self.tls_config()? {
             builder = builder.tls(tls);
         }
-        Ok(builder)
+        Ok(self.keepalive.sender(builder))
     }
 
     /// The TLS settings of `--tls` and its companions; `None` without TLS.

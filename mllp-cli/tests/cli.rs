@@ -488,7 +488,8 @@ fn help_and_version() {
                 "{ended:?}"
             );
         }
-        // -h: one line per option, a screenful or two; --help: the same options in full.
+        // -h: one line per option, two screenfuls at most (relay, which receives and sends,
+        // has the most); --help: the same options in full.
         assert!(
             short.stdout.len() >= 10 && short.stdout.len() <= 80,
             "{cmd}: {} lines",

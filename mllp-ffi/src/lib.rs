@@ -43,6 +43,7 @@ pub(crate) mod listener;
 pub(crate) mod listener_stat;
 pub(crate) mod listener_tls;
 pub(crate) mod log;
+pub(crate) mod network;
 pub(crate) mod outbox;
 pub(crate) mod panic;
 pub(crate) mod result;

@@ -88,7 +88,7 @@ fn optional_ms(ms: u32) -> Option<Duration> {
 /// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
 /// silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
 /// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
-/// TCP. `*out` receives the builder (NULL on failure); free it with
+/// TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed, no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
 /// `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_builder_new(

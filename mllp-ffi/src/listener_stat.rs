@@ -67,10 +67,16 @@ pub const MLLP_LISTENER_STAT_HANDSHAKES_DROPPED: mllp_listener_stat = 26;
 pub const MLLP_LISTENER_STAT_RECEIVED_BYTES: mllp_listener_stat = 27;
 /// Connections served that have closed.
 pub const MLLP_LISTENER_STAT_CONNECTIONS_CLOSED: mllp_listener_stat = 28;
+/// Connections closed at once because their peer is outside the allow list
+/// (`mllp_listener_builder_add_allow`).
+pub const MLLP_LISTENER_STAT_CONNECTIONS_DENIED: mllp_listener_stat = 29;
+/// Connections closed for their PROXY protocol header: missing, malformed or late from a
+/// listed proxy, or sent by an address not listed.
+pub const MLLP_LISTENER_STAT_PROXY_REFUSED: mllp_listener_stat = 30;
 
 // The numbers are written for C (cbindgen) and checked against the core's table by a test
 // that reads the header; listed here so that the compiler sees them used.
-const _: [mllp_listener_stat; 29] = [
+const _: [mllp_listener_stat; 31] = [
     MLLP_LISTENER_STAT_CONNECTIONS_OPEN,
     MLLP_LISTENER_STAT_CONNECTIONS_TOTAL,
     MLLP_LISTENER_STAT_CONNECTIONS_REFUSED,
@@ -100,6 +106,8 @@ const _: [mllp_listener_stat; 29] = [
     MLLP_LISTENER_STAT_HANDSHAKES_DROPPED,
     MLLP_LISTENER_STAT_RECEIVED_BYTES,
     MLLP_LISTENER_STAT_CONNECTIONS_CLOSED,
+    MLLP_LISTENER_STAT_CONNECTIONS_DENIED,
+    MLLP_LISTENER_STAT_PROXY_REFUSED,
 ];
 
 /// The counter `which` of a set of listener counters, `None` for an unknown number: read

@@ -29,7 +29,7 @@ use mllp_core::{Sender, SenderConfig, SenderStats};
 #[derive(Debug, Clone, Default)]
 pub struct mllp_sender_builder {
     /// The settings: the very value the Rust API takes, so C and Rust share every default.
-    config: SenderConfig,
+    pub(crate) config: SenderConfig,
     /// Whether a character set was set: messages are then UTF-8 and encoded into it before
     /// sending; otherwise their bytes are sent as they are.
     encode: bool,
@@ -65,7 +65,7 @@ pub(crate) fn positive_ms(ms: u32, what: &str) -> Result<Duration, mllp_result> 
 /// Creates a sender builder with the defaults (those of the Rust `Sender::builder`): default
 /// framing, messages sent as the bytes given, connect timeout 10 s, ACK timeout 30 s, write
 /// timeout 10 s, no total timeout, 5 attempts with a backoff of 250 ms doubling to 30 s (half of
-/// it random), TCP_NODELAY on, original HL7 acknowledgements (not MLLP release 2), AR/CR
+/// it random), TCP_NODELAY on, TCP keepalive on (300 s, 60 s, 5 probes), original HL7 acknowledgements (not MLLP release 2), AR/CR
 /// returned at once, plain TCP. `*out` receives the builder (NULL on failure); free it with
 /// `mllp_sender_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]

@@ -96,6 +96,7 @@ mod c_programs {
         gateway_example: Peer::Gateway;
         tls_test: Peer::Tls;
         sigpipe_test: Peer::Alone;
+        network_test: Peer::Alone;
         outbox_test: Peer::RustListener;
     }
 }

@@ -660,3 +660,35 @@ pub fn outbox_recovery(data: &[u8]) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The PROXY protocol parser ([`mllp::proxy_protocol::parse`]) on one input, as every reader of
+/// it relies on: no panic; a header's length is within the input; and every prefix of the input
+/// agrees with the whole: a prefix that is a complete header or an error is the same answer
+/// for the whole input, and a prefix that needs more never asks for more bytes than the
+/// header still lacks (a reader that reads what is asked never swallows what follows).
+pub fn proxy_header(bytes: &[u8]) {
+    use mllp::proxy_protocol::{parse, Parsed};
+
+    let whole = parse(bytes);
+    if let Ok(Parsed::Header { len, .. }) = &whole {
+        assert!(*len <= bytes.len());
+    }
+    for k in 0..=bytes.len() {
+        match parse(&bytes[..k]) {
+            Ok(Parsed::NeedMore(more)) => {
+                assert!(more > 0);
+                if let Ok(Parsed::Header { len, .. }) = &whole {
+                    assert!(k + more <= *len, "asked for {more} at {k}, header of {len}");
+                }
+            }
+            Ok(header) => {
+                assert_eq!(Ok(header), whole);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(Err(e), whole);
+                break;
+            }
+        }
+    }
+}

@@ -45,6 +45,9 @@ pub struct Backend {
     pub addr: String,
     /// The port of its `--health-addr` (on the same host), for `agent-check`.
     pub health_port: Option<u16>,
+    /// Whether HAProxy starts each connection with a PROXY protocol v2 header
+    /// (`send-proxy-v2`), naming the sender to a listener run with `--proxy-protocol-from`.
+    pub send_proxy_v2: bool,
 }
 
 /// The test configuration: MLLP in `mode tcp` with hour-long client and server timeouts,
@@ -84,6 +87,9 @@ pub fn config(frontend_port: u16, admin_socket: &Path, backends: &[Backend]) -> 
         );
         if let Some(port) = b.health_port {
             let _ = write!(cfg, " agent-check agent-port {port} agent-inter 300ms");
+        }
+        if b.send_proxy_v2 {
+            cfg.push_str(" send-proxy-v2");
         }
         cfg.push('\n');
     }
@@ -255,11 +261,13 @@ mod tests {
                     name: "l1".into(),
                     addr: "127.0.0.1:7001".into(),
                     health_port: Some(7101),
+                    send_proxy_v2: false,
                 },
                 Backend {
                     name: "l2".into(),
                     addr: "127.0.0.1:7002".into(),
                     health_port: None,
+                    send_proxy_v2: true,
                 },
             ],
         );
@@ -267,7 +275,8 @@ mod tests {
         assert!(cfg.contains(
             "server l1 127.0.0.1:7001 check inter 300ms fall 2 rise 1 agent-check agent-port 7101"
         ));
-        assert!(cfg.contains("server l2 127.0.0.1:7002 check inter 300ms fall 2 rise 1\n"));
+        assert!(cfg
+            .contains("server l2 127.0.0.1:7002 check inter 300ms fall 2 rise 1 send-proxy-v2\n"));
         assert!(cfg.contains("balance leastconn") && cfg.contains("option tcpka"));
     }
 

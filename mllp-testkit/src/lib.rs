@@ -13,6 +13,8 @@
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
 //! * the test certificates of `certs/` and the helpers that load them;
+//! * [`sockets`]: a connection from a chosen loopback address (127.0.0.5), and the
+//!   established connections of a port with their keepalive timers, as `ss` reports them;
 //! * a seeded generator, bounded polling, and small HL7 and socket helpers.
 
 pub mod downstream;
@@ -25,6 +27,8 @@ pub mod pause;
 pub mod prometheus;
 pub mod proxy;
 pub mod rabbitmq;
+#[cfg(target_os = "linux")]
+pub mod sockets;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

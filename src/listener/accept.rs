@@ -12,6 +12,7 @@ use log::{debug, error, info, warn};
 use super::slots::{Flags, Why};
 use super::stats::bump;
 use super::{ListenerConfig, Overflow, Shared};
+use crate::transport::Keepalive;
 
 /// How long a new connection waits for a replaced or evicted connection to free its slot.
 const REPLACE_WAIT: Duration = Duration::from_secs(2);
@@ -28,10 +29,18 @@ const STRAGGLER_WAIT: Duration = Duration::from_secs(1);
 /// How long to pause after `accept` failed (for example, out of file descriptors).
 pub(super) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Sets the options of an accepted socket: no Nagle delay, the write timeout.
+/// Sets the options of an accepted socket: no Nagle delay, the write timeout, keepalive.
 pub(super) fn configure(tcp: &TcpStream, settings: &ListenerConfig) -> io::Result<()> {
     tcp.set_nodelay(true)?;
-    tcp.set_write_timeout(settings.write_timeout)
+    tcp.set_write_timeout(settings.write_timeout)?;
+    Keepalive::apply(tcp, settings.keepalive.as_ref())
+}
+
+/// Closes connection `id` from `peer`, outside the allow list: logged at info, counted.
+pub(super) fn deny(shared: &Shared, id: u64, peer: SocketAddr, tcp: &TcpStream) {
+    bump(&shared.stats.connections_denied);
+    info!("refused connection {id} from {peer}: not in the allow list");
+    let _ = tcp.shutdown(Shutdown::Both);
 }
 
 /// Finds a slot for a new connection, replacing an idle one or applying the overflow policy.

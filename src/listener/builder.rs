@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::charset::{Charset, Malformed};
+use crate::cidr::Cidr;
 use crate::error::Result;
 use crate::framing::Framing;
 use std::sync::Arc;
+
+use crate::transport::Keepalive;
 
 use crate::transport::{TlsAcceptor, TlsServerConfig};
 
@@ -176,6 +179,32 @@ impl ListenerBuilder {
     /// once (default 64, at least 1): see [`ListenerConfig::max_handshakes`].
     pub fn max_handshakes(mut self, max: usize) -> Self {
         self.config.max_handshakes = max;
+        self
+    }
+
+    /// The TCP keepalive timers of accepted connections (default: on,
+    /// [`Keepalive::default`]: first probe after 5 minutes idle, then one a minute, dropped
+    /// after 5 unanswered); `None`: keepalive off. See [`ListenerConfig::keepalive`].
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.config.keepalive = keepalive;
+        self
+    }
+
+    /// Lets peers in `block` connect; once any block is given, everyone else is refused
+    /// (counted in [`ListenerStats::connections_denied`](super::ListenerStats::connections_denied)).
+    /// Checked on the client's address after any PROXY protocol header. See
+    /// [`ListenerConfig::allow`].
+    pub fn allow(mut self, block: Cidr) -> Self {
+        self.config.allow.push(block);
+        self
+    }
+
+    /// Reads a PROXY protocol header (version 1 or 2) on connections from `block` (a proxy
+    /// such as HAProxy with `send-proxy-v2`), and takes the client it names as the peer;
+    /// connections from elsewhere may not send one. Off until a block is given. See
+    /// [`ListenerConfig::proxy_protocol_from`].
+    pub fn proxy_protocol_from(mut self, block: Cidr) -> Self {
+        self.config.proxy_protocol_from.push(block);
         self
     }
 

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use crate::charset::{Charset, Malformed};
+use crate::cidr::Cidr;
 use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::hl7::{AckMode, ReplyKind};
-use crate::transport::TlsServerConfig;
+use crate::transport::{Keepalive, TlsServerConfig};
 
 /// The default maximum number of connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
@@ -135,6 +136,30 @@ pub struct ListenerConfig {
     /// acceptor neither requests nor verifies client certificates (a limit of `native-tls`):
     /// see [`ListenerBuilder::tls_acceptor`](super::ListenerBuilder::tls_acceptor).
     pub tls: Option<TlsServerConfig>,
+    /// The TCP keepalive timers of accepted connections, so that a sender that vanished
+    /// (behind a firewall that forgot the connection) frees its slot without a message;
+    /// `None`: keepalive off. Default: `Some(`[`Keepalive::default`]`)` (first probe after 5
+    /// minutes idle, then one a minute, dropped after 5 unanswered).
+    pub keepalive: Option<Keepalive>,
+    /// The peers that may connect (their address after any PROXY protocol header); empty (the
+    /// default): everyone. A peer outside every block is closed before it gets a slot, a TLS
+    /// handshake or a thread, logged at info and counted in
+    /// [`ListenerStats::connections_denied`](super::ListenerStats::connections_denied).
+    /// A proxy listed in [`proxy_protocol_from`](Self::proxy_protocol_from) is trusted: the
+    /// clients its headers name are checked, its own connections (a `LOCAL` or `UNKNOWN`
+    /// header, a health check that connects and closes) are not.
+    pub allow: Vec<Cidr>,
+    /// The proxies whose connections start with a PROXY protocol header (version 1 or 2,
+    /// such as HAProxy's `send-proxy-v2`); empty (the default): the PROXY protocol is off.
+    /// From these addresses the header is required, and the client it names is the peer that
+    /// logs, [`Message::peer_addr`](super::Message::peer_addr), stores and the allow list see;
+    /// a connection from anyone else that starts with a header is refused. The header is read
+    /// on the connection's thread before the TLS handshake and before a slot, within the
+    /// [`handshake_timeout`](Self::handshake_timeout); connections wait for it among the
+    /// [`max_handshakes`](Self::max_handshakes) pending ones. A missing, malformed or
+    /// unlisted header closes the connection, logged at warn and counted in
+    /// [`ListenerStats::proxy_refused`](super::ListenerStats::proxy_refused).
+    pub proxy_protocol_from: Vec<Cidr>,
 }
 
 impl Default for ListenerConfig {
@@ -158,6 +183,9 @@ impl Default for ListenerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             stack_size: DEFAULT_STACK_SIZE,
             tls: None,
+            keepalive: Some(Keepalive::default()),
+            allow: Vec::new(),
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -196,6 +224,9 @@ impl ListenerConfig {
             ));
         }
         Self::check_stack_size(self.stack_size)?;
+        if let Some(k) = &self.keepalive {
+            k.validate()?;
+        }
         for (name, value) in [
             ("frame timeout", self.frame_timeout),
             ("idle timeout", self.idle_timeout),

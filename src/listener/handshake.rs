@@ -1,10 +1,11 @@
-//! TLS handshakes before a slot: a connection that has not finished its handshake has not
-//! earned a connection slot, so peers that open connections and stall in the handshake cannot
-//! keep real senders out.
+//! Handshakes before a slot: a connection that has not finished its handshake (its PROXY
+//! protocol header, see [`proxied`](super::proxied), then TLS) has not earned a connection
+//! slot, so peers that open connections and stall in the handshake cannot keep real senders
+//! out.
 //!
-//! Each accepted TLS connection gets its thread at once, which runs the handshake (bounded by
-//! the handshake timeout), then takes a slot as any connection does (eviction and the overflow
-//! policy apply then) and serves it. Until it has a slot the connection is *pending*, and at
+//! Each accepted connection with a handshake (TLS, or the PROXY protocol turned on) gets its
+//! thread at once, which runs the handshake (bounded by the handshake timeout), then takes a
+//! slot as any connection does (eviction and the overflow policy apply then) and serves it. Until it has a slot the connection is *pending*, and at
 //! most [`max_handshakes`](super::ListenerConfig::max_handshakes) are: when that many are
 //! pending, a new connection closes the oldest one still in its handshake (a stalled one, in a
 //! flood: a real client finishes in milliseconds), counted in
@@ -22,14 +23,15 @@ use std::thread::JoinHandle;
 
 use log::{debug, error, info, warn};
 
-use super::accept::take_slot;
+use super::accept::{deny, take_slot};
 use super::conn;
 use super::handler::Handler;
+use super::proxied;
 use super::slots::Flags;
 use super::stats::bump;
 use super::tls::TlsHandle;
 use super::{ListenerConfig, Shared};
-use crate::transport::{TlsAcceptor, TlsServer};
+use crate::transport::{Stream, TlsAcceptor, TlsServer};
 
 /// A connection without a slot yet.
 #[derive(Debug)]
@@ -158,12 +160,13 @@ pub(crate) struct Context {
     pub(crate) handler: Arc<dyn Handler>,
 }
 
-/// Admits TLS connection `id` as pending and starts its thread: handshake, slot, service.
+/// Admits connection `id` as pending and starts its thread: handshake (PROXY protocol header,
+/// TLS), slot, service.
 /// Returns the thread, or `None` when the connection was refused or its thread could not
 /// start (then the connection is closed).
 pub(crate) fn start(
     cx: &Context,
-    tls: &TlsHandle,
+    tls: Option<&TlsHandle>,
     tcp: TcpStream,
     id: u64,
     peer: SocketAddr,
@@ -179,7 +182,7 @@ pub(crate) fn start(
             bump(&shared.stats.handshakes_dropped);
             info!(
                 "{max} connections are pending: closed connection {old} from {from}, still in \
-                 its TLS handshake, for connection {id} from {peer}"
+                 its handshake, for connection {id} from {peer}"
             );
         }
         Ok(Admission::Refused) => {
@@ -198,12 +201,22 @@ pub(crate) fn start(
         Arc::clone(&cx.settings),
         Arc::clone(&cx.handler),
         // The acceptor current now serves this connection to its end.
-        tls.current(),
+        tls.map(TlsHandle::current),
     );
     let spawned = std::thread::Builder::new()
         .name(format!("mllp-conn-{id}"))
         .stack_size(cx.settings.stack_size)
-        .spawn(move || run(&shared2, &settings, &*handler, &*tls, tcp, id, peer));
+        .spawn(move || {
+            run(
+                &shared2,
+                &settings,
+                &*handler,
+                tls.as_deref(),
+                tcp,
+                id,
+                peer,
+            )
+        });
     match spawned {
         Ok(thread) => Some(thread),
         Err(e) => {
@@ -215,17 +228,53 @@ pub(crate) fn start(
     }
 }
 
-/// The thread of a pending TLS connection.
+/// The thread of a pending connection.
 fn run(
     shared: &Shared,
     settings: &ListenerConfig,
     handler: &dyn Handler,
-    tls: &dyn TlsAcceptor,
+    tls: Option<&dyn TlsAcceptor>,
     tcp: TcpStream,
     id: u64,
-    peer: SocketAddr,
+    from: SocketAddr,
 ) {
     let pending = PendingGuard { shared, id };
+    let peer = match proxied::client(settings, &tcp, from) {
+        Ok(client) => client,
+        Err(why) if !shared.pending.contains(id) => {
+            debug!("connection {id} from {from}: closed before its PROXY protocol header: {why}");
+            return;
+        }
+        Err(why) => {
+            bump(&shared.stats.proxy_refused);
+            warn!("refused connection {id} from {from}: {why}");
+            let _ = tcp.shutdown(Shutdown::Both);
+            return;
+        }
+    };
+    // A proxy's own connections (a LOCAL or UNKNOWN header, a check that closes at once)
+    // keep its address, and a listed proxy is trusted: only clients it names are checked.
+    if peer != from {
+        debug!("connection {id} from {from} is a proxy's for {peer}");
+        if !proxied::allowed(settings, peer) {
+            deny(shared, id, peer, &tcp);
+            return;
+        }
+    }
+    let Some(tls) = tls else {
+        if shared.pending.handshaken(id) {
+            serve(
+                shared,
+                settings,
+                handler,
+                Stream::from(tcp),
+                id,
+                peer,
+                pending,
+            );
+        }
+        return;
+    };
     let stream = match TlsServer::accept_with(tls, tcp, settings.handshake_timeout) {
         Ok(stream) => stream,
         Err(e) if !shared.pending.contains(id) => {
@@ -243,6 +292,19 @@ fn run(
         debug!("connection {id} from {peer}: closed before it had a slot");
         return;
     }
+    serve(shared, settings, handler, stream, id, peer, pending);
+}
+
+/// A connection whose handshake is done: takes a slot and serves it.
+fn serve(
+    shared: &Shared,
+    settings: &ListenerConfig,
+    handler: &dyn Handler,
+    stream: Stream,
+    id: u64,
+    peer: SocketAddr,
+    pending: PendingGuard<'_>,
+) {
     let flags = Arc::new(Flags::default());
     if !take_slot(shared, settings, id, stream.tcp(), &flags, peer) {
         return;
@@ -253,7 +315,10 @@ fn run(
         .connections_open
         .fetch_add(1, Ordering::Relaxed);
     bump(&shared.stats.connections_total);
-    debug!("connection {id} from {peer} accepted (TLS)");
+    debug!(
+        "connection {id} from {peer} accepted{}",
+        if stream.is_tls() { " (TLS)" } else { "" }
+    );
     conn::serve(
         shared,
         settings,

@@ -9,6 +9,7 @@ mod config;
 mod conn;
 mod handler;
 mod handshake;
+mod proxied;
 mod respond;
 mod running;
 mod session;
@@ -45,7 +46,7 @@ pub use tls::TlsHandle;
 use crate::error::{Error, Phase, Result};
 use crate::store::Store;
 use crate::transport::{Stream, TlsServer};
-use accept::{configure, finish, take_slot, ACCEPT_BACKOFF};
+use accept::{configure, deny, finish, take_slot, ACCEPT_BACKOFF};
 use handshake::Pending;
 use slots::{Flags, Table};
 use stats::{bump, Stats};
@@ -173,6 +174,21 @@ impl Shared {
 /// logged at info and counted in [`ListenerStats::handshakes_dropped`]. Only when every one of
 /// them has finished its handshake is the newcomer refused instead
 /// ([`ListenerStats::connections_refused`]).
+///
+/// ## Which peers may connect: allow lists and the PROXY protocol
+/// With [`allow`](ListenerConfig::allow) blocks given, a peer outside all of them is closed at
+/// once (no slot, no handshake), logged at info and counted in
+/// [`ListenerStats::connections_denied`]. With
+/// [`proxy_protocol_from`](ListenerConfig::proxy_protocol_from) blocks given, connections from
+/// those proxies start with a PROXY protocol header (version 1 or 2), read before the TLS
+/// handshake and before a slot like a handshake; the client it names is the peer from then on
+/// (logs, [`Message::peer_addr`], stores, the allow list). A missing or malformed header from a
+/// proxy, or a header from anyone else, closes the connection (warn,
+/// [`ListenerStats::proxy_refused`]).
+///
+/// ## Keepalive
+/// Accepted connections get TCP keepalive ([`ListenerConfig::keepalive`], on by default: first
+/// probe after 5 minutes idle), so a sender that vanished frees its slot without a message.
 ///
 /// ## Single-connection mode and replacing an idle connection
 /// Most HL7 interfaces have exactly one sender per port. With `max_connections(1)` and
@@ -353,9 +369,13 @@ impl Listener {
             if let Err(e) = configure(&tcp, &settings) {
                 warn!("connection {id} from {peer}: cannot configure the socket: {e}");
             }
-            if let Some(tls) = &tls {
+            if !proxied::from_proxy(&settings, peer) && !proxied::allowed(&settings, peer) {
+                deny(&shared, id, peer, &tcp);
+                continue;
+            }
+            if tls.is_some() || proxied::needs_thread(&settings) {
                 // The handshake comes before the slot, on the connection's thread.
-                threads.extend(handshake::start(&cx, tls, tcp, id, peer));
+                threads.extend(handshake::start(&cx, tls.as_ref(), tcp, id, peer));
                 continue;
             }
             let flags = Arc::new(Flags::default());

@@ -82,12 +82,20 @@ pub struct ListenerStats {
     /// Connections served that have closed since the start (`connections_total` minus
     /// `connections_open`).
     pub connections_closed: u64,
+    /// Connections closed at once because their peer is outside
+    /// [`allow`](super::ListenerConfig::allow) (checked after any PROXY protocol header).
+    pub connections_denied: u64,
+    /// Connections closed because of their PROXY protocol header: missing, malformed or late
+    /// from a listed proxy, or sent by an address not listed in
+    /// [`proxy_protocol_from`](super::ListenerConfig::proxy_protocol_from).
+    pub proxy_refused: u64,
 }
 
 use crate::stat::{stat, Stat};
 
 const CONNECTIONS: &str = "Connections by event: accepted (served), refused (every slot taken), \
-                           replaced (idle, in single-connection mode), evicted (stalled), closed.";
+                           replaced (idle, in single-connection mode), evicted (stalled), closed, \
+                           denied (not in the allow list).";
 const ACKS: &str = "HL7 acknowledgements sent, by acknowledgement code.";
 const COMMITS: &str = "MLLP release 2 commit blocks sent (ack 0x06, nak 0x15).";
 const TIMEOUTS: &str = "Connections closed by a timeout: frame (a started frame not finished), \
@@ -126,6 +134,8 @@ impl ListenerStats {
         stat!(ListenerStats, handshakes_dropped, 26, Counter, "mllp_tls_handshakes_dropped_total", "", "TLS handshakes closed to make room for a new connection."),
         stat!(ListenerStats, received_bytes, 27, Counter, "mllp_received_bytes_total", "", "Bytes read from the connections."),
         stat!(ListenerStats, connections_closed, 28, Counter, "mllp_connections_total", "event=\"closed\"", CONNECTIONS),
+        stat!(ListenerStats, connections_denied, 29, Counter, "mllp_connections_total", "event=\"denied\"", CONNECTIONS),
+        stat!(ListenerStats, proxy_refused, 30, Counter, "mllp_proxy_headers_refused_total", "", "Connections closed for their PROXY protocol header (missing, malformed, late, or from an address not listed)."),
     ];
 }
 
@@ -154,6 +164,8 @@ pub(crate) struct Stats {
     pub(crate) tls_failures: AtomicU64,
     pub(crate) handshakes_dropped: AtomicU64,
     pub(crate) received_bytes: AtomicU64,
+    pub(crate) connections_denied: AtomicU64,
+    pub(crate) proxy_refused: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -209,6 +221,8 @@ impl Stats {
             received_bytes: get(&self.received_bytes),
             connections_closed: get(&self.connections_total)
                 .saturating_sub(get(&self.connections_open)),
+            connections_denied: get(&self.connections_denied),
+            proxy_refused: get(&self.proxy_refused),
         }
     }
 }

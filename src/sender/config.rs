@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::hl7::ReplyKind;
 use crate::retry::RetryPolicy;
-use crate::transport::TlsClientConfig;
+use crate::transport::{Keepalive, TlsClientConfig};
 
 /// The default connect timeout (TCP connect plus TLS handshake): 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,6 +84,11 @@ pub struct SenderConfig {
     pub timeouts: Timeouts,
     /// Whether to set `TCP_NODELAY`, so that each frame leaves at once. Default: `true`.
     pub nodelay: bool,
+    /// The TCP keepalive timers of the connection, so that a peer that vanished (behind a
+    /// firewall that forgot the connection) is noticed without a message; `None`: keepalive
+    /// off. Default: `Some(`[`Keepalive::default`]`)` (first probe after 5 minutes idle, then
+    /// one a minute, dropped after 5 unanswered).
+    pub keepalive: Option<Keepalive>,
     /// TLS settings, or `None` for plain TCP. The server certificate is verified against the
     /// host name of the address unless the configuration names another one. Default: `None`.
     pub tls: Option<TlsClientConfig>,
@@ -114,6 +119,7 @@ impl Default for SenderConfig {
             charset: Charset::UTF_8,
             timeouts: Timeouts::default(),
             nodelay: true,
+            keepalive: Some(Keepalive::default()),
             tls: None,
             retry: RetryPolicy::default(),
             reply: ReplyKind::Hl7,
@@ -141,6 +147,9 @@ impl SenderConfig {
                     "the {name} timeout must be greater than zero"
                 )));
             }
+        }
+        if let Some(k) = &self.keepalive {
+            k.validate()?;
         }
         self.retry.validate()
     }
@@ -220,6 +229,14 @@ impl SenderBuilder {
     /// Whether to set `TCP_NODELAY`, so that each frame leaves at once (default `true`).
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.config.nodelay = nodelay;
+        self
+    }
+
+    /// The TCP keepalive timers of the connection (default: on, [`Keepalive::default`]: first
+    /// probe after 5 minutes idle, then one a minute, dropped after 5 unanswered); `None`:
+    /// keepalive off. See [`SenderConfig::keepalive`].
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.config.keepalive = keepalive;
         self
     }
 

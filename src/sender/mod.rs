@@ -13,7 +13,7 @@ use log::debug;
 use crate::charset::Charset;
 use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
 use crate::hl7::Ack;
-use crate::transport::{self, peek_now, Peek, Stream, TlsClient};
+use crate::transport::{self, peek_now, Keepalive, Peek, Stream, TlsClient};
 #[cfg(doc)]
 use crate::{
     error::{FrameError, HeaderError, Outcome},
@@ -145,6 +145,7 @@ pub struct Sender {
     charset: Charset,
     connect_timeout: Duration,
     nodelay: bool,
+    keepalive: Option<Keepalive>,
     tls: Option<TlsClient>,
     link: Link,
     conn: Option<Stream>,
@@ -180,6 +181,7 @@ impl Sender {
             charset: config.charset,
             connect_timeout: config.timeouts.connect,
             nodelay: config.nodelay,
+            keepalive: config.keepalive,
             tls,
             conn: None,
             buf: Vec::new(),
@@ -299,6 +301,7 @@ impl Sender {
                         self.connect_timeout,
                         deadline,
                         self.nodelay,
+                        self.keepalive.as_ref(),
                     );
                     match connected {
                         Ok(stream) => {
@@ -376,6 +379,7 @@ fn connect(
     timeout: Duration,
     deadline: Option<Instant>,
     nodelay: bool,
+    keepalive: Option<&Keepalive>,
 ) -> Result<Stream> {
     let started = Instant::now();
     let bound = |t: Duration| match deadline {
@@ -387,7 +391,7 @@ fn connect(
         return Err(Error::Timeout(Timeout::Connect));
     }
     let addrs = transport::resolve(addr)?;
-    let tcp = transport::connect_any(&addrs, first, nodelay)?;
+    let tcp = transport::connect_any(&addrs, first, nodelay, keepalive)?;
     match tls {
         None => Ok(Stream::from(tcp)),
         Some(tls) => {

@@ -45,17 +45,20 @@ pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
 ///
 /// Every address is tried in order, each with its own `timeout` (so the whole call can take up
 /// to `timeout` times the number of addresses). With `nodelay`, `TCP_NODELAY` is set on the
-/// connected socket so a frame is sent at once instead of waiting for more data.
+/// connected socket so a frame is sent at once instead of waiting for more data; `keepalive`
+/// sets the TCP keepalive timers (`None`: keepalive off).
 ///
 /// # Errors
 /// * [`Error::Config`] when `timeout` is zero or `addrs` is empty;
 /// * [`Error::Timeout`] with [`Timeout::Connect`] when the last address tried timed out;
 /// * otherwise [`Error::Io`] with [`Phase::Connect`] holding the last address's error (for
-///   example "connection refused"), or [`Phase::Configure`] if `TCP_NODELAY` cannot be set.
+///   example "connection refused"), or [`Phase::Configure`] if `TCP_NODELAY` or keepalive
+///   cannot be set.
 pub(crate) fn connect_any(
     addrs: &[SocketAddr],
     timeout: Duration,
     nodelay: bool,
+    keepalive: Option<&super::Keepalive>,
 ) -> Result<TcpStream> {
     if timeout.is_zero() {
         return Err(Error::Config(
@@ -71,6 +74,8 @@ pub(crate) fn connect_any(
                     tcp.set_nodelay(true)
                         .map_err(|e| Error::io(Phase::Configure, e))?;
                 }
+                super::Keepalive::apply(&tcp, keepalive)
+                    .map_err(|e| Error::io(Phase::Configure, e))?;
                 debug!("connected to {addr}");
                 return Ok(tcp);
             }
@@ -118,7 +123,7 @@ mod tests {
 
     /// What the sender does: resolve, then connect to the first address that accepts.
     fn connect(addr: &str, timeout: Duration, nodelay: bool) -> Result<TcpStream> {
-        connect_any(&resolve(addr)?, timeout, nodelay)
+        connect_any(&resolve(addr)?, timeout, nodelay, None)
     }
 
     /// An address on which nothing listens (a port that was just released).
@@ -146,11 +151,11 @@ mod tests {
     fn zero_timeout_is_a_config_error() {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert!(matches!(
-            connect_any(&[addr], Duration::ZERO, false),
+            connect_any(&[addr], Duration::ZERO, false, None),
             Err(Error::Config(_))
         ));
         assert!(matches!(
-            connect_any(&[], Duration::from_secs(1), false),
+            connect_any(&[], Duration::from_secs(1), false, None),
             Err(Error::Config(_))
         ));
     }
@@ -185,7 +190,7 @@ mod tests {
     fn connect_tries_every_address() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let good = listener.local_addr().unwrap();
-        let stream = connect_any(&[closed_addr(), good], TIMEOUT, false).unwrap();
+        let stream = connect_any(&[closed_addr(), good], TIMEOUT, false, None).unwrap();
         assert_eq!(stream.peer_addr().unwrap(), good);
     }
 

@@ -1,6 +1,10 @@
 //! The platform calls under the stream: a gathering write that never raises `SIGPIPE`
-//! (`sendmsg(MSG_NOSIGNAL)` on Linux with glibc) and a peek that neither blocks nor changes the
-//! socket's mode (`recv(MSG_PEEK | MSG_DONTWAIT)` on Linux).
+//! (`sendmsg(MSG_NOSIGNAL)` on Linux with glibc), a peek that neither blocks nor changes the
+//! socket's mode (`recv(MSG_PEEK | MSG_DONTWAIT)` on Linux), and the TCP keepalive timers
+//! (`setsockopt`/`getsockopt`, which std does not offer: see [`keepalive`]).
+
+mod keepalive;
+pub(crate) use keepalive::{keepalive_of, set_keepalive};
 
 use std::io;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

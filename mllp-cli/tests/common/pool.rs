@@ -100,6 +100,7 @@ impl Member {
             name: name.into(),
             addr: self.addr.clone(),
             health_port: Some(self.health_port),
+            send_proxy_v2: false,
         }
     }
 
