@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mllp::{Connection, Framing, Listener, ListenerBuilder, Message, Response, RunningListener};
+use mllp::{Connection, Framing, Listener, ListenerBuilder, RunningListener};
 
 /// The longest any single read, write or wait may take.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -21,20 +21,9 @@ fn builder() -> ListenerBuilder {
     Listener::builder("127.0.0.1:0").shutdown_grace(Duration::from_secs(2))
 }
 
-fn accept_all(_: &Message<'_>) -> Response {
-    Response::accept()
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
-    tcp.set_read_timeout(Some(LIMIT)).unwrap();
-    tcp.set_write_timeout(Some(LIMIT)).unwrap();
-    tcp
-}
-
 /// Sends one message on a new connection; the acknowledgement's text, or why there was none.
 fn send(addr: SocketAddr, id: &str) -> Result<String, String> {
-    let mut conn = Connection::new(tcp(addr), Framing::default());
+    let mut conn = Connection::new(common::tcp(addr, LIMIT), Framing::default());
     send_on(&mut conn, id)
 }
 
@@ -89,7 +78,7 @@ fn tricklers(
     (0..n)
         .map(|_| {
             let stop = Arc::clone(stop);
-            let mut tcp = tcp(addr);
+            let mut tcp = common::tcp(addr, LIMIT);
             std::thread::spawn(move || {
                 let _ = tcp.write_all(b"\x0bMSH|");
                 let end = Instant::now() + LIMIT;
@@ -107,9 +96,9 @@ fn tricklers(
 
 #[test]
 fn ten_silent_sockets_do_not_keep_a_sender_out_of_a_default_listener() {
-    let running = builder().bind().unwrap().spawn(accept_all).unwrap();
+    let running = builder().bind().unwrap().spawn(common::accept_all).unwrap();
     let addr = running.local_addr();
-    let silent: Vec<TcpStream> = (0..10).map(|_| tcp(addr)).collect();
+    let silent: Vec<TcpStream> = (0..10).map(|_| common::tcp(addr, LIMIT)).collect();
     open_reach(&running, 10);
     let started = Instant::now();
     // The default threshold is 5 s: the sender may be refused until then, and retries.
@@ -135,7 +124,7 @@ fn ten_trickling_peers_do_not_keep_a_sender_out() {
         .evict_after(Some(Duration::from_secs(1)))
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
@@ -166,13 +155,13 @@ fn a_connection_completing_frames_is_not_evicted_before_a_silent_one() {
         .evict_after(Some(Duration::from_secs(1)))
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     // The busy connection comes first, so it is the older of the two.
-    let mut busy = Connection::new(tcp(addr), Framing::default());
+    let mut busy = Connection::new(common::tcp(addr, LIMIT), Framing::default());
     assert!(send_on(&mut busy, "B0").unwrap().contains("MSA|AA|B0"));
-    let mut silent = tcp(addr);
+    let mut silent = common::tcp(addr, LIMIT);
     open_reach(&running, 2);
     let end = Instant::now() + Duration::from_millis(1500);
     let mut n = 1;
@@ -202,10 +191,10 @@ fn evict_after_none_keeps_refusing() {
         .evict_after(None)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
-    let _silent = tcp(addr);
+    let _silent = common::tcp(addr, LIMIT);
     open_reach(&running, 1);
     // The threshold rule itself (none: nobody is evicted, however long quiet) is tested with
     // time passed in beside the slot table.

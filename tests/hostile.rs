@@ -58,16 +58,8 @@ fn count_listener_panics() {
     });
 }
 
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    tcp.set_nodelay(true).unwrap();
-    tcp
-}
-
 fn client(addr: SocketAddr) -> Connection<TcpStream> {
-    Connection::new(tcp(addr), Framing::default())
+    Connection::new(common::tcp(addr, IO_TIMEOUT), Framing::default())
 }
 
 fn framed(payload: &[u8]) -> Vec<u8> {
@@ -315,7 +307,7 @@ fn oversized(t: &mut Target) {
 fn broken_framing(t: &mut Target) {
     let before = t.stats();
     // A start and half a message, then the peer leaves.
-    let mut gone = tcp(t.addr);
+    let mut gone = common::tcp(t.addr, IO_TIMEOUT);
     gone.write_all(b"\x0bMSH|^~\\&|A|B|C|D|2026||ADT^A01|GONE|P|2.5\rPID|")
         .unwrap();
     drop(gone);
@@ -397,7 +389,11 @@ fn tls_client_hello_on_plaintext(t: &mut Target) {
     use mllp::{TlsClient, TlsClientConfig};
     let tls = TlsClient::new(&TlsClientConfig::new().danger_accept_invalid_certs(true)).unwrap();
     for _ in 0..5 {
-        let result = tls.connect("localhost", tcp(t.addr), Duration::from_millis(500));
+        let result = tls.connect(
+            "localhost",
+            common::tcp(t.addr, IO_TIMEOUT),
+            Duration::from_millis(500),
+        );
         assert!(result.is_err(), "a TLS handshake with a plaintext listener");
     }
     t.probe("TLS ClientHellos on the plaintext port");
@@ -414,7 +410,7 @@ fn slow_peers(t: &mut Target) {
     let slow: Vec<_> = (0..20)
         .map(|i| {
             thread::spawn(move || {
-                let mut tcp = tcp(addr);
+                let mut tcp = common::tcp(addr, IO_TIMEOUT);
                 tcp.set_read_timeout(Some(Duration::from_millis(100)))
                     .unwrap();
                 let message = framed(adt(&format!("SLOW{i}")).as_bytes());
@@ -437,7 +433,7 @@ fn slow_peers(t: &mut Target) {
         .collect();
     // The peer that never reads: it pipelines messages until its writes stall.
     let deaf = thread::spawn(move || {
-        let mut tcp = tcp(addr);
+        let mut tcp = common::tcp(addr, IO_TIMEOUT);
         tcp.set_write_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         let message = framed(adt("DEAF").as_bytes());
@@ -491,7 +487,7 @@ fn idle_connections(t: &mut Target) {
     // first: only the normal client remains.
     assert!(eventually(IO_TIMEOUT, || t.stats().connections_open == 1));
     let open_before = 1;
-    let idle: Vec<TcpStream> = (0..n).map(|_| tcp(t.addr)).collect();
+    let idle: Vec<TcpStream> = (0..n).map(|_| common::tcp(t.addr, IO_TIMEOUT)).collect();
     assert!(
         eventually(IO_TIMEOUT, || t.stats().connections_open
             >= open_before + n as u64),
@@ -582,7 +578,7 @@ fn plaintext_and_garbage_on_a_tls_port() {
     let mut rng = Rng(0x715);
     let mut attacks = 0;
     for i in 0..20 {
-        let mut plain = tcp(addr);
+        let mut plain = common::tcp(addr, IO_TIMEOUT);
         let bytes = if i % 2 == 0 {
             framed(adt(&format!("PLAIN{i}")).as_bytes())
         } else {
@@ -602,7 +598,7 @@ fn plaintext_and_garbage_on_a_tls_port() {
         round_trip(&mut session, &format!("T{}", i + 1));
     }
     // A silent peer is cut by the handshake timeout.
-    let silent = tcp(addr);
+    let silent = common::tcp(addr, IO_TIMEOUT);
     assert!(eventually(IO_TIMEOUT, || running.stats().tls_failures > attacks));
     drop(silent);
     round_trip(&mut connect(), "FRESH");

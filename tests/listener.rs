@@ -29,20 +29,8 @@ fn builder() -> ListenerBuilder {
     Listener::builder("127.0.0.1:0")
 }
 
-fn accept_all(_: &Message<'_>) -> Response {
-    Response::accept()
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    tcp.set_nodelay(true).unwrap();
-    tcp
-}
-
 fn client(addr: SocketAddr) -> Connection<TcpStream> {
-    Connection::new(tcp(addr), Framing::default())
+    Connection::new(common::tcp(addr, IO_TIMEOUT), Framing::default())
 }
 
 /// Sends one message and returns the parsed acknowledgement.
@@ -143,7 +131,7 @@ fn beyond_the_maximum_connections_are_refused() {
         .overflow(Overflow::Refuse)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let mut a = client(addr);
@@ -169,7 +157,7 @@ fn beyond_the_maximum_connections_wait_in_the_backlog() {
         .overflow(Overflow::Backlog)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let mut a = client(addr);
@@ -200,7 +188,7 @@ fn single_connection_mode_replaces_an_idle_connection() {
         .replace_idle(true)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let mut old = client(addr);
@@ -244,12 +232,12 @@ fn a_slow_peer_is_cut_by_the_frame_timeout_while_others_are_served() {
         .frame_timeout(Some(frame_timeout))
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let (started_tx, started_rx) = mpsc::channel();
     let slow = thread::spawn(move || {
-        let mut tcp = tcp(addr);
+        let mut tcp = common::tcp(addr, IO_TIMEOUT);
         // One byte per second; the read timeout paces the writes and notices the close.
         tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         let message = format!("\x0b{}\x1c\r", adt("SLOW"));
@@ -303,11 +291,11 @@ fn silent_connections_do_not_stop_a_normal_client() {
         .max_connections(SILENT + 8)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let addr = running.local_addr();
     let before = common::rss_bytes();
-    let silent: Vec<TcpStream> = (0..SILENT).map(|_| tcp(addr)).collect();
+    let silent: Vec<TcpStream> = (0..SILENT).map(|_| common::tcp(addr, IO_TIMEOUT)).collect();
     assert!(eventually(IO_TIMEOUT, || running.stats().connections_open
         == SILENT as u64));
     let mut normal = client(addr);
@@ -336,7 +324,7 @@ fn an_oversized_message_is_rejected_and_the_connection_stays_up() {
         .max_message_size(1024)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let mut conn = client(running.local_addr());
     let mut big = adt("BIG");
@@ -362,7 +350,7 @@ fn an_oversized_message_is_rejected_and_the_connection_stays_up() {
 
 #[test]
 fn garbage_and_half_frames_are_survived() {
-    let running = builder().bind().unwrap().spawn(accept_all).unwrap();
+    let running = builder().bind().unwrap().spawn(common::accept_all).unwrap();
     let addr = running.local_addr();
     let mut conn = client(addr);
     // Bytes outside any frame are skipped.
@@ -392,7 +380,7 @@ fn garbage_and_half_frames_are_survived() {
     conn.get_mut().write_all(&noise).unwrap();
     assert_aa(&round_trip(&mut conn, adt("3").as_bytes()), "3");
     // A half frame, then the peer leaves.
-    let mut half = tcp(addr);
+    let mut half = common::tcp(addr, IO_TIMEOUT);
     half.write_all(b"\x0bMSH|^~\\&|A|B|C|D|2026||ADT^A01|HALF|P|2.5\rPID")
         .unwrap();
     drop(half);
@@ -492,7 +480,7 @@ fn run_returns_after_shutdown() {
     let handle = listener.shutdown_handle();
     let addr = listener.local_addr();
     assert_ne!(addr.port(), 0);
-    let runner = thread::spawn(move || listener.run(accept_all));
+    let runner = thread::spawn(move || listener.run(common::accept_all));
     let mut conn = client(addr);
     assert_aa(&round_trip(&mut conn, adt("1").as_bytes()), "1");
     handle.shutdown();
@@ -548,7 +536,7 @@ fn acknowledgement_modes() {
     stop(running);
 
     // Original (the default): AA even when the message asks for enhanced mode.
-    let running = builder().bind().unwrap().spawn(accept_all).unwrap();
+    let running = builder().bind().unwrap().spawn(common::accept_all).unwrap();
     let mut conn = client(running.local_addr());
     assert_aa(&round_trip(&mut conn, msg_enhanced.as_bytes()), "E1");
     stop(running);
@@ -665,7 +653,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
         .idle_timeout(Some(Duration::from_millis(300)))
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let mut conn = client(running.local_addr());
     assert_aa(&round_trip(&mut conn, adt("1").as_bytes()), "1");
@@ -704,7 +692,7 @@ fn listens_on_ipv6_loopback() {
         common::skip("no IPv6 loopback here");
         return;
     };
-    let running = listener.spawn(accept_all).unwrap();
+    let running = listener.spawn(common::accept_all).unwrap();
     let mut conn = client(running.local_addr());
     assert_aa(&round_trip(&mut conn, adt("V6").as_bytes()), "V6");
     stop(running);

@@ -1,20 +1,17 @@
 //! `ListenerConfig`: one value with the defaults of the builder, bound directly or handed to
 //! the builder, checked when bound.
 
+use mllp_testkit as common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use mllp::hl7::{Ack, AckCode, AckMode, ReplyKind, COMMIT_ACK};
 use mllp::{
-    Connection, Error, Framing, Listener, ListenerConfig, Message, Response, SenderConfig,
-    DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    Connection, Error, Framing, Listener, ListenerConfig, SenderConfig, DEFAULT_STACK_SIZE,
+    MIN_STACK_SIZE,
 };
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn accept_all(_: &Message<'_>) -> Response {
-    Response::accept()
-}
 
 fn round_trip(addr: SocketAddr, message: &[u8]) -> Vec<u8> {
     let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
@@ -65,7 +62,7 @@ fn a_config_value_binds_through_the_builder() {
         .config(config.clone())
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     assert_eq!(
         round_trip(running.local_addr(), msg("C1").as_bytes()),
@@ -80,7 +77,7 @@ fn a_config_value_binds_through_the_builder() {
         .ack_mode(AckMode::Original)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let ack = Ack::parse(&round_trip(running.local_addr(), msg("C3").as_bytes())).unwrap();
     assert_eq!(ack.code, AckCode::ApplicationAccept);
@@ -95,7 +92,7 @@ fn one_reply_kind_configures_sender_and_listener() {
             .config(listener)
             .bind()
             .unwrap()
-            .spawn(accept_all)
+            .spawn(common::accept_all)
             .unwrap();
         let mut sender = SenderConfig::default();
         sender.reply = kind;
@@ -124,7 +121,7 @@ fn config_replaces_what_was_set_before() {
         .config(ListenerConfig::default())
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let ack = Ack::parse(&round_trip(running.local_addr(), msg("M1").as_bytes())).unwrap();
     assert_eq!(ack.code, AckCode::ApplicationAccept, "{ack:?}");
@@ -135,7 +132,7 @@ fn config_replaces_what_was_set_before() {
         .max_message_size(50)
         .bind()
         .unwrap()
-        .spawn(accept_all)
+        .spawn(common::accept_all)
         .unwrap();
     let ack = Ack::parse(&round_trip(running.local_addr(), msg("M2").as_bytes())).unwrap();
     assert_eq!(ack.code, AckCode::ApplicationReject, "{ack:?}");

@@ -84,6 +84,21 @@ pub fn corpus_dir() -> Option<PathBuf> {
     }
 }
 
+/// A handler that accepts every message (AA).
+pub fn accept_all(_: &mllp::Message<'_>) -> mllp::Response {
+    mllp::Response::accept()
+}
+
+/// A TCP connection to `addr`, made within `limit`, whose reads and writes time out after
+/// `limit`, without Nagle's delay: a raw peer for a listener under test.
+pub fn tcp(addr: std::net::SocketAddr, limit: Duration) -> std::net::TcpStream {
+    let tcp = std::net::TcpStream::connect_timeout(&addr, limit).expect("a connection");
+    tcp.set_read_timeout(Some(limit)).expect("a read timeout");
+    tcp.set_write_timeout(Some(limit)).expect("a write timeout");
+    tcp.set_nodelay(true).expect("no delay");
+    tcp
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for a
 /// server process that must be told its port.
 pub fn free_port() -> u16 {
