@@ -77,7 +77,9 @@ fn a_message_becomes_one_document_with_every_field() {
         s("content_digest"),
         mllp::ContentDigest::of(text.as_bytes()).to_string()
     );
-    assert_eq!(d.len(), 13, "{d:?}"); // the twelve fields and _id
+    // No client certificate on this connection: its subject is null.
+    assert_eq!(d.get("tls_subject"), Some(&Bson::Null), "{d:?}");
+    assert_eq!(d.len(), 14, "{d:?}"); // the thirteen fields and _id
                                       // Empty header fields are null, not absent or "".
     let b = &docs[1];
     for k in [
