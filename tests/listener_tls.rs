@@ -210,28 +210,6 @@ fn past_the_handshake_bound_the_oldest_pending_handshake_is_dropped() {
     running.join().unwrap();
 }
 
-/// The certificate the listener at `addr` serves, read by the library's TLS client (which
-/// trusts both test CAs), and the open connection.
-fn served_certificate(addr: SocketAddr) -> (Vec<u8>, Connection<Stream>) {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    let config = TlsClientConfig::new()
-        .add_root_pem(common::cert("ca.pem"))
-        .add_root_pem(common::cert("untrusted-ca.pem"));
-    let stream = TlsClient::new(&config)
-        .unwrap()
-        .connect("localhost", tcp, IO_TIMEOUT)
-        .unwrap();
-    let der = stream
-        .tls_peer()
-        .unwrap()
-        .certificate_der()
-        .unwrap()
-        .to_vec();
-    (der, Connection::new(stream, Framing::default()))
-}
-
 #[test]
 fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_theirs() {
     let running = Listener::builder("127.0.0.1:0")
@@ -241,7 +219,7 @@ fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_theirs() {
         .spawn(|_: &Message<'_>| Response::accept())
         .unwrap();
     let addr = running.local_addr();
-    let (first, mut old) = served_certificate(addr);
+    let (first, mut old) = common::served_certificate(addr, IO_TIMEOUT);
     assert_eq!(round_trip(&mut old, "OLD1").control_id, "OLD1");
 
     let handle = running.tls_handle().expect("a TLS listener");
@@ -252,7 +230,7 @@ fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_theirs() {
     };
     let e = handle.reload(&TlsServerConfig::new(broken)).unwrap_err();
     assert!(e.to_string().contains("cannot be read"), "{e}");
-    let (still, _) = served_certificate(addr);
+    let (still, _) = common::served_certificate(addr, IO_TIMEOUT);
     assert_eq!(still, first);
 
     // Rotate: new connections get the new certificate.
@@ -261,7 +239,7 @@ fn a_reloaded_certificate_serves_new_connections_and_open_ones_keep_theirs() {
             "untrusted-server",
         )))
         .unwrap();
-    let (second, mut new) = served_certificate(addr);
+    let (second, mut new) = common::served_certificate(addr, IO_TIMEOUT);
     assert_ne!(second, first);
     assert_eq!(round_trip(&mut new, "NEW1").control_id, "NEW1");
     // The connection opened before the reload was not dropped and still answers.

@@ -202,7 +202,7 @@ const TO_IDENTITY: Group<SenderOptions> = Group {
                 help: "the oldest TLS version accepted downstream (default 1.2)",
             },
             set: |s, v| {
-                s.tls.min_version = Some(tls_version("to-tls-min-version", &v.text())?);
+                s.tls.min_version = Some(tls_version(v.name(), &v.text())?);
                 Ok(())
             },
         },
@@ -368,7 +368,16 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                 log::warn!("closing the spool: {e}");
             }
         }
-        Err(outbox) => drop(outbox),
+        // Another handle (a scrape of --metrics-addr at this instant) still holds the spool:
+        // it is closed when that ends, without the final flush of the delivery position, so
+        // messages delivered last may be delivered again after the next start. Say so.
+        Err(outbox) => {
+            log::warn!(
+                "the spool is still in use at exit and is not closed cleanly: the last \
+                 deliveries may be repeated after the next start"
+            );
+            drop(outbox)
+        }
     }
     if !config.common.quiet {
         listen::print_line(&format!(

@@ -176,7 +176,7 @@ pub const IDENTITY: Group<SenderOptions> = Group {
                 help: "the oldest TLS version accepted (default 1.2)",
             },
             set: |s, v| {
-                s.tls.min_version = Some(tls_version("tls-min-version", &v.text())?);
+                s.tls.min_version = Some(tls_version(v.name(), &v.text())?);
                 Ok(())
             },
         },

@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::process::Proc;
 use common::{adt, cert_path, scratch_dir, ListenProc, CERTS_DIR};
-use mllp::{Connection, Framing, Stream, TlsClient, TlsClientConfig};
+use mllp::{Connection, Stream};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -128,28 +127,6 @@ fn only_a_client_certificate_from_the_ca_gets_in_and_its_subject_is_stored() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The certificate the listener at `addr` serves, and the open connection (the client trusts
-/// both test CAs).
-fn served(addr: &str) -> (Vec<u8>, Connection<Stream>) {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(LIMIT)).unwrap();
-    tcp.set_write_timeout(Some(LIMIT)).unwrap();
-    let config = TlsClientConfig::new()
-        .add_root_pem(common::cert("ca.pem"))
-        .add_root_pem(common::cert("untrusted-ca.pem"));
-    let stream = TlsClient::new(&config)
-        .unwrap()
-        .connect("localhost", tcp, LIMIT)
-        .unwrap();
-    let der = stream
-        .tls_peer()
-        .unwrap()
-        .certificate_der()
-        .unwrap()
-        .to_vec();
-    (der, Connection::new(stream, Framing::default()))
-}
-
 fn round_trip(conn: &mut Connection<Stream>, id: &str) -> String {
     conn.write_frame(adt(id).as_bytes()).unwrap();
     let ack = conn.read_frame().unwrap().expect("an acknowledgement");
@@ -182,7 +159,7 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_theirs() {
     );
     let addr = listener.addr.clone();
     let lines = listener.stdout.take().unwrap();
-    let (first, mut old) = served(&addr);
+    let (first, mut old) = common::served_certificate(addr.parse().unwrap(), LIMIT);
     assert!(round_trip(&mut old, "OLD1").contains("MSA|AA|OLD1"));
     assert!(lines.recv_timeout(LIMIT).unwrap().contains("OLD1"));
 
@@ -192,7 +169,7 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_theirs() {
     sighup(&listener.child);
     let line = next_line();
     assert!(line.contains("TLS reload failed"), "{line}");
-    let (still, _) = served(&addr);
+    let (still, _) = common::served_certificate(addr.parse().unwrap(), LIMIT);
     assert_eq!(still, first);
     // Rotate to the other certificate and reload.
     std::fs::copy(cert_path("untrusted-server.pem"), &cert).unwrap();
@@ -200,7 +177,7 @@ fn sighup_reloads_the_certificate_and_open_connections_keep_theirs() {
     sighup(&listener.child);
     let line = next_line();
     assert!(line.contains("TLS reloaded"), "{line}");
-    let (second, mut new) = served(&addr);
+    let (second, mut new) = common::served_certificate(addr.parse().unwrap(), LIMIT);
     assert_ne!(second, first, "the new certificate is served");
     assert!(round_trip(&mut new, "NEW1").contains("MSA|AA|NEW1"));
     // The connection opened before the reload was not dropped.

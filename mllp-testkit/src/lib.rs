@@ -261,6 +261,29 @@ pub fn trusting_test_ca() -> mllp::TlsClientConfig {
     mllp::TlsClientConfig::new().add_root_pem(cert("ca.pem"))
 }
 
+/// The certificate the TLS listener at `addr` serves (DER), read by the library's TLS client,
+/// which trusts both test CAs (`ca.pem`, `untrusted-ca.pem`); and the open connection, to show
+/// that it outlives a reload of the listener's certificate.
+#[cfg(feature = "tls")]
+pub fn served_certificate(
+    addr: std::net::SocketAddr,
+    limit: Duration,
+) -> (Vec<u8>, mllp::Connection<mllp::Stream>) {
+    let config = mllp::TlsClientConfig::new()
+        .add_root_pem(cert("ca.pem"))
+        .add_root_pem(cert("untrusted-ca.pem"));
+    let stream = mllp::TlsClient::new(&config)
+        .expect("the test TLS client")
+        .connect("localhost", tcp(addr, limit), limit)
+        .expect("a TLS connection");
+    let der = stream
+        .tls_peer()
+        .and_then(|p| p.certificate_der())
+        .expect("the served certificate")
+        .to_vec();
+    (der, mllp::Connection::new(stream, mllp::Framing::default()))
+}
+
 /// Starts `openssl s_server` on 127.0.0.1 (an OS-chosen port) with the test server identity,
 /// demanding and verifying a client certificate from the test CA, which the native-tls
 /// acceptor cannot do. Its standard streams are piped; it prints its port on stdout. `None`
