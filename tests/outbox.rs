@@ -495,8 +495,9 @@ fn delivered_messages_give_their_disk_space_back() {
         );
     }
     assert!(eventually(LIMIT, || outbox.stats().delivered == 3_000));
+    // At most 64 KiB of delivered records are kept, and 64 KiB of zeros written ahead.
     assert!(
-        eventually(LIMIT, || segment_bytes_on_disk(&dir) < 64 * 1024),
+        eventually(LIMIT, || segment_bytes_on_disk(&dir) <= 128 * 1024),
         "{} bytes of delivered messages kept on disk",
         segment_bytes_on_disk(&dir)
     );

@@ -34,8 +34,16 @@ fn config(to: &str) -> OutboxConfig {
 /// [`lock_holder_child`]. Killed when dropped.
 struct Holder(Child);
 
+/// With [`HOLDER_ENV`], how many messages the holder enqueues before it says "held".
+const HOLDER_ENQUEUE_ENV: &str = "MLLP_TEST_OUTBOX_HOLDER_ENQUEUE";
+
 impl Holder {
     fn start(dir: &Path) -> Holder {
+        Holder::start_with(dir, 0)
+    }
+
+    /// A holder that has enqueued `messages` (ids from [`ids`]) when it says "held".
+    fn start_with(dir: &Path, messages: u32) -> Holder {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -44,6 +52,7 @@ impl Holder {
                 "--test-threads=1",
             ])
             .env(HOLDER_ENV, dir)
+            .env(HOLDER_ENQUEUE_ENV, messages.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -77,7 +86,11 @@ fn lock_holder_child() {
     let Some(dir) = std::env::var_os(HOLDER_ENV) else {
         return;
     };
-    let _outbox = Outbox::open(PathBuf::from(dir), config("127.0.0.1:9").deliver(false)).unwrap();
+    let outbox = Outbox::open(PathBuf::from(dir), config("127.0.0.1:9").deliver(false)).unwrap();
+    let enqueue = std::env::var(HOLDER_ENQUEUE_ENV).map_or(0, |n| n.parse().unwrap());
+    for id in ids(0..enqueue) {
+        outbox.enqueue(&adt(&id)).unwrap();
+    }
     let mut stdout = std::io::stdout();
     writeln!(stdout, "held").unwrap();
     stdout.flush().unwrap();
@@ -293,6 +306,49 @@ fn a_crash_tail_is_cut_but_a_complete_bad_record_at_the_end_is_kept_aside() {
         .join("damaged")
         .join(format!("{:016}-{offset}.bin", 1))
         .exists());
+}
+
+/// The segment being appended to is extended with zeros ahead of its records (a flush after
+/// an overwrite commits no new file size); a clean close cuts them, and after a crash the
+/// next open cuts them quietly: no damage, nothing said to be cut.
+#[test]
+fn space_written_ahead_is_cut_on_close_and_after_a_crash() {
+    let dir = scratch_dir("recovery-ahead-clean");
+    spool(&dir, &ids(0..5), 16 << 20);
+    let seg = segment_files(&dir).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = naive_segment_offsets(&bytes).last().unwrap().end;
+    assert_eq!(bytes.len(), end, "a clean close leaves no zeros");
+
+    let dir = scratch_dir("recovery-ahead-crash");
+    let holder = Holder::start_with(&dir, 5);
+    let seg = segment_files(&dir).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = naive_segment_offsets(&bytes).last().unwrap().end;
+    assert!(bytes.len() >= 64 << 10, "{} bytes: nothing written ahead", bytes.len());
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    drop(holder); // killed: a crash
+    assert_eq!(Outbox::verify(&dir).unwrap(), []);
+    let (delivered, stats) = deliver_all(&dir, 5);
+    assert_eq!(delivered, ids(0..5));
+    assert_eq!(stats.damaged_regions, 0);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), end as u64);
+
+    // A record cut short by the crash in that space: its first bytes, zeros after. Cut as a
+    // torn tail (it was never acknowledged), not kept as damage.
+    let dir = scratch_dir("recovery-ahead-torn");
+    let holder = Holder::start_with(&dir, 5);
+    drop(holder);
+    let seg = segment_files(&dir).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let last = naive_segment_offsets(&bytes).last().unwrap().clone();
+    let half = last.start + (last.end - last.start) / 2;
+    bytes[half..last.end].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_eq!(Outbox::verify(&dir).unwrap(), []);
+    let (delivered, stats) = deliver_all(&dir, 4);
+    assert_eq!(delivered, ids(0..4));
+    assert_eq!(stats.damaged_regions, 0);
 }
 
 #[test]

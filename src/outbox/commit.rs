@@ -5,12 +5,13 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::sync::{Arc, MutexGuard};
 use std::time::SystemTime;
 
 use super::dead::millis;
 use super::lock::file_error;
+use super::prealloc;
 use super::recovery::{self, segments_dir, Segment};
 use super::segment::{self, Kind, MAGIC, RECORD_HEADER};
 use super::Inner;
@@ -27,6 +28,9 @@ pub(crate) struct State {
     /// Its sequence number and length (everything appended).
     pub active_seq: u64,
     pub active_len: u64,
+    /// The active segment's file length: `active_len`, or more with zeros written ahead
+    /// (see `prealloc`).
+    pub allocated: u64,
     /// Everything up to here is flushed.
     pub synced: Pos,
     /// Whether a thread is flushing now.
@@ -69,6 +73,7 @@ impl State {
             active: Arc::new(active),
             active_seq: last.seq,
             active_len: last.len,
+            allocated: last.len,
             synced: (last.seq, last.len),
             syncing: false,
             failed: None,
@@ -146,12 +151,14 @@ impl Inner {
         let mut retried = false;
         let at = loop {
             let at = st.active_len;
+            self.preallocate(&mut st, at + record);
             let Err(e) = write_at(&st.active, at, &buf) else {
                 break at;
             };
             // Cut the partial record, so that the next one follows the last complete record.
-            if let Err(cut) = st.active.set_len(at) {
-                st.failed = Some(format!("cutting a partial write failed: {cut}"));
+            match st.active.set_len(at) {
+                Ok(()) => st.allocated = at,
+                Err(cut) => st.failed = Some(format!("cutting a partial write failed: {cut}")),
             }
             // A full disk may be full of delivered messages: release them and try once more.
             if !retried
@@ -221,8 +228,14 @@ impl Inner {
     /// Flushes the active segment and records its final length, before a new one is started.
     pub(crate) fn seal(&self, st: &mut State) -> Result<()> {
         // A flush another thread runs meanwhile covers the old file, which this one flushes
-        // anyway: it can only move `synced` to a position this one passes.
-        if let Err(e) = st.active.sync_data() {
+        // anyway: it can only move `synced` to a position this one passes. Zeros written ahead
+        // are cut first: only the last segment may end with them.
+        let flushed = match prealloc::trim(st) {
+            Ok(true) => st.active.sync_all(),
+            Ok(false) => st.active.sync_data(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = flushed {
             st.failed = Some(format!("flushing a segment failed: {e}"));
             return Err(file_error(&self.segment_path(st.active_seq), e));
         }
@@ -241,6 +254,7 @@ impl Inner {
         st.active = Arc::new(file);
         st.active_seq = next;
         st.active_len = MAGIC.len() as u64;
+        st.allocated = MAGIC.len() as u64;
         st.segments.push_back(Segment {
             seq: next,
             len: MAGIC.len() as u64,
@@ -265,9 +279,17 @@ fn failed(why: &str) -> Error {
     }
 }
 
-/// Writes `bytes` at `offset` of `file`.
-fn write_at(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
-    let mut f = file;
-    f.seek(SeekFrom::Start(offset))?;
-    f.write_all(bytes)
+/// Writes `bytes` at `offset` of `file`: one `pwrite` where there is one.
+pub(super) fn write_at(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(bytes)
+    }
 }

@@ -27,6 +27,7 @@ mod delivery;
 mod handled;
 mod head;
 mod lock;
+mod prealloc;
 mod recovery;
 mod release;
 mod segment;
@@ -521,6 +522,10 @@ impl Outbox {
             .take();
         if let Some(thread) = thread {
             let _ = thread.join();
+        }
+        // Zeros written ahead are only a tail the next open cuts; cut them now, quietly.
+        if let Err(e) = prealloc::trim(&mut self.inner.lock()) {
+            log::debug!("cannot cut the outbox segment's space ahead: {e}");
         }
         let mut cursor = self.inner.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.inner.dir.join("cursor");

@@ -4,8 +4,9 @@
 //! of `SPOOL.md`:
 //!
 //! * a **torn tail** is only what a crash leaves at the end of the *last* segment: one record
-//!   running to the end of the file, or zero bytes to the end (an extent allocated but never
-//!   written). It was never acknowledged: it is cut, with a warning.
+//!   running to the end of the file or into zeros that go to the end, or zeros alone (space
+//!   the outbox writes ahead, see `prealloc`, or an extent allocated but never written). It
+//!   was never acknowledged: it is cut, with a warning when a record was cut.
 //! * everything else that holds no valid record is **damage**: its bytes are kept in
 //!   `DIR/damaged/` (flushed before anything else changes), the segment is rewritten without
 //!   them (atomically: a new file renamed over it), every intact record before and after is
@@ -237,14 +238,19 @@ fn recover_segment(
         if !torn || !repair {
             return Ok(scan.tail_at);
         }
-        // A torn tail: cut it.
+        // A torn tail: cut it. Zeros alone are space written ahead (or an extent a crash
+        // left unwritten): nothing was being written there.
         let cut = bytes.len() as u64 - scan.tail_at;
-        log::warn!(
-            "{}: cutting a torn tail of {cut} bytes (a write cut short by a crash, never \
-             acknowledged) after {} complete records",
-            path.display(),
-            scan.records.len()
-        );
+        if scan.tail == Tail::Zeros {
+            log::debug!("{}: cutting {cut} bytes of zeros after the last record", path.display());
+        } else {
+            log::warn!(
+                "{}: cutting a torn tail of {cut} bytes (a write cut short by a crash, never \
+                 acknowledged) after {} complete records",
+                path.display(),
+                scan.records.len()
+            );
+        }
         let fixed = (|| {
             let mut f = OpenOptions::new().write(true).open(&path)?;
             if bytes.len() < MAGIC.len() {
@@ -256,10 +262,12 @@ fn recover_segment(
             f.sync_all()
         })();
         fixed.map_err(|e| file_error(&path, e))?;
-        out.cut += cut;
+        if scan.tail != Tail::Zeros {
+            out.cut += cut;
+        }
         return Ok(scan.tail_at.max(MAGIC.len() as u64));
     }
-    if torn {
+    if torn && scan.tail != Tail::Zeros {
         out.cut += bytes.len() as u64 - scan.tail_at;
     }
     for &(start, end) in &regions {

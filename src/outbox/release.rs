@@ -90,6 +90,7 @@ impl Inner {
         });
         st.active_seq = next;
         st.active_len = MAGIC.len() as u64;
+        st.allocated = MAGIC.len() as u64;
         st.synced = (next, MAGIC.len() as u64);
         st.read = (next, MAGIC.len() as u64);
         self.synced_cv.notify_all();

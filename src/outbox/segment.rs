@@ -137,9 +137,9 @@ pub(crate) enum Tail {
     Clean,
     /// Only zero bytes: an extent the file system allocated but a crash left unwritten.
     Zeros,
-    /// The start of one record that runs to the end of the bytes (a header cut short, or a
-    /// header whose length reaches past the end): a write cut by a crash. In the last
-    /// segment only; anywhere else it is damage.
+    /// The start of one record that runs to the end of the bytes, or to zeros that go on to
+    /// the end (a header cut short, or a header whose length reaches past the bytes written):
+    /// a write cut by a crash. In the last segment only; anywhere else it is damage.
     Torn,
     /// Anything else: a record of full length whose checksum fails, foreign bytes.
     Damaged,
@@ -186,9 +186,13 @@ fn classify(rest: &[u8]) -> Tail {
     if rest.is_empty() {
         return Tail::Clean;
     }
-    if rest.iter().all(|&b| b == 0) {
+    // Zeros after the bytes written are space the outbox wrote ahead (see `prealloc`), or an
+    // extent a crash left unwritten: a record cut short there ends where its bytes end.
+    let written = rest.len() - rest.iter().rev().take_while(|&&b| b == 0).count();
+    if written == 0 {
         return Tail::Zeros;
     }
+    let rest = &rest[..written];
     let Some(h) = rest.get(..RECORD_HEADER) else {
         return Tail::Torn;
     };
@@ -359,6 +363,25 @@ mod tests {
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.damaged, [(len, len + 64)]);
         assert_eq!(s.tail, Tail::Clean);
+        // A record cut short in space written ahead: its first bytes, then zeros to the end.
+        let mut cut = segment(&[b"kept"]);
+        let whole = {
+            let mut r = Vec::new();
+            encode(&mut r, Kind::Bytes, 7, &[b'x'; 100]);
+            r
+        };
+        for written in [3, RECORD_HEADER, RECORD_HEADER + 50] {
+            let mut torn = cut.clone();
+            torn.extend_from_slice(&whole[..written]);
+            torn.extend_from_slice(&[0; 4096]);
+            assert_eq!(scan(&torn, 0).tail, Tail::Torn, "{written} bytes written");
+        }
+        // The whole record there but failing its checksum, then zeros: damage, not a tail.
+        let mut flipped = whole.clone();
+        flipped[RECORD_HEADER + 10] ^= 1;
+        cut.extend_from_slice(&flipped);
+        cut.extend_from_slice(&[0; 4096]);
+        assert_eq!(scan(&cut, 0).tail, Tail::Damaged);
         let s = scan(b"not a segment", 0);
         assert!(s.bad_magic && s.records.is_empty());
         assert_eq!(s.tail, Tail::Damaged);
