@@ -1307,12 +1307,13 @@ mllp_result mllp_last_error(char *buf,
                             size_t *needed);
 
 /**
- * Creates a listener builder with the defaults (those of the Rust `Listener::builder`):
- * default framing, UTF-8 unless MSH-18 names another character set, malformed messages
- * rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
- * silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
- * timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
- * TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed, no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
+ * Creates a listener builder with the defaults (those of the Rust `Listener::builder`): default
+ * framing, UTF-8 unless MSH-18 names another character set, malformed messages rejected, 10
+ * connections at most (a new one beyond is refused, or takes the slot of one silent for 5 s),
+ * frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake timeout 10 s, 64
+ * connections pending their handshake at most, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`,
+ * 128 KiB thread stacks, plain TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed,
+ * no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
  * `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
  */
 mllp_result mllp_listener_builder_new(struct mllp_listener_builder **out);
@@ -1411,6 +1412,19 @@ mllp_result mllp_listener_builder_set_write_timeout_ms(struct mllp_listener_buil
  */
 mllp_result mllp_listener_builder_set_handshake_timeout_ms(struct mllp_listener_builder *builder,
                                                            uint32_t ms);
+
+/**
+ * The most connections that may wait at once without a slot (at least 1), those in their
+ * TLS handshake (or reading their PROXY protocol header) and those that finished it and wait
+ * for a slot: a connection runs its handshake before it takes one of the
+ * `mllp_listener_builder_set_max_connections` slots, on a thread of its own. When this many
+ * are pending, a new connection closes the oldest one still in its handshake (counted in
+ * `MLLP_LISTENER_STAT_HANDSHAKES_DROPPED`), so peers that open connections and stall cannot
+ * hold more than this many threads and sockets. Default 64. Only used with TLS or the PROXY
+ * protocol. Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+ */
+mllp_result mllp_listener_builder_set_max_handshakes(struct mllp_listener_builder *builder,
+                                                     uint32_t max);
 
 /**
  * How long stopping waits for messages being handled to be acknowledged, in milliseconds

@@ -83,12 +83,13 @@ fn optional_ms(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(ms.into()))
 }
 
-/// Creates a listener builder with the defaults (those of the Rust `Listener::builder`):
-/// default framing, UTF-8 unless MSH-18 names another character set, malformed messages
-/// rejected, 10 connections at most (a new one beyond is refused, or takes the slot of one
-/// silent for 5 s), frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake
-/// timeout 10 s, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`, 128 KiB thread stacks, plain
-/// TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed, no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
+/// Creates a listener builder with the defaults (those of the Rust `Listener::builder`): default
+/// framing, UTF-8 unless MSH-18 names another character set, malformed messages rejected, 10
+/// connections at most (a new one beyond is refused, or takes the slot of one silent for 5 s),
+/// frame timeout 60 s, no idle timeout, write timeout 10 s, TLS handshake timeout 10 s, 64
+/// connections pending their handshake at most, shutdown grace 10 s, `MLLP_ACK_POLICY_ORIGINAL`,
+/// 128 KiB thread stacks, plain TCP, TCP keepalive on (300 s, 60 s, 5 probes), every peer allowed,
+/// no PROXY protocol. `*out` receives the builder (NULL on failure); free it with
 /// `mllp_listener_builder_free`. Errors: `MLLP_NULL_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn mllp_listener_builder_new(
@@ -323,6 +324,33 @@ pub unsafe extern "C" fn mllp_listener_builder_set_handshake_timeout_ms(
                 Ok(())
             },
         )
+    }
+}
+
+/// The most connections that may wait at once without a slot (at least 1), those in their
+/// TLS handshake (or reading their PROXY protocol header) and those that finished it and wait
+/// for a slot: a connection runs its handshake before it takes one of the
+/// `mllp_listener_builder_set_max_connections` slots, on a thread of its own. When this many
+/// are pending, a new connection closes the oldest one still in its handshake (counted in
+/// `MLLP_LISTENER_STAT_HANDSHAKES_DROPPED`), so peers that open connections and stall cannot
+/// hold more than this many threads and sockets. Default 64. Only used with TLS or the PROXY
+/// protocol. Errors: `MLLP_CONFIG` (0), `MLLP_NULL_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn mllp_listener_builder_set_max_handshakes(
+    builder: *mut mllp_listener_builder,
+    max: u32,
+) -> mllp_result {
+    // SAFETY: the caller passes a live builder or NULL.
+    unsafe {
+        args::set("mllp_listener_builder_set_max_handshakes", builder, |b| {
+            if max == 0 {
+                return Err(args::config(
+                    "the maximum number of pending TLS handshakes must be at least 1",
+                ));
+            }
+            b.config.max_handshakes = usize::try_from(max).unwrap_or(usize::MAX);
+            Ok(())
+        })
     }
 }
 
@@ -834,6 +862,8 @@ mod tests {
         unsafe {
             let before = format!("{:?}", (*b).config);
             assert_eq!(mllp_listener_builder_set_max_connections(b, 0), MLLP_CONFIG);
+            assert_eq!(mllp_listener_builder_set_max_handshakes(b, 0), MLLP_CONFIG);
+            assert!(crate::last_error::text().contains("pending TLS handshakes"));
             assert_eq!(
                 mllp_listener_builder_set_handshake_timeout_ms(b, 0),
                 MLLP_CONFIG

@@ -10,7 +10,9 @@
 //! to a Rust listener. Every wait is bounded and child processes are killed when a check fails.
 //!
 //! The TLS program talks to both: the C sender to a Rust TLS listener, Rust TLS senders to C
-//! TLS listeners, with the test certificates of `mllp-testkit`.
+//! TLS listeners, with the test certificates of `mllp-testkit`. The client certificate program
+//! talks to `openssl s_server` limited to TLS 1.2 and to its own listener, whose served
+//! certificate the Rust side reads before and after the program reloads it.
 //!
 //! Environment: `CC` picks the compiler (default `cc`; without one the test is skipped with a
 //! notice). `MLLP_TEST_CORPUS` is passed on to the programs. `MLLP_C_TESTS_VALGRIND=1` builds
@@ -48,6 +50,12 @@ enum Peer {
     /// program's own TLS listeners, driven by [`talk_tls`]. In a build without the `tls`
     /// feature the program only checks configuration errors and says it skips the rest.
     Tls,
+    /// Client certificates (`tls_client_auth_test`): `openssl s_server -tls1_2` on 127.0.0.1,
+    /// its port in `MLLP_TEST_TLS12_PORT`, the test certificates in `MLLP_TEST_CERTS` and the
+    /// files made for the run ([`make_client_auth_files`]) in `MLLP_TEST_SCRATCH`; then the
+    /// program's listener, driven by [`talk_client_auth`]. Without the `tls` feature, as
+    /// [`Peer::Tls`].
+    TlsClientAuth,
 }
 
 const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
@@ -95,6 +103,7 @@ mod c_programs {
         listener_test: Peer::RustSender;
         gateway_example: Peer::Gateway;
         tls_test: Peer::Tls;
+        tls_client_auth_test: Peer::TlsClientAuth;
         sigpipe_test: Peer::Alone;
         network_test: Peer::Alone;
         outbox_test: Peer::RustListener;
@@ -259,6 +268,15 @@ fn build_and_run(cc: &str, lib: &Library, out: &Path, run: Run) -> Result<(), St
         }
         Peer::RustSender => drive_c_listener(cmd, &log, limit, valgrind, talk, check_stats),
         Peer::Tls => run_tls(cmd, &log, limit, valgrind)?,
+        Peer::TlsClientAuth => {
+            // Certificates made for the run: in a temporary directory, removed after a pass.
+            let scratch = common::scratch_dir(&format!("c-{program}-{link}{suffix}"));
+            let (ok, text) = run_tls_client_auth(cmd, &log, &scratch, limit, valgrind)?;
+            if ok {
+                let _ = std::fs::remove_dir_all(&scratch);
+            }
+            (ok, text)
+        }
     };
     eprintln!(
         "{program} ({link}): {}",
@@ -358,25 +376,24 @@ impl Drop for Killed {
     }
 }
 
-/// The Rust side of a conversation with a C listener program: given the program's output lines,
-/// the list the lines it read go to, its stdin, the deadline and whether it runs under
-/// valgrind, it sends, tells the program to stop and returns its `STATS` line.
-type Talk = fn(
-    &mpsc::Receiver<String>,
-    &mut Vec<String>,
-    Option<ChildStdin>,
-    Instant,
-    bool,
-) -> Result<String, String>;
-
 /// Runs a C listener program, sends to it from Rust (`talk`), stops it and checks the `STATS`
 /// line it reports (`check`). Returns (success, the program's output and the checks' findings).
+///
+/// `talk` is the Rust side of the conversation: given the program's output lines, the list
+/// the lines it read go to, its stdin, the deadline and whether it runs under valgrind, it
+/// sends, tells the program to stop and returns its `STATS` line.
 fn drive_c_listener(
     mut cmd: Command,
     log: &Path,
     limit: Duration,
     valgrind: bool,
-    talk: Talk,
+    talk: impl FnOnce(
+        &mpsc::Receiver<String>,
+        &mut Vec<String>,
+        Option<ChildStdin>,
+        Instant,
+        bool,
+    ) -> Result<String, String>,
     check: fn(&str) -> Result<(), String>,
 ) -> (bool, String) {
     let stderr = match std::fs::File::create(log) {
@@ -647,6 +664,301 @@ fn check_tls_stats(stats: &str) -> Result<(), String> {
         ("calls", 4),
         ("tls_failures", 0),
         ("bad_info", 0),
+    ];
+    for (key, n) in want {
+        if stat(stats, key)? != n {
+            return Err(format!("{key} should be {n}: STATS {stats}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `tls_client_auth_test`: with the `tls` feature, makes its files in `scratch`, starts
+/// `openssl s_server -tls1_2` for its sender and drives its listener with
+/// [`talk_client_auth`]; without it, on its own, expecting its notice that it skips the TLS
+/// exchanges.
+fn run_tls_client_auth(
+    mut cmd: Command,
+    log: &Path,
+    scratch: &Path,
+    limit: Duration,
+    valgrind: bool,
+) -> Result<(bool, String), String> {
+    cmd.env("MLLP_TEST_CERTS", common::CERTS_DIR);
+    #[cfg(feature = "tls")]
+    {
+        if !runs("openssl", &["version"]) {
+            common::skip("no openssl command (the client certificate program)");
+            return Ok((true, "skipped: no openssl command".into()));
+        }
+        make_client_auth_files(scratch)?;
+        let (_server, tls12_port) = tls12_server()?;
+        cmd.env("MLLP_TEST_SCRATCH", scratch)
+            .env("MLLP_TEST_TLS12_PORT", tls12_port.to_string());
+        let scratch = scratch.to_path_buf();
+        let talk = move |lines: &mpsc::Receiver<String>,
+                         output: &mut Vec<String>,
+                         stdin: Option<ChildStdin>,
+                         deadline: Instant,
+                         valgrind: bool| {
+            talk_client_auth(&scratch, lines, output, stdin, deadline, valgrind)
+        };
+        Ok(drive_c_listener(
+            cmd,
+            log,
+            limit,
+            valgrind,
+            talk,
+            check_client_auth_stats,
+        ))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (scratch, valgrind);
+        let (ok, text) = run_with_timeout(cmd, log, limit)?;
+        if ok && !text.contains("no TLS support") {
+            return Ok((false, format!("{text}\n(no notice that TLS is skipped)")));
+        }
+        Ok((ok, text))
+    }
+}
+
+/// Runs the `openssl` command in `dir` with the words of `args`, then `more`; its error
+/// output as the error.
+#[cfg(feature = "tls")]
+fn openssl_in(dir: &Path, args: &str, more: &[&str]) -> Result<(), String> {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args.split_whitespace())
+        .args(more)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl {args}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {args} {more:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Makes in `dir` (an empty directory), with the `openssl` command, what `tls_client_auth_test`
+/// needs beside the test certificates: a new server certificate for the reload,
+/// `reloaded.pem` and its key `reloaded.key` (subject "CN=mllp reloaded test server", for
+/// localhost and 127.0.0.1, signed by the test CA, valid for a day), and the DER form of the
+/// certificates compared: `reloaded.der`, `server.der`, `client.der`.
+#[cfg(feature = "tls")]
+fn make_client_auth_files(dir: &Path) -> Result<(), String> {
+    let key = "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out reloaded.key";
+    openssl_in(dir, key, &[])?;
+    let request = "req -new -key reloaded.key -out reloaded.csr -subj";
+    openssl_in(dir, request, &["/CN=mllp reloaded test server"])?;
+    std::fs::write(
+        dir.join("reloaded.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .map_err(|e| e.to_string())?;
+    // A serial of its own, so that no two runs make the same certificate.
+    let serial = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_nanos();
+    let sign = "x509 -req -in reloaded.csr -days 1 -sha256 -extfile reloaded.ext -out reloaded.pem";
+    let (ca, ca_key) = (common::cert_path("ca.pem"), common::cert_path("ca.key"));
+    let serial = format!("0x{serial:x}");
+    openssl_in(
+        dir,
+        sign,
+        &["-CA", &ca, "-CAkey", &ca_key, "-set_serial", &serial],
+    )?;
+    for (pem, der) in [
+        ("reloaded.pem".to_owned(), "reloaded.der"),
+        (common::cert_path("server.pem"), "server.der"),
+        (common::cert_path("client.pem"), "client.der"),
+    ] {
+        openssl_in(dir, &format!("x509 -outform DER -out {der} -in"), &[&pem])?;
+    }
+    Ok(())
+}
+
+/// `openssl s_server` on 127.0.0.1 (an OS-chosen port) with the test server identity,
+/// speaking TLS 1.2 only; it answers nothing. Returns the process (killed when dropped) and
+/// its port.
+#[cfg(feature = "tls")]
+fn tls12_server() -> Result<(Killed, u16), String> {
+    let child = Command::new("openssl")
+        .current_dir(common::CERTS_DIR)
+        .args(["s_server", "-accept", "127.0.0.1:0", "-tls1_2"])
+        .args(["-cert", "server.pem", "-key", "server.key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("openssl s_server: {e}"))?;
+    let mut server = Killed(child);
+    let stdout = server.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    // Reads the port, then keeps reading (the server prints what it receives) until it ends.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "openssl s_server printed no ACCEPT line".to_owned())?;
+    let port = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| format!("openssl s_server: ACCEPT {addr}"))?;
+    Ok((server, port))
+}
+
+/// A TLS connection to 127.0.0.1:`port` presenting the test client certificate and trusting
+/// the test CA: the certificate the listener served (DER) and the connection.
+#[cfg(feature = "tls")]
+fn connect_with_client_cert(
+    port: u16,
+    limit: Duration,
+) -> Result<(Vec<u8>, mllp_core::Connection<mllp_core::Stream>), String> {
+    let config = common::trusting_test_ca().identity(common::pem_identity("client"));
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(limit))
+        .and_then(|()| tcp.set_write_timeout(Some(limit)))
+        .map_err(|e| e.to_string())?;
+    let stream = mllp_core::TlsClient::new(&config)
+        .map_err(|e| e.to_string())?
+        .connect("localhost", tcp, limit)
+        .map_err(|e| format!("TLS connection: {e}"))?;
+    let der = stream
+        .tls_peer()
+        .and_then(|p| p.certificate_der())
+        .ok_or("no served certificate")?
+        .to_vec();
+    Ok((der, mllp_core::Connection::new(stream, Framing::default())))
+}
+
+/// Sends an ADT message with control ID `id` over `conn` and expects its AA.
+#[cfg(feature = "tls")]
+fn expect_aa(conn: &mut mllp_core::Connection<mllp_core::Stream>, id: &str) -> Result<(), String> {
+    conn.write_frame(common::adt(id).as_bytes())
+        .map_err(|e| format!("{id}: {e}"))?;
+    let ack = conn
+        .read_frame()
+        .map_err(|e| format!("{id}: {e}"))?
+        .ok_or_else(|| format!("{id}: closed without an acknowledgement"))?;
+    let ack = String::from_utf8_lossy(ack);
+    if ack.contains(&format!("MSA|AA|{id}")) {
+        Ok(())
+    } else {
+        Err(format!("{id}: unexpected acknowledgement {ack:?}"))
+    }
+}
+
+/// Writes `line` to the program's stdin.
+#[cfg(feature = "tls")]
+fn command(stdin: &mut ChildStdin, line: &str) -> Result<(), String> {
+    stdin
+        .write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| stdin.flush())
+        .map_err(|e| format!("writing {line}: {e}"))
+}
+
+/// The Rust side of `tls_client_auth_test`'s listener (TLS 1.3 at least, client certificates
+/// from the test CA): a client limited to TLS 1.2 is refused; a connection with the test
+/// client certificate is served `server.pem`, still after the failed reloads, and
+/// `reloaded.pem` (of `scratch`) after the reload, while the connection opened before it
+/// keeps working; then `stop`.
+#[cfg(feature = "tls")]
+fn talk_client_auth(
+    scratch: &Path,
+    lines: &mpsc::Receiver<String>,
+    output: &mut Vec<String>,
+    stdin: Option<ChildStdin>,
+    deadline: Instant,
+    valgrind: bool,
+) -> Result<String, String> {
+    let mut stdin = stdin.ok_or("no stdin")?;
+    let port = wait_for(lines, output, deadline, "CLIENT_AUTH_PORT ")?;
+    let port = port.trim().parse::<u16>().map_err(|e| e.to_string())?;
+    let limit = Duration::from_secs(if valgrind { 60 } else { 10 });
+    let read = |name: &str| std::fs::read(scratch.join(name)).map_err(|e| format!("{name}: {e}"));
+    let (server_der, reloaded_der) = (read("server.der")?, read("reloaded.der")?);
+
+    // The oldest version the listener takes is TLS 1.3: `openssl s_client -tls1_2`, with the
+    // test client certificate, fails its handshake (the listener counts it, see the STATS).
+    let mut client = Command::new("openssl");
+    let args = format!(
+        "s_client -connect 127.0.0.1:{port} -tls1_2 -cert client.pem -key client.key -CAfile \
+         ca.pem"
+    );
+    client
+        .current_dir(common::CERTS_DIR)
+        .args(args.split_whitespace());
+    let log = scratch.join("s_client.log");
+    let (ok, text) = run_with_timeout(client, &log, limit)?;
+    if ok {
+        let session = text.lines().find(|l| l.starts_with("New, ")).unwrap_or("");
+        return Err(format!("a TLS 1.2 client was served: {session}"));
+    }
+    output.push("(rust) openssl s_client -tls1_2: refused".into());
+
+    let (der, mut old) = connect_with_client_cert(port, limit)?;
+    if der != server_der {
+        return Err("before the reload, the listener does not serve server.pem".into());
+    }
+    expect_aa(&mut old, "OLD1")?;
+
+    command(&mut stdin, "reload-bad")?;
+    wait_for(lines, output, deadline, "RELOAD_BAD_DONE")?;
+    let (der, mut kept) = connect_with_client_cert(port, limit)?;
+    if der != server_der {
+        return Err("after the failed reloads, the listener does not serve server.pem".into());
+    }
+    expect_aa(&mut kept, "KEPT1")?;
+    output.push("(rust) failed reloads: server.pem still served".into());
+
+    command(&mut stdin, "reload")?;
+    wait_for(lines, output, deadline, "RELOADED")?;
+    let (der, mut new) = connect_with_client_cert(port, limit)?;
+    if der != reloaded_der {
+        return Err("after the reload, the listener does not serve reloaded.pem".into());
+    }
+    if !der
+        .windows(b"mllp reloaded test server".len())
+        .any(|w| w == b"mllp reloaded test server")
+    {
+        return Err("the served certificate does not name \"mllp reloaded test server\"".into());
+    }
+    expect_aa(&mut new, "NEW1")?;
+    // The connection opened before the reload goes on, with the certificate it was served.
+    expect_aa(&mut old, "OLD2")?;
+    output.push(
+        "(rust) reload: new connections get CN=mllp reloaded test server, the older one still \
+         answers"
+            .into(),
+    );
+    stop(lines, output, Some(stdin), deadline)
+}
+
+/// Checks `tls_client_auth_test`'s `STATS key=value ...` line: six messages served, each with
+/// the test client's subject and certificate in the callback (AUTH1 and AFTER1 from C; OLD1,
+/// KEPT1, NEW1, OLD2 from [`talk_client_auth`]); five handshakes refused (no certificate,
+/// another CA twice, expired, TLS 1.2).
+#[cfg(feature = "tls")]
+fn check_client_auth_stats(stats: &str) -> Result<(), String> {
+    let want = [
+        ("calls", 6),
+        ("subject_ok", 6),
+        ("aa", 6),
+        ("bad_info", 0),
+        ("tls_failures", 5),
     ];
     for (key, n) in want {
         if stat(stats, key)? != n {
