@@ -61,10 +61,11 @@ pub fn decrypt_key_pem(pem: &[u8], password: &[u8]) -> mllp::Result<Vec<u8>> {
                 None,
             ))
         }
-        Err(e) if is_encrypted_key_pem(pem) => {
+        // OpenSSL's error stack only repeats "bad decrypt ... maybe wrong password".
+        Err(_) if is_encrypted_key_pem(pem) => {
             return Err(config_error(
                 "the private key cannot be decrypted: wrong password",
-                Some(e),
+                None,
             ))
         }
         Err(e) => {
