@@ -40,9 +40,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// ```
 ///
 /// # Errors
-/// [`Error::Tls`] of kind [`TlsErrorKind::Config`](mllp::TlsErrorKind::Config) when the
-/// password is wrong, longer than [`MAX_KEY_PASSWORD_LEN`] bytes, or `pem` holds no private
-/// key OpenSSL can read. The message never holds the password.
+/// [`Error::Tls`](mllp::Error::Tls) of kind
+/// [`TlsErrorKind::Config`](mllp::TlsErrorKind::Config) when the password is wrong, longer
+/// than [`MAX_KEY_PASSWORD_LEN`] bytes, or `pem` holds no private key OpenSSL can read. The
+/// message never holds the password.
 pub fn decrypt_key_pem(pem: &[u8], password: &[u8]) -> mllp::Result<Vec<u8>> {
     let too_long = Cell::new(false);
     let key = PKey::private_key_from_pem_callback(pem, |buf| {
