@@ -10,12 +10,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::openssl_cmd::{encrypt_key, KeyForm};
 use common::process::{mllp, Proc};
-use common::{adt, cert_path, scratch_dir, stored_messages, ListenProc};
+use common::{adt, cert_path, scratch_dir, send_tls as send, sighup, stored_messages, ListenProc};
 
 const LIMIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "hl7-s3cret-pw";
@@ -39,17 +38,6 @@ fn path_text(path: PathBuf) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// `mllp send` of one message to `addr` with the test CA trusted and `extra` options, with the
-/// environment `env`; exit code, standard output and error.
-fn send(addr: &str, id: &str, extra: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
-    let ca = cert_path("ca.pem");
-    let mut args = vec!["send", addr, "--tls-ca", &ca, "--tls-domain", "localhost"];
-    args.extend_from_slice(&["--attempts", "1", "--ack-timeout", "5"]);
-    args.extend_from_slice(extra);
-    let ended = Proc::spawn_env(&args, Some(adt(id).into_bytes()), env).wait();
-    (ended.code, format!("{:?} {}", ended.stdout, ended.stderr))
-}
-
 /// The listener's next `SIGHUP: ...` line (past the lines of the messages it stored).
 fn sighup_line(lines: &std::sync::mpsc::Receiver<String>) -> String {
     loop {
@@ -58,14 +46,6 @@ fn sighup_line(lines: &std::sync::mpsc::Receiver<String>) -> String {
             return line;
         }
     }
-}
-
-fn sighup(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
 }
 
 #[test]
