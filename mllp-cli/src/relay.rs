@@ -199,8 +199,9 @@ const TO_IDENTITY: Group<SenderOptions> = Group {
                 long: "to-tls-key-password-file",
                 short: None,
                 value: Some("PATH"),
-                help: "the password of an encrypted --to-tls-key: the first line of PATH;\n\
-                       else MLLP_TO_TLS_KEY_PASSWORD",
+                help: "the password of an encrypted --to-tls-key: the first line of PATH\n\
+                       (a file only this service can read); without it,\n\
+                       MLLP_TO_TLS_KEY_PASSWORD",
             },
             set: |s, v| {
                 s.tls.key_password_file = Some(v.path());

@@ -181,8 +181,8 @@ pub const IDENTITY: Group<SenderOptions> = Group {
                 long: "tls-key-password-file",
                 short: None,
                 value: Some("PATH"),
-                help: "the password of an encrypted --tls-key: the first line of PATH (a file\n\
-                       only this service can read); else MLLP_TLS_KEY_PASSWORD",
+                help: "the password of an encrypted --tls-key: the first line of PATH\n\
+                       (a file only this service can read); without it, MLLP_TLS_KEY_PASSWORD",
             },
             set: |s, v| {
                 s.tls.key_password_file = Some(v.path());

@@ -68,8 +68,8 @@ pub const SERVING_TLS: Group<ListenOptions> = Group {
                 long: "tls-key-password-file",
                 short: None,
                 value: Some("PATH"),
-                help: "the password of an encrypted --tls-key: the first line of PATH (a file\n\
-                       only this service can read, read again on SIGHUP); else\n\
+                help: "the password of an encrypted --tls-key: the first line of PATH\n\
+                       (a file only this service can read; read again on SIGHUP); without it,\n\
                        MLLP_TLS_KEY_PASSWORD",
             },
             set: |l, v| {
