@@ -62,7 +62,11 @@
 //! `mllp-openssl` implements it with OpenSSL, requires and verifies client certificates against
 //! a CA file, and puts the verified subject and the certificate in [`TlsPeer`], which the
 //! handler sees ([`Message::tls_peer`]) and stores keep ([`StoredMessage::tls_subject`]). Give
-//! it to [`ListenerBuilder::tls_acceptor`]. The core keeps its three runtime dependencies.
+//! it to [`ListenerBuilder::tls_acceptor`]. The sending side has the same seam,
+//! [`TlsConnector`], given to [`SenderBuilder::tls_connector`]: `mllp-openssl`'s connector
+//! verifies the server as the built-in client does and, unlike `native-tls`, reports the
+//! protocol and cipher agreed (logged at debug for every handshake, and in [`TlsPeer`]). The
+//! core keeps its three runtime dependencies.
 //!
 //! The oldest protocol version accepted is TLS 1.2 on both sides, or TLS 1.3
 //! ([`TlsVersion`]); a listener's certificate is renewed while it runs through its
@@ -147,8 +151,8 @@ pub use store::{
     StoredMessage, MAX_DEDUP_KEYS, TLS_SUBJECT_EXTENSION,
 };
 pub use transport::{
-    Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsPeer, TlsServer, TlsServerConfig,
-    TlsSession, TlsSocket, TlsVersion,
+    Identity, Stream, TlsAcceptor, TlsClient, TlsClientConfig, TlsConnector, TlsPeer, TlsServer,
+    TlsServerConfig, TlsSession, TlsSocket, TlsVersion,
 };
 pub use transport::{
     Keepalive, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_INTERVAL,

@@ -3,7 +3,8 @@
 //! * [`resolve`] turns `host:port` into addresses and [`connect_any`] tries each with a connect
 //!   timeout, returning a [`TcpStream`](std::net::TcpStream).
 //! * [`TlsClient`] (built once from a [`TlsClientConfig`]) and [`TlsServer`] (from a
-//!   [`TlsServerConfig`]) run a TLS handshake over such a socket, bounded by a deadline.
+//!   [`TlsServerConfig`]) run a TLS handshake over such a socket, bounded by a deadline; so do
+//!   any [`TlsConnector`] and [`TlsAcceptor`] of another TLS library.
 //! * [`Stream`] is what both sides then read and write: plain TCP or TLS over TCP. It gives access
 //!   to the socket underneath, so another thread can hold a clone and shut it down, and it can tell
 //!   whether the peer closed an idle connection ([`Stream::peer_closed`]).
@@ -23,12 +24,14 @@
 //! # Client certificates
 //! A client can present an identity ([`TlsClientConfig::identity`]) to servers that ask for one,
 //! which is what mutual TLS needs on the client side. The built-in [`TlsServer`] is limited by
-//! `native-tls`: its acceptor never asks the client for a certificate. `session` is the seam for
-//! another TLS library: a [`TlsAcceptor`] runs the server handshake over a [`TlsSocket`] (which
-//! enforces the handshake's deadline) and returns a [`TlsSession`] and a [`TlsPeer`]; the crate
-//! keeps the deadline, the socket timeouts, `close_notify` and [`Stream::peer_closed`] on its
-//! side. The workspace crate `mllp-openssl` implements it to require and verify client
-//! certificates.
+//! `native-tls`: its acceptor never asks the client for a certificate, and neither side reports
+//! the protocol or cipher agreed. `session` is the seam for another TLS library: a
+//! [`TlsAcceptor`] runs the server handshake, a [`TlsConnector`] the client handshake, over a
+//! [`TlsSocket`] (which enforces the handshake's deadline), and each returns a [`TlsSession`]
+//! and a [`TlsPeer`]; the crate keeps the deadline, the socket timeouts, `close_notify` and
+//! [`Stream::peer_closed`] on its side. The workspace crate `mllp-openssl` implements both: to
+//! require and verify client certificates, and to report the protocol and cipher of every
+//! handshake.
 
 mod connect;
 mod deadline;
@@ -46,12 +49,12 @@ mod native;
 #[path = "transport/no_tls.rs"]
 mod native;
 
-pub(crate) use connect::{connect_any, host_of, resolve};
+pub(crate) use connect::{dial, resolve};
 pub use keepalive::{
     Keepalive, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_INTERVAL,
     MAX_KEEPALIVE_COUNT, MAX_KEEPALIVE_SECS,
 };
-pub use session::{TlsAcceptor, TlsSession, TlsSocket};
+pub use session::{TlsAcceptor, TlsConnector, TlsSession, TlsSocket};
 pub use stream::Stream;
 pub(crate) use sys::{peek_now, Peek};
 pub use tls::{

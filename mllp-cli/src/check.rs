@@ -292,7 +292,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         Mode::Listener => {
             let addrs = addr::resolve("HOST:PORT", &config.addr)?;
             let s = &config.sender;
-            let tls = match s.tls_client()? {
+            let tls = match s.tls_connector()? {
                 None => None,
                 Some(client) => {
                     let host = config.addr.rsplit_once(':').map_or("", |(h, _)| h);

@@ -858,6 +858,7 @@ mod tests {
             &["a:1", "b:2"][..],
             &["--single", "--max-connections", "2"],
             &["--tls-cert", "c.pem"],
+            &["--tls-key-password-file", "pw"],
             &["--count", "0"],
             &["--frame-timeout", "-1"],
             &["--dedup", "0"],

@@ -23,6 +23,7 @@ mod signal;
 mod spool;
 mod store_policy;
 mod stores;
+mod tls_key;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -165,8 +166,11 @@ mod tests {
             "tls-key" => &["--tls-cert", "c.pem"],
             "to-tls-cert" => &["--to-tls-key", "k.pem"],
             "to-tls-key" => &["--to-tls-cert", "c.pem"],
+            "to-tls-key-password-file" => &["--to-tls-cert", "c.pem", "--to-tls-key", "k.pem"],
             // A listener's need its certificate; a sender takes a client certificate too.
-            "tls-client-ca" | "tls-min-version" => &["--tls-cert", "c.pem", "--tls-key", "k.pem"],
+            "tls-client-ca" | "tls-min-version" | "tls-key-password-file" => {
+                &["--tls-cert", "c.pem", "--tls-key", "k.pem"]
+            }
             "dedup-index" => &["--dedup", "5"],
             _ => &[],
         }

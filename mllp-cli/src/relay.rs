@@ -13,7 +13,7 @@ use super::network::{ACCESS, KEEPALIVE};
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
 use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
-use super::{logger, serve_tls};
+use super::{logger, serve_tls, tls_key};
 
 /// The file `--dedup` keeps its keys in, inside the spool directory.
 pub const DEDUP_INDEX_FILE: &str = "dedup-index";
@@ -187,10 +187,24 @@ const TO_IDENTITY: Group<SenderOptions> = Group {
                 long: "to-tls-key",
                 short: None,
                 value: Some("PEM"),
-                help: "its PKCS#8 private key",
+                help: "its private key: PKCS#8, or encrypted (PKCS#8 or traditional PEM)",
             },
             set: |s, v| {
                 s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "to-tls-key-password-file",
+                short: None,
+                value: Some("PATH"),
+                help: "the password of an encrypted --to-tls-key: the first line of PATH\n\
+                       (a file only this service can read); without it,\n\
+                       MLLP_TO_TLS_KEY_PASSWORD",
+            },
+            set: |s, v| {
+                s.tls.key_password_file = Some(v.path());
                 Ok(())
             },
         },
@@ -229,6 +243,7 @@ fn parse(mut args: Args) -> Result<Config, UsageError> {
     let mut common = Common::default();
     let mut listen = ListenOptions::default();
     let mut sender = SenderOptions::default();
+    sender.tls.key_names = tls_key::TO_TLS_KEY;
     let mut relay = RelayOptions::default();
     while let Some(f) = args.next_option()? {
         let handled = RELAY.apply(&f, &mut relay)?

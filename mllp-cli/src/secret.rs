@@ -1,7 +1,8 @@
-//! Values that may hold a password (a store URL, a broker URL), kept off the command line:
-//! besides `--NAME VALUE`, each can come from `--NAME-file PATH` (the first line of a file
-//! only its service can read, such as a systemd credential) or from an environment variable
-//! (a systemd `EnvironmentFile`). Neither shows in `ps` or `/proc/PID/cmdline`.
+//! Values that may hold a password (a store URL, a broker URL, a private key's password), kept
+//! off the command line: besides `--NAME VALUE`, each can come from `--NAME-file PATH` (the
+//! first line of a file only its service can read, such as a systemd credential) or from an
+//! environment variable (a systemd `EnvironmentFile`). Neither shows in `ps` or
+//! `/proc/PID/cmdline`. A password itself has no `--NAME VALUE` form at all.
 
 use std::path::PathBuf;
 
@@ -21,11 +22,22 @@ impl Secret {
     /// `default`. Both options at once, an unreadable or empty file, or no value at all (when
     /// there is no default) are errors that name the source, never the value.
     pub fn resolve(&self, name: &str, env: &str, default: Option<&str>) -> Result<String, Failure> {
+        match self.lookup(name, env)? {
+            Some(value) => Ok(value),
+            None => default.map(str::to_owned).ok_or_else(|| {
+                Failure::fatal(format!("--{name} (or --{name}-file, or {env}) is needed"))
+            }),
+        }
+    }
+
+    /// The value as [`resolve`](Self::resolve) finds it, or `None` when neither option is
+    /// given and the variable `env` is not set. Surrounding white space is not part of it.
+    pub fn lookup(&self, name: &str, env: &str) -> Result<Option<String>, Failure> {
         match (&self.given, &self.file) {
             (Some(_), Some(_)) => Err(Failure::fatal(format!(
                 "--{name} and --{name}-file cannot be used together"
             ))),
-            (Some(value), None) => Ok(value.clone()),
+            (Some(value), None) => Ok(Some(value.clone())),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Failure::fatal(format!("--{name}-file {}: {e}", path.display()))
@@ -37,21 +49,17 @@ impl Secret {
                         path.display()
                     )));
                 }
-                Ok(line.to_owned())
+                Ok(Some(line.to_owned()))
             }
             (None, None) => match std::env::var(env) {
-                Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+                Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_owned())),
                 Ok(_) => Err(Failure::fatal(format!(
                     "the environment variable {env} is empty"
                 ))),
                 Err(std::env::VarError::NotUnicode(_)) => Err(Failure::fatal(format!(
                     "the environment variable {env} is not valid UTF-8"
                 ))),
-                Err(std::env::VarError::NotPresent) => {
-                    default.map(str::to_owned).ok_or_else(|| {
-                        Failure::fatal(format!("--{name} (or --{name}-file, or {env}) is needed"))
-                    })
-                }
+                Err(std::env::VarError::NotPresent) => Ok(None),
             },
         }
     }
@@ -82,6 +90,7 @@ mod tests {
             "amqp://u:s3cret@h/%2f?queue=q"
         );
         let none = Secret::default();
+        assert_eq!(none.lookup("tls-key-password", env).unwrap(), None);
         assert_eq!(
             none.resolve("store", env, Some("./inbox")).unwrap(),
             "./inbox"

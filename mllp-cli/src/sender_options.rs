@@ -1,7 +1,10 @@
 //! The options of every command that sends over MLLP (`mllp send`, `mllp forward`, `mllp
-//! relay`): timeouts, attempts and TLS, parsed once and turned into a [`Sender`].
+//! relay`, `mllp check`): timeouts, attempts and TLS, parsed once and turned into a [`Sender`].
+//! TLS goes through OpenSSL (`mllp-openssl`'s connector), which logs the protocol and cipher of
+//! every handshake at debug.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mllp::charset::Charset;
@@ -9,6 +12,7 @@ use mllp::{RetryPolicy, Sender, SenderBuilder};
 
 use super::args::{Group, Opt, Spec, UsageError};
 use super::options::{Common, Failure};
+use super::tls_key::{KeyNames, PemFiles};
 
 /// The values of the sender options.
 #[derive(Debug, Default)]
@@ -31,6 +35,10 @@ pub struct Tls {
     pub domain: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// `--tls-key-password-file` (`--to-tls-key-password-file` in `mllp relay`).
+    pub key_password_file: Option<PathBuf>,
+    /// The names of the key's options and password variable (`--to-tls-key` in `mllp relay`).
+    pub key_names: KeyNames,
     /// `--tls-min-version` (`--to-tls-min-version` in `mllp relay`).
     pub min_version: Option<mllp::TlsVersion>,
 }
@@ -161,10 +169,23 @@ pub const IDENTITY: Group<SenderOptions> = Group {
                 long: "tls-key",
                 short: None,
                 value: Some("PEM"),
-                help: "its PKCS#8 private key",
+                help: "its private key: PKCS#8, or encrypted (PKCS#8 or traditional PEM)",
             },
             set: |s, v| {
                 s.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-key-password-file",
+                short: None,
+                value: Some("PATH"),
+                help: "the password of an encrypted --tls-key: the first line of PATH\n\
+                       (a file only this service can read); without it, MLLP_TLS_KEY_PASSWORD",
+            },
+            set: |s, v| {
+                s.tls.key_password_file = Some(v.path());
                 Ok(())
             },
         },
@@ -188,10 +209,19 @@ impl SenderOptions {
     /// was given).
     pub fn finish(&mut self) -> Result<(), UsageError> {
         let tls = &mut self.tls;
+        let names = tls.key_names;
+        let cert = names.key.replace("-key", "-cert");
         if tls.cert.is_some() != tls.key.is_some() {
-            return Err(UsageError(
-                "--tls-cert and --tls-key must be given together".into(),
-            ));
+            return Err(UsageError(format!(
+                "--{cert} and --{} must be given together",
+                names.key
+            )));
+        }
+        if tls.key_password_file.is_some() && tls.key.is_none() {
+            return Err(UsageError(format!(
+                "--{}-file needs --{cert} and --{}",
+                names.password, names.key
+            )));
         }
         tls.on |= tls.ca.is_some()
             || tls.domain.is_some()
@@ -234,8 +264,8 @@ impl SenderOptions {
         if let Some(n) = self.attempts {
             builder = builder.retry(RetryPolicy::default().max_attempts((n != 0).then_some(n)));
         }
-        if let Some(tls) = self.tls_config()? {
-            builder = builder.tls(tls);
+        if let Some(connector) = self.tls_connector()? {
+            builder = builder.tls_connector(connector);
         }
         Ok(self.keepalive.sender(builder))
     }
@@ -253,7 +283,13 @@ impl SenderOptions {
             tls = tls.server_name(domain.clone());
         }
         if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
-            tls = tls.identity(mllp::Identity::from_pem_files(cert, key)?);
+            let files = PemFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                password_file: self.tls.key_password_file.clone(),
+                names: self.tls.key_names,
+            };
+            tls = tls.identity(files.identity()?);
         }
         if let Some(min) = self.tls.min_version {
             tls = tls.min_version(min);
@@ -261,11 +297,54 @@ impl SenderOptions {
         Ok(Some(tls))
     }
 
-    /// A TLS client from [`tls_config`](Self::tls_config); `None` without TLS.
-    pub fn tls_client(&self) -> Result<Option<mllp::TlsClient>, Failure> {
+    /// The TLS connector of [`tls_config`](Self::tls_config) (OpenSSL, which logs the
+    /// protocol and cipher of every handshake at debug); `None` without TLS.
+    pub fn tls_connector(&self) -> Result<Option<Arc<dyn mllp::TlsConnector>>, Failure> {
         match self.tls_config()? {
             None => Ok(None),
-            Some(config) => Ok(Some(mllp::TlsClient::new(&config)?)),
+            Some(config) => connector(&config).map(Some),
         }
+    }
+}
+
+#[cfg(feature = "tls")]
+fn connector(config: &mllp::TlsClientConfig) -> Result<Arc<dyn mllp::TlsConnector>, Failure> {
+    Ok(Arc::new(mllp_openssl::Connector::new(config)?))
+}
+
+/// Without TLS in the build there is no connector (the options are refused before).
+#[cfg(not(feature = "tls"))]
+fn connector(_: &mllp::TlsClientConfig) -> Result<Arc<dyn mllp::TlsConnector>, Failure> {
+    Err(Failure::fatal(
+        "this build has no TLS support (feature `tls`)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_password_file_needs_the_key_it_is_for() {
+        let mut options = SenderOptions::default();
+        options.tls.key_password_file = Some("pw".into());
+        let e = options.finish().unwrap_err().0;
+        assert_eq!(e, "--tls-key-password-file needs --tls-cert and --tls-key");
+        // In `mllp relay`, the downstream key's names.
+        options.tls.key_names = crate::tls_key::TO_TLS_KEY;
+        let e = options.finish().unwrap_err().0;
+        assert_eq!(
+            e,
+            "--to-tls-key-password-file needs --to-tls-cert and --to-tls-key"
+        );
+        options.tls.cert = Some("c.pem".into());
+        let e = options.finish().unwrap_err().0;
+        assert_eq!(e, "--to-tls-cert and --to-tls-key must be given together");
+        options.tls.key = Some("k.pem".into());
+        let finished = options.finish();
+        #[cfg(feature = "tls")]
+        assert!(finished.is_ok() && options.tls.on);
+        #[cfg(not(feature = "tls"))]
+        assert!(finished.is_err());
     }
 }

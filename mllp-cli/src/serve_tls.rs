@@ -2,10 +2,11 @@
 //! command line (through `mllp-openssl`, which can verify client certificates and reports the
 //! protocol and cipher of each handshake), and its reload on SIGHUP.
 //!
-//! A reload reads the certificate, the key and the client CA file again and replaces the
-//! acceptor for new connections; connections already open keep their session. A reload that
-//! fails (a file missing, a key that does not match) keeps the acceptor in use and says why
-//! (at error level in the log, and on standard output, where a successful reload is reported).
+//! A reload reads the certificate, the key (and its password file, for an encrypted key) and
+//! the client CA file again and replaces the acceptor for new connections; connections already
+//! open keep their session. A reload that fails (a file missing, a key that does not match, a
+//! wrong password) keeps the acceptor in use and says why (at error level in the log, and on
+//! standard output, where a successful reload is reported).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::args::{Group, Opt, Spec, UsageError};
 use super::listen::ListenOptions;
 use super::options::Failure;
 use super::signal;
+use super::tls_key::{PemFiles, TLS_KEY};
 
 /// The TLS options of the listening side (`mllp listen`, `mllp relay`).
 #[derive(Debug, Default)]
@@ -24,6 +26,8 @@ pub struct TlsOptions {
     pub cert: Option<PathBuf>,
     /// `--tls-key PEM`.
     pub key: Option<PathBuf>,
+    /// `--tls-key-password-file PATH`: the password of an encrypted key.
+    pub key_password_file: Option<PathBuf>,
     /// `--tls-client-ca PEM`: require client certificates from these CAs.
     pub client_ca: Option<PathBuf>,
     /// `--tls-min-version`.
@@ -51,10 +55,25 @@ pub const SERVING_TLS: Group<ListenOptions> = Group {
                 long: "tls-key",
                 short: None,
                 value: Some("PEM"),
-                help: "the certificate's PKCS#8 private key",
+                help: "the certificate's private key: PKCS#8, or encrypted (PKCS#8 or\n\
+                       traditional PEM)",
             },
             set: |l, v| {
                 l.tls.key = Some(v.path());
+                Ok(())
+            },
+        },
+        Opt {
+            spec: Spec {
+                long: "tls-key-password-file",
+                short: None,
+                value: Some("PATH"),
+                help: "the password of an encrypted --tls-key: the first line of PATH\n\
+                       (a file only this service can read; read again on SIGHUP); without it,\n\
+                       MLLP_TLS_KEY_PASSWORD",
+            },
+            set: |l, v| {
+                l.tls.key_password_file = Some(v.path());
                 Ok(())
             },
         },
@@ -101,6 +120,7 @@ impl TlsOptions {
             for (given, name) in [
                 (self.client_ca.is_some(), "--tls-client-ca"),
                 (self.min_version.is_some(), "--tls-min-version"),
+                (self.key_password_file.is_some(), "--tls-key-password-file"),
             ] {
                 if given {
                     return Err(UsageError(format!("{name} needs --tls-cert and --tls-key")));
@@ -120,8 +140,12 @@ impl TlsOptions {
             return None;
         };
         Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
+            pem: PemFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                password_file: self.key_password_file.clone(),
+                names: TLS_KEY,
+            },
             client_ca: self.client_ca.clone(),
             min_version: self.min_version.unwrap_or_default(),
         })
@@ -131,10 +155,8 @@ impl TlsOptions {
 /// The TLS files and settings of the command line.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
-    /// `--tls-cert`.
-    pub cert: PathBuf,
-    /// `--tls-key`.
-    pub key: PathBuf,
+    /// `--tls-cert`, `--tls-key` and `--tls-key-password-file`.
+    pub pem: PemFiles,
     /// `--tls-client-ca`.
     pub client_ca: Option<PathBuf>,
     /// `--tls-min-version`.
@@ -145,7 +167,7 @@ impl TlsFiles {
     /// Reads the files and builds the acceptor.
     #[cfg(feature = "tls")]
     pub fn acceptor(&self) -> Result<Arc<dyn TlsAcceptor>, Failure> {
-        let identity = mllp::Identity::from_pem_files(&self.cert, &self.key)?;
+        let identity = self.pem.identity()?;
         let mut config = mllp_openssl::AcceptorConfig::new(identity).min_version(self.min_version);
         if let Some(ca) = &self.client_ca {
             config = config.client_ca_pem_file(ca)?;
@@ -156,7 +178,7 @@ impl TlsFiles {
     /// Without TLS in the build there is no acceptor (the options are refused before).
     #[cfg(not(feature = "tls"))]
     pub fn acceptor(&self) -> Result<Arc<dyn TlsAcceptor>, Failure> {
-        let _ = (&self.key, &self.client_ca, self.min_version);
+        let _ = (&self.pem, &self.client_ca, self.min_version);
         Err(Failure::fatal(
             "this build has no TLS support (feature `tls`)",
         ))
@@ -170,7 +192,7 @@ pub fn reload_on_hangup(files: TlsFiles, handle: TlsHandle) {
             handle.replace(acceptor);
             super::listen::print_line(&format!(
                 "SIGHUP: TLS reloaded from {}; new connections get it",
-                files.cert.display()
+                files.pem.cert.display()
             ));
         }
         Err(e) => {

@@ -10,8 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::Proc;
-use common::{adt, cert_path, scratch_dir, ListenProc, CERTS_DIR};
+use common::{adt, cert_path, scratch_dir, sighup, ListenProc, CERTS_DIR};
 use mllp::{Connection, Stream};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -33,12 +32,7 @@ fn stored(dir: &Path) -> (Vec<String>, Vec<String>) {
 
 /// `mllp send` of one message with the test CA trusted and `extra` options; exit code, output.
 fn send(addr: &str, id: &str, extra: &[&str]) -> (i32, String) {
-    let ca = cert_path("ca.pem");
-    let mut args = vec!["send", addr, "--tls-ca", &ca, "--tls-domain", "localhost"];
-    args.extend_from_slice(&["--attempts", "1", "--ack-timeout", "5"]);
-    args.extend_from_slice(extra);
-    let ended = Proc::spawn(&args, Some(adt(id).into_bytes())).wait();
-    (ended.code, format!("{:?} {}", ended.stdout, ended.stderr))
+    common::send_tls(addr, id, extra, &[])
 }
 
 /// `openssl s_client` against `addr` (stdin closed: it connects, prints the session, leaves).
@@ -131,14 +125,6 @@ fn round_trip(conn: &mut Connection<Stream>, id: &str) -> String {
     conn.write_frame(adt(id).as_bytes()).unwrap();
     let ack = conn.read_frame().unwrap().expect("an acknowledgement");
     String::from_utf8_lossy(ack).into_owned()
-}
-
-fn sighup(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
 }
 
 #[test]

@@ -1,19 +1,31 @@
-//! An OpenSSL TLS acceptor for `mllp` listeners that can require and verify client
-//! certificates (mutual TLS).
+//! OpenSSL TLS for `mllp`: an acceptor for listeners that can require and verify client
+//! certificates (mutual TLS), a connector for senders, both of which report the protocol and
+//! cipher of every handshake, and the decryption of password-protected private keys.
 //!
-//! The core crate's built-in acceptor goes through `native-tls`, which never asks a client for
-//! a certificate. [`Acceptor`] implements the core's [`mllp::TlsAcceptor`] seam with the
-//! `openssl` crate (the binding `native-tls` itself uses on Linux, so no new library enters the
-//! build there): with a [client CA](AcceptorConfig::client_ca_pem) it requests a certificate,
-//! refuses the handshake when the client presents none or one that does not chain to that CA
-//! (or has expired, or is not yet valid), and hands the verified subject and the certificate
-//! to the handler through [`mllp::Message::tls_peer`]. Without a client CA it serves TLS like
-//! the built-in acceptor. Either way it logs, at debug, the protocol and cipher agreed for each
-//! handshake, and puts them in [`mllp::TlsPeer`].
+//! The core crate's built-in TLS goes through `native-tls`, which never asks a client for a
+//! certificate and reports neither the protocol nor the cipher agreed. This crate implements
+//! the core's two seams with the `openssl` crate (the binding `native-tls` itself uses on
+//! Linux, so no new library enters the build there):
+//!
+//! * [`Acceptor`] ([`mllp::TlsAcceptor`]): with a [client CA](AcceptorConfig::client_ca_pem) it
+//!   requests a certificate, refuses the handshake when the client presents none or one that
+//!   does not chain to that CA (or has expired, or is not yet valid), and hands the verified
+//!   subject and the certificate to the handler through [`mllp::Message::tls_peer`]. Without a
+//!   client CA it serves TLS like the built-in acceptor.
+//! * [`Connector`] ([`mllp::TlsConnector`]), built from the core's [`mllp::TlsClientConfig`]:
+//!   verifies the server certificate (chain to the system's or the extra roots, dates, host
+//!   name or IP address) as the built-in client does, and presents a client certificate to a
+//!   server that asks for one.
+//!
+//! Both log, at debug, the protocol and cipher agreed for each handshake (and the verified
+//! subject of the peer's certificate), and put them in [`mllp::TlsPeer`].
+//! [`decrypt_key_pem`] turns an encrypted private key and its password into the unencrypted
+//! PKCS#8 PEM an [`mllp::Identity`] takes.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //!
+//! // A listener that requires client certificates from one CA.
 //! let identity = mllp::Identity::from_pem_files("server.pem", "server.key")?;
 //! let config = mllp_openssl::AcceptorConfig::new(identity)
 //!     .client_ca_pem_file("clients-ca.pem")?;
@@ -22,359 +34,28 @@
 //!     .tls_acceptor(Arc::new(acceptor))
 //!     .bind()?;
 //! // On renewal: build a new acceptor and `listener.tls_handle()` ... `.replace(...)`.
+//!
+//! // A sender whose handshakes are logged with their protocol and cipher.
+//! let tls = mllp::TlsClientConfig::new().add_root_pem_file("ca.pem")?;
+//! let connector = mllp_openssl::Connector::new(&tls)?;
+//! let sender = mllp::Sender::builder("lab.example.org:2575")
+//!     .tls_connector(Arc::new(connector))
+//!     .build()?;
 //! # Ok::<(), mllp::Error>(())
 //! ```
 //!
 //! What is checked of a client certificate: that it chains to a certificate of the client CA
 //! file, its signatures, and its validity dates. Not checked: revocation (no CRL or OCSP), host
 //! names or IP addresses (a client certificate names a client, not an address), extended key
-//! usage beyond what OpenSSL's default verification does.
+//! usage beyond what OpenSSL's default verification does. A server certificate is checked the
+//! same way against the trusted roots, and must also name the host connected to; revocation is
+//! not checked there either.
 
-use std::fmt;
-use std::io::{self, Read, Write};
-use std::path::Path;
+mod acceptor;
+mod connector;
+mod key;
+mod shared;
 
-use log::debug;
-use mllp::{Error, Identity, TlsError, TlsErrorKind, TlsPeer, TlsSession, TlsSocket, TlsVersion};
-use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
-use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslStream, SslVerifyMode, SslVersion};
-use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::{X509NameRef, X509VerifyResult, X509};
-
-/// The settings of an [`Acceptor`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct AcceptorConfig {
-    /// The server's certificate chain and private key.
-    pub identity: Identity,
-    /// The CA certificate(s), PEM, that client certificates must chain to. `Some`: every client
-    /// must present a certificate that verifies against them, or its handshake is refused.
-    /// Default: `None` (no client certificate is requested).
-    pub client_ca_pem: Option<Vec<u8>>,
-    /// The oldest protocol version accepted. Default: [`TlsVersion::Tls12`].
-    pub min_version: TlsVersion,
-}
-
-impl AcceptorConfig {
-    /// Settings presenting `identity`, requesting no client certificate, TLS 1.2 or newer.
-    pub fn new(identity: Identity) -> AcceptorConfig {
-        AcceptorConfig {
-            identity,
-            client_ca_pem: None,
-            min_version: TlsVersion::default(),
-        }
-    }
-
-    /// The settings of the core's [`mllp::TlsServerConfig`], with no client CA.
-    pub fn from_server_config(config: &mllp::TlsServerConfig) -> AcceptorConfig {
-        AcceptorConfig::new(config.identity.clone()).min_version(config.min_version)
-    }
-
-    /// Requires client certificates that chain to the CA certificate(s) in `pem`.
-    pub fn client_ca_pem(mut self, pem: Vec<u8>) -> AcceptorConfig {
-        self.client_ca_pem = Some(pem);
-        self
-    }
-
-    /// Requires client certificates that chain to the CA certificate(s) in the PEM file at
-    /// `path`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the file cannot be read; its text names the file.
-    pub fn client_ca_pem_file(self, path: impl AsRef<Path>) -> mllp::Result<AcceptorConfig> {
-        let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|e| Error::Io {
-            phase: mllp::Phase::File,
-            source: io::Error::new(e.kind(), format!("{}: {e}", path.display())),
-        })?;
-        Ok(self.client_ca_pem(pem))
-    }
-
-    /// Accepts no protocol older than `version`.
-    pub fn min_version(mut self, version: TlsVersion) -> AcceptorConfig {
-        self.min_version = version;
-        self
-    }
-}
-
-/// A TLS acceptor through OpenSSL; see the [crate documentation](crate). Cheap to share
-/// (`Arc`) between connections; build a new one to renew the certificate.
-pub struct Acceptor {
-    inner: SslAcceptor,
-    verifies_clients: bool,
-}
-
-impl fmt::Debug for Acceptor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Acceptor")
-            .field("verifies_clients", &self.verifies_clients)
-            .finish_non_exhaustive()
-    }
-}
-
-fn config_error(message: impl Into<String>, source: Option<openssl::error::ErrorStack>) -> Error {
-    Error::Tls(TlsError::new(
-        TlsErrorKind::Config,
-        message,
-        source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
-    ))
-}
-
-/// The leaf certificate, the rest of the chain and the key of `identity`.
-fn read_identity(identity: &Identity) -> mllp::Result<(X509, Vec<X509>, PKey<Private>)> {
-    match identity {
-        Identity::Pem { cert, key } => {
-            let mut chain = X509::stack_from_pem(cert)
-                .map_err(|e| config_error("the PEM certificate chain cannot be read", Some(e)))?;
-            if chain.is_empty() {
-                return Err(config_error(
-                    "the certificate file holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")",
-                    None,
-                ));
-            }
-            let leaf = chain.remove(0);
-            let key = PKey::private_key_from_pem(key)
-                .map_err(|e| config_error("the PEM private key cannot be read", Some(e)))?;
-            Ok((leaf, chain, key))
-        }
-        Identity::Pkcs12 { der, password } => {
-            // The binding panics on a password with a NUL byte: refuse it first.
-            if password.contains('\0') {
-                return Err(config_error(
-                    "the PKCS#12 password holds a NUL character",
-                    None,
-                ));
-            }
-            let parsed = Pkcs12::from_der(der)
-                .and_then(|p| p.parse2(password))
-                .map_err(|e| {
-                    config_error(
-                        "the PKCS#12 identity cannot be read (invalid file or wrong password)",
-                        Some(e),
-                    )
-                })?;
-            let (Some(leaf), Some(key)) = (parsed.cert, parsed.pkey) else {
-                return Err(config_error(
-                    "the PKCS#12 identity holds no certificate or no private key",
-                    None,
-                ));
-            };
-            let chain = parsed
-                .ca
-                .map(|s| s.into_iter().collect())
-                .unwrap_or_default();
-            Ok((leaf, chain, key))
-        }
-    }
-}
-
-impl Acceptor {
-    /// Checks the settings and prepares the TLS context.
-    ///
-    /// # Errors
-    /// [`Error::Tls`] of kind [`TlsErrorKind::Config`] when the identity cannot be read, the
-    /// key does not match the certificate, or the client CA file holds no PEM certificate.
-    pub fn new(config: &AcceptorConfig) -> mllp::Result<Acceptor> {
-        let setting = |e| config_error("the TLS server settings were rejected", Some(e));
-        let (leaf, chain, key) = read_identity(&config.identity)?;
-        let mut builder =
-            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setting)?;
-        builder.set_certificate(&leaf).map_err(setting)?;
-        for cert in chain {
-            builder.add_extra_chain_cert(cert).map_err(setting)?;
-        }
-        let mismatch = |e| config_error("the private key does not match the certificate", Some(e));
-        builder.set_private_key(&key).map_err(mismatch)?;
-        builder.check_private_key().map_err(mismatch)?;
-        let min = match config.min_version {
-            TlsVersion::Tls13 => SslVersion::TLS1_3,
-            _ => SslVersion::TLS1_2,
-        };
-        builder.set_min_proto_version(Some(min)).map_err(setting)?;
-        let verifies_clients = config.client_ca_pem.is_some();
-        if let Some(pem) = &config.client_ca_pem {
-            let cas = X509::stack_from_pem(pem)
-                .map_err(|e| config_error("the client CA file is not valid PEM", Some(e)))?;
-            if cas.is_empty() {
-                return Err(config_error(
-                    "the client CA file holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")",
-                    None,
-                ));
-            }
-            let mut store = X509StoreBuilder::new().map_err(setting)?;
-            let mut names = Stack::new().map_err(setting)?;
-            for ca in cas {
-                names
-                    .push(ca.subject_name().to_owned().map_err(setting)?)
-                    .map_err(setting)?;
-                store.add_cert(ca).map_err(setting)?;
-            }
-            builder
-                .set_verify_cert_store(store.build())
-                .map_err(setting)?;
-            builder.set_client_ca_list(names);
-            builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
-        }
-        Ok(Acceptor {
-            inner: builder.build(),
-            verifies_clients,
-        })
-    }
-
-    /// Whether client certificates are required and verified.
-    pub fn verifies_clients(&self) -> bool {
-        self.verifies_clients
-    }
-}
-
-/// A name as `CN=...,O=...`, in the certificate's order; a `,`, `=` or `\\` inside a value is
-/// escaped with `\\`, control characters are dropped (the text goes into logs and headers).
-fn name_text(name: &X509NameRef) -> String {
-    let mut text = String::new();
-    for entry in name.entries() {
-        if !text.is_empty() {
-            text.push(',');
-        }
-        text.push_str(entry.object().nid().short_name().unwrap_or("?"));
-        text.push('=');
-        let value = entry.data().to_string().unwrap_or_else(|_| "?".into());
-        for ch in value.chars() {
-            if matches!(ch, ',' | '=' | '\\' | '+') {
-                text.push('\\');
-            }
-            if !ch.is_control() {
-                text.push(ch);
-            }
-        }
-    }
-    text
-}
-
-impl mllp::TlsAcceptor for Acceptor {
-    fn accept(&self, socket: TlsSocket) -> mllp::Result<(Box<dyn TlsSession>, TlsPeer)> {
-        let peer = socket
-            .tcp()
-            .peer_addr()
-            .map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
-        let stream = match self.inner.accept(socket) {
-            Ok(stream) => stream,
-            Err(e) => return Err(self.describe(&peer, e)),
-        };
-        let ssl = stream.ssl();
-        let protocol = ssl.version_str();
-        let cipher = ssl.current_cipher().map_or("unknown", |c| c.name());
-        let mut tls_peer = TlsPeer::new().with_protocol(protocol).with_cipher(cipher);
-        if let Some(cert) = ssl.peer_certificate() {
-            if let Ok(der) = cert.to_der() {
-                tls_peer = tls_peer.with_certificate(der);
-            }
-            // With a client CA, a handshake that completed has verified the certificate.
-            if self.verifies_clients && ssl.verify_result() == X509VerifyResult::OK {
-                tls_peer = tls_peer.with_subject(name_text(cert.subject_name()));
-            }
-        }
-        debug!(
-            "TLS session with {peer} established: {protocol}, cipher {cipher}{}",
-            tls_peer
-                .subject()
-                .map(|s| format!(", client certificate {s}"))
-                .unwrap_or_default()
-        );
-        Ok((Box::new(Session(stream)), tls_peer))
-    }
-}
-
-impl Acceptor {
-    /// Turns a failed handshake into an error that says why.
-    fn describe(&self, peer: &str, e: HandshakeError<TlsSocket>) -> Error {
-        let (message, kind, source) = match e {
-            HandshakeError::SetupFailure(stack) => (
-                format!("the TLS handshake with the client at {peer} could not start"),
-                TlsErrorKind::Config,
-                Box::new(stack) as Box<dyn std::error::Error + Send + Sync>,
-            ),
-            HandshakeError::Failure(mid) | HandshakeError::WouldBlock(mid) => {
-                let verify = mid.ssl().verify_result();
-                let error = mid.into_error();
-                let text = error.to_string();
-                let (message, kind) = if verify != X509VerifyResult::OK {
-                    (
-                        format!(
-                            "the client at {peer} was refused: its certificate failed \
-                             verification: {}",
-                            verify.error_string()
-                        ),
-                        TlsErrorKind::Certificate,
-                    )
-                } else if text.contains("peer did not return a certificate") {
-                    (
-                        format!("the client at {peer} was refused: it presented no certificate"),
-                        TlsErrorKind::Certificate,
-                    )
-                } else if text.contains("wrong version number")
-                    || text.contains("http request")
-                    || text.contains("packet length too long")
-                {
-                    (
-                        format!("the client at {peer} does not speak TLS"),
-                        TlsErrorKind::Handshake,
-                    )
-                } else if error.io_error().is_some() {
-                    (
-                        format!("the TLS handshake with the client at {peer} failed"),
-                        TlsErrorKind::Io,
-                    )
-                } else {
-                    (
-                        format!("the TLS handshake with the client at {peer} failed"),
-                        TlsErrorKind::Handshake,
-                    )
-                };
-                let source = Box::new(error) as Box<dyn std::error::Error + Send + Sync>;
-                (message, kind, source)
-            }
-        };
-        let error = Error::Tls(TlsError::new(kind, message, Some(source)));
-        debug!("TLS handshake failed: {error}");
-        error
-    }
-}
-
-/// An OpenSSL session over the listener's socket.
-struct Session(SslStream<TlsSocket>);
-
-impl Read for Session {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for Session {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl TlsSession for Session {
-    fn socket(&self) -> &TlsSocket {
-        self.0.get_ref()
-    }
-
-    fn socket_mut(&mut self) -> &mut TlsSocket {
-        self.0.get_mut()
-    }
-
-    fn close_notify(&mut self) {
-        let _ = self.0.shutdown();
-    }
-
-    fn buffered(&self) -> usize {
-        self.0.ssl().pending()
-    }
-}
+pub use acceptor::{Acceptor, AcceptorConfig};
+pub use connector::Connector;
+pub use key::{decrypt_key_pem, is_encrypted_key_pem, MAX_KEY_PASSWORD_LEN};

@@ -12,7 +12,8 @@
 //! * [`pause`]: a server process stopped with SIGSTOP (hung) until a guard drops;
 //! * the sample corpus (`MLLP_TEST_CORPUS`), the python-hl7 peer (`MLLP_TEST_PYTHON`), and
 //!   [`skip`], which fails instead of skipping under `MLLP_REQUIRE_ALL=1`;
-//! * the test certificates of `certs/` and the helpers that load them;
+//! * the test certificates of `certs/` and the helpers that load them; [`openssl_cmd`]:
+//!   `openssl s_server` with them, and password-protected copies of their keys;
 //! * [`sockets`]: a connection from a chosen loopback address (127.0.0.5), and the
 //!   established connections of a port with their keepalive timers, as `ss` reports them;
 //! * a seeded generator, bounded polling, and small HL7 and socket helpers.
@@ -22,6 +23,7 @@ pub mod fuzzing;
 #[cfg(unix)]
 pub mod haproxy;
 pub mod mongo;
+pub mod openssl_cmd;
 #[cfg(unix)]
 pub mod pause;
 pub mod prometheus;

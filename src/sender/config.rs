@@ -1,6 +1,7 @@
 //! The sender's settings: one [`SenderConfig`] value, filled directly or through
 //! [`SenderBuilder`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Sender;
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::hl7::ReplyKind;
 use crate::retry::RetryPolicy;
-use crate::transport::{Keepalive, TlsClientConfig};
+use crate::transport::{Keepalive, TlsClientConfig, TlsConnector};
 
 /// The default connect timeout (TCP connect plus TLS handshake): 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,9 +90,17 @@ pub struct SenderConfig {
     /// off. Default: `Some(`[`Keepalive::default`]`)` (first probe after 5 minutes idle, then
     /// one a minute, dropped after 5 unanswered).
     pub keepalive: Option<Keepalive>,
-    /// TLS settings, or `None` for plain TCP. The server certificate is verified against the
-    /// host name of the address unless the configuration names another one. Default: `None`.
+    /// TLS settings for the built-in TLS client ([`TlsClient`](crate::TlsClient)), or `None`
+    /// for plain TCP (or for [`tls_connector`](Self::tls_connector)). The server certificate
+    /// is verified against the host name of the address unless the configuration names
+    /// another one. Default: `None`.
     pub tls: Option<TlsClientConfig>,
+    /// TLS through this connector, any [`TlsConnector`] (for example the `mllp-openssl`
+    /// crate's, which logs the protocol and cipher of every handshake), instead of the
+    /// built-in client of [`tls`](Self::tls); at most one of the two may be set. It runs every
+    /// handshake of the sender, under the same connect deadline; an
+    /// [`Outbox`](crate::Outbox) given this configuration delivers through it. Default: `None`.
+    pub tls_connector: Option<Arc<dyn TlsConnector>>,
     /// The retry policy. Default: [`RetryPolicy::default`] (5 attempts, 250 ms doubling).
     pub retry: RetryPolicy,
     /// What the peer answers with: HL7 acknowledgements or MLLP release 2 commit blocks (see
@@ -121,6 +130,7 @@ impl Default for SenderConfig {
             nodelay: true,
             keepalive: Some(Keepalive::default()),
             tls: None,
+            tls_connector: None,
             retry: RetryPolicy::default(),
             reply: ReplyKind::Hl7,
             resend_on_reject: false,
@@ -133,8 +143,14 @@ impl SenderConfig {
     /// Checks the settings that need no address and no file.
     ///
     /// # Errors
-    /// [`Error::Config`] for a zero timeout or an invalid retry policy.
+    /// [`Error::Config`] for a zero timeout, an invalid retry policy, or both
+    /// [`tls`](Self::tls) and [`tls_connector`](Self::tls_connector) set.
     pub fn validate(&self) -> Result<()> {
+        if self.tls.is_some() && self.tls_connector.is_some() {
+            return Err(Error::Config(
+                "TLS settings and a TLS connector were both given: set one".into(),
+            ));
+        }
         let t = &self.timeouts;
         for (name, t) in [
             ("connect", t.connect),
@@ -240,10 +256,23 @@ impl SenderBuilder {
         self
     }
 
-    /// Connects with TLS (default: plain TCP). The server certificate is verified against the
-    /// host name of the address unless the configuration names another one.
+    /// Connects with TLS through the built-in client (default: plain TCP), replacing a
+    /// [`tls_connector`](Self::tls_connector) given before. The server certificate is verified
+    /// against the host name of the address unless the configuration names another one.
     pub fn tls(mut self, config: TlsClientConfig) -> Self {
         self.config.tls = Some(config);
+        self.config.tls_connector = None;
+        self
+    }
+
+    /// Connects with TLS through `connector`, any [`TlsConnector`] (for example the
+    /// `mllp-openssl` crate's, which logs the protocol and cipher of every handshake), instead
+    /// of the built-in client of [`tls`](Self::tls), which it replaces. Every handshake runs
+    /// within the connect timeout, and failures are handled as there: a refused server
+    /// certificate is not tried again.
+    pub fn tls_connector(mut self, connector: Arc<dyn TlsConnector>) -> Self {
+        self.config.tls = None;
+        self.config.tls_connector = Some(connector);
         self
     }
 

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -13,7 +14,7 @@ use log::debug;
 use crate::charset::Charset;
 use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
 use crate::hl7::Ack;
-use crate::transport::{self, peek_now, Keepalive, Peek, Stream, TlsClient};
+use crate::transport::{self, peek_now, Keepalive, Peek, Stream, TlsClient, TlsConnector};
 #[cfg(doc)]
 use crate::{
     error::{FrameError, HeaderError, Outcome},
@@ -146,7 +147,7 @@ pub struct Sender {
     connect_timeout: Duration,
     nodelay: bool,
     keepalive: Option<Keepalive>,
-    tls: Option<TlsClient>,
+    tls: Option<Arc<dyn TlsConnector>>,
     link: Link,
     conn: Option<Stream>,
     /// The read buffer, allocated on the first read.
@@ -171,9 +172,10 @@ impl Sender {
         let addr = addr.into();
         check_addr(&addr)?;
         config.validate()?;
-        let tls = match &config.tls {
-            Some(tls) => Some(TlsClient::new(tls)?),
-            None => None,
+        let tls = match (&config.tls_connector, &config.tls) {
+            (Some(connector), _) => Some(Arc::clone(connector)),
+            (None, Some(tls)) => Some(Arc::new(TlsClient::new(tls)?) as Arc<dyn TlsConnector>),
+            (None, None) => None,
         };
         Ok(Sender {
             link: Link::new(addr.clone(), &config),
@@ -295,9 +297,9 @@ impl Sender {
                 Transmit::Done => return ex.take_result().unwrap_or(Err(Error::Closed)),
                 Transmit::Close => *conn = None,
                 Transmit::Connect => {
-                    let connected = connect(
+                    let connected = transport::dial(
                         &self.addr,
-                        self.tls.as_ref(),
+                        self.tls.as_deref(),
                         self.connect_timeout,
                         deadline,
                         self.nodelay,
@@ -367,39 +369,6 @@ fn left(deadline: Option<Instant>) -> Option<Option<Duration>> {
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             (!left.is_zero()).then_some(Some(left))
-        }
-    }
-}
-
-/// Connects to `addr`, with TLS when configured: each address within `timeout`, all of it
-/// before `deadline`.
-fn connect(
-    addr: &str,
-    tls: Option<&TlsClient>,
-    timeout: Duration,
-    deadline: Option<Instant>,
-    nodelay: bool,
-    keepalive: Option<&Keepalive>,
-) -> Result<Stream> {
-    let started = Instant::now();
-    let bound = |t: Duration| match deadline {
-        Some(d) => t.min(d.saturating_duration_since(Instant::now())),
-        None => t,
-    };
-    let first = bound(timeout);
-    if first.is_zero() {
-        return Err(Error::Timeout(Timeout::Connect));
-    }
-    let addrs = transport::resolve(addr)?;
-    let tcp = transport::connect_any(&addrs, first, nodelay, keepalive)?;
-    match tls {
-        None => Ok(Stream::from(tcp)),
-        Some(tls) => {
-            let left = bound(timeout.saturating_sub(started.elapsed()));
-            if left.is_zero() {
-                return Err(Error::Timeout(Timeout::Connect));
-            }
-            tls.connect(transport::host_of(addr), tcp, left)
         }
     }
 }

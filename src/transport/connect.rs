@@ -1,12 +1,13 @@
-//! Connecting: resolving `host:port` and connecting with a timeout to the first address that
-//! accepts.
+//! Connecting: resolving `host:port`, connecting with a timeout to the first address that
+//! accepts, and the TLS handshake over it when there is TLS.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
+use super::{Keepalive, Stream, TlsClient, TlsConnector};
 use crate::error::{is_timeout_kind, Error, Phase, Result, Timeout};
 
 /// Resolves `addr` (`host:port`) into socket addresses, in the resolver's order.
@@ -58,7 +59,7 @@ pub(crate) fn connect_any(
     addrs: &[SocketAddr],
     timeout: Duration,
     nodelay: bool,
-    keepalive: Option<&super::Keepalive>,
+    keepalive: Option<&Keepalive>,
 ) -> Result<TcpStream> {
     if timeout.is_zero() {
         return Err(Error::Config(
@@ -74,8 +75,7 @@ pub(crate) fn connect_any(
                     tcp.set_nodelay(true)
                         .map_err(|e| Error::io(Phase::Configure, e))?;
                 }
-                super::Keepalive::apply(&tcp, keepalive)
-                    .map_err(|e| Error::io(Phase::Configure, e))?;
+                Keepalive::apply(&tcp, keepalive).map_err(|e| Error::io(Phase::Configure, e))?;
                 debug!("connected to {addr}");
                 return Ok(tcp);
             }
@@ -92,6 +92,45 @@ pub(crate) fn connect_any(
             Phase::Connect,
             io::Error::new(e.kind(), format!("{addr}: {e}")),
         )),
+    }
+}
+
+/// Connects to `addr` (`host:port`), with a TLS handshake through `tls` when there is one:
+/// each address within `timeout`, the handshake within what is left of it, all of it before
+/// `deadline`. The server certificate is verified against the host of `addr` unless the
+/// connector's settings name another.
+///
+/// # Errors
+/// As [`resolve`] and [`connect_any`]; [`Error::Timeout`] with [`Timeout::Connect`] when no
+/// time is left; the connector's errors ([`TlsConnector::connect`]).
+pub(crate) fn dial(
+    addr: &str,
+    tls: Option<&dyn TlsConnector>,
+    timeout: Duration,
+    deadline: Option<Instant>,
+    nodelay: bool,
+    keepalive: Option<&Keepalive>,
+) -> Result<Stream> {
+    let started = Instant::now();
+    let bound = |t: Duration| match deadline {
+        Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+        None => t,
+    };
+    let first = bound(timeout);
+    if first.is_zero() {
+        return Err(Error::Timeout(Timeout::Connect));
+    }
+    let addrs = resolve(addr)?;
+    let tcp = connect_any(&addrs, first, nodelay, keepalive)?;
+    match tls {
+        None => Ok(Stream::from(tcp)),
+        Some(tls) => {
+            let left = bound(timeout.saturating_sub(started.elapsed()));
+            if left.is_zero() {
+                return Err(Error::Timeout(Timeout::Connect));
+            }
+            TlsClient::connect_with(tls, host_of(addr), tcp, left)
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! TLS through `native-tls`. Nothing from `native-tls` leaves this module.
 
 use std::io;
-use std::net::TcpStream;
-use std::time::Duration;
 
 use log::{debug, warn};
 use native_tls::{HandshakeError, Protocol, TlsAcceptor, TlsConnector, TlsStream};
@@ -16,7 +14,7 @@ fn protocol(version: TlsVersion) -> Protocol {
 }
 
 use super::deadline::Sock;
-use super::session::{self, Conn, TlsSession};
+use super::session::TlsSession;
 use super::{Identity, TlsClientConfig, TlsPeer, TlsServerConfig, TlsVersion};
 use crate::error::{is_timeout_kind, Error, Result, Timeout, TlsError, TlsErrorKind};
 
@@ -38,18 +36,8 @@ impl TlsSession for TlsStream<Sock> {
     }
 }
 
-/// Runs a `native-tls` handshake over `tcp` within `deadline`; native-tls does not tell the
-/// protocol or cipher agreed, so the peer has only the certificate.
-fn handshake(
-    tcp: TcpStream,
-    deadline: Duration,
-    run: impl FnOnce(Sock) -> std::result::Result<TlsStream<Sock>, HandshakeError<Sock>>,
-    describe: impl FnOnce(native_tls::Error) -> Error,
-) -> Result<Conn> {
-    session::handshake(tcp, deadline, |sock| native_session(sock, run, describe))
-}
-
-/// Runs a `native-tls` handshake over `sock`.
+/// Runs a `native-tls` handshake over `sock`; native-tls does not tell the protocol or cipher
+/// agreed, so the peer has only the certificate.
 fn native_session(
     sock: Sock,
     run: impl FnOnce(Sock) -> std::result::Result<TlsStream<Sock>, HandshakeError<Sock>>,
@@ -195,19 +183,22 @@ impl Client {
         })
     }
 
-    pub(super) fn connect(&self, domain: &str, tcp: TcpStream, deadline: Duration) -> Result<Conn> {
-        let name = self.server_name.as_deref().unwrap_or(domain);
+    pub(super) fn connect_session(
+        &self,
+        host: &str,
+        sock: Sock,
+    ) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
+        let name = self.server_name.as_deref().unwrap_or(host);
         if self.dangerous {
             warn!(
                 "TLS certificate verification is disabled (danger_accept_invalid_certs): \
                  the server at {name} is not authenticated"
             );
         }
-        let peer = tcp.peer_addr().ok();
+        let peer = sock.tcp.peer_addr().ok();
         debug!("TLS handshake with {name} ({peer:?})");
-        let conn = handshake(
-            tcp,
-            deadline,
+        let conn = native_session(
+            sock,
             |sock| self.connector.connect(name, sock),
             |e| describe_client_failure(name, e),
         );
@@ -277,10 +268,6 @@ impl Server {
             acceptor,
             min_version: config.min_version,
         })
-    }
-
-    pub(super) fn accept(&self, tcp: TcpStream, deadline: Duration) -> Result<Conn> {
-        session::handshake(tcp, deadline, |sock| self.accept_session(sock))
     }
 
     pub(super) fn accept_session(&self, sock: Sock) -> Result<(Box<dyn TlsSession>, TlsPeer)> {

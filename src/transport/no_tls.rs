@@ -1,10 +1,7 @@
 //! Stand-ins for a build without the `tls` feature: the types exist but cannot be built.
 
-use std::net::TcpStream;
-use std::time::Duration;
-
 use super::deadline::Sock;
-use super::session::{Conn, TlsSession};
+use super::session::TlsSession;
 use super::{TlsClientConfig, TlsPeer, TlsServerConfig};
 use crate::error::{Error, Result};
 
@@ -18,7 +15,11 @@ impl Client {
     pub(super) fn new(_: &TlsClientConfig) -> Result<Client> {
         Err(Error::Config(NO_TLS.into()))
     }
-    pub(super) fn connect(&self, _: &str, _: TcpStream, _: Duration) -> Result<Conn> {
+    pub(super) fn connect_session(
+        &self,
+        _: &str,
+        _: Sock,
+    ) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
         match *self {}
     }
 }
@@ -29,9 +30,6 @@ pub(super) enum Server {}
 impl Server {
     pub(super) fn new(_: &TlsServerConfig) -> Result<Server> {
         Err(Error::Config(NO_TLS.into()))
-    }
-    pub(super) fn accept(&self, _: TcpStream, _: Duration) -> Result<Conn> {
-        match *self {}
     }
     pub(super) fn accept_session(&self, _: Sock) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
         match *self {}

@@ -1,11 +1,14 @@
-//! The seam between the crate and a TLS library: a [`TlsSession`] over a [`TlsSocket`], and
-//! a [`TlsAcceptor`] that makes one from an accepted socket.
+//! The seam between the crate and a TLS library: a [`TlsSession`] over a [`TlsSocket`], a
+//! [`TlsAcceptor`] that makes one from an accepted socket, and a [`TlsConnector`] that makes
+//! one from a connected socket.
 //!
 //! The built-in TLS (`native-tls`, feature `tls`) is one implementation; a crate of its own can
 //! bring another (the workspace's `mllp-openssl` does, to request and verify client
-//! certificates). The crate keeps the deadline, the socket timeouts, `close_notify` and
-//! [`Stream::peer_closed`] on its side of the seam, so every TLS library behaves the same.
+//! certificates, and to report the protocol and cipher of every handshake). The crate keeps
+//! the deadline, the socket timeouts, `close_notify` and [`Stream::peer_closed`] on its side of
+//! the seam, so every TLS library behaves the same.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ use super::deadline::{Deadline, Dir, Sock};
 use super::sys::{peek_now, Peek};
 use super::TlsPeer;
 #[cfg(doc)]
-use super::{Stream, TlsServer};
+use super::{Stream, TlsClient, TlsServer};
 use crate::error::{Error, Phase, Result, Timeout};
 
 /// An established TLS session over a [`TlsSocket`], as a TLS library gives it: `Read` and
@@ -47,6 +50,38 @@ pub trait TlsAcceptor: Send + Sync {
     /// certificate was refused, ...). Only this connection is lost. A failure after the
     /// deadline passed is reported as [`Error::Timeout`] whatever the implementation returns.
     fn accept(&self, socket: TlsSocket) -> Result<(Box<dyn TlsSession>, TlsPeer)>;
+}
+
+/// The client side of a TLS library: runs the handshake over a connected socket.
+///
+/// A sender calls [`connect`](Self::connect) once the TCP connection is made, with the
+/// socket's deadline set to what is left of the connect timeout: the implementation just reads
+/// and writes the socket. [`TlsClient`] (the built-in one) is an implementation; a sender
+/// takes any through [`SenderBuilder::tls_connector`](crate::SenderBuilder::tls_connector)
+/// (and so does an [`Outbox`](crate::Outbox), through its
+/// [`SenderConfig::tls_connector`](crate::SenderConfig::tls_connector)).
+pub trait TlsConnector: Send + Sync {
+    /// Runs the client handshake over `socket`, and returns the session and what is known of
+    /// the server (its certificate, the subject verified, the protocol and cipher agreed).
+    ///
+    /// `host` is the host part of the address connected to, without the port or the brackets
+    /// of an IPv6 address (`lab.example.org`, `10.0.0.5`, `::1`): the name or address the
+    /// server certificate must be valid for, unless the implementation's settings name another
+    /// (as [`TlsClientConfig::server_name`](crate::TlsClientConfig::server_name) does).
+    ///
+    /// # Errors
+    /// [`Error::Tls`] saying why the handshake failed; of kind
+    /// [`TlsErrorKind::Certificate`](crate::TlsErrorKind::Certificate) when the server
+    /// certificate was refused (a sender then does not try again), as the kinds are documented.
+    /// A failure after the deadline passed is reported as [`Error::Timeout`] whatever the
+    /// implementation returns.
+    fn connect(&self, host: &str, socket: TlsSocket) -> Result<(Box<dyn TlsSession>, TlsPeer)>;
+}
+
+impl fmt::Debug for dyn TlsConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConnector").finish_non_exhaustive()
+    }
 }
 
 /// An established TLS connection: a session of any TLS library, and what is known of the peer.

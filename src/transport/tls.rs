@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::session::{TlsAcceptor, TlsSession, TlsSocket};
+use super::session::{handshake, TlsAcceptor, TlsConnector, TlsSession, TlsSocket};
 use super::{native, Stream};
 #[cfg(doc)]
 use crate::error::Timeout;
@@ -62,9 +62,10 @@ impl TlsPeer {
         self.certificate.as_deref()
     }
 
-    /// The subject of the peer's certificate when the acceptor verified it against its client
-    /// CA, as `CN=...,O=...` (OpenSSL's short names, in the certificate's order); `None` when
-    /// no certificate was verified.
+    /// The subject of the peer's certificate when the TLS library verified it (a client's
+    /// against an acceptor's client CA, a server's against a connector's trusted CAs), as
+    /// `CN=...,O=...` (OpenSSL's short names, in the certificate's order); `None` when no
+    /// certificate was verified or the library does not report it (`native-tls` does not).
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }
@@ -341,8 +342,30 @@ impl TlsClient {
     ///   certificate was not valid for the name, not signed by a trusted CA, or otherwise not
     ///   verifiable, and the source holds the TLS library's own text.
     pub fn connect(&self, domain: &str, tcp: TcpStream, deadline: Duration) -> Result<Stream> {
-        let conn = self.inner.connect(domain, tcp, deadline)?;
+        TlsClient::connect_with(self, domain, tcp, deadline)
+    }
+
+    /// Runs the client handshake of any [`TlsConnector`] over a connected `tcp` socket, within
+    /// `deadline`, as [`connect`](Self::connect) does with this one: what a sender does with
+    /// the connector given to
+    /// [`SenderBuilder::tls_connector`](crate::SenderBuilder::tls_connector).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        connector: &dyn TlsConnector,
+        domain: &str,
+        tcp: TcpStream,
+        deadline: Duration,
+    ) -> Result<Stream> {
+        let conn = handshake(tcp, deadline, |sock| connector.connect(domain, sock))?;
         Ok(Stream::tls(conn))
+    }
+}
+
+impl TlsConnector for TlsClient {
+    fn connect(&self, host: &str, socket: TlsSocket) -> Result<(Box<dyn TlsSession>, TlsPeer)> {
+        self.inner.connect_session(host, socket)
     }
 }
 
@@ -383,8 +406,7 @@ impl TlsServer {
     /// when the handshake failed, for example because the client speaks plain TCP. Either way
     /// only this connection is lost: log it and go on accepting.
     pub fn accept(&self, tcp: TcpStream, deadline: Duration) -> Result<Stream> {
-        let conn = self.inner.accept(tcp, deadline)?;
-        Ok(Stream::tls(conn))
+        TlsServer::accept_with(self, tcp, deadline)
     }
 
     /// Runs the TLS handshake of any [`TlsAcceptor`] over an accepted `tcp` connection, within
@@ -397,7 +419,7 @@ impl TlsServer {
         tcp: TcpStream,
         deadline: Duration,
     ) -> Result<Stream> {
-        let conn = super::session::handshake(tcp, deadline, |sock| acceptor.accept(sock))?;
+        let conn = handshake(tcp, deadline, |sock| acceptor.accept(sock))?;
         Ok(Stream::tls(conn))
     }
 }

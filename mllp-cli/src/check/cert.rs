@@ -1,7 +1,7 @@
-//! What `mllp check listener --tls` reads from the listener's certificate: its subject and
-//! issuer common names and the end of its validity, from the DER that native-tls hands over
-//! (the leaf certificate only: native-tls exposes neither the chain nor the negotiated
-//! protocol version).
+//! What `mllp check listener --tls` reports of the TLS session: the protocol and cipher agreed
+//! (as the OpenSSL connector reports them), and the listener's certificate: its subject and
+//! issuer common names and the end of its validity, from the DER of the leaf certificate (the
+//! chain above it is not shown).
 //!
 //! A small DER walker suffices: the fields are at fixed places in every X.509 certificate.
 //! Input from the network: every length is checked and a malformed certificate is `None`.
@@ -23,19 +23,23 @@ pub struct CertInfo {
 /// The TLS rows, from the current connection of `s`.
 pub fn tls_rows(report: &mut Report, s: &Session<'_>) {
     let peer = s.wire.as_ref().and_then(|w| w.stream().tls_peer());
-    report.add(
-        "tls-protocol",
-        "TLS protocol",
-        Verdict::Pass,
-        "TLS 1.2 or later (the lowest version this tool accepts); the negotiated version and \
-         cipher are not available through native-tls",
-    );
+    let agreed = peer.and_then(|p| Some((p.protocol()?, p.cipher()?)));
+    let protocol = match agreed {
+        Some((protocol, cipher)) => format!(
+            "{protocol}, cipher {cipher} (TLS 1.2 or later is accepted, or what \
+             --tls-min-version says)"
+        ),
+        None => "TLS 1.2 or later (the lowest version this tool accepts); the negotiated \
+                 version and cipher were not reported"
+            .to_owned(),
+    };
+    report.add("tls-protocol", "TLS protocol", Verdict::Pass, protocol);
     let Some(der) = peer.and_then(|p| p.certificate_der()) else {
         report.add(
             "tls-certificate",
             "TLS certificate",
             Verdict::Warn,
-            "the listener presented no certificate that native-tls could show",
+            "the listener presented no certificate that could be shown",
         );
         return;
     };
@@ -56,8 +60,7 @@ pub fn tls_rows(report: &mut Report, s: &Session<'_>) {
                 verdict,
                 format!(
                     "subject CN {:?}, issuer CN {:?}, expires in {days} days; verified against \
-                     the trusted CAs; the chain above the leaf is not available through \
-                     native-tls",
+                     the trusted CAs; the chain above the leaf is not shown",
                     cert.subject, cert.issuer
                 ),
             );

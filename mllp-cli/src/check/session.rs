@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mllp::hl7::Ack;
-use mllp::{Framing, TlsClient};
+use mllp::{Framing, TlsClient, TlsConnector};
 
 use super::report::shown;
 use super::wire::{tcp, Got, Wire};
@@ -17,8 +18,8 @@ pub struct Target {
     pub addr: String,
     /// What it resolved to.
     pub addrs: Vec<SocketAddr>,
-    /// The TLS client and the name the certificate must have, with `--tls`.
-    pub tls: Option<(TlsClient, String)>,
+    /// The TLS connector and the name the certificate must have, with `--tls`.
+    pub tls: Option<(Arc<dyn TlsConnector>, String)>,
     /// The framing.
     pub framing: Framing,
     /// How long connecting may take.
@@ -38,9 +39,10 @@ impl Target {
                 Ok(tcp) => {
                     let stream = match &self.tls {
                         None => tcp.into(),
-                        Some((client, domain)) => client
-                            .connect(domain, tcp, self.connect_timeout)
-                            .map_err(|e| format!("TLS handshake with {}: {e}", self.addr))?,
+                        Some((connector, domain)) => {
+                            TlsClient::connect_with(&**connector, domain, tcp, self.connect_timeout)
+                                .map_err(|e| format!("TLS handshake with {}: {e}", self.addr))?
+                        }
                     };
                     return Ok(Wire::new(stream, self.framing));
                 }

@@ -220,6 +220,27 @@ pub fn until_down(addr: &str, limit: Duration) -> (Option<Duration>, Duration) {
     (None, slowest)
 }
 
+/// Sends SIGHUP to `child` (a reload of its TLS files).
+pub fn sighup(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// `mllp send` of one message to `addr` over TLS, trusting the test CA and checking the name
+/// `localhost`, one attempt, with `extra` options and the environment `env`: its exit code, and
+/// its standard output and error as one text.
+pub fn send_tls(addr: &str, id: &str, extra: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
+    let ca = cert_path("ca.pem");
+    let mut args = vec!["send", addr, "--tls-ca", &ca, "--tls-domain", "localhost"];
+    args.extend_from_slice(&["--attempts", "1", "--ack-timeout", "5"]);
+    args.extend_from_slice(extra);
+    let ended = process::Proc::spawn_env(&args, Some(adt(id).into_bytes()), env).wait();
+    (ended.code, format!("{:?} {}", ended.stdout, ended.stderr))
+}
+
 /// Sends SIGTERM to `proc`.
 pub fn sigterm(proc: &process::Proc) {
     let status = Command::new("kill")
