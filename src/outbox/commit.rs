@@ -10,6 +10,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::SystemTime;
 
 use super::dead::millis;
+use super::file_at::write_at;
 use super::lock::file_error;
 use super::prealloc;
 use super::recovery::{self, segments_dir, Segment};
@@ -35,6 +36,10 @@ pub(crate) struct State {
     pub synced: Pos,
     /// Whether a thread is flushing now.
     pub syncing: bool,
+    /// How many threads wait for that flush.
+    pub sync_waiters: usize,
+    /// Whether the delivery thread waits for flushed records.
+    pub delivery_waits: bool,
     /// Set after a failed flush (the kernel may have dropped the unflushed pages) or a failed
     /// cut of a partial write: nothing more is appended until the outbox is opened again.
     pub failed: Option<String>,
@@ -76,6 +81,8 @@ impl State {
             allocated: last.len,
             synced: (last.seq, last.len),
             syncing: false,
+            sync_waiters: 0,
+            delivery_waits: false,
             failed: None,
             segments,
             read,
@@ -197,7 +204,9 @@ impl Inner {
                 return Err(failed(why));
             }
             if st.syncing {
+                st.sync_waiters += 1;
                 st = self.synced_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.sync_waiters -= 1;
                 continue;
             }
             st.syncing = true;
@@ -212,8 +221,14 @@ impl Inner {
                 Ok(()) => st.synced = st.synced.max(upto),
                 Err(e) => st.failed = Some(format!("flushing a segment failed: {e}")),
             }
-            self.synced_cv.notify_all();
-            self.work_cv.notify_all();
+            // A wake is a system call: none when nobody waits (one connection, a delivery
+            // thread still busy with the previous message).
+            if st.sync_waiters > 0 {
+                self.synced_cv.notify_all();
+            }
+            if st.delivery_waits {
+                self.work_cv.notify_all();
+            }
         }
     }
 
@@ -279,17 +294,3 @@ fn failed(why: &str) -> Error {
     }
 }
 
-/// Writes `bytes` at `offset` of `file`: one `pwrite` where there is one.
-pub(super) fn write_at(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-    }
-    #[cfg(not(unix))]
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = file;
-        f.seek(SeekFrom::Start(offset))?;
-        f.write_all(bytes)
-    }
-}

@@ -3,9 +3,10 @@
 //! slots written in turn, so that a write torn by a crash leaves the other slot intact.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
+use super::file_at::write_at;
 use crate::crc::crc32;
 
 /// The size of one slot.
@@ -143,8 +144,7 @@ impl Cursor {
     pub(crate) fn write(&mut self, p: &Position) -> io::Result<()> {
         let counter = self.counter + 1;
         let slot = (counter % 2) * SLOT as u64;
-        self.file.seek(SeekFrom::Start(slot))?;
-        self.file.write_all(&encode(counter, p))?;
+        write_at(&self.file, slot, &encode(counter, p))?;
         self.counter = counter;
         self.dirty = true;
         Ok(())

@@ -24,6 +24,7 @@ mod cursor;
 mod damage;
 mod dead;
 mod delivery;
+mod file_at;
 mod handled;
 mod head;
 mod lock;

@@ -18,7 +18,8 @@
 
 use std::io;
 
-use super::commit::{write_at, State};
+use super::commit::State;
+use super::file_at::write_at;
 use super::Inner;
 
 /// How far ahead of the records the active segment is extended with zeros.

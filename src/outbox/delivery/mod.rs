@@ -4,7 +4,6 @@
 //! operator's requeues and hold releases made from other processes.
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +11,7 @@ use super::commit::Pos;
 use super::config::OnReject;
 use super::cursor::Position;
 use super::dead::{self, millis};
+use super::file_at::read_at;
 use super::handled::{Handled, HandledAs};
 use super::head::{self, Head};
 use super::segment::{Kind, RawHeader, MAGIC, RECORD_HEADER};
@@ -24,6 +24,9 @@ use crate::sender::Sender;
 mod failing;
 
 use failing::{rejection, Failing};
+
+/// How much of a segment one read takes: a record's header and, most often, its payload.
+const READ_AHEAD: u64 = 16 << 10;
 
 /// How often, at most, the cursor is flushed while messages are being delivered. Between
 /// flushes a power cut can make delivered messages be delivered again (never lost).
@@ -192,12 +195,14 @@ impl Delivery {
             if wait.is_zero() {
                 return Next::Idle;
             }
+            st.delivery_waits = true;
             let (guard, timeout) = self
                 .inner
                 .work_cv
                 .wait_timeout(st, wait)
                 .unwrap_or_else(|p| p.into_inner());
             st = guard;
+            st.delivery_waits = false;
             if timeout.timed_out() {
                 return Next::Idle;
             }
@@ -214,16 +219,31 @@ impl Delivery {
         let Some((_, f)) = self.reader.as_mut() else {
             return Err("no reader".into());
         };
-        f.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
-        let mut h = [0u8; RECORD_HEADER];
-        f.read_exact(&mut h).map_err(|e| e.to_string())?;
-        let header = RawHeader::parse(&h).ok_or("bad record header")?;
+        // One read for the header and, most often, the whole payload.
+        let mut bytes = vec![0u8; limit.saturating_sub(off).min(READ_AHEAD) as usize];
+        let got = read_at(f, off, &mut bytes).map_err(|e| e.to_string())?;
+        bytes.truncate(got);
+        let h = bytes
+            .get(..RECORD_HEADER)
+            .and_then(|h| <&[u8; RECORD_HEADER]>::try_from(h).ok())
+            .ok_or("a record header cut short")?;
+        let header = RawHeader::parse(h).ok_or("bad record header")?;
         let end = off + RECORD_HEADER as u64 + u64::from(header.len());
         if end > limit {
             return Err("a record runs past the flushed end".into());
         }
-        let mut payload = vec![0u8; header.len() as usize];
-        f.read_exact(&mut payload).map_err(|e| e.to_string())?;
+        let len = header.len() as usize;
+        let mut payload = bytes.split_off(RECORD_HEADER);
+        if payload.len() < len {
+            let have = payload.len();
+            payload.resize(len, 0);
+            let more = read_at(f, off + (RECORD_HEADER + have) as u64, &mut payload[have..])
+                .map_err(|e| e.to_string())?;
+            if have + more < len {
+                return Err("a record cut short".into());
+            }
+        }
+        payload.truncate(len);
         let pos = header.check(off, &payload).ok_or("bad record checksum")?;
         Ok(Record {
             pos: (seq, off),
