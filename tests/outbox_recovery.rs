@@ -325,7 +325,11 @@ fn space_written_ahead_is_cut_on_close_and_after_a_crash() {
     let seg = segment_files(&dir).pop().unwrap();
     let bytes = std::fs::read(&seg).unwrap();
     let end = naive_segment_offsets(&bytes).last().unwrap().end;
-    assert!(bytes.len() >= 64 << 10, "{} bytes: nothing written ahead", bytes.len());
+    assert!(
+        bytes.len() >= 64 << 10,
+        "{} bytes: nothing written ahead",
+        bytes.len()
+    );
     assert!(bytes[end..].iter().all(|&b| b == 0));
     drop(holder); // killed: a crash
     assert_eq!(Outbox::verify(&dir).unwrap(), []);

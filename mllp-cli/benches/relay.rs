@@ -76,7 +76,8 @@ fn overwrite_baseline(dir: &Path, n: usize, len: usize) -> f64 {
     let record = vec![b'x'; len];
     let start = Instant::now();
     for i in 0..n {
-        f.write_all_at(&record, (i * len) as u64).expect("overwrite");
+        f.write_all_at(&record, (i * len) as u64)
+            .expect("overwrite");
         f.sync_data().expect("fdatasync");
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();

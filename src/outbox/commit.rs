@@ -293,4 +293,3 @@ fn failed(why: &str) -> Error {
         )),
     }
 }
-

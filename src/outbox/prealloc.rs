@@ -54,7 +54,6 @@ impl Inner {
         }
         st.allocated = target;
     }
-
 }
 
 /// Cuts the active segment back to its records (before it is sealed, and on close); whether

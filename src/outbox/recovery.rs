@@ -242,7 +242,10 @@ fn recover_segment(
         // left unwritten): nothing was being written there.
         let cut = bytes.len() as u64 - scan.tail_at;
         if scan.tail == Tail::Zeros {
-            log::debug!("{}: cutting {cut} bytes of zeros after the last record", path.display());
+            log::debug!(
+                "{}: cutting {cut} bytes of zeros after the last record",
+                path.display()
+            );
         } else {
             log::warn!(
                 "{}: cutting a torn tail of {cut} bytes (a write cut short by a crash, never \
