@@ -849,6 +849,11 @@ mod tests {
             (c.store.given.as_deref(), c.store.file.as_deref()),
             (None, None)
         );
+        // `--evict-after 0` turns eviction off (the rule itself: the listener's session tests).
+        assert_eq!(c.listen.evict_after, None);
+        let after = |v: &str| parse_v(&["--evict-after", v]).unwrap().listen.evict_after;
+        assert_eq!(after("0"), Some(None));
+        assert_eq!(after("1.5"), Some(Some(Duration::from_millis(1500))));
         let c = parse_v(&["0.0.0.0:1", "--count", "3", "--single", "--store=x"]).unwrap();
         assert_eq!(
             (c.addr.as_str(), c.listen.count, c.listen.single),
