@@ -33,6 +33,7 @@ mod recovery;
 mod release;
 mod segment;
 mod stats;
+mod store;
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
@@ -59,7 +60,6 @@ use segment::Kind;
 
 use crate::error::{Error, Result};
 use crate::hl7::Header;
-use crate::store::{Receipt, Store, StoreError, StoredMessage};
 
 /// A durable, bounded FIFO of HL7 messages in a directory, delivered in order to one
 /// destination by a thread of its own: enqueue and forget.
@@ -546,35 +546,6 @@ impl std::fmt::Debug for Outbox {
             .field("dir", &self.inner.dir)
             .field("to", &self.inner.config.to)
             .finish_non_exhaustive()
-    }
-}
-
-/// An outbox is a [`Store`]: a listener that saves into it acknowledges a message once it is
-/// durably queued for delivery (store-and-forward). A full or failing outbox is a retryable
-/// error: the sender gets AE and keeps the message.
-impl Store for Outbox {
-    fn save(&self, message: &StoredMessage<'_>) -> std::result::Result<Receipt, StoreError> {
-        match self.inner.append(Kind::Text, message.text().as_bytes()) {
-            Ok((seq, off)) => Ok(Receipt::new(format!(
-                "{}/segments/{} @{off}",
-                self.inner.dir.display(),
-                segment::file_name(seq)
-            ))),
-            Err(e @ Error::Full { .. }) => Err(StoreError::retryable(e.to_string())),
-            // The error is the source, shown once after the sentence.
-            Err(e) => Err(StoreError::retryable("cannot queue the message").with_source(e)),
-        }
-    }
-
-    fn name(&self) -> String {
-        self.inner.dir.display().to_string()
-    }
-
-    fn check(&self) -> std::result::Result<(), StoreError> {
-        match &self.inner.lock().failed {
-            Some(why) => Err(StoreError::retryable(why.clone())),
-            None => Ok(()),
-        }
     }
 }
 
