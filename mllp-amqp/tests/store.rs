@@ -220,7 +220,12 @@ fn the_next_host_is_tried_when_one_is_down_and_check_is_bounded() {
         })
         .collect();
     // H1 was confirmed before the kill (a durable queue keeps persistent messages); H2 never.
-    assert_eq!(ids, ["H1", "H3"]);
+    assert_eq!(
+        ids,
+        ["H1", "H3"],
+        "the broker's recovery after the kill said:\n{}",
+        node.recovery_lines()
+    );
     running.shutdown();
     running.join().unwrap();
 }

@@ -313,6 +313,26 @@ impl RabbitNode {
         self.node.server.as_ref().map(Child::id)
     }
 
+    /// The lines of the node's logs (its console and the log files RabbitMQ writes) about
+    /// recovering queues after an unclean shutdown, where RabbitMQ says how many persistent
+    /// messages it dropped: what a test that lost a confirmed message across a kill shows.
+    pub fn recovery_lines(&self) -> String {
+        let mut lines = Vec::new();
+        let files = fs::read_dir(self.node.dir.join("log")).into_iter().flatten();
+        for file in files.flatten() {
+            let text = fs::read_to_string(file.path()).unwrap_or_default();
+            lines.extend(
+                text.lines()
+                    .filter(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.contains("unclean") || l.contains("dropped") || l.contains("recover")
+                    })
+                    .map(str::to_owned),
+            );
+        }
+        lines.join("\n")
+    }
+
     /// The scratch directory of this node (certificates for a TLS listener can go there).
     pub fn dir(&self) -> &Path {
         &self.shared.dir
