@@ -318,7 +318,9 @@ impl RabbitNode {
     /// messages it dropped: what a test that lost a confirmed message across a kill shows.
     pub fn recovery_lines(&self) -> String {
         let mut lines = Vec::new();
-        let files = fs::read_dir(self.node.dir.join("log")).into_iter().flatten();
+        let files = fs::read_dir(self.node.dir.join("log"))
+            .into_iter()
+            .flatten();
         for file in files.flatten() {
             let text = fs::read_to_string(file.path()).unwrap_or_default();
             lines.extend(
