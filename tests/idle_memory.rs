@@ -22,6 +22,26 @@ fn open_files_limit() -> Option<u64> {
     })
 }
 
+/// How many of this process's connection threads (`mllp-conn-N`) are asleep (state `S` in
+/// `/proc/self/task/TID/stat`): an idle connection's thread sleeps only in its read.
+fn connection_threads_asleep() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // "TID (COMM) STATE ...": the name may hold spaces, the state follows the last ')'.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                return false;
+            };
+            stat[open + 1..close].starts_with("mllp-conn-")
+                && stat[close + 1..].trim_start().starts_with('S')
+        })
+        .count()
+}
+
 #[test]
 fn a_thousand_idle_connections_fit_in_64_mib() {
     let Some(before) = common::rss_bytes() else {
@@ -64,8 +84,14 @@ fn a_thousand_idle_connections_fit_in_64_mib() {
             clients.len()
         );
     }
-    // Let every connection's thread reach its first (blocking) read.
-    std::thread::sleep(Duration::from_millis(300));
+    // Every connection's thread has reached its first (blocking) read: asleep in the kernel.
+    assert!(
+        common::eventually(Duration::from_secs(20), || {
+            connection_threads_asleep() >= CONNECTIONS
+        }),
+        "only {} of {CONNECTIONS} connection threads wait for data",
+        connection_threads_asleep()
+    );
     let after = common::rss_bytes().unwrap();
     let growth = after.saturating_sub(before);
     println!(
