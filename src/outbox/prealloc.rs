@@ -46,6 +46,9 @@ impl Inner {
         let from = st.allocated.max(st.active_len);
         if let Err(e) = write_zeros(&st.active, from, target) {
             log::debug!("cannot write space ahead in the outbox segment: {e}");
+            // Some of the zeros may be there: cut the file back to its records. Should that
+            // fail too, `allocated` errs on the large side, which only skips writing ahead.
+            st.allocated = target;
             if let Err(e) = trim(st) {
                 // Zeros after the last record are the tail a scan expects: harmless.
                 log::debug!("cannot cut the outbox segment's space ahead: {e}");
