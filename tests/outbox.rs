@@ -61,6 +61,35 @@ fn delivers_in_order_and_releases_segments() {
     assert_eq!(Outbox::inspect(&dir).unwrap().delivered, 200);
 }
 
+/// A record is read back for delivery in one read of a few kilobytes, a longer one in two:
+/// records of every size around that reach arrive whole, byte for byte.
+#[test]
+fn records_longer_than_one_read_are_delivered_whole() {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&got);
+    let down = mllp::Listener::builder("127.0.0.1:0")
+        .bind()
+        .unwrap()
+        .spawn(move |m: &mllp::Message<'_>| {
+            seen.lock().unwrap().push(m.text().to_owned());
+            mllp::Response::accept()
+        })
+        .unwrap();
+    let dir = scratch_dir("outbox-long-records");
+    let outbox = Outbox::open(&dir, config(&down.local_addr().to_string())).unwrap();
+    let sent: Vec<String> = [0, 3_000, 4_000, 4_050, 4_100, 9_000, 100_000]
+        .iter()
+        .map(|&n| format!("{}NTE|1||{}\r", adt(&format!("L{n}")), "x".repeat(n)))
+        .collect();
+    for text in &sent {
+        outbox.enqueue(text).unwrap();
+    }
+    assert!(eventually(LIMIT, || outbox.stats().delivered == sent.len() as u64));
+    outbox.close().unwrap();
+    assert_eq!(*got.lock().unwrap(), sent);
+    down.shutdown();
+}
+
 #[test]
 fn pending_messages_survive_a_reopen_and_go_out_in_order() {
     let dir = scratch_dir("outbox-reopen");

@@ -25,8 +25,9 @@ mod failing;
 
 use failing::{rejection, Failing};
 
-/// How much of a segment one read takes: a record's header and, most often, its payload.
-const READ_AHEAD: u64 = 16 << 10;
+/// How much of a segment one read takes: a record's header and, most often (HL7 messages of a
+/// few kilobytes), its payload; a longer payload takes a second read.
+const READ_AHEAD: u64 = 4 << 10;
 
 /// How often, at most, the cursor is flushed while messages are being delivered. Between
 /// flushes a power cut can make delivered messages be delivered again (never lost).
