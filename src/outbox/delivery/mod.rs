@@ -276,7 +276,6 @@ impl Delivery {
             None => None,
         };
         let done = self.attempts(&record);
-        self.inner.lock().in_flight = false;
         self.finish(&record, done)
     }
 
@@ -284,6 +283,7 @@ impl Delivery {
     /// it, reports it; `false` when the outbox is closing or cannot go on.
     fn finish(&mut self, record: &Record, done: Done) -> bool {
         let mut st = self.inner.lock();
+        st.in_flight = false;
         let outcome = match done {
             Done::Closing => return false,
             Done::Delivered(ack) => {
