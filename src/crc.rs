@@ -8,47 +8,36 @@ const POLY32: u32 = 0xEDB8_8320;
 /// The reflected ECMA-182 polynomial.
 const POLY64: u64 = 0xC96C_5795_D787_0F42;
 
-/// One entry per byte value.
-const TABLE32: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                POLY32 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
-/// One entry per byte value.
-const TABLE64: [u64; 256] = {
+/// The table of a reflected CRC with polynomial `poly`: one entry per byte value. Computed in
+/// 64 bits for both widths (a 32-bit polynomial never sets the upper half).
+const fn table(poly: u64) -> [u64; 256] {
     let mut table = [0u64; 256];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u64;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                POLY64 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { poly ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         table[i] = c;
         i += 1;
     }
     table
+}
+
+const TABLE32: [u32; 256] = {
+    let wide = table(POLY32 as u64);
+    let mut narrow = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        narrow[i] = wide[i] as u32;
+        i += 1;
+    }
+    narrow
 };
+
+const TABLE64: [u64; 256] = table(POLY64);
 
 /// A running CRC-32.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use super::listen::{self, ListenOptions, RECEIVING};
 use super::metrics::MONITORING;
 use super::network::{ACCESS, KEEPALIVE};
 use super::options::{label_charset, Common, Failure, ENCODING, FRAMING, OUTPUT};
-use super::sender_options::{tls_version, SenderOptions, ATTEMPTS, SENDING};
+use super::sender_options::{identity_group, SenderOptions, ATTEMPTS, SENDING};
 use super::store_policy::StorePolicy;
 use super::{logger, serve_tls, tls_key};
 
@@ -167,61 +167,12 @@ const RELAY: Group<RelayOptions> = Group {
 };
 
 /// The client certificate toward HOST:PORT (`--tls-cert` is the listener's own).
-const TO_IDENTITY: Group<SenderOptions> = Group {
-    title: "Client certificate, TLS version toward HOST:PORT",
-    opts: &[
-        Opt {
-            spec: Spec {
-                long: "to-tls-cert",
-                short: None,
-                value: Some("PEM"),
-                help: "the client certificate to show downstream (with --to-tls-key)",
-            },
-            set: |s, v| {
-                s.tls.cert = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "to-tls-key",
-                short: None,
-                value: Some("PEM"),
-                help: "its private key: PKCS#8, or encrypted (PKCS#8 or traditional PEM)",
-            },
-            set: |s, v| {
-                s.tls.key = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "to-tls-key-password-file",
-                short: None,
-                value: Some("PATH"),
-                help: "the password of an encrypted --to-tls-key: the first line of PATH\n\
-                       (a file only this service can read); without it,\n\
-                       MLLP_TO_TLS_KEY_PASSWORD",
-            },
-            set: |s, v| {
-                s.tls.key_password_file = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "to-tls-min-version",
-                short: None,
-                value: Some("1.2|1.3"),
-                help: "the oldest TLS version accepted downstream (default 1.2)",
-            },
-            set: |s, v| {
-                s.tls.min_version = Some(tls_version(v.name(), &v.text())?);
-                Ok(())
-            },
-        },
-    ],
-};
+pub(crate) const TO_IDENTITY: Group<SenderOptions> = identity_group!(
+    "Client certificate, TLS version toward HOST:PORT",
+    "to-",
+    "MLLP_TO_TLS_KEY_PASSWORD",
+    " downstream"
+);
 
 /// The settings of `mllp relay`.
 #[derive(Debug)]

@@ -147,62 +147,90 @@ pub const ATTEMPTS: Group<SenderOptions> = Group {
     }],
 };
 
+/// The options of a sender's client certificate and oldest TLS version, their names starting
+/// with `$prefix` (`""` for `mllp send`, `forward` and `check`, `"to-"` for the relay's
+/// downstream): one definition for both sets. `$env` is the password's variable, the `env` of
+/// the matching [`KeyNames`] (a test checks that the help names it).
+macro_rules! identity_group {
+    ($title:literal, $prefix:literal, $env:literal, $where:literal) => {
+        $crate::args::Group {
+            title: $title,
+            opts: &[
+                $crate::args::Opt {
+                    spec: $crate::args::Spec {
+                        long: concat!($prefix, "tls-cert"),
+                        short: None,
+                        value: Some("PEM"),
+                        help: concat!(
+                            "the client certificate to show",
+                            $where,
+                            " (with --",
+                            $prefix,
+                            "tls-key)"
+                        ),
+                    },
+                    set: |s, v| {
+                        s.tls.cert = Some(v.path());
+                        Ok(())
+                    },
+                },
+                $crate::args::Opt {
+                    spec: $crate::args::Spec {
+                        long: concat!($prefix, "tls-key"),
+                        short: None,
+                        value: Some("PEM"),
+                        help: "its private key: PKCS#8, or encrypted (PKCS#8 or traditional PEM)",
+                    },
+                    set: |s, v| {
+                        s.tls.key = Some(v.path());
+                        Ok(())
+                    },
+                },
+                $crate::args::Opt {
+                    spec: $crate::args::Spec {
+                        long: concat!($prefix, "tls-key-password-file"),
+                        short: None,
+                        value: Some("PATH"),
+                        help: concat!(
+                            "the password of an encrypted --",
+                            $prefix,
+                            "tls-key: the first line of PATH\n\
+                             (a file only this service can read); without it,\n",
+                            $env
+                        ),
+                    },
+                    set: |s, v| {
+                        s.tls.key_password_file = Some(v.path());
+                        Ok(())
+                    },
+                },
+                $crate::args::Opt {
+                    spec: $crate::args::Spec {
+                        long: concat!($prefix, "tls-min-version"),
+                        short: None,
+                        value: Some("1.2|1.3"),
+                        help: concat!("the oldest TLS version accepted", $where, " (default 1.2)"),
+                    },
+                    set: |s, v| {
+                        s.tls.min_version =
+                            Some($crate::sender_options::tls_version(v.name(), &v.text())?);
+                        Ok(())
+                    },
+                },
+            ],
+        }
+    };
+}
+pub(crate) use identity_group;
+
 /// The client certificate a sender shows and the oldest TLS version it accepts, as `mllp send`
 /// and `mllp forward` name them.
-pub const IDENTITY: Group<SenderOptions> = Group {
-    title: "Client certificate, TLS version",
-    opts: &[
-        Opt {
-            spec: Spec {
-                long: "tls-cert",
-                short: None,
-                value: Some("PEM"),
-                help: "the client certificate to show (with --tls-key)",
-            },
-            set: |s, v| {
-                s.tls.cert = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-key",
-                short: None,
-                value: Some("PEM"),
-                help: "its private key: PKCS#8, or encrypted (PKCS#8 or traditional PEM)",
-            },
-            set: |s, v| {
-                s.tls.key = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-key-password-file",
-                short: None,
-                value: Some("PATH"),
-                help: "the password of an encrypted --tls-key: the first line of PATH\n\
-                       (a file only this service can read); without it, MLLP_TLS_KEY_PASSWORD",
-            },
-            set: |s, v| {
-                s.tls.key_password_file = Some(v.path());
-                Ok(())
-            },
-        },
-        Opt {
-            spec: Spec {
-                long: "tls-min-version",
-                short: None,
-                value: Some("1.2|1.3"),
-                help: "the oldest TLS version accepted (default 1.2)",
-            },
-            set: |s, v| {
-                s.tls.min_version = Some(tls_version(v.name(), &v.text())?);
-                Ok(())
-            },
-        },
-    ],
-};
+pub const IDENTITY: Group<SenderOptions> = identity_group!(
+    "Client certificate, TLS version",
+    "",
+    "MLLP_TLS_KEY_PASSWORD",
+    ""
+);
 
 impl SenderOptions {
     /// Checks the options together, once all were taken (and turns TLS on when a TLS option
@@ -323,6 +351,20 @@ fn connector(_: &mllp::TlsClientConfig) -> Result<Arc<dyn mllp::TlsConnector>, F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The password option of each identity group names the variable its key is read with.
+    #[test]
+    fn each_key_password_option_names_its_variable() {
+        use crate::tls_key::{TLS_KEY, TO_TLS_KEY};
+        for (group, names) in [
+            (&IDENTITY, TLS_KEY),
+            (&crate::relay::TO_IDENTITY, TO_TLS_KEY),
+        ] {
+            let long = format!("{}-file", names.password);
+            let opt = group.opts.iter().find(|o| o.spec.long == long).unwrap();
+            assert!(opt.spec.help.ends_with(names.env), "{}", opt.spec.help);
+        }
+    }
 
     #[test]
     fn a_key_password_file_needs_the_key_it_is_for() {

@@ -248,10 +248,13 @@ impl Inner {
         let flushed = match prealloc::trim(st) {
             Ok(true) => st.active.sync_all(),
             Ok(false) => st.active.sync_data(),
-            Err(e) => Err(e),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cutting the space written ahead failed: {e}"),
+            )),
         };
         if let Err(e) = flushed {
-            st.failed = Some(format!("flushing a segment failed: {e}"));
+            st.failed = Some(format!("sealing a segment failed: {e}"));
             return Err(file_error(&self.segment_path(st.active_seq), e));
         }
         st.syncs += 1;

@@ -234,7 +234,9 @@ impl Delivery {
             return Err("a record runs past the flushed end".into());
         }
         let len = header.len() as usize;
-        let mut payload = bytes.split_off(RECORD_HEADER);
+        // The payload stays in the buffer it was read into (no second allocation).
+        bytes.drain(..RECORD_HEADER);
+        let mut payload = bytes;
         if payload.len() < len {
             let have = payload.len();
             payload.resize(len, 0);
