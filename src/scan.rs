@@ -1,12 +1,14 @@
 //! Fast byte search for the framing decoder.
 //!
 //! The decoder looks for the first byte of the end sequence (and, under
-//! [`StartInFrame::Restart`](crate::StartInFrame::Restart), of the start sequence) in every byte of
-//! every frame, so this is the hot loop of the crate; the module is private to it. On `x86_64` it uses AVX2 when the CPU has
-//! it (detected at run time) and SSE2, which every `x86_64` CPU has, otherwise, 64 bytes per
-//! iteration; elsewhere a portable SWAR loop over two `usize` words at a time (the technique of
-//! `memchr`'s fallback). All are tested against a naive oracle at every alignment;
-//! `BENCHMARKS.md` has the figures that justify the SIMD paths.
+//! [`StartInFrame::Restart`](crate::StartInFrame::Restart), of the start sequence) in every byte
+//! of every frame, and a sender looks for the end sequence in every message it sends, so this
+//! is the hot loop of the crate; the module is private to it. On `x86_64` it uses AVX2 when the
+//! CPU has it (detected at run time), 128 bytes per iteration, with one comparison per byte for
+//! one needle; otherwise SSE2, which every `x86_64` CPU has, 64 bytes per iteration; elsewhere a
+//! portable SWAR loop over two `usize` words at a time (the technique of `memchr`'s fallback).
+//! All are tested against a naive oracle at every alignment; `BENCHMARKS.md` has the figures
+//! that justify the SIMD paths.
 
 /// The index of the first `a` in `hay`.
 #[inline]
@@ -155,7 +157,8 @@ mod sse2 {
     }
 }
 
-/// AVX2, 64 bytes per iteration, for CPUs that have it.
+/// AVX2, 128 bytes per iteration, for CPUs that have it; one comparison per byte when both
+/// needles are the same byte (the end sequence's first byte alone), two otherwise.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
@@ -176,24 +179,67 @@ mod avx2 {
     /// The CPU must support AVX2 ([`available`]).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn find(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+        if a == b {
+            find_in::<false>(a, b, hay)
+        } else {
+            find_in::<true>(a, b, hay)
+        }
+    }
+
+    /// [`find`], comparing each byte with `b` too when `TWO`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn find_in<const TWO: bool>(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
         let len = hay.len();
         let ptr = hay.as_ptr();
         let va = _mm256_set1_epi8(a as i8);
         let vb = _mm256_set1_epi8(b as i8);
-        let hits = |v: __m256i| _mm256_or_si256(_mm256_cmpeq_epi8(v, va), _mm256_cmpeq_epi8(v, vb));
+        let hits = |v: __m256i| {
+            if TWO {
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, va), _mm256_cmpeq_epi8(v, vb))
+            } else {
+                _mm256_cmpeq_epi8(v, va)
+            }
+        };
+        // The first hit among 64 bytes whose halves' hits are `h0`, `h1`.
+        let first = |h0: __m256i, h1: __m256i| {
+            let m0 = _mm256_movemask_epi8(h0) as u32 as u64;
+            let m1 = _mm256_movemask_epi8(h1) as u32 as u64;
+            let m = m0 | (m1 << 32);
+            (m != 0).then(|| m.trailing_zeros() as usize)
+        };
         let mut i = 0;
+        while i + 128 <= len {
+            // SAFETY: the four loads read 32 bytes each at `ptr + i + 32 * k` (k < 4), inside
+            // `hay` because `i + 128 <= len`; `_mm256_loadu_si256` has no alignment
+            // requirement.
+            let (v0, v1, v2, v3) = unsafe {
+                let p = ptr.add(i) as *const __m256i;
+                (
+                    _mm256_loadu_si256(p),
+                    _mm256_loadu_si256(p.add(1)),
+                    _mm256_loadu_si256(p.add(2)),
+                    _mm256_loadu_si256(p.add(3)),
+                )
+            };
+            let (h0, h1, h2, h3) = (hits(v0), hits(v1), hits(v2), hits(v3));
+            let any = _mm256_or_si256(_mm256_or_si256(h0, h1), _mm256_or_si256(h2, h3));
+            if _mm256_movemask_epi8(any) != 0 {
+                return first(h0, h1)
+                    .or_else(|| first(h2, h3).map(|p| p + 64))
+                    .map(|p| i + p);
+            }
+            i += 128;
+        }
         while i + 64 <= len {
             // SAFETY: both loads read 32 bytes at `ptr + i` and `ptr + i + 32`, inside `hay`
-            // because `i + 64 <= len`; `_mm256_loadu_si256` has no alignment requirement.
+            // because `i + 64 <= len`.
             let (v0, v1) = unsafe {
                 let p = ptr.add(i) as *const __m256i;
                 (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
             };
-            let m0 = _mm256_movemask_epi8(hits(v0)) as u32 as u64;
-            let m1 = _mm256_movemask_epi8(hits(v1)) as u32 as u64;
-            let m = m0 | (m1 << 32);
-            if m != 0 {
-                return Some(i + m.trailing_zeros() as usize);
+            if let Some(p) = first(hits(v0), hits(v1)) {
+                return Some(i + p);
             }
             i += 64;
         }

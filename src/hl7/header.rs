@@ -80,17 +80,22 @@ fn is_delimiter(b: u8) -> bool {
 
 /// Splits `data` at the first CR or LF: (segment, rest starting at the terminator).
 fn split_segment(data: &[u8]) -> (&[u8], &[u8]) {
-    let end = data
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(data.len());
+    let end = crate::scan::find_either(b'\r', b'\n', data).unwrap_or(data.len());
     data.split_at(end)
 }
 
 /// The segments of `data`, split on CR, LF or CRLF, empty lines skipped.
-pub(crate) fn segments(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    data.split(|&b| b == b'\r' || b == b'\n')
-        .filter(|s| !s.is_empty())
+pub(crate) fn segments(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || loop {
+        if data.is_empty() {
+            return None;
+        }
+        let (segment, rest) = split_segment(data);
+        data = rest.get(1..).unwrap_or_default();
+        if !segment.is_empty() {
+            return Some(segment);
+        }
+    })
 }
 
 /// The control ID of a message whose header [`Header::parse`] refuses, when it can still be
@@ -215,6 +220,11 @@ impl<'a> Header<'a> {
     /// The whole header segment, without its terminator.
     pub fn segment(&self) -> &'a [u8] {
         self.segment
+    }
+
+    /// Everything after the header segment, its terminator included.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
     }
 
     /// Field `n` of the header segment, HL7 numbering (1 = the field separator, 2 = the

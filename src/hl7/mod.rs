@@ -34,5 +34,6 @@ pub use ack::{
 pub use control_id::{next_control_id, write_timestamp, ControlId};
 pub use escape::{escape_into, unescape};
 pub use header::{salvage_control_id, Header, Separators};
+pub(crate) use reply::Reply;
 pub use reply::{ack_control_id, Ack, ReplyKind};
 pub use split::{normalise_endings, split_messages, Batches};

@@ -77,54 +77,7 @@ impl Ack {
         if frame == COMMIT_NAK {
             return Ok(commit(AckCode::CommitReject));
         }
-        let header = Header::parse(frame)?;
-        let seps = header.separators();
-        let charset = Charset::from_header(&header, Charset::UTF_8);
-        let text_of = |value: &[u8]| -> String {
-            let bytes = unescape(value, &seps);
-            if charset == Charset::UTF_8 {
-                // Not `decode`: a field's text keeps a leading U+FEFF.
-                return String::from_utf8_lossy(&bytes).into_owned();
-            }
-            match charset.decode(&bytes, Malformed::Replace) {
-                Ok(d) => d.text.into_owned(),
-                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
-            }
-        };
-        let mut msa: Option<(AckCode, String, Option<String>)> = None;
-        let mut errors = Vec::new();
-        for seg in segments(frame) {
-            let Some(fields) = segment_fields(seg, b"MSA", seps.field) else {
-                if let Some(fields) = segment_fields(seg, b"ERR", seps.field) {
-                    if let Some(text) = err_text(fields, &seps) {
-                        errors.push(text_of(text));
-                    }
-                }
-                continue;
-            };
-            if msa.is_some() {
-                continue;
-            }
-            let mut fields = fields;
-            let code = fields.next().and_then(AckCode::parse);
-            let Some(code) = code else {
-                return Err(HeaderError::NotAnAck.into());
-            };
-            let control_id = String::from_utf8_lossy(fields.next().unwrap_or_default());
-            let text = fields.next().filter(|t| !t.is_empty()).map(text_of);
-            msa = Some((code, control_id.into_owned(), text));
-        }
-        let Some((code, control_id, text)) = msa else {
-            return Err(HeaderError::NotAnAck.into());
-        };
-        Ok(Ack {
-            kind: ReplyKind::Hl7,
-            code,
-            control_id,
-            text,
-            errors,
-            raw: frame.to_vec(),
-        })
+        Reply::read(frame).into_ack()
     }
 
     /// Whether the peer accepted the message (AA, CA, or a commit ACK).
@@ -194,14 +147,99 @@ fn err_text<'a>(fields: impl Iterator<Item = &'a [u8]>, seps: &Separators) -> Op
 /// MSA-2 of a reply frame, without building an [`Ack`]: the control ID of the message it
 /// acknowledges. `None` for a commit block or a reply without an MSA segment.
 pub fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
-    let header_sep = Header::parse(frame).ok().map(|h| h.separators().field);
-    // The first MSA segment decides, as in [`Ack::parse`]: a later one never answers for it.
-    let (rest, sep) = segments(frame).find_map(|seg| {
-        let rest = seg.strip_prefix(b"MSA")?;
-        let sep = header_sep.unwrap_or(*rest.first()?);
-        (rest.first() == Some(&sep)).then_some((&rest[1..], sep))
-    })?;
-    Some(rest.split(|&b| b == sep).nth(1).unwrap_or_default())
+    Reply::read(frame).control_id()
+}
+
+/// An HL7 reply frame read once: its header and its first MSA segment, found for correlating
+/// it by MSA-2 ([`Reply::control_id`]) and kept for building its [`Ack`] without reading the
+/// frame again ([`Reply::into_ack`]).
+pub(crate) struct Reply<'f> {
+    frame: &'f [u8],
+    header: Result<Header<'f>, HeaderError>,
+    /// The segments after the header (the whole frame when it has no readable header).
+    body: &'f [u8],
+    /// The fields of the first MSA segment after its name (`None` without one), and the
+    /// separator they are split on.
+    msa: Option<(&'f [u8], u8)>,
+}
+
+impl<'f> Reply<'f> {
+    /// Reads the header and finds the first MSA segment. The first MSA decides, as in
+    /// [`Ack::parse`]: a later one never answers for it. Without a readable header, a segment
+    /// counts as MSA when the character after its name separates its fields.
+    pub(crate) fn read(frame: &'f [u8]) -> Reply<'f> {
+        let header = Header::parse(frame);
+        let (body, header_sep) = match &header {
+            Ok(h) => (h.rest(), Some(h.separators().field)),
+            Err(_) => (frame, None),
+        };
+        let msa = segments(body).find_map(|seg| {
+            let rest = seg.strip_prefix(b"MSA")?;
+            match (rest.split_first(), header_sep) {
+                // A bare `MSA`: an MSA segment without fields.
+                (None, Some(sep)) => Some((rest, sep)),
+                (Some((&first, fields)), _) if header_sep.unwrap_or(first) == first => {
+                    Some((fields, first))
+                }
+                _ => None,
+            }
+        });
+        Reply {
+            frame,
+            header,
+            body,
+            msa,
+        }
+    }
+
+    /// MSA-2: the control ID of the message this reply acknowledges. `None` without an MSA
+    /// segment.
+    pub(crate) fn control_id(&self) -> Option<&'f [u8]> {
+        let (fields, sep) = self.msa?;
+        Some(fields.split(|&b| b == sep).nth(1).unwrap_or_default())
+    }
+
+    /// The acknowledgement, as [`Ack::parse`] reads it (a commit block is not an HL7 reply:
+    /// `Ack::parse` sees to those).
+    pub(crate) fn into_ack(self) -> Result<Ack, Error> {
+        let header = self.header?;
+        let seps = header.separators();
+        let Some((fields, _)) = self.msa else {
+            return Err(HeaderError::NotAnAck.into());
+        };
+        let mut fields = fields.split(|&b| b == seps.field);
+        let code = fields.next().and_then(AckCode::parse);
+        let Some(code) = code else {
+            return Err(HeaderError::NotAnAck.into());
+        };
+        let charset = Charset::from_header(&header, Charset::UTF_8);
+        let text_of = |value: &[u8]| -> String {
+            let bytes = unescape(value, &seps);
+            if charset == Charset::UTF_8 {
+                // Not `decode`: a field's text keeps a leading U+FEFF.
+                return String::from_utf8_lossy(&bytes).into_owned();
+            }
+            match charset.decode(&bytes, Malformed::Replace) {
+                Ok(d) => d.text.into_owned(),
+                Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+            }
+        };
+        let control_id = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+        let text = fields.next().filter(|t| !t.is_empty()).map(text_of);
+        let errors = segments(self.body)
+            .filter_map(|seg| segment_fields(seg, b"ERR", seps.field))
+            .filter_map(|fields| err_text(fields, &seps))
+            .map(text_of)
+            .collect();
+        Ok(Ack {
+            kind: ReplyKind::Hl7,
+            code,
+            control_id,
+            text,
+            errors,
+            raw: self.frame.to_vec(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +256,12 @@ mod tests {
         let frame = b"MSH|^~\\&|B|B|A|A|0||ACK|R|P|2.5\rMSA|AE|ID2\rMSA|AA|ID1\r";
         assert_eq!(ack_control_id(frame), Some(&b"ID2"[..]));
         assert_eq!(Ack::parse(frame).unwrap().control_id, "ID2");
+        // A bare MSA (no fields) is the first MSA too: it answers no message and is no ACK.
+        let frame = b"MSH|^~\\&|B|B|A|A|0||ACK|R|P|2.5\rMSA\rMSA|AA|ID1\r";
+        assert_eq!(ack_control_id(frame), Some(&b""[..]));
+        assert!(Ack::parse(frame).is_err());
+        // Without a readable header, the character after MSA separates its fields.
+        assert_eq!(ack_control_id(b"MSA#AA#ID3\r"), Some(&b"ID3"[..]));
     }
 
     #[test]

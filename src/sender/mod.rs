@@ -279,14 +279,19 @@ impl Sender {
     }
 
     /// Drives one [`Exchange`] of `message` to its end over the connection.
+    ///
+    /// The clock is read once per step, after its system call: that time is passed to the
+    /// exchange and is what the next step's deadline is measured from (in steady state three
+    /// reads per message: the start, after the write, after the read).
     fn deliver(&mut self, message: &[u8], correlate: bool) -> Result<Ack> {
         if self.conn.is_none() && self.link.is_connected() {
             self.link.handle_closed();
         }
+        let mut now = Instant::now();
         let mut ex = if correlate {
-            Exchange::new(&mut self.link, message, Instant::now())?
+            Exchange::new(&mut self.link, message, now)?
         } else {
-            Exchange::uncorrelated(&mut self.link, message, Instant::now())?
+            Exchange::uncorrelated(&mut self.link, message, now)?
         };
         let conn = &mut self.conn;
         let buf = &mut self.buf;
@@ -305,33 +310,34 @@ impl Sender {
                         self.nodelay,
                         self.keepalive.as_ref(),
                     );
+                    now = Instant::now();
                     match connected {
                         Ok(stream) => {
                             let peer = stream.peer_addr().ok();
                             *conn = Some(stream);
-                            ex.handle_connected(peer, Instant::now());
+                            ex.handle_connected(peer, now);
                         }
-                        Err(e) => ex.handle_error(e, Instant::now()),
+                        Err(e) => ex.handle_error(e, now),
                     }
                 }
                 Transmit::Drain => match conn.as_mut() {
-                    Some(stream) => drain(stream, buf, &mut ex),
-                    None => ex.handle_eof(Instant::now()),
+                    Some(stream) => now = drain(stream, buf, &mut ex),
+                    None => ex.handle_eof(now),
                 },
                 Transmit::Write(parts) => {
                     let Some(stream) = conn.as_mut() else {
-                        ex.handle_eof(Instant::now());
+                        ex.handle_eof(now);
                         continue;
                     };
                     let len = parts.iter().map(|p| p.len()).sum();
-                    let written = match left(deadline) {
+                    let written = match left(deadline, now) {
                         None => Err(Error::Timeout(Timeout::Write)),
                         Some(within) => {
-                            stream.set_deadline(within);
+                            stream.set_deadline_since(within, now);
                             write_parts(stream, parts).map_err(|e| Error::io(Phase::Write, e))
                         }
                     };
-                    let now = Instant::now();
+                    now = Instant::now();
                     match written {
                         Ok(()) => ex.handle_written(len, now),
                         Err(Error::Timeout(_)) => ex.handle_timeout(now),
@@ -340,34 +346,36 @@ impl Sender {
                 }
                 Transmit::Read => {
                     let Some(stream) = conn.as_mut() else {
-                        ex.handle_eof(Instant::now());
+                        ex.handle_eof(now);
                         continue;
                     };
-                    match left(deadline) {
-                        None => ex.handle_timeout(Instant::now()),
+                    match left(deadline, now) {
+                        None => ex.handle_timeout(now),
                         Some(within) => {
-                            stream.set_deadline(within);
-                            read_into(stream, buf, &mut ex);
+                            stream.set_deadline_since(within, now);
+                            now = read_into(stream, buf, &mut ex);
                         }
                     }
                 }
                 Transmit::Wait => {
-                    if let Some(Some(delay)) = left(deadline) {
+                    if let Some(Some(delay)) = left(deadline, now) {
                         std::thread::sleep(delay);
                     }
-                    ex.handle_timeout(Instant::now());
+                    now = Instant::now();
+                    ex.handle_timeout(now);
                 }
             }
         }
     }
 }
 
-/// The time left until `deadline`: `Some(None)` without a deadline, `None` when it has passed.
-fn left(deadline: Option<Instant>) -> Option<Option<Duration>> {
+/// The time left at `now` until `deadline`: `Some(None)` without a deadline, `None` when it
+/// has passed.
+fn left(deadline: Option<Instant>, now: Instant) -> Option<Option<Duration>> {
     match deadline {
         None => Some(None),
         Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
+            let left = d.saturating_duration_since(now);
             (!left.is_zero()).then_some(Some(left))
         }
     }
@@ -383,34 +391,40 @@ fn write_parts(stream: &mut Stream, parts: [&[u8]; 3]) -> io::Result<()> {
     stream.flush()
 }
 
-/// One read of the reply (waiting until the stream's deadline), reported to the exchange.
-fn read_into(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) {
+/// One read of the reply (waiting until the stream's deadline), reported to the exchange;
+/// the time it was reported at.
+fn read_into(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) -> Instant {
     if buf.len() < READ_CHUNK {
         buf.resize(READ_CHUNK, 0);
     }
     let result = stream.read(buf);
-    report_read(result, buf, ex);
+    report_read(result, buf, ex)
 }
 
-/// One step of discarding what the peer sent before a write: reads without waiting.
-fn drain(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) {
-    match waiting(stream) {
-        Peek::Closed => ex.handle_eof(Instant::now()),
-        Peek::Idle => ex.handle_drained(Instant::now()),
+/// One step of discarding what the peer sent before a write: reads without waiting. The
+/// time it was reported at.
+fn drain(stream: &mut Stream, buf: &mut Vec<u8>, ex: &mut Exchange<'_>) -> Instant {
+    let peek = waiting(stream);
+    let now = Instant::now();
+    match peek {
+        Peek::Closed => ex.handle_eof(now),
+        Peek::Idle => ex.handle_drained(now),
         Peek::Data => {
             if buf.len() < READ_CHUNK {
                 buf.resize(READ_CHUNK, 0);
             }
             let result = read_now(stream, buf);
             match result {
-                Err(e) if is_timeout_kind(e.kind()) => ex.handle_drained(Instant::now()),
-                result => report_read(result, buf, ex),
+                Err(e) if is_timeout_kind(e.kind()) => ex.handle_drained(now),
+                result => return report_read(result, buf, ex),
             }
         }
     }
+    now
 }
 
-fn report_read(result: io::Result<usize>, buf: &[u8], ex: &mut Exchange<'_>) {
+/// Reports one read to the exchange; the time it was reported at.
+fn report_read(result: io::Result<usize>, buf: &[u8], ex: &mut Exchange<'_>) -> Instant {
     let now = Instant::now();
     match result {
         Ok(0) => ex.handle_eof(now),
@@ -419,6 +433,7 @@ fn report_read(result: io::Result<usize>, buf: &[u8], ex: &mut Exchange<'_>) {
         Err(e) if is_timeout_kind(e.kind()) => ex.handle_timeout(now),
         Err(e) => ex.handle_error(Error::io(Phase::Read, e), now),
     }
+    now
 }
 
 /// What is waiting on the socket, judged without blocking. Under TLS, records waiting are

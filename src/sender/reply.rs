@@ -10,7 +10,7 @@ use log::{debug, warn};
 use super::link::Link;
 use crate::codec::Event;
 use crate::error::{Error, HeaderError, Result, Timeout};
-use crate::hl7::{ack_control_id, Ack, Header, ReplyKind, COMMIT_ACK, COMMIT_NAK};
+use crate::hl7::{ack_control_id, Ack, Header, Reply, ReplyKind, COMMIT_ACK, COMMIT_NAK};
 
 /// Judges the frame at `range` of the link's buffer as the reply to the message `id` (`None`:
 /// not correlated, any acknowledgement): the acknowledgement when it is one, else `None` after
@@ -21,7 +21,7 @@ pub(super) fn judge(link: &mut Link, range: Range<usize>, id: Option<&[u8]>) -> 
     let verdict = classify(&link.buf[range], id, link.reply);
     let id = id.unwrap_or(b"(not correlated)");
     match verdict {
-        Verdict::Reply(frame) => match Ack::parse(frame) {
+        Verdict::Reply(ack) => match ack {
             Ok(ack) => {
                 if ack.is_success() {
                     stats.acks += 1;
@@ -85,8 +85,8 @@ pub(super) fn discard(link: &mut Link, event: &Event) -> bool {
 /// What a reply frame is, for the message awaiting its acknowledgement.
 #[derive(Debug)]
 pub(super) enum Verdict<'f> {
-    /// The reply to the message.
-    Reply(&'f [u8]),
+    /// The reply to the message, read (or why it cannot be).
+    Reply(Result<Ack>),
     /// An acknowledgement for another control ID.
     Stale(&'f [u8]),
     /// Not an acknowledgement this sender can use; its length.
@@ -94,16 +94,18 @@ pub(super) enum Verdict<'f> {
 }
 
 /// What `frame` is to a message awaiting the reply for `id` (`None`: any acknowledgement).
+/// The frame is read once, for its MSA-2 and then for its [`Ack`].
 pub(super) fn classify<'f>(frame: &'f [u8], id: Option<&[u8]>, reply: ReplyKind) -> Verdict<'f> {
     if frame == COMMIT_ACK || frame == COMMIT_NAK {
         return match reply {
-            ReplyKind::Mllp2 => Verdict::Reply(frame),
+            ReplyKind::Mllp2 => Verdict::Reply(Ack::parse(frame)),
             ReplyKind::Hl7 => Verdict::Junk(frame.len()),
         };
     }
-    match ack_control_id(frame) {
-        _ if id.is_none() && reply == ReplyKind::Hl7 => Verdict::Reply(frame),
-        Some(got) if Some(got) == id => Verdict::Reply(frame),
+    let read = Reply::read(frame);
+    match read.control_id() {
+        _ if id.is_none() && reply == ReplyKind::Hl7 => Verdict::Reply(read.into_ack()),
+        Some(got) if Some(got) == id => Verdict::Reply(read.into_ack()),
         Some(got) => Verdict::Stale(got),
         None => Verdict::Junk(frame.len()),
     }

@@ -36,14 +36,24 @@ pub(super) struct Deadline {
     within: Duration,
     /// How far the socket timeout may be from the time left before it is set again.
     slack: Duration,
+    /// The time left as of when the deadline was set, for the first system call after that
+    /// (taken by [`TlsSocket::arm`]): a caller that has just read the clock passes it in, and
+    /// the call it makes next does not read the clock again.
+    fresh: Option<Duration>,
 }
 
 impl Deadline {
     pub(super) fn new(within: Duration) -> Deadline {
+        Deadline::since(within, Instant::now())
+    }
+
+    /// A deadline `within` from `now`, a time just read from the clock.
+    pub(super) fn since(within: Duration, now: Instant) -> Deadline {
         Deadline {
-            at: Instant::now().checked_add(within),
+            at: now.checked_add(within),
             within,
             slack: ARM_SLACK.min(within / 16),
+            fresh: Some(within),
         }
     }
 
@@ -121,16 +131,20 @@ impl TlsSocket {
 
     /// Before a read or write: under a deadline, sets the socket timeout to the time left (when
     /// the one set is not close to it already), or fails when no time is left.
-    pub(super) fn arm(&self, dir: Dir) -> io::Result<()> {
-        let Some(deadline) = self.deadline else {
+    pub(super) fn arm(&mut self, dir: Dir) -> io::Result<()> {
+        let Some(deadline) = self.deadline.as_mut() else {
             return Ok(());
         };
-        let left = deadline.left();
+        let slack = deadline.slack;
+        let left = match deadline.fresh.take() {
+            Some(left) => left,
+            None => deadline.left(),
+        };
         if left.is_zero() {
             return Err(deadline_passed());
         }
         let armed = self.armed(dir).load(Ordering::Relaxed);
-        if armed == UNKNOWN || Duration::from_nanos(armed).abs_diff(left) > deadline.slack {
+        if armed == UNKNOWN || Duration::from_nanos(armed).abs_diff(left) > slack {
             self.set_timeout(dir, Some(left))?;
         }
         Ok(())
@@ -174,5 +188,31 @@ impl fmt::Debug for TlsSocket {
             .field("tcp", &self.tcp)
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_deadline_set_with_the_time_just_read_arms_the_next_call_without_a_clock_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut sock = TlsSocket::new(tcp);
+        // The time passed in is 10 s old: measured from the clock, a 5 s deadline has passed.
+        let then = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .expect("the machine has been up for 10 s");
+        sock.deadline = Some(Deadline::since(Duration::from_secs(5), then));
+        sock.arm(Dir::Read).unwrap();
+        assert_eq!(
+            sock.tcp.read_timeout().unwrap(),
+            Some(Duration::from_secs(5))
+        );
+        // Only the first call takes the time left as given; the next one reads the clock.
+        let err = sock.arm(Dir::Read).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

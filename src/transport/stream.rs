@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::deadline::{Deadline, Dir, Sock};
 use super::session::Conn;
@@ -121,6 +121,12 @@ impl Stream {
     /// were last set.
     pub fn set_deadline(&mut self, within: Option<Duration>) {
         self.sock_mut().deadline = within.map(Deadline::new);
+    }
+
+    /// [`Stream::set_deadline`] for a caller that has just read the clock (`now`): the next
+    /// read or write takes `within` as the time left instead of reading the clock again.
+    pub(crate) fn set_deadline_since(&mut self, within: Option<Duration>, now: Instant) {
+        self.sock_mut().deadline = within.map(|w| Deadline::since(w, now));
     }
 
     /// Whether the deadline set with [`Stream::set_deadline`] has passed (`false` without a
