@@ -470,6 +470,13 @@ impl std::error::Error for Error {
     }
 }
 
+/// The detailed errors are errors on their own too, for code that handles one without the
+/// crate's [`Error`] around it (their text is the same inside it, so [`Error::source`] does not
+/// repeat them).
+impl std::error::Error for FrameError {}
+impl std::error::Error for HeaderError {}
+impl std::error::Error for CharsetError {}
+
 impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.as_deref().map(|e| e as _)
@@ -513,6 +520,21 @@ mod tests {
             std::mem::size_of::<Error>()
         );
         assert_eq!(std::mem::size_of::<FrameError>(), 16);
+    }
+
+    #[test]
+    fn the_detailed_errors_box_as_errors_with_their_text() {
+        let boxed: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(FrameError::PayloadContainsEnd { at: 7 });
+        assert_eq!(
+            boxed.to_string(),
+            FrameError::PayloadContainsEnd { at: 7 }.to_string()
+        );
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(HeaderError::NotAnAck);
+        assert!(boxed.to_string().contains("ACK"), "{boxed}");
+        let boxed: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(CharsetError::Unknown("x".into()));
+        assert!(boxed.to_string().contains('x'), "{boxed}");
     }
 
     #[test]

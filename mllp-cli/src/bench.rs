@@ -18,6 +18,13 @@
 //! The baseline is raw sender ↔ raw listener, measured in the same run; every figure is also
 //! given as a ratio to it.
 //!
+//! With [`BenchConfig::sides`], a third sender shows what the protocol itself costs on top of
+//! the baseline ([`Side::RawChecked`]): the raw loop plus the two things no correct sender may
+//! skip, the check that the message does not contain the frame end sequence (a listener would
+//! cut it there and acknowledge the first part) and a bounded wait for the ACK (a socket read
+//! timeout). This crate's sender is also given as a ratio to it: what the library adds beyond
+//! that floor.
+//!
 //! # Pinning
 //! On a small machine, unpinned ping-pong figures mostly measure where the scheduler puts the
 //! two sides. With [`Pin::One`] or [`Pin::Two`], each side runs in a process of its own started
@@ -54,6 +61,9 @@ pub enum Side {
     Mllp,
     /// A raw `std::net` loop with no library.
     Raw,
+    /// As a sender, the raw loop plus the work every correct sender must do (the end-sequence
+    /// check of each message, an ACK timeout on the socket); as a listener, the raw one.
+    RawChecked,
 }
 
 impl Side {
@@ -61,6 +71,7 @@ impl Side {
         match self {
             Side::Mllp => "mllp",
             Side::Raw => "raw",
+            Side::RawChecked => "raw-checked",
         }
     }
 
@@ -68,6 +79,7 @@ impl Side {
         match s {
             "mllp" => Some(Side::Mllp),
             "raw" => Some(Side::Raw),
+            "raw-checked" => Some(Side::RawChecked),
             _ => None,
         }
     }
@@ -110,7 +122,8 @@ pub struct BenchConfig {
     /// MLLP release 2 commit blocks instead of HL7 ACKs.
     pub mllp2: bool,
     /// Also measure each side alone against the raw other side (our sender ↔ raw listener, raw
-    /// sender ↔ our listener), reported in [`BenchReport::sides`]. Implies `baseline`.
+    /// sender ↔ our listener) and the checked raw sender ([`Side::RawChecked`]) against the raw
+    /// listener, reported in [`BenchReport::sides`]. Implies `baseline`.
     pub sides: bool,
     /// Where the sides run (default: threads of this process, unpinned).
     pub pin: Pin,
@@ -172,6 +185,9 @@ pub struct BenchReport {
     pub baseline: Option<Box<BenchReport>>,
     /// Each side alone against the raw other side, when asked for ([`BenchConfig::sides`]).
     pub sides: Vec<BenchReport>,
+    /// For this crate's sender against the raw listener: the checked raw sender's run
+    /// ([`Side::RawChecked`]), the floor of what a correct sender costs.
+    pub floor: Option<Box<BenchReport>>,
     /// System calls per message, when asked for ([`BenchConfig::syscalls`]) and counted.
     pub syscalls: Option<Syscalls>,
 }
@@ -189,9 +205,17 @@ impl BenchReport {
 
     /// Messages per second relative to the baseline, when there is one.
     pub fn ratio(&self) -> Option<f64> {
-        self.baseline
-            .as_ref()
-            .map(|b| self.msgs_per_sec() / b.msgs_per_sec().max(1e-9))
+        self.baseline.as_ref().map(|b| self.relative_to(b))
+    }
+
+    /// Messages per second relative to the checked raw sender's, when measured
+    /// ([`BenchReport::floor`]).
+    pub fn floor_ratio(&self) -> Option<f64> {
+        self.floor.as_ref().map(|f| self.relative_to(f))
+    }
+
+    fn relative_to(&self, other: &BenchReport) -> f64 {
+        self.msgs_per_sec() / other.msgs_per_sec().max(1e-9)
     }
 }
 
@@ -317,6 +341,7 @@ impl Sample {
             max: self.max,
             baseline: None,
             sides: Vec::new(),
+            floor: None,
             syscalls: None,
         }
     }
@@ -372,7 +397,11 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, mllp::Error> {
         pairings.push((Side::Raw, Side::Raw));
     }
     if config.sides && !external {
-        for pair in [(Side::Mllp, Side::Raw), (Side::Raw, Side::Mllp)] {
+        for pair in [
+            (Side::Mllp, Side::Raw),
+            (Side::Raw, Side::Mllp),
+            (Side::RawChecked, Side::Raw),
+        ] {
             if !pairings.contains(&pair) {
                 pairings.push(pair);
             }
@@ -407,6 +436,16 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, mllp::Error> {
         for (report, &(sender, listener)) in reports.iter_mut().zip(&pairings) {
             report.syscalls = syscalls::count(config, sender, listener)?;
         }
+    }
+    let floor = pairings
+        .iter()
+        .position(|&p| p == (Side::RawChecked, Side::Raw))
+        .map(|k| reports[k].clone());
+    if let (Some(floor), Some(k)) = (
+        floor,
+        pairings.iter().position(|&p| p == (Side::Mllp, Side::Raw)),
+    ) {
+        reports[k].floor = Some(Box::new(floor));
     }
     let mut main = reports.remove(0);
     if with_baseline {

@@ -91,8 +91,9 @@ const BENCH: Group<BenchConfig> = Group {
                 long: "sides",
                 short: None,
                 value: None,
-                help: "also time our sender against a raw listener and a raw sender\n\
-                       against our listener (implies --baseline)",
+                help: "also time our sender against a raw listener, a raw sender\n\
+                       against our listener, and a raw sender with the checks every\n\
+                       sender needs (implies --baseline)",
             },
             set: |c, _| {
                 c.sides = true;

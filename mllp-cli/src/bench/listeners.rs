@@ -58,7 +58,7 @@ pub(super) fn serve(
                 inner: ServedInner::Mllp(running),
             })
         }
-        Side::Raw => {
+        Side::Raw | Side::RawChecked => {
             let tcp = TcpListener::bind("127.0.0.1:0").map_err(io_error)?;
             let addr = tcp.local_addr().map_err(io_error)?.to_string();
             let stop = Arc::new(AtomicBool::new(false));

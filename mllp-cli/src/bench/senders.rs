@@ -36,7 +36,11 @@ pub(super) fn drive(
             let digits = ids.end - COUNTER_DIGITS..ids.end;
             let run = match side {
                 Side::Mllp => mllp_sender(&addr, msg, digits, params, framing, per_conn, &ready),
-                Side::Raw => raw_sender(&addr, msg, digits, params, framing, per_conn, &ready),
+                Side::Raw | Side::RawChecked => {
+                    let checked = side == Side::RawChecked;
+                    let raw = RawSender { framing, checked };
+                    raw.run(&addr, msg, digits, params, per_conn, &ready)
+                }
             };
             if run.is_err() {
                 // Do not leave the other threads waiting at the barrier.
@@ -127,55 +131,79 @@ pub(super) fn mllp_sender(
     Ok((latencies, (msg.len() * count) as u64))
 }
 
-/// One connection of the raw sender: write the framed bytes, read until the reply ends with
-/// the frame end sequence.
-pub(super) fn raw_sender(
-    addr: &str,
-    msg: Vec<u8>,
-    digits: std::ops::Range<usize>,
-    params: Params,
-    framing: Framing,
-    count: usize,
-    ready: &Barrier,
-) -> SenderRun {
-    let mut tcp = TcpStream::connect(addr).map_err(io_error)?;
-    tcp.set_nodelay(true).map_err(io_error)?;
-    let (start, end) = (framing.start(), framing.end());
-    let mut frame = Vec::with_capacity(msg.len() + start.len() + end.len());
-    frame.extend_from_slice(start);
-    frame.extend_from_slice(&msg);
-    frame.extend_from_slice(end);
-    let digits = digits.start + start.len()..digits.end + start.len();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut latencies = Vec::with_capacity(count);
-    let mut n = 0u64;
-    let mut one = |frame: &mut Vec<u8>| -> io::Result<Duration> {
-        n += 1;
-        put_counter(&mut frame[digits.clone()], n);
-        let t = Instant::now();
-        tcp.write_all(frame)?;
-        let mut len = 0;
-        loop {
-            let got = tcp.read(&mut buf[len..])?;
-            if got == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            len += got;
-            if buf[..len].ends_with(end) {
-                break;
-            }
-            if len == buf.len() {
-                len = 0; // a reply larger than the buffer: keep only its end
-            }
+/// The raw sender: write the framed bytes, read until the reply ends with the frame end
+/// sequence. When `checked`, it also does what every correct sender must: each message is
+/// checked for the end sequence before it is written (as [`Framing::check_payload`] does), and
+/// the wait for the reply is bounded by a socket read timeout (the sender's default ACK
+/// timeout; a write timeout too).
+pub(super) struct RawSender {
+    pub framing: Framing,
+    pub checked: bool,
+}
+
+impl RawSender {
+    /// One connection.
+    pub(super) fn run(
+        &self,
+        addr: &str,
+        msg: Vec<u8>,
+        digits: std::ops::Range<usize>,
+        params: Params,
+        count: usize,
+        ready: &Barrier,
+    ) -> SenderRun {
+        let mut tcp = TcpStream::connect(addr).map_err(io_error)?;
+        tcp.set_nodelay(true).map_err(io_error)?;
+        if self.checked {
+            let defaults = mllp::Timeouts::default();
+            tcp.set_read_timeout(Some(defaults.ack)).map_err(io_error)?;
+            tcp.set_write_timeout(Some(defaults.write))
+                .map_err(io_error)?;
         }
-        Ok(t.elapsed())
-    };
-    for _ in 0..params.warmup {
-        one(&mut frame).map_err(io_error)?;
+        let framing = self.framing;
+        let (start, end) = (framing.start(), framing.end());
+        let mut frame = Vec::with_capacity(msg.len() + start.len() + end.len());
+        frame.extend_from_slice(start);
+        frame.extend_from_slice(&msg);
+        frame.extend_from_slice(end);
+        let payload = start.len()..frame.len() - end.len();
+        let digits = digits.start + start.len()..digits.end + start.len();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut latencies = Vec::with_capacity(count);
+        let mut n = 0u64;
+        let mut one = |frame: &mut Vec<u8>| -> io::Result<Duration> {
+            n += 1;
+            put_counter(&mut frame[digits.clone()], n);
+            let t = Instant::now();
+            if self.checked {
+                framing
+                    .check_payload(&frame[payload.clone()])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            tcp.write_all(frame)?;
+            let mut len = 0;
+            loop {
+                let got = tcp.read(&mut buf[len..])?;
+                if got == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                len += got;
+                if buf[..len].ends_with(end) {
+                    break;
+                }
+                if len == buf.len() {
+                    len = 0; // a reply larger than the buffer: keep only its end
+                }
+            }
+            Ok(t.elapsed())
+        };
+        for _ in 0..params.warmup {
+            one(&mut frame).map_err(io_error)?;
+        }
+        ready.wait();
+        for _ in 0..count {
+            latencies.push(one(&mut frame).map_err(io_error)?);
+        }
+        Ok((latencies, (msg.len() * count) as u64))
     }
-    ready.wait();
-    for _ in 0..count {
-        latencies.push(one(&mut frame).map_err(io_error)?);
-    }
-    Ok((latencies, (msg.len() * count) as u64))
 }

@@ -83,9 +83,57 @@ fn every_pairing_runs_in_process() {
     };
     let report = run(&config).unwrap();
     assert_eq!(report.messages, 50);
-    assert_eq!(report.sides.len(), 2);
+    let labels: Vec<&str> = report.sides.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "mllp sender ↔ raw listener",
+            "raw sender ↔ mllp listener",
+            "raw-checked sender ↔ raw listener"
+        ]
+    );
     assert!(report.ratio().is_some());
+    // This crate's sender is also measured against the checked raw sender, and only it.
+    assert!(report.sides[0].floor_ratio().is_some());
+    assert!(report.sides[1..].iter().all(|s| s.floor.is_none()));
     let mut out = Vec::new();
     print(&report, &mut out).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 4);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(
+        out.lines().nth(2).unwrap().contains("× raw-checked)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_checked_raw_sender_refuses_a_message_with_the_end_sequence_and_the_plain_one_does_not() {
+    let config = BenchConfig {
+        messages: 1,
+        warmup: 0,
+        ..BenchConfig::default()
+    };
+    let params = Params::of(&config);
+    let mut msg = adt_message(200, "E1").into_bytes();
+    let at = msg.len() - 10;
+    msg[at..at + 2].copy_from_slice(config.framing.end());
+    let digits = control_id_range(std::str::from_utf8(&msg[..at]).unwrap());
+    for checked in [true, false] {
+        let served = serve(Side::Raw, params, config.framing, config.charset).unwrap();
+        let raw = RawSender {
+            framing: config.framing,
+            checked,
+        };
+        let ready = Barrier::new(1);
+        let sent = raw.run(&served.addr, msg.clone(), digits.clone(), params, 1, &ready);
+        served.stop();
+        match sent {
+            Err(e) => {
+                assert!(checked, "the plain raw sender checks nothing: {e}");
+                assert!(e.to_string().contains("end sequence"), "{e}");
+            }
+            // The raw listener answers the part before the end sequence.
+            Ok(_) => assert!(!checked, "the checked raw sender sent it"),
+        }
+    }
 }
