@@ -465,11 +465,14 @@ fn bench_baseline_and_sides_print_ratios() {
         "mllp ↔ mllp",
         "mllp sender ↔ raw listener",
         "raw sender ↔ mllp listener",
+        "raw-checked sender ↔ raw listener",
     ] {
         assert!(out.contains(what), "{what}: {out}");
     }
-    // Every line but the baseline's carries a ratio.
-    assert_eq!(out.matches('×').count(), 3, "{out}");
+    // Every line but the baseline's carries a ratio, and our sender's a second one, to the
+    // checked raw sender.
+    assert_eq!(out.matches('×').count(), 5, "{out}");
+    assert_eq!(out.matches("× raw-checked)").count(), 1, "{out}");
 }
 
 #[test]
