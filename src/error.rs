@@ -470,9 +470,9 @@ impl std::error::Error for Error {
     }
 }
 
-/// The detailed errors are errors on their own too, for code that handles one without the
-/// crate's [`Error`] around it (their text is the same inside it, so [`Error::source`] does not
-/// repeat them).
+// The detailed errors are errors on their own too, for code that handles one without the
+// crate's `Error` around it (their text is the same inside it, so `Error::source` does not
+// repeat them).
 impl std::error::Error for FrameError {}
 impl std::error::Error for HeaderError {}
 impl std::error::Error for CharsetError {}
