@@ -115,28 +115,30 @@ fn a_listener_serves_tls_with_an_encrypted_key_whose_password_stays_off_its_comm
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A TLS listener storing into `store` that asks each client for a certificate of the test CA.
+fn client_auth_listener(store: &Path) -> ListenProc {
+    let (cert, key, ca) = (
+        cert_path("server.pem"),
+        cert_path("server.key"),
+        cert_path("ca.pem"),
+    );
+    let tls = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+    ];
+    ListenProc::start(store, &tls, false)
+}
+
 #[test]
 fn a_sender_presents_an_encrypted_client_key_with_its_password_from_a_file_or_the_environment() {
     let dir = scratch_dir("cli-encrypted-client-key");
     let (key, password) = encrypted(&dir, "client", KeyForm::Traditional);
     let store = dir.join("inbox");
-    let (cert, server_key, ca) = (
-        cert_path("server.pem"),
-        cert_path("server.key"),
-        cert_path("ca.pem"),
-    );
-    let listener = ListenProc::start(
-        &store,
-        &[
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &server_key,
-            "--tls-client-ca",
-            &ca,
-        ],
-        false,
-    );
+    let listener = client_auth_listener(&store);
     let addr = listener.addr.clone();
     let client = cert_path("client.pem");
     let identity = ["--tls-cert", &client, "--tls-key", &key];
@@ -250,23 +252,8 @@ fn a_relay_forwards_over_tls_with_an_encrypted_downstream_key_and_logs_each_hand
     let dir = scratch_dir("cli-relay-encrypted-key");
     let (key, password) = encrypted(&dir, "client", KeyForm::Pkcs8);
     let downstream_store = dir.join("downstream");
-    let (cert, server_key, ca) = (
-        cert_path("server.pem"),
-        cert_path("server.key"),
-        cert_path("ca.pem"),
-    );
-    let downstream = ListenProc::start(
-        &downstream_store,
-        &[
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &server_key,
-            "--tls-client-ca",
-            &ca,
-        ],
-        false,
-    );
+    let downstream = client_auth_listener(&downstream_store);
+    let ca = cert_path("ca.pem");
     let to = downstream.addr.clone();
     let spool = path_text(dir.join("spool"));
     let client = cert_path("client.pem");

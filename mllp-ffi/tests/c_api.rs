@@ -658,19 +658,16 @@ fn talk_tls(
 /// Checks `tls_test`'s `STATS key=value ...` line against what [`talk_tls`] sent.
 #[cfg(feature = "tls")]
 fn check_tls_stats(stats: &str) -> Result<(), String> {
-    let want = [
-        ("pem", 2),
-        ("p12", 2),
-        ("calls", 4),
-        ("tls_failures", 0),
-        ("bad_info", 0),
-    ];
-    for (key, n) in want {
-        if stat(stats, key)? != n {
-            return Err(format!("{key} should be {n}: STATS {stats}"));
-        }
-    }
-    Ok(())
+    expect_stats(
+        stats,
+        &[
+            ("pem", 2),
+            ("p12", 2),
+            ("calls", 4),
+            ("tls_failures", 0),
+            ("bad_info", 0),
+        ],
+    )
 }
 
 /// Runs `tls_client_auth_test`: with the `tls` feature, makes its files in `scratch`, starts
@@ -953,14 +950,21 @@ fn talk_client_auth(
 /// another CA twice, expired, TLS 1.2).
 #[cfg(feature = "tls")]
 fn check_client_auth_stats(stats: &str) -> Result<(), String> {
-    let want = [
-        ("calls", 6),
-        ("subject_ok", 6),
-        ("aa", 6),
-        ("bad_info", 0),
-        ("tls_failures", 5),
-    ];
-    for (key, n) in want {
+    expect_stats(
+        stats,
+        &[
+            ("calls", 6),
+            ("subject_ok", 6),
+            ("aa", 6),
+            ("bad_info", 0),
+            ("tls_failures", 5),
+        ],
+    )
+}
+
+/// Checks that each `key` of a `STATS key=value ...` line has the value wanted.
+fn expect_stats(stats: &str, want: &[(&str, u64)]) -> Result<(), String> {
+    for &(key, n) in want {
         if stat(stats, key)? != n {
             return Err(format!("{key} should be {n}: STATS {stats}"));
         }
@@ -979,22 +983,19 @@ fn stat(stats: &str, key: &str) -> Result<u64, String> {
 
 /// Checks the C listener's `STATS key=value ...` line against what [`talk`] sent.
 fn check_stats(stats: &str) -> Result<(), String> {
-    let get = |key: &str| stat(stats, key);
-    let want = [
-        ("calls", 8),
-        ("messages", 8),
-        ("aa", 5),
-        ("ae", 2),
-        ("ar", 1),
-        ("connections", 3),
-        ("bad_info", 0),
-    ];
-    for (key, n) in want {
-        if get(key)? != n {
-            return Err(format!("{key} should be {n}: STATS {stats}"));
-        }
-    }
-    if get("max_in_flight")? < 2 {
+    expect_stats(
+        stats,
+        &[
+            ("calls", 8),
+            ("messages", 8),
+            ("aa", 5),
+            ("ae", 2),
+            ("ar", 1),
+            ("connections", 3),
+            ("bad_info", 0),
+        ],
+    )?;
+    if stat(stats, "max_in_flight")? < 2 {
         return Err(format!("callbacks never overlapped: STATS {stats}"));
     }
     Ok(())

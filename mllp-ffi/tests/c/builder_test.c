@@ -3,17 +3,6 @@
  * builds with the defaults). NULL handles are refused by every setter. */
 #include "check.h"
 
-/* Checks that `expr` returns `want` and leaves a last-error text mentioning `text`. */
-#define REFUSES(expr, want, text)                                                \
-    do {                                                                         \
-        CHECK_RC(expr, want);                                                    \
-        if (strstr(last_error(), text) == NULL) {                                \
-            fprintf(stderr, "%s:%d: %s: last error \"%s\" lacks \"%s\"\n",       \
-                    __FILE__, __LINE__, #expr, last_error(), text);              \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
 static void framing(void) {
     mllp_framing *f = new_framing();
     static const uint8_t vt[] = {0x0b}, end[] = {0x1c, 0x0d}, nine[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};

@@ -31,6 +31,17 @@
         }                                                                        \
     } while (0)
 
+/* `expr` returns `want` and the last-error text contains `text`. */
+#define REFUSES(expr, want, text)                                                \
+    do {                                                                         \
+        CHECK_RC(expr, want);                                                    \
+        if (strstr(last_error(), text) == NULL) {                                \
+            fprintf(stderr, "%s:%d: %s: last error \"%s\" lacks \"%s\"\n",       \
+                    __FILE__, __LINE__, #expr, last_error(), text);              \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+
 /* Whether `hay` (hay_len bytes) contains the NUL-terminated `needle`. */
 static inline int contains(const void *hay, size_t hay_len, const char *needle) {
     size_t n = strlen(needle);
@@ -52,6 +63,23 @@ static inline const char *last_error(void) {
         exit(1);
     }
     return text;
+}
+
+/* Whether this build has TLS: a TLS sender can be created. */
+static inline int tls_built(void) {
+    mllp_sender_builder *b = NULL;
+    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
+    CHECK_RC(mllp_sender_builder_set_tls(b, 1), MLLP_OK);
+    mllp_sender *s = NULL;
+    mllp_result rc = mllp_sender_builder_build(b, "127.0.0.1:9", &s);
+    mllp_sender_builder_free(b);
+    if (rc == MLLP_OK) {
+        mllp_sender_free(s);
+        return 1;
+    }
+    CHECK_RC(rc, MLLP_CONFIG);
+    CHECK(strstr(last_error(), "no TLS support") != NULL);
+    return 0;
 }
 
 /* New framing settings with the defaults. */

@@ -18,16 +18,6 @@
 
 #include "check.h"
 
-#define REFUSES(expr, want, text)                                                \
-    do {                                                                         \
-        CHECK_RC(expr, want);                                                    \
-        if (strstr(last_error(), text) == NULL) {                                \
-            fprintf(stderr, "%s:%d: %s: last error \"%s\" lacks \"%s\"\n",       \
-                    __FILE__, __LINE__, #expr, last_error(), text);              \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
 static const char msg[] = "MSH|^~\\&|A|B|C|D|1||ADT^A01|K1|P|2.5\rPID|1\r";
 
 typedef struct {

@@ -35,17 +35,6 @@
 
 #include "check.h"
 
-/* `expr` returns `want` and the last-error text contains `text`. */
-#define REFUSES(expr, want, text)                                                \
-    do {                                                                         \
-        CHECK_RC(expr, want);                                                    \
-        if (strstr(last_error(), text) == NULL) {                                \
-            fprintf(stderr, "%s:%d: %s: last error \"%s\" lacks \"%s\"\n",       \
-                    __FILE__, __LINE__, #expr, last_error(), text);              \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
 static char certs[1024], scratch[1024];
 
 /* The path of `name` in `dir`, in one of 8 rotating buffers: valid until 8 more calls, enough
@@ -102,6 +91,17 @@ static mllp_disposition on_message(void *userdata, const mllp_message_info *info
     return MLLP_DISPOSITION_ACCEPT;
 }
 
+/* Builds a listener answering with `on_message` for `a` on a free loopback port (set in
+ * `port`), frees the builder and starts it on a thread. */
+static mllp_listener *start(mllp_listener_builder *b, app *a, uint16_t *port) {
+    mllp_listener *l = NULL;
+    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, a, &l), MLLP_OK);
+    mllp_listener_builder_free(b);
+    CHECK_RC(mllp_listener_local_port(l, port), MLLP_OK);
+    CHECK_RC(mllp_listener_start(l), MLLP_OK);
+    return l;
+}
+
 /* --- Always: the setters refuse what they cannot use. ------------------------------------- */
 
 static void setter_errors(void) {
@@ -149,23 +149,6 @@ static void setter_errors(void) {
            "client CA without an identity and a reload of a plain listener refused\n");
 }
 
-/* Whether this build has TLS: a TLS sender can be created. */
-static int tls_built(void) {
-    mllp_sender_builder *b = NULL;
-    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
-    CHECK_RC(mllp_sender_builder_set_tls(b, 1), MLLP_OK);
-    mllp_sender *s = NULL;
-    mllp_result rc = mllp_sender_builder_build(b, "127.0.0.1:9", &s);
-    mllp_sender_builder_free(b);
-    if (rc == MLLP_OK) {
-        mllp_sender_free(s);
-        return 1;
-    }
-    CHECK_RC(rc, MLLP_CONFIG);
-    CHECK(strstr(last_error(), "no TLS support") != NULL);
-    return 0;
-}
-
 /* --- The pending-handshake limit. ---------------------------------------------------------- */
 
 /* A blocking TCP connection to 127.0.0.1:port that waits at most 30 s for data. */
@@ -195,12 +178,8 @@ static void pending_handshake_limit(void) {
              MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_max_handshakes(b, 1), MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_handshake_timeout_ms(b, 600000), MLLP_OK);
-    mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_OK);
-    mllp_listener_builder_free(b);
     uint16_t port = 0;
-    CHECK_RC(mllp_listener_local_port(l, &port), MLLP_OK);
-    CHECK_RC(mllp_listener_start(l), MLLP_OK);
+    mllp_listener *l = start(b, &a, &port);
 
     int first = tcp_connect(port);
     int second = tcp_connect(port);
@@ -372,12 +351,8 @@ static void client_auth_listener(void) {
     CHECK_RC(mllp_listener_builder_set_max_handshakes(b, 8), MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_ack_policy(b, MLLP_ACK_POLICY_ORIGINAL), MLLP_OK);
     CHECK_RC(mllp_listener_builder_set_shutdown_grace_ms(b, 5000), MLLP_OK);
-    mllp_listener *l = NULL;
-    CHECK_RC(mllp_listener_builder_build(b, "127.0.0.1:0", on_message, &a, &l), MLLP_OK);
-    mllp_listener_builder_free(b);
     uint16_t port = 0;
-    CHECK_RC(mllp_listener_local_port(l, &port), MLLP_OK);
-    CHECK_RC(mllp_listener_start(l), MLLP_OK);
+    mllp_listener *l = start(b, &a, &port);
     snprintf(auth_address, sizeof auth_address, "127.0.0.1:%u", (unsigned)port);
 
     served(&a, "client", "AUTH1");

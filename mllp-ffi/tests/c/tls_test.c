@@ -74,23 +74,6 @@ static void identity_setter_errors(void) {
     printf("TLS setters: NULL names and missing files refused at once\n");
 }
 
-/* Whether this build has TLS: a TLS sender can be created. */
-static int tls_built(void) {
-    mllp_sender_builder *b = NULL;
-    CHECK_RC(mllp_sender_builder_new(&b), MLLP_OK);
-    CHECK_RC(mllp_sender_builder_set_tls(b, 1), MLLP_OK);
-    mllp_sender *s = NULL;
-    mllp_result rc = mllp_sender_builder_build(b, "127.0.0.1:9", &s);
-    mllp_sender_builder_free(b);
-    if (rc == MLLP_OK) {
-        mllp_sender_free(s);
-        return 1;
-    }
-    CHECK_RC(rc, MLLP_CONFIG);
-    CHECK(strstr(last_error(), "no TLS support") != NULL);
-    return 0;
-}
-
 /* --- The C sender against the Rust TLS listener. ------------------------------------------- */
 
 static char tls_address[64];
