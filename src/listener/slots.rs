@@ -17,11 +17,13 @@ const HANDLING: u8 = 1;
 /// Closed to make room for a newcomer: the connection must not start handling a message.
 const CLOSED: u8 = 2;
 
-/// Milliseconds since the first call, on the monotonic clock.
-fn now_ms() -> u64 {
+/// Microseconds since the first call, on the monotonic clock: fine enough that a frame
+/// completed just after another connection was accepted counts as later (in milliseconds the
+/// two could tie, and the tie would go to the older connection).
+fn now_us() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What a connection is doing, for making room for a new connection when every slot is taken.
@@ -36,7 +38,7 @@ pub(crate) struct Flags {
     /// Bytes other than white space have arrived since the last completed frame (a frame may
     /// be under way).
     pub(crate) receiving: AtomicBool,
-    /// When the connection last completed a frame (or was accepted), from [`now_ms`].
+    /// When the connection last completed a frame (or was accepted), from [`now_us`].
     last_frame: AtomicU64,
 }
 
@@ -45,7 +47,7 @@ impl Default for Flags {
         Flags {
             state: AtomicU8::new(IDLE),
             receiving: AtomicBool::new(false),
-            last_frame: AtomicU64::new(now_ms()),
+            last_frame: AtomicU64::new(now_us()),
         }
     }
 }
@@ -54,7 +56,7 @@ impl Flags {
     /// Records that a frame has just been completed (the only activity that counts against
     /// eviction).
     pub(crate) fn frame_completed(&self) {
-        self.last_frame.store(now_ms(), Ordering::Release);
+        self.last_frame.store(now_us(), Ordering::Release);
     }
 
     /// Marks the start of handling a message. Returns `false` when the connection has been
@@ -74,7 +76,7 @@ impl Flags {
 
     /// How long since the last completed frame.
     fn quiet_for(&self, now: u64) -> Duration {
-        Duration::from_millis(now.saturating_sub(self.last_frame.load(Ordering::Acquire)))
+        Duration::from_micros(now.saturating_sub(self.last_frame.load(Ordering::Acquire)))
     }
 
     /// Claims the connection for closing, unless it is handling a message.
@@ -183,10 +185,10 @@ impl Table {
         replace_single: bool,
         evict_after: Option<Duration>,
     ) -> Option<Victim> {
-        self.close_for_newcomer_at(replace_single, evict_after, now_ms())
+        self.close_for_newcomer_at(replace_single, evict_after, now_us())
     }
 
-    /// [`close_for_newcomer`](Self::close_for_newcomer) at `now` (from [`now_ms`]).
+    /// [`close_for_newcomer`](Self::close_for_newcomer) at `now` (from [`now_us`]).
     fn close_for_newcomer_at(
         &self,
         replace_single: bool,
@@ -316,7 +318,7 @@ mod tests {
     use std::net::TcpListener;
 
     /// A table of `quiet.len()` loopback connections whose last frames completed at the given
-    /// times (ms from [`now_ms`]'s epoch); the client side of each.
+    /// times (µs from [`now_us`]'s epoch); the client side of each.
     fn table(last_frames: &[u64]) -> (Table, Vec<Arc<Flags>>, Vec<TcpStream>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -338,6 +340,9 @@ mod tests {
         (table, flags, clients)
     }
 
+    /// One second in the table's unit (µs).
+    const S: u64 = 1_000_000;
+
     fn closed(client: &TcpStream) -> bool {
         let mut buf = [0u8; 1];
         matches!((&*client).read(&mut buf), Ok(0) | Err(_))
@@ -346,38 +351,69 @@ mod tests {
     #[test]
     fn the_longest_quiet_connection_past_the_threshold_is_evicted_in_order() {
         // Quiet for 3 s, 9 s and 6 s at t = 10 s; threshold 5 s.
-        let (table, _flags, clients) = table(&[7_000, 1_000, 4_000]);
+        let (table, _flags, clients) = table(&[7 * S, S, 4 * S]);
         let min = Some(Duration::from_secs(5));
-        let first = table.close_for_newcomer_at(false, min, 10_000).unwrap();
+        let first = table.close_for_newcomer_at(false, min, 10 * S).unwrap();
         assert_eq!((first.id, first.why), (1, Why::Evicted));
         assert_eq!(first.quiet, Duration::from_secs(9));
         assert!(closed(&clients[1]));
         table.remove(1);
-        let second = table.close_for_newcomer_at(false, min, 10_000).unwrap();
+        let second = table.close_for_newcomer_at(false, min, 10 * S).unwrap();
         assert_eq!((second.id, second.quiet), (2, Duration::from_secs(6)));
         table.remove(2);
         // The last one has been quiet 3 s: under the threshold, until time passes.
-        assert!(table.close_for_newcomer_at(false, min, 10_000).is_none());
-        assert!(table.close_for_newcomer_at(false, min, 11_999).is_none());
-        let third = table.close_for_newcomer_at(false, min, 12_000).unwrap();
+        assert!(table.close_for_newcomer_at(false, min, 10 * S).is_none());
+        assert!(table
+            .close_for_newcomer_at(false, min, 12 * S - 1)
+            .is_none());
+        let third = table.close_for_newcomer_at(false, min, 12 * S).unwrap();
         assert_eq!(third.id, 0);
     }
 
     #[test]
     fn a_connection_handling_a_message_is_never_evicted() {
-        let (table, flags, clients) = table(&[0, 1_000]);
+        let (table, flags, clients) = table(&[0, S]);
         let min = Some(Duration::from_secs(1));
         assert!(flags[0].begin_handling());
-        let victim = table.close_for_newcomer_at(false, min, 60_000).unwrap();
+        let victim = table.close_for_newcomer_at(false, min, 60 * S).unwrap();
         assert_eq!(victim.id, 1, "the handling one is passed over");
         table.remove(1);
-        assert!(table.close_for_newcomer_at(false, min, 60_000).is_none());
+        assert!(table.close_for_newcomer_at(false, min, 60 * S).is_none());
         assert!(!closed_now(&clients[0]));
         flags[0].end_handling();
         assert_eq!(
-            table.close_for_newcomer_at(false, min, 60_000).unwrap().id,
+            table.close_for_newcomer_at(false, min, 60 * S).unwrap().id,
             0
         );
+    }
+
+    #[test]
+    fn a_frame_completed_a_fraction_of_a_millisecond_later_counts_as_later() {
+        // A connection accepted, then another completing a frame 200 µs later: the first has
+        // gone longer without a frame (in milliseconds the two would usually tie, and a tie
+        // went to the older connection, which may be the busy one).
+        let accepted = Flags::default();
+        let busy = Flags::default();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+        busy.frame_completed();
+        let now = now_us();
+        assert!(
+            accepted.quiet_for(now) >= busy.quiet_for(now) + Duration::from_micros(200),
+            "{:?} {:?}",
+            accepted.quiet_for(now),
+            busy.quiet_for(now)
+        );
+        // The eviction order follows: the accepted one goes first.
+        let (table, _flags, clients) = table(&[5 * S + 300, 5 * S]);
+        let victim = table
+            .close_for_newcomer_at(false, Some(Duration::from_millis(1)), 6 * S)
+            .unwrap();
+        assert_eq!(victim.id, 1);
+        assert!(closed(&clients[1]));
+        assert!(!closed_now(&clients[0]));
     }
 
     #[test]
