@@ -156,12 +156,16 @@ fn keepalive_on_the_sending_side() {
         let mut stdin = send.stdin.take().unwrap();
         stdin.write_all(common::adt("S1").as_bytes()).unwrap();
         drop(stdin);
-        // The sender's end: the connection to the port whose local side is not the port.
+        // The sender's end: the connection to the port whose local side is not the port. The
+        // sender sets keepalive just after its connect completes (std connects before options
+        // can be set), so a connection seen in between has no timer yet: wait for it.
         let listening = format!("127.0.0.1:{port}");
         let mut theirs = None;
         common::eventually(LIMIT, || {
             theirs = established(port).into_iter().find(|c| c.local != listening);
-            theirs.is_some()
+            theirs
+                .as_ref()
+                .is_some_and(|c| want.is_none() || c.keepalive.is_some())
         });
         let theirs = theirs.expect("mllp send connected");
         go.send(()).unwrap();
